@@ -1,0 +1,61 @@
+# cronlane — entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PRESET ?= dev
+BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
+CTEST_ARGS ?=
+export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
+
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench lint format fuzz clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## Install missing Debian packages (quiet when nothing is missing)
+	@hack/deps.sh
+
+tools: deps ## Build/download etcd, kube-apiserver and Kafka into ~/.cache/cronlane (cached)
+	@tests/env/build-etcd.sh
+	@tests/env/build-kube.sh
+	@tests/env/fetch-kafka.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	@cmake --preset $(PRESET) >/dev/null
+
+build: deps $(BUILD_DIR)/CMakeCache.txt ## Build everything (binaries in build/bin/)
+	@cmake --build --preset $(PRESET)
+
+unit: build ## Run the unit tests only (no servers)
+	@ctest --test-dir $(BUILD_DIR) -L unit --output-on-failure $(CTEST_ARGS)
+
+test: build tools ## Install what is missing, build, and run every test (unit, integration, e2e)
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure $(CTEST_ARGS)
+
+integration: build tools ## Run the integration tests (starts and stops the local environment)
+	@ctest --test-dir $(BUILD_DIR) -L integration --output-on-failure $(CTEST_ARGS)
+
+env-up: deps tools ## Start the local apiserver + Kafka; writes .cronlane/env
+	@tests/env/up.sh
+
+env-down: ## Stop exactly what env-up started
+	@tests/env/down.sh
+
+env-status: ## Show whether the local environment is up
+	@tests/env/status.sh
+
+demo: build tools ## Bring up the environment and show sample tasks firing
+	@hack/demo.sh
+
+bench: deps ## Run the benchmarks (release build) and print medians
+	@cmake --preset release >/dev/null && cmake --build --preset release
+	@hack/bench.sh build-release
+
+lint: build ## clang-format check and clang-tidy
+	@hack/lint.sh $(BUILD_DIR)
+
+format: ## Reformat the C++ sources in place
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean: ## Remove build directories (the tool cache stays)
+	rm -rf build build-*

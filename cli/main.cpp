@@ -1,0 +1,36 @@
+// cronlane: the command-line tool (schedule preview, offline validation).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/next_command.h"
+#include "common/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cronlane: cron for Kubernetes, fired through Kafka"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("cronlane ") + cronlane::kVersion);
+
+  cronlane::cli::NextOptions next;
+  auto* next_cmd = app.add_subcommand("next", "Print the next fire times of a schedule");
+  next_cmd->add_option("--schedule,-s", next.schedule, "Cron expression (5 fields, or 6 with leading seconds)")
+      ->required();
+  next_cmd->add_option("--time-zone,-z", next.time_zone, "IANA time zone (default UTC)");
+  next_cmd->add_option("--from", next.from, "RFC 3339 instant to start after (default now)");
+  next_cmd->add_option("--count,-n", next.count, "How many fire times to print")->capture_default_str();
+  next_cmd->add_flag("--local", next.local, "Also print each time in the schedule's time zone");
+
+  auto* version_cmd = app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (*next_cmd) return cronlane::cli::RunNext(next, std::cout, std::cerr);
+  if (*version_cmd) {
+    std::cout << "cronlane " << cronlane::kVersion << "\n";
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,40 @@
+# Helpers shared by the per-directory CMakeLists.
+
+# Warnings for our own targets (not for third-party headers, which are SYSTEM).
+function(cronlane_warnings target)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual
+    -Wcast-align -Wnull-dereference -Wimplicit-fallthrough
+    -Wno-missing-field-initializers)  # designated initializers leave defaults on purpose
+endfunction()
+
+# cronlane_library(NAME SOURCES ... DEPS ...): a static library rooted at the repo
+# top, so includes read "common/status.h", "dispatcher/cron.h".
+function(cronlane_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  cronlane_warnings(${name})
+endfunction()
+
+# cronlane_test(NAME SOURCES ... DEPS ... LABEL unit|integration|e2e [FIXTURES ...])
+# A GoogleTest binary whose tests are discovered into ctest with a label.
+function(cronlane_test name)
+  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT" "SOURCES;DEPS;FIXTURES" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  cronlane_warnings(${name})
+  # Where tests find the repo (crds/, samples) and the built binaries.
+  target_compile_definitions(${name} PRIVATE
+    CRONLANE_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CRONLANE_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+  set(props LABELS ${ARG_LABEL} TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_FIXTURES)
+    list(APPEND props FIXTURES_REQUIRED "${ARG_FIXTURES}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
+endfunction()

@@ -1,0 +1,283 @@
+#include "common/kafka.h"
+
+#include <array>
+#include <mutex>
+#include <string>
+
+namespace cronlane::kafka {
+namespace {
+
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+};
+using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
+
+struct EventDeleter {
+  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
+};
+using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
+
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// Delivery errors are recorded per producer handle through the opaque pointer.
+struct ProducerState {
+  std::mutex mu;
+  rd_kafka_resp_err_t first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::string first_error_text;
+};
+
+void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR || opaque == nullptr) return;
+  auto* state = static_cast<ProducerState*>(opaque);
+  std::lock_guard lock(state->mu);
+  if (state->first_error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    state->first_error = msg->err;
+    state->first_error_text = rd_kafka_err2str(msg->err);
+  }
+}
+
+Result<ConfPtr> MakeConf(const Properties& props) {
+  ConfPtr conf(rd_kafka_conf_new());
+  std::array<char, 512> err{};
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
+      return InvalidArgument("kafka property " + k + ": " + err.data());
+    }
+  }
+  return conf;
+}
+
+}  // namespace
+
+void HandleDeleter::operator()(rd_kafka_t* rk) const {
+  auto* state = static_cast<ProducerState*>(rd_kafka_opaque(rk));
+  rd_kafka_destroy(rk);
+  delete state;
+}
+
+std::optional<std::string_view> Message::HeaderValue(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (h.name == name) return std::string_view(h.value);
+  }
+  return std::nullopt;
+}
+
+Status FromErrorCode(rd_kafka_resp_err_t err, std::string_view context) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+  std::string msg = std::string(context) + ": " + rd_kafka_err2str(err);
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      return DeadlineExceeded(std::move(msg));
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+      return NotFound(std::move(msg));
+    case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
+      return {StatusCode::kAlreadyExists, std::move(msg)};
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+      return FailedPrecondition(std::move(msg));
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_PARTITIONS:
+    case RD_KAFKA_RESP_ERR_INVALID_REPLICATION_FACTOR:
+      return InvalidArgument(std::move(msg));
+    default:
+      return Unavailable(std::move(msg));
+  }
+}
+
+Status FromError(rd_kafka_error_t* error) {
+  if (error == nullptr) return Status::Ok();
+  Status s = FromErrorCode(rd_kafka_error_code(error), rd_kafka_error_string(error));
+  if (rd_kafka_error_txn_requires_abort(error)) {
+    s = Status(StatusCode::kFailedPrecondition, s.message() + " (transaction must be aborted)");
+  }
+  if (rd_kafka_error_is_fatal(error)) {
+    s = Status(StatusCode::kFailedPrecondition, s.message() + " (fatal)");
+  }
+  rd_kafka_error_destroy(error);
+  return s;
+}
+
+Result<HandlePtr> NewProducer(const Properties& props) {
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  auto* state = new ProducerState();
+  rd_kafka_conf_set_opaque(conf->get(), state);
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &OnDelivery);
+  std::array<char, 512> err{};
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err.data(), err.size());
+  if (rk == nullptr) {
+    delete state;
+    return InvalidArgument(std::string("creating Kafka producer: ") + err.data());
+  }
+  (void)conf->release();  // owned by rk now
+  return HandlePtr(rk);
+}
+
+Result<HandlePtr> NewConsumer(const Properties& props) {
+  auto conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::array<char, 512> err{};
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err.data(), err.size());
+  if (rk == nullptr) return InvalidArgument(std::string("creating Kafka consumer: ") + err.data());
+  (void)conf->release();
+  rd_kafka_poll_set_consumer(rk);
+  return HandlePtr(rk);
+}
+
+Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+               std::string_view value, const std::vector<Header>& headers, int32_t partition) {
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& h : headers) {
+    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                        static_cast<ssize_t>(h.value.size()));
+  }
+  std::string topic_str(topic);
+  void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
+  size_t key_len = key ? key->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(key_ptr, key_len),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(hdrs);  // ownership passes to librdkafka only on success
+    return FromErrorCode(err, "producing to " + topic_str);
+  }
+  rd_kafka_poll(producer, 0);  // serve delivery reports
+  return Status::Ok();
+}
+
+Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(producer, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "flushing producer");
+  auto* state = static_cast<ProducerState*>(rd_kafka_opaque(producer));
+  if (state == nullptr) return Status::Ok();
+  std::lock_guard lock(state->mu);
+  if (state->first_error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    Status s = FromErrorCode(state->first_error, "message delivery");
+    state->first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status InitTransactions(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
+  return FromError(rd_kafka_init_transactions(producer, static_cast<int>(timeout.count())));
+}
+Status BeginTransaction(rd_kafka_t* producer) { return FromError(rd_kafka_begin_transaction(producer)); }
+Status CommitTransaction(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
+  return FromError(rd_kafka_commit_transaction(producer, static_cast<int>(timeout.count())));
+}
+Status AbortTransaction(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
+  return FromError(rd_kafka_abort_transaction(producer, static_cast<int>(timeout.count())));
+}
+
+Status Subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  return FromErrorCode(rd_kafka_subscribe(consumer, list.get()), "subscribing");
+}
+
+Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partitions, int64_t start_offset) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  std::string t(topic);
+  for (int32_t p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = start_offset;
+  }
+  return FromErrorCode(rd_kafka_assign(consumer, list.get()), "assigning " + t);
+}
+
+Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
+  if (!m) return std::optional<Message>();
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(m->err, std::string("consuming: ") + rd_kafka_message_errstr(m.get()));
+  }
+  Message out;
+  if (m->rkt != nullptr) out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->key != nullptr) out.key = std::string(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload != nullptr) out.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_timestamp_type_t ts_type;
+  out.timestamp_ms = rd_kafka_message_timestamp(m.get(), &ts_type);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* val = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      out.headers.push_back({name, val != nullptr ? std::string(static_cast<const char*>(val), size) : ""});
+    }
+  }
+  return std::optional<Message>(std::move(out));
+}
+
+Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, int replication_factor,
+                   const Properties& configs, bool ok_if_exists, std::chrono::milliseconds timeout) {
+  std::array<char, 512> err{};
+  std::string t(topic);
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err.data(), err.size());
+  if (nt == nullptr) return InvalidArgument("topic " + t + ": " + err.data());
+  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+  QueuePtr queue(rd_kafka_queue_new(client));
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), err.data(), err.size());
+  rd_kafka_CreateTopics(client, &nt, 1, opts, queue.get());
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_NewTopic_destroy(nt);
+
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
+  if (!ev) return DeadlineExceeded("creating topic " + t + ": no answer from the broker");
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(rd_kafka_event_error(ev.get()), "creating topic " + t);
+  }
+  const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev.get());
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
+  for (size_t i = 0; i < n; ++i) {
+    rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+    if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && ok_if_exists) continue;
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* why = rd_kafka_topic_result_error_string(results[i]);
+      return FromErrorCode(e, "creating topic " + t + (why != nullptr ? std::string(" (") + why + ")" : ""));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::chrono::milliseconds timeout) {
+  std::string t(topic);
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(client, t.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(client, 0, rkt, &md, static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "metadata for " + t);
+  Result<int32_t> out = NotFound("topic " + t + " does not exist");
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) out = md->topics[0].partition_cnt;
+  else if (md->topic_cnt == 1) out = FromErrorCode(md->topics[0].err, "metadata for " + t);
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+}  // namespace cronlane::kafka

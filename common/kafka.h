@@ -1,0 +1,101 @@
+#pragma once
+// Thin RAII layer over librdkafka's C API, shared by the dispatcher, the operator
+// and the workers. It owns handles and turns librdkafka errors into Status; it
+// adds no threads and no policy. All functions are safe to call from the thread
+// that owns the handle; librdkafka handles are themselves thread-safe except where
+// librdkafka documents otherwise (consumer poll from one thread at a time).
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cronlane::kafka {
+
+// librdkafka configuration properties ("bootstrap.servers", "acks", ...).
+using Properties = std::map<std::string, std::string>;
+
+struct HandleDeleter {
+  void operator()(rd_kafka_t* rk) const;
+};
+using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+
+struct Header {
+  std::string name;
+  std::string value;
+  bool operator==(const Header&) const = default;
+};
+
+struct Message {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::optional<std::string> key;
+  std::string value;
+  std::vector<Header> headers;
+  int64_t timestamp_ms = -1;  // broker or producer timestamp, -1 when absent
+
+  // The value of the first header with this name, if any.
+  std::optional<std::string_view> HeaderValue(std::string_view name) const;
+};
+
+// Creates a producer. Delivery reports are consumed internally; use Flush() to
+// wait for outstanding messages. Fails with InvalidArgument on a bad property.
+Result<HandlePtr> NewProducer(const Properties& props);
+
+// Creates a consumer with its poll queue redirected to the consumer queue, so
+// Poll() below sees messages. Set "group.id" for subscribe(); Assign() works
+// without a group too.
+Result<HandlePtr> NewConsumer(const Properties& props);
+
+// Produces one message (copies key, value and headers). Unavailable when the local
+// queue is full; the message is then not queued.
+Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+               std::string_view value, const std::vector<Header>& headers = {},
+               int32_t partition = RD_KAFKA_PARTITION_UA);
+
+// Waits until every queued message is delivered or failed, or the timeout passes.
+// Reports the first delivery error seen since the last Flush.
+Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout);
+
+// Transactions (the producer needs "transactional.id").
+Status InitTransactions(rd_kafka_t* producer, std::chrono::milliseconds timeout);
+Status BeginTransaction(rd_kafka_t* producer);
+Status CommitTransaction(rd_kafka_t* producer, std::chrono::milliseconds timeout);
+Status AbortTransaction(rd_kafka_t* producer, std::chrono::milliseconds timeout);
+
+// Subscribes a consumer to topics (consumer group required).
+Status Subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
+// Assigns all partitions [0, partitions) of a topic from the given start offset
+// (RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END or an absolute offset).
+Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partitions,
+                 int64_t start_offset = RD_KAFKA_OFFSET_BEGINNING);
+
+// Polls one message. Returns nullopt when nothing arrived within the timeout or the
+// event was a partition EOF; errors other than EOF are returned as Status.
+Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
+
+// Creates a topic through the admin API. AlreadyExists is reported as OK when
+// `ok_if_exists`. `configs` are topic configs such as {"cleanup.policy","compact"}.
+Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, int replication_factor,
+                   const Properties& configs = {}, bool ok_if_exists = true,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Number of partitions of a topic from cluster metadata; NotFound if it does not exist.
+Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Converts an rd_kafka_error_t (and destroys it) into a Status; OK for nullptr.
+Status FromError(rd_kafka_error_t* error);
+Status FromErrorCode(rd_kafka_resp_err_t err, std::string_view context);
+
+}  // namespace cronlane::kafka

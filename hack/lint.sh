@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# clang-format check (no changes) and clang-tidy over the project's C++ sources.
+set -euo pipefail
+build=${1:-build}
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files '*.cpp' '*.h')
+echo "clang-format: ${#files[@]} files"
+clang-format --dry-run -Werror "${files[@]}"
+mapfile -t srcs < <(git ls-files '*.cpp' | grep -v '^tests/')
+echo "clang-tidy: ${#srcs[@]} files"
+clang-tidy -p "$build" --quiet "${srcs[@]}" 2>/dev/null
+echo "lint: clean"

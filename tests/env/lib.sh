@@ -1,0 +1,37 @@
+# Shared helpers for tests/env scripts. Source after `set -euo pipefail`.
+ENV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.sh
+. "$ENV_DIR/versions.sh"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a long command with its output in a log file, printing a heartbeat every
+# 30 s so the user sees progress; on failure prints the log's tail.
+run_logged() {
+  local what=$1 logfile=$2; shift 2
+  log "$what (log: $logfile)"
+  local start=$SECONDS
+  ( "$@" ) >"$logfile" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && log "  ... $what: $((SECONDS - start))s"
+  done
+  if ! wait "$pid"; then
+    tail -30 "$logfile" >&2
+    die "$what failed; full log: $logfile"
+  fi
+  log "$what: done in $((SECONDS - start))s"
+}
+
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+  python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}

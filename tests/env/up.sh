@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Starts a real local Kubernetes control plane (etcd + kube-apiserver with TLS, RBAC
+# and an admin client-certificate kubeconfig) and a real single-node Kafka broker
+# (KRaft), all on free 127.0.0.1 ports with data on tmpfs; applies crds/; writes
+# $CRONLANE_STATE_DIR/env (shell syntax) for `. .cronlane/env`.
+#
+#   CRONLANE_STATE_DIR   where certs, logs and the env file go (default: <repo>/.cronlane)
+#   CRONLANE_WITH_KCM=1  also start kube-controller-manager (CronJob, ReplicaSet, GC)
+#
+# Idempotent: if the environment in the state dir is already up, it says so and exits 0.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+REPO=$(cd "$ENV_DIR/../.." && pwd)
+STATE=${CRONLANE_STATE_DIR:-$REPO/.cronlane}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+ENV_FILE=$STATE/env
+
+if [[ -f "$ENV_FILE" ]]; then
+  if "$ENV_DIR/status.sh" >/dev/null 2>&1; then
+    log "environment already up ($ENV_FILE)"
+    exit 0
+  fi
+  log "stale environment in $STATE: stopping what is left of it"
+  "$ENV_DIR/down.sh" >/dev/null 2>&1 || true
+fi
+
+# Tools first (cached after the first run).
+"$ENV_DIR/build-etcd.sh"
+"$ENV_DIR/build-kube.sh"
+"$ENV_DIR/fetch-kafka.sh"
+KUBE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin
+ETCD_BIN=$CRONLANE_CACHE/etcd-$ETCD_VERSION/bin/etcd
+KAFKA_LIBS=$CRONLANE_CACHE/kafka-$KAFKA_VERSION/libs
+command -v kubectl >/dev/null || die "kubectl is not on PATH"
+command -v java >/dev/null || die "java is not on PATH (make deps installs it)"
+
+# Data on tmpfs when there is one.
+SHM=/dev/shm
+[[ -d $SHM && -w $SHM ]] || SHM=$STATE
+DATA=$(mktemp -d "$SHM/cronlane-data.XXXXXX")
+LOGS=$STATE/logs
+CERTS=$STATE/certs
+rm -rf "$LOGS" "$CERTS"
+mkdir -p "$LOGS" "$CERTS"
+
+ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port)
+API_PORT=$(free_port)
+KAFKA_PORT=$(free_port); KAFKA_CONTROLLER_PORT=$(free_port)
+
+# The env file grows as components start, so down.sh can always stop what did start.
+write_env() {
+  {
+    echo "# Written by tests/env/up.sh; source it: . $ENV_FILE"
+    printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
+    printf 'export KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+    printf 'export KUBE_APISERVER_URL=%q\n' "https://127.0.0.1:$API_PORT"
+    printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
+    printf 'CRONLANE_DATA_DIR=%q\n' "$DATA"
+    printf 'CRONLANE_LOG_DIR=%q\n' "$LOGS"
+    printf 'ETCD_PID=%q\nETCD_LOG=%q\n' "${ETCD_PID:-}" "$LOGS/etcd.log"
+    printf 'APISERVER_PID=%q\nAPISERVER_LOG=%q\n' "${APISERVER_PID:-}" "$LOGS/kube-apiserver.log"
+    printf 'KCM_PID=%q\nKCM_LOG=%q\n' "${KCM_PID:-}" "$LOGS/kube-controller-manager.log"
+    printf 'KAFKA_PID=%q\nKAFKA_LOG=%q\n' "${KAFKA_PID:-}" "$LOGS/kafka.log"
+  } >"$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+write_env
+
+fail_component() {  # name logfile why
+  log "FAILED: $1 $3; last lines of its log ($2):"
+  tail -40 "$2" >&2 || true
+  "$ENV_DIR/down.sh" >/dev/null 2>&1 || true
+  die "$1 did not start; log: $2"
+}
+
+# start NAME LOG CMD...: starts a daemon in its own session, records its pid.
+start() {
+  local name=$1 logfile=$2; shift 2
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  echo $!
+}
+
+wait_for() {  # name logfile pid timeout_s check-cmd...
+  local name=$1 logfile=$2 pid=$3 timeout=$4; shift 4
+  local start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || fail_component "$name" "$logfile" "exited during start-up"
+    (( SECONDS - start > timeout )) && fail_component "$name" "$logfile" "was not ready after ${timeout}s"
+    sleep 0.5
+  done
+  log "$name ready on 127.0.0.1 in $((SECONDS - start))s"
+}
+
+# --- certificates ----------------------------------------------------------------
+log "making certificates in $CERTS"
+(
+  cd "$CERTS"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj "/CN=cronlane-local-ca" 2>/dev/null
+  cat >serving.ext <<EXT
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+extendedKeyUsage=serverAuth
+EXT
+  openssl req -newkey rsa:2048 -nodes -keyout serving.key -out serving.csr -subj "/CN=kube-apiserver" 2>/dev/null
+  openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out serving.crt -days 3650 -extfile serving.ext 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >client.ext
+  openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=cronlane-admin" 2>/dev/null
+  openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 3650 -extfile client.ext 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout kcm.key -out kcm.csr -subj "/CN=system:kube-controller-manager" 2>/dev/null
+  openssl x509 -req -in kcm.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kcm.crt -days 3650 -extfile client.ext 2>/dev/null
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+)
+
+# --- etcd ------------------------------------------------------------------------
+ETCD_PID=$(start etcd "$LOGS/etcd.log" "$ETCD_BIN" --name cronlane --data-dir "$DATA/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "cronlane=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --log-level warn \
+  --quota-backend-bytes 4294967296)
+write_env
+wait_for etcd "$LOGS/etcd.log" "$ETCD_PID" 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+# --- kube-apiserver --------------------------------------------------------------
+APISERVER_PID=$(start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --tls-cert-file "$CERTS/serving.crt" --tls-private-key-file "$CERTS/serving.key" \
+  --client-ca-file "$CERTS/ca.crt" \
+  --authorization-mode RBAC \
+  --service-account-issuer "https://127.0.0.1:$API_PORT/" \
+  --service-account-key-file "$CERTS/sa.pub" --service-account-signing-key-file "$CERTS/sa.key" \
+  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+  --disable-admission-plugins ServiceAccount \
+  --endpoint-reconciler-type none --enable-priority-and-fairness=false \
+  --event-ttl 1h)
+write_env
+wait_for kube-apiserver "$LOGS/kube-apiserver.log" "$APISERVER_PID" 120 \
+  curl -sf --cacert "$CERTS/ca.crt" --cert "$CERTS/admin.crt" --key "$CERTS/admin.key" \
+  "https://127.0.0.1:$API_PORT/readyz"
+
+KC=$STATE/kubeconfig
+kubectl config --kubeconfig "$KC" set-cluster cronlane-local --server "https://127.0.0.1:$API_PORT" \
+  --certificate-authority "$CERTS/ca.crt" --embed-certs=true >/dev/null
+kubectl config --kubeconfig "$KC" set-credentials cronlane-admin \
+  --client-certificate "$CERTS/admin.crt" --client-key "$CERTS/admin.key" --embed-certs=true >/dev/null
+kubectl config --kubeconfig "$KC" set-context cronlane-local --cluster cronlane-local --user cronlane-admin \
+  --namespace default >/dev/null
+kubectl config --kubeconfig "$KC" use-context cronlane-local >/dev/null
+
+if [[ "${CRONLANE_WITH_KCM:-0}" == 1 ]]; then
+  KCM_KC=$STATE/kcm.kubeconfig
+  kubectl config --kubeconfig "$KCM_KC" set-cluster local --server "https://127.0.0.1:$API_PORT" \
+    --certificate-authority "$CERTS/ca.crt" --embed-certs=true >/dev/null
+  kubectl config --kubeconfig "$KCM_KC" set-credentials kcm --client-certificate "$CERTS/kcm.crt" \
+    --client-key "$CERTS/kcm.key" --embed-certs=true >/dev/null
+  kubectl config --kubeconfig "$KCM_KC" set-context local --cluster local --user kcm >/dev/null
+  kubectl config --kubeconfig "$KCM_KC" use-context local >/dev/null
+  KCM_PID=$(start kube-controller-manager "$LOGS/kube-controller-manager.log" "$KUBE_BIN/kube-controller-manager" \
+    --kubeconfig "$KCM_KC" --authentication-kubeconfig "$KCM_KC" --authorization-kubeconfig "$KCM_KC" \
+    --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
+    --service-account-private-key-file "$CERTS/sa.key" --root-ca-file "$CERTS/ca.crt" \
+    --use-service-account-credentials=false \
+    --controllers "${CRONLANE_KCM_CONTROLLERS:-cronjob,job,replicaset,deployment,garbagecollector,namespace}")
+  write_env
+  wait_for kube-controller-manager "$LOGS/kube-controller-manager.log" "$KCM_PID" 60 \
+    grep -q "Started controller" "$LOGS/kube-controller-manager.log"
+fi
+
+# --- Kafka -----------------------------------------------------------------------
+KDIR=$DATA/kafka
+mkdir -p "$KDIR/logs"
+cat >"$STATE/kafka.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KDIR/logs
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=24
+transaction.abort.timed.out.transaction.cleanup.interval.ms=5000
+transaction.remove.expired.transaction.cleanup.interval.ms=60000
+PROPS
+cat >"$STATE/kafka-log4j.properties" <<'L4J'
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+L4J
+KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+  "-Dlog4j.configuration=file:$STATE/kafka-log4j.properties" -cp "$KAFKA_LIBS/*")
+"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+  -c "$STATE/kafka.properties" >"$LOGS/kafka-format.log" 2>&1 || fail_component kafka "$LOGS/kafka-format.log" "storage format failed"
+KAFKA_PID=$(start kafka "$LOGS/kafka.log" "${KAFKA_JAVA[@]}" kafka.Kafka "$STATE/kafka.properties")
+write_env
+wait_for kafka "$LOGS/kafka.log" "$KAFKA_PID" 120 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2
+
+# --- CRDs ------------------------------------------------------------------------
+if compgen -G "$REPO/crds/*.yaml" >/dev/null; then
+  kubectl --kubeconfig "$KC" apply -f "$REPO/crds/" >"$LOGS/crds.log" 2>&1 || {
+    cat "$LOGS/crds.log" >&2; "$ENV_DIR/down.sh" >/dev/null 2>&1 || true; die "applying crds/ failed"; }
+  kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s -f "$REPO/crds/" >/dev/null
+  log "CRDs from crds/ applied and established"
+fi
+
+log "environment up: . $ENV_FILE  (kube-apiserver :$API_PORT, kafka :$KAFKA_PORT)"

@@ -1,0 +1,8 @@
+# Pinned versions of the local test environment. Sourced by the scripts here.
+# Bumping one of these builds/downloads a new cache entry; old ones stay until removed.
+KUBE_VERSION=v1.33.13          # kube-apiserver + kube-controller-manager (kubectl 1.32 supports 1.31-1.33)
+KUBE_GO_TOOLCHAIN=go1.24.13    # the Go release line Kubernetes 1.33 is built with
+ETCD_VERSION=v3.5.21
+KAFKA_VERSION=3.9.1            # org.apache.kafka:kafka_2.13 from Maven Central
+KAFKA_SCALA=2.13
+CRONLANE_CACHE=${CRONLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cronlane}

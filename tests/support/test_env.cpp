@@ -1,0 +1,94 @@
+#include "tests/support/test_env.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+namespace cronlane::testing {
+
+namespace {
+std::string EnvFilePath() {
+  if (const char* p = std::getenv("CRONLANE_ENV_FILE")) return p;
+  return std::string(CRONLANE_TEST_STATE) + "/env";
+}
+
+// Reads lines of the form [export ]KEY=VALUE where VALUE is as written by bash's
+// printf %q (backslash escapes) or plain.
+std::map<std::string, std::string> LoadEnvFile(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("export ", 0) == 0) line = line.substr(7);
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string value;
+    for (size_t i = eq + 1; i < line.size(); ++i) {
+      if (line[i] == '\\' && i + 1 < line.size()) value += line[++i];
+      else if (line[i] != '\'' && line[i] != '"') value += line[i];
+    }
+    out[line.substr(0, eq)] = value;
+  }
+  return out;
+}
+}  // namespace
+
+const std::map<std::string, std::string>& TestEnv() {
+  static const std::map<std::string, std::string> env = LoadEnvFile(EnvFilePath());
+  if (env.empty()) {
+    ADD_FAILURE() << "no test environment at " << EnvFilePath()
+                  << "; integration tests need the env.up fixture (run them with ctest, or `make env-up` and "
+                     "CRONLANE_ENV_FILE=.cronlane/env)";
+  }
+  return env;
+}
+
+std::string EnvVar(const std::string& name) {
+  const auto& env = TestEnv();
+  auto it = env.find(name);
+  if (it == env.end()) {
+    ADD_FAILURE() << "test environment has no " << name;
+    return "";
+  }
+  return it->second;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+CommandResult Run(const std::string& command) {
+  CommandResult r;
+  std::string cmd = "bash -c " + ShellQuote(command) + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+CommandResult Kubectl(const std::string& args) {
+  return Run("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
+}
+
+std::string UniqueName(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+}  // namespace cronlane::testing

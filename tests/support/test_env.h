@@ -1,0 +1,33 @@
+#pragma once
+// Access to the real local environment (tests/env/up.sh) from integration tests.
+
+#include <map>
+#include <string>
+
+namespace cronlane::testing {
+
+// The variables of the env file written by tests/env/up.sh (KUBECONFIG,
+// KAFKA_BOOTSTRAP, ...). Fails the calling test (ADD_FAILURE) when it is missing.
+const std::map<std::string, std::string>& TestEnv();
+
+// TestEnv().at(name), or "" with a test failure.
+std::string EnvVar(const std::string& name);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs a shell command (bash -c) and captures its output.
+CommandResult Run(const std::string& command);
+
+// Runs kubectl against the test apiserver: "kubectl --kubeconfig <env> " + args.
+CommandResult Kubectl(const std::string& args);
+
+// A name unique to this process and call, for topics and objects.
+std::string UniqueName(const std::string& prefix);
+
+// Quotes a string for bash.
+std::string ShellQuote(const std::string& s);
+
+}  // namespace cronlane::testing

@@ -1,0 +1,44 @@
+#include "cli/next_command.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace cronlane::cli {
+namespace {
+
+TEST(CliNext, PrintsUtcInstantsStrictlyAfterFrom) {
+  std::ostringstream out, err;
+  NextOptions o{.schedule = "0 13 * * *", .time_zone = "", .from = "2026-03-09T13:00:00Z", .count = 3, .local = false};
+  EXPECT_EQ(RunNext(o, out, err), 0);
+  EXPECT_EQ(out.str(), "2026-03-10T13:00:00Z\n2026-03-11T13:00:00Z\n2026-03-12T13:00:00Z\n");
+  EXPECT_EQ(err.str(), "");
+}
+
+TEST(CliNext, LocalAddsTheZonedTime) {
+  std::ostringstream out, err;
+  NextOptions o{.schedule = "30 1 * * *", .time_zone = "America/New_York", .from = "2026-11-01T00:00:00Z",
+                .count = 2, .local = true};
+  EXPECT_EQ(RunNext(o, out, err), 0);
+  EXPECT_EQ(out.str(),
+            "2026-11-01T05:30:00Z  2026-11-01T01:30:00-04:00 (EDT)\n"
+            "2026-11-01T06:30:00Z  2026-11-01T01:30:00-05:00 (EST)\n");
+}
+
+TEST(CliNext, InvalidInputIsOneLineAndExitTwo) {
+  for (NextOptions o : {NextOptions{.schedule = "0 0 32 * *"}, NextOptions{.schedule = "* * * * *", .time_zone = "Nowhere/City"},
+                        NextOptions{.schedule = "* * * * *", .from = "tomorrow"},
+                        NextOptions{.schedule = "* * * * *", .count = 0}}) {
+    std::ostringstream out, err;
+    EXPECT_EQ(RunNext(o, out, err), 2) << o.schedule;
+    EXPECT_EQ(out.str(), "");
+    std::string e = err.str();
+    ASSERT_FALSE(e.empty());
+    EXPECT_EQ(e.find('\n'), e.size() - 1) << "exactly one line: " << e;
+    EXPECT_THAT(e, ::testing::StartsWith("cronlane next: "));
+  }
+}
+
+}  // namespace
+}  // namespace cronlane::cli
