@@ -1,6 +1,9 @@
 #include "common/kafka.h"
 
+#include <unistd.h>
+
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <string>
 
@@ -131,7 +134,14 @@ Result<HandlePtr> NewProducer(const Properties& props) {
   return HandlePtr(rk);
 }
 
-Result<HandlePtr> NewConsumer(const Properties& props) {
+Result<HandlePtr> NewConsumer(const Properties& in) {
+  Properties props = in;
+  if (props.find("group.id") == props.end()) {
+    static std::atomic<uint64_t> counter{0};
+    props["group.id"] = "cronlane-reader-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    props["enable.auto.commit"] = "false";
+    props.try_emplace("enable.auto.offset.store", "false");
+  }
   auto conf = MakeConf(props);
   if (!conf.ok()) return conf.status();
   std::array<char, 512> err{};

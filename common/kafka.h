@@ -53,8 +53,9 @@ struct Message {
 Result<HandlePtr> NewProducer(const Properties& props);
 
 // Creates a consumer with its poll queue redirected to the consumer queue, so
-// Poll() below sees messages. Set "group.id" for subscribe(); Assign() works
-// without a group too.
+// Poll() below sees messages. Set "group.id" for Subscribe(). Without one, the
+// consumer is a plain reader for AssignAll(): it gets a private group id and never
+// commits offsets (librdkafka's consumer API needs some group id even to assign).
 Result<HandlePtr> NewConsumer(const Properties& props);
 
 // Produces one message (copies key, value and headers). Unavailable when the local

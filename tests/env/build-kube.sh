@@ -18,7 +18,9 @@ for b in "${bins[@]}"; do [[ -x "$out/bin/$b" ]] || have_all=0; done
 mkdir -p "$out/bin"
 work=$(mktemp -d "$CRONLANE_CACHE/kube-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-export GOTOOLCHAIN=$KUBE_GO_TOOLCHAIN GOFLAGS=-mod=mod CGO_ENABLED=0
+# Go modules, build cache and the pinned toolchain live under the cronlane cache too.
+export GOMODCACHE=${CRONLANE_GOMODCACHE:-$CRONLANE_CACHE/go/mod} GOCACHE=${CRONLANE_GOCACHE:-$CRONLANE_CACHE/go/build}
+export GOTOOLCHAIN=$KUBE_GO_TOOLCHAIN GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0
 
 staging_version="v0.${KUBE_VERSION#v1.}"
 log "building Kubernetes $KUBE_VERSION with $KUBE_GO_TOOLCHAIN (first run only; several minutes)"

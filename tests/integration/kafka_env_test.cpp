@@ -26,7 +26,8 @@ std::vector<kafka::Message> ConsumeAll(const std::string& topic, int partitions,
   auto consumer = kafka::NewConsumer(props);
   EXPECT_TRUE(consumer.ok()) << consumer.status().ToString();
   if (!consumer.ok()) return {};
-  EXPECT_TRUE(kafka::AssignAll(consumer->get(), topic, partitions).ok());
+  auto assigned = kafka::AssignAll(consumer->get(), topic, partitions);
+  EXPECT_TRUE(assigned.ok()) << assigned.ToString();
   std::vector<kafka::Message> out;
   auto until = std::chrono::steady_clock::now() + deadline;
   while (out.size() < want && std::chrono::steady_clock::now() < until) {
@@ -101,7 +102,9 @@ TEST(KafkaEnv, ReadCommittedSeesOnlyCommittedTransactions) {
 }
 
 TEST(KafkaEnv, CompactedTopicCreation) {
-  auto producer = kafka::NewProducer(Base());
+  auto props = Base();
+  props["allow.auto.create.topics"] = "false";  // the local broker auto-creates for kcat users
+  auto producer = kafka::NewProducer(props);
   ASSERT_TRUE(producer.ok());
   std::string topic = UniqueName("env-compact");
   ASSERT_TRUE(kafka::CreateTopic(producer->get(), topic, 1, 1, {{"cleanup.policy", "compact"}}).ok());
