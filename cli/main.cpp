@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/next_command.h"
+#include "cli/validate_command.h"
 #include "common/version.h"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,11 @@ int main(int argc, char** argv) {
   next_cmd->add_option("--count,-n", next.count, "How many fire times to print")->capture_default_str();
   next_cmd->add_flag("--local", next.local, "Also print each time in the schedule's time zone");
 
+  cronlane::cli::ValidateOptions validate;
+  auto* validate_cmd = app.add_subcommand("validate", "Check ScheduledTask/WorkerPool manifests offline");
+  validate_cmd->add_option("paths", validate.paths, "Files or directories (*.yaml, *.yml; - for stdin)")->required();
+  validate_cmd->add_option("--output,-o", validate.output, "Output format: text or json")->capture_default_str();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -28,6 +34,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (*next_cmd) return cronlane::cli::RunNext(next, std::cout, std::cerr);
+  if (*validate_cmd) return cronlane::cli::RunValidate(validate, std::cout, std::cerr);
   if (*version_cmd) {
     std::cout << "cronlane " << cronlane::kVersion << "\n";
     return 0;

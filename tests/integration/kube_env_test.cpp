@@ -62,7 +62,7 @@ TEST(KubeEnv, SchemaRejectsBadInputAtApply) {
   ASSERT_EQ(Kubectl("create namespace " + ns).exit_code, 0);
   auto apply = [&ns](const std::string& spec) {
     std::string doc = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata:\n  name: bad\nspec:\n" + spec;
-    return cronlane::testing::Run("printf '%s' " + ShellQuote(doc) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
+    return RunShell("printf '%s' " + ShellQuote(doc) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
                " apply -n " + ns + " -f -");
   };
   auto tz = apply("  schedule: \"TZ=UTC 0 * * * *\"\n  target: {topic: t}\n");

@@ -69,7 +69,7 @@ std::string ShellQuote(const std::string& s) {
   return out + "'";
 }
 
-CommandResult Run(const std::string& command) {
+CommandResult RunShell(const std::string& command) {
   CommandResult r;
   std::string cmd = "bash -c " + ShellQuote(command) + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
@@ -83,7 +83,7 @@ CommandResult Run(const std::string& command) {
 }
 
 CommandResult Kubectl(const std::string& args) {
-  return Run("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
+  return RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
 }
 
 std::string UniqueName(const std::string& prefix) {

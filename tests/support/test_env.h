@@ -19,7 +19,7 @@ struct CommandResult {
 };
 
 // Runs a shell command (bash -c) and captures its output.
-CommandResult Run(const std::string& command);
+CommandResult RunShell(const std::string& command);
 
 // Runs kubectl against the test apiserver: "kubectl --kubeconfig <env> " + args.
 CommandResult Kubectl(const std::string& args);

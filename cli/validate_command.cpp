@@ -1,0 +1,242 @@
+#include "cli/validate_command.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <regex>
+#include <sstream>
+
+#include "cli/embedded_crds.h"
+#include "cli/schema.h"
+#include "common/limits.h"
+#include "dispatcher/cron.h"
+
+namespace cronlane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Problem {
+  std::string file;
+  int line = 0;
+  std::string kind;
+  std::string name;
+  std::string field;
+  std::string message;
+};
+
+// Kind -> served version -> openAPIV3Schema, for the cronlane.dev group.
+struct KnownKinds {
+  std::string group;
+  std::map<std::string, std::map<std::string, YAML::Node>> schemas;
+};
+
+const KnownKinds& Kinds() {
+  static const KnownKinds kinds = [] {
+    KnownKinds k;
+    for (std::string_view text : EmbeddedCrds()) {
+      YAML::Node crd = YAML::Load(std::string(text));
+      k.group = At(At(crd, "spec"), "group").as<std::string>();
+      std::string kind = At(At(At(crd, "spec"), "names"), "kind").as<std::string>();
+      for (const auto& v : At(At(crd, "spec"), "versions")) {
+        if (At(v, "served").as<bool>(true)) {
+          k.schemas[kind][At(v, "name").as<std::string>()] = At(At(v, "schema"), "openAPIV3Schema");
+        }
+      }
+    }
+    return k;
+  }();
+  return kinds;
+}
+
+int Line(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+
+// YAML to JSON, for the payload size as the operator will see it.
+nlohmann::json ToJson(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& kv : n) j[kv.first.as<std::string>()] = ToJson(kv.second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& e : n) j.push_back(ToJson(e));
+    return j;
+  }
+  if (!n.IsDefined() || n.IsNull()) return nullptr;
+  std::string type = ScalarJsonType(n);
+  if (type == "boolean") return n.as<bool>(false);
+  if (type == "integer") {
+    try {
+      return std::stoll(n.Scalar());
+    } catch (...) {
+    }
+  }
+  if (type == "number") {
+    try {
+      return std::stod(n.Scalar());
+    } catch (...) {
+    }
+  }
+  return n.Scalar();
+}
+
+void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>& schema_problems,
+                        std::vector<SchemaProblem>& out) {
+  auto has_problem = [&](const std::string& prefix) {
+    return std::any_of(schema_problems.begin(), schema_problems.end(),
+                       [&](const SchemaProblem& p) { return p.field.rfind(prefix, 0) == 0; });
+  };
+  const YAML::Node spec = At(doc, "spec");
+  if (!spec.IsMap()) return;
+  const YAML::Node schedule = At(spec, "schedule");
+  const YAML::Node tz = At(spec, "timeZone");
+  if (schedule.IsScalar() && !has_problem("spec.schedule") && !has_problem("spec.timeZone")) {
+    auto parsed = dispatcher::Schedule::Parse(schedule.Scalar(), tz.IsScalar() ? tz.Scalar() : "");
+    if (!parsed.ok()) {
+      const std::string& m = parsed.status().message();
+      if (m.rfind("timeZone: ", 0) == 0) {
+        out.push_back({"spec.timeZone", Line(tz), m.substr(10)});
+      } else {
+        out.push_back({"spec.schedule", Line(schedule), m});
+      }
+    }
+  }
+  const YAML::Node payload = At(spec, "payload");
+  if (payload.IsDefined() && !payload.IsNull()) {
+    size_t bytes = ToJson(payload).dump().size();
+    if (bytes > kMaxPayloadBytes) {
+      out.push_back({"spec.payload", Line(payload),
+                     "is " + std::to_string(bytes) + " bytes as JSON, over the limit of " +
+                         std::to_string(kMaxPayloadBytes)});
+    }
+  }
+}
+
+void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<Problem>& problems, int& checked) {
+  if (!doc.IsMap()) return;
+  const std::string api_version = At(doc, "apiVersion").IsScalar() ? At(doc, "apiVersion").Scalar() : "";
+  const std::string kind = At(doc, "kind").IsScalar() ? At(doc, "kind").Scalar() : "";
+  if (kind == "List" && At(doc, "items").IsSequence()) {
+    for (const auto& item : At(doc, "items")) CheckDocument(file, item, problems, checked);
+    return;
+  }
+  const KnownKinds& known = Kinds();
+  auto slash = api_version.find('/');
+  if (slash == std::string::npos || api_version.substr(0, slash) != known.group) return;  // not ours
+  ++checked;
+  const std::string version = api_version.substr(slash + 1);
+  const YAML::Node meta = At(doc, "metadata");
+  std::string name = meta.IsMap() && At(meta, "name").IsScalar() ? At(meta, "name").Scalar() : "";
+  auto add = [&](int line, std::string field, std::string message) {
+    problems.push_back({file, line, kind.empty() ? "<no kind>" : kind, name.empty() ? "<no name>" : name,
+                        std::move(field), std::move(message)});
+  };
+  auto kit = known.schemas.find(kind);
+  if (kit == known.schemas.end()) {
+    std::string names;
+    for (const auto& [k, _] : known.schemas) names += (names.empty() ? "" : ", ") + k;
+    add(Line(doc), "kind", "unknown kind \"" + kind + "\" in " + known.group + " (known: " + names + ")");
+    return;
+  }
+  auto vit = kit->second.find(version);
+  if (vit == kit->second.end()) {
+    add(Line(At(doc, "apiVersion")), "apiVersion", "version \"" + version + "\" of " + kind + " is not served");
+    return;
+  }
+  if (name.empty() && !(meta.IsMap() && At(meta, "generateName").IsDefined())) {
+    add(Line(doc), "metadata.name", "Required value");
+  } else if (!name.empty()) {
+    static const std::regex kDns1123Subdomain(R"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)");
+    if (name.size() > 253 || !std::regex_match(name, kDns1123Subdomain)) {
+      add(Line(At(meta, "name")), "metadata.name",
+          "\"" + name + "\" must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-', '.'; at most 253 characters)");
+    }
+  }
+  std::vector<SchemaProblem> sp;
+  ValidateAgainstSchema(vit->second, doc, "", sp);
+  std::vector<SchemaProblem> semantic;
+  if (kind == "ScheduledTask") CheckScheduledTask(doc, sp, semantic);
+  sp.insert(sp.end(), semantic.begin(), semantic.end());
+  std::stable_sort(sp.begin(), sp.end(), [](const SchemaProblem& a, const SchemaProblem& b) { return a.line < b.line; });
+  for (auto& p : sp) add(p.line, std::move(p.field), std::move(p.message));
+}
+
+}  // namespace
+
+int RunValidate(const ValidateOptions& opts, std::ostream& out, std::ostream& err) {
+  if (opts.output != "text" && opts.output != "json") {
+    err << "cronlane validate: --output must be text or json, got \"" << opts.output << "\"\n";
+    return 2;
+  }
+  if (opts.paths.empty()) {
+    err << "cronlane validate: give at least one file or directory\n";
+    return 2;
+  }
+  std::vector<std::string> files;
+  for (const auto& p : opts.paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
+        auto ext = it->path().extension();
+        if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(it->path().string());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(p, ec) || p == "-") {
+      files.push_back(p);
+    } else {
+      err << "cronlane validate: " << p << ": no such file or directory\n";
+      return 2;
+    }
+  }
+
+  std::vector<Problem> problems;
+  int checked = 0;
+  for (const auto& file : files) {
+    std::stringstream text;
+    if (file == "-") {
+      text << std::cin.rdbuf();
+    } else {
+      std::ifstream in(file);
+      if (!in) {
+        err << "cronlane validate: " << file << ": cannot read\n";
+        return 2;
+      }
+      text << in.rdbuf();
+    }
+    try {
+      for (const auto& doc : YAML::LoadAll(text.str())) CheckDocument(file, doc, problems, checked);
+    } catch (const YAML::Exception& e) {
+      problems.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "<yaml>", "<unparsed>", "",
+                          "YAML syntax error: " + e.msg});
+    }
+  }
+
+  if (opts.output == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& p : problems) {
+      j.push_back({{"file", p.file}, {"line", p.line}, {"kind", p.kind}, {"name", p.name}, {"field", p.field},
+                   {"message", p.message}});
+    }
+    out << j.dump(2) << "\n";
+  } else {
+    for (const auto& p : problems) {
+      out << p.file << ":" << p.line << ": " << p.kind << "/" << p.name << ": "
+          << (p.field.empty() ? "" : p.field + ": ") << p.message << "\n";
+    }
+  }
+  err << "cronlane validate: " << checked << " cronlane document(s) in " << files.size() << " file(s), "
+      << problems.size() << " problem(s)\n";
+  return problems.empty() ? 0 : 1;
+}
+
+}  // namespace cronlane::cli
