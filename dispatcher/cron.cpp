@@ -95,6 +95,10 @@ Result<FieldBits> ParseItem(std::string_view item, const FieldSpec& f) {
   bool single = false;
   if (range == "*" || range == "?") {
     out.star = true;
+  } else if (range.front() == '*' || range.front() == '?') {
+    // robfig/cron silently reads "*-5" as "*"; refuse it instead of guessing.
+    return InvalidArgument(std::string(f.name) + ": " + Quote(item) + " is not valid: " + std::string(1, range.front()) +
+                           " cannot start a range");
   } else if (range.empty()) {
     return InvalidArgument(std::string(f.name) + ": missing range before the step in " + Quote(item));
   } else {

@@ -95,6 +95,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"*/2/3 * * * *", "minute: too many slashes in \"*/2/3\""},
         ErrorCase{"1-2-3 * * * *", "minute: too many hyphens in \"1-2-3\""},
         ErrorCase{"5-3 * * * *", "minute: range 5-3 starts after it ends"},
+        ErrorCase{"*-5 * * * *", "minute: \"*-5\" is not valid: * cannot start a range"},
+        ErrorCase{"?-5/2 * * * *", "minute: \"?-5/2\" is not valid: ? cannot start a range"},
         ErrorCase{"/5 * * * *", "minute: missing range before the step in \"/5\""},
         ErrorCase{"1- * * * *", "minute: missing value"},
         ErrorCase{"-5 * * * *", "minute: missing value"},
