@@ -21,6 +21,9 @@ enum class StatusCode {
   kFailedPrecondition, // the system is not in a state to do this (e.g. fenced)
   kUnavailable,        // transient: network, broker or API server; retry with backoff
   kDeadlineExceeded,
+  kAborted,            // a concurrent change won (HTTP 409 on update): re-read and retry
+  kPermissionDenied,   // authentication or authorization refused (HTTP 401/403)
+  kExpired,            // a resourceVersion or offset is too old (HTTP 410 Gone): start over
   kInternal,
 };
 
@@ -49,6 +52,10 @@ inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
+inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
+inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status Expired(std::string m) { return {StatusCode::kExpired, std::move(m)}; }
 
 // Either a value or a non-OK Status.
 template <typename T>

@@ -1,0 +1,52 @@
+#pragma once
+// The clock seam. Production code takes a Clock& and never calls
+// std::chrono::*_clock::now() itself, so tests run on simulated time.
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace cronlane {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Wall-clock time (schedules, timestamps written to Kubernetes and Kafka).
+  virtual std::chrono::system_clock::time_point Now() const = 0;
+  // Monotonic time (timeouts, rate limits, lease renewals).
+  virtual std::chrono::steady_clock::time_point SteadyNow() const = 0;
+  // Blocks the calling thread for `d` of this clock's time.
+  virtual void SleepFor(std::chrono::nanoseconds d) = 0;
+};
+
+// The real clocks. Thread-safe.
+class RealClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override { return std::chrono::system_clock::now(); }
+  std::chrono::steady_clock::time_point SteadyNow() const override { return std::chrono::steady_clock::now(); }
+  void SleepFor(std::chrono::nanoseconds d) override;
+  // A process-wide instance.
+  static RealClock& Get();
+};
+
+// A clock that moves only when told to. SleepFor() advances it (single-threaded
+// tests) unless auto-advance is off, in which case it blocks until Advance() passes
+// the deadline. Thread-safe.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(std::chrono::system_clock::time_point start = std::chrono::system_clock::time_point{});
+  std::chrono::system_clock::time_point Now() const override;
+  std::chrono::steady_clock::time_point SteadyNow() const override;
+  void SleepFor(std::chrono::nanoseconds d) override;
+  void Advance(std::chrono::nanoseconds d);
+  void set_auto_advance(bool on);
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::chrono::nanoseconds elapsed_{0};
+  std::chrono::system_clock::time_point start_;
+  bool auto_advance_ = true;
+};
+
+}  // namespace cronlane

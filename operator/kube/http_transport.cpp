@@ -1,0 +1,154 @@
+// cpprestsdk's U() macro breaks fmt/spdlog: keep it off before any cpprest include.
+#define _TURN_OFF_PLATFORM_STRING
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <cpprest/producerconsumerstream.h>
+
+#include <boost/asio/ssl.hpp>
+#include <chrono>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "operator/kube/transport.h"
+
+namespace cronlane::kube {
+namespace {
+
+namespace http = web::http;
+namespace client = web::http::client;
+
+class TokenSource {
+ public:
+  TokenSource(std::string token, std::string file) : token_(std::move(token)), file_(std::move(file)) {}
+  std::string Get() {
+    if (file_.empty()) return token_;
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (cached_.empty() || now - read_at_ > std::chrono::minutes(1)) {
+      std::ifstream in(file_);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string t = ss.str();
+      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+      if (!t.empty()) cached_ = t;  // keep the old token if the file is mid-rotation
+      read_at_ = now;
+    }
+    return cached_;
+  }
+
+ private:
+  std::string token_;
+  std::string file_;
+  std::mutex mu_;
+  std::string cached_;
+  std::chrono::steady_clock::time_point read_at_;
+};
+
+class HttpTransport final : public Transport {
+ public:
+  HttpTransport(const KubeConfig& cfg, const HttpTransportOptions& opts)
+      : tokens_(cfg.token, cfg.token_file),
+        client_(cfg.server, MakeConfig(cfg, opts.request_timeout_seconds)),
+        stream_client_(cfg.server, MakeConfig(cfg, opts.stream_timeout_seconds)),
+        user_agent_(opts.user_agent) {}
+
+  Result<HttpResponse> Send(const HttpRequest& req) override {
+    try {
+      http::http_response resp = client_.request(MakeMessage(req)).get();
+      HttpResponse out;
+      out.status = resp.status_code();
+      out.body = resp.extract_utf8string(true).get();
+      return out;
+    } catch (const http::http_exception& e) {
+      return Unavailable(req.method + " " + PathOnly(req.path) + ": " + e.what());
+    } catch (const std::exception& e) {
+      return Unavailable(req.method + " " + PathOnly(req.path) + ": " + e.what());
+    }
+  }
+
+  Result<int> Stream(const HttpRequest& req, const std::function<bool(std::string_view)>& on_line, CancelToken& cancel,
+                     std::string* error_body) override {
+    pplx::cancellation_token_source cts;
+    int reg = cancel.Register([&cts] { cts.cancel(); });
+    struct Unreg {
+      CancelToken& c;
+      int id;
+      ~Unreg() { c.Unregister(id); }
+    } unreg{cancel, reg};
+    try {
+      http::http_response resp = stream_client_.request(MakeMessage(req), cts.get_token()).get();
+      int status = resp.status_code();
+      if (status < 200 || status >= 300) {
+        std::string body = resp.extract_utf8string(true).get();
+        if (error_body != nullptr) *error_body = std::move(body);
+        return status;
+      }
+      auto body = resp.body();
+      while (!cancel.cancelled()) {
+        concurrency::streams::container_buffer<std::string> line;
+        size_t n = body.read_line(line).get();
+        if (n == 0 && body.is_eof()) break;
+        if (!on_line(line.collection())) break;
+        if (body.is_eof()) break;
+      }
+      return status;
+    } catch (const pplx::task_canceled&) {
+      return 200;  // cancelled by the caller
+    } catch (const std::exception& e) {
+      if (cancel.cancelled()) return 200;
+      return Unavailable("watch " + PathOnly(req.path) + ": " + e.what());
+    }
+  }
+
+ private:
+  static std::string PathOnly(const std::string& p) { return p.substr(0, p.find('?')); }
+
+  static client::http_client_config MakeConfig(const KubeConfig& cfg, int timeout_seconds) {
+    client::http_client_config c;
+    c.set_timeout(std::chrono::seconds(timeout_seconds));
+    c.set_validate_certificates(!cfg.insecure_skip_tls_verify);
+    std::string ca = cfg.ca_pem, cert = cfg.client_cert_pem, key = cfg.client_key_pem;
+    c.set_ssl_context_callback([ca, cert, key](boost::asio::ssl::context& ctx) {
+      if (!ca.empty()) ctx.add_certificate_authority(boost::asio::buffer(ca.data(), ca.size()));
+      if (!cert.empty()) {
+        ctx.use_certificate_chain(boost::asio::buffer(cert.data(), cert.size()));
+        ctx.use_private_key(boost::asio::buffer(key.data(), key.size()), boost::asio::ssl::context::pem);
+      }
+    });
+    return c;
+  }
+
+  http::http_request MakeMessage(const HttpRequest& req) {
+    http::http_request msg(http::method(req.method));
+    msg.set_request_uri(req.path);
+    msg.headers().add("Accept", "application/json");
+    msg.headers().add("User-Agent", user_agent_);
+    std::string token = tokens_.Get();
+    if (!token.empty()) msg.headers().add("Authorization", "Bearer " + token);
+    if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+      msg.set_body(req.body, req.content_type.empty() ? "application/json" : req.content_type);
+    }
+    return msg;
+  }
+
+  TokenSource tokens_;
+  client::http_client client_;
+  client::http_client stream_client_;
+  std::string user_agent_;
+};
+
+}  // namespace
+
+Result<TransportPtr> NewHttpTransport(const KubeConfig& config, const HttpTransportOptions& options) {
+  if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
+    return InvalidArgument("Kubernetes server \"" + config.server + "\" is not an http(s) URL");
+  }
+  try {
+    return TransportPtr(std::make_unique<HttpTransport>(config, options));
+  } catch (const std::exception& e) {
+    return InvalidArgument(std::string("Kubernetes client: ") + e.what());
+  }
+}
+
+}  // namespace cronlane::kube
