@@ -1,0 +1,75 @@
+#pragma once
+// What the operator hands the dispatcher: task definitions, and the small interface
+// it feeds them through. No Kubernetes types here.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "dispatcher/cron.h"
+
+namespace cronlane::dispatcher {
+
+enum class CatchUpPolicy { kLatest, kAll, kNone };
+enum class ConcurrencyPolicy { kAllow, kForbid };
+
+struct TaskDefinition {
+  std::string id;         // stable unique id: the ScheduledTask's UID
+  std::string ns;         // namespace/name, for keys, sources and logs
+  std::string name;
+  int64_t generation = 0;
+  Instant created{};      // anchor of "@every" schedules
+  std::string schedule;
+  std::string time_zone;  // "" = UTC
+  bool suspend = false;
+  std::optional<int64_t> starting_deadline_seconds;
+  CatchUpPolicy catch_up = CatchUpPolicy::kLatest;
+  int max_catch_up = 100;
+  ConcurrencyPolicy concurrency = ConcurrencyPolicy::kAllow;
+  int jitter_seconds = 0;
+  std::string topic;      // "" = the operator's default topic
+  std::string key;        // "" = namespace/name
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string payload_json = "null";
+  int shards = 1;
+  int timeout_seconds = 0;
+  int max_attempts = 1;
+  int backoff_seconds = 10;
+
+  bool operator==(const TaskDefinition&) const = default;
+};
+
+// Why a task cannot be scheduled. `reason` is a CamelCase condition reason
+// (InvalidSchedule, UnknownTimeZone, InvalidTarget, PayloadTooLarge), `message`
+// names the field and the problem.
+struct TaskProblem {
+  std::string reason;
+  std::string message;
+};
+
+// Checks everything the dispatcher needs to fire the task. nullopt when it can.
+std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
+
+// What the dispatcher reports back about a task.
+struct TaskState {
+  std::optional<Instant> next_fire;  // none when suspended or never firing again
+  std::optional<Instant> last_fire;  // scheduled time of the last fired occurrence
+};
+
+// The operator's handle on the dispatcher. Implementations are thread-safe.
+class TaskSink {
+ public:
+  virtual ~TaskSink() = default;
+  // Adds or replaces a task (keyed by id). A task CheckTask() refuses is not
+  // scheduled: the call returns InvalidArgument and any previous version is removed.
+  virtual Result<TaskState> Upsert(const TaskDefinition& task) = 0;
+  // Stops firing a task. Unknown ids are ignored.
+  virtual void Remove(const std::string& id) = 0;
+  // Current state of a task, NotFound when unknown.
+  virtual Result<TaskState> State(const std::string& id) const = 0;
+};
+
+}  // namespace cronlane::dispatcher

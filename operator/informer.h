@@ -1,0 +1,232 @@
+#pragma once
+// An informer: list, then watch from the list's resourceVersion (with bookmarks),
+// relist on 410 Gone, jittered watch timeouts, capped exponential backoff on
+// errors; a cache of typed, trimmed objects keyed by "namespace/name"; and a
+// handler called with the key of every object that changed.
+//
+// The cache keeps only what `Transform` extracts (no JSON DOMs, no managedFields),
+// which is what keeps memory per object small at 100k objects.
+//
+// Threading: Run() blocks on the calling thread and calls handlers there. Get(),
+// Keys() and HasSynced() are safe from any thread.
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "operator/kube/client.h"
+
+namespace cronlane::op {
+
+using kube::Json;
+
+struct InformerOptions {
+  int page_size = 500;
+  std::chrono::seconds min_watch_timeout{300};  // a watch lasts a random time in [min, 2*min)
+  std::chrono::milliseconds initial_backoff{800};
+  std::chrono::milliseconds max_backoff{30000};
+};
+
+template <typename T>
+class Informer {
+ public:
+  // Extracts the cached form of an object; nullopt drops it (and counts a decode error).
+  using Transform = std::function<std::optional<T>(const Json& object)>;
+  // Called after the cache changed for `key`: `old` is null for a new object, `now`
+  // is null after a delete.
+  using Handler = std::function<void(const std::string& key, const T* old, const T* now)>;
+
+  Informer(kube::KubeClient& client, kube::ResourceRef resource, std::string ns, Transform transform, Clock& clock,
+           InformerOptions options = {})
+      : client_(client),
+        resource_(std::move(resource)),
+        ns_(std::move(ns)),
+        transform_(std::move(transform)),
+        clock_(clock),
+        options_(options),
+        rng_(std::random_device{}()) {}
+
+  void AddHandler(Handler h) { handlers_.push_back(std::move(h)); }
+
+  // Lists and watches until `cancel` fires.
+  void Run(CancelToken& cancel) {
+    auto backoff = options_.initial_backoff;
+    while (!cancel.cancelled()) {
+      Status s = ListAndReplace(cancel);
+      if (!s.ok()) {
+        last_error_ = s;
+        ++errors_;
+        if (cancel.WaitFor(Jittered(backoff))) return;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+      backoff = options_.initial_backoff;
+      // Watch until the resourceVersion expires, then relist.
+      while (!cancel.cancelled()) {
+        Status w = WatchOnce(cancel);
+        if (w.ok()) {
+          backoff = options_.initial_backoff;
+          continue;  // the server closed the watch at its timeout: watch again from rv_
+        }
+        last_error_ = w;
+        if (w.code() == StatusCode::kExpired) {
+          ++relists_;
+          break;
+        }
+        ++errors_;
+        if (cancel.WaitFor(Jittered(backoff))) return;
+        backoff = std::min(backoff * 2, options_.max_backoff);
+      }
+    }
+  }
+
+  bool HasSynced() const { return synced_.load(); }
+  std::optional<T> Get(const std::string& key) const {
+    std::shared_lock lock(mu_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<std::string> Keys() const {
+    std::shared_lock lock(mu_);
+    std::vector<std::string> out;
+    out.reserve(cache_.size());
+    for (const auto& [k, _] : cache_) out.push_back(k);
+    return out;
+  }
+  size_t Size() const {
+    std::shared_lock lock(mu_);
+    return cache_.size();
+  }
+  std::string ResourceVersion() const {
+    std::shared_lock lock(mu_);
+    return rv_;
+  }
+  uint64_t relists() const { return relists_.load(); }
+  uint64_t errors() const { return errors_.load(); }
+  uint64_t decode_errors() const { return decode_errors_.load(); }
+
+  static std::string KeyOf(const Json& object) {
+    const Json& m = object["metadata"];
+    std::string ns = m.contains("namespace") ? m["namespace"].get<std::string>() : "";
+    return ns.empty() ? m["name"].get<std::string>() : ns + "/" + m["name"].get<std::string>();
+  }
+
+ private:
+  std::chrono::milliseconds Jittered(std::chrono::milliseconds d) {
+    std::uniform_real_distribution<double> dist(1.0, 1.5);
+    return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * dist(rng_)));
+  }
+
+  Status ListAndReplace(CancelToken& cancel) {
+    std::map<std::string, T> fresh;
+    std::string cont;
+    std::string rv;
+    do {
+      std::string path = resource_.Path(ns_) + "?limit=" + std::to_string(options_.page_size);
+      if (!cont.empty()) path += "&continue=" + kube::UrlEscape(cont);
+      auto page = client_.Get(path);
+      if (!page.ok()) {
+        // An expired continue token means the list must start over.
+        return page.status();
+      }
+      for (const auto& item : (*page)["items"]) {
+        if (auto obj = transform_(item)) {
+          fresh.emplace(KeyOf(item), std::move(*obj));
+        } else {
+          ++decode_errors_;
+        }
+      }
+      const Json& meta = (*page)["metadata"];
+      cont = meta.contains("continue") && meta["continue"].is_string() ? meta["continue"].get<std::string>() : "";
+      rv = meta.value("resourceVersion", rv);
+      if (cancel.cancelled()) return Status::Ok();
+    } while (!cont.empty());
+
+    std::map<std::string, T> old;
+    {
+      std::unique_lock lock(mu_);
+      old.swap(cache_);
+      cache_ = fresh;
+      rv_ = rv;
+    }
+    synced_ = true;
+    for (const auto& [k, v] : old) {
+      if (fresh.count(k) == 0) Notify(k, &v, nullptr);
+    }
+    for (const auto& [k, v] : fresh) {
+      auto it = old.find(k);
+      Notify(k, it == old.end() ? nullptr : &it->second, &v);
+    }
+    return Status::Ok();
+  }
+
+  Status WatchOnce(CancelToken& cancel) {
+    std::uniform_int_distribution<int64_t> dist(options_.min_watch_timeout.count(),
+                                                2 * options_.min_watch_timeout.count() - 1);
+    std::string path = resource_.Path(ns_) + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
+                       kube::UrlEscape(ResourceVersion()) + "&timeoutSeconds=" + std::to_string(dist(rng_));
+    return client_.Watch(
+        path,
+        [this](std::string_view type, Json& object) {
+          std::string rv = object["metadata"].value("resourceVersion", "");
+          if (type == "BOOKMARK") {
+            std::unique_lock lock(mu_);
+            if (!rv.empty()) rv_ = rv;
+            return true;
+          }
+          std::string key = KeyOf(object);
+          std::optional<T> old;
+          std::optional<T> obj;
+          if (type != "DELETED") {
+            obj = transform_(object);
+            if (!obj) ++decode_errors_;
+          }
+          {
+            std::unique_lock lock(mu_);
+            auto it = cache_.find(key);
+            if (it != cache_.end()) old = std::move(it->second);
+            if (obj) cache_[key] = *obj;
+            else if (it != cache_.end()) cache_.erase(it);
+            if (!rv.empty()) rv_ = rv;
+          }
+          Notify(key, old ? &*old : nullptr, obj ? &*obj : nullptr);
+          return true;
+        },
+        cancel);
+  }
+
+  void Notify(const std::string& key, const T* old, const T* now) {
+    for (auto& h : handlers_) h(key, old, now);
+  }
+
+  kube::KubeClient& client_;
+  const kube::ResourceRef resource_;
+  const std::string ns_;
+  Transform transform_;
+  Clock& clock_;
+  const InformerOptions options_;
+  std::mt19937_64 rng_;
+  std::vector<Handler> handlers_;
+
+  mutable std::shared_mutex mu_;
+  std::map<std::string, T> cache_;
+  std::string rv_;
+  std::atomic<bool> synced_{false};
+  std::atomic<uint64_t> relists_{0};
+  std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> decode_errors_{0};
+  Status last_error_;
+};
+
+}  // namespace cronlane::op

@@ -1,0 +1,59 @@
+#pragma once
+// The ScheduledTask as the operator caches it: typed and trimmed (no JSON DOM, no
+// managedFields), with conversions from the API object and to a status patch.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dispatcher/task.h"
+#include "operator/kube/client.h"
+
+namespace cronlane::op {
+
+inline const kube::ResourceRef kScheduledTasks{"cronlane.dev", "v1alpha1", "scheduledtasks"};
+inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
+
+struct Condition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  std::string reason;
+  std::string message;
+  std::string last_transition_time;
+  int64_t observed_generation = 0;
+  bool operator==(const Condition&) const = default;
+};
+
+struct TaskStatus {
+  int64_t observed_generation = 0;
+  std::vector<Condition> conditions;
+  std::string last_schedule_time;  // RFC 3339, "" = unset
+  std::string next_schedule_time;
+  std::string last_successful_time;
+  int64_t fired_count = 0;
+  int64_t missed_count = 0;
+  bool operator==(const TaskStatus&) const = default;
+
+  const Condition* Find(const std::string& type) const;
+};
+
+struct ScheduledTask {
+  std::string ns;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  bool deleting = false;
+  dispatcher::TaskDefinition def;  // the spec, as the dispatcher takes it
+  TaskStatus status;
+};
+
+// Decodes an API object; nullopt if it lacks metadata or a spec (never for objects
+// the apiserver's schema admitted).
+std::optional<ScheduledTask> ScheduledTaskFromJson(const kube::Json& object);
+
+// The merge patch that sets `status` (unset fields become null, so they are removed).
+kube::Json StatusPatch(const TaskStatus& status);
+
+}  // namespace cronlane::op

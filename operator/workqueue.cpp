@@ -1,0 +1,111 @@
+#include "operator/workqueue.h"
+
+#include <algorithm>
+
+namespace cronlane::op {
+
+WorkQueue::WorkQueue(Clock& clock, Options options) : clock_(clock), options_(options) {}
+
+void WorkQueue::AddLocked(const std::string& key) {
+  if (shutdown_) return;
+  if (processing_.count(key) != 0) {
+    dirty_.insert(key);
+    return;
+  }
+  if (queued_.insert(key).second) {
+    queue_.push_back(key);
+    cv_.notify_one();
+  }
+}
+
+void WorkQueue::Add(const std::string& key) {
+  std::lock_guard lock(mu_);
+  delayed_.erase(key);
+  AddLocked(key);
+}
+
+void WorkQueue::AddAfter(const std::string& key, std::chrono::nanoseconds delay) {
+  if (delay.count() <= 0) return Add(key);
+  std::lock_guard lock(mu_);
+  if (shutdown_ || queued_.count(key) != 0) return;
+  auto when = clock_.SteadyNow() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay);
+  auto it = delayed_.find(key);
+  if (it == delayed_.end() || when < it->second) delayed_[key] = when;
+  cv_.notify_all();
+}
+
+void WorkQueue::AddRateLimited(const std::string& key) {
+  std::chrono::nanoseconds delay;
+  {
+    std::lock_guard lock(mu_);
+    int n = failures_[key]++;
+    auto d = options_.base_backoff * (int64_t{1} << std::min(n, 30));
+    delay = std::min<std::chrono::nanoseconds>(d, options_.max_backoff);
+  }
+  AddAfter(key, delay);
+}
+
+void WorkQueue::Forget(const std::string& key) {
+  std::lock_guard lock(mu_);
+  failures_.erase(key);
+}
+
+int WorkQueue::Retries(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = failures_.find(key);
+  return it == failures_.end() ? 0 : it->second;
+}
+
+void WorkQueue::PromoteDueLocked() {
+  auto now = clock_.SteadyNow();
+  for (auto it = delayed_.begin(); it != delayed_.end();) {
+    if (it->second <= now) {
+      std::string key = it->first;
+      it = delayed_.erase(it);
+      AddLocked(key);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<std::string> WorkQueue::Get() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    if (shutdown_) return std::nullopt;
+    PromoteDueLocked();
+    if (!queue_.empty()) {
+      std::string key = std::move(queue_.front());
+      queue_.pop_front();
+      queued_.erase(key);
+      processing_.insert(key);
+      return key;
+    }
+    if (delayed_.empty()) {
+      cv_.wait(lock);
+    } else {
+      // Delayed keys are due on the injected clock; re-check it often (a fake clock
+      // does not signal us).
+      cv_.wait_for(lock, std::chrono::milliseconds(10));
+    }
+  }
+}
+
+void WorkQueue::Done(const std::string& key) {
+  std::lock_guard lock(mu_);
+  processing_.erase(key);
+  if (dirty_.erase(key) != 0) AddLocked(key);
+}
+
+void WorkQueue::ShutDown() {
+  std::lock_guard lock(mu_);
+  shutdown_ = true;
+  cv_.notify_all();
+}
+
+size_t WorkQueue::Len() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+}  // namespace cronlane::op
