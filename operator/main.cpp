@@ -16,6 +16,7 @@
 #include "dispatcher/schedule_table.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
+#include "operator/leader_election.h"
 #include "operator/manager.h"
 
 namespace {
@@ -45,6 +46,9 @@ int main(int argc, char** argv) {
   std::string log_level = "info", log_format = "json";
   double qps = 20;
   int burst = 30, workers = 2;
+  bool leader_elect = false;
+  std::string lease_namespace, lease_name = "cronlane-operator";
+  double lease_duration = 15, renew_deadline = 10, retry_period = 2;
   app.add_option("--kubeconfig", kubeconfig, "Path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
       ->envname("CRONLANE_KUBECONFIG");
   app.add_option("--context", context, "kubeconfig context (default: current)")->envname("CRONLANE_CONTEXT");
@@ -72,7 +76,29 @@ int main(int argc, char** argv) {
       ->envname("CRONLANE_WORKERS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  app.add_flag("--leader-elect", leader_elect, "Run only while holding the leader Lease (for several replicas)")
+      ->envname("CRONLANE_LEADER_ELECT");
+  app.add_option("--leader-election-namespace", lease_namespace,
+                 "Namespace of the Lease (default: the kubeconfig's or service account's namespace)")
+      ->envname("CRONLANE_LEADER_ELECTION_NAMESPACE");
+  app.add_option("--leader-election-id", lease_name, "Name of the Lease")
+      ->envname("CRONLANE_LEADER_ELECTION_ID")
+      ->capture_default_str();
+  app.add_option("--leader-elect-lease-duration", lease_duration, "Seconds a standby waits before taking over")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--leader-elect-renew-deadline", renew_deadline, "Seconds the leader keeps trying to renew")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--leader-elect-retry-period", retry_period, "Seconds between acquire/renew attempts")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (leader_elect && !(renew_deadline < lease_duration && retry_period < renew_deadline)) {
+    std::cerr << "cronlane-operator: need --leader-elect-retry-period < --leader-elect-renew-deadline < "
+                 "--leader-elect-lease-duration\n";
+    return 2;
+  }
 
   if (Status s = SetupLogging(log_level, log_format, "operator"); !s.ok()) {
     std::cerr << "cronlane-operator: " << s.message() << "\n";
@@ -125,9 +151,26 @@ int main(int argc, char** argv) {
   });
   HttpServer health_server(health_addr);
   health_server.Handle("/healthz", [] { return HttpReply{200, "ok\n"}; });
+  std::unique_ptr<op::LeaderElector> elector;
+  if (leader_elect) {
+    using ms = std::chrono::milliseconds;
+    auto to_ms = [](double s) { return ms(static_cast<int64_t>(s * 1000)); };
+    elector = std::make_unique<op::LeaderElector>(
+        client, clock, events,
+        op::LeaderElectionConfig{.lease_namespace = lease_namespace.empty() ? cfg->default_namespace : lease_namespace,
+                                 .lease_name = lease_name,
+                                 .identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
+                                             std::to_string(clock.Now().time_since_epoch().count() % 1000000),
+                                 .lease_duration = to_ms(lease_duration),
+                                 .renew_deadline = to_ms(renew_deadline),
+                                 .retry_period = to_ms(retry_period)});
+  }
   health_server.Handle("/readyz", [&] {
+    if (elector && !elector->IsLeader()) return HttpReply{200, "ok (standby)\n"};
     return manager.Synced() ? HttpReply{200, "ok\n"} : HttpReply{503, "informer caches not synced\n"};
   });
+  metrics.Add("cronlane_leader", "1 while this replica holds the leader Lease (always 1 without --leader-elect)",
+              T::kGauge, [&] { return !elector || elector->IsLeader() ? 1.0 : 0.0; });
   for (HttpServer* srv : {&metrics_server, &health_server}) {
     if (Status s = srv->Start(); !s.ok()) {
       spdlog::error("{}", s.message());
@@ -146,7 +189,18 @@ int main(int argc, char** argv) {
 
   spdlog::info("cronlane-operator {} starting: API {} ({}), namespaces {}", kVersion, cfg->server, cfg->source,
                namespaces.empty() ? "all" : namespaces);
-  manager.Run(cancel);
+  if (!elector) {
+    manager.Run(cancel);
+    spdlog::info("stopped");
+    return 0;
+  }
+  spdlog::info("leader election on lease {}/{} as {}", lease_namespace.empty() ? cfg->default_namespace : lease_namespace,
+               lease_name, elector->identity());
+  bool lost = elector->Run(cancel, [&](CancelToken& leading) { manager.Run(leading); });
+  if (lost) {
+    // Kubernetes restarts us; we rejoin as a candidate with a fresh state.
+    return 1;
+  }
   spdlog::info("stopped");
   return 0;
 }

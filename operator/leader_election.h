@@ -1,0 +1,60 @@
+#pragma once
+// Leader election on a coordination.k8s.io/v1 Lease with client-go's semantics:
+// candidates try to acquire or renew every retry period; a lease is free when its
+// holder has not renewed it for lease-duration as *observed locally* (so clock skew
+// between replicas does not matter); a leader that cannot renew within the renew
+// deadline has lost the lease and must stop at once. On a clean shutdown the leader
+// releases the lease so a standby takes over without waiting.
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "operator/events.h"
+#include "operator/kube/client.h"
+
+namespace cronlane::op {
+
+struct LeaderElectionConfig {
+  std::string lease_namespace;
+  std::string lease_name = "cronlane-operator";
+  std::string identity;
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+};
+
+class LeaderElector {
+ public:
+  LeaderElector(kube::KubeClient& client, Clock& clock, EventRecorder& events, LeaderElectionConfig config);
+
+  // Campaigns until this candidate leads, then calls `lead(leading)` on a new thread
+  // and renews the lease. Returns when `cancel` fires (after releasing the lease) or
+  // when leadership is lost; `leading` is cancelled in both cases before returning.
+  // Returns true if this candidate ever led and lost the lease (the caller exits
+  // non-zero), false otherwise.
+  bool Run(CancelToken& cancel, const std::function<void(CancelToken& leading)>& lead);
+
+  bool IsLeader() const { return leader_.load(); }
+  const std::string& identity() const { return config_.identity; }
+
+ private:
+  // One acquire-or-renew attempt; OK when we hold the lease afterwards.
+  Status TryAcquireOrRenew();
+  void Release();
+
+  kube::KubeClient& client_;
+  Clock& clock_;
+  EventRecorder& events_;
+  LeaderElectionConfig config_;
+  std::atomic<bool> leader_{false};
+  // What we last saw of the lease, and when (our monotonic clock).
+  std::string observed_holder_;
+  std::string observed_renew_time_;
+  std::chrono::steady_clock::time_point observed_at_{};
+  kube::Json observed_;  // the whole object, for updates
+};
+
+}  // namespace cronlane::op
