@@ -57,6 +57,7 @@ write_env() {
     printf 'export KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
     printf 'export KUBE_APISERVER_URL=%q\n' "https://127.0.0.1:$API_PORT"
     printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
+    printf 'export KUBE_CA_FILE=%q\n' "$CERTS/ca.crt"
     printf 'CRONLANE_DATA_DIR=%q\n' "$DATA"
     printf 'CRONLANE_LOG_DIR=%q\n' "$LOGS"
     printf 'ETCD_PID=%q\nETCD_LOG=%q\n' "${ETCD_PID:-}" "$LOGS/etcd.log"
