@@ -42,6 +42,7 @@ const KnownKinds& Kinds() {
     KnownKinds k;
     for (std::string_view text : EmbeddedCrds()) {
       YAML::Node crd = YAML::Load(std::string(text));
+      if (At(crd, "kind").IsScalar() && At(crd, "kind").Scalar() != "CustomResourceDefinition") continue;
       k.group = At(At(crd, "spec"), "group").as<std::string>();
       std::string kind = At(At(At(crd, "spec"), "names"), "kind").as<std::string>();
       for (const auto& v : At(At(crd, "spec"), "versions")) {

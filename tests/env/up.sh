@@ -211,10 +211,10 @@ write_env
 wait_for kafka "$LOGS/kafka.log" "$KAFKA_PID" 120 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2
 
 # --- CRDs ------------------------------------------------------------------------
-if compgen -G "$REPO/crds/*.yaml" >/dev/null; then
-  kubectl --kubeconfig "$KC" apply -f "$REPO/crds/" >"$LOGS/crds.log" 2>&1 || {
+if [[ -f "$REPO/crds/kustomization.yaml" ]]; then
+  kubectl --kubeconfig "$KC" apply -k "$REPO/crds/" >"$LOGS/crds.log" 2>&1 || {
     cat "$LOGS/crds.log" >&2; "$ENV_DIR/down.sh" >/dev/null 2>&1 || true; die "applying crds/ failed"; }
-  kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s -f "$REPO/crds/" >/dev/null
+  kubectl --kubeconfig "$KC" wait --for condition=established --timeout=60s crd --all >/dev/null
   log "CRDs from crds/ applied and established"
 fi
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <iostream>
 #include <thread>
 
 #include "tests/support/corpus.h"
@@ -188,8 +189,12 @@ TEST_F(OperatorTest, OneLeaderAndFailoverAfterKill9) {
   // client-go semantics: the standby takes over once it has seen no renewal for the
   // lease duration (4 s), checking every retry period (1 s).
   ASSERT_TRUE(WaitUntil([&] { return leader(standby_port) == 1; }, 10s)) << standby.Log();
-  auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, 4s + 2 * 1s + 1s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::cout << "failover: standby became leader " << took.count() << " ms after kill -9\n";
+  // Bound: the lease duration after the last renewal the standby saw (which is up to
+  // one retry period old), plus one retry period to notice, plus slack for a loaded
+  // machine and the metrics poll.
+  EXPECT_LT(took, 4s + 2 * 1s + 3s);
   EXPECT_THAT(Jsonpath(ns_, "lease/cronlane-operator", "{.spec.holderIdentity}"),
               HasSubstr("_" + std::to_string(standby.pid()) + "_"));
   // The new leader reconciles.
