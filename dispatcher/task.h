@@ -20,6 +20,7 @@ struct TaskDefinition {
   std::string id;         // stable unique id: the ScheduledTask's UID
   std::string ns;         // namespace/name, for keys, sources and logs
   std::string name;
+  std::string source;     // CloudEvents source: the object's API path
   int64_t generation = 0;
   Instant created{};      // anchor of "@every" schedules
   std::string schedule;

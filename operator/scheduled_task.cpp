@@ -43,6 +43,7 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
   d.id = t.uid;
   d.ns = t.ns;
   d.name = t.name;
+  d.source = kScheduledTasks.Path(t.ns, t.name);
   d.generation = t.generation;
   if (auto created = dispatcher::ParseRfc3339(Str(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = Str(spec, "schedule");

@@ -1,0 +1,411 @@
+#include "dispatcher/dispatcher.h"
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <thread>
+
+namespace cronlane::dispatcher {
+namespace {
+
+using std::chrono::seconds;
+
+// FNV-1a: stable across processes and builds (std::hash is not).
+uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string Unix(Instant t) { return std::to_string(t.time_since_epoch().count()); }
+
+}  // namespace
+
+std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards) {
+  std::string id = task_id + ":" + Unix(scheduled);
+  if (shards > 1) id += ":" + std::to_string(shard);
+  return id;
+}
+
+std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds) {
+  if (jitter_seconds <= 0) return seconds{0};
+  uint64_t h = Fnv1a(Unix(scheduled), Fnv1a(task_id));
+  return seconds{static_cast<int64_t>(h % static_cast<uint64_t>(jitter_seconds + 1))};
+}
+
+std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled, std::chrono::seconds jitter,
+                                      const std::string& default_topic) {
+  std::vector<OutMessage> out;
+  out.reserve(static_cast<size_t>(t.shards));
+  const std::string topic = t.topic.empty() ? default_topic : t.topic;
+  const std::string key = t.key.empty() ? t.ns + "/" + t.name : t.key;
+  for (int shard = 0; shard < t.shards; ++shard) {
+    OutMessage m{topic, key, t.payload_json, {}};
+    m.headers = {{"ce_specversion", "1.0"},
+                 {"ce_id", OccurrenceId(t.id, scheduled, shard, t.shards)},
+                 {"ce_source", t.source},
+                 {"ce_type", "dev.cronlane.task.fired"},
+                 {"ce_time", FormatRfc3339(scheduled)},
+                 {"ce_subject", t.ns + "/" + t.name},
+                 {"content-type", "application/json"},
+                 {"ce_shardindex", std::to_string(shard)},
+                 {"ce_shardcount", std::to_string(t.shards)},
+                 {"ce_jitterseconds", std::to_string(jitter.count())},
+                 {"ce_maxattempts", std::to_string(t.max_attempts)},
+                 {"ce_backoffseconds", std::to_string(t.backoff_seconds)}};
+    if (t.timeout_seconds > 0) m.headers.push_back({"ce_timeoutseconds", std::to_string(t.timeout_seconds)});
+    for (const auto& [k, v] : t.headers) m.headers.push_back({k, v});
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Dispatcher::Dispatcher(Clock& clock, FireSink& sink, DispatcherObserver* observer, DispatcherOptions options)
+    : clock_(clock), sink_(sink), observer_(observer), options_(std::move(options)) {}
+
+Dispatcher::~Dispatcher() = default;
+
+Instant Dispatcher::Now() const { return std::chrono::floor<seconds>(clock_.Now()); }
+
+Status Dispatcher::Start() {
+  Status s = sink_.Init();
+  if (!s.ok()) return s;
+  auto cps = sink_.ReadCheckpoints();
+  if (!cps.ok()) return cps.status();
+  std::lock_guard lock(mu_);
+  restored_ = std::move(*cps);
+  started_ = true;
+  Instant now = Now();
+  for (auto& [id, e] : tasks_) {
+    if (auto it = restored_.find(id); it != restored_.end()) e.last_fired = Instant{seconds{it->second}};
+    ScheduleLocked(e, now);
+  }
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void Dispatcher::PushLocked(const std::string& id, Entry& e) {
+  ++e.version;
+  if (!e.next) return;
+  heap_.push({*e.next + JitterFor(id, *e.next, e.def.jitter_seconds), id, e.version});
+}
+
+void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
+  if (!started_ || e.def.suspend) {
+    e.next.reset();
+    ++e.version;
+    return;
+  }
+  // Resume after the last fired occurrence (missed ones are caught up per policy);
+  // a task never fired starts from now.
+  e.next = e.schedule.Next(e.last_fired ? *e.last_fired : now);
+  PushLocked(e.def.id, e);
+}
+
+Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
+  if (auto problem = CheckTask(task)) {
+    Remove(task.id);
+    return InvalidArgument(problem->reason + ": " + problem->message);
+  }
+  auto parsed = Schedule::Parse(task.schedule, task.time_zone);
+  if (!parsed.ok()) return parsed.status();
+  std::lock_guard lock(mu_);
+  Instant now = Now();
+  auto it = tasks_.find(task.id);
+  if (it == tasks_.end()) {
+    Entry e{task, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
+    if (auto r = restored_.find(task.id); r != restored_.end()) e.last_fired = Instant{seconds{r->second}};
+    it = tasks_.emplace(task.id, std::move(e)).first;
+    ScheduleLocked(it->second, now);
+  } else {
+    Entry& e = it->second;
+    const bool timing_changed = e.def.schedule != task.schedule || e.def.time_zone != task.time_zone ||
+                                e.def.jitter_seconds != task.jitter_seconds || e.def.created != task.created;
+    const bool resumed = e.def.suspend && !task.suspend;
+    e.def = task;
+    e.schedule = parsed->Anchored(task.created);
+    if (task.suspend) {
+      e.next.reset();
+      ++e.version;
+    } else if (resumed || !e.next) {
+      ScheduleLocked(e, now);  // from the last fired occurrence: the policy decides about missed ones
+    } else if (timing_changed) {
+      // A new schedule takes effect at its next occurrence; its past is not caught up.
+      Instant from = e.last_fired ? std::max(*e.last_fired, now) : now;
+      e.next = e.schedule.Next(from);
+      if (started_) PushLocked(e.def.id, e);
+    }
+  }
+  cv_.notify_all();
+  TaskState state;
+  state.next_fire = it->second.next;
+  state.last_fire = it->second.last_fired;
+  return state;
+}
+
+void Dispatcher::Remove(const std::string& id) {
+  std::lock_guard lock(mu_);
+  tasks_.erase(id);  // heap items become stale; pending occurrences are dropped at fire time
+}
+
+Result<TaskState> Dispatcher::State(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return NotFound("task " + id + " is not scheduled");
+  return TaskState{it->second.next, it->second.last_fired};
+}
+
+std::optional<Instant> Dispatcher::NextDue() const {
+  std::lock_guard lock(mu_);
+  if (heap_.empty()) return std::nullopt;
+  return heap_.top().fire_at;
+}
+
+DispatcherStats Dispatcher::Stats() const {
+  std::lock_guard lock(mu_);
+  DispatcherStats s = stats_;
+  s.tasks = tasks_.size();
+  s.pending = pending_.size();
+  return s;
+}
+
+std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::vector<Instant>& occ, Instant now,
+                                                   size_t dropped, std::optional<Instant> dropped_first) {
+  std::vector<Instant> fire;
+  std::vector<Instant> late;
+  std::vector<Instant> expired;  // past startingDeadlineSeconds
+  for (Instant t : occ) {
+    Instant fire_at = t + JitterFor(e.def.id, t, e.def.jitter_seconds);
+    if (e.def.starting_deadline_seconds && now - t > seconds{*e.def.starting_deadline_seconds}) {
+      expired.push_back(t);
+    } else if (now - fire_at > options_.late_threshold) {
+      late.push_back(t);
+    } else {
+      fire.push_back(t);
+    }
+  }
+  std::vector<Instant> skipped = expired;
+  std::string reason = "MissedSchedule";
+  std::string why = expired.empty() ? "" : "past startingDeadlineSeconds";
+  if (!late.empty()) {
+    switch (e.def.catch_up) {
+      case CatchUpPolicy::kNone:
+        skipped.insert(skipped.end(), late.begin(), late.end());
+        why = "catchUpPolicy None";
+        break;
+      case CatchUpPolicy::kLatest:
+        if (fire.empty()) {
+          fire.insert(fire.begin(), late.back());
+          skipped.insert(skipped.end(), late.begin(), late.end() - 1);
+        } else {
+          skipped.insert(skipped.end(), late.begin(), late.end());
+        }
+        why = "catchUpPolicy Latest fires only the most recent missed occurrence";
+        break;
+      case CatchUpPolicy::kAll: {
+        size_t keep = std::min(late.size(), static_cast<size_t>(std::max(1, e.def.max_catch_up)));
+        if (keep < late.size()) {
+          skipped.insert(skipped.end(), late.begin(), late.end() - static_cast<std::ptrdiff_t>(keep));
+          reason = "TooManyMissed";
+          why = "more than maxCatchUp=" + std::to_string(e.def.max_catch_up) + " missed occurrences";
+        }
+        fire.insert(fire.begin(), late.end() - static_cast<std::ptrdiff_t>(keep), late.end());
+        break;
+      }
+    }
+  }
+  if (dropped > 0) {
+    reason = "TooManyMissed";
+    why = "more than maxCatchUp=" + std::to_string(e.def.max_catch_up) + " missed occurrences";
+  }
+  if (!skipped.empty() || dropped > 0) {
+    std::sort(skipped.begin(), skipped.end());
+    const size_t total = skipped.size() + dropped;
+    const Instant first = dropped_first ? *dropped_first : skipped.front();
+    const Instant last = skipped.empty() ? *dropped_first : skipped.back();
+    stats_.skipped += total;
+    if (observer_ != nullptr) {
+      observer_->OnSkipped(e.def, static_cast<int>(total), first, last, reason,
+                           std::to_string(total) + " occurrence(s) from " + FormatRfc3339(first) + " to " +
+                               FormatRfc3339(last) + " not fired: " + why);
+    }
+  }
+  std::sort(fire.begin(), fire.end());
+  return fire;
+}
+
+size_t Dispatcher::CollectDue(Instant now) {
+  std::lock_guard lock(mu_);
+  size_t added = 0;
+  while (!heap_.empty() && heap_.top().fire_at <= now) {
+    HeapItem item = heap_.top();
+    heap_.pop();
+    auto it = tasks_.find(item.id);
+    if (it == tasks_.end() || it->second.version != item.version || !it->second.next) continue;
+    Entry& e = it->second;
+    // Every occurrence from e.next whose fire time has come, capped so a long outage
+    // of an every-second task stays cheap; the rest count as skipped.
+    std::vector<Instant> occ;
+    // The window holds maxCatchUp late occurrences plus one on time.
+    const size_t cap = static_cast<size_t>(std::max(1, e.def.max_catch_up)) + 1;
+    Instant t = *e.next;
+    std::optional<Instant> latest;
+    size_t beyond_cap = 0;
+    std::optional<Instant> first_beyond;
+    while (true) {
+      if (t + JitterFor(e.def.id, t, e.def.jitter_seconds) > now) break;
+      if (occ.size() < cap) {
+        occ.push_back(t);
+      } else {
+        // Keep the window at the most recent `cap` occurrences.
+        if (!first_beyond) first_beyond = occ.front();
+        occ.erase(occ.begin());
+        occ.push_back(t);
+        ++beyond_cap;
+      }
+      latest = t;
+      auto n = e.schedule.Next(t);
+      if (!n) break;
+      t = *n;
+      if (beyond_cap > 10'000'000) break;  // defensive: ~4 months of every-second
+    }
+    for (Instant f : ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond)) {
+      pending_.push_back({e.def.id, f, f + JitterFor(e.def.id, f, e.def.jitter_seconds)});
+      ++added;
+    }
+    e.next = latest ? e.schedule.Next(*latest) : e.next;
+    PushLocked(item.id, e);
+  }
+  if (added > 0) cv_.notify_all();
+  return added;
+}
+
+Status Dispatcher::FireOnce() {
+  std::vector<Occurrence> batch;
+  std::vector<OutMessage> messages;
+  std::map<std::string, int64_t> checkpoint_values;
+  std::map<std::string, TaskDefinition> defs;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_.empty()) return Status::Ok();
+    size_t n = std::min(pending_.size(), options_.max_batch_occurrences);
+    batch.assign(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    std::vector<Occurrence> kept;
+    for (const auto& o : batch) {
+      auto it = tasks_.find(o.task_id);
+      if (it == tasks_.end() || it->second.def.suspend) continue;  // deleted or suspended since
+      defs.emplace(o.task_id, it->second.def);
+      kept.push_back(o);
+    }
+    batch.swap(kept);
+  }
+  for (const auto& o : batch) {
+    const TaskDefinition& d = defs.at(o.task_id);
+    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic);
+    messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+    int64_t& cp = checkpoint_values[o.task_id];
+    cp = std::max(cp, o.scheduled.time_since_epoch().count());
+  }
+  if (batch.empty()) return Status::Ok();
+  std::vector<Checkpoint> checkpoints;
+  checkpoints.reserve(checkpoint_values.size());
+  for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({id, v});
+
+  Status s = sink_.Commit(messages, checkpoints);
+  std::vector<std::pair<TaskDefinition, std::pair<Instant, std::optional<Instant>>>> fired;
+  {
+    std::lock_guard lock(mu_);
+    if (!s.ok()) {
+      ++stats_.commit_failures;
+      pending_.insert(pending_.begin(), batch.begin(), batch.end());
+      if (s.code() == StatusCode::kFailedPrecondition) fenced_ = true;
+    } else {
+      ++stats_.commits;
+      stats_.fired += batch.size();
+      stats_.messages += messages.size();
+      for (const auto& o : batch) {
+        auto it = tasks_.find(o.task_id);
+        if (it == tasks_.end()) continue;
+        Entry& e = it->second;
+        if (!e.last_fired || *e.last_fired < o.scheduled) e.last_fired = o.scheduled;
+        fired.push_back({e.def, {o.scheduled, e.next}});
+      }
+    }
+  }
+  if (!s.ok()) {
+    if (fenced_ && observer_ != nullptr) observer_->OnFenced(s.message());
+    return s;
+  }
+  if (observer_ != nullptr) {
+    for (const auto& [def, t] : fired) observer_->OnFired(def, t.first, t.second);
+  }
+  return Status::Ok();
+}
+
+void Dispatcher::Run(CancelToken& cancel) {
+  int reg = cancel.Register([this] {
+    std::lock_guard lock(mu_);
+    cv_.notify_all();
+  });
+  std::thread timer([&] {
+    while (!cancel.cancelled()) {
+      CollectDue(Now());
+      std::unique_lock lock(mu_);
+      if (fenced_) break;
+      auto wake = std::chrono::milliseconds(200);
+      if (!heap_.empty()) {
+        auto until = std::chrono::duration_cast<std::chrono::milliseconds>(heap_.top().fire_at - clock_.Now());
+        // Wake exactly at the second boundary the next occurrence is due at.
+        wake = std::clamp(until, std::chrono::milliseconds(0), wake);
+      }
+      if (wake.count() > 0) cv_.wait_for(lock, wake);
+    }
+  });
+  auto backoff = options_.retry_backoff;
+  while (!cancel.cancelled()) {
+    {
+      std::unique_lock lock(mu_);
+      if (fenced_) break;
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return !pending_.empty() || cancel.cancelled(); });
+      if (pending_.empty()) continue;
+    }
+    Status s = FireOnce();
+    if (s.ok()) {
+      backoff = options_.retry_backoff;
+      continue;
+    }
+    if (s.code() == StatusCode::kFailedPrecondition) break;
+    // Before retrying, apply the catch-up policies to what is now late.
+    {
+      std::lock_guard lock(mu_);
+      std::map<std::string, std::vector<Instant>> by_task;
+      for (const auto& o : pending_) by_task[o.task_id].push_back(o.scheduled);
+      std::vector<Occurrence> rebuilt;
+      Instant now = Now();
+      for (auto& [id, occ] : by_task) {
+        auto it = tasks_.find(id);
+        if (it == tasks_.end()) continue;
+        for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
+          rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def.jitter_seconds)});
+        }
+      }
+      std::sort(rebuilt.begin(), rebuilt.end(),
+                [](const Occurrence& a, const Occurrence& b) { return a.scheduled < b.scheduled; });
+      pending_.swap(rebuilt);
+    }
+    if (cancel.WaitFor(backoff)) break;
+    backoff = std::min(backoff * 2, options_.max_retry_backoff);
+  }
+  {
+    std::lock_guard lock(mu_);
+    cv_.notify_all();
+  }
+  if (fenced_) cancel.Cancel();
+  timer.join();
+  cancel.Unregister(reg);
+}
+
+}  // namespace cronlane::dispatcher

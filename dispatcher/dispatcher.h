@@ -1,0 +1,150 @@
+#pragma once
+// The dispatcher: fires each task's occurrences on time, exactly once, into Kafka.
+//
+// - Tasks arrive through TaskSink (Upsert/Remove) from the operator.
+// - A timer thread pops due occurrences off a min-heap and appends them to a
+//   pending batch; it never touches the network.
+// - A fire thread commits the pending batch in one Kafka transaction: one message
+//   per occurrence and shard, plus one checkpoint per task (the scheduled time of
+//   its last fired occurrence). A failed commit is aborted by the sink and the
+//   batch is retried with backoff; occurrences keep their deterministic ids.
+// - Start() fences any previous leader (init_transactions) and restores the
+//   checkpoints; each task then resumes after its checkpoint, and occurrences it
+//   missed are caught up per catchUpPolicy, within startingDeadlineSeconds, at most
+//   maxCatchUp, with the rest reported as skipped.
+//
+// Thread-safe. No Kubernetes code: the operator observes through DispatcherObserver.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "dispatcher/fire_sink.h"
+#include "dispatcher/task.h"
+
+namespace cronlane::dispatcher {
+
+// One occurrence of a task: its scheduled time (the ce_time and checkpoint value)
+// and when it fires (scheduled time + the occurrence's jitter).
+struct Occurrence {
+  std::string task_id;
+  Instant scheduled;
+  Instant fire_at;
+};
+
+class DispatcherObserver {
+ public:
+  virtual ~DispatcherObserver() = default;
+  // After a commit: the task's occurrence at `scheduled` is in Kafka.
+  virtual void OnFired(const TaskDefinition& task, Instant scheduled, std::optional<Instant> next) = 0;
+  // Occurrences not fired: `count` of them between `first` and `last`; `reason` is
+  // a CamelCase reason (MissedSchedule, TooManyMissed) and `message` explains.
+  virtual void OnSkipped(const TaskDefinition& task, int count, Instant first, Instant last, const std::string& reason,
+                         const std::string& message) = 0;
+  // The sink reported that another producer fenced this one: stop dispatching.
+  virtual void OnFenced(const std::string& message) = 0;
+};
+
+struct DispatcherOptions {
+  std::string default_topic = "cronlane.tasks";
+  // An occurrence fired later than this after its time counts as missed, and the
+  // catch-up policy decides whether it still fires.
+  std::chrono::seconds late_threshold{2};
+  std::chrono::milliseconds retry_backoff{200};
+  std::chrono::milliseconds max_retry_backoff{5000};
+  size_t max_batch_occurrences = 20000;
+};
+
+struct DispatcherStats {
+  uint64_t fired = 0;          // occurrences committed
+  uint64_t messages = 0;       // messages committed (occurrences x shards)
+  uint64_t skipped = 0;        // occurrences not fired by policy or deadline
+  uint64_t commits = 0;
+  uint64_t commit_failures = 0;
+  size_t tasks = 0;
+  size_t pending = 0;          // occurrences waiting for a commit
+};
+
+// The CloudEvents id of an occurrence: "<task uid>:<scheduled unix seconds>[:<shard>]".
+std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards);
+// The deterministic jitter of an occurrence, in [0, jitter_seconds].
+std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds);
+// The messages of one occurrence (one per shard), CloudEvents binary mode.
+std::vector<OutMessage> BuildMessages(const TaskDefinition& task, Instant scheduled, std::chrono::seconds jitter,
+                                      const std::string& default_topic);
+
+class Dispatcher final : public TaskSink {
+ public:
+  Dispatcher(Clock& clock, FireSink& sink, DispatcherObserver* observer, DispatcherOptions options = {});
+  ~Dispatcher() override;
+
+  // Fences older producers and restores checkpoints. Call before Run(); tasks
+  // upserted before Start() are held until it succeeds.
+  Status Start();
+  // Runs the timer and fire threads until `cancel` fires or the sink is fenced.
+  void Run(CancelToken& cancel);
+
+  Result<TaskState> Upsert(const TaskDefinition& task) override;
+  void Remove(const std::string& id) override;
+  Result<TaskState> State(const std::string& id) const override;
+
+  DispatcherStats Stats() const;
+
+  // Deterministic core, for tests with simulated time: moves every occurrence due
+  // at `now` to the pending batch (applying catch-up policies) and returns how many.
+  size_t CollectDue(Instant now);
+  // Commits the pending batch once. OK when it was empty or committed.
+  Status FireOnce();
+  // The earliest fire time in the heap, if any.
+  std::optional<Instant> NextDue() const;
+
+ private:
+  struct Entry {
+    TaskDefinition def;
+    Schedule schedule;
+    std::optional<Instant> last_fired;   // from checkpoints and commits
+    std::optional<Instant> next;         // next occurrence to consider (scheduled time)
+    uint64_t version = 0;                // bumps on every change; stale heap items are skipped
+  };
+  struct HeapItem {
+    Instant fire_at;
+    std::string id;
+    uint64_t version;
+    bool operator>(const HeapItem& o) const { return fire_at > o.fire_at; }
+  };
+
+  void ScheduleLocked(Entry& e, Instant now);
+  void PushLocked(const std::string& id, Entry& e);
+  // Applies the task's policy to `occ` (its occurrences due now, oldest first).
+  // `dropped` older occurrences were already cut off by the collection window
+  // (the first of them at `dropped_first`); they are reported together.
+  std::vector<Instant> ApplyPolicyLocked(const Entry& e, const std::vector<Instant>& occ, Instant now,
+                                         size_t dropped = 0, std::optional<Instant> dropped_first = std::nullopt);
+  Instant Now() const;
+
+  Clock& clock_;
+  FireSink& sink_;
+  DispatcherObserver* observer_;
+  const DispatcherOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;             // wakes the timer (new tasks) and fire threads (pending)
+  std::map<std::string, Entry> tasks_;
+  std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
+  std::vector<Occurrence> pending_;
+  std::map<std::string, int64_t> restored_;  // checkpoints read at Start()
+  bool started_ = false;
+  std::atomic<bool> fenced_{false};
+  DispatcherStats stats_;
+};
+
+}  // namespace cronlane::dispatcher

@@ -1,0 +1,45 @@
+#pragma once
+// The Kafka seam of the dispatcher: a transactional sink for fired messages and
+// checkpoints, and a reader of the checkpoint topic. Production uses librdkafka
+// (kafka_fire_sink.h); unit tests inject fakes with simulated faults.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/kafka.h"
+#include "common/status.h"
+
+namespace cronlane::dispatcher {
+
+struct OutMessage {
+  std::string topic;
+  std::string key;
+  std::string value;
+  std::vector<kafka::Header> headers;
+};
+
+// A checkpoint: the scheduled time (unix seconds) of the last occurrence of a task
+// that was fired and committed.
+struct Checkpoint {
+  std::string task_id;
+  int64_t last_fired = 0;
+};
+
+class FireSink {
+ public:
+  virtual ~FireSink() = default;
+  // Fences any older producer with the same transactional id and aborts its open
+  // transaction. Called once, on gaining leadership, before anything else.
+  virtual Status Init() = 0;
+  // Writes `messages` and `checkpoints` atomically: all or none become visible to
+  // read_committed consumers. On error nothing was committed (the sink aborted);
+  // FailedPrecondition means this producer was fenced and must stop.
+  virtual Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) = 0;
+  // Reads every committed checkpoint (the latest per task).
+  virtual Result<std::map<std::string, int64_t>> ReadCheckpoints() = 0;
+};
+
+}  // namespace cronlane::dispatcher

@@ -1,0 +1,288 @@
+// The dispatcher's core on simulated time with a fake transactional sink: on-time
+// firing, message format, exactly-once across restarts, catch-up policies,
+// deadlines, commit failures, fencing, suspend/update/remove, shards and jitter.
+#include "dispatcher/dispatcher.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace cronlane::dispatcher {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+
+Instant T(const char* s) { return *ParseRfc3339(s); }
+
+// Keeps what was committed, like a topic read with read_committed.
+class FakeSink : public FireSink {
+ public:
+  int fail_next = 0;
+  bool fenced = false;
+  int inits = 0;
+  std::vector<OutMessage> committed;
+  std::map<std::string, int64_t> checkpoints;
+
+  Status Init() override {
+    ++inits;
+    return Status::Ok();
+  }
+  Status Commit(const std::vector<OutMessage>& m, const std::vector<Checkpoint>& cps) override {
+    if (fenced) return FailedPrecondition("producer fenced");
+    if (fail_next > 0) {
+      --fail_next;
+      return Unavailable("broker down");
+    }
+    committed.insert(committed.end(), m.begin(), m.end());
+    for (const auto& c : cps) checkpoints[c.task_id] = c.last_fired;
+    return Status::Ok();
+  }
+  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return checkpoints; }
+
+  std::vector<std::string> Ids() const {
+    std::vector<std::string> out;
+    for (const auto& m : committed) {
+      for (const auto& h : m.headers) {
+        if (h.name == "ce_id") out.push_back(h.value);
+      }
+    }
+    return out;
+  }
+};
+
+class Recorder : public DispatcherObserver {
+ public:
+  std::vector<std::string> fired, skipped;
+  bool fenced = false;
+  void OnFired(const TaskDefinition& t, Instant s, std::optional<Instant>) override {
+    fired.push_back(t.name + "@" + FormatRfc3339(s));
+  }
+  void OnSkipped(const TaskDefinition& t, int count, Instant, Instant, const std::string& reason,
+                 const std::string&) override {
+    skipped.push_back(t.name + ":" + reason + ":" + std::to_string(count));
+  }
+  void OnFenced(const std::string&) override { fenced = true; }
+};
+
+TaskDefinition Task(const std::string& name, const std::string& schedule) {
+  TaskDefinition t;
+  t.id = "uid-" + name;
+  t.ns = "team";
+  t.name = name;
+  t.source = "/apis/cronlane.dev/v1alpha1/namespaces/team/scheduledtasks/" + name;
+  t.schedule = schedule;
+  t.topic = "jobs";
+  t.payload_json = R"({"n":1})";
+  return t;
+}
+
+// Steps simulated time one second at a time, collecting and firing.
+void RunFor(FakeClock& clock, Dispatcher& d, std::chrono::seconds total) {
+  for (auto s = 0s; s < total; s += 1s) {
+    clock.Advance(1s);
+    d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+    (void)d.FireOnce();
+  }
+}
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  FakeSink sink;
+  Recorder rec;
+};
+
+TEST_F(DispatcherTest, FiresOnTimeWithCloudEventHeaders) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto state = d.Upsert(Task("a", "*/10 * * * * *"));
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(FormatRfc3339(*state->next_fire), "2026-01-01T00:00:10Z");
+  RunFor(clock, d, 30s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-a:1767225610", "uid-a:1767225620", "uid-a:1767225630"));
+  const OutMessage& m = sink.committed.at(0);
+  EXPECT_EQ(m.topic, "jobs");
+  EXPECT_EQ(m.key, "team/a");
+  EXPECT_EQ(m.value, R"({"n":1})");
+  std::map<std::string, std::string> h;
+  for (const auto& x : m.headers) h[x.name] = x.value;
+  EXPECT_EQ(h["ce_specversion"], "1.0");
+  EXPECT_EQ(h["ce_type"], "dev.cronlane.task.fired");
+  EXPECT_EQ(h["ce_source"], "/apis/cronlane.dev/v1alpha1/namespaces/team/scheduledtasks/a");
+  EXPECT_EQ(h["ce_time"], "2026-01-01T00:00:10Z");
+  EXPECT_EQ(h["content-type"], "application/json");
+  EXPECT_EQ(h["ce_shardcount"], "1");
+  EXPECT_EQ(sink.checkpoints["uid-a"], 1767225630);
+  EXPECT_EQ(rec.fired.size(), 3U);
+  EXPECT_EQ(FormatRfc3339(*d.State("uid-a")->last_fire), "2026-01-01T00:00:30Z");
+}
+
+TEST_F(DispatcherTest, ExactlyOnceAcrossARestart) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    auto t = Task("a", "* * * * * *");
+    t.catch_up = CatchUpPolicy::kAll;
+    ASSERT_TRUE(d.Upsert(t).ok());
+    RunFor(clock, d, 5s);
+    // Crash with one occurrence collected but not committed.
+    clock.Advance(1s);
+    d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  }
+  clock.Advance(4s);  // down for a while
+  Dispatcher d2(clock, sink, &rec);
+  auto t = Task("a", "* * * * * *");
+  t.catch_up = CatchUpPolicy::kAll;
+  ASSERT_TRUE(d2.Upsert(t).ok());  // before Start: held until checkpoints are restored
+  ASSERT_TRUE(d2.Start().ok());
+  RunFor(clock, d2, 3s);
+  auto ids = sink.Ids();
+  std::set<std::string> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), ids.size()) << "no duplicates";
+  ASSERT_EQ(ids.size(), 13U) << "every second from :01 to :13 exactly once";
+  for (int i = 0; i < 13; ++i) EXPECT_EQ(ids[i], "uid-a:" + std::to_string(1767225601 + i));
+}
+
+struct PolicyCase {
+  CatchUpPolicy policy;
+  int max_catch_up;
+  std::optional<int64_t> deadline;
+  std::vector<std::string> want;  // minutes fired after a 5-minute outage
+};
+
+class CatchUpTest : public DispatcherTest, public ::testing::WithParamInterface<PolicyCase> {};
+
+TEST_P(CatchUpTest, AfterAnOutage) {
+  auto task = Task("m", "* * * * *");
+  task.catch_up = GetParam().policy;
+  task.max_catch_up = GetParam().max_catch_up;
+  task.starting_deadline_seconds = GetParam().deadline;
+  sink.checkpoints["uid-m"] = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  clock.Advance(5min + 30s);  // down from 00:00 to 00:05:30; 00:01..00:05 were missed
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  ASSERT_TRUE(d.FireOnce().ok());
+  std::vector<std::string> got;
+  for (const auto& id : sink.Ids()) got.push_back(FormatRfc3339(Instant{std::chrono::seconds{std::stoll(id.substr(6))}}).substr(11, 5));
+  EXPECT_EQ(got, GetParam().want);
+  // Then on time again.
+  RunFor(clock, d, 31s);
+  EXPECT_EQ(sink.Ids().back(), "uid-m:" + std::to_string(T("2026-01-01T00:06:00Z").time_since_epoch().count()));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, CatchUpTest,
+    ::testing::Values(PolicyCase{CatchUpPolicy::kLatest, 100, std::nullopt, {"00:05"}},
+                      PolicyCase{CatchUpPolicy::kAll, 100, std::nullopt, {"00:01", "00:02", "00:03", "00:04", "00:05"}},
+                      PolicyCase{CatchUpPolicy::kAll, 2, std::nullopt, {"00:04", "00:05"}},
+                      // 00:03 is exactly 150 s old at 00:05:30: still within the deadline, as in CronJob.
+                      PolicyCase{CatchUpPolicy::kAll, 100, 150, {"00:03", "00:04", "00:05"}},
+                      PolicyCase{CatchUpPolicy::kLatest, 100, 20, {}},
+                      PolicyCase{CatchUpPolicy::kNone, 100, std::nullopt, {}}));
+
+TEST_F(DispatcherTest, SkippedOccurrencesAreReported) {
+  auto task = Task("m", "* * * * *");
+  task.catch_up = CatchUpPolicy::kAll;
+  task.max_catch_up = 2;
+  sink.checkpoints["uid-m"] = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  clock.Advance(5min + 30s);
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  EXPECT_THAT(rec.skipped, ElementsAre("m:TooManyMissed:3"));
+  EXPECT_EQ(d.Stats().skipped, 3U);
+}
+
+TEST_F(DispatcherTest, FailedCommitsAreRetriedWithoutLossOrDuplicates) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("a", "* * * * * *");
+  t.catch_up = CatchUpPolicy::kAll;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  sink.fail_next = 3;
+  RunFor(clock, d, 6s);
+  EXPECT_EQ(d.Stats().commit_failures, 3U);
+  auto ids = sink.Ids();
+  ASSERT_EQ(ids.size(), 6U);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(ids[i], "uid-a:" + std::to_string(1767225601 + i));
+}
+
+TEST_F(DispatcherTest, FencedProducerStops) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(Task("a", "* * * * * *")).ok());
+  sink.fenced = true;
+  clock.Advance(1s);
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  EXPECT_EQ(d.FireOnce().code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(rec.fenced);
+}
+
+TEST_F(DispatcherTest, SuspendUpdateRemove) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("a", "*/10 * * * * *");
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 10s);  // fires :10
+  t.suspend = true;
+  auto s = d.Upsert(t);
+  EXPECT_FALSE(s->next_fire.has_value());
+  RunFor(clock, d, 25s);  // :20 and :30 do not fire
+  t.suspend = false;
+  t.catch_up = CatchUpPolicy::kNone;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 5s);  // :40 fires; :20/:30 were missed and policy None skips them
+  t.schedule = "*/15 * * * * *";
+  auto upd = d.Upsert(t);
+  EXPECT_EQ(FormatRfc3339(*upd->next_fire), "2026-01-01T00:00:45Z") << "new schedule from now on";
+  RunFor(clock, d, 5s);
+  d.Remove(t.id);
+  RunFor(clock, d, 30s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-a:1767225610", "uid-a:1767225640", "uid-a:1767225645"));
+  EXPECT_EQ(d.State(t.id).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(DispatcherTest, ShardsAndDeterministicJitter) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("s", "0 * * * * *");
+  t.shards = 3;
+  t.jitter_seconds = 20;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  auto jitter = JitterFor(t.id, T("2026-01-01T00:01:00Z"), 20);
+  EXPECT_EQ(jitter, JitterFor(t.id, T("2026-01-01T00:01:00Z"), 20)) << "same occurrence, same jitter";
+  RunFor(clock, d, 60s + jitter - 1s);
+  EXPECT_TRUE(sink.committed.empty()) << "not before its jittered time";
+  RunFor(clock, d, 1s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-s:1767225660:0", "uid-s:1767225660:1", "uid-s:1767225660:2"));
+  for (const auto& h : sink.committed[2].headers) {
+    if (h.name == "ce_shardindex") {
+      EXPECT_EQ(h.value, "2");
+    } else if (h.name == "ce_jitterseconds") {
+      EXPECT_EQ(h.value, std::to_string(jitter.count()));
+    } else if (h.name == "ce_time") {
+      EXPECT_EQ(h.value, "2026-01-01T00:01:00Z") << "ce_time is the scheduled time";
+    }
+  }
+  // Jitter spreads occurrences over the window.
+  std::set<int64_t> seen;
+  for (int m = 0; m < 200; ++m) seen.insert(JitterFor("x", T("2026-01-01T00:00:00Z") + std::chrono::minutes(m), 20).count());
+  EXPECT_GT(seen.size(), 15U);
+  EXPECT_LE(*seen.rbegin(), 20);
+}
+
+TEST_F(DispatcherTest, InvalidTasksAreRefused) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto r = d.Upsert(Task("bad", "0 0 31 2 *"));
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("InvalidSchedule"));
+}
+
+}  // namespace
+}  // namespace cronlane::dispatcher
