@@ -217,9 +217,29 @@ Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partition
 }
 
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  int32_t eof = -1;
+  return PollWithEof(consumer, timeout, eof);
+}
+
+Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,
+                              std::chrono::milliseconds timeout) {
+  int64_t lo = 0, hi = 0;
+  std::string t(topic);
+  rd_kafka_resp_err_t err =
+      rd_kafka_query_watermark_offsets(client, t.c_str(), partition, &lo, &hi, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "watermarks of " + t);
+  return hi;
+}
+
+Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
+                                           int32_t& eof_partition) {
+  eof_partition = -1;
   MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
   if (!m) return std::optional<Message>();
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::optional<Message>();
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    eof_partition = m->partition;
+    return std::optional<Message>();
+  }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return FromErrorCode(m->err, std::string("consuming: ") + rd_kafka_message_errstr(m.get()));
   }

@@ -85,6 +85,15 @@ Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partition
 // event was a partition EOF; errors other than EOF are returned as Status.
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
 
+// Like Poll(), but reports end-of-partition (needs "enable.partition.eof"=true):
+// `eof_partition` is set to the partition that reached its end, else -1.
+Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
+                                           int32_t& eof_partition);
+
+// The high watermark (next offset to be written) of one partition, from the broker.
+Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // Creates a topic through the admin API. AlreadyExists is reported as OK when
 // `ok_if_exists`. `configs` are topic configs such as {"cleanup.policy","compact"}.
 Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, int replication_factor,

@@ -1,0 +1,42 @@
+#pragma once
+// FireSink on a librdkafka transactional producer. All dispatcher replicas share one
+// transactional.id, so Init() on a new leader fences the previous one and aborts
+// its open transaction. Checkpoints go to a compacted topic (key: task id, value:
+// the scheduled unix time of the task's last fired occurrence) in the same
+// transaction as the fired messages.
+
+#include <memory>
+#include <string>
+
+#include "common/kafka.h"
+#include "dispatcher/fire_sink.h"
+
+namespace cronlane::dispatcher {
+
+struct KafkaSinkOptions {
+  kafka::Properties base;  // bootstrap.servers and security settings
+  std::string transactional_id = "cronlane-dispatcher";
+  std::string checkpoint_topic = "cronlane.checkpoints";
+  int checkpoint_partitions = 3;
+  int replication_factor = 1;
+  int transaction_timeout_ms = 10000;  // bounds the stall a crashed leader's open transaction causes
+  int commit_timeout_ms = 10000;
+};
+
+class KafkaFireSink final : public FireSink {
+ public:
+  explicit KafkaFireSink(KafkaSinkOptions options);
+  ~KafkaFireSink() override;
+
+  // Creates the checkpoint topic if missing (compacted), then init_transactions.
+  Status Init() override;
+  Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) override;
+  Result<std::map<std::string, int64_t>> ReadCheckpoints() override;
+
+ private:
+  KafkaSinkOptions options_;
+  kafka::HandlePtr producer_;
+  bool fatal_ = false;
+};
+
+}  // namespace cronlane::dispatcher

@@ -1,0 +1,167 @@
+// The dispatcher's Kafka fire path against the real broker: transactional commits
+// with checkpoints, fencing of an older producer with the same transactional.id,
+// an abandoned open transaction aborted by the new leader, and the dispatcher
+// firing in real time.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include "common/kafka.h"
+#include "dispatcher/dispatcher.h"
+#include "dispatcher/kafka_fire_sink.h"
+#include "tests/support/test_env.h"
+
+namespace cronlane::dispatcher {
+namespace {
+
+using namespace std::chrono_literals;
+using cronlane::testing::EnvVar;
+using cronlane::testing::UniqueName;
+
+kafka::Properties Base() { return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}}; }
+
+KafkaSinkOptions Options(const std::string& suffix) {
+  KafkaSinkOptions o;
+  o.base = Base();
+  o.transactional_id = "txn-" + suffix;
+  o.checkpoint_topic = "checkpoints-" + suffix;
+  o.checkpoint_partitions = 2;
+  return o;
+}
+
+void CreateTopic(const std::string& topic, int partitions) {
+  auto admin = kafka::NewProducer(Base());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, partitions, 1).ok());
+}
+
+std::vector<kafka::Message> ReadCommitted(const std::string& topic, int partitions, size_t want,
+                                          std::chrono::seconds wait) {
+  auto props = Base();
+  props["isolation.level"] = "read_committed";
+  auto c = kafka::NewConsumer(props);
+  EXPECT_TRUE(c.ok());
+  EXPECT_TRUE(kafka::AssignAll(c->get(), topic, partitions).ok());
+  std::vector<kafka::Message> out;
+  auto until = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < until && out.size() < want) {
+    auto m = kafka::Poll(c->get(), 200ms);
+    if (m.ok() && m->has_value()) out.push_back(**m);
+  }
+  return out;
+}
+
+OutMessage Msg(const std::string& topic, const std::string& id) { return {topic, "k", "{}", {{"ce_id", id}}}; }
+
+TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
+  std::string s = UniqueName("sink");
+  std::string topic = "fired-" + s;
+  CreateTopic(topic, 1);
+  KafkaFireSink sink(Options(s));
+  ASSERT_TRUE(sink.Init().ok());
+  auto empty = sink.ReadCheckpoints();
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_TRUE(empty->empty());
+  ASSERT_TRUE(sink.Commit({Msg(topic, "a:1"), Msg(topic, "b:1")}, {{"a", 1}, {"b", 1}}).ok());
+  ASSERT_TRUE(sink.Commit({Msg(topic, "a:2")}, {{"a", 2}}).ok());
+  auto got = ReadCommitted(topic, 1, 3, 20s);
+  ASSERT_EQ(got.size(), 3U);
+  EXPECT_EQ(got[2].HeaderValue("ce_id").value_or(""), "a:2");
+  auto cps = sink.ReadCheckpoints();
+  ASSERT_TRUE(cps.ok()) << cps.status().ToString();
+  EXPECT_EQ(*cps, (std::map<std::string, int64_t>{{"a", 2}, {"b", 1}}));
+}
+
+TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
+  std::string s = UniqueName("fence");
+  std::string topic = "fired-" + s;
+  CreateTopic(topic, 1);
+  KafkaFireSink old_leader(Options(s));
+  ASSERT_TRUE(old_leader.Init().ok());
+  ASSERT_TRUE(old_leader.Commit({Msg(topic, "x:1")}, {{"x", 1}}).ok());
+  KafkaFireSink new_leader(Options(s));
+  ASSERT_TRUE(new_leader.Init().ok());
+  Status stale = old_leader.Commit({Msg(topic, "x:2-from-old")}, {{"x", 2}});
+  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale.ToString();
+  ASSERT_TRUE(new_leader.Commit({Msg(topic, "x:2")}, {{"x", 2}}).ok());
+  auto got = ReadCommitted(topic, 1, 3, 5s);
+  std::vector<std::string> ids;
+  for (const auto& m : got) ids.push_back(std::string(m.HeaderValue("ce_id").value_or("")));
+  EXPECT_EQ(ids, (std::vector<std::string>{"x:1", "x:2"}));
+}
+
+TEST(KafkaFireSink, AbandonedTransactionIsAbortedByTheNextLeader) {
+  std::string s = UniqueName("abandon");
+  std::string topic = "fired-" + s;
+  CreateTopic(topic, 1);
+  {
+    // A leader that dies mid-transaction: produced, never committed.
+    auto props = Base();
+    props["transactional.id"] = "txn-" + s;
+    auto p = kafka::NewProducer(props);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(kafka::InitTransactions(p->get(), 30s).ok());
+    ASSERT_TRUE(kafka::BeginTransaction(p->get()).ok());
+    ASSERT_TRUE(kafka::Produce(p->get(), topic, "k", "never-committed", {{"ce_id", "lost:1"}}).ok());
+    ASSERT_TRUE(kafka::Flush(p->get(), 10s).ok());
+    // Destroyed without commit or abort.
+  }
+  KafkaFireSink next(Options(s));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(next.Init().ok());
+  ASSERT_TRUE(next.Commit({Msg(topic, "after:1")}, {{"after", 1}}).ok());
+  auto got = ReadCommitted(topic, 1, 1, 20s);
+  auto stall = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  std::cout << "read_committed saw the new leader's commit " << stall.count() << " ms after it started\n";
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].HeaderValue("ce_id").value_or(""), "after:1");
+  EXPECT_LT(stall, 10s) << "init_transactions must abort the open transaction, not wait for its timeout";
+}
+
+class NullObserver : public DispatcherObserver {
+ public:
+  void OnFired(const TaskDefinition&, Instant, std::optional<Instant>) override {}
+  void OnSkipped(const TaskDefinition&, int, Instant, Instant, const std::string&, const std::string&) override {}
+  void OnFenced(const std::string&) override {}
+};
+
+TEST(DispatcherWithKafka, FiresEverySecondInRealTime) {
+  std::string s = UniqueName("rt");
+  std::string topic = "fired-" + s;
+  CreateTopic(topic, 1);
+  KafkaFireSink sink(Options(s));
+  NullObserver obs;
+  Dispatcher d(RealClock::Get(), sink, &obs, {.default_topic = topic});
+  ASSERT_TRUE(d.Start().ok());
+  TaskDefinition t;
+  t.id = "uid-rt";
+  t.ns = "ns";
+  t.name = "rt";
+  t.schedule = "* * * * * *";
+  ASSERT_TRUE(d.Upsert(t).ok());
+  CancelToken cancel;
+  std::thread runner([&] { d.Run(cancel); });
+  std::this_thread::sleep_for(3500ms);
+  cancel.Cancel();
+  runner.join();
+  auto st = d.Stats();
+  EXPECT_GE(st.fired, 3U);
+  auto got = ReadCommitted(topic, 1, st.fired, 10s);
+  ASSERT_EQ(got.size(), st.fired);
+  std::set<std::string> ids;
+  for (const auto& m : got) {
+    ids.insert(std::string(m.HeaderValue("ce_id").value_or("")));
+    // Fire lag: the broker's timestamp against the scheduled time.
+    auto scheduled = *ParseRfc3339(std::string(m.HeaderValue("ce_time").value_or("")));
+    int64_t lag_ms = m.timestamp_ms - scheduled.time_since_epoch().count() * 1000;
+    EXPECT_GE(lag_ms, 0);
+    EXPECT_LT(lag_ms, 2000);
+  }
+  EXPECT_EQ(ids.size(), got.size());
+}
+
+}  // namespace
+}  // namespace cronlane::dispatcher
