@@ -1,9 +1,10 @@
-// cronlane-operator: watches ScheduledTasks and hands them to the dispatcher.
+// cronlane-operator: watches ScheduledTasks and fires them through Kafka.
 #include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -13,13 +14,20 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/version.h"
-#include "dispatcher/schedule_table.h"
+#include "dispatcher/dispatcher.h"
+#include "dispatcher/kafka_fire_sink.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_election.h"
 #include "operator/manager.h"
+#include "operator/status_writer.h"
 
 namespace {
+
+using namespace cronlane;
+
+// Set when the dispatcher was fenced by a newer leader: the process exits 1.
+std::atomic<bool> g_fenced{false};
 
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;
@@ -36,71 +44,139 @@ std::string Hostname() {
   return buf;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace cronlane;
-  CLI::App app{"cronlane-operator: fires ScheduledTasks through Kafka"};
-  app.set_version_flag("--version", std::string("cronlane-operator ") + kVersion);
+struct Flags {
   std::string kubeconfig, context, namespaces, metrics_addr = ":8080", health_addr = ":8081";
   std::string log_level = "info", log_format = "json";
-  double qps = 20;
-  int burst = 30, workers = 2;
+  double qps = 20, status_qps = 10;
+  int burst = 30, status_burst = 20, workers = 2;
   bool leader_elect = false;
   std::string lease_namespace, lease_name = "cronlane-operator";
   double lease_duration = 15, renew_deadline = 10, retry_period = 2;
-  app.add_option("--kubeconfig", kubeconfig, "Path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+  std::string kafka_bootstrap, default_topic = "cronlane.tasks", checkpoint_topic = "cronlane.checkpoints";
+  std::string transactional_id = "cronlane-dispatcher";
+  int replication_factor = 1;
+  std::vector<std::string> kafka_properties;
+};
+
+// Everything that lives for one leadership term.
+struct Term {
+  Term(kube::KubeClient& client, op::EventRecorder& events, Clock& clock, const Flags& f,
+       const kafka::Properties& kafka_props, CancelToken& leading)
+      : sink({.base = kafka_props,
+              .transactional_id = f.transactional_id,
+              .checkpoint_topic = f.checkpoint_topic,
+              .replication_factor = f.replication_factor}),
+        writer(
+            client, [this](const std::string& key) { return manager ? manager->Lookup(key) : std::nullopt; }, events,
+            clock, f.status_qps, f.status_burst,
+            [&leading](const std::string&) {
+              g_fenced = true;
+              leading.Cancel();
+            }),
+        dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}) {
+    manager = std::make_unique<op::Manager>(client, dispatcher, events, clock,
+                                            op::ManagerOptions{.namespaces = SplitComma(f.namespaces),
+                                                               .workers = f.workers});
+  }
+  dispatcher::KafkaFireSink sink;
+  op::StatusWriter writer;
+  dispatcher::Dispatcher dispatcher;
+  std::unique_ptr<op::Manager> manager;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cronlane-operator: fires ScheduledTasks through Kafka"};
+  app.set_version_flag("--version", std::string("cronlane-operator ") + kVersion);
+  Flags f;
+  app.add_option("--kubeconfig", f.kubeconfig, "Path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
       ->envname("CRONLANE_KUBECONFIG");
-  app.add_option("--context", context, "kubeconfig context (default: current)")->envname("CRONLANE_CONTEXT");
-  app.add_option("--namespaces", namespaces, "Comma-separated namespaces to watch (default: all)")
+  app.add_option("--context", f.context, "kubeconfig context (default: current)")->envname("CRONLANE_CONTEXT");
+  app.add_option("--namespaces", f.namespaces, "Comma-separated namespaces to watch (default: all)")
       ->envname("CRONLANE_NAMESPACES");
-  app.add_option("--metrics-bind-address", metrics_addr, "Prometheus /metrics address, 0 disables")
+  app.add_option("--kafka-bootstrap", f.kafka_bootstrap, "Kafka bootstrap servers, host:port[,host:port]")
+      ->envname("CRONLANE_KAFKA_BOOTSTRAP")
+      ->required();
+  app.add_option("--kafka-property", f.kafka_properties,
+                 "Extra librdkafka property KEY=VALUE (security.protocol, sasl.*, ssl.*); repeatable")
+      ->envname("CRONLANE_KAFKA_PROPERTIES")
+      ->delimiter(';');
+  app.add_option("--default-topic", f.default_topic, "Topic for tasks that name none")
+      ->envname("CRONLANE_DEFAULT_TOPIC")
+      ->capture_default_str();
+  app.add_option("--checkpoint-topic", f.checkpoint_topic, "Compacted topic of fire checkpoints (created if missing)")
+      ->envname("CRONLANE_CHECKPOINT_TOPIC")
+      ->capture_default_str();
+  app.add_option("--transactional-id", f.transactional_id, "Kafka transactional.id shared by all replicas")
+      ->envname("CRONLANE_TRANSACTIONAL_ID")
+      ->capture_default_str();
+  app.add_option("--kafka-replication-factor", f.replication_factor, "Replication factor of topics cronlane creates")
+      ->check(CLI::Range(1, 10))
+      ->capture_default_str();
+  app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
       ->capture_default_str();
-  app.add_option("--health-probe-bind-address", health_addr, "/healthz and /readyz address, 0 disables")
+  app.add_option("--health-probe-bind-address", f.health_addr, "/healthz and /readyz address, 0 disables")
       ->envname("CRONLANE_HEALTH_PROBE_BIND_ADDRESS")
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+  app.add_option("--log-level", f.log_level, "trace, debug, info, warn or error")
       ->envname("CRONLANE_LOG_LEVEL")
       ->capture_default_str();
-  app.add_option("--log-format", log_format, "json or text")->envname("CRONLANE_LOG_FORMAT")->capture_default_str();
-  app.add_option("--kube-api-qps", qps, "Client-side rate limit of Kubernetes API requests per second")
+  app.add_option("--log-format", f.log_format, "json or text")->envname("CRONLANE_LOG_FORMAT")->capture_default_str();
+  app.add_option("--kube-api-qps", f.qps, "Client-side rate limit of Kubernetes API requests per second")
       ->envname("CRONLANE_KUBE_API_QPS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--kube-api-burst", burst, "Burst allowed above --kube-api-qps")
+  app.add_option("--kube-api-burst", f.burst, "Burst allowed above --kube-api-qps")
       ->envname("CRONLANE_KUBE_API_BURST")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--workers", workers, "Concurrent reconciles")
+  app.add_option("--status-qps", f.status_qps, "Budget of status writes per second for fire times")
+      ->envname("CRONLANE_STATUS_QPS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--status-burst", f.status_burst, "Burst above --status-qps")
+      ->envname("CRONLANE_STATUS_BURST")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--workers", f.workers, "Concurrent reconciles")
       ->envname("CRONLANE_WORKERS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_flag("--leader-elect", leader_elect, "Run only while holding the leader Lease (for several replicas)")
+  app.add_flag("--leader-elect", f.leader_elect, "Run only while holding the leader Lease (for several replicas)")
       ->envname("CRONLANE_LEADER_ELECT");
-  app.add_option("--leader-election-namespace", lease_namespace,
+  app.add_option("--leader-election-namespace", f.lease_namespace,
                  "Namespace of the Lease (default: the kubeconfig's or service account's namespace)")
       ->envname("CRONLANE_LEADER_ELECTION_NAMESPACE");
-  app.add_option("--leader-election-id", lease_name, "Name of the Lease")
+  app.add_option("--leader-election-id", f.lease_name, "Name of the Lease")
       ->envname("CRONLANE_LEADER_ELECTION_ID")
       ->capture_default_str();
-  app.add_option("--leader-elect-lease-duration", lease_duration, "Seconds a standby waits before taking over")
+  app.add_option("--leader-elect-lease-duration", f.lease_duration, "Seconds a standby waits before taking over")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--leader-elect-renew-deadline", renew_deadline, "Seconds the leader keeps trying to renew")
+  app.add_option("--leader-elect-renew-deadline", f.renew_deadline, "Seconds the leader keeps trying to renew")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--leader-elect-retry-period", retry_period, "Seconds between acquire/renew attempts")
+  app.add_option("--leader-elect-retry-period", f.retry_period, "Seconds between acquire/renew attempts")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (leader_elect && !(renew_deadline < lease_duration && retry_period < renew_deadline)) {
+  if (f.leader_elect && !(f.renew_deadline < f.lease_duration && f.retry_period < f.renew_deadline)) {
     std::cerr << "cronlane-operator: need --leader-elect-retry-period < --leader-elect-renew-deadline < "
                  "--leader-elect-lease-duration\n";
     return 2;
   }
-
-  if (Status s = SetupLogging(log_level, log_format, "operator"); !s.ok()) {
+  kafka::Properties kafka_props{{"bootstrap.servers", f.kafka_bootstrap}};
+  for (const auto& kv : f.kafka_properties) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "cronlane-operator: --kafka-property \"" << kv.substr(0, kv.find('=')) << "\" must be KEY=VALUE\n";
+      return 2;
+    }
+    kafka_props[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  if (Status s = SetupLogging(f.log_level, f.log_format, "operator"); !s.ok()) {
     std::cerr << "cronlane-operator: " << s.message() << "\n";
     return 2;
   }
@@ -112,7 +188,7 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto cfg = kube::LoadDefault(kubeconfig, context);
+  auto cfg = kube::LoadDefault(f.kubeconfig, f.context);
   if (!cfg.ok()) {
     spdlog::error("Kubernetes configuration: {}", cfg.status().message());
     return 2;
@@ -123,54 +199,76 @@ int main(int argc, char** argv) {
     return 2;
   }
   Clock& clock = RealClock::Get();
-  kube::KubeClient client(std::move(*transport), clock, qps, burst);
-  dispatcher::ScheduleTable table(clock);
+  kube::KubeClient client(std::move(*transport), clock, f.qps, f.burst);
   op::KubeEventRecorder events(client, clock, "cronlane.dev/operator", Hostname());
-  op::Manager manager(client, table, events, clock, {.namespaces = SplitComma(namespaces), .workers = workers});
 
-  CallbackMetrics metrics;
-  using T = CallbackMetrics::Type;
-  metrics.Add("cronlane_tasks_cached", "ScheduledTasks in the informer cache", T::kGauge,
-              [&] { return static_cast<double>(manager.CachedTasks()); });
-  metrics.Add("cronlane_tasks_scheduled", "Tasks in the dispatcher's schedule table", T::kGauge,
-              [&] { return static_cast<double>(table.size()); });
-  metrics.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
-              [&] { return static_cast<double>(manager.reconciles()); });
-  metrics.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,
-              [&] { return static_cast<double>(manager.reconcile_errors()); });
-  metrics.Add("cronlane_status_writes_total", "Status patches written", T::kCounter,
-              [&] { return static_cast<double>(manager.reconciler().status_writes()); });
-  metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
-              [&] { return static_cast<double>(client.requests()); });
-  metrics.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
-              [&] { return static_cast<double>(manager.queue().Len()); });
-
-  HttpServer metrics_server(metrics_addr);
-  metrics_server.Handle("/metrics", [&] {
-    return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4; charset=utf-8"};
-  });
-  HttpServer health_server(health_addr);
-  health_server.Handle("/healthz", [] { return HttpReply{200, "ok\n"}; });
+  std::atomic<Term*> term{nullptr};
   std::unique_ptr<op::LeaderElector> elector;
-  if (leader_elect) {
+  if (f.leader_elect) {
     using ms = std::chrono::milliseconds;
     auto to_ms = [](double s) { return ms(static_cast<int64_t>(s * 1000)); };
     elector = std::make_unique<op::LeaderElector>(
         client, clock, events,
-        op::LeaderElectionConfig{.lease_namespace = lease_namespace.empty() ? cfg->default_namespace : lease_namespace,
-                                 .lease_name = lease_name,
-                                 .identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
-                                             std::to_string(clock.Now().time_since_epoch().count() % 1000000),
-                                 .lease_duration = to_ms(lease_duration),
-                                 .renew_deadline = to_ms(renew_deadline),
-                                 .retry_period = to_ms(retry_period)});
+        op::LeaderElectionConfig{
+            .lease_namespace = f.lease_namespace.empty() ? cfg->default_namespace : f.lease_namespace,
+            .lease_name = f.lease_name,
+            .identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
+                        std::to_string(clock.Now().time_since_epoch().count() % 1000000),
+            .lease_duration = to_ms(f.lease_duration),
+            .renew_deadline = to_ms(f.renew_deadline),
+            .retry_period = to_ms(f.retry_period)});
   }
-  health_server.Handle("/readyz", [&] {
-    if (elector && !elector->IsLeader()) return HttpReply{200, "ok (standby)\n"};
-    return manager.Synced() ? HttpReply{200, "ok\n"} : HttpReply{503, "informer caches not synced\n"};
+
+  CallbackMetrics metrics;
+  using T = CallbackMetrics::Type;
+  auto from_term = [&term](auto fn) {
+    return [&term, fn]() -> double {
+      Term* t = term.load();
+      return t == nullptr ? 0.0 : static_cast<double>(fn(*t));
+    };
+  };
+  metrics.Add("cronlane_leader", "1 while this replica leads (always 1 without --leader-elect)", T::kGauge,
+              [&] { return !elector || elector->IsLeader() ? 1.0 : 0.0; });
+  metrics.Add("cronlane_tasks_cached", "ScheduledTasks in the informer cache", T::kGauge,
+              from_term([](Term& t) { return t.manager->CachedTasks(); }));
+  metrics.Add("cronlane_tasks_scheduled", "Tasks in the dispatcher's schedule table", T::kGauge,
+              from_term([](Term& t) { return t.dispatcher.Stats().tasks; }));
+  metrics.Add("cronlane_occurrences_fired_total", "Occurrences committed to Kafka", T::kCounter,
+              from_term([](Term& t) { return t.dispatcher.Stats().fired; }));
+  metrics.Add("cronlane_messages_fired_total", "Messages committed to Kafka (occurrences x shards)", T::kCounter,
+              from_term([](Term& t) { return t.dispatcher.Stats().messages; }));
+  metrics.Add("cronlane_occurrences_skipped_total", "Occurrences not fired (catch-up policy, deadline)", T::kCounter,
+              from_term([](Term& t) { return t.dispatcher.Stats().skipped; }));
+  metrics.Add("cronlane_kafka_commits_total", "Kafka transactions committed", T::kCounter,
+              from_term([](Term& t) { return t.dispatcher.Stats().commits; }));
+  metrics.Add("cronlane_kafka_commit_failures_total", "Kafka transactions that failed and were retried", T::kCounter,
+              from_term([](Term& t) { return t.dispatcher.Stats().commit_failures; }));
+  metrics.Add("cronlane_occurrences_pending", "Occurrences due and waiting for a commit", T::kGauge,
+              from_term([](Term& t) { return t.dispatcher.Stats().pending; }));
+  metrics.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
+              from_term([](Term& t) { return t.manager->reconciles(); }));
+  metrics.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,
+              from_term([](Term& t) { return t.manager->reconcile_errors(); }));
+  metrics.Add("cronlane_status_writes_total", "Status patches written (reconciles and fire times)", T::kCounter,
+              from_term([](Term& t) { return t.manager->reconciler().status_writes() + t.writer.writes(); }));
+  metrics.Add("cronlane_status_backlog", "Tasks whose fire times wait for the status write budget", T::kGauge,
+              from_term([](Term& t) { return t.writer.backlog(); }));
+  metrics.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
+              from_term([](Term& t) { return t.manager->queue().Len(); }));
+  metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
+              [&] { return static_cast<double>(client.requests()); });
+
+  HttpServer metrics_server(f.metrics_addr);
+  metrics_server.Handle("/metrics", [&] {
+    return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4; charset=utf-8"};
   });
-  metrics.Add("cronlane_leader", "1 while this replica holds the leader Lease (always 1 without --leader-elect)",
-              T::kGauge, [&] { return !elector || elector->IsLeader() ? 1.0 : 0.0; });
+  HttpServer health_server(f.health_addr);
+  health_server.Handle("/healthz", [] { return HttpReply{200, "ok\n"}; });
+  health_server.Handle("/readyz", [&] {
+    Term* t = term.load();
+    if (elector && !elector->IsLeader()) return HttpReply{200, "ok (standby)\n"};
+    return t != nullptr && t->manager->Synced() ? HttpReply{200, "ok\n"} : HttpReply{503, "not synced\n"};
+  });
   for (HttpServer* srv : {&metrics_server, &health_server}) {
     if (Status s = srv->Start(); !s.ok()) {
       spdlog::error("{}", s.message());
@@ -187,20 +285,41 @@ int main(int argc, char** argv) {
   });
   signal_thread.detach();
 
-  spdlog::info("cronlane-operator {} starting: API {} ({}), namespaces {}", kVersion, cfg->server, cfg->source,
-               namespaces.empty() ? "all" : namespaces);
+  auto lead = [&](CancelToken& leading) {
+    Term t(client, events, clock, f, kafka_props, leading);
+    // Fence older leaders and restore checkpoints before firing; Kafka may be down.
+    auto backoff = std::chrono::milliseconds(500);
+    while (!leading.cancelled()) {
+      Status s = t.dispatcher.Start();
+      if (s.ok()) break;
+      spdlog::warn("dispatcher start (Kafka {}): {}; retrying", f.kafka_bootstrap, s.ToString());
+      if (leading.WaitFor(backoff)) return;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+    }
+    if (leading.cancelled()) return;
+    spdlog::info("dispatcher started: checkpoints restored, firing to Kafka {}", f.kafka_bootstrap);
+    term = &t;
+    std::thread disp([&] {
+      t.dispatcher.Run(leading);
+      if (!leading.cancelled()) leading.Cancel();
+    });
+    std::thread writer([&] { t.writer.Run(leading); });
+    t.manager->Run(leading);
+    disp.join();
+    writer.join();
+    term = nullptr;
+  };
+
+  spdlog::info("cronlane-operator {} starting: API {} ({}), namespaces {}, Kafka {}", kVersion, cfg->server,
+               cfg->source, f.namespaces.empty() ? "all" : f.namespaces, f.kafka_bootstrap);
   if (!elector) {
-    manager.Run(cancel);
+    // Without leader election the process leads for its whole life; a fence still stops it.
+    CancelToken& leading = cancel;
+    lead(leading);
     spdlog::info("stopped");
-    return 0;
+    return g_fenced ? 1 : 0;
   }
-  spdlog::info("leader election on lease {}/{} as {}", lease_namespace.empty() ? cfg->default_namespace : lease_namespace,
-               lease_name, elector->identity());
-  bool lost = elector->Run(cancel, [&](CancelToken& leading) { manager.Run(leading); });
-  if (lost) {
-    // Kubernetes restarts us; we rejoin as a candidate with a fresh state.
-    return 1;
-  }
+  bool lost = elector->Run(cancel, lead);
   spdlog::info("stopped");
-  return 0;
+  return lost || g_fenced ? 1 : 0;
 }

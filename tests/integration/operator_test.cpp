@@ -56,7 +56,11 @@ class OperatorTest : public ::testing::Test {
                                      "--namespaces=" + ns_,
                                      "--metrics-bind-address=127.0.0.1:" + std::to_string(mp),
                                      "--health-probe-bind-address=127.0.0.1:" + std::to_string(hp),
-                                     "--log-format=text"};
+                                     "--log-format=text",
+                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+                                     "--transactional-id=" + ns_,
+                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
+                                     "--default-topic=" + ns_ + ".tasks"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     std::string log = (std::filesystem::temp_directory_path() / (UniqueName("operator") + ".log")).string();
     procs_.push_back(std::make_unique<Process>(argv, log));
@@ -207,16 +211,23 @@ TEST_F(OperatorTest, OneLeaderAndFailoverAfterKill9) {
 }
 
 TEST_F(OperatorTest, BadFlagsAndConfigExitNonZeroWithAMessage) {
-  auto r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --kubeconfig /nonexistent/config");
+  const std::string kafka = " --kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP");
+  auto r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --kubeconfig /nonexistent/config" + kafka);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("does not exist"));
-  r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --log-level loud");
+  r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --log-level loud" + kafka);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("--log-level"));
   r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-               " --metrics-bind-address nonsense");
+               " --metrics-bind-address nonsense" + kafka);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.output, HasSubstr("bind address"));
+  r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--kafka-bootstrap is required"));
+  r = RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane-operator --kafka-property nonsense" + kafka);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr("must be KEY=VALUE"));
 }
 
 }  // namespace

@@ -72,7 +72,8 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
   Process op({std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + (dir / "config").string(),
               "--namespaces=" + ns, "--leader-elect", "--leader-election-namespace=cronlane-system",
               "--leader-election-id=" + lease, "--metrics-bind-address=127.0.0.1:" + std::to_string(mport),
-              "--health-probe-bind-address=0", "--log-format=text"},
+              "--health-probe-bind-address=0", "--log-format=text", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+              "--transactional-id=" + ns, "--checkpoint-topic=" + ns + ".checkpoints"},
              (dir / "operator.log").string());
   auto apply = [&](const std::string& name, const std::string& schedule) {
     std::string yaml = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
