@@ -5,12 +5,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "common/kafka.h"
 #include "dispatcher/cron.h"
@@ -197,6 +200,128 @@ TEST_F(FireTest, Kill9TheOperatorRepeatedlyNothingLostNothingDuplicated) {
             << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
   EXPECT_EQ(missing, 0U);
   EXPECT_GT(total, static_cast<size_t>(kTasks * 20));
+}
+
+// Checks that every task fired every second from its first to its last occurrence,
+// each exactly once. Returns {total, missing, duplicated}.
+std::tuple<size_t, size_t, size_t> Audit(const std::vector<kafka::Message>& messages) {
+  std::map<std::string, std::vector<int64_t>> by_task;
+  std::set<std::string> ids;
+  size_t dups = 0;
+  for (const auto& m : messages) {
+    if (!ids.insert(std::string(m.HeaderValue("ce_id").value_or(""))).second) ++dups;
+    by_task[std::string(m.HeaderValue("ce_subject").value_or(""))].push_back(ScheduledUnix(m));
+  }
+  size_t missing = 0, total = 0;
+  for (auto& [task, times] : by_task) {
+    std::sort(times.begin(), times.end());
+    times.erase(std::unique(times.begin(), times.end()), times.end());
+    missing += static_cast<size_t>(times.back() - times.front() + 1) - times.size();
+    total += times.size();
+  }
+  return {total, missing, dups};
+}
+
+TEST_F(FireTest, FailoverToTheStandbyAfterKill9) {
+  std::string topic = ns_ + ".failover";
+  TopicReader reader(topic);
+  std::string yaml;
+  for (int i = 0; i < 10; ++i) {
+    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: f" + std::to_string(i) +
+            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
+  }
+  Apply(yaml);
+  std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
+                                 "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
+                                 "--leader-elect-retry-period=1"};
+  Process& a = StartOperator(le);
+  std::this_thread::sleep_for(1s);
+  Process& b = StartOperator(le);
+  reader.ReadFor(6s);
+  ASSERT_GT(reader.messages().size(), 20U);
+  std::string holder = Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
+  Process& leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? a : b;
+  Process& standby = &leader == &a ? b : a;
+  leader.Signal(SIGKILL);
+  auto killed_at = std::chrono::system_clock::now();
+  size_t before = reader.messages().size();
+  // The standby must take over, fence the dead leader's producer and catch up.
+  reader.ReadFor(12s);
+  ASSERT_GT(reader.messages().size(), before) << "the standby fires after the failover";
+  int64_t first_after_ms = -1;
+  for (size_t i = before; i < reader.messages().size(); ++i) {
+    int64_t ts = reader.messages()[i].timestamp_ms;
+    int64_t killed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(killed_at.time_since_epoch()).count();
+    if (ts > killed_ms && (first_after_ms < 0 || ts - killed_ms < first_after_ms)) first_after_ms = ts - killed_ms;
+  }
+  standby.Signal(SIGTERM);
+  standby.Wait(10s);
+  reader.ReadFor(2s);
+  auto [total, missing, dups] = Audit(reader.messages());
+  std::cout << "failover: first message from the new leader " << first_after_ms << " ms after kill -9; " << total
+            << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(dups, 0U);
+}
+
+TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
+  std::string topic = ns_ + ".catchup";
+  TopicReader reader(topic);
+  std::string yaml;
+  for (std::string policy : {"All", "Latest", "None"}) {
+    std::string name = "policy-" + policy;
+    for (auto& c : name) c = static_cast<char>(std::tolower(c));
+    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
+            "}\nspec:\n  schedule: \"*/5 * * * * *\"\n  catchUpPolicy: " + policy + "\n  target: {topic: " + topic +
+            "}\n";
+  }
+  Apply(yaml);
+  Process& first = StartOperator();
+  reader.ReadFor(11s);  // at least two occurrences each, so each has a checkpoint
+  first.Signal(SIGTERM);
+  ASSERT_EQ(first.Wait(10s).value_or(-1), 0);
+  std::this_thread::sleep_for(14s);  // at least two occurrences of each task are missed
+  // Restart 3 s after an occurrence, so the most recent missed one is late (the
+  // late threshold is 2 s) and the policies differ on it.
+  while (std::chrono::system_clock::now().time_since_epoch() % 5s < 3s ||
+         std::chrono::system_clock::now().time_since_epoch() % 5s > 3200ms) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const int64_t restart = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()).time_since_epoch().count();
+  StartOperator();
+  reader.ReadFor(6s);
+
+  std::map<std::string, std::vector<int64_t>> times;
+  for (const auto& m : reader.messages()) times[std::string(m.HeaderValue("ce_subject").value_or(""))].push_back(ScheduledUnix(m));
+  std::map<std::string, int> in_gap;  // fired occurrences scheduled while the operator was down
+  for (auto& [task, ts] : times) {
+    std::sort(ts.begin(), ts.end());
+    int64_t checkpoint = 0;  // the last occurrence fired before the stop
+    for (int64_t t : ts) {
+      if (t < restart - 14) checkpoint = t;
+    }
+    for (int64_t t : ts) in_gap[task] += (t > checkpoint && t <= restart) ? 1 : 0;
+  }
+  std::cout << "catch-up: All " << in_gap[ns_ + "/policy-all"] << ", Latest " << in_gap[ns_ + "/policy-latest"]
+            << ", None " << in_gap[ns_ + "/policy-none"] << " missed occurrences fired\n";
+  EXPECT_GE(in_gap[ns_ + "/policy-all"], 3) << "All fires every missed occurrence";
+  EXPECT_EQ(in_gap[ns_ + "/policy-latest"], 1) << "Latest fires only the most recent missed occurrence";
+  EXPECT_EQ(in_gap[ns_ + "/policy-none"], 0) << "None fires none of them";
+  auto latest = times[ns_ + "/policy-latest"];
+  auto it = std::find_if(latest.begin(), latest.end(), [&](int64_t t) { return t > restart - 5 && t <= restart; });
+  EXPECT_NE(it, latest.end()) << "the one Latest fires is the most recent";
+  // All three keep firing on time afterwards, and the skipped ones are reported.
+  for (const auto& [task, ts] : times) EXPECT_GT(ts.back(), restart) << task;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ev = Kubectl("get events -n " + ns_ +
+                          " --field-selector reason=MissedSchedule -o jsonpath='{.items[*].involvedObject.name}'");
+        return ev.output.find("policy-latest") != std::string::npos && ev.output.find("policy-none") != std::string::npos;
+      },
+      10s));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Kubectl("get st policy-none -n " + ns_ + " -o jsonpath='{.status.missedCount}'").output >= "2"; },
+      10s));
 }
 
 }  // namespace
