@@ -1,5 +1,6 @@
 #include "dispatcher/kafka_fire_sink.h"
 
+#include <array>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -20,6 +21,7 @@ Status KafkaFireSink::Init() {
   p["transaction.timeout.ms"] = std::to_string(options_.transaction_timeout_ms);
   p.try_emplace("linger.ms", "1");
   p.try_emplace("allow.auto.create.topics", "false");
+  producer_.reset();
   auto producer = kafka::NewProducer(p);
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
@@ -29,28 +31,43 @@ Status KafkaFireSink::Init() {
   if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());
-  fatal_ = false;
+  fenced_ = reinit_ = abort_pending_ = false;
   return Status::Ok();
 }
 
-Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) {
-  if (!producer_ || fatal_) return FailedPrecondition("the transactional producer is not usable; re-initialize");
+Status KafkaFireSink::Fail(Status why) {
   rd_kafka_t* rk = producer_.get();
-  auto abort = [&](Status why) {
-    // A fenced or fatal producer cannot abort; report it so the leader stops.
-    if (why.code() == StatusCode::kFailedPrecondition && why.message().find("fatal") != std::string::npos) {
-      fatal_ = true;
-      return why;
-    }
-    Status a = kafka::AbortTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
-    if (!a.ok() && a.code() == StatusCode::kFailedPrecondition) fatal_ = true;
-    return why;
-  };
-  Status s = kafka::BeginTransaction(rk);
-  if (!s.ok()) {
-    if (s.code() == StatusCode::kFailedPrecondition) fatal_ = true;
-    return s;
+  std::array<char, 256> buf{};
+  rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, buf.data(), buf.size());
+  if (fatal == RD_KAFKA_RESP_ERR__FENCED || fatal == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+      fatal == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+    fenced_ = true;
+    return FailedPrecondition("fenced by a newer producer with transactional.id " + options_.transactional_id + ": " +
+                              buf.data());
   }
+  if (fatal != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    reinit_ = true;  // e.g. the transaction coordinator timed us out during a long outage
+    return Unavailable(std::string("fatal producer error, re-creating the producer: ") + buf.data());
+  }
+  Status a = kafka::AbortTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
+  abort_pending_ = !a.ok();
+  return why.code() == StatusCode::kFailedPrecondition ? Unavailable(why.message()) : why;
+}
+
+Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) {
+  if (fenced_) return FailedPrecondition("fenced by a newer producer; this dispatcher must stop");
+  if (!producer_ || reinit_) {
+    if (Status s = Init(); !s.ok()) return Unavailable("re-initializing the producer: " + s.message());
+  }
+  rd_kafka_t* rk = producer_.get();
+  if (abort_pending_) {
+    // An abort that timed out (broker down) is resumed before anything else.
+    Status a = kafka::AbortTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
+    if (!a.ok()) return Fail(a);
+    abort_pending_ = false;
+  }
+  Status s = kafka::BeginTransaction(rk);
+  if (!s.ok()) return Fail(s);
   auto produce = [&](const std::string& topic, const std::string& key, const std::string& value,
                      const std::vector<kafka::Header>& headers) {
     for (int attempt = 0;; ++attempt) {
@@ -60,16 +77,35 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
     }
   };
   for (const auto& m : messages) {
-    if (Status p = produce(m.topic, m.key, m.value, m.headers); !p.ok()) return abort(p);
+    if (Status p = produce(m.topic, m.key, m.value, m.headers); !p.ok()) return Fail(p);
   }
   for (const auto& c : checkpoints) {
     if (Status p = produce(options_.checkpoint_topic, c.task_id, std::to_string(c.last_fired), {}); !p.ok()) {
-      return abort(p);
+      return Fail(p);
     }
   }
-  s = kafka::CommitTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
-  if (!s.ok()) return abort(s);
-  return Status::Ok();
+  // A retriable commit failure (broker unreachable, timeout) leaves the outcome
+  // unknown, so the same commit is retried until it is known: committed, or aborted
+  // by the coordinator (then abortable here). Re-firing after an unknown outcome
+  // could duplicate; giving up stops this dispatcher, and the next one restores
+  // from the checkpoints, which are exact.
+  auto started = std::chrono::steady_clock::now();
+  while (true) {
+    rd_kafka_error_t* err = rd_kafka_commit_transaction(rk, options_.commit_timeout_ms);
+    if (err == nullptr) return Status::Ok();
+    const bool retriable = rd_kafka_error_is_retriable(err);
+    const bool requires_abort = rd_kafka_error_txn_requires_abort(err);
+    Status why = kafka::FromError(err);  // destroys err
+    if (retriable && !requires_abort) {
+      if (std::chrono::steady_clock::now() - started > options_.max_commit_retry) {
+        fenced_ = true;  // unusable: stop rather than guess
+        return FailedPrecondition("commit outcome still unknown after retrying for " +
+                                  std::to_string(options_.max_commit_retry.count()) + " s: " + why.message());
+      }
+      continue;
+    }
+    return Fail(why);
+  }
 }
 
 Result<std::map<std::string, int64_t>> KafkaFireSink::ReadCheckpoints() {

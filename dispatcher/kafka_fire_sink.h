@@ -5,6 +5,7 @@
 // the scheduled unix time of the task's last fired occurrence) in the same
 // transaction as the fired messages.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,7 @@ struct KafkaSinkOptions {
   int replication_factor = 1;
   int transaction_timeout_ms = 10000;  // bounds the stall a crashed leader's open transaction causes
   int commit_timeout_ms = 10000;
+  std::chrono::seconds max_commit_retry{600};  // then the dispatcher stops; a restart restores exactly
 };
 
 class KafkaFireSink final : public FireSink {
@@ -34,9 +36,16 @@ class KafkaFireSink final : public FireSink {
   Result<std::map<std::string, int64_t>> ReadCheckpoints() override;
 
  private:
+  // Classifies a failed transactional call: a fence (another producer took over)
+  // stops us; any other fatal error makes the next Commit re-create the producer;
+  // anything else is aborted (resumably) before the next transaction.
+  Status Fail(Status why);
+
   KafkaSinkOptions options_;
   kafka::HandlePtr producer_;
-  bool fatal_ = false;
+  bool fenced_ = false;
+  bool reinit_ = false;
+  bool abort_pending_ = false;
 };
 
 }  // namespace cronlane::dispatcher

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -322,6 +323,53 @@ TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
   EXPECT_TRUE(WaitUntil(
       [&] { return Kubectl("get st policy-none -n " + ns_ + " -o jsonpath='{.status.missedCount}'").output >= "2"; },
       10s));
+}
+
+// Runs tests/env/kafka.sh (stop|start) on the test environment's broker.
+void KafkaCtl(const std::string& what) {
+  std::string env_file = std::getenv("CRONLANE_ENV_FILE") ? std::getenv("CRONLANE_ENV_FILE")
+                                                          : std::string(CRONLANE_SOURCE_DIR) + "/.cronlane/test/env";
+  std::string state = std::filesystem::path(env_file).parent_path().string();
+  auto r = RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) +
+                    "/tests/env/kafka.sh " + what);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(FireTest, BrokerOutageOf30SecondsLosesNothing) {
+  std::string topic = ns_ + ".outage";
+  TopicReader reader(topic);
+  std::string yaml;
+  for (int i = 0; i < 5; ++i) {
+    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: o" + std::to_string(i) +
+            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
+  }
+  Apply(yaml);
+  Process& op = StartOperator();
+  reader.ReadFor(5s);
+  ASSERT_GT(reader.messages().size(), 10U);
+  KafkaCtl("stop");
+  auto stopped_at = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(30s);
+  KafkaCtl("start");
+  reader.ReadFor(30s);
+  EXPECT_TRUE(op.Running()) << "a broker outage does not stop the operator";
+  op.Signal(SIGTERM);
+  op.Wait(20s);
+  reader.ReadFor(2s);
+  auto [total, missing, dups] = Audit(reader.messages());
+  int64_t stopped = std::chrono::duration_cast<std::chrono::seconds>(stopped_at.time_since_epoch()).count();
+  size_t late = 0, in_outage = 0;
+  for (const auto& m : reader.messages()) {
+    int64_t t = ScheduledUnix(m);
+    if (t > stopped && t < stopped + 30) ++in_outage;
+    if (m.timestamp_ms - t * 1000 > 10000) ++late;
+  }
+  std::cout << "broker outage: " << total << " occurrences, " << in_outage << " scheduled during the 30 s outage ("
+            << late << " delivered more than 10 s late), " << missing << " missing, " << dups << " duplicated\n";
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(dups, 0U);
+  EXPECT_GE(in_outage, 5U * 25U) << "occurrences inside the outage arrive, late";
+  EXPECT_GT(late, 0U);
 }
 
 }  // namespace

@@ -206,7 +206,13 @@ KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.a
   "-Dlog4j.configuration=file:$STATE/kafka-log4j.properties" -cp "$KAFKA_LIBS/*")
 "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
   -c "$STATE/kafka.properties" >"$LOGS/kafka-format.log" 2>&1 || fail_component kafka "$LOGS/kafka-format.log" "storage format failed"
-KAFKA_PID=$(start kafka "$LOGS/kafka.log" "${KAFKA_JAVA[@]}" kafka.Kafka "$STATE/kafka.properties")
+# tests/env/kafka.sh restarts the broker with exactly this command (outage tests).
+{
+  echo '#!/usr/bin/env bash'
+  printf 'exec'; printf ' %q' "${KAFKA_JAVA[@]}" kafka.Kafka "$STATE/kafka.properties"; echo
+} >"$STATE/kafka-start.sh"
+chmod +x "$STATE/kafka-start.sh"
+KAFKA_PID=$(start kafka "$LOGS/kafka.log" "$STATE/kafka-start.sh")
 write_env
 wait_for kafka "$LOGS/kafka.log" "$KAFKA_PID" 120 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2
 
