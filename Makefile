@@ -47,8 +47,8 @@ env-status: ## Show whether the local environment is up
 demo: build tools ## Bring up the environment and show sample tasks firing
 	@hack/demo.sh
 
-bench: deps ## Run the benchmarks (release build) and print medians
-	@cmake --preset release >/dev/null && cmake --build --preset release
+bench: deps tools ## Run the benchmarks (release build; fire_bench against a local Kafka) and print results
+	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench
 	@hack/bench.sh build-release
 
 lint: build ## clang-format check and clang-tidy

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Runs the benchmarks of a build directory and prints medians of 5 repetitions.
+# `make bench`: runs the benchmarks of a release build and prints their results.
+#   cron_bench  Schedule::Next() medians (Google Benchmark, 5 repetitions)
+#   fire_bench  dispatcher fire lag / throughput / restore against a real Kafka
+#               broker, side by side with raw librdkafka (local environment started
+#               in .cronlane/bench and stopped afterwards)
+# FIRE_BENCH_TASKS (default 1000,10000,100000) picks the task counts.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 dir=${1:-build-release}
 out=$dir/bench-results
 mkdir -p "$out"
-for b in "$dir"/bench/*_bench; do
-  name=$(basename "$b")
-  echo "== $name"
-  "$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-    --benchmark_out="$out/$name.json" --benchmark_out_format=json 2>/dev/null | grep -E '_median|^Benchmark|^---' || true
-done
-echo "JSON results in $out/"
+
+echo "== cron_bench (medians of 5 repetitions)"
+"$dir/bench/cron_bench" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  --benchmark_out="$out/cron_bench.json" --benchmark_out_format=json 2>/dev/null | grep -E '_median|^Benchmark|^---'
+
+echo "== fire_bench (real Kafka)"
+export CRONLANE_STATE_DIR=$PWD/.cronlane/bench
+trap 'tests/env/down.sh >/dev/null 2>&1 || true' EXIT
+tests/env/up.sh
+# shellcheck disable=SC1091
+. "$CRONLANE_STATE_DIR/env"
+"$dir/bench/fire_bench" --bootstrap "$KAFKA_BOOTSTRAP" --tasks "${FIRE_BENCH_TASKS:-1000,10000,100000}" --bursts 3 \
+  2> >(grep -v '^%' >&2) | tee "$out/fire_bench.txt"
+echo "results in $out/"
