@@ -4,7 +4,7 @@
 function(cronlane_warnings target)
   target_compile_options(${target} PRIVATE
     -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Woverloaded-virtual
-    -Wcast-align -Wnull-dereference -Wimplicit-fallthrough
+    -Wcast-align -Wimplicit-fallthrough
     -Wno-missing-field-initializers)  # designated initializers leave defaults on purpose
 endfunction()
 

@@ -327,6 +327,8 @@ std::optional<int64_t> NextCivil(const CronExpr& e, int64_t from, int64_t limit,
   Civil c = ToCivil(from);
   const int max_year = ToCivil(limit - 1).y;
   const uint64_t months = e.months(), hours = e.hours(), minutes = e.minutes(), seconds = e.seconds();
+  const uint64_t dom = e.days_of_month();
+  const bool dom_only = !e.dom_star() && e.dow_star();
   while (true) {
     if (c.y > max_year) return std::nullopt;
     if (!((months >> c.mo) & 1U)) {
@@ -350,7 +352,13 @@ std::optional<int64_t> NextCivil(const CronExpr& e, int64_t from, int64_t limit,
       continue;
     }
     if (!day_matches(c.y, c.mo, c.d)) {
-      ++c.d;
+      // When only day-of-month restricts the day, jump straight to its next value.
+      if (dom_only) {
+        int nd = NextBit(dom, static_cast<int>(c.d) + 1);
+        c.d = nd < 0 ? 32 : static_cast<unsigned>(nd);
+      } else {
+        ++c.d;
+      }
       c.h = c.mi = c.s = 0;
       continue;
     }
@@ -404,6 +412,8 @@ std::optional<int64_t> PrevCivil(const CronExpr& e, int64_t from, int64_t floor,
   Civil c = ToCivil(from);
   const int min_year = ToCivil(floor).y;
   const uint64_t months = e.months(), hours = e.hours(), minutes = e.minutes(), seconds = e.seconds();
+  const uint64_t dom = e.days_of_month();
+  const bool dom_only = !e.dom_star() && e.dow_star();
   auto day_end = [&c] {
     c.h = 23;
     c.mi = 59;
@@ -432,7 +442,12 @@ std::optional<int64_t> PrevCivil(const CronExpr& e, int64_t from, int64_t floor,
       continue;
     }
     if (!day_matches(c.y, c.mo, c.d)) {
-      --c.d;
+      if (dom_only) {
+        int pd = PrevBit(dom, static_cast<int>(c.d) - 1);
+        c.d = pd < 1 ? 0 : static_cast<unsigned>(pd);
+      } else {
+        --c.d;
+      }
       day_end();
       continue;
     }

@@ -53,6 +53,9 @@ class CronExpr {
   uint32_t days_of_month() const { return dom_; }
   uint16_t months() const { return month_; }
   uint8_t days_of_week() const { return dow_; }
+  // robfig/cron's star flags: the field was * or ? (see DayMatches).
+  bool dom_star() const { return dom_star_; }
+  bool dow_star() const { return dow_star_; }
 
  private:
   friend class Schedule;

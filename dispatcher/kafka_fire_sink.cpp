@@ -54,11 +54,27 @@ Status KafkaFireSink::Fail(Status why) {
   return why.code() == StatusCode::kFailedPrecondition ? Unavailable(why.message()) : why;
 }
 
+Status KafkaFireSink::EnsureTopics(const std::vector<OutMessage>& messages) {
+  for (const auto& m : messages) {
+    if (known_topics_.count(m.topic) != 0) continue;
+    auto parts = kafka::PartitionCount(producer_.get(), m.topic);
+    if (!parts.ok() && parts.status().code() == StatusCode::kNotFound && options_.create_topics) {
+      Status c = kafka::CreateTopic(producer_.get(), m.topic, options_.topic_partitions, options_.replication_factor);
+      if (!c.ok()) return Unavailable("creating topic " + m.topic + ": " + c.message());
+    } else if (!parts.ok()) {
+      return Unavailable("topic " + m.topic + ": " + parts.status().message());
+    }
+    known_topics_.insert(m.topic);
+  }
+  return Status::Ok();
+}
+
 Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) {
   if (fenced_) return FailedPrecondition("fenced by a newer producer; this dispatcher must stop");
   if (!producer_ || reinit_) {
     if (Status s = Init(); !s.ok()) return Unavailable("re-initializing the producer: " + s.message());
   }
+  if (Status t = EnsureTopics(messages); !t.ok()) return t;
   rd_kafka_t* rk = producer_.get();
   if (abort_pending_) {
     // An abort that timed out (broker down) is resumed before anything else.

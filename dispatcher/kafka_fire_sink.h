@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common/kafka.h"
@@ -22,7 +23,9 @@ struct KafkaSinkOptions {
   int replication_factor = 1;
   int transaction_timeout_ms = 10000;  // bounds the stall a crashed leader's open transaction causes
   int commit_timeout_ms = 10000;
-  std::chrono::seconds max_commit_retry{600};  // then the dispatcher stops; a restart restores exactly
+  std::chrono::seconds max_commit_retry{600};
+  bool create_topics = true;  // create a task topic that does not exist yet
+  int topic_partitions = 6;  // then the dispatcher stops; a restart restores exactly
 };
 
 class KafkaFireSink final : public FireSink {
@@ -40,12 +43,15 @@ class KafkaFireSink final : public FireSink {
   // stops us; any other fatal error makes the next Commit re-create the producer;
   // anything else is aborted (resumably) before the next transaction.
   Status Fail(Status why);
+  // Makes sure every topic of `messages` exists (creating it when allowed).
+  Status EnsureTopics(const std::vector<OutMessage>& messages);
 
   KafkaSinkOptions options_;
   kafka::HandlePtr producer_;
   bool fenced_ = false;
   bool reinit_ = false;
   bool abort_pending_ = false;
+  std::set<std::string> known_topics_;
 };
 
 }  // namespace cronlane::dispatcher

@@ -54,7 +54,8 @@ struct Flags {
   double lease_duration = 15, renew_deadline = 10, retry_period = 2;
   std::string kafka_bootstrap, default_topic = "cronlane.tasks", checkpoint_topic = "cronlane.checkpoints";
   std::string transactional_id = "cronlane-dispatcher";
-  int replication_factor = 1;
+  int replication_factor = 1, topic_partitions = 6;
+  bool create_topics = true;
   std::vector<std::string> kafka_properties;
 };
 
@@ -65,7 +66,9 @@ struct Term {
       : sink({.base = kafka_props,
               .transactional_id = f.transactional_id,
               .checkpoint_topic = f.checkpoint_topic,
-              .replication_factor = f.replication_factor}),
+              .replication_factor = f.replication_factor,
+              .create_topics = f.create_topics,
+              .topic_partitions = f.topic_partitions}),
         writer(
             client, [this](const std::string& key) { return manager ? manager->Lookup(key) : std::nullopt; }, events,
             clock, f.status_qps, f.status_burst,
@@ -113,6 +116,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--kafka-replication-factor", f.replication_factor, "Replication factor of topics cronlane creates")
       ->check(CLI::Range(1, 10))
+      ->capture_default_str();
+  app.add_option("--create-topics", f.create_topics, "Create a task's topic when it does not exist")
+      ->envname("CRONLANE_CREATE_TOPICS")
+      ->capture_default_str();
+  app.add_option("--topic-partitions", f.topic_partitions, "Partitions of topics cronlane creates")
+      ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
