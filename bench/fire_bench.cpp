@@ -8,8 +8,8 @@
 //   - start-up with N checkpoints restored (fence + read checkpoints + upsert);
 //   - in the same run, raw librdkafka producer throughput with the same message
 //     size and acks, so the dispatcher's cost shows as a ratio.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -65,8 +65,8 @@ dispatcher::TaskDefinition Task(int i, const std::string& topic) {
 
 struct BenchResult {
   int tasks = 0;
-  double lag_p50 = 0, lag_p99 = 0, lag_max = 0;        // message timestamp - scheduled (ms)
-  double vis_p50 = 0, vis_p99 = 0, vis_max = 0;        // consumer receive - scheduled (ms)
+  double lag_p50 = 0, lag_p99 = 0, lag_max = 0;  // message timestamp - scheduled (ms)
+  double vis_p50 = 0, vis_p99 = 0, vis_max = 0;  // consumer receive - scheduled (ms)
   double fires_per_s = 0;
   double rss_per_task_bytes = 0;
   double restore_s = 0;
@@ -184,14 +184,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   std::string run_id = std::to_string(getpid());
   std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
-              "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s",
-              "raw_msgs/s", "ratio");
+              "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",
+              "ratio");
   for (int n : sizes) {
     BenchResult r = RunOne(bootstrap, n, bursts, run_id);
-    std::printf("%8d %10.0f %10.0f %10.0f %12.0f %12.0f %12.0f %12.0f %10.0f %12.2f %12.0f %8.2f\n", r.tasks,
-                r.lag_p50, r.lag_p99, r.lag_max, r.vis_p50, r.vis_p99, r.vis_max, r.fires_per_s,
-                r.rss_per_task_bytes, r.restore_s, r.raw_msgs_per_s,
-                r.fires_per_s > 0 ? r.raw_msgs_per_s / r.fires_per_s : 0.0);
+    std::printf("%8d %10.0f %10.0f %10.0f %12.0f %12.0f %12.0f %12.0f %10.0f %12.2f %12.0f %8.2f\n", r.tasks, r.lag_p50,
+                r.lag_p99, r.lag_max, r.vis_p50, r.vis_p99, r.vis_max, r.fires_per_s, r.rss_per_task_bytes, r.restore_s,
+                r.raw_msgs_per_s, r.fires_per_s > 0 ? r.raw_msgs_per_s / r.fires_per_s : 0.0);
     std::fflush(stdout);
     if (r.messages != static_cast<size_t>(n) * static_cast<size_t>(bursts)) {
       std::fprintf(stderr, "warning: %zu of %d messages seen for %d tasks\n", r.messages, n * bursts, n);

@@ -11,7 +11,7 @@ struct NextOptions {
   std::string time_zone;  // "" = UTC
   std::string from;       // RFC 3339; "" = now
   int count = 5;
-  bool local = false;     // also print the local time
+  bool local = false;  // also print the local time
 };
 
 // Prints up to `count` fire times strictly after `from`, one RFC 3339 UTC instant per

@@ -8,11 +8,17 @@
 namespace cronlane::cli {
 namespace {
 
-int Line(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+int Line(const YAML::Node& n) {
+  return n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
+}
 
-bool IsPlain(const YAML::Node& n) { return n.Tag() == "?" || n.Tag().empty(); }
+bool IsPlain(const YAML::Node& n) {
+  return n.Tag() == "?" || n.Tag().empty();
+}
 
-std::string Join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
 
 std::string TypeOf(const YAML::Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "null";
@@ -21,7 +27,9 @@ std::string TypeOf(const YAML::Node& n) {
   return ScalarJsonType(n);
 }
 
-std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string Quoted(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 }  // namespace
 
@@ -38,11 +46,12 @@ std::string ScalarJsonType(const YAML::Node& n) {
   if (n.IsNull()) return "null";
   if (!n.IsScalar()) return TypeOf(n);
   if (!IsPlain(n)) return "string";  // quoted, or an explicit tag
-  static const std::set<std::string> kBool = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-                                              "true", "True", "TRUE", "false", "False", "FALSE",
-                                              "on", "On", "ON", "off", "Off", "OFF"};
+  static const std::set<std::string> kBool = {"y",  "Y",  "yes",  "Yes",  "YES",  "n",     "N",     "no",
+                                              "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE",
+                                              "on", "On", "ON",   "off",  "Off",  "OFF"};
   static const std::regex kInt(R"([-+]?(0|[1-9][0-9_]*|0x[0-9a-fA-F_]+|0[0-7_]+))");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
+  static const std::regex kFloat(
+      R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))");
   const std::string& s = n.Scalar();
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return "null";
   if (kBool.count(s) != 0) return "boolean";

@@ -56,7 +56,9 @@ const KnownKinds& Kinds() {
   return kinds;
 }
 
-int Line(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+int Line(const YAML::Node& n) {
+  return n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
+}
 
 // YAML to JSON, for the payload size as the operator will see it.
 nlohmann::json ToJson(const YAML::Node& n) {
@@ -113,9 +115,9 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   if (payload.IsDefined() && !payload.IsNull()) {
     size_t bytes = ToJson(payload).dump().size();
     if (bytes > kMaxPayloadBytes) {
-      out.push_back({"spec.payload", Line(payload),
-                     "is " + std::to_string(bytes) + " bytes as JSON, over the limit of " +
-                         std::to_string(kMaxPayloadBytes)});
+      out.push_back(
+          {"spec.payload", Line(payload),
+           "is " + std::to_string(bytes) + " bytes as JSON, over the limit of " + std::to_string(kMaxPayloadBytes)});
     }
   }
 }
@@ -165,7 +167,8 @@ void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<P
   std::vector<SchemaProblem> semantic;
   if (kind == "ScheduledTask") CheckScheduledTask(doc, sp, semantic);
   sp.insert(sp.end(), semantic.begin(), semantic.end());
-  std::stable_sort(sp.begin(), sp.end(), [](const SchemaProblem& a, const SchemaProblem& b) { return a.line < b.line; });
+  std::stable_sort(sp.begin(), sp.end(),
+                   [](const SchemaProblem& a, const SchemaProblem& b) { return a.line < b.line; });
   for (auto& p : sp) add(p.line, std::move(p.field), std::move(p.message));
 }
 
@@ -217,15 +220,19 @@ int RunValidate(const ValidateOptions& opts, std::ostream& out, std::ostream& er
     try {
       for (const auto& doc : YAML::LoadAll(text.str())) CheckDocument(file, doc, problems, checked);
     } catch (const YAML::Exception& e) {
-      problems.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "<yaml>", "<unparsed>", "",
-                          "YAML syntax error: " + e.msg});
+      problems.push_back(
+          {file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "<yaml>", "<unparsed>", "", "YAML syntax error: " + e.msg});
     }
   }
 
   if (opts.output == "json") {
     nlohmann::json j = nlohmann::json::array();
     for (const auto& p : problems) {
-      j.push_back({{"file", p.file}, {"line", p.line}, {"kind", p.kind}, {"name", p.name}, {"field", p.field},
+      j.push_back({{"file", p.file},
+                   {"line", p.line},
+                   {"kind", p.kind},
+                   {"name", p.name},
+                   {"field", p.field},
                    {"message", p.message}});
     }
     out << j.dump(2) << "\n";

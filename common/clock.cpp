@@ -4,7 +4,9 @@
 
 namespace cronlane {
 
-void RealClock::SleepFor(std::chrono::nanoseconds d) { std::this_thread::sleep_for(d); }
+void RealClock::SleepFor(std::chrono::nanoseconds d) {
+  std::this_thread::sleep_for(d);
+}
 
 RealClock& RealClock::Get() {
   static RealClock clock;
@@ -20,7 +22,8 @@ std::chrono::system_clock::time_point FakeClock::Now() const {
 
 std::chrono::steady_clock::time_point FakeClock::SteadyNow() const {
   std::lock_guard lock(mu_);
-  return std::chrono::steady_clock::time_point{} + std::chrono::duration_cast<std::chrono::steady_clock::duration>(elapsed_);
+  return std::chrono::steady_clock::time_point{} +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(elapsed_);
 }
 
 void FakeClock::SleepFor(std::chrono::nanoseconds d) {

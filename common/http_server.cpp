@@ -11,7 +11,9 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(std::string bind) : bind_(std::move(bind)), impl_(std::make_unique<Impl>()) {}
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
 
 void HttpServer::Handle(const std::string& path, std::function<HttpReply()> handler) {
   handlers_[path] = std::move(handler);

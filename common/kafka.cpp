@@ -164,10 +164,8 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
   size_t key_len = key ? key->size() : 0;
   rd_kafka_resp_err_t err = rd_kafka_producev(
       producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_PARTITION(partition),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(key_ptr, key_len),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
-      RD_KAFKA_V_END);
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(hdrs);  // ownership passes to librdkafka only on success
     return FromErrorCode(err, "producing to " + topic_str);
@@ -193,7 +191,9 @@ Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
 Status InitTransactions(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
   return FromError(rd_kafka_init_transactions(producer, static_cast<int>(timeout.count())));
 }
-Status BeginTransaction(rd_kafka_t* producer) { return FromError(rd_kafka_begin_transaction(producer)); }
+Status BeginTransaction(rd_kafka_t* producer) {
+  return FromError(rd_kafka_begin_transaction(producer));
+}
 Status CommitTransaction(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
   return FromError(rd_kafka_commit_transaction(producer, static_cast<int>(timeout.count())));
 }
@@ -304,8 +304,10 @@ Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::
   rd_kafka_topic_destroy(rkt);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "metadata for " + t);
   Result<int32_t> out = NotFound("topic " + t + " does not exist");
-  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) out = md->topics[0].partition_cnt;
-  else if (md->topic_cnt == 1) out = FromErrorCode(md->topics[0].err, "metadata for " + t);
+  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    out = md->topics[0].partition_cnt;
+  else if (md->topic_cnt == 1)
+    out = FromErrorCode(md->topics[0].err, "metadata for " + t);
   rd_kafka_metadata_destroy(md);
   return out;
 }

@@ -15,15 +15,15 @@ namespace cronlane {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong; retrying will not help
+  kInvalidArgument,  // the caller's input is wrong; retrying will not help
   kNotFound,
   kAlreadyExists,
-  kFailedPrecondition, // the system is not in a state to do this (e.g. fenced)
-  kUnavailable,        // transient: network, broker or API server; retry with backoff
+  kFailedPrecondition,  // the system is not in a state to do this (e.g. fenced)
+  kUnavailable,         // transient: network, broker or API server; retry with backoff
   kDeadlineExceeded,
-  kAborted,            // a concurrent change won (HTTP 409 on update): re-read and retry
-  kPermissionDenied,   // authentication or authorization refused (HTTP 401/403)
-  kExpired,            // a resourceVersion or offset is too old (HTTP 410 Gone): start over
+  kAborted,           // a concurrent change won (HTTP 409 on update): re-read and retry
+  kPermissionDenied,  // authentication or authorization refused (HTTP 401/403)
+  kExpired,           // a resourceVersion or offset is too old (HTTP 410 Gone): start over
   kInternal,
 };
 
@@ -46,23 +46,43 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
-inline Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
-inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
-inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
-inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
-inline Status Expired(std::string m) { return {StatusCode::kExpired, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {StatusCode::kNotFound, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {StatusCode::kUnavailable, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {StatusCode::kInternal, std::move(m)};
+}
+inline Status FailedPrecondition(std::string m) {
+  return {StatusCode::kFailedPrecondition, std::move(m)};
+}
+inline Status DeadlineExceeded(std::string m) {
+  return {StatusCode::kDeadlineExceeded, std::move(m)};
+}
+inline Status AlreadyExists(std::string m) {
+  return {StatusCode::kAlreadyExists, std::move(m)};
+}
+inline Status Aborted(std::string m) {
+  return {StatusCode::kAborted, std::move(m)};
+}
+inline Status PermissionDenied(std::string m) {
+  return {StatusCode::kPermissionDenied, std::move(m)};
+}
+inline Status Expired(std::string m) {
+  return {StatusCode::kExpired, std::move(m)};
+}
 
 // Either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {      // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK Status");
   }
 

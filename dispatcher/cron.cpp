@@ -41,7 +41,9 @@ struct FieldBits {
   bool star = false;
 };
 
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string Quote(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -58,9 +60,8 @@ Result<unsigned> ParseValue(std::string_view text, const FieldSpec& f) {
     }
   }
   std::string_view digits = text.starts_with('+') ? text.substr(1) : text;  // strconv.Atoi accepts "+5"
-  if (digits.empty() ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    std::string what = f.names == nullptr ? "is not a number"
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::string what = f.names == nullptr  ? "is not a number"
                        : f.name == "month" ? "is not a number or a month name (jan-dec)"
                                            : "is not a number or a day name (sun-sat)";
     return InvalidArgument(std::string(f.name) + ": " + Quote(text) + " " + what);
@@ -97,8 +98,8 @@ Result<FieldBits> ParseItem(std::string_view item, const FieldSpec& f) {
     out.star = true;
   } else if (range.front() == '*' || range.front() == '?') {
     // robfig/cron silently reads "*-5" as "*"; refuse it instead of guessing.
-    return InvalidArgument(std::string(f.name) + ": " + Quote(item) + " is not valid: " + std::string(1, range.front()) +
-                           " cannot start a range");
+    return InvalidArgument(std::string(f.name) + ": " + Quote(item) +
+                           " is not valid: " + std::string(1, range.front()) + " cannot start a range");
   } else if (range.empty()) {
     return InvalidArgument(std::string(f.name) + ": missing range before the step in " + Quote(item));
   } else {
@@ -160,7 +161,9 @@ Result<FieldBits> ParseField(std::string_view text, const FieldSpec& f) {
   return out;
 }
 
-bool IsLeap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool IsLeap(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 unsigned DaysInMonth(int y, unsigned m) {
   static constexpr std::array<unsigned, 13> kDays = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -186,13 +189,15 @@ struct Civil {
   unsigned mo, d, h, mi, s;
 };
 
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 
 Civil ToCivil(int64_t secs) {
   int64_t days = FloorDiv(secs, kDay);
   int64_t rem = secs - days * kDay;
   date::year_month_day ymd{date::sys_days{date::days{days}}};
-  return {static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+  return {static_cast<int>(ymd.year()),      static_cast<unsigned>(ymd.month()),   static_cast<unsigned>(ymd.day()),
           static_cast<unsigned>(rem / 3600), static_cast<unsigned>(rem / 60 % 60), static_cast<unsigned>(rem % 60)};
 }
 
@@ -216,10 +221,8 @@ bool CronExpr::DayMatches(int year, unsigned month, unsigned day) const {
   return dom_ok || dow_ok;
 }
 
-bool CronExpr::Matches(int year, unsigned month, unsigned day, unsigned hour, unsigned minute,
-                       unsigned second) const {
-  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour > 23 || minute > 59 ||
-      second > 59) {
+bool CronExpr::Matches(int year, unsigned month, unsigned day, unsigned hour, unsigned minute, unsigned second) const {
+  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
     return false;
   }
   return ((month_ >> month) & 1U) && ((hour_ >> hour) & 1U) && ((minute_ >> minute) & 1U) &&
@@ -240,11 +243,16 @@ Result<CronExpr> CronExpr::Parse(std::string_view expr) {
     // Macros, with robfig/cron's meaning.
     const std::string_view m = expr;
     std::string_view fields;
-    if (m == "@yearly" || m == "@annually") fields = "0 0 1 1 *";
-    else if (m == "@monthly") fields = "0 0 1 * *";
-    else if (m == "@weekly") fields = "0 0 * * 0";
-    else if (m == "@daily" || m == "@midnight") fields = "0 0 * * *";
-    else if (m == "@hourly") fields = "0 * * * *";
+    if (m == "@yearly" || m == "@annually")
+      fields = "0 0 1 1 *";
+    else if (m == "@monthly")
+      fields = "0 0 1 * *";
+    else if (m == "@weekly")
+      fields = "0 0 * * 0";
+    else if (m == "@daily" || m == "@midnight")
+      fields = "0 0 * * *";
+    else if (m == "@hourly")
+      fields = "0 * * * *";
     else if (m.starts_with("@every ")) {
       return InvalidArgument("@every is a schedule, not a cron expression");  // handled by Schedule::Parse
     } else {
@@ -267,8 +275,10 @@ Result<CronExpr> CronExpr::Parse(std::string_view expr) {
     i = j;
   }
   if (n != 5 && n != 6) {
-    return InvalidArgument("expected 5 fields (minute hour day-of-month month day-of-week) or 6 with a leading "
-                           "seconds field, found " + std::to_string(n));
+    return InvalidArgument(
+        "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with a leading "
+        "seconds field, found " +
+        std::to_string(n));
   }
   size_t k = 0;
   if (n == 6) {
@@ -307,8 +317,8 @@ Result<CronExpr> CronExpr::Parse(std::string_view expr) {
     }
     if (!possible) {
       static constexpr std::array<std::string_view, 13> kFull = {
-          "", "January", "February", "March", "April", "May", "June", "July",
-          "August", "September", "October", "November", "December"};
+          "",     "January", "February",  "March",   "April",    "May",     "June",
+          "July", "August",  "September", "October", "November", "December"};
       int first_day = NextBit(out.dom_, 1);
       int first_month = NextBit(out.month_, 1);
       return InvalidArgument("schedule can never fire: day-of-month " + std::to_string(first_day) +
@@ -547,14 +557,22 @@ Result<std::chrono::seconds> ParseGoDuration(std::string_view text) {
     while (u < s.size() && !(s[u] >= '0' && s[u] <= '9') && s[u] != '.') ++u;
     std::string_view unit = s.substr(i, u - i);
     long double mult = 0;
-    if (unit == "ns") mult = 1;
-    else if (unit == "us" || unit == "\u00b5s" || unit == "\u03bcs") mult = 1e3L;
-    else if (unit == "ms") mult = 1e6L;
-    else if (unit == "s") mult = 1e9L;
-    else if (unit == "m") mult = 60e9L;
-    else if (unit == "h") mult = 3600e9L;
-    else if (unit.empty()) return bad("missing unit (ns, us, ms, s, m, h)");
-    else return bad("unknown unit " + Quote(unit));
+    if (unit == "ns")
+      mult = 1;
+    else if (unit == "us" || unit == "\u00b5s" || unit == "\u03bcs")
+      mult = 1e3L;
+    else if (unit == "ms")
+      mult = 1e6L;
+    else if (unit == "s")
+      mult = 1e9L;
+    else if (unit == "m")
+      mult = 60e9L;
+    else if (unit == "h")
+      mult = 3600e9L;
+    else if (unit.empty())
+      return bad("missing unit (ns, us, ms, s, m, h)");
+    else
+      return bad("unknown unit " + Quote(unit));
     total_ns += v * mult;
     if (total_ns > 9.2e18L) return bad("too large");
     s.remove_prefix(u);
@@ -661,7 +679,9 @@ size_t Schedule::Between(Instant from, Instant to, size_t cap, std::vector<Insta
   return n;
 }
 
-std::string FormatRfc3339(Instant t) { return date::format("%FT%TZ", t); }
+std::string FormatRfc3339(Instant t) {
+  return date::format("%FT%TZ", t);
+}
 
 std::string FormatLocal(Instant t, const date::time_zone* zone) {
   if (zone == nullptr) return date::format("%FT%T+00:00 (UTC)", t);
@@ -670,9 +690,7 @@ std::string FormatLocal(Instant t, const date::time_zone* zone) {
 }
 
 Result<Instant> ParseRfc3339(std::string_view s) {
-  auto bad = [&s] {
-    return InvalidArgument("time " + Quote(s) + " is not RFC 3339 (e.g. 2026-03-09T13:00:00Z)");
-  };
+  auto bad = [&s] { return InvalidArgument("time " + Quote(s) + " is not RFC 3339 (e.g. 2026-03-09T13:00:00Z)"); };
   auto num = [&s](size_t pos, size_t len, int& out) {
     if (pos + len > s.size()) return false;
     out = 0;

@@ -64,9 +64,9 @@ class CronExpr {
   uint64_t second_ = 1;  // {0} unless a seconds field is given
   uint64_t minute_ = 0;
   uint32_t hour_ = 0;
-  uint32_t dom_ = 0;     // bits 1..31
-  uint16_t month_ = 0;   // bits 1..12
-  uint8_t dow_ = 0;      // bits 0..6, 0 = Sunday
+  uint32_t dom_ = 0;       // bits 1..31
+  uint16_t month_ = 0;     // bits 1..12
+  uint8_t dow_ = 0;        // bits 0..6, 0 = Sunday
   bool dom_star_ = false;  // robfig's "star bit": the field was * or ? (without a step > 1)
   bool dow_star_ = false;
   bool has_seconds_ = false;

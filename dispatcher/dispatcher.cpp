@@ -19,7 +19,9 @@ uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
   return h;
 }
 
-std::string Unix(Instant t) { return std::to_string(t.time_since_epoch().count()); }
+std::string Unix(Instant t) {
+  return std::to_string(t.time_since_epoch().count());
+}
 
 }  // namespace
 
@@ -67,7 +69,9 @@ Dispatcher::Dispatcher(Clock& clock, FireSink& sink, DispatcherObserver* observe
 
 Dispatcher::~Dispatcher() = default;
 
-Instant Dispatcher::Now() const { return std::chrono::floor<seconds>(clock_.Now()); }
+Instant Dispatcher::Now() const {
+  return std::chrono::floor<seconds>(clock_.Now());
+}
 
 Status Dispatcher::Start() {
   Status s = sink_.Init();

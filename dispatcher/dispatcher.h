@@ -65,13 +65,13 @@ struct DispatcherOptions {
 };
 
 struct DispatcherStats {
-  uint64_t fired = 0;          // occurrences committed
-  uint64_t messages = 0;       // messages committed (occurrences x shards)
-  uint64_t skipped = 0;        // occurrences not fired by policy or deadline
+  uint64_t fired = 0;     // occurrences committed
+  uint64_t messages = 0;  // messages committed (occurrences x shards)
+  uint64_t skipped = 0;   // occurrences not fired by policy or deadline
   uint64_t commits = 0;
   uint64_t commit_failures = 0;
   size_t tasks = 0;
-  size_t pending = 0;          // occurrences waiting for a commit
+  size_t pending = 0;  // occurrences waiting for a commit
 };
 
 // The CloudEvents id of an occurrence: "<task uid>:<scheduled unix seconds>[:<shard>]".
@@ -111,9 +111,9 @@ class Dispatcher final : public TaskSink {
   struct Entry {
     TaskDefinition def;
     Schedule schedule;
-    std::optional<Instant> last_fired;   // from checkpoints and commits
-    std::optional<Instant> next;         // next occurrence to consider (scheduled time)
-    uint64_t version = 0;                // bumps on every change; stale heap items are skipped
+    std::optional<Instant> last_fired;  // from checkpoints and commits
+    std::optional<Instant> next;        // next occurrence to consider (scheduled time)
+    uint64_t version = 0;               // bumps on every change; stale heap items are skipped
   };
   struct HeapItem {
     Instant fire_at;
@@ -137,7 +137,7 @@ class Dispatcher final : public TaskSink {
   const DispatcherOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;             // wakes the timer (new tasks) and fire threads (pending)
+  std::condition_variable cv_;  // wakes the timer (new tasks) and fire threads (pending)
   std::map<std::string, Entry> tasks_;
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
   std::vector<Occurrence> pending_;

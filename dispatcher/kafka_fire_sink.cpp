@@ -25,9 +25,9 @@ Status KafkaFireSink::Init() {
   auto producer = kafka::NewProducer(p);
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
-  Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
-                                      options_.replication_factor,
-                                      {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}});
+  Status created =
+      kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
+                         options_.replication_factor, {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}});
   if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());

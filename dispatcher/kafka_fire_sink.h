@@ -25,7 +25,7 @@ struct KafkaSinkOptions {
   int commit_timeout_ms = 10000;
   std::chrono::seconds max_commit_retry{600};
   bool create_topics = true;  // create a task topic that does not exist yet
-  int topic_partitions = 6;  // then the dispatcher stops; a restart restores exactly
+  int topic_partitions = 6;   // then the dispatcher stops; a restart restores exactly
 };
 
 class KafkaFireSink final : public FireSink {

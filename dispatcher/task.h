@@ -17,12 +17,12 @@ enum class CatchUpPolicy { kLatest, kAll, kNone };
 enum class ConcurrencyPolicy { kAllow, kForbid };
 
 struct TaskDefinition {
-  std::string id;         // stable unique id: the ScheduledTask's UID
-  std::string ns;         // namespace/name, for keys, sources and logs
+  std::string id;  // stable unique id: the ScheduledTask's UID
+  std::string ns;  // namespace/name, for keys, sources and logs
   std::string name;
-  std::string source;     // CloudEvents source: the object's API path
+  std::string source;  // CloudEvents source: the object's API path
   int64_t generation = 0;
-  Instant created{};      // anchor of "@every" schedules
+  Instant created{};  // anchor of "@every" schedules
   std::string schedule;
   std::string time_zone;  // "" = UTC
   bool suspend = false;
@@ -31,8 +31,8 @@ struct TaskDefinition {
   int max_catch_up = 100;
   ConcurrencyPolicy concurrency = ConcurrencyPolicy::kAllow;
   int jitter_seconds = 0;
-  std::string topic;      // "" = the operator's default topic
-  std::string key;        // "" = namespace/name
+  std::string topic;  // "" = the operator's default topic
+  std::string key;    // "" = namespace/name
   std::vector<std::pair<std::string, std::string>> headers;
   std::string payload_json = "null";
   int shards = 1;

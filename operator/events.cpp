@@ -12,8 +12,8 @@ namespace {
 std::string UniqueName(const std::string& object, std::chrono::system_clock::time_point now) {
   static std::atomic<uint32_t> seq{0};
   char buf[40];
-  std::snprintf(buf, sizeof buf, ".%llx%04x",
-                static_cast<unsigned long long>(now.time_since_epoch().count()), seq++ & 0xFFFFU);
+  std::snprintf(buf, sizeof buf, ".%llx%04x", static_cast<unsigned long long>(now.time_since_epoch().count()),
+                seq++ & 0xFFFFU);
   return object + buf;
 }
 
@@ -26,25 +26,24 @@ KubeEventRecorder::KubeEventRecorder(kube::KubeClient& client, Clock& clock, std
 void KubeEventRecorder::Record(const ObjectRef& r, const std::string& type, const std::string& reason,
                                const std::string& action, const std::string& note) {
   auto now = std::chrono::floor<std::chrono::microseconds>(clock_.Now());
-  kube::Json ev = {
-      {"apiVersion", "events.k8s.io/v1"},
-      {"kind", "Event"},
-      // client-go's naming: <object>.<unique hex>, unique per event.
-      {"metadata", {{"name", UniqueName(r.name, now)}, {"namespace", r.ns.empty() ? "default" : r.ns}}},
-      {"eventTime", date::format("%FT%TZ", now)},
-      {"reportingController", controller_},
-      {"reportingInstance", instance_},
-      {"action", action},
-      {"reason", reason},
-      {"type", type},
-      {"note", note.substr(0, 1024)},
-      {"regarding",
-       {{"apiVersion", r.api_version},
-        {"kind", r.kind},
-        {"namespace", r.ns},
-        {"name", r.name},
-        {"uid", r.uid},
-        {"resourceVersion", r.resource_version}}}};
+  kube::Json ev = {{"apiVersion", "events.k8s.io/v1"},
+                   {"kind", "Event"},
+                   // client-go's naming: <object>.<unique hex>, unique per event.
+                   {"metadata", {{"name", UniqueName(r.name, now)}, {"namespace", r.ns.empty() ? "default" : r.ns}}},
+                   {"eventTime", date::format("%FT%TZ", now)},
+                   {"reportingController", controller_},
+                   {"reportingInstance", instance_},
+                   {"action", action},
+                   {"reason", reason},
+                   {"type", type},
+                   {"note", note.substr(0, 1024)},
+                   {"regarding",
+                    {{"apiVersion", r.api_version},
+                     {"kind", r.kind},
+                     {"namespace", r.ns},
+                     {"name", r.name},
+                     {"uid", r.uid},
+                     {"resourceVersion", r.resource_version}}}};
   static const kube::ResourceRef kEvents{"events.k8s.io", "v1", "events"};
   auto res = client_.Create(kEvents.Path(r.ns.empty() ? "default" : r.ns), ev);
   if (!res.ok()) {

@@ -31,8 +31,8 @@ class KubeEventRecorder final : public EventRecorder {
  public:
   // `controller` e.g. "cronlane.dev/operator"; `instance` the pod or host name.
   KubeEventRecorder(kube::KubeClient& client, Clock& clock, std::string controller, std::string instance);
-  void Record(const ObjectRef& regarding, const std::string& type, const std::string& reason,
-              const std::string& action, const std::string& note) override;
+  void Record(const ObjectRef& regarding, const std::string& type, const std::string& reason, const std::string& action,
+              const std::string& note) override;
   uint64_t failures() const { return failures_.load(); }
 
  private:

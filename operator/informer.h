@@ -174,8 +174,9 @@ class Informer {
   Status WatchOnce(CancelToken& cancel) {
     std::uniform_int_distribution<int64_t> dist(options_.min_watch_timeout.count(),
                                                 2 * options_.min_watch_timeout.count() - 1);
-    std::string path = resource_.Path(ns_) + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                       kube::UrlEscape(ResourceVersion()) + "&timeoutSeconds=" + std::to_string(dist(rng_));
+    std::string path = resource_.Path(ns_) +
+                       "?watch=1&allowWatchBookmarks=true&resourceVersion=" + kube::UrlEscape(ResourceVersion()) +
+                       "&timeoutSeconds=" + std::to_string(dist(rng_));
     return client_.Watch(
         path,
         [this](std::string_view type, Json& object) {
@@ -196,8 +197,10 @@ class Informer {
             std::unique_lock lock(mu_);
             auto it = cache_.find(key);
             if (it != cache_.end()) old = std::move(it->second);
-            if (obj) cache_[key] = *obj;
-            else if (it != cache_.end()) cache_.erase(it);
+            if (obj)
+              cache_[key] = *obj;
+            else if (it != cache_.end())
+              cache_.erase(it);
             if (!rv.empty()) rv_ = rv;
           }
           Notify(key, old ? &*old : nullptr, obj ? &*obj : nullptr);

@@ -16,8 +16,7 @@ std::string MicroTime(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-LeaderElector::LeaderElector(kube::KubeClient& client, Clock& clock, EventRecorder& events,
-                             LeaderElectionConfig config)
+LeaderElector::LeaderElector(kube::KubeClient& client, Clock& clock, EventRecorder& events, LeaderElectionConfig config)
     : client_(client), clock_(clock), events_(events), config_(std::move(config)) {}
 
 Status LeaderElector::TryAcquireOrRenew() {

@@ -1,8 +1,8 @@
 // cronlane-operator: watches ScheduledTasks and fires them through Kafka.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <iostream>
@@ -77,9 +77,9 @@ struct Term {
               leading.Cancel();
             }),
         dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}) {
-    manager = std::make_unique<op::Manager>(client, dispatcher, events, clock,
-                                            op::ManagerOptions{.namespaces = SplitComma(f.namespaces),
-                                                               .workers = f.workers});
+    manager =
+        std::make_unique<op::Manager>(client, dispatcher, events, clock,
+                                      op::ManagerOptions{.namespaces = SplitComma(f.namespaces), .workers = f.workers});
   }
   dispatcher::KafkaFireSink sink;
   op::StatusWriter writer;
@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   CLI::App app{"cronlane-operator: fires ScheduledTasks through Kafka"};
   app.set_version_flag("--version", std::string("cronlane-operator ") + kVersion);
   Flags f;
-  app.add_option("--kubeconfig", f.kubeconfig, "Path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "Path to a kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
       ->envname("CRONLANE_KUBECONFIG");
   app.add_option("--context", f.context, "kubeconfig context (default: current)")->envname("CRONLANE_CONTEXT");
   app.add_option("--namespaces", f.namespaces, "Comma-separated namespaces to watch (default: all)")

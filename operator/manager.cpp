@@ -12,7 +12,8 @@ Manager::Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, EventReco
       clock_(clock),
       options_(std::move(options)),
       queue_(clock),
-      reconciler_(client, [this](const std::string& key) { return Lookup(key); }, sink, events, clock) {
+      reconciler_(
+          client, [this](const std::string& key) { return Lookup(key); }, sink, events, clock) {
   std::vector<std::string> namespaces = options_.namespaces;
   if (namespaces.empty()) namespaces.push_back("");  // all namespaces
   for (const auto& ns : namespaces) {

@@ -29,8 +29,8 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
 
   void OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                std::optional<dispatcher::Instant> next) override;
-  void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first,
-                 dispatcher::Instant last, const std::string& reason, const std::string& message) override;
+  void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first, dispatcher::Instant last,
+                 const std::string& reason, const std::string& message) override;
   void OnFenced(const std::string& message) override;
 
   // Writes pending status every `period` within the budget, until cancelled.

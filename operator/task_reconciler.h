@@ -8,11 +8,11 @@
 #include <mutex>
 #include <string>
 
+#include <functional>
+#include <optional>
 #include "common/clock.h"
 #include "dispatcher/task.h"
 #include "operator/events.h"
-#include <functional>
-#include <optional>
 #include "operator/kube/client.h"
 #include "operator/scheduled_task.h"
 

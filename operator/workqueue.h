@@ -54,9 +54,9 @@ class WorkQueue {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
-  std::set<std::string> queued_;      // in queue_
+  std::set<std::string> queued_;  // in queue_
   std::set<std::string> processing_;
-  std::set<std::string> dirty_;       // added while processing
+  std::set<std::string> dirty_;  // added while processing
   std::map<std::string, std::chrono::steady_clock::time_point> delayed_;
   std::map<std::string, int> failures_;
   bool shutdown_ = false;

@@ -39,14 +39,20 @@ Status StatusFromHttp(int code, std::string_view body, std::string_view what) {
   std::string m = std::string(what) + ": HTTP " + std::to_string(code) + (reason.empty() ? "" : " " + reason) +
                   (message.empty() ? "" : ": " + message);
   switch (code) {
-    case 404: return NotFound(m);
-    case 409: return reason == "AlreadyExists" ? AlreadyExists(m) : Aborted(m);
-    case 410: return Expired(m);
+    case 404:
+      return NotFound(m);
+    case 409:
+      return reason == "AlreadyExists" ? AlreadyExists(m) : Aborted(m);
+    case 410:
+      return Expired(m);
     case 401:
-    case 403: return PermissionDenied(m);
+    case 403:
+      return PermissionDenied(m);
     case 400:
-    case 422: return InvalidArgument(m);
-    default: return Unavailable(m);
+    case 422:
+      return InvalidArgument(m);
+    default:
+      return Unavailable(m);
   }
 }
 
@@ -66,7 +72,9 @@ Result<Json> KubeClient::Do(const std::string& method, const std::string& path, 
   return j;
 }
 
-Result<Json> KubeClient::Get(const std::string& path) { return Do("GET", path, "", ""); }
+Result<Json> KubeClient::Get(const std::string& path) {
+  return Do("GET", path, "", "");
+}
 
 Result<Json> KubeClient::Create(const std::string& path, const Json& body) {
   return Do("POST", path, body.dump(), "application/json");
@@ -116,7 +124,8 @@ Status KubeClient::Watch(const std::string& path,
       },
       cancel, &error_body);
   if (!status.ok()) return status.status();
-  if (*status < 200 || *status >= 300) return StatusFromHttp(*status, error_body, "watch " + path.substr(0, path.find('?')));
+  if (*status < 200 || *status >= 300)
+    return StatusFromHttp(*status, error_body, "watch " + path.substr(0, path.find('?')));
   return stream_error;
 }
 

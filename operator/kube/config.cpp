@@ -58,8 +58,8 @@ std::string Str(const YAML::Node& n, const char* key) {
 }
 
 // data (base64 inline) wins over file, as in client-go.
-Result<std::string> DataOrFile(const YAML::Node& n, const char* data_key, const char* file_key,
-                               const std::string& dir, const std::string& what) {
+Result<std::string> DataOrFile(const YAML::Node& n, const char* data_key, const char* file_key, const std::string& dir,
+                               const std::string& what) {
   std::string data = Str(n, data_key);
   if (!data.empty()) return Base64Decode(data, what);
   std::string file = Str(n, file_key);
@@ -103,8 +103,8 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path_list, const std::strin
     ++loaded;
     std::string dir = fs::path(f).parent_path().string();
     if (current.empty()) current = Str(root, "current-context");
-    for (auto [section, out] : {std::pair{"clusters", &clusters}, std::pair{"users", &users},
-                                std::pair{"contexts", &contexts}}) {
+    for (auto [section, out] :
+         {std::pair{"clusters", &clusters}, std::pair{"users", &users}, std::pair{"contexts", &contexts}}) {
       if (root[section] && root[section].IsSequence()) {
         for (const auto& e : root[section]) out->push_back({e, dir});
       }
@@ -126,7 +126,8 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path_list, const std::strin
   while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
   if (cfg.server.empty()) return InvalidArgument("kubeconfig cluster has no server");
   cfg.insecure_skip_tls_verify = Str(cl, "insecure-skip-tls-verify") == "true";
-  auto ca = DataOrFile(cl, "certificate-authority-data", "certificate-authority", cluster->dir, "certificate-authority");
+  auto ca =
+      DataOrFile(cl, "certificate-authority-data", "certificate-authority", cluster->dir, "certificate-authority");
   if (!ca.ok()) return ca.status();
   cfg.ca_pem = *ca;
   std::string ns = Str(c, "namespace");
@@ -144,7 +145,8 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path_list, const std::strin
     cfg.client_cert_pem = *cert;
     cfg.client_key_pem = *key;
     if (cfg.client_cert_pem.empty() != cfg.client_key_pem.empty()) {
-      return InvalidArgument("kubeconfig user \"" + user_name + "\" has a client certificate without a key or vice versa");
+      return InvalidArgument("kubeconfig user \"" + user_name +
+                             "\" has a client certificate without a key or vice versa");
     }
     cfg.token = Str(u, "token");
     std::string token_file = Str(u, "tokenFile");

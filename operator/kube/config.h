@@ -11,15 +11,15 @@
 namespace cronlane::kube {
 
 struct KubeConfig {
-  std::string server;                 // https://host:port, no trailing slash
-  std::string ca_pem;                 // trusted CA certificates (PEM); empty = system roots
+  std::string server;  // https://host:port, no trailing slash
+  std::string ca_pem;  // trusted CA certificates (PEM); empty = system roots
   bool insecure_skip_tls_verify = false;
-  std::string client_cert_pem;        // client certificate authentication
+  std::string client_cert_pem;  // client certificate authentication
   std::string client_key_pem;
-  std::string token;                  // a static bearer token
-  std::string token_file;             // a bearer token re-read as it rotates (service accounts)
+  std::string token;       // a static bearer token
+  std::string token_file;  // a bearer token re-read as it rotates (service accounts)
   std::string default_namespace = "default";
-  std::string source;                 // where it came from, for logs ("kubeconfig ~/.kube/config context x")
+  std::string source;  // where it came from, for logs ("kubeconfig ~/.kube/config context x")
 };
 
 // Reads the environment; injectable for tests.

@@ -15,7 +15,7 @@ namespace cronlane::kube {
 
 struct HttpRequest {
   std::string method = "GET";
-  std::string path;          // "/apis/cronlane.dev/v1alpha1/...?..." (already escaped)
+  std::string path;  // "/apis/cronlane.dev/v1alpha1/...?..." (already escaped)
   std::string body;
   std::string content_type;  // for bodies: application/json, application/merge-patch+json, ...
 };

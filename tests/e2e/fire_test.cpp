@@ -34,7 +34,8 @@ class TopicReader {
     auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
     EXPECT_TRUE(admin.ok());
     EXPECT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
-    auto c = kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"isolation.level", "read_committed"}});
+    auto c =
+        kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"isolation.level", "read_committed"}});
     EXPECT_TRUE(c.ok());
     consumer_ = std::move(*c);
     EXPECT_TRUE(kafka::AssignAll(consumer_.get(), topic, 3).ok());
@@ -77,11 +78,16 @@ class FireTest : public ::testing::Test {
     std::string log = (std::filesystem::temp_directory_path() / (UniqueName("fire-op") + ".log")).string();
     logs_.push_back(log);
     std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                     "--kubeconfig=" + EnvVar("KUBECONFIG"), "--namespaces=" + ns_,
-                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--transactional-id=" + ns_,
-                                     "--checkpoint-topic=" + ns_ + ".checkpoints", "--default-topic=" + ns_ + ".tasks",
-                                     "--metrics-bind-address=0", "--health-probe-bind-address=0",
-                                     "--log-format=text", "--status-qps=50"};
+                                     "--kubeconfig=" + EnvVar("KUBECONFIG"),
+                                     "--namespaces=" + ns_,
+                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+                                     "--transactional-id=" + ns_,
+                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
+                                     "--default-topic=" + ns_ + ".tasks",
+                                     "--metrics-bind-address=0",
+                                     "--health-probe-bind-address=0",
+                                     "--log-format=text",
+                                     "--status-qps=50"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ops_.push_back(std::make_unique<Process>(argv, log));
     return *ops_.back();
@@ -119,7 +125,8 @@ TEST_F(FireTest, EveryOccurrenceOnceWithHeadersKeyAndPayload) {
     EXPECT_EQ(m.value, R"({"count":42,"hello":"world"})");
     EXPECT_EQ(m.HeaderValue("ce_specversion").value_or(""), "1.0");
     EXPECT_EQ(m.HeaderValue("ce_type").value_or(""), "dev.cronlane.task.fired");
-    EXPECT_EQ(m.HeaderValue("ce_source").value_or(""), "/apis/cronlane.dev/v1alpha1/namespaces/" + ns_ + "/scheduledtasks/tick");
+    EXPECT_EQ(m.HeaderValue("ce_source").value_or(""),
+              "/apis/cronlane.dev/v1alpha1/namespaces/" + ns_ + "/scheduledtasks/tick");
     EXPECT_EQ(m.HeaderValue("team").value_or(""), "platform");
     EXPECT_EQ(m.HeaderValue("content-type").value_or(""), "application/json");
     EXPECT_EQ(std::string(m.HeaderValue("ce_id").value_or("")), uid + ":" + std::to_string(ScheduledUnix(m)));
@@ -127,7 +134,9 @@ TEST_F(FireTest, EveryOccurrenceOnceWithHeadersKeyAndPayload) {
   EXPECT_EQ(ids.size(), msgs.size()) << "no duplicates";
   std::sort(times.begin(), times.end());
   for (size_t i = 1; i < times.size(); ++i) EXPECT_EQ(times[i], times[i - 1] + 1) << "no gaps";
-  EXPECT_TRUE(WaitUntil([&] { return !Kubectl("get st tick -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").output.empty(); }, 5s));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return !Kubectl("get st tick -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").output.empty(); },
+      5s));
 
   // Suspend: no more occurrences after it takes effect.
   Apply(task("* * * * * *", true));
@@ -197,8 +206,8 @@ TEST_F(FireTest, Kill9TheOperatorRepeatedlyNothingLostNothingDuplicated) {
     missing += static_cast<size_t>(span) - times.size();
     total += times.size();
   }
-  std::cout << "crash test: " << kKills << " kill -9, " << kTasks << " tasks, " << total
-            << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
+  std::cout << "crash test: " << kKills << " kill -9, " << kTasks << " tasks, " << total << " occurrences, " << missing
+            << " missing, " << dups << " duplicated\n";
   EXPECT_EQ(missing, 0U);
   EXPECT_GT(total, static_cast<size_t>(kTasks * 20));
 }
@@ -240,7 +249,8 @@ TEST_F(FireTest, FailoverToTheStandbyAfterKill9) {
   Process& b = StartOperator(le);
   reader.ReadFor(6s);
   ASSERT_GT(reader.messages().size(), 20U);
-  std::string holder = Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
+  std::string holder =
+      Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
   Process& leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? a : b;
   Process& standby = &leader == &a ? b : a;
   leader.Signal(SIGKILL);
@@ -288,12 +298,14 @@ TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
          std::chrono::system_clock::now().time_since_epoch() % 5s > 3200ms) {
     std::this_thread::sleep_for(20ms);
   }
-  const int64_t restart = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()).time_since_epoch().count();
+  const int64_t restart =
+      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()).time_since_epoch().count();
   StartOperator();
   reader.ReadFor(6s);
 
   std::map<std::string, std::vector<int64_t>> times;
-  for (const auto& m : reader.messages()) times[std::string(m.HeaderValue("ce_subject").value_or(""))].push_back(ScheduledUnix(m));
+  for (const auto& m : reader.messages())
+    times[std::string(m.HeaderValue("ce_subject").value_or(""))].push_back(ScheduledUnix(m));
   std::map<std::string, int> in_gap;  // fired occurrences scheduled while the operator was down
   for (auto& [task, ts] : times) {
     std::sort(ts.begin(), ts.end());
@@ -317,7 +329,8 @@ TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
       [&] {
         auto ev = Kubectl("get events -n " + ns_ +
                           " --field-selector reason=MissedSchedule -o jsonpath='{.items[*].involvedObject.name}'");
-        return ev.output.find("policy-latest") != std::string::npos && ev.output.find("policy-none") != std::string::npos;
+        return ev.output.find("policy-latest") != std::string::npos &&
+               ev.output.find("policy-none") != std::string::npos;
       },
       10s));
   EXPECT_TRUE(WaitUntil(

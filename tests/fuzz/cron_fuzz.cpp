@@ -7,8 +7,14 @@
 #include "dispatcher/cron.h"
 
 namespace {
-constexpr std::string_view kZones[] = {"", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
-                                       "Pacific/Chatham", "Asia/Kolkata", "America/Sao_Paulo", "Nowhere/Bad"};
+constexpr std::string_view kZones[] = {"",
+                                       "America/New_York",
+                                       "Europe/Berlin",
+                                       "Australia/Lord_Howe",
+                                       "Pacific/Chatham",
+                                       "Asia/Kolkata",
+                                       "America/Sao_Paulo",
+                                       "Nowhere/Bad"};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -28,12 +34,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < 4; ++i) {
     auto next = s->Next(t);
     if (!next) break;
-    if (*next <= t) __builtin_trap();                    // strictly after
+    if (*next <= t) __builtin_trap();  // strictly after
     auto prev = s->Prev(*next);
-    if (!prev || *prev != *next) __builtin_trap();       // a fire time is its own most recent fire
+    if (!prev || *prev != *next) __builtin_trap();  // a fire time is its own most recent fire
     auto before = s->Prev(*next - std::chrono::seconds{1});
     if (before && *before >= *next) __builtin_trap();
-    if (before && *before > t) __builtin_trap();         // Next() skipped no fire in (t, next)
+    if (before && *before > t) __builtin_trap();  // Next() skipped no fire in (t, next)
     t = *next;
   }
   return 0;

@@ -75,13 +75,14 @@ class GatedTransport : public kube::Transport {
 };
 
 std::string Task(const std::string& name, const std::string& schedule) {
-  return "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name + "}\nspec:\n  schedule: \"" +
-         schedule + "\"\n  target: {topic: t}\n";
+  return "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
+         "}\nspec:\n  schedule: \"" + schedule + "\"\n  target: {topic: t}\n";
 }
 
 void Apply(const std::string& ns, const std::string& yaml) {
-  auto r = cronlane::testing::RunShell("printf '%s' " + cronlane::testing::ShellQuote(yaml) + " | kubectl --kubeconfig " +
-                                       cronlane::testing::ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns + " -f -");
+  auto r =
+      cronlane::testing::RunShell("printf '%s' " + cronlane::testing::ShellQuote(yaml) + " | kubectl --kubeconfig " +
+                                  cronlane::testing::ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns + " -f -");
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 

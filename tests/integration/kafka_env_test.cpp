@@ -15,7 +15,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-kafka::Properties Base() { return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}}; }
+kafka::Properties Base() {
+  return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}};
+}
 
 // Consumes from all partitions of `topic` until `want` messages arrived or `deadline` passed.
 std::vector<kafka::Message> ConsumeAll(const std::string& topic, int partitions, const std::string& isolation,

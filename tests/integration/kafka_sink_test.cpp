@@ -21,7 +21,9 @@ using namespace std::chrono_literals;
 using cronlane::testing::EnvVar;
 using cronlane::testing::UniqueName;
 
-kafka::Properties Base() { return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}}; }
+kafka::Properties Base() {
+  return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}};
+}
 
 KafkaSinkOptions Options(const std::string& suffix) {
   KafkaSinkOptions o;
@@ -54,7 +56,9 @@ std::vector<kafka::Message> ReadCommitted(const std::string& topic, int partitio
   return out;
 }
 
-OutMessage Msg(const std::string& topic, const std::string& id) { return {topic, "k", "{}", {{"ce_id", id}}}; }
+OutMessage Msg(const std::string& topic, const std::string& id) {
+  return {topic, "k", "{}", {{"ce_id", id}}};
+}
 
 TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
   std::string s = UniqueName("sink");

@@ -99,14 +99,15 @@ TEST_F(KubeClientTest, WatchDeliversEventsAndStopsOnCancel) {
   std::mutex mu;
   Status watch_status;
   std::thread watcher([&] {
-    watch_status = client_->Watch(kTasks.Path(ns_) + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + rv,
-                                  [&](std::string_view type, Json& obj) {
-                                    if (type == "BOOKMARK") return true;
-                                    std::lock_guard lock(mu);
-                                    seen.push_back(std::string(type) + " " + obj["metadata"]["name"].get<std::string>());
-                                    return true;
-                                  },
-                                  cancel);
+    watch_status = client_->Watch(
+        kTasks.Path(ns_) + "?watch=1&allowWatchBookmarks=true&resourceVersion=" + rv,
+        [&](std::string_view type, Json& obj) {
+          if (type == "BOOKMARK") return true;
+          std::lock_guard lock(mu);
+          seen.push_back(std::string(type) + " " + obj["metadata"]["name"].get<std::string>());
+          return true;
+        },
+        cancel);
   });
   ASSERT_TRUE(client_->Create(kTasks.Path(ns_), Task("w1", "0 * * * *")).ok());
   ASSERT_TRUE(client_->Patch(kTasks.Path(ns_, "w1"), {{"spec", {{"suspend", true}}}}).ok());
@@ -128,8 +129,8 @@ TEST_F(KubeClientTest, WatchDeliversEventsAndStopsOnCancel) {
 
 TEST_F(KubeClientTest, TooOldResourceVersionIsExpired) {
   CancelToken cancel;
-  Status s = client_->Watch(kTasks.Path(ns_) + "?watch=1&resourceVersion=1",
-                            [](std::string_view, Json&) { return true; }, cancel);
+  Status s = client_->Watch(
+      kTasks.Path(ns_) + "?watch=1&resourceVersion=1", [](std::string_view, Json&) { return true; }, cancel);
   EXPECT_EQ(s.code(), StatusCode::kExpired) << s.ToString();
 }
 

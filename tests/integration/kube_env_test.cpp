@@ -16,7 +16,8 @@ TEST(KubeEnv, ApiserverIsRealAndCrdIsEstablished) {
   auto version = Kubectl("version -o json");
   ASSERT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("\"gitVersion\": \"v1.33"));
-  auto crd = Kubectl("get crd scheduledtasks.cronlane.dev -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}'");
+  auto crd = Kubectl(
+      "get crd scheduledtasks.cronlane.dev -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}'");
   ASSERT_EQ(crd.exit_code, 0) << crd.output;
   EXPECT_EQ(crd.output, "True");
   auto explain = Kubectl("explain scheduledtask.spec.catchUpPolicy");
@@ -27,8 +28,8 @@ TEST(KubeEnv, ApiserverIsRealAndCrdIsEstablished) {
 TEST(KubeEnv, ApplySampleAndReadItBack) {
   std::string ns = UniqueName("kube-env");
   ASSERT_EQ(Kubectl("create namespace " + ns).exit_code, 0);
-  auto apply = Kubectl("apply -n " + ns + " -f " + std::string(CRONLANE_SOURCE_DIR) +
-                       "/manifests/samples/hello-every-5s.yaml");
+  auto apply =
+      Kubectl("apply -n " + ns + " -f " + std::string(CRONLANE_SOURCE_DIR) + "/manifests/samples/hello-every-5s.yaml");
   ASSERT_EQ(apply.exit_code, 0) << apply.output;
   EXPECT_THAT(apply.output, HasSubstr("scheduledtask.cronlane.dev/hello-every-5s created"));
 
@@ -63,7 +64,7 @@ TEST(KubeEnv, SchemaRejectsBadInputAtApply) {
   auto apply = [&ns](const std::string& spec) {
     std::string doc = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata:\n  name: bad\nspec:\n" + spec;
     return RunShell("printf '%s' " + ShellQuote(doc) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-               " apply -n " + ns + " -f -");
+                    " apply -n " + ns + " -f -");
   };
   auto tz = apply("  schedule: \"TZ=UTC 0 * * * *\"\n  target: {topic: t}\n");
   EXPECT_NE(tz.exit_code, 0);

@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
-#include <iostream>
 #include <thread>
 
-#include "tests/support/corpus.h"
 #include "common/limits.h"
+#include "tests/support/corpus.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 
@@ -93,7 +93,8 @@ TEST_F(OperatorTest, CreateUpdateSuspendDeleteReachTheDispatcher) {
 
   // Suspend: Ready=False/Suspended, no next fire.
   ApplyYaml(ns_, TaskYaml("hourly", "30 * * * *", "  suspend: true\n"));
-  ASSERT_TRUE(WaitUntil([&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[0].reason}") == "Suspended"; }, 15s));
+  ASSERT_TRUE(
+      WaitUntil([&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[0].reason}") == "Suspended"; }, 15s));
   EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[0].status}"), "False");
   EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.nextScheduleTime}"), "");
 

@@ -31,23 +31,23 @@ class RbacTest : public ::testing::Test {
 };
 
 TEST_F(RbacTest, AllowsWhatTheOperatorNeeds) {
-  for (const char* what : {"list scheduledtasks.cronlane.dev -A", "watch scheduledtasks.cronlane.dev -A",
-                           "get scheduledtasks.cronlane.dev -n team-a",
-                           "patch scheduledtasks.cronlane.dev --subresource=status -n team-a",
-                           "create events.events.k8s.io -n team-a", "get leases.coordination.k8s.io -n cronlane-system",
-                           "create leases.coordination.k8s.io -n cronlane-system",
-                           "update leases.coordination.k8s.io -n cronlane-system"}) {
+  for (const char* what :
+       {"list scheduledtasks.cronlane.dev -A", "watch scheduledtasks.cronlane.dev -A",
+        "get scheduledtasks.cronlane.dev -n team-a", "patch scheduledtasks.cronlane.dev --subresource=status -n team-a",
+        "create events.events.k8s.io -n team-a", "get leases.coordination.k8s.io -n cronlane-system",
+        "create leases.coordination.k8s.io -n cronlane-system",
+        "update leases.coordination.k8s.io -n cronlane-system"}) {
     EXPECT_TRUE(CanI(what)) << what;
   }
 }
 
 TEST_F(RbacTest, DeniesEverythingElse) {
-  for (const char* what : {"create scheduledtasks.cronlane.dev -n team-a", "update scheduledtasks.cronlane.dev -n team-a",
-                           "patch scheduledtasks.cronlane.dev -n team-a", "delete scheduledtasks.cronlane.dev -n team-a",
-                           "get secrets -A", "get secrets -n cronlane-system", "list pods -A", "create events -n team-a",
-                           "delete events.events.k8s.io -n team-a", "update leases.coordination.k8s.io -n default",
-                           "delete leases.coordination.k8s.io -n cronlane-system", "create deployments.apps -A",
-                           "'*' '*'"}) {
+  for (const char* what :
+       {"create scheduledtasks.cronlane.dev -n team-a", "update scheduledtasks.cronlane.dev -n team-a",
+        "patch scheduledtasks.cronlane.dev -n team-a", "delete scheduledtasks.cronlane.dev -n team-a", "get secrets -A",
+        "get secrets -n cronlane-system", "list pods -A", "create events -n team-a",
+        "delete events.events.k8s.io -n team-a", "update leases.coordination.k8s.io -n default",
+        "delete leases.coordination.k8s.io -n cronlane-system", "create deployments.apps -A", "'*' '*'"}) {
     EXPECT_FALSE(CanI(what)) << what;
   }
 }
@@ -63,8 +63,8 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "config") << "apiVersion: v1\nkind: Config\ncurrent-context: sa\nclusters:\n- name: local\n  "
                                    "cluster:\n    server: "
-                                << EnvVar("KUBE_APISERVER_URL") << "\n    certificate-authority: "
-                                << EnvVar("KUBE_CA_FILE")
+                                << EnvVar("KUBE_APISERVER_URL")
+                                << "\n    certificate-authority: " << EnvVar("KUBE_CA_FILE")
                                 << "\nusers:\n- name: sa\n  user:\n    token: " << tok
                                 << "\ncontexts:\n- name: sa\n  context: {cluster: local, user: sa}\n";
   int mport = FreePort();

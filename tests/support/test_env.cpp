@@ -31,8 +31,10 @@ std::map<std::string, std::string> LoadEnvFile(const std::string& path) {
     if (eq == std::string::npos) continue;
     std::string value;
     for (size_t i = eq + 1; i < line.size(); ++i) {
-      if (line[i] == '\\' && i + 1 < line.size()) value += line[++i];
-      else if (line[i] != '\'' && line[i] != '"') value += line[i];
+      if (line[i] == '\\' && i + 1 < line.size())
+        value += line[++i];
+      else if (line[i] != '\'' && line[i] != '"')
+        value += line[i];
     }
     out[line.substr(0, eq)] = value;
   }
@@ -63,8 +65,10 @@ std::string EnvVar(const std::string& name) {
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }

@@ -18,8 +18,11 @@ TEST(CliNext, PrintsUtcInstantsStrictlyAfterFrom) {
 
 TEST(CliNext, LocalAddsTheZonedTime) {
   std::ostringstream out, err;
-  NextOptions o{.schedule = "30 1 * * *", .time_zone = "America/New_York", .from = "2026-11-01T00:00:00Z",
-                .count = 2, .local = true};
+  NextOptions o{.schedule = "30 1 * * *",
+                .time_zone = "America/New_York",
+                .from = "2026-11-01T00:00:00Z",
+                .count = 2,
+                .local = true};
   EXPECT_EQ(RunNext(o, out, err), 0);
   EXPECT_EQ(out.str(),
             "2026-11-01T05:30:00Z  2026-11-01T01:30:00-04:00 (EDT)\n"
@@ -27,9 +30,9 @@ TEST(CliNext, LocalAddsTheZonedTime) {
 }
 
 TEST(CliNext, InvalidInputIsOneLineAndExitTwo) {
-  for (NextOptions o : {NextOptions{.schedule = "0 0 32 * *"}, NextOptions{.schedule = "* * * * *", .time_zone = "Nowhere/City"},
-                        NextOptions{.schedule = "* * * * *", .from = "tomorrow"},
-                        NextOptions{.schedule = "* * * * *", .count = 0}}) {
+  for (NextOptions o :
+       {NextOptions{.schedule = "0 0 32 * *"}, NextOptions{.schedule = "* * * * *", .time_zone = "Nowhere/City"},
+        NextOptions{.schedule = "* * * * *", .from = "tomorrow"}, NextOptions{.schedule = "* * * * *", .count = 0}}) {
     std::ostringstream out, err;
     EXPECT_EQ(RunNext(o, out, err), 2) << o.schedule;
     EXPECT_EQ(out.str(), "");

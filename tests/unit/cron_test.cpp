@@ -23,8 +23,12 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 namespace cronlane::dispatcher {
 namespace {
@@ -37,7 +41,9 @@ Instant T(const char* rfc3339) {
   return t.ok() ? *t : Instant{};
 }
 
-std::string S(std::optional<Instant> t) { return t ? FormatRfc3339(*t) : "none"; }
+std::string S(std::optional<Instant> t) {
+  return t ? FormatRfc3339(*t) : "none";
+}
 
 Schedule MustParse(const char* expr, const char* tz = "") {
   auto s = Schedule::Parse(expr, tz);
@@ -68,8 +74,7 @@ TEST_P(ParseErrorTest, NamesFieldValueAndReason) {
 INSTANTIATE_TEST_SUITE_P(
     Cron, ParseErrorTest,
     ::testing::Values(
-        ErrorCase{"", "schedule is empty"},
-        ErrorCase{"   ", "schedule is empty"},
+        ErrorCase{"", "schedule is empty"}, ErrorCase{"   ", "schedule is empty"},
         ErrorCase{"* * * *",
                   "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with a leading seconds "
                   "field, found 4"},
@@ -98,8 +103,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"*-5 * * * *", "minute: \"*-5\" is not valid: * cannot start a range"},
         ErrorCase{"?-5/2 * * * *", "minute: \"?-5/2\" is not valid: ? cannot start a range"},
         ErrorCase{"/5 * * * *", "minute: missing range before the step in \"/5\""},
-        ErrorCase{"1- * * * *", "minute: missing value"},
-        ErrorCase{"-5 * * * *", "minute: missing value"},
+        ErrorCase{"1- * * * *", "minute: missing value"}, ErrorCase{"-5 * * * *", "minute: missing value"},
         ErrorCase{", * * * *", "minute: \",\" selects no values"},
         ErrorCase{"0 0 31 2 *", "schedule can never fire: day-of-month 31 does not exist in February"},
         ErrorCase{"0 0 30,31 2 *", "schedule can never fire: day-of-month 30 does not exist in February"},
@@ -128,10 +132,28 @@ TEST(CronParse, UnknownAndLocalTimeZonesAreRejected) {
 }
 
 TEST(CronParse, AcceptsWhatCronJobAccepts) {
-  for (const char* expr : {"* * * * *", "0 0 * JAN-mar Mon-FRI", "? ? ? ? ?", "+5 * * * *", "05 08 * * *",
-                           "1,,2 * * * *", "0 0 29 2 *", "0 0 31 1-12 *", "0 0 31 2 mon", "*/1 * * * *",
-                           "  0   12  *  *  *  ", "0\t12\t*\t*\t*", "@yearly", "@annually", "@monthly", "@weekly",
-                           "@daily", "@midnight", "@hourly", "@every 1h30m", "@every 90s", "@every 1.5h"}) {
+  for (const char* expr : {"* * * * *",
+                           "0 0 * JAN-mar Mon-FRI",
+                           "? ? ? ? ?",
+                           "+5 * * * *",
+                           "05 08 * * *",
+                           "1,,2 * * * *",
+                           "0 0 29 2 *",
+                           "0 0 31 1-12 *",
+                           "0 0 31 2 mon",
+                           "*/1 * * * *",
+                           "  0   12  *  *  *  ",
+                           "0\t12\t*\t*\t*",
+                           "@yearly",
+                           "@annually",
+                           "@monthly",
+                           "@weekly",
+                           "@daily",
+                           "@midnight",
+                           "@hourly",
+                           "@every 1h30m",
+                           "@every 90s",
+                           "@every 1.5h"}) {
     EXPECT_TRUE(Schedule::Parse(expr).ok()) << expr << ": " << Schedule::Parse(expr).status().message();
   }
 }
@@ -180,8 +202,8 @@ TEST(CronDays, BothRestrictedMeansEither) {
   auto e = *CronExpr::Parse("* * 1,15 * Sun");
   EXPECT_TRUE(e.Matches(2012, 6, 15, 0, 0, 0));
   EXPECT_TRUE(e.Matches(2012, 8, 1, 0, 0, 0));
-  EXPECT_TRUE(e.Matches(2012, 7, 15, 0, 0, 0));   // a Sunday
-  EXPECT_FALSE(e.Matches(2012, 7, 9, 0, 0, 0));   // Monday the 9th
+  EXPECT_TRUE(e.Matches(2012, 7, 15, 0, 0, 0));  // a Sunday
+  EXPECT_FALSE(e.Matches(2012, 7, 9, 0, 0, 0));  // Monday the 9th
 }
 
 TEST(CronDays, StepClearsTheStarSoEitherMatches) {
@@ -270,7 +292,8 @@ TEST(CronDst, Berlin) {
 TEST(CronDst, LordHoweHalfHourShift) {
   // DST ends 2026-04-05 02:00 (+11) -> 01:30 (+10:30); starts 2026-10-04 02:00 -> 02:30.
   std::vector<Instant> fires;
-  MustParse("45 1 * * *", "Australia/Lord_Howe").Between(T("2026-04-04T12:00:00Z"), T("2026-04-05T12:00:00Z"), 10, fires);
+  MustParse("45 1 * * *", "Australia/Lord_Howe")
+      .Between(T("2026-04-04T12:00:00Z"), T("2026-04-05T12:00:00Z"), 10, fires);
   ASSERT_EQ(fires.size(), 2U);
   EXPECT_EQ(FormatRfc3339(fires[0]), "2026-04-04T14:45:00Z");
   EXPECT_EQ(FormatRfc3339(fires[1]), "2026-04-04T15:15:00Z");
@@ -293,8 +316,7 @@ TEST(CronDst, SaoPauloMissingMidnight) {
   // 2018-11-04 00:00 -03 jumped to 01:00 -02: the midnight did not exist.
   EXPECT_EQ(S(MustParse("0 0 * * *", "America/Sao_Paulo").Next(T("2018-11-03T12:00:00Z"))), "2018-11-05T02:00:00Z");
   // robfig/cron TestNext (issue #157).
-  EXPECT_EQ(S(MustParse("0 0 9 10 * ?", "America/Sao_Paulo").Next(T("2018-10-17T09:00:00Z"))),
-            "2018-11-10T11:00:00Z");
+  EXPECT_EQ(S(MustParse("0 0 9 10 * ?", "America/Sao_Paulo").Next(T("2018-10-17T09:00:00Z"))), "2018-11-10T11:00:00Z");
   // No DST since 2019.
   EXPECT_EQ(S(MustParse("0 0 * * *", "America/Sao_Paulo").Next(T("2026-11-01T12:00:00Z"))), "2026-11-02T03:00:00Z");
 }
@@ -353,8 +375,8 @@ TEST(CronOracle, RandomSchedulesMatchBruteForce) {
   auto pick = [&rng](std::vector<std::string> options) {
     return options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
   };
-  const std::vector<std::string> zones = {"",  "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
-                                          "Pacific/Chatham", "Asia/Kolkata"};
+  const std::vector<std::string> zones = {
+      "", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Kolkata"};
   // Windows around DST transitions and ordinary days.
   const std::vector<std::string> starts = {"2026-03-07T18:00:00Z", "2026-10-31T18:00:00Z", "2026-03-28T12:00:00Z",
                                            "2026-10-24T12:00:00Z", "2026-04-04T00:00:00Z", "2026-10-03T00:00:00Z",
@@ -362,8 +384,9 @@ TEST(CronOracle, RandomSchedulesMatchBruteForce) {
   size_t checked = 0, total_fires = 0;
   for (int iter = 0; iter < 300; ++iter) {
     std::string expr = pick({"*", "*/7", "0", "30", "15,45", "0-10/5", "59"}) + " " +
-                       pick({"*", "1", "2", "3", "1-3", "*/4", "0,12,23"}) + " " + pick({"*", "1", "29", "*/3", "15-31"}) +
-                       " " + pick({"*", "2", "3,4", "9-12", "*/2"}) + " " + pick({"*", "0", "1-5", "sun,sat", "*/3"});
+                       pick({"*", "1", "2", "3", "1-3", "*/4", "0,12,23"}) + " " +
+                       pick({"*", "1", "29", "*/3", "15-31"}) + " " + pick({"*", "2", "3,4", "9-12", "*/2"}) + " " +
+                       pick({"*", "0", "1-5", "sun,sat", "*/3"});
     std::string tz = pick(zones);
     auto sched = Schedule::Parse(expr, tz);
     if (!sched.ok()) continue;  // e.g. "29 2" is fine, but some combos cannot fire

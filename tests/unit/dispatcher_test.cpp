@@ -14,7 +14,9 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::ElementsAre;
 
-Instant T(const char* s) { return *ParseRfc3339(s); }
+Instant T(const char* s) {
+  return *ParseRfc3339(s);
+}
 
 // Keeps what was committed, like a topic read with read_committed.
 class FakeSink : public FireSink {
@@ -167,7 +169,8 @@ TEST_P(CatchUpTest, AfterAnOutage) {
   d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
   ASSERT_TRUE(d.FireOnce().ok());
   std::vector<std::string> got;
-  for (const auto& id : sink.Ids()) got.push_back(FormatRfc3339(Instant{std::chrono::seconds{std::stoll(id.substr(6))}}).substr(11, 5));
+  for (const auto& id : sink.Ids())
+    got.push_back(FormatRfc3339(Instant{std::chrono::seconds{std::stoll(id.substr(6))}}).substr(11, 5));
   EXPECT_EQ(got, GetParam().want);
   // Then on time again.
   RunFor(clock, d, 31s);
@@ -271,7 +274,8 @@ TEST_F(DispatcherTest, ShardsAndDeterministicJitter) {
   }
   // Jitter spreads occurrences over the window.
   std::set<int64_t> seen;
-  for (int m = 0; m < 200; ++m) seen.insert(JitterFor("x", T("2026-01-01T00:00:00Z") + std::chrono::minutes(m), 20).count());
+  for (int m = 0; m < 200; ++m)
+    seen.insert(JitterFor("x", T("2026-01-01T00:00:00Z") + std::chrono::minutes(m), 20).count());
   EXPECT_GT(seen.size(), 15U);
   EXPECT_LE(*seen.rbegin(), 20);
 }

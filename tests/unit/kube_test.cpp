@@ -20,7 +20,9 @@ using ::testing::HasSubstr;
 
 class TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("cronlane-kube-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
+  TempDir()
+      : path_(fs::temp_directory_path() /
+              ("cronlane-kube-" + std::to_string(::getpid()) + "-" + std::to_string(n_++))) {
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -200,18 +202,22 @@ class ScriptedTransport : public Transport {
 
 TEST(Watch, ParsesEventsAndErrorEvents) {
   auto t = std::make_unique<ScriptedTransport>();
-  t->lines = {R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})", "",
-              R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}})",
-              R"j({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 1 (9)"}})j",
-              R"({"type":"ADDED","object":{"metadata":{"name":"never"}}})"};
+  t->lines = {
+      R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})", "",
+      R"({"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}})",
+      R"j({"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired","message":"too old resource version: 1 (9)"}})j",
+      R"({"type":"ADDED","object":{"metadata":{"name":"never"}}})"};
   auto* raw = t.get();
   KubeClient c(std::move(t), RealClock::Get(), 0, 1);
   CancelToken cancel;
   std::vector<std::string> got;
-  Status s = c.Watch("/apis/x?watch=1", [&](std::string_view type, Json& obj) {
-    got.push_back(std::string(type) + ":" + obj["metadata"]["resourceVersion"].get<std::string>());
-    return true;
-  }, cancel);
+  Status s = c.Watch(
+      "/apis/x?watch=1",
+      [&](std::string_view type, Json& obj) {
+        got.push_back(std::string(type) + ":" + obj["metadata"]["resourceVersion"].get<std::string>());
+        return true;
+      },
+      cancel);
   EXPECT_EQ(s.code(), StatusCode::kExpired) << s.ToString();
   EXPECT_THAT(s.message(), HasSubstr("too old resource version"));
   EXPECT_EQ(got, (std::vector<std::string>{"ADDED:5", "BOOKMARK:9"}));
@@ -223,7 +229,10 @@ TEST(Watch, GarbageEndsTheWatchWithAnError) {
   t->lines = {"{not json"};
   KubeClient c(std::move(t), RealClock::Get(), 0, 1);
   CancelToken cancel;
-  EXPECT_EQ(c.Watch("/w", [](std::string_view, Json&) { return true; }, cancel).code(), StatusCode::kInternal);
+  EXPECT_EQ(c.Watch(
+                 "/w", [](std::string_view, Json&) { return true; }, cancel)
+                .code(),
+            StatusCode::kInternal);
 }
 
 TEST(ResourceRef, Paths) {

@@ -83,14 +83,16 @@ spec:
   EXPECT_EQ(r.out, f + ":5: ScheduledTask/one: spec.schedule: day-of-month: 32 is out of range 1-31\n" + f +
                        ":17: ScheduledTask/two: spec.timeZone: unknown time zone \"Nowhere/Special\" (use an IANA "
                        "name such as \"America/New_York\")\n" +
-                       f + ":18: ScheduledTask/two: spec.catchUpPolicy: Unsupported value \"Sometimes\": supported "
-                           "values: \"Latest\", \"All\", \"None\"\n");
+                       f +
+                       ":18: ScheduledTask/two: spec.catchUpPolicy: Unsupported value \"Sometimes\": supported "
+                       "values: \"Latest\", \"All\", \"None\"\n");
   EXPECT_THAT(r.err, HasSubstr("2 cronlane document(s) in 1 file(s), 3 problem(s)"));
 }
 
 TEST(Validate, JsonOutputForMachines) {
-  std::string f = TempFile("json.yaml", "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: j}\n"
-                                        "spec:\n  schedule: \"61 * * * *\"\n  target: {topic: t}\n");
+  std::string f = TempFile("json.yaml",
+                           "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: j}\n"
+                           "spec:\n  schedule: \"61 * * * *\"\n  target: {topic: t}\n");
   Outcome r = Validate({f}, "json");
   EXPECT_EQ(r.code, 1);
   auto j = nlohmann::json::parse(r.out);
@@ -123,7 +125,8 @@ TEST(Validate, SyntaxErrorsAndUsage) {
   EXPECT_EQ(missing.code, 2);
   EXPECT_EQ(missing.err, "cronlane validate: /does/not/exist.yaml: no such file or directory\n");
   EXPECT_EQ(Validate({f}, "xml").code, 2);
-  std::string unknown = TempFile("kind.yaml", "apiVersion: cronlane.dev/v1alpha1\nkind: CronTab\nmetadata: {name: x}\n");
+  std::string unknown =
+      TempFile("kind.yaml", "apiVersion: cronlane.dev/v1alpha1\nkind: CronTab\nmetadata: {name: x}\n");
   EXPECT_THAT(Validate({unknown}).out, HasSubstr("kind: unknown kind \"CronTab\" in cronlane.dev"));
   std::string version = TempFile("ver.yaml", "apiVersion: cronlane.dev/v9\nkind: ScheduledTask\nmetadata: {name: x}\n");
   EXPECT_THAT(Validate({version}).out, HasSubstr("apiVersion: version \"v9\" of ScheduledTask is not served"));
