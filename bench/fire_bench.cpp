@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -38,7 +39,7 @@ double RssMiB() {
 double Pct(std::vector<int64_t> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(std::llround(p * static_cast<double>(v.size() - 1))));
   return static_cast<double>(v[i]);
 }
 

@@ -1,4 +1,4 @@
-#define _TURN_OFF_PLATFORM_STRING
+#define _TURN_OFF_PLATFORM_STRING  // NOLINT(bugprone-reserved-identifier): cpprestsdk's switch
 #include "common/http_server.h"
 
 #include <cpprest/http_listener.h>
@@ -32,7 +32,7 @@ Status HttpServer::Start() {
   try {
     impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>("http://" + host + ":" + port);
     auto handlers = handlers_;
-    impl_->listener->support(web::http::methods::GET, [handlers](web::http::http_request req) {
+    impl_->listener->support(web::http::methods::GET, [handlers](const web::http::http_request& req) {
       auto it = handlers.find(req.relative_uri().path());
       if (it == handlers.end()) {
         req.reply(web::http::status_codes::NotFound, "not found\n");

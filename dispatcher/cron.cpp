@@ -206,7 +206,7 @@ int64_t DaysFromCivil(int y, unsigned mo, unsigned d) {
 }
 
 int64_t FromCivil(const Civil& c) {
-  return DaysFromCivil(c.y, c.mo, c.d) * kDay + c.h * 3600 + c.mi * 60 + c.s;
+  return DaysFromCivil(c.y, c.mo, c.d) * kDay + int64_t{c.h} * 3600 + int64_t{c.mi} * 60 + c.s;
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ Status KafkaFireSink::Init() {
   return Status::Ok();
 }
 
-Status KafkaFireSink::Fail(Status why) {
+Status KafkaFireSink::Fail(const Status& why) {
   rd_kafka_t* rk = producer_.get();
   std::array<char, 256> buf{};
   rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk, buf.data(), buf.size());

@@ -42,7 +42,7 @@ class KafkaFireSink final : public FireSink {
   // Classifies a failed transactional call: a fence (another producer took over)
   // stops us; any other fatal error makes the next Commit re-create the producer;
   // anything else is aborted (resumably) before the next transaction.
-  Status Fail(Status why);
+  Status Fail(const Status& why);
   // Makes sure every topic of `messages` exists (creating it when allowed).
   Status EnsureTopics(const std::vector<OutMessage>& messages);
 

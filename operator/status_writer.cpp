@@ -11,7 +11,6 @@ StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventRecorde
     : client_(client),
       lookup_(std::move(lookup)),
       events_(events),
-      clock_(clock),
       budget_(clock, qps, burst),
       on_fenced_(std::move(on_fenced)) {}
 

@@ -53,7 +53,6 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   kube::KubeClient& client_;
   Lookup lookup_;
   EventRecorder& events_;
-  Clock& clock_;
   RateLimiter budget_;
   std::function<void(const std::string&)> on_fenced_;
   mutable std::mutex mu_;

@@ -1,5 +1,5 @@
 // cpprestsdk's U() macro breaks fmt/spdlog: keep it off before any cpprest include.
-#define _TURN_OFF_PLATFORM_STRING
+#define _TURN_OFF_PLATFORM_STRING  // NOLINT(bugprone-reserved-identifier): cpprestsdk's switch
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <cpprest/producerconsumerstream.h>
