@@ -48,7 +48,7 @@ demo: build tools ## Bring up the environment and show sample tasks firing
 	@hack/demo.sh
 
 bench: deps tools ## Run the benchmarks (release build; fire_bench against a local Kafka) and print results
-	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench
+	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench cronlane-operator
 	@hack/bench.sh build-release
 
 lint: build ## clang-format check and clang-tidy

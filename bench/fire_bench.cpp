@@ -172,6 +172,44 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
   return r;
 }
 
+// Consumes `topic` (read_committed) for `seconds` from its end and prints fire lag
+// statistics of what arrived: used by hack/bench.sh for tasks fired through the
+// operator (ScheduledTask CRs on the real apiserver).
+int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seconds) {
+  kafka::Properties p{{"bootstrap.servers", bootstrap},
+                      {"isolation.level", "read_committed"},
+                      {"fetch.wait.max.ms", "10"},
+                      {"allow.auto.create.topics", "false"}};
+  auto consumer = kafka::NewConsumer(p);
+  if (!consumer.ok()) return 2;
+  // The dispatcher creates the topic with its first fire: wait for it.
+  auto parts = kafka::PartitionCount(consumer->get(), topic);
+  for (int i = 0; i < 60 && !parts.ok(); ++i) {
+    std::this_thread::sleep_for(500ms);
+    parts = kafka::PartitionCount(consumer->get(), topic);
+  }
+  if (!parts.ok()) {
+    std::cerr << parts.status().ToString() << "\n";
+    return 2;
+  }
+  (void)kafka::AssignAll(consumer->get(), topic, *parts, RD_KAFKA_OFFSET_END);
+  std::vector<int64_t> lag, vis;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    auto m = kafka::Poll(consumer->get(), 100ms);
+    if (!m.ok() || !m->has_value()) continue;
+    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now().time_since_epoch()).count();
+    auto sched = dispatcher::ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
+    if (!sched.ok()) continue;
+    int64_t s_ms = sched->time_since_epoch().count() * 1000;
+    lag.push_back((*m)->timestamp_ms - s_ms);
+    vis.push_back(now_ms - s_ms);
+  }
+  std::printf("messages=%zu lag_p50=%.0f lag_p99=%.0f lag_max=%.0f visible_p50=%.0f visible_p99=%.0f visible_max=%.0f\n",
+              lag.size(), Pct(lag, 0.5), Pct(lag, 0.99), Pct(lag, 1.0), Pct(vis, 0.5), Pct(vis, 0.99), Pct(vis, 1.0));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,7 +220,12 @@ int main(int argc, char** argv) {
   app.add_option("--bootstrap", bootstrap, "Kafka bootstrap servers")->required()->envname("KAFKA_BOOTSTRAP");
   app.add_option("--tasks", sizes, "Task counts")->delimiter(',');
   app.add_option("--bursts", bursts, "Bursts (every 10 s) measured per size");
+  std::string consume_topic;
+  int consume_seconds = 30;
+  app.add_option("--consume-topic", consume_topic, "Only measure messages arriving on this topic");
+  app.add_option("--consume-seconds", consume_seconds, "How long --consume-topic reads");
   CLI11_PARSE(app, argc, argv);
+  if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds);
   std::string run_id = std::to_string(getpid());
   std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
               "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",

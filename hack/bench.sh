@@ -23,4 +23,6 @@ tests/env/up.sh
 . "$CRONLANE_STATE_DIR/env"
 "$dir/bench/fire_bench" --bootstrap "$KAFKA_BOOTSTRAP" --tasks "${FIRE_BENCH_TASKS:-1000,10000,100000}" --bursts 3 \
   2> >(grep -v '^%' >&2) | tee "$out/fire_bench.txt"
+echo "== through the operator (ScheduledTask CRs on the real apiserver)"
+hack/bench-operator.sh "$dir" ${OPERATOR_BENCH_TASKS:-1000 5000} | tee "$out/operator_bench.txt"
 echo "results in $out/"
