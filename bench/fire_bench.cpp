@@ -205,8 +205,9 @@ int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seco
     lag.push_back((*m)->timestamp_ms - s_ms);
     vis.push_back(now_ms - s_ms);
   }
-  std::printf("messages=%zu lag_p50=%.0f lag_p99=%.0f lag_max=%.0f visible_p50=%.0f visible_p99=%.0f visible_max=%.0f\n",
-              lag.size(), Pct(lag, 0.5), Pct(lag, 0.99), Pct(lag, 1.0), Pct(vis, 0.5), Pct(vis, 0.99), Pct(vis, 1.0));
+  std::printf(
+      "messages=%zu lag_p50=%.0f lag_p99=%.0f lag_max=%.0f visible_p50=%.0f visible_p99=%.0f visible_max=%.0f\n",
+      lag.size(), Pct(lag, 0.5), Pct(lag, 0.99), Pct(lag, 1.0), Pct(vis, 0.5), Pct(vis, 0.99), Pct(vis, 1.0));
   return 0;
 }
 

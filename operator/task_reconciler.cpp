@@ -73,6 +73,15 @@ Status TaskReconciler::Reconcile(const std::string& key) {
 
   TaskStatus desired = Desired(t, problem, state);
   if (desired == t.status) return Status::Ok();
+  // Fire times alone (next/last schedule time) are not worth a write here: the
+  // status writer keeps them current under the write budget. This keeps a restart
+  // with 100k Ready tasks from writing 100k statuses.
+  {
+    TaskStatus ignoring_times = desired;
+    ignoring_times.next_schedule_time = t.status.next_schedule_time;
+    ignoring_times.last_schedule_time = t.status.last_schedule_time;
+    if (ignoring_times == t.status && !t.status.next_schedule_time.empty()) return Status::Ok();
+  }
 
   const Condition* before = t.status.Find("Ready");
   const Condition* after = desired.Find("Ready");
@@ -88,14 +97,10 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     if (problem) {
       spdlog::warn("task {} is not scheduled: {}: {}", key, problem->reason, problem->message);
       events_.Record(ref, "Warning", problem->reason, "Validate", problem->message);
-    } else if (t.def.suspend) {
-      events_.Record(ref, "Normal", kReasonSuspended, "Suspend", after->message);
     } else {
-      spdlog::info("task {} scheduled, next fire {}", key, desired.next_schedule_time);
-      events_.Record(ref, "Normal", kReasonScheduled, "Schedule",
-                     "Scheduled \"" + t.def.schedule + "\"" +
-                         (t.def.time_zone.empty() ? std::string() : " in " + t.def.time_zone) +
-                         (desired.next_schedule_time.empty() ? "" : ", next at " + desired.next_schedule_time));
+      // Normal transitions are logged, not recorded as Events: at 100k tasks an Event
+      // per task would double the API writes of a start-up.
+      spdlog::info("task {} {}, next fire {}", key, after->reason, desired.next_schedule_time);
     }
   }
   return Status::Ok();

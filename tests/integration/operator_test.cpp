@@ -120,6 +120,14 @@ TEST_F(OperatorTest, StatusIsWrittenOnceAndNotRetriggeredByItself) {
   Kubectl("label st t0 -n " + ns_ + " team=a");
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(writes(), settled);
+
+  // A restarted operator finds every status current and writes none of them again.
+  procs_.back()->Signal(SIGTERM);
+  ASSERT_EQ(procs_.back()->Wait(10s).value_or(-1), 0);
+  StartOperator({}, &mport, &hport);
+  ASSERT_TRUE(WaitUntil([&] { return HttpGet(hport, "/readyz") == "ok\n"; }, 20s));
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(writes(), 0) << "a restart does not rewrite unchanged statuses";
 }
 
 TEST_F(OperatorTest, BadSpecsAreRefusedOrReportedAndTheOperatorKeepsRunning) {
