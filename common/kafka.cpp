@@ -263,6 +263,17 @@ Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::mi
   return std::optional<Message>(std::move(out));
 }
 
+Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  std::string t(topic);
+  rd_kafka_topic_partition_list_add(list.get(), t.c_str(), partition)->offset = next_offset;
+  return FromErrorCode(rd_kafka_commit(consumer, list.get(), /*async=*/0), "committing offset of " + t);
+}
+
+Status CloseConsumer(rd_kafka_t* consumer) {
+  return FromErrorCode(rd_kafka_consumer_close(consumer), "closing consumer");
+}
+
 Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, int replication_factor,
                    const Properties& configs, bool ok_if_exists, std::chrono::milliseconds timeout) {
   std::array<char, 512> err{};

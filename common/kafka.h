@@ -94,6 +94,13 @@ Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::mi
 Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,
                               std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// Commits `next_offset` (the offset of the next message to read) for one partition
+// of the consumer's group, synchronously.
+Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset);
+
+// Leaves the consumer group cleanly (revokes partitions, no rebalance timeout).
+Status CloseConsumer(rd_kafka_t* consumer);
+
 // Creates a topic through the admin API. AlreadyExists is reported as OK when
 // `ok_if_exists`. `configs` are topic configs such as {"cleanup.policy","compact"}.
 Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, int replication_factor,

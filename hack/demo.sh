@@ -24,25 +24,30 @@ for name in $(kubectl get st -o jsonpath='{.items[*].metadata.name}'); do
   build/bin/cronlane next --schedule "$sched" ${tz:+--time-zone "$tz"} --count 3 --local | sed 's/^/   /'
 done
 
-bold "4/5 the operator fires them into Kafka ($KAFKA_BOOTSTRAP) for ${SECONDS_TO_WATCH}s"
+bold "4/5 the operator fires them into Kafka ($KAFKA_BOOTSTRAP); a worker runs them (${SECONDS_TO_WATCH}s)"
 mkdir -p .cronlane/logs
 build/bin/cronlane-operator --kafka-bootstrap "$KAFKA_BOOTSTRAP" --log-format text \
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 0 >.cronlane/logs/demo-operator.log 2>&1 &
 OP=$!
-trap 'kill $OP 2>/dev/null || true' EXIT
-echo "operator pid $OP, log .cronlane/logs/demo-operator.log"
-timeout "$SECONDS_TO_WATCH" kcat -b "$KAFKA_BOOTSTRAP" -C -t cronlane.demo -o end -q -X isolation.level=read_committed \
-  -f 'fired  key=%k  %h  value=%s\n' 2>/dev/null | sed -E 's/ce_specversion=1.0,//; s/,ce_(shard|jitter|max|backoff)[a-z]*=[0-9]+//g' || true
+build/bin/cronlane-worker --kafka-bootstrap "$KAFKA_BOOTSTRAP" --topic cronlane.demo --group cronlane-demo \
+  --log-format text --metrics-bind-address 0 --health-probe-bind-address 0 >.cronlane/logs/demo-worker.log 2>&1 &
+WK=$!
+trap 'kill $OP $WK 2>/dev/null || true' EXIT
+echo "operator pid $OP (log .cronlane/logs/demo-operator.log), worker pid $WK (log .cronlane/logs/demo-worker.log)"
+timeout "$SECONDS_TO_WATCH" tail -n +1 -f .cronlane/logs/demo-worker.log | grep --line-buffered 'task ' | \
+  sed -E 's/^[^ ]+ info +/worker: /' || true
 
 bold "5/5 status"
 kubectl get scheduledtasks
-kill $OP 2>/dev/null || true
-wait $OP 2>/dev/null || true
+kill $OP $WK 2>/dev/null || true
+wait $OP $WK 2>/dev/null || true
 trap - EXIT
 
 cat <<MSG
 
 The environment stays up:  . .cronlane/env && kubectl get st
 Run the operator again:    build/bin/cronlane-operator --kafka-bootstrap \$KAFKA_BOOTSTRAP --log-format text
+Run a worker:              build/bin/cronlane-worker --kafka-bootstrap \$KAFKA_BOOTSTRAP --topic cronlane.demo --exec 'cat; echo'
+
 Stop everything:           make env-down
 MSG

@@ -1,0 +1,48 @@
+#include "common/cloudevent.h"
+
+#include <charconv>
+
+namespace cronlane {
+namespace {
+
+bool ToInt(const std::string& s, int& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
+  FiredTask t;
+  for (const auto& h : m.headers) t.headers[h.name] = h.value;
+  auto get = [&](const char* name) {
+    auto it = t.headers.find(name);
+    return it == t.headers.end() ? std::string() : it->second;
+  };
+  if (get("ce_specversion") != "1.0")
+    return InvalidArgument("not a CloudEvent 1.0 (ce_specversion missing or not 1.0)");
+  t.id = get("ce_id");
+  t.source = get("ce_source");
+  t.type = get("ce_type");
+  if (t.id.empty() || t.source.empty() || t.type.empty()) {
+    return InvalidArgument("CloudEvent without ce_id, ce_source or ce_type");
+  }
+  t.time = get("ce_time");
+  t.subject = get("ce_subject");
+  t.key = m.key.value_or("");
+  t.payload = m.value;
+  struct IntAttr {
+    const char* name;
+    int* out;
+  };
+  for (IntAttr a : {IntAttr{"ce_shardindex", &t.shard_index}, IntAttr{"ce_shardcount", &t.shard_count},
+                    IntAttr{"ce_maxattempts", &t.max_attempts}, IntAttr{"ce_backoffseconds", &t.backoff_seconds},
+                    IntAttr{"ce_timeoutseconds", &t.timeout_seconds}}) {
+    std::string v = get(a.name);
+    if (!v.empty() && !ToInt(v, *a.out)) return InvalidArgument(std::string(a.name) + " is not a number: " + v);
+  }
+  if (t.max_attempts < 1) t.max_attempts = 1;
+  return t;
+}
+
+}  // namespace cronlane

@@ -1,0 +1,162 @@
+// cronlane-worker against the real broker: runs a command per fired task, retries and
+// dead-letters failures, reports results; SIGTERM mid-task finishes the task and
+// loses nothing; kill -9 mid-task gets the task redelivered and completed.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/kafka.h"
+#include "dispatcher/dispatcher.h"
+#include "tests/support/process.h"
+#include "tests/support/test_env.h"
+
+namespace cronlane::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+kafka::Properties Base() {
+  return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}};
+}
+
+void Create(const std::string& topic) {
+  auto admin = kafka::NewProducer(Base());
+  ASSERT_TRUE(admin.ok());
+  ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
+}
+
+// Produces one fired task (as the dispatcher builds it) per payload.
+std::vector<std::string> Fire(const std::string& topic, const std::vector<std::string>& payloads, int max_attempts) {
+  auto p = kafka::NewProducer(Base());
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    dispatcher::TaskDefinition t;
+    t.id = "uid-" + std::to_string(i);
+    t.ns = "ns";
+    t.name = "task" + std::to_string(i);
+    t.source = "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/task" + std::to_string(i);
+    t.payload_json = payloads[i];
+    t.max_attempts = max_attempts;
+    t.backoff_seconds = 0;
+    for (auto& m : dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}}, 0s, topic)) {
+      EXPECT_TRUE(kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers).ok());
+      ids.push_back(t.id + ":1800000000");
+    }
+  }
+  EXPECT_TRUE(kafka::Flush(p->get(), 10s).ok());
+  return ids;
+}
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+std::vector<kafka::Message> ReadAll(const std::string& topic, size_t want, std::chrono::seconds wait) {
+  auto c = kafka::NewConsumer(Base());
+  EXPECT_TRUE(kafka::AssignAll(c->get(), topic, 3).ok());
+  std::vector<kafka::Message> out;
+  auto until = std::chrono::steady_clock::now() + wait;
+  while (out.size() < want && std::chrono::steady_clock::now() < until) {
+    auto m = kafka::Poll(c->get(), 200ms);
+    if (m.ok() && m->has_value()) out.push_back(**m);
+  }
+  return out;
+}
+
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    id_ = UniqueName("worker");
+    dir_ = std::filesystem::temp_directory_path() / id_;
+    std::filesystem::create_directories(dir_);
+    for (auto t : {".tasks", ".results", ".dlq"}) Create(id_ + t);
+  }
+  std::unique_ptr<Process> StartWorker(const std::string& exec) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
+                                 "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--topic=" + id_ + ".tasks",
+                                 "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
+                                 "--dead-letter-topic=" + id_ + ".dlq", "--metrics-bind-address=0",
+                                 "--health-probe-bind-address=0", "--log-format=text"},
+        (dir_ / ("worker-" + std::to_string(n_++) + ".log")).string());
+  }
+  std::string id_;
+  std::filesystem::path dir_;
+  int n_ = 0;
+};
+
+TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 12; ++i) payloads.push_back(i % 4 == 3 ? R"({"mode":"fail"})" : R"({"mode":"ok"})");
+  auto ids = Fire(id_ + ".tasks", payloads, 2);
+  std::string done = (dir_ / "done").string(), attempts = (dir_ / "attempts").string();
+  auto w = StartWorker("echo \"$CE_ID $CRONLANE_ATTEMPT\" >> " + attempts +
+                       "; grep -q fail && exit 3; echo \"$CE_ID $CE_SUBJECT\" >> " + done);
+  auto results = ReadAll(id_ + ".results", 12, 60s);
+  ASSERT_EQ(results.size(), 12U) << w->Log();
+  int succeeded = 0, failed = 0;
+  for (const auto& r : results) {
+    if (r.value.find("\"outcome\":\"Succeeded\"") != std::string::npos) ++succeeded;
+    if (r.value.find("\"outcome\":\"Failed\"") != std::string::npos) {
+      ++failed;
+      EXPECT_NE(r.value.find("\"attempts\":2"), std::string::npos) << r.value;
+    }
+  }
+  EXPECT_EQ(succeeded, 9);
+  EXPECT_EQ(failed, 3);
+  auto lines = Lines(done);
+  EXPECT_EQ(lines.size(), 9U);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), 9U) << "each task ran once";
+  EXPECT_EQ(Lines(attempts).size(), 9U + 3U * 2U) << "failures are retried up to ce_maxattempts";
+  auto dlq = ReadAll(id_ + ".dlq", 3, 20s);
+  ASSERT_EQ(dlq.size(), 3U);
+  EXPECT_EQ(dlq[0].HeaderValue("cronlane_attempts").value_or(""), "2");
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
+}
+
+TEST_F(WorkerTest, SigtermMidTaskFinishesItAndLosesNothing) {
+  auto ids = Fire(id_ + ".tasks", {"{}", "{}", "{}", "{}"}, 1);
+  std::string done = (dir_ / "done").string();
+  const std::string cmd = "sleep 2; echo \"$CE_ID\" >> " + done;
+  auto w = StartWorker(cmd);
+  ASSERT_TRUE(WaitUntil([&] { return Lines(done).size() >= 1; }, 30s)) << w->Log();
+  w->Signal(SIGTERM);  // during the second task
+  EXPECT_EQ(w->Wait(30s).value_or(-1), 0) << w->Log();
+  auto w2 = StartWorker(cmd);
+  EXPECT_TRUE(WaitUntil([&] { return Lines(done).size() >= 4; }, 60s)) << w2->Log();
+  std::this_thread::sleep_for(3s);
+  auto lines = Lines(done);
+  EXPECT_EQ(lines.size(), 4U) << "nothing lost, nothing run twice";
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), std::set<std::string>(ids.begin(), ids.end()));
+  w2->Signal(SIGTERM);
+  w2->Wait(30s);
+}
+
+TEST_F(WorkerTest, Kill9MidTaskIsRedeliveredAndCompletes) {
+  auto ids = Fire(id_ + ".tasks", {"{}"}, 1);
+  std::string started = (dir_ / "started").string(), done = (dir_ / "done").string();
+  const std::string cmd = "echo \"$CE_ID\" >> " + started + "; sleep 2; echo \"$CE_ID\" >> " + done;
+  auto w = StartWorker(cmd);
+  ASSERT_TRUE(WaitUntil([&] { return Lines(started).size() == 1; }, 30s)) << w->Log();
+  w->Signal(SIGKILL);
+  w->Wait(10s);
+  EXPECT_TRUE(Lines(done).empty());
+  auto w2 = StartWorker(cmd);
+  EXPECT_TRUE(WaitUntil([&] { return Lines(done).size() == 1; }, 60s)) << w2->Log();
+  EXPECT_EQ(Lines(done), std::vector<std::string>{ids[0]});
+  EXPECT_EQ(Lines(started).size(), 2U) << "the at-least-once redelivery ran it again";
+  w2->Signal(SIGTERM);
+  w2->Wait(30s);
+}
+
+}  // namespace
+}  // namespace cronlane::testing

@@ -1,0 +1,97 @@
+// cronlane-worker: consumes fired tasks and runs a command per task (or logs them).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <thread>
+
+#include "common/http_server.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/version.h"
+#include "worker/exec_handler.h"
+#include "worker/worker.h"
+
+int main(int argc, char** argv) {
+  using namespace cronlane;
+  CLI::App app{"cronlane-worker: runs fired cronlane tasks from Kafka"};
+  app.set_version_flag("--version", std::string("cronlane-worker ") + kVersion);
+  worker::WorkerOptions o;
+  std::string bootstrap, exec, log_level = "info", log_format = "json", metrics_addr = ":8080", health_addr = ":8081";
+  int timeout = 600;
+  app.add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
+      ->envname("CRONLANE_KAFKA_BOOTSTRAP")
+      ->required();
+  app.add_option("--topic", o.topics, "Topic to consume (repeatable)")->envname("CRONLANE_TOPICS")->required();
+  app.add_option("--group", o.group, "Consumer group")->envname("CRONLANE_GROUP")->capture_default_str();
+  app.add_option("--exec", exec,
+                 "Shell command per task (payload on stdin, CE_* in the environment); "
+                 "without it the worker logs each task")
+      ->envname("CRONLANE_EXEC");
+  app.add_option("--timeout", timeout, "Seconds an attempt may run when the task sets no timeout")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--results-topic", o.results_topic, "Topic for one result record per finished occurrence")
+      ->envname("CRONLANE_RESULTS_TOPIC");
+  app.add_option("--dead-letter-topic", o.dead_letter_topic, "Topic for tasks that failed every attempt")
+      ->envname("CRONLANE_DEAD_LETTER_TOPIC");
+  app.add_option("--metrics-bind-address", metrics_addr, "/metrics address, 0 disables")->capture_default_str();
+  app.add_option("--health-probe-bind-address", health_addr, "/healthz address, 0 disables")->capture_default_str();
+  app.add_option("--log-level", log_level)->capture_default_str();
+  app.add_option("--log-format", log_format)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (Status s = SetupLogging(log_level, log_format, "worker"); !s.ok()) {
+    std::cerr << "cronlane-worker: " << s.message() << "\n";
+    return 2;
+  }
+  o.base = {{"bootstrap.servers", bootstrap}};
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  worker::Handler handler = exec.empty() ? worker::Handler([](const FiredTask& t, int, CancelToken&) {
+    spdlog::info("task {} ({}) scheduled {} payload {}", t.subject, t.id, t.time, t.payload);
+    return worker::Outcome::kSucceeded;
+  })
+                                         : worker::ExecHandler(exec, std::chrono::seconds(timeout));
+  worker::Worker w(o, handler, RealClock::Get());
+
+  CallbackMetrics metrics;
+  using T = CallbackMetrics::Type;
+  metrics.Add("cronlane_worker_succeeded_total", "Tasks that succeeded", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().succeeded); });
+  metrics.Add("cronlane_worker_failed_total", "Tasks that failed every attempt", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().failed); });
+  metrics.Add("cronlane_worker_attempts_total", "Attempts run", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().attempts); });
+  metrics.Add("cronlane_worker_duplicates_total", "Redelivered tasks skipped", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().duplicates); });
+  HttpServer metrics_server(metrics_addr);
+  metrics_server.Handle("/metrics", [&] {
+    return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4"};
+  });
+  HttpServer health_server(health_addr);
+  health_server.Handle("/healthz", [] { return HttpReply{200, "ok\n"}; });
+  for (HttpServer* srv : {&metrics_server, &health_server}) {
+    if (Status s = srv->Start(); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+  }
+  CancelToken cancel;
+  std::thread([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    spdlog::info("received signal {}: finishing the current task, then leaving the group", sig);
+    cancel.Cancel();
+  }).detach();
+  Status s = w.Run(cancel);
+  if (!s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}
