@@ -12,7 +12,7 @@
 
 namespace cronlane::worker {
 
-Handler ExecHandler(std::string command, std::chrono::seconds default_timeout) {
+Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout) {
   return [command, default_timeout](const FiredTask& t, int attempt, CancelToken&) {
     const auto timeout = t.timeout_seconds > 0 ? std::chrono::seconds(t.timeout_seconds) : default_timeout;
     std::vector<std::string> env_strings = {"CE_ID=" + t.id,

@@ -12,6 +12,6 @@
 
 namespace cronlane::worker {
 
-Handler ExecHandler(std::string command, std::chrono::seconds default_timeout);
+Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout);
 
 }  // namespace cronlane::worker
