@@ -122,6 +122,21 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   }
 }
 
+// What the WorkerPool CRD's CEL rule says, checked offline.
+void CheckWorkerPool(const YAML::Node& doc, std::vector<SchemaProblem>& out) {
+  const YAML::Node spec = At(doc, "spec");
+  const YAML::Node min = At(spec, "minReplicas");
+  const YAML::Node max = At(spec, "maxReplicas");
+  if (min.IsScalar() && max.IsScalar() && ScalarJsonType(min) == "integer" && ScalarJsonType(max) == "integer") {
+    try {
+      if (std::stoll(min.Scalar()) > std::stoll(max.Scalar())) {
+        out.push_back({"spec", Line(min), "minReplicas must not be greater than maxReplicas"});
+      }
+    } catch (...) {
+    }
+  }
+}
+
 void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<Problem>& problems, int& checked) {
   if (!doc.IsMap()) return;
   const std::string api_version = At(doc, "apiVersion").IsScalar() ? At(doc, "apiVersion").Scalar() : "";
@@ -166,6 +181,7 @@ void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<P
   ValidateAgainstSchema(vit->second, doc, "", sp);
   std::vector<SchemaProblem> semantic;
   if (kind == "ScheduledTask") CheckScheduledTask(doc, sp, semantic);
+  if (kind == "WorkerPool") CheckWorkerPool(doc, semantic);
   sp.insert(sp.end(), semantic.begin(), semantic.end());
   std::stable_sort(sp.begin(), sp.end(),
                    [](const SchemaProblem& a, const SchemaProblem& b) { return a.line < b.line; });

@@ -16,10 +16,12 @@ TEST(KubeEnv, ApiserverIsRealAndCrdIsEstablished) {
   auto version = Kubectl("version -o json");
   ASSERT_EQ(version.exit_code, 0) << version.output;
   EXPECT_THAT(version.output, HasSubstr("\"gitVersion\": \"v1.33"));
-  auto crd = Kubectl(
-      "get crd scheduledtasks.cronlane.dev -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}'");
-  ASSERT_EQ(crd.exit_code, 0) << crd.output;
-  EXPECT_EQ(crd.output, "True");
+  for (std::string crd_name : {"scheduledtasks.cronlane.dev", "workerpools.cronlane.dev"}) {
+    auto crd =
+        Kubectl("get crd " + crd_name + " -o jsonpath='{.status.conditions[?(@.type==\"Established\")].status}'");
+    ASSERT_EQ(crd.exit_code, 0) << crd.output;
+    EXPECT_EQ(crd.output, "True") << crd_name;
+  }
   auto explain = Kubectl("explain scheduledtask.spec.catchUpPolicy");
   ASSERT_EQ(explain.exit_code, 0) << explain.output;
   EXPECT_THAT(explain.output, HasSubstr("Latest fires only the most recent missed occurrence"));

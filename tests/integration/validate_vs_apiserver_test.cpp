@@ -18,7 +18,7 @@ TEST(ValidateVsApiserver, SameVerdictsOnTheCorpus) {
   ASSERT_GE(corpus.size(), 15U);
   std::string big = (std::filesystem::temp_directory_path() / UniqueName("payload")).string() + ".yaml";
   WriteLargePayloadManifest(big, kMaxPayloadBytes + 10);
-  corpus.push_back({big, "semantic", "spec.payload"});
+  corpus.push_back({big, "semantic", "spec.payload", "ScheduledTask"});
 
   std::string ns = UniqueName("validate");
   ASSERT_EQ(Kubectl("create namespace " + ns).exit_code, 0);

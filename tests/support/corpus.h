@@ -15,6 +15,7 @@ struct CorpusCase {
   std::string path;
   std::string expect;  // valid | schema | semantic
   std::string field;   // for schema and semantic
+  std::string kind;    // ScheduledTask, WorkerPool
 };
 
 inline std::vector<CorpusCase> LoadCorpus(const std::string& dir) {
@@ -28,7 +29,11 @@ inline std::vector<CorpusCase> LoadCorpus(const std::string& dir) {
     if (first.rfind(prefix, 0) != 0) continue;
     std::string rest = first.substr(prefix.size());
     auto sp = rest.find(' ');
-    out.push_back({e.path().string(), rest.substr(0, sp), sp == std::string::npos ? "" : rest.substr(sp + 1)});
+    std::string kind;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("kind: ", 0) == 0) kind = line.substr(6);
+    }
+    out.push_back({e.path().string(), rest.substr(0, sp), sp == std::string::npos ? "" : rest.substr(sp + 1), kind});
   }
   return out;
 }

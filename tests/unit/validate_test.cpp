@@ -42,7 +42,7 @@ TEST(Validate, CorpusVerdicts) {
   ASSERT_GE(corpus.size(), 15U);
   std::string big = TempFile("payload.yaml", "");
   testing::WriteLargePayloadManifest(big, kMaxPayloadBytes + 10);
-  corpus.push_back({big, "semantic", "spec.payload"});
+  corpus.push_back({big, "semantic", "spec.payload", "ScheduledTask"});
   for (const auto& c : corpus) {
     Outcome r = Validate({c.path});
     if (c.expect == "valid") {
@@ -52,7 +52,8 @@ TEST(Validate, CorpusVerdicts) {
       EXPECT_EQ(r.code, 1) << c.path;
       EXPECT_THAT(r.out, HasSubstr(": " + c.field + ": ")) << c.path;
       // file:line: Kind/name: field: message
-      EXPECT_THAT(r.out, ::testing::MatchesRegex(".*\\.yaml:[1-9][0-9]*: ScheduledTask/[a-z.-]+: .*\n")) << r.out;
+      EXPECT_THAT(r.out, ::testing::MatchesRegex(".*\\.yaml:[1-9][0-9]*: (ScheduledTask|WorkerPool)/[a-z.-]+: .*\n"))
+          << r.out;
     }
   }
 }
