@@ -43,6 +43,19 @@ double Pct(std::vector<int64_t> v, double p) {
   return static_cast<double>(v[i]);
 }
 
+// Polls one message; if it is a fired task, records its fire lag (broker timestamp
+// minus scheduled time) and its visibility lag (now minus scheduled time), in ms.
+void PollSample(rd_kafka_t* consumer, std::vector<int64_t>& lag, std::vector<int64_t>& vis) {
+  auto m = kafka::Poll(consumer, 100ms);
+  if (!m.ok() || !m->has_value()) return;
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now().time_since_epoch()).count();
+  auto sched = dispatcher::ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
+  if (!sched.ok()) return;
+  int64_t s_ms = sched->time_since_epoch().count() * 1000;
+  lag.push_back((*m)->timestamp_ms - s_ms);
+  vis.push_back(now_ms - s_ms);
+}
+
 class NullObserver : public dispatcher::DispatcherObserver {
  public:
   void OnFired(const dispatcher::TaskDefinition&, dispatcher::Instant, std::optional<dispatcher::Instant>) override {}
@@ -111,16 +124,8 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
   std::vector<int64_t> lag, vis;
   const size_t want = static_cast<size_t>(n) * static_cast<size_t>(bursts);
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10 * bursts + 40);
-  // Wait for the first burst boundary to be in the future so bursts are whole.
   while (lag.size() < want && std::chrono::steady_clock::now() < until) {
-    auto m = kafka::Poll(consumer->get(), 100ms);
-    if (!m.ok() || !m->has_value()) continue;
-    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now().time_since_epoch()).count();
-    auto sched = dispatcher::ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
-    if (!sched.ok()) continue;
-    int64_t s_ms = sched->time_since_epoch().count() * 1000;
-    lag.push_back((*m)->timestamp_ms - s_ms);
-    vis.push_back(now_ms - s_ms);
+    PollSample(consumer->get(), lag, vis);
   }
   cancel.Cancel();
   runner.join();
@@ -196,14 +201,7 @@ int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seco
   std::vector<int64_t> lag, vis;
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < until) {
-    auto m = kafka::Poll(consumer->get(), 100ms);
-    if (!m.ok() || !m->has_value()) continue;
-    int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now().time_since_epoch()).count();
-    auto sched = dispatcher::ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
-    if (!sched.ok()) continue;
-    int64_t s_ms = sched->time_since_epoch().count() * 1000;
-    lag.push_back((*m)->timestamp_ms - s_ms);
-    vis.push_back(now_ms - s_ms);
+    PollSample(consumer->get(), lag, vis);
   }
   std::printf(
       "messages=%zu lag_p50=%.0f lag_p99=%.0f lag_max=%.0f visible_p50=%.0f visible_p99=%.0f visible_max=%.0f\n",
