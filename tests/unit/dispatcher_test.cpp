@@ -201,6 +201,32 @@ TEST_F(DispatcherTest, SkippedOccurrencesAreReported) {
   EXPECT_EQ(d.Stats().skipped, 3U);
 }
 
+TEST_F(DispatcherTest, AMonthLongOutageFiresOnlyTheWindowAndCountsTheRest) {
+  auto task = Task("s", "* * * * * *");
+  task.catch_up = CatchUpPolicy::kAll;
+  task.max_catch_up = 5;
+  sink.checkpoints["uid-s"] = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  clock.Advance(std::chrono::hours(24 * 30));  // 2.6 million missed occurrences
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  ASSERT_TRUE(d.FireOnce().ok());
+  // The 5 most recent late ones plus the one due now, oldest first.
+  const int64_t now = T("2026-01-31T00:00:00Z").time_since_epoch().count();
+  std::vector<std::string> want;
+  for (int64_t s = now - 5; s <= now; ++s) want.push_back("uid-s:" + std::to_string(s));
+  EXPECT_EQ(sink.Ids(), want);
+  ASSERT_EQ(rec.skipped.size(), 1U);
+  EXPECT_THAT(rec.skipped[0], ::testing::StartsWith("s:TooManyMissed:"));
+  EXPECT_GE(d.Stats().skipped, 10000U) << "counted up to the bound";
+  // And the next second is on time again.
+  clock.Advance(1s);
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().back(), "uid-s:" + std::to_string(now + 1));
+}
+
 TEST_F(DispatcherTest, FailedCommitsAreRetriedWithoutLossOrDuplicates) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());
