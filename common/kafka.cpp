@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -320,6 +321,86 @@ Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::
   else if (md->topic_cnt == 1)
     out = FromErrorCode(md->topics[0].err, "metadata for " + t);
   rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+int64_t LagOf(int64_t committed, int64_t low, int64_t high) {
+  int64_t from = committed < 0 ? low : std::max(committed, low);
+  return std::max<int64_t>(0, high - from);
+}
+
+Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view group, std::string_view topic,
+                                           std::chrono::milliseconds timeout) {
+  auto partitions = PartitionCount(client, topic, timeout);
+  if (!partitions.ok()) return partitions.status();
+  std::string t(topic);
+  std::string g(group);
+  PartitionListPtr wanted(rd_kafka_topic_partition_list_new(*partitions));
+  for (int32_t p = 0; p < *partitions; ++p) rd_kafka_topic_partition_list_add(wanted.get(), t.c_str(), p);
+
+  std::vector<PartitionLag> out(static_cast<size_t>(*partitions));
+  for (int32_t p = 0; p < *partitions; ++p) out[static_cast<size_t>(p)].partition = p;
+  {
+    std::array<char, 512> err{};
+    QueuePtr queue(rd_kafka_queue_new(client));
+    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err.data(), err.size());
+    rd_kafka_ListConsumerGroupOffsets_t* req = rd_kafka_ListConsumerGroupOffsets_new(g.c_str(), wanted.get());
+    rd_kafka_ListConsumerGroupOffsets(client, &req, 1, opts, queue.get());
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_AdminOptions_destroy(opts);
+    EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
+    if (!ev) return DeadlineExceeded("committed offsets of group " + g + ": no answer from the broker");
+    if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromErrorCode(rd_kafka_event_error(ev.get()), "committed offsets of group " + g);
+    }
+    const rd_kafka_ListConsumerGroupOffsets_result_t* res = rd_kafka_event_ListConsumerGroupOffsets_result(ev.get());
+    size_t n = 0;
+    const rd_kafka_group_result_t** groups = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &n);
+    if (n != 1) return Internal("committed offsets of group " + g + ": " + std::to_string(n) + " results");
+    if (const rd_kafka_error_t* e = rd_kafka_group_result_error(groups[0]); e != nullptr) {
+      return FromErrorCode(rd_kafka_error_code(e), "committed offsets of group " + g);
+    }
+    const rd_kafka_topic_partition_list_t* got = rd_kafka_group_result_partitions(groups[0]);
+    for (int i = 0; got != nullptr && i < got->cnt; ++i) {
+      const rd_kafka_topic_partition_t& tp = got->elems[i];
+      if (tp.partition < 0 || tp.partition >= *partitions || t != tp.topic) continue;
+      if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return FromErrorCode(tp.err, "committed offset of " + t + "[" + std::to_string(tp.partition) + "]");
+      }
+      out[static_cast<size_t>(tp.partition)].committed = tp.offset >= 0 ? tp.offset : -1;
+    }
+  }
+  for (auto& pl : out) {
+    int64_t low = 0;
+    int64_t high = 0;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(client, t.c_str(), pl.partition, &low, &high,
+                                                             static_cast<int>(timeout.count()));
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromErrorCode(e, "watermarks of " + t + "[" + std::to_string(pl.partition) + "]");
+    }
+    pl.low = low;
+    pl.high = high;
+    pl.lag = LagOf(pl.committed, low, high);
+  }
+  return out;
+}
+
+Result<std::vector<PartitionOffset>> Positions(rd_kafka_t* consumer) {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_resp_err_t e = rd_kafka_assignment(consumer, &raw); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(e, "assignment");
+  }
+  PartitionListPtr assigned(raw);
+  std::vector<PartitionOffset> out;
+  if (assigned->cnt == 0) return out;
+  if (rd_kafka_resp_err_t e = rd_kafka_position(consumer, assigned.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(e, "position");
+  }
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const rd_kafka_topic_partition_t& tp = assigned->elems[i];
+    if (tp.offset >= 0) out.push_back({tp.topic, tp.partition, tp.offset});
+  }
   return out;
 }
 

@@ -111,6 +111,41 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
 Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// One partition's consumer-group lag. `committed` is the group's committed offset,
+// or -1 when the group never committed one for this partition.
+struct PartitionLag {
+  int32_t partition = 0;
+  int64_t committed = -1;
+  int64_t low = 0;   // low watermark: the oldest offset still in the log
+  int64_t high = 0;  // high watermark: the next offset to be written
+  int64_t lag = 0;   // messages the group has yet to read
+
+  bool operator==(const PartitionLag&) const = default;
+};
+
+// The lag of `group` on every partition of `topic`: committed offsets from the
+// admin API (OffsetFetch), watermarks from each partition's leader. A partition
+// with no committed offset counts everything still in the log (high - low), which
+// is what a consumer with auto.offset.reset=earliest (cronlane-worker) will read;
+// a committed offset below the low watermark (deleted by retention) counts from
+// the low watermark. NotFound if the topic does not exist.
+Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view group, std::string_view topic,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// The lag of one partition from its offsets, by the rules of GroupLag.
+int64_t LagOf(int64_t committed, int64_t low, int64_t high);
+
+// The consumer's position on every assigned partition that has one: the offset
+// after the last message the application consumed, moved past transaction
+// markers once the consumer saw them (so committing it brings lag to 0 on
+// transactional topics, where "last offset + 1" leaves a lag of 1).
+struct PartitionOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+};
+Result<std::vector<PartitionOffset>> Positions(rd_kafka_t* consumer);
+
 // Converts an rd_kafka_error_t (and destroys it) into a Status; OK for nullptr.
 Status FromError(rd_kafka_error_t* error);
 Status FromErrorCode(rd_kafka_resp_err_t err, std::string_view context);

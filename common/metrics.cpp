@@ -8,7 +8,13 @@ namespace cronlane {
 
 void CallbackMetrics::Add(std::string name, std::string help, Type type, std::function<double()> read) {
   std::lock_guard lock(mu_);
-  entries_.push_back({std::move(name), std::move(help), type, std::move(read)});
+  entries_.push_back({std::move(name), std::move(help), type, std::move(read), nullptr});
+}
+
+void CallbackMetrics::AddFamily(std::string name, std::string help, Type type,
+                                std::function<std::vector<Sample>()> read) {
+  std::lock_guard lock(mu_);
+  entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read)});
 }
 
 std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
@@ -18,15 +24,23 @@ std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
     prometheus::MetricFamily f;
     f.name = e.name;
     f.help = e.help;
-    prometheus::ClientMetric m;
-    if (e.type == Type::kGauge) {
-      f.type = prometheus::MetricType::Gauge;
-      m.gauge.value = e.read();
+    f.type = e.type == Type::kGauge ? prometheus::MetricType::Gauge : prometheus::MetricType::Counter;
+    std::vector<Sample> samples;
+    if (e.read_family) {
+      samples = e.read_family();
     } else {
-      f.type = prometheus::MetricType::Counter;
-      m.counter.value = e.read();
+      samples.push_back({{}, e.read()});
     }
-    f.metric.push_back(std::move(m));
+    for (auto& sample : samples) {
+      prometheus::ClientMetric m;
+      for (auto& [k, v] : sample.labels) m.label.push_back({k, v});
+      if (e.type == Type::kGauge) {
+        m.gauge.value = sample.value;
+      } else {
+        m.counter.value = sample.value;
+      }
+      f.metric.push_back(std::move(m));
+    }
     out.push_back(std::move(f));
   }
   return out;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cronlane {
@@ -18,6 +19,14 @@ class CallbackMetrics final : public prometheus::Collectable {
   enum class Type { kGauge, kCounter };
   // Registers a metric; `read` is called on every scrape, from the scraping thread.
   void Add(std::string name, std::string help, Type type, std::function<double()> read);
+
+  // One labelled sample of a family.
+  struct Sample {
+    std::vector<std::pair<std::string, std::string>> labels;
+    double value = 0;
+  };
+  // Registers a family whose samples (one per label set) are read on every scrape.
+  void AddFamily(std::string name, std::string help, Type type, std::function<std::vector<Sample>()> read);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
@@ -25,6 +34,7 @@ class CallbackMetrics final : public prometheus::Collectable {
     std::string name, help;
     Type type;
     std::function<double()> read;
+    std::function<std::vector<Sample>()> read_family;
   };
   mutable std::mutex mu_;
   std::vector<Entry> entries_;

@@ -21,6 +21,7 @@
 #include "operator/leader_election.h"
 #include "operator/manager.h"
 #include "operator/status_writer.h"
+#include "operator/workerpool_controller.h"
 
 namespace {
 
@@ -56,6 +57,7 @@ struct Flags {
   std::string transactional_id = "cronlane-dispatcher";
   int replication_factor = 1, topic_partitions = 6;
   bool create_topics = true;
+  bool workerpools = true;
   std::vector<std::string> kafka_properties;
 };
 
@@ -76,15 +78,22 @@ struct Term {
               g_fenced = true;
               leading.Cancel();
             }),
-        dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}) {
+        dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}),
+        lag_reader(kafka_props) {
     manager =
         std::make_unique<op::Manager>(client, dispatcher, events, clock,
                                       op::ManagerOptions{.namespaces = SplitComma(f.namespaces), .workers = f.workers});
+    if (f.workerpools) {
+      pools = std::make_unique<op::WorkerPoolController>(client, lag_reader, events, clock,
+                                                         op::WorkerPoolControllerOptions{SplitComma(f.namespaces)});
+    }
   }
   dispatcher::KafkaFireSink sink;
   op::StatusWriter writer;
   dispatcher::Dispatcher dispatcher;
   std::unique_ptr<op::Manager> manager;
+  op::KafkaLagReader lag_reader;
+  std::unique_ptr<op::WorkerPoolController> pools;  // null with --workerpools=false
 };
 
 }  // namespace
@@ -123,6 +132,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--topic-partitions", f.topic_partitions, "Partitions of topics cronlane creates")
       ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--workerpools", f.workerpools,
+                 "Scale WorkerPools by consumer-group lag (needs RBAC on targets' /scale)")
+      ->envname("CRONLANE_WORKERPOOLS")
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
@@ -265,6 +278,29 @@ int main(int argc, char** argv) {
               from_term([](Term& t) { return t.writer.backlog(); }));
   metrics.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
               from_term([](Term& t) { return t.manager->queue().Len(); }));
+  auto pool_family = [&term](auto fn) {
+    return [&term, fn]() {
+      std::vector<CallbackMetrics::Sample> out;
+      Term* t = term.load();
+      if (t == nullptr || !t->pools) return out;
+      for (const auto& p : t->pools->Snapshot()) {
+        out.push_back({{{"namespace", p.ns}, {"workerpool", p.name}}, static_cast<double>(fn(p))});
+      }
+      return out;
+    };
+  };
+  metrics.AddFamily("cronlane_workerpool_lag", "Consumer-group lag of a WorkerPool's topic (-1 = unknown)", T::kGauge,
+                    pool_family([](const op::PoolSnapshot& p) { return p.lag; }));
+  metrics.AddFamily("cronlane_workerpool_partitions", "Partitions of a WorkerPool's topic", T::kGauge,
+                    pool_family([](const op::PoolSnapshot& p) { return p.partitions; }));
+  metrics.AddFamily("cronlane_workerpool_desired_replicas", "Replicas a WorkerPool wants", T::kGauge,
+                    pool_family([](const op::PoolSnapshot& p) { return p.desired; }));
+  metrics.AddFamily("cronlane_workerpool_current_replicas", "Replicas of a WorkerPool's target (its /scale status)",
+                    T::kGauge, pool_family([](const op::PoolSnapshot& p) { return p.current; }));
+  metrics.AddFamily("cronlane_workerpool_ready", "1 while a WorkerPool's Ready condition is True", T::kGauge,
+                    pool_family([](const op::PoolSnapshot& p) { return p.ready ? 1 : 0; }));
+  metrics.Add("cronlane_workerpool_scales_total", "Scale changes patched onto WorkerPool targets", T::kCounter,
+              from_term([](Term& t) { return t.pools ? t.pools->scales() : 0; }));
   metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
               [&] { return static_cast<double>(client.requests()); });
 
@@ -277,7 +313,8 @@ int main(int argc, char** argv) {
   health_server.Handle("/readyz", [&] {
     Term* t = term.load();
     if (elector && !elector->IsLeader()) return HttpReply{200, "ok (standby)\n"};
-    return t != nullptr && t->manager->Synced() ? HttpReply{200, "ok\n"} : HttpReply{503, "not synced\n"};
+    return t != nullptr && t->manager->Synced() && (!t->pools || t->pools->Synced()) ? HttpReply{200, "ok\n"}
+                                                                                     : HttpReply{503, "not synced\n"};
   });
   for (HttpServer* srv : {&metrics_server, &health_server}) {
     if (Status s = srv->Start(); !s.ok()) {
@@ -314,9 +351,13 @@ int main(int argc, char** argv) {
       if (!leading.cancelled()) leading.Cancel();
     });
     std::thread writer([&] { t.writer.Run(leading); });
+    std::thread pools([&] {
+      if (t.pools) t.pools->Run(leading);
+    });
     t.manager->Run(leading);
     disp.join();
     writer.join();
+    pools.join();
     term = nullptr;
   };
 

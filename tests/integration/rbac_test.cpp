@@ -35,8 +35,10 @@ TEST_F(RbacTest, AllowsWhatTheOperatorNeeds) {
        {"list scheduledtasks.cronlane.dev -A", "watch scheduledtasks.cronlane.dev -A",
         "get scheduledtasks.cronlane.dev -n team-a", "patch scheduledtasks.cronlane.dev --subresource=status -n team-a",
         "create events.events.k8s.io -n team-a", "get leases.coordination.k8s.io -n cronlane-system",
-        "create leases.coordination.k8s.io -n cronlane-system",
-        "update leases.coordination.k8s.io -n cronlane-system"}) {
+        "create leases.coordination.k8s.io -n cronlane-system", "update leases.coordination.k8s.io -n cronlane-system",
+        "watch workerpools.cronlane.dev -A", "patch workerpools.cronlane.dev --subresource=status -n team-a",
+        "get deployments.apps --subresource=scale -n team-a", "patch deployments.apps --subresource=scale -n team-a",
+        "patch statefulsets.apps --subresource=scale -n team-a"}) {
     EXPECT_TRUE(CanI(what)) << what;
   }
 }
@@ -47,7 +49,9 @@ TEST_F(RbacTest, DeniesEverythingElse) {
         "patch scheduledtasks.cronlane.dev -n team-a", "delete scheduledtasks.cronlane.dev -n team-a", "get secrets -A",
         "get secrets -n cronlane-system", "list pods -A", "create events -n team-a",
         "delete events.events.k8s.io -n team-a", "update leases.coordination.k8s.io -n default",
-        "delete leases.coordination.k8s.io -n cronlane-system", "create deployments.apps -A", "'*' '*'"}) {
+        "delete leases.coordination.k8s.io -n cronlane-system", "create deployments.apps -A",
+        "patch deployments.apps -n team-a", "get deployments.apps -n team-a",
+        "patch workerpools.cronlane.dev -n team-a", "'*' '*'"}) {
     EXPECT_FALSE(CanI(what)) << what;
   }
 }

@@ -1,0 +1,126 @@
+#pragma once
+// Scales each WorkerPool's target by its consumer group's lag. Every
+// pollIntervalSeconds (and at once when a pool is created or its spec changes) it
+// measures the lag, resolves the target's /scale subresource through discovery,
+// computes the desired replicas (Recommend + Stabilizer), patches /scale when they
+// differ, and writes the pool's status when it changed. Only the leader runs it.
+//
+// Failures are reported, never fatal: a missing target, a target without /scale, a
+// missing topic or an unreachable broker each set Ready=False with a reason (and a
+// Warning Event when the reason changes) and the pool keeps its replicas until the
+// next poll succeeds.
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "common/kafka.h"
+#include "operator/events.h"
+#include "operator/informer.h"
+#include "operator/kube/client.h"
+#include "operator/workerpool.h"
+
+namespace cronlane::op {
+
+// Ready condition reasons of a WorkerPool.
+inline constexpr const char* kReasonMeasured = "Measured";
+inline constexpr const char* kReasonTargetNotFound = "TargetNotFound";
+inline constexpr const char* kReasonTargetNotScalable = "TargetNotScalable";
+inline constexpr const char* kReasonTopicNotFound = "TopicNotFound";
+inline constexpr const char* kReasonKafkaUnavailable = "KafkaUnavailable";
+inline constexpr const char* kReasonScaleFailed = "ScaleFailed";
+
+// The Kafka seam: a consumer group's lag on every partition of a topic.
+// Contract: NotFound when the topic does not exist; any other error means the
+// lag is unknown (broker unreachable, authorization, timeout). Thread-safe.
+class LagReader {
+ public:
+  virtual ~LagReader() = default;
+  virtual Result<std::vector<kafka::PartitionLag>> Lag(const std::string& group, const std::string& topic) = 0;
+};
+
+// LagReader over librdkafka's admin API. The client handle is a consumer that
+// never joins a group (so metadata requests never auto-create a topic), created on
+// first use and re-created after an error.
+class KafkaLagReader final : public LagReader {
+ public:
+  explicit KafkaLagReader(kafka::Properties props, std::chrono::milliseconds timeout = std::chrono::seconds(4));
+  Result<std::vector<kafka::PartitionLag>> Lag(const std::string& group, const std::string& topic) override;
+
+ private:
+  kafka::Properties props_;
+  std::chrono::milliseconds timeout_;
+  std::mutex mu_;
+  kafka::HandlePtr client_;
+};
+
+struct WorkerPoolControllerOptions {
+  std::vector<std::string> namespaces;  // empty = all namespaces
+  InformerOptions informer;
+};
+
+// What a pool looked like at its last poll, for metrics.
+struct PoolSnapshot {
+  std::string ns, name;
+  int64_t lag = -1;  // -1 = unknown
+  int32_t partitions = 0, desired = 0, current = 0;
+  bool ready = false;
+};
+
+class WorkerPoolController {
+ public:
+  WorkerPoolController(kube::KubeClient& client, LagReader& lag, EventRecorder& events, Clock& clock,
+                       WorkerPoolControllerOptions options);
+  ~WorkerPoolController();
+
+  // Runs the informers and the poll loop until `cancel` fires.
+  void Run(CancelToken& cancel);
+
+  // One poll of one pool ("namespace/name"), as the loop runs it. OK unless the
+  // Kubernetes API failed (the loop then retries at the next poll).
+  Status Reconcile(const std::string& key);
+
+  bool Synced() const;
+  std::optional<WorkerPool> Lookup(const std::string& key) const;
+  std::vector<PoolSnapshot> Snapshot() const;
+  uint64_t scales() const { return scales_.load(); }
+  uint64_t polls() const { return polls_.load(); }
+
+  // For tests without informers: where Reconcile() reads pools from.
+  using LookupFn = std::function<std::optional<WorkerPool>(const std::string& key)>;
+  void SetLookupForTest(LookupFn fn) { lookup_override_ = std::move(fn); }
+
+ private:
+  struct PoolState {
+    std::string uid;
+    Stabilizer stabilizer;
+    std::chrono::steady_clock::time_point next_poll{};
+    PoolSnapshot snapshot;
+  };
+  // The /scale path of a pool's target, through API discovery (cached per kind).
+  Result<std::string> ScalePath(const WorkerPool& pool);
+  void MarkDue(const std::string& key);
+
+  kube::KubeClient& client_;
+  LagReader& lag_;
+  EventRecorder& events_;
+  Clock& clock_;
+  WorkerPoolControllerOptions options_;
+  std::vector<std::unique_ptr<Informer<WorkerPool>>> informers_;
+  LookupFn lookup_override_;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::map<std::string, PoolState> pools_;
+  std::map<std::string, std::string> resource_by_kind_;  // "apps/v1/Deployment" -> "deployments"
+  std::atomic<uint64_t> scales_{0};
+  std::atomic<uint64_t> polls_{0};
+};
+
+}  // namespace cronlane::op

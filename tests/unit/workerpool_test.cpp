@@ -1,0 +1,307 @@
+// Unit tests of WorkerPool scaling: the replica rules, the scale-down stabilization
+// window, decoding, and one poll of the controller against a routed fake API and a
+// fake lag reader (conditions, Events, /scale patches).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "operator/workerpool.h"
+#include "operator/workerpool_controller.h"
+
+namespace cronlane::op {
+namespace {
+
+using kube::HttpRequest;
+using kube::HttpResponse;
+using kube::Json;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+WorkerPoolSpec Spec(int64_t threshold, int32_t min, int32_t max) {
+  WorkerPoolSpec s;
+  s.target_name = "workers";
+  s.topic = "t";
+  s.consumer_group = "g";
+  s.lag_threshold = threshold;
+  s.min_replicas = min;
+  s.max_replicas = max;
+  return s;
+}
+
+TEST(Recommend, CeilOfLagOverThreshold) {
+  auto s = Spec(10, 0, 100);
+  s.allow_idle_consumers = true;
+  EXPECT_EQ(Recommend(s, 0, 6, 0), 0);
+  EXPECT_EQ(Recommend(s, 1, 6, 0), 1);
+  EXPECT_EQ(Recommend(s, 10, 6, 0), 1);
+  EXPECT_EQ(Recommend(s, 11, 6, 0), 2);
+  EXPECT_EQ(Recommend(s, 95, 6, 3), 10);
+}
+
+TEST(Recommend, ClampsToMinMaxAndPartitions) {
+  auto s = Spec(10, 0, 8);
+  EXPECT_EQ(Recommend(s, 1000, 6, 0), 6) << "capped at the partition count";
+  s.allow_idle_consumers = true;
+  EXPECT_EQ(Recommend(s, 1000, 6, 0), 8) << "capped at maxReplicas";
+  s = Spec(10, 2, 8);
+  EXPECT_EQ(Recommend(s, 0, 6, 5), 2) << "no lag: minReplicas";
+  s = Spec(10, 4, 8);
+  EXPECT_EQ(Recommend(s, 1000, 3, 0), 4) << "minReplicas wins over the partition cap";
+}
+
+TEST(Recommend, ActivationOnlyGovernsLeavingZero) {
+  auto s = Spec(10, 0, 10);
+  s.activation_lag_threshold = 5;
+  EXPECT_EQ(Recommend(s, 5, 6, 0), 0) << "at zero, lag <= activation stays at zero";
+  EXPECT_EQ(Recommend(s, 6, 6, 0), 1);
+  EXPECT_EQ(Recommend(s, 3, 6, 2), 1) << "a running pool drains a small lag instead of stranding it";
+  EXPECT_EQ(Recommend(s, 0, 6, 2), 0);
+}
+
+TEST(Stabilizer, ScalesUpAtOnceAndDownAfterTheWindow) {
+  Stabilizer st;
+  auto t0 = std::chrono::system_clock::time_point(1000s);
+  EXPECT_EQ(st.Apply(t0, 3, 30s), 3);
+  EXPECT_EQ(st.Apply(t0 + 5s, 6, 30s), 6) << "up at once";
+  EXPECT_EQ(st.Apply(t0 + 10s, 0, 30s), 6) << "down waits";
+  EXPECT_EQ(st.Apply(t0 + 34s, 1, 30s), 6) << "6 was recommended 29 s ago";
+  EXPECT_EQ(st.Apply(t0 + 36s, 1, 30s), 1) << "the 6 left the window; the 0 at +10 s is lower than 1";
+  EXPECT_EQ(st.Apply(t0 + 37s, 0, 0s), 0) << "window 0: no stabilization";
+}
+
+TEST(Stabilizer, SeedDelaysScaleDownAfterRestart) {
+  Stabilizer st;
+  auto t0 = std::chrono::system_clock::time_point(1000s);
+  st.Seed(t0, 4);
+  EXPECT_EQ(st.Apply(t0 + 1s, 0, 60s), 4);
+  EXPECT_EQ(st.Apply(t0 + 61s, 0, 60s), 0);
+}
+
+TEST(WorkerPoolFromJson, DecodesSpecWithDefaultsAndStatus) {
+  Json obj = Json::parse(R"({
+    "metadata": {"namespace": "ns", "name": "p", "uid": "u1", "generation": 3, "resourceVersion": "7"},
+    "spec": {"scaleTargetRef": {"name": "w"}, "topic": "t", "consumerGroup": "g", "maxReplicas": 4},
+    "status": {"lag": 12, "partitions": 6, "desiredReplicas": 2,
+               "conditions": [{"type": "Ready", "status": "True", "reason": "Measured"}]}})");
+  auto p = WorkerPoolFromJson(obj);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->spec.target_api_version, "apps/v1");
+  EXPECT_EQ(p->spec.target_kind, "Deployment");
+  EXPECT_EQ(p->spec.target_name, "w");
+  EXPECT_EQ(p->spec.lag_threshold, 10);
+  EXPECT_EQ(p->spec.max_replicas, 4);
+  EXPECT_EQ(p->spec.poll_interval_seconds, 5);
+  EXPECT_EQ(p->status.lag, 12);
+  EXPECT_EQ(p->status.desired_replicas, 2);
+  EXPECT_FALSE(p->status.current_replicas.has_value());
+  ASSERT_NE(p->status.Find("Ready"), nullptr);
+  EXPECT_EQ(p->status.Find("Ready")->reason, "Measured");
+  Json patch = WorkerPoolStatusPatch(p->status);
+  EXPECT_TRUE(patch["status"]["currentReplicas"].is_null());
+  EXPECT_EQ(patch["status"]["lag"], 12);
+  EXPECT_FALSE(WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "x", "uid": "u"}})")));
+}
+
+// Answers requests from a table keyed by "METHOD path"; records what was sent.
+class RoutedTransport : public kube::Transport {
+ public:
+  std::map<std::string, HttpResponse> routes;
+  std::vector<HttpRequest> sent;
+  Result<HttpResponse> Send(const HttpRequest& req) override {
+    sent.push_back(req);
+    auto it = routes.find(req.method + " " + req.path);
+    if (it == routes.end()) return HttpResponse{404, R"({"kind":"Status","reason":"NotFound","message":"no route"})"};
+    return it->second;
+  }
+  Result<int> Stream(const HttpRequest&, const std::function<bool(std::string_view)>&, CancelToken&,
+                     std::string*) override {
+    return Unavailable("no watches here");
+  }
+  std::vector<HttpRequest> Sent(const std::string& method, const std::string& path_part) const {
+    std::vector<HttpRequest> out;
+    for (const auto& r : sent) {
+      if (r.method == method && r.path.find(path_part) != std::string::npos) out.push_back(r);
+    }
+    return out;
+  }
+};
+
+class FakeLag : public LagReader {
+ public:
+  Result<std::vector<kafka::PartitionLag>> result = std::vector<kafka::PartitionLag>{};
+  Result<std::vector<kafka::PartitionLag>> Lag(const std::string&, const std::string&) override { return result; }
+  void Set(std::vector<int64_t> lags) {
+    std::vector<kafka::PartitionLag> out;
+    for (size_t i = 0; i < lags.size(); ++i) out.push_back({static_cast<int32_t>(i), 0, 0, lags[i], lags[i]});
+    result = out;
+  }
+};
+
+class RecordingEvents : public EventRecorder {
+ public:
+  std::vector<std::string> recorded;  // "type reason: note"
+  void Record(const ObjectRef&, const std::string& type, const std::string& reason, const std::string&,
+              const std::string& note) override {
+    recorded.push_back(type + " " + reason + ": " + note);
+  }
+};
+
+constexpr const char* kAppsDiscovery = R"({"resources": [
+  {"name": "deployments", "kind": "Deployment", "namespaced": true},
+  {"name": "deployments/scale", "kind": "Scale", "namespaced": true},
+  {"name": "deployments/status", "kind": "Deployment", "namespaced": true},
+  {"name": "controllerrevisions", "kind": "ControllerRevision", "namespaced": true}]})";
+constexpr const char* kScalePath = "/apis/apps/v1/namespaces/ns/deployments/workers/scale";
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  ControllerTest() : clock_(std::chrono::system_clock::time_point(1'700'000'000s)) {
+    auto t = std::make_unique<RoutedTransport>();
+    transport_ = t.get();
+    client_ = std::make_unique<kube::KubeClient>(std::move(t), clock_, 0, 1);
+    transport_->routes["GET /apis/apps/v1"] = {200, kAppsDiscovery};
+    SetScale(0, 0);
+    transport_->routes["PATCH /apis/cronlane.dev/v1alpha1/namespaces/ns/workerpools/p/status"] = {200, "{}"};
+    pool_.ns = "ns";
+    pool_.name = "p";
+    pool_.uid = "u1";
+    pool_.generation = 1;
+    pool_.spec = Spec(10, 0, 10);
+    pool_.spec.scale_down_stabilization_seconds = 30;
+    controller_ =
+        std::make_unique<WorkerPoolController>(*client_, lag_, events_, clock_, WorkerPoolControllerOptions{});
+    controller_->SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
+  }
+  void SetScale(int spec, int status) {
+    transport_->routes[std::string("GET ") + kScalePath] = {
+        200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()};
+    transport_->routes[std::string("PATCH ") + kScalePath] = {
+        200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()};
+  }
+  // The last status written, decoded, and fed back into the cached pool (as the informer would).
+  WorkerPoolStatus LastStatus() {
+    auto writes = transport_->Sent("PATCH", "/workerpools/p/status");
+    EXPECT_FALSE(writes.empty());
+    if (writes.empty()) return {};
+    Json obj = {{"metadata", {{"name", "p"}, {"uid", "u1"}}}, {"spec", Json::object()}};
+    obj["status"] = Json::parse(writes.back().body)["status"];
+    pool_.status = WorkerPoolFromJson(obj)->status;
+    return pool_.status;
+  }
+  std::vector<int> ScalePatches() {
+    std::vector<int> out;
+    for (const auto& r : transport_->Sent("PATCH", "/deployments/workers/scale")) {
+      out.push_back(Json::parse(r.body)["spec"]["replicas"].get<int>());
+    }
+    return out;
+  }
+
+  FakeClock clock_;
+  RoutedTransport* transport_ = nullptr;
+  std::unique_ptr<kube::KubeClient> client_;
+  FakeLag lag_;
+  RecordingEvents events_;
+  WorkerPool pool_;
+  std::unique_ptr<WorkerPoolController> controller_;
+};
+
+TEST_F(ControllerTest, ScalesFromZeroToTheLagAndBackAfterTheWindow) {
+  lag_.Set({10, 10, 5, 0, 0, 0});  // 25 over 6 partitions
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{3});
+  auto st = LastStatus();
+  EXPECT_EQ(st.lag, 25);
+  EXPECT_EQ(st.partitions, 6);
+  EXPECT_EQ(st.desired_replicas, 3);
+  EXPECT_FALSE(st.last_scale_time.empty());
+  ASSERT_NE(st.Find("Ready"), nullptr);
+  EXPECT_EQ(st.Find("Ready")->status, "True");
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("lag 25 on 6 partition(s)"));
+  EXPECT_EQ(st.Find("Active")->status, "True");
+  EXPECT_THAT(events_.recorded,
+              ::testing::ElementsAre(HasSubstr("Normal Scaled: Scaled Deployment/workers from 0 to 3")));
+
+  // Drained: the window holds the pool at 3, then it returns to minReplicas.
+  SetScale(3, 3);
+  lag_.Set({0, 0, 0, 0, 0, 0});
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{3});
+  EXPECT_EQ(LastStatus().desired_replicas, 3);
+  clock_.Advance(30s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{3, 0}));
+  st = LastStatus();
+  EXPECT_EQ(st.desired_replicas, 0);
+  EXPECT_EQ(st.Find("Active")->status, "False");
+}
+
+TEST_F(ControllerTest, WritesStatusOnlyWhenItChanged) {
+  lag_.Set({0, 0});
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  LastStatus();
+  size_t writes = transport_->Sent("PATCH", "/status").size();
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(transport_->Sent("PATCH", "/status").size(), writes);
+  EXPECT_TRUE(ScalePatches().empty());
+}
+
+TEST_F(ControllerTest, MissingTargetIsAConditionAndRecovers) {
+  transport_->routes.erase(std::string("GET ") + kScalePath);
+  lag_.Set({40});
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  auto st = LastStatus();
+  EXPECT_EQ(st.Find("Ready")->status, "False");
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonTargetNotFound);
+  EXPECT_EQ(st.lag, 40) << "the lag is still reported";
+  EXPECT_TRUE(ScalePatches().empty());
+  EXPECT_THAT(events_.recorded, ::testing::ElementsAre(HasSubstr("Warning TargetNotFound")));
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(events_.recorded.size(), 1u) << "one Warning per reason change, not per poll";
+
+  SetScale(0, 0);
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(LastStatus().Find("Ready")->reason, kReasonMeasured);
+  EXPECT_EQ(ScalePatches(), std::vector<int>{1}) << "40 on one partition: capped at 1";
+}
+
+TEST_F(ControllerTest, TopicAndBrokerProblemsKeepTheReplicas) {
+  SetScale(2, 2);
+  lag_.result = NotFound("topic t does not exist");
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(LastStatus().Find("Ready")->reason, kReasonTopicNotFound);
+  lag_.result = Unavailable("Local: Broker transport failure");
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  auto st = LastStatus();
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonKafkaUnavailable);
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("Broker transport failure"));
+  EXPECT_EQ(st.current_replicas, 2);
+  EXPECT_TRUE(ScalePatches().empty()) << "an unknown lag never scales";
+}
+
+TEST_F(ControllerTest, KindWithoutScaleIsNotScalable) {
+  pool_.spec.target_kind = "ControllerRevision";
+  lag_.Set({1});
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  auto st = LastStatus();
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonTargetNotScalable);
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("no /scale subresource"));
+  pool_.spec.target_kind = "Gizmo";
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_THAT(LastStatus().Find("Ready")->message, HasSubstr("serves no kind Gizmo"));
+}
+
+TEST_F(ControllerTest, ApiOutageIsRetriedNotReported) {
+  transport_->routes[std::string("GET ") + kScalePath] = {503, R"({"kind":"Status","message":"etcd down"})"};
+  lag_.Set({5});
+  Status s = controller_->Reconcile("ns/p");
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(transport_->Sent("PATCH", "/status").empty());
+}
+
+}  // namespace
+}  // namespace cronlane::op
