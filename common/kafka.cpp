@@ -67,7 +67,9 @@ Result<ConfPtr> MakeConf(const Properties& props) {
 }  // namespace
 
 void HandleDeleter::operator()(rd_kafka_t* rk) const {
-  auto* state = static_cast<ProducerState*>(rd_kafka_opaque(rk));
+  // A producer's opaque is its ProducerState (owned here); a consumer's is its
+  // RebalanceListener (owned by the caller).
+  auto* state = rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? static_cast<ProducerState*>(rd_kafka_opaque(rk)) : nullptr;
   rd_kafka_destroy(rk);
   delete state;
 }
@@ -135,7 +137,29 @@ Result<HandlePtr> NewProducer(const Properties& props) {
   return HandlePtr(rk);
 }
 
-Result<HandlePtr> NewConsumer(const Properties& in) {
+static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  auto* listener = static_cast<RebalanceListener*>(opaque);
+  std::vector<std::pair<std::string, int32_t>> list;
+  for (int i = 0; i < parts->cnt; ++i) list.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+  const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    listener->OnAssigned(rk, list);
+    if (cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk, parts);
+    }
+  } else {
+    listener->OnRevoked(rk, list);
+    if (cooperative) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+}
+
+Result<HandlePtr> NewConsumer(const Properties& in, RebalanceListener* listener) {
   Properties props = in;
   if (props.find("group.id") == props.end()) {
     static std::atomic<uint64_t> counter{0};
@@ -145,6 +169,10 @@ Result<HandlePtr> NewConsumer(const Properties& in) {
   }
   auto conf = MakeConf(props);
   if (!conf.ok()) return conf.status();
+  if (listener != nullptr) {
+    rd_kafka_conf_set_opaque(conf->get(), listener);
+    rd_kafka_conf_set_rebalance_cb(conf->get(), OnRebalance);
+  }
   std::array<char, 512> err{};
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err.data(), err.size());
   if (rk == nullptr) return InvalidArgument(std::string("creating Kafka consumer: ") + err.data());

@@ -56,7 +56,18 @@ Result<HandlePtr> NewProducer(const Properties& props);
 // Poll() below sees messages. Set "group.id" for Subscribe(). Without one, the
 // consumer is a plain reader for AssignAll(): it gets a private group id and never
 // commits offsets (librdkafka's consumer API needs some group id even to assign).
-Result<HandlePtr> NewConsumer(const Properties& props);
+//
+// `listener` (optional, must outlive the handle) is told about partitions being
+// assigned and revoked in a consumer group, from inside Poll() on the polling
+// thread, before the assignment changes: a consumer with work in flight can
+// finish it and commit before its partitions move to another member.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void OnAssigned(rd_kafka_t* consumer, const std::vector<std::pair<std::string, int32_t>>& partitions) = 0;
+  virtual void OnRevoked(rd_kafka_t* consumer, const std::vector<std::pair<std::string, int32_t>>& partitions) = 0;
+};
+Result<HandlePtr> NewConsumer(const Properties& props, RebalanceListener* listener = nullptr);
 
 // Produces one message (copies key, value and headers). Unavailable when the local
 // queue is full; the message is then not queued.

@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
                  "Shell command per task (payload on stdin, CE_* in the environment); "
                  "without it the worker logs each task")
       ->envname("CRONLANE_EXEC");
+  app.add_option("--concurrency", o.concurrency, "Tasks run at once by this worker")
+      ->envname("CRONLANE_CONCURRENCY")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   app.add_option("--timeout", timeout, "Seconds an attempt may run when the task sets no timeout")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -69,6 +73,12 @@ int main(int argc, char** argv) {
               [&] { return static_cast<double>(w.Stats().attempts); });
   metrics.Add("cronlane_worker_duplicates_total", "Redelivered tasks skipped", T::kCounter,
               [&] { return static_cast<double>(w.Stats().duplicates); });
+  metrics.Add("cronlane_worker_dead_lettered_total", "Tasks sent to the dead-letter topic", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().dead_lettered); });
+  metrics.Add("cronlane_worker_in_flight", "Tasks consumed and not finished", T::kGauge,
+              [&] { return static_cast<double>(w.InFlight()); });
+  metrics.Add("cronlane_worker_concurrency", "Tasks this worker runs at once (--concurrency)", T::kGauge,
+              [c = o.concurrency] { return static_cast<double>(c); });
   HttpServer metrics_server(metrics_addr);
   metrics_server.Handle("/metrics", [&] {
     return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4"};

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace cronlane::worker {
 
 using namespace std::chrono_literals;
@@ -15,7 +17,29 @@ WorkerStats Worker::Stats() const {
   return stats_;
 }
 
+Worker::~Worker() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : pool_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+int Worker::InFlight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_;
+}
+
+void Worker::Forget(const std::string& id) {
+  std::lock_guard lock(seen_mu_);
+  recent_set_.erase(id);
+}
+
 bool Worker::Seen(const std::string& id) {
+  std::lock_guard lock(seen_mu_);
   if (recent_set_.count(id) != 0) return true;
   recent_.push_back(id);
   recent_set_.insert(id);
@@ -69,14 +93,14 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     }
     if (cancel.cancelled()) {
       // Shutting down mid-task: hand it back (no commit) so another worker runs it.
-      recent_set_.erase(t.id);
+      Forget(t.id);
       return false;
     }
     spdlog::warn("{} attempt {}/{} {}", t.id, attempt, t.max_attempts,
                  o == Outcome::kTimedOut ? "timed out" : "failed");
     if (attempt < t.max_attempts) {
       if (cancel.WaitFor(backoff)) {
-        recent_set_.erase(t.id);
+        Forget(t.id);
         return false;
       }
       backoff = std::min(backoff * 2, options_.max_backoff);
@@ -95,6 +119,116 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   return true;
 }
 
+void Worker::PoolThread(CancelToken& cancel) {
+  while (true) {
+    kafka::Message m;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and nothing left
+      m = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    bool finished = Process(m, cancel);
+    {
+      std::lock_guard lock(mu_);
+      PartitionState& p = partitions_[{m.topic, m.partition}];
+      --p.running;
+      --in_flight_;
+      if (finished) {
+        p.unfinished.erase(m.offset);
+        p.finished_next = std::max(p.finished_next, m.offset + 1);
+      }  // a handed-back offset stays unfinished: nothing at or after it is committed
+    }
+    cv_.notify_all();
+  }
+}
+
+void Worker::CommitReady(const std::vector<TopicPartition>* only) {
+  std::vector<std::pair<TopicPartition, int64_t>> todo;
+  {
+    std::lock_guard lock(mu_);
+    auto consider = [&](const TopicPartition& tp, const PartitionState& p) {
+      int64_t point = p.unfinished.empty() ? p.finished_next : *p.unfinished.begin();
+      if (point > p.committed) todo.emplace_back(tp, point);
+    };
+    if (only != nullptr) {
+      for (const auto& tp : *only) {
+        if (auto it = partitions_.find(tp); it != partitions_.end()) consider(tp, it->second);
+      }
+    } else {
+      for (const auto& [tp, p] : partitions_) consider(tp, p);
+    }
+  }
+  if (todo.empty()) return;
+  // Results and dead letters are durable before the offset moves on.
+  if (Status f = kafka::Flush(producer_.get(), std::chrono::seconds(10)); !f.ok()) {
+    spdlog::warn("flushing results: {}", f.ToString());
+  }
+  for (const auto& [tp, offset] : todo) {
+    Status c = kafka::CommitOffset(consumer_.get(), tp.first, tp.second, offset);
+    if (!c.ok()) {
+      spdlog::warn("commit {}[{}]@{}: {}", tp.first, tp.second, offset, c.ToString());
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    partitions_[tp].committed = offset;
+  }
+}
+
+void Worker::CommitIdlePositions() {
+  auto positions = kafka::Positions(consumer_.get());
+  if (!positions.ok()) return;
+  for (const auto& pos : *positions) {
+    TopicPartition tp{pos.topic, pos.partition};
+    {
+      std::lock_guard lock(mu_);
+      const PartitionState& p = partitions_[tp];
+      // Only past finished work: never over an unfinished (handed-back) message.
+      if (!p.unfinished.empty() || pos.offset <= p.committed || pos.offset <= p.finished_next) continue;
+    }
+    if (kafka::CommitOffset(consumer_.get(), pos.topic, pos.partition, pos.offset).ok()) {
+      std::lock_guard lock(mu_);
+      partitions_[tp].committed = pos.offset;
+    }
+  }
+}
+
+void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
+  spdlog::info("assigned {} partition(s)", partitions.size());
+}
+
+void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
+  // Finish what runs on these partitions and commit it before another member
+  // starts reading them from the committed offset.
+  {
+    std::unique_lock lock(mu_);
+    // Queued messages of revoked partitions are handed back unprocessed.
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      TopicPartition tp{it->topic, it->partition};
+      if (std::find(partitions.begin(), partitions.end(), tp) != partitions.end()) {
+        PartitionState& p = partitions_[tp];
+        --p.running;
+        --in_flight_;
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    cv_.wait(lock, [&] {
+      return std::all_of(partitions.begin(), partitions.end(), [&](const TopicPartition& tp) {
+        auto it = partitions_.find(tp);
+        return it == partitions_.end() || it->second.running == 0;
+      });
+    });
+  }
+  cv_.notify_all();
+  CommitReady(&partitions);
+  std::lock_guard lock(mu_);
+  for (const auto& tp : partitions) partitions_.erase(tp);
+  spdlog::info("revoked {} partition(s) after finishing their running tasks", partitions.size());
+}
+
 Status Worker::Run(CancelToken& cancel) {
   kafka::Properties cp = options_.base;
   cp["group.id"] = options_.group;
@@ -104,7 +238,7 @@ Status Worker::Run(CancelToken& cancel) {
   // A worker that dies (kill -9, node loss) hands its partitions over after 10 s
   // instead of the broker's 45 s default.
   cp.try_emplace("session.timeout.ms", "10000");
-  auto consumer = kafka::NewConsumer(cp);
+  auto consumer = kafka::NewConsumer(cp, this);
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);
   kafka::Properties pp = options_.base;
@@ -113,21 +247,57 @@ Status Worker::Run(CancelToken& cancel) {
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
   if (Status s = kafka::Subscribe(consumer_.get(), options_.topics); !s.ok()) return s;
-  spdlog::info("worker joined group {} on {} topic(s)", options_.group, options_.topics.size());
+  const int concurrency = std::max(1, options_.concurrency);
+  for (int i = 0; i < concurrency; ++i) pool_.emplace_back([this, &cancel] { PoolThread(cancel); });
+  spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
+               concurrency);
+  int wake_id = cancel.Register([this] { cv_.notify_all(); });
   while (!cancel.cancelled()) {
-    auto m = kafka::Poll(consumer_.get(), 200ms);
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, 200ms, [&] { return in_flight_ < concurrency || cancel.cancelled(); });
+      if (in_flight_ >= concurrency || cancel.cancelled()) continue;
+    }
+    CommitReady();
+    int busy = InFlight();
+    auto m = kafka::Poll(consumer_.get(), busy > 0 ? 20ms : 200ms);
     if (!m.ok()) {
       spdlog::warn("consume: {}", m.status().ToString());
       continue;
     }
-    if (!m->has_value()) continue;
-    const kafka::Message& msg = **m;
-    if (!Process(msg, cancel)) break;  // handed back: do not commit
-    // Results and dead letters are durable before the offset moves on.
-    (void)kafka::Flush(producer_.get(), 10s);
-    Status c = kafka::CommitOffset(consumer_.get(), msg.topic, msg.partition, msg.offset + 1);
-    if (!c.ok()) spdlog::warn("commit: {}", c.ToString());
+    if (!m->has_value()) {
+      if (busy == 0) CommitIdlePositions();
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      PartitionState& p = partitions_[{(*m)->topic, (*m)->partition}];
+      p.unfinished.insert((*m)->offset);
+      ++p.running;
+      ++in_flight_;
+      queue_.push_back(std::move(**m));
+    }
+    cv_.notify_all();
   }
+  // Shutdown: stop fetching, let running attempts finish (a retry wait is cut
+  // short and its message handed back), commit, leave the group.
+  {
+    std::unique_lock lock(mu_);
+    // Messages not started yet are handed back: their offsets stay unfinished, so
+    // the commit stops before them and the next owner runs them.
+    for (const auto& q : queue_) {
+      --partitions_[{q.topic, q.partition}].running;
+      --in_flight_;
+    }
+    queue_.clear();
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : pool_) t.join();
+  pool_.clear();
+  cancel.Unregister(wake_id);
+  CommitReady();
   (void)kafka::Flush(producer_.get(), 10s);
   Status closed = kafka::CloseConsumer(consumer_.get());
   if (!closed.ok()) spdlog::warn("{}", closed.ToString());

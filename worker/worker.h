@@ -4,16 +4,27 @@
 // (at-least-once). Failed attempts are retried with exponential backoff up to the
 // task's ce_maxattempts, then sent to a dead-letter topic; a ce_id seen recently is
 // skipped (redeliveries after a rebalance); each finished occurrence is reported on
-// a results topic. On cancel (SIGTERM) it stops fetching, hands back a message it
-// has not finished (no commit, so another worker gets it), and leaves the group.
+// a results topic. On cancel (SIGTERM) it stops fetching, lets running attempts
+// finish, hands back a message waiting for a retry (no commit, so another worker
+// gets it), commits, and leaves the group.
 //
-// This slice processes one message at a time per worker.
+// Concurrency: up to `concurrency` messages run at once on a pool of threads, in
+// any order (also within a partition). A partition's offset is committed up to its
+// lowest unfinished message, so nothing is skipped. When the group rebalances, the
+// worker finishes the running messages of the partitions it loses and commits them
+// before giving them up, so a scale-in or scale-out runs nothing twice. When idle it
+// commits its position, which steps over transaction markers (the dispatcher
+// produces transactionally) so the group's lag reaches 0.
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -39,35 +50,63 @@ struct WorkerOptions {
   std::string results_topic;      // "" = no results
   size_t dedupe_window = 10000;   // recently seen ce_ids remembered
   std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};
+  int concurrency = 1;  // messages processed at once
 };
 
 struct WorkerStats {
   uint64_t succeeded = 0, failed = 0, dead_lettered = 0, duplicates = 0, invalid = 0, attempts = 0;
 };
 
-class Worker {
+class Worker final : private kafka::RebalanceListener {
  public:
   Worker(WorkerOptions options, Handler handler, Clock& clock);
+  ~Worker() override;
   // Consumes until `cancel` fires; returns an error only if Kafka could not be
   // joined at all.
   Status Run(CancelToken& cancel);
   WorkerStats Stats() const;
+  int InFlight() const;
 
  private:
+  using TopicPartition = std::pair<std::string, int32_t>;
+  struct PartitionState {
+    std::set<int64_t> unfinished;  // consumed, not finished (running, or handed back)
+    int running = 0;
+    int64_t finished_next = -1;  // highest finished offset + 1
+    int64_t committed = -1;      // what this worker last committed
+  };
+
   // Processes one message; false if it was handed back (shutdown mid-task).
   bool Process(const kafka::Message& m, CancelToken& cancel);
   void Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took);
   bool Seen(const std::string& id);
+  void Forget(const std::string& id);
+  void PoolThread(CancelToken& cancel);
+  // Commits every partition whose commit point moved (after flushing results and
+  // dead letters). Poll thread only. `only` limits it to some partitions.
+  void CommitReady(const std::vector<TopicPartition>* only = nullptr);
+  void CommitIdlePositions();
+  void OnAssigned(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
+  void OnRevoked(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
 
   WorkerOptions options_;
   Handler handler_;
   Clock& clock_;
   kafka::HandlePtr consumer_;
   kafka::HandlePtr producer_;  // dead letters and results
+
+  std::mutex seen_mu_;
   std::deque<std::string> recent_;
   std::unordered_set<std::string> recent_set_;
-  mutable std::mutex mu_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
   WorkerStats stats_;
+  std::map<TopicPartition, PartitionState> partitions_;
+  std::deque<kafka::Message> queue_;  // consumed, waiting for a pool thread
+  int in_flight_ = 0;                 // queued + running
+  bool stopping_ = false;
+  std::vector<std::thread> pool_;
 };
 
 }  // namespace cronlane::worker

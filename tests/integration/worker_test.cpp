@@ -79,14 +79,22 @@ class WorkerTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     for (auto t : {".tasks", ".results", ".dlq"}) Create(id_ + t);
   }
-  std::unique_ptr<Process> StartWorker(const std::string& exec) {
+  std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1) {
     return std::make_unique<Process>(
-        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
-                                 "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--topic=" + id_ + ".tasks",
-                                 "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
-                                 "--dead-letter-topic=" + id_ + ".dlq", "--metrics-bind-address=0",
-                                 "--health-probe-bind-address=0", "--log-format=text"},
+        std::vector<std::string>{
+            std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+            "--topic=" + id_ + ".tasks", "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
+            "--dead-letter-topic=" + id_ + ".dlq", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+            "--log-format=text", "--concurrency=" + std::to_string(concurrency)},
         (dir_ / ("worker-" + std::to_string(n_++) + ".log")).string());
+  }
+  int64_t Lag() {
+    auto admin = kafka::NewConsumer(Base());
+    auto lag = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
+    EXPECT_TRUE(lag.ok()) << lag.status().ToString();
+    int64_t total = 0;
+    for (const auto& p : lag.ok() ? *lag : std::vector<kafka::PartitionLag>{}) total += p.lag;
+    return total;
   }
   std::string id_;
   std::filesystem::path dir_;
@@ -156,6 +164,69 @@ TEST_F(WorkerTest, Kill9MidTaskIsRedeliveredAndCompletes) {
   EXPECT_EQ(Lines(started).size(), 2U) << "the at-least-once redelivery ran it again";
   w2->Signal(SIGTERM);
   w2->Wait(30s);
+}
+
+TEST_F(WorkerTest, RunsUpToConcurrencyTasksAtOnceAndCommitsThemAll) {
+  std::vector<std::string> payloads(12, "{}");
+  auto ids = Fire(id_ + ".tasks", payloads, 1);
+  std::string running = (dir_ / "running").string(), peaks = (dir_ / "peaks").string(), done = (dir_ / "done").string();
+  std::filesystem::create_directories(running);
+  // Each task marks itself running, records how many run now, and unmarks itself.
+  auto w = StartWorker("touch " + running + "/$CE_ID; sleep 1; ls " + running + " | wc -l >> " + peaks + "; rm " +
+                           running + "/$CE_ID; echo $CE_ID >> " + done,
+                       4);
+  ASSERT_TRUE(WaitUntil([&] { return Lines(done).size() >= 12; }, 60s)) << w->Log();
+  int peak = 0;
+  for (const auto& l : Lines(peaks)) peak = std::max(peak, std::stoi(l));
+  EXPECT_GE(peak, 2) << "tasks overlap";
+  EXPECT_LE(peak, 4) << "never more than --concurrency";
+  auto lines = Lines(done);
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), std::set<std::string>(ids.begin(), ids.end()));
+  EXPECT_EQ(lines.size(), 12U);
+  EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 20s)) << "every offset committed; lag " << Lag();
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
+}
+
+TEST_F(WorkerTest, GroupLagCountsAFreshGroupAndReachesZeroOnATransactionalTopic) {
+  // Produce as the dispatcher does: in transactions, so every batch ends with a
+  // commit marker that occupies an offset no consumer ever receives.
+  auto p = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"transactional.id", id_}});
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(kafka::InitTransactions(p->get(), 30s).ok());
+  for (int batch = 0; batch < 3; ++batch) {
+    ASSERT_TRUE(kafka::BeginTransaction(p->get()).ok());
+    dispatcher::TaskDefinition t;
+    t.id = "uid-" + std::to_string(batch);
+    t.ns = "ns";
+    t.name = "t";
+    t.source = "/x";
+    t.payload_json = "{}";
+    t.shards = 2;
+    for (auto& m :
+         dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}}, 0s, id_ + ".tasks")) {
+      ASSERT_TRUE(kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers).ok());
+    }
+    ASSERT_TRUE(kafka::CommitTransaction(p->get(), 30s).ok());
+  }
+  // No committed offset yet: the whole log counts (what an earliest-reset consumer reads),
+  // and the log holds 6 messages plus a marker per transaction and partition written.
+  auto admin = kafka::NewConsumer(Base());
+  auto fresh = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  ASSERT_EQ(fresh->size(), 3U);
+  int64_t total = 0;
+  for (const auto& pl : *fresh) {
+    EXPECT_EQ(pl.committed, -1);
+    total += pl.lag;
+  }
+  EXPECT_GT(total, 6) << "markers occupy offsets";
+  auto w = StartWorker("true");
+  EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "lag stuck at " << Lag() << "\n" << w->Log();
+  auto missing = kafka::GroupLag(admin->get(), id_, id_ + ".no-such-topic");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
 }
 
 }  // namespace
