@@ -278,12 +278,15 @@ int main(int argc, char** argv) {
               from_term([](Term& t) { return t.writer.backlog(); }));
   metrics.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
               from_term([](Term& t) { return t.manager->queue().Len(); }));
-  auto pool_family = [&term](auto fn) {
-    return [&term, fn]() {
+  // WorkerPools are scaled from the start of a term, even while the dispatcher
+  // waits for Kafka, so they have their own pointer.
+  std::atomic<op::WorkerPoolController*> pools{nullptr};
+  auto pool_family = [&pools](auto fn) {
+    return [&pools, fn]() {
       std::vector<CallbackMetrics::Sample> out;
-      Term* t = term.load();
-      if (t == nullptr || !t->pools) return out;
-      for (const auto& p : t->pools->Snapshot()) {
+      op::WorkerPoolController* c = pools.load();
+      if (c == nullptr) return out;
+      for (const auto& p : c->Snapshot()) {
         out.push_back({{{"namespace", p.ns}, {"workerpool", p.name}}, static_cast<double>(fn(p))});
       }
       return out;
@@ -300,7 +303,10 @@ int main(int argc, char** argv) {
   metrics.AddFamily("cronlane_workerpool_ready", "1 while a WorkerPool's Ready condition is True", T::kGauge,
                     pool_family([](const op::PoolSnapshot& p) { return p.ready ? 1 : 0; }));
   metrics.Add("cronlane_workerpool_scales_total", "Scale changes patched onto WorkerPool targets", T::kCounter,
-              from_term([](Term& t) { return t.pools ? t.pools->scales() : 0; }));
+              [&pools] {
+                op::WorkerPoolController* c = pools.load();
+                return c == nullptr ? 0.0 : static_cast<double>(c->scales());
+              });
   metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
               [&] { return static_cast<double>(client.requests()); });
 
@@ -334,6 +340,18 @@ int main(int argc, char** argv) {
 
   auto lead = [&](CancelToken& leading) {
     Term t(client, events, clock, f, kafka_props, leading);
+    pools = t.pools.get();
+    std::thread pools_thread([&] {
+      if (t.pools) t.pools->Run(leading);
+    });
+    struct JoinPools {
+      std::thread& thread;
+      std::atomic<op::WorkerPoolController*>& ptr;
+      ~JoinPools() {
+        thread.join();
+        ptr = nullptr;
+      }
+    } join_pools{pools_thread, pools};
     // Fence older leaders and restore checkpoints before firing; Kafka may be down.
     auto backoff = std::chrono::milliseconds(500);
     while (!leading.cancelled()) {
@@ -351,13 +369,9 @@ int main(int argc, char** argv) {
       if (!leading.cancelled()) leading.Cancel();
     });
     std::thread writer([&] { t.writer.Run(leading); });
-    std::thread pools([&] {
-      if (t.pools) t.pools->Run(leading);
-    });
     t.manager->Run(leading);
     disp.join();
     writer.join();
-    pools.join();
     term = nullptr;
   };
 

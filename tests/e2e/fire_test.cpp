@@ -324,16 +324,6 @@ TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
       10s));
 }
 
-// Runs tests/env/kafka.sh (stop|start) on the test environment's broker.
-void KafkaCtl(const std::string& what) {
-  std::string env_file = std::getenv("CRONLANE_ENV_FILE") ? std::getenv("CRONLANE_ENV_FILE")
-                                                          : std::string(CRONLANE_SOURCE_DIR) + "/.cronlane/test/env";
-  std::string state = std::filesystem::path(env_file).parent_path().string();
-  auto r = RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) +
-                    "/tests/env/kafka.sh " + what);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-}
-
 TEST_F(FireTest, BrokerOutageOf30SecondsLosesNothing) {
   std::string topic = ns_ + ".outage";
   TopicReader reader(topic);

@@ -12,6 +12,7 @@
 
 #include "common/kafka.h"
 #include "dispatcher/dispatcher.h"
+#include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 
@@ -30,26 +31,8 @@ void Create(const std::string& topic) {
   ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
 }
 
-// Produces one fired task (as the dispatcher builds it) per payload.
 std::vector<std::string> Fire(const std::string& topic, const std::vector<std::string>& payloads, int max_attempts) {
-  auto p = kafka::NewProducer(Base());
-  std::vector<std::string> ids;
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    dispatcher::TaskDefinition t;
-    t.id = "uid-" + std::to_string(i);
-    t.ns = "ns";
-    t.name = "task" + std::to_string(i);
-    t.source = "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/task" + std::to_string(i);
-    t.payload_json = payloads[i];
-    t.max_attempts = max_attempts;
-    t.backoff_seconds = 0;
-    for (auto& m : dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}}, 0s, topic)) {
-      EXPECT_TRUE(kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers).ok());
-      ids.push_back(t.id + ":1800000000");
-    }
-  }
-  EXPECT_TRUE(kafka::Flush(p->get(), 10s).ok());
-  return ids;
+  return ProduceFiredTasks(EnvVar("KAFKA_BOOTSTRAP"), topic, payloads, max_attempts);
 }
 
 std::vector<std::string> Lines(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 namespace cronlane::testing {
@@ -93,6 +94,13 @@ CommandResult Kubectl(const std::string& args) {
 std::string UniqueName(const std::string& prefix) {
   static std::atomic<int> counter{0};
   return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+}
+
+void KafkaCtl(const std::string& what) {
+  std::string state = std::filesystem::path(EnvFilePath()).parent_path().string();
+  auto r = RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) +
+                    "/tests/env/kafka.sh " + what);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
 }  // namespace cronlane::testing

@@ -27,6 +27,10 @@ CommandResult Kubectl(const std::string& args);
 // A name unique to this process and call, for topics and objects.
 std::string UniqueName(const std::string& prefix);
 
+// Stops or starts the test environment's Kafka broker (tests/env/kafka.sh stop|start);
+// fails the calling test when the script fails.
+void KafkaCtl(const std::string& what);
+
 // Quotes a string for bash.
 std::string ShellQuote(const std::string& s);
 

@@ -1,0 +1,276 @@
+// WorkerPool end to end: the operator scales a Deployment on the real apiserver by
+// the consumer-group lag on the real broker. There is no kubelet here, so a test
+// harness plays the Deployment controller: it follows spec.replicas by running that
+// many cronlane-worker processes (SIGTERM on scale-in, as a kubelet would) and
+// reports them in the Deployment's status.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/kafka.h"
+#include "tests/support/fired_tasks.h"
+#include "tests/support/process.h"
+#include "tests/support/test_env.h"
+
+namespace cronlane::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+double Seconds(Steady::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Follows a Deployment's spec.replicas with cronlane-worker processes.
+class Kubelet {
+ public:
+  Kubelet(std::string ns, std::string deployment, std::function<std::unique_ptr<Process>(int index)> start)
+      : ns_(std::move(ns)), deployment_(std::move(deployment)), start_(std::move(start)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Kubelet() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (auto& w : workers_) Terminate(*w);
+    workers_.clear();
+  }
+  // (when, spec.replicas) at every change seen.
+  std::vector<std::pair<Steady::time_point, int>> Timeline() {
+    std::lock_guard lock(mu_);
+    return timeline_;
+  }
+  int Replicas() {
+    std::lock_guard lock(mu_);
+    return timeline_.empty() ? 0 : timeline_.back().second;
+  }
+  std::vector<int> ExitCodes() {
+    std::lock_guard lock(mu_);
+    return exit_codes_;
+  }
+  int Started() const { return started_; }
+
+ private:
+  void Terminate(Process& p) {
+    p.Signal(SIGTERM);
+    int code = p.Wait(30s).value_or(-1);
+    std::lock_guard lock(mu_);
+    exit_codes_.push_back(code);
+  }
+  void Loop() {
+    int reported = -1;
+    while (!stop_) {
+      auto r = Kubectl("get deployment " + deployment_ + " -n " + ns_ + " -o jsonpath='{.spec.replicas}'");
+      if (r.exit_code == 0 && !r.output.empty()) {
+        int want = std::stoi(r.output);
+        {
+          std::lock_guard lock(mu_);
+          if (timeline_.empty() || timeline_.back().second != want) timeline_.emplace_back(Steady::now(), want);
+        }
+        while (static_cast<int>(workers_.size()) < want) workers_.push_back(start_(started_++));
+        while (static_cast<int>(workers_.size()) > want) {
+          Terminate(*workers_.back());
+          workers_.pop_back();
+        }
+        int n = static_cast<int>(workers_.size());
+        if (n != reported) {
+          std::string status = "{\"status\":{\"replicas\":" + std::to_string(n) +
+                               ",\"readyReplicas\":" + std::to_string(n) +
+                               ",\"availableReplicas\":" + std::to_string(n) + "}}";
+          if (Kubectl("patch deployment " + deployment_ + " -n " + ns_ + " --subresource=status --type=merge -p " +
+                      ShellQuote(status))
+                  .exit_code == 0) {
+            reported = n;
+          }
+        }
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  }
+
+  std::string ns_, deployment_;
+  std::function<std::unique_ptr<Process>(int)> start_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<std::unique_ptr<Process>> workers_;  // loop thread only
+  std::atomic<int> started_{0};
+  std::mutex mu_;
+  std::vector<std::pair<Steady::time_point, int>> timeline_;
+  std::vector<int> exit_codes_;
+};
+
+class WorkerPoolE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ns_ = UniqueName("pool");
+    dir_ = std::filesystem::temp_directory_path() / ns_;
+    std::filesystem::create_directories(dir_);
+    ASSERT_EQ(Kubectl("create namespace " + ns_).exit_code, 0);
+    metrics_port_ = FreePort();
+    op_ = std::make_unique<Process>(
+        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
+                                 "--kubeconfig=" + EnvVar("KUBECONFIG"), "--namespaces=" + ns_,
+                                 "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--transactional-id=" + ns_,
+                                 "--checkpoint-topic=" + ns_ + ".checkpoints",
+                                 "--metrics-bind-address=127.0.0.1:" + std::to_string(metrics_port_),
+                                 "--health-probe-bind-address=0", "--log-format=text"},
+        (dir_ / "operator.log").string());
+  }
+  void TearDown() override {
+    if (op_) {
+      op_->Signal(SIGTERM);
+      op_->Wait(20s);
+    }
+    Kubectl("delete namespace " + ns_ + " --wait=false");
+  }
+  void CreateTopic(const std::string& topic, int partitions) {
+    auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
+    ASSERT_TRUE(admin.ok());
+    ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, partitions, 1).ok());
+  }
+  void Apply(const std::string& yaml) {
+    auto r = RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " +
+                      ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f -");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  void ApplyDeployment(const std::string& name) {
+    Apply("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name +
+          "}\nspec:\n  replicas: 0\n  selector: {matchLabels: {app: " + name +
+          "}}\n  template:\n    metadata: {labels: {app: " + name +
+          "}}\n    spec: {containers: [{name: worker, image: cronlane/cronlane:0.1.0}]}\n");
+  }
+  void ApplyPool(const std::string& name, const std::string& target, const std::string& topic,
+                 const std::string& extra = "") {
+    Apply("apiVersion: cronlane.dev/v1alpha1\nkind: WorkerPool\nmetadata: {name: " + name +
+          "}\nspec:\n  scaleTargetRef: {name: " + target + "}\n  topic: " + topic + "\n  consumerGroup: " + ns_ +
+          "\n  lagThreshold: 5\n  pollIntervalSeconds: 2\n" + extra);
+  }
+  std::string PoolField(const std::string& pool, const std::string& jsonpath) {
+    return Kubectl("get workerpool " + pool + " -n " + ns_ + " -o jsonpath=" + ShellQuote("{" + jsonpath + "}")).output;
+  }
+  std::string Reason(const std::string& pool) {
+    return PoolField(pool, ".status.conditions[?(@.type==\"Ready\")].reason");
+  }
+  std::unique_ptr<Process> StartWorker(const std::string& topic, const std::string& exec, int index) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
+                                 "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--topic=" + topic, "--group=" + ns_,
+                                 "--exec=" + exec, "--metrics-bind-address=0", "--health-probe-bind-address=0",
+                                 "--log-format=text"},
+        (dir_ / ("worker-" + std::to_string(index) + ".log")).string());
+  }
+  std::string WorkerLogs() {
+    std::string out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      if (e.path().filename().string().rfind("worker-", 0) == 0) {
+        std::ifstream in(e.path());
+        out += "--- " + e.path().filename().string() + "\n" +
+               std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
+    }
+    return out;
+  }
+
+  std::string ns_;
+  std::filesystem::path dir_;
+  int metrics_port_ = 0;
+  std::unique_ptr<Process> op_;
+};
+
+TEST_F(WorkerPoolE2E, ScalesFromZeroByLagDrainsAndReturnsToMinAfterTheWindow) {
+  const std::string topic = ns_ + ".tasks";
+  CreateTopic(topic, 4);
+  ApplyDeployment("workers");
+  ApplyPool("pool", "workers", topic, "  maxReplicas: 10\n  scaleDownStabilizationSeconds: 8\n");
+  const std::string done = (dir_ / "done").string();
+  Kubelet kubelet(ns_, "workers", [&](int i) { return StartWorker(topic, "sleep 0.5; echo $CE_ID >> " + done, i); });
+  ASSERT_TRUE(WaitUntil([&] { return Reason("pool") == "Measured" && PoolField("pool", ".status.lag") == "0"; }, 30s))
+      << Reason("pool") << "\n"
+      << op_->Log();
+  EXPECT_EQ(kubelet.Replicas(), 0);
+
+  // 40 tasks over 4 partitions: ceil(40 / 5) = 8, capped at the 4 partitions.
+  std::vector<std::string> payloads(40, "{}");
+  auto ids = ProduceFiredTasks(EnvVar("KAFKA_BOOTSTRAP"), topic, payloads, 1);
+  auto lag_appeared = Steady::now();
+  ASSERT_TRUE(WaitUntil([&] { return kubelet.Replicas() == 4; }, 20s)) << op_->Log();
+  auto timeline = kubelet.Timeline();
+  auto up = std::find_if(timeline.begin(), timeline.end(), [](const auto& e) { return e.second > 0; });
+  ASSERT_NE(up, timeline.end());
+  EXPECT_EQ(up->second, 4) << "straight from 0 to the partition cap";
+  double react = Seconds(up->first - lag_appeared);
+  std::cout << "scale-up seen " << react << " s after the lag appeared (poll interval 2 s)\n";
+  EXPECT_LE(react, 2.0 + 2.0) << "within one poll interval, plus the harness's own polling";
+
+  ASSERT_TRUE(WaitUntil([&] { return Lines(done).size() >= 40; }, 60s)) << WorkerLogs();
+  ASSERT_TRUE(WaitUntil([&] { return PoolField("pool", ".status.lag") == "0"; }, 20s)) << op_->Log();
+  ASSERT_TRUE(WaitUntil([&] { return kubelet.Replicas() == 0; }, 30s)) << op_->Log();
+  timeline = kubelet.Timeline();
+  double held = Seconds(timeline.back().first - up->first);
+  std::cout << "scaled back to 0 " << held << " s after scaling up (stabilization window 8 s)\n";
+  EXPECT_GE(held, 8.0 - 0.5) << "not before the stabilization window";
+  kubelet.Stop();
+
+  auto lines = Lines(done);
+  EXPECT_EQ(lines.size(), 40U) << "nothing ran twice while workers joined and left";
+  EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), std::set<std::string>(ids.begin(), ids.end()));
+  for (int code : kubelet.ExitCodes()) EXPECT_EQ(code, 0) << WorkerLogs();
+  EXPECT_EQ(PoolField("pool", ".status.desiredReplicas"), "0");
+  EXPECT_FALSE(PoolField("pool", ".status.lastScaleTime").empty());
+  EXPECT_FALSE(Kubectl("get events -n " + ns_ + " --field-selector reason=Scaled -o name").output.empty());
+  std::string metrics = HttpGet(metrics_port_, "/metrics");
+  EXPECT_THAT(metrics,
+              ::testing::HasSubstr("cronlane_workerpool_lag{namespace=\"" + ns_ + "\",workerpool=\"pool\"} 0"));
+  EXPECT_THAT(metrics,
+              ::testing::HasSubstr("cronlane_workerpool_partitions{namespace=\"" + ns_ + "\",workerpool=\"pool\"} 4"));
+}
+
+TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatRecover) {
+  const std::string topic = ns_ + ".tasks";
+  const std::string later = ns_ + ".later";
+  CreateTopic(topic, 2);
+  ApplyDeployment("present");
+  ApplyPool("no-target", "absent", topic);
+  ApplyPool("no-topic", "present", later);
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "TargetNotFound"; }, 30s)) << op_->Log();
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-topic") == "TopicNotFound"; }, 30s)) << op_->Log();
+  EXPECT_THAT(PoolField("no-topic", ".status.conditions[?(@.type==\"Ready\")].message"),
+              ::testing::HasSubstr(later + " does not exist"));
+  for (const char* reason : {"TargetNotFound", "TopicNotFound"}) {
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          return !Kubectl("get events -n " + ns_ + " --field-selector reason=" + reason + " -o name").output.empty();
+        },
+        10s))
+        << reason;
+  }
+
+  ApplyDeployment("absent");
+  CreateTopic(later, 2);
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "Measured"; }, 30s)) << op_->Log();
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-topic") == "Measured"; }, 30s)) << op_->Log();
+
+  KafkaCtl("stop");
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "KafkaUnavailable"; }, 45s)) << op_->Log();
+  EXPECT_EQ(Kubectl("get deployment absent -n " + ns_ + " -o jsonpath='{.spec.replicas}'").output, "0")
+      << "an unknown lag never scales";
+  KafkaCtl("start");
+  EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "Measured"; }, 60s)) << op_->Log();
+  EXPECT_TRUE(op_->Running()) << op_->Log();
+}
+
+}  // namespace
+}  // namespace cronlane::testing
