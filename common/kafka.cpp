@@ -432,4 +432,19 @@ Result<std::vector<PartitionOffset>> Positions(rd_kafka_t* consumer) {
   return out;
 }
 
+Status AssignFromTime(rd_kafka_t* consumer, std::string_view topic, int32_t partitions, int64_t since_ms,
+                      std::chrono::milliseconds timeout) {
+  std::string t(topic);
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = since_ms;
+  rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(consumer, list.get(), static_cast<int>(timeout.count()));
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(e, "offsets of " + t + " by time");
+  for (int i = 0; i < list->cnt; ++i) {
+    rd_kafka_topic_partition_t& tp = list->elems[i];
+    if (tp.err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(tp.err, "offset of " + t + " by time");
+    if (tp.offset < 0) tp.offset = RD_KAFKA_OFFSET_END;
+  }
+  return FromErrorCode(rd_kafka_assign(consumer, list.get()), "assigning " + t);
+}
+
 }  // namespace cronlane::kafka

@@ -92,6 +92,12 @@ Status Subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
 Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partitions,
                  int64_t start_offset = RD_KAFKA_OFFSET_BEGINNING);
 
+// Assigns all partitions [0, partitions) of a topic from the first message with a
+// timestamp at or after `since_ms` (Unix milliseconds); partitions without one start
+// at their end.
+Status AssignFromTime(rd_kafka_t* consumer, std::string_view topic, int32_t partitions, int64_t since_ms,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
 // Polls one message. Returns nullopt when nothing arrived within the timeout or the
 // event was a partition EOF; errors other than EOF are returned as Status.
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout);

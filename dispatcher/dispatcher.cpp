@@ -157,6 +157,7 @@ Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
 void Dispatcher::Remove(const std::string& id) {
   std::lock_guard lock(mu_);
   tasks_.erase(id);  // heap items become stale; pending occurrences are dropped at fire time
+  finished_.erase(id);
 }
 
 Result<TaskState> Dispatcher::State(const std::string& id) const {
@@ -246,6 +247,56 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   return fire;
 }
 
+std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) {
+  std::optional<Instant> running = e.started;
+  if (!running || (e.last_fired && *e.last_fired > *running)) running = e.last_fired;
+  if (running) {
+    auto done = finished_.find(e.def.id);
+    if (done != finished_.end() && done->second >= *running) running.reset();
+  }
+  if (running) {
+    // A result may never come (a worker died, results not configured): after the
+    // longest the occurrence could run, it no longer blocks the task.
+    seconds limit = options_.forbid_running_limit;
+    if (e.def.timeout_seconds > 0) {
+      int64_t total = 60;
+      int64_t backoff = e.def.backoff_seconds;
+      for (int a = 0; a < std::max(1, e.def.max_attempts); ++a) {
+        total += e.def.timeout_seconds + (a + 1 < e.def.max_attempts ? backoff : 0);
+        backoff = std::min<int64_t>(backoff * 2, 300);
+      }
+      limit = seconds{std::min<int64_t>(total, 86400)};
+    }
+    if (now - *running >= limit) running.reset();
+  }
+  std::vector<Instant> skipped;
+  if (running) {
+    skipped = std::move(fire);
+    fire.clear();
+  } else if (fire.size() > 1) {
+    skipped.assign(fire.begin(), fire.end() - 1);
+    fire.erase(fire.begin(), fire.end() - 1);
+  }
+  if (!skipped.empty()) {
+    stats_.skipped += skipped.size();
+    if (observer_ != nullptr) {
+      std::string why = running ? "the occurrence of " + FormatRfc3339(*running) + " has not finished"
+                                : "only the latest of several due occurrences runs";
+      observer_->OnSkipped(
+          e.def, static_cast<int>(skipped.size()), skipped.front(), skipped.back(), "ConcurrencyForbidden",
+          std::to_string(skipped.size()) + " occurrence(s) from " + FormatRfc3339(skipped.front()) + " to " +
+              FormatRfc3339(skipped.back()) + " not fired: concurrencyPolicy Forbid and " + why);
+    }
+  }
+  return fire;
+}
+
+void Dispatcher::OnFinished(const std::string& id, Instant scheduled) {
+  std::lock_guard lock(mu_);
+  Instant& f = finished_[id];
+  if (f < scheduled) f = scheduled;
+}
+
 size_t Dispatcher::CollectDue(Instant now) {
   std::lock_guard lock(mu_);
   size_t added = 0;
@@ -295,8 +346,11 @@ size_t Dispatcher::CollectDue(Instant now) {
       t = *n;
     }
     std::vector<Instant> occ(window.begin(), window.end());
-    for (Instant f : ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond)) {
+    std::vector<Instant> fire = ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond);
+    if (e.def.concurrency == ConcurrencyPolicy::kForbid && !fire.empty()) fire = ForbidLocked(e, fire, now);
+    for (Instant f : fire) {
       pending_.push_back({e.def.id, f, f + JitterFor(e.def.id, f, e.def.jitter_seconds)});
+      if (!e.started || *e.started < f) e.started = f;
       ++added;
     }
     e.next = latest ? e.schedule.Next(*latest) : e.next;

@@ -62,6 +62,11 @@ struct DispatcherOptions {
   std::chrono::milliseconds retry_backoff{200};
   std::chrono::milliseconds max_retry_backoff{5000};
   size_t max_batch_occurrences = 20000;
+  // concurrencyPolicy Forbid: how long an occurrence of a task without
+  // execution.timeoutSeconds counts as running when no result arrives (a worker
+  // that died, results not configured). With a timeout the limit is derived from
+  // timeout, attempts and backoff.
+  std::chrono::seconds forbid_running_limit{3600};
 };
 
 struct DispatcherStats {
@@ -97,6 +102,12 @@ class Dispatcher final : public TaskSink {
   void Remove(const std::string& id) override;
   Result<TaskState> State(const std::string& id) const override;
 
+  // A worker reported that the occurrence of task `id` scheduled at `scheduled`
+  // finished (succeeded, or failed every attempt). concurrencyPolicy Forbid fires
+  // a task's next occurrence only after its previous one finished. Ids not known
+  // (yet) are remembered. Thread-safe.
+  void OnFinished(const std::string& id, Instant scheduled);
+
   DispatcherStats Stats() const;
 
   // Deterministic core, for tests with simulated time: moves every occurrence due
@@ -114,6 +125,7 @@ class Dispatcher final : public TaskSink {
     std::optional<Instant> last_fired;  // from checkpoints and commits
     std::optional<Instant> next;        // next occurrence to consider (scheduled time)
     uint64_t version = 0;               // bumps on every change; stale heap items are skipped
+    std::optional<Instant> started;     // latest occurrence handed to the sink (Forbid)
   };
   struct HeapItem {
     Instant fire_at;
@@ -123,6 +135,9 @@ class Dispatcher final : public TaskSink {
   };
 
   void ScheduleLocked(Entry& e, Instant now);
+  // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
+  // previous occurrence runs, and keeps only the latest when several are due.
+  std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now);
   void PushLocked(const std::string& id, Entry& e);
   // Applies the task's policy to `occ` (its occurrences due now, oldest first).
   // `dropped` older occurrences were already cut off by the collection window
@@ -139,6 +154,7 @@ class Dispatcher final : public TaskSink {
   mutable std::mutex mu_;
   std::condition_variable cv_;  // wakes the timer (new tasks) and fire threads (pending)
   std::map<std::string, Entry> tasks_;
+  std::map<std::string, Instant> finished_;  // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
   std::vector<Occurrence> pending_;
   std::map<std::string, int64_t> restored_;  // checkpoints read at Start()

@@ -16,6 +16,7 @@
 #include "common/version.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
+#include "dispatcher/results_follower.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_election.h"
@@ -58,6 +59,8 @@ struct Flags {
   int replication_factor = 1, topic_partitions = 6;
   bool create_topics = true;
   bool workerpools = true;
+  std::string results_topic = "cronlane.results";
+  int results_lookback = 3600;
   std::vector<std::string> kafka_properties;
 };
 
@@ -79,7 +82,13 @@ struct Term {
               leading.Cancel();
             }),
         dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}),
-        lag_reader(kafka_props) {
+        lag_reader(kafka_props),
+        results(
+            {.base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)},
+            clock, [this](const std::string& id, dispatcher::Instant at) { dispatcher.OnFinished(id, at); },
+            [this](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
+              writer.OnSucceeded(subject, uid, at);
+            }) {
     manager =
         std::make_unique<op::Manager>(client, dispatcher, events, clock,
                                       op::ManagerOptions{.namespaces = SplitComma(f.namespaces), .workers = f.workers});
@@ -93,6 +102,7 @@ struct Term {
   dispatcher::Dispatcher dispatcher;
   std::unique_ptr<op::Manager> manager;
   op::KafkaLagReader lag_reader;
+  dispatcher::ResultsFollower results;
   std::unique_ptr<op::WorkerPoolController> pools;  // null with --workerpools=false
 };
 
@@ -132,6 +142,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--topic-partitions", f.topic_partitions, "Partitions of topics cronlane creates")
       ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--results-topic", f.results_topic,
+                 "Topic workers report finished occurrences on (lastSuccessfulTime, concurrencyPolicy Forbid)")
+      ->envname("CRONLANE_RESULTS_TOPIC")
+      ->capture_default_str();
+  app.add_option("--results-lookback", f.results_lookback,
+                 "Seconds of results a new leader replays to learn which occurrences finished")
+      ->envname("CRONLANE_RESULTS_LOOKBACK")
+      ->check(CLI::Range(0, 7 * 86400))
       ->capture_default_str();
   app.add_option("--workerpools", f.workerpools,
                  "Scale WorkerPools by consumer-group lag (needs RBAC on targets' /scale)")
@@ -307,6 +326,10 @@ int main(int argc, char** argv) {
                 op::WorkerPoolController* c = pools.load();
                 return c == nullptr ? 0.0 : static_cast<double>(c->scales());
               });
+  metrics.Add("cronlane_results_total", "Worker results read from the results topic", T::kCounter,
+              from_term([](Term& t) { return t.results.results(); }));
+  metrics.Add("cronlane_results_invalid_total", "Records on the results topic that could not be decoded", T::kCounter,
+              from_term([](Term& t) { return t.results.invalid(); }));
   metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
               [&] { return static_cast<double>(client.requests()); });
 
@@ -344,14 +367,17 @@ int main(int argc, char** argv) {
     std::thread pools_thread([&] {
       if (t.pools) t.pools->Run(leading);
     });
-    struct JoinPools {
-      std::thread& thread;
+    std::thread results_thread([&] { t.results.Run(leading); });
+    struct JoinTermThreads {
+      std::thread& pools_thread;
+      std::thread& results_thread;
       std::atomic<op::WorkerPoolController*>& ptr;
-      ~JoinPools() {
-        thread.join();
+      ~JoinTermThreads() {
+        pools_thread.join();
+        results_thread.join();
         ptr = nullptr;
       }
-    } join_pools{pools_thread, pools};
+    } join_threads{pools_thread, results_thread, pools};
     // Fence older leaders and restore checkpoints before firing; Kafka may be down.
     auto backoff = std::chrono::milliseconds(500);
     while (!leading.cancelled()) {
@@ -360,6 +386,11 @@ int main(int argc, char** argv) {
       spdlog::warn("dispatcher start (Kafka {}): {}; retrying", f.kafka_bootstrap, s.ToString());
       if (leading.WaitFor(backoff)) return;
       backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+    }
+    // Learn which occurrences finished under the previous leader before firing
+    // (concurrencyPolicy Forbid), for at most 10 s.
+    for (int i = 0; i < 100 && !t.results.Replayed() && !leading.cancelled(); ++i) {
+      leading.WaitFor(std::chrono::milliseconds(100));
     }
     if (leading.cancelled()) return;
     spdlog::info("dispatcher started: checkpoints restored, firing to Kafka {}", f.kafka_bootstrap);

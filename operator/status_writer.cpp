@@ -14,15 +14,18 @@ StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventRecorde
       budget_(clock, qps, burst),
       on_fenced_(std::move(on_fenced)) {}
 
-StatusWriter::Pending& StatusWriter::EntryLocked(const dispatcher::TaskDefinition& task) {
-  std::string key = task.ns + "/" + task.name;
+StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const std::string& name,
+                                                 const std::string& uid) {
+  std::string key = ns + "/" + name;
   auto it = tasks_.find(key);
-  if (it == tasks_.end() || it->second.uid != task.id) {
-    Pending p{task.ns, task.name, task.id, "", "", 0, 0, false};
-    if (auto cached = lookup_(key); cached && cached->uid == task.id) {
+  if (it == tasks_.end() || it->second.uid != uid) {
+    Pending p{ns, name, uid, "", "", "", 0, 0, false};
+    if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
       p.missed = cached->status.missed_count;
       p.last = cached->status.last_schedule_time;
+      p.last_success = cached->status.last_successful_time;
+      p.next = cached->status.next_schedule_time;
     }
     it = tasks_.insert_or_assign(key, std::move(p)).first;
   }
@@ -32,7 +35,7 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const dispatcher::TaskDefinitio
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
   std::lock_guard lock(mu_);
-  Pending& p = EntryLocked(task);
+  Pending& p = EntryLocked(task.ns, task.name, task.id);
   std::string s = dispatcher::FormatRfc3339(scheduled);
   if (p.last < s) p.last = s;  // RFC 3339 UTC strings order like times
   p.next = next ? dispatcher::FormatRfc3339(*next) : "";
@@ -44,7 +47,7 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
                              dispatcher::Instant, const std::string& reason, const std::string& message) {
   {
     std::lock_guard lock(mu_);
-    Pending& p = EntryLocked(task);
+    Pending& p = EntryLocked(task.ns, task.name, task.id);
     p.missed += count;
     p.dirty = true;
   }
@@ -52,6 +55,20 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
   if (budget_.TryAcquire()) {
     events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""}, "Warning", reason,
                    "Fire", message);
+  }
+}
+
+void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
+  auto slash = subject.find('/');
+  if (slash == std::string::npos) return;
+  auto cached = lookup_(subject);
+  if (!cached || cached->uid != uid) return;
+  std::string t = dispatcher::FormatRfc3339(finished);
+  std::lock_guard lock(mu_);
+  Pending& p = EntryLocked(subject.substr(0, slash), subject.substr(slash + 1), uid);
+  if (p.last_success < t) {
+    p.last_success = t;
+    p.dirty = true;
   }
 }
 
@@ -85,6 +102,7 @@ int StatusWriter::Flush() {
                           {"nextScheduleTime", p.next.empty() ? kube::Json(nullptr) : kube::Json(p.next)},
                           {"firedCount", p.fired},
                           {"missedCount", p.missed}}}};
+    if (!p.last_success.empty()) patch["status"]["lastSuccessfulTime"] = p.last_success;
     auto r = client_.Patch(kScheduledTasks.Path(p.ns, p.name, "status"), patch);
     if (r.ok()) {
       ++written;

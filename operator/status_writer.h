@@ -32,6 +32,10 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first, dispatcher::Instant last,
                  const std::string& reason, const std::string& message) override;
   void OnFenced(const std::string& message) override;
+  // A worker reported an occurrence of task `subject` ("namespace/name", UID `uid`)
+  // succeeded at `finished`: status.lastSuccessfulTime moves forward (results for
+  // tasks not in the cache, or for an older incarnation of the name, are ignored).
+  void OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished);
 
   // Writes pending status every `period` within the budget, until cancelled.
   void Run(CancelToken& cancel, std::chrono::milliseconds period = std::chrono::milliseconds(1000));
@@ -44,11 +48,11 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
  private:
   struct Pending {
     std::string ns, name, uid;
-    std::string last, next;
+    std::string last, next, last_success;
     int64_t fired = 0, missed = 0;  // absolute counts
     bool dirty = false;
   };
-  Pending& EntryLocked(const dispatcher::TaskDefinition& task);
+  Pending& EntryLocked(const std::string& ns, const std::string& name, const std::string& uid);
 
   kube::KubeClient& client_;
   Lookup lookup_;

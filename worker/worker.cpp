@@ -1,7 +1,8 @@
 #include "worker/worker.h"
 
+#include "common/task_result.h"
+
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
@@ -52,9 +53,8 @@ bool Worker::Seen(const std::string& id) {
 
 void Worker::Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took) {
   if (options_.results_topic.empty()) return;
-  nlohmann::json r = {{"id", t.id},         {"subject", t.subject}, {"time", t.time},
-                      {"outcome", outcome}, {"attempts", attempts}, {"durationMs", took.count()}};
-  Status s = kafka::Produce(producer_.get(), options_.results_topic, t.subject, r.dump());
+  TaskResult r{t.id, t.subject, t.time, outcome == "Succeeded", attempts, took.count(), t.shard_index, t.shard_count};
+  Status s = kafka::Produce(producer_.get(), options_.results_topic, t.subject, EncodeTaskResult(r));
   if (!s.ok()) spdlog::warn("result for {}: {}", t.id, s.ToString());
 }
 

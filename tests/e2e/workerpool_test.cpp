@@ -124,7 +124,7 @@ class WorkerPoolE2E : public ::testing::Test {
         std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
                                  "--kubeconfig=" + EnvVar("KUBECONFIG"), "--namespaces=" + ns_,
                                  "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--transactional-id=" + ns_,
-                                 "--checkpoint-topic=" + ns_ + ".checkpoints",
+                                 "--checkpoint-topic=" + ns_ + ".checkpoints", "--results-topic=" + ns_ + ".results",
                                  "--metrics-bind-address=127.0.0.1:" + std::to_string(metrics_port_),
                                  "--health-probe-bind-address=0", "--log-format=text"},
         (dir_ / "operator.log").string());
@@ -168,8 +168,8 @@ class WorkerPoolE2E : public ::testing::Test {
     return std::make_unique<Process>(
         std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
                                  "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--topic=" + topic, "--group=" + ns_,
-                                 "--exec=" + exec, "--metrics-bind-address=0", "--health-probe-bind-address=0",
-                                 "--log-format=text"},
+                                 "--exec=" + exec, "--results-topic=" + ns_ + ".results", "--metrics-bind-address=0",
+                                 "--health-probe-bind-address=0", "--log-format=text"},
         (dir_ / ("worker-" + std::to_string(index) + ".log")).string());
   }
   std::string WorkerLogs() {
@@ -270,6 +270,53 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
   KafkaCtl("start");
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "Measured"; }, 60s)) << op_->Log();
   EXPECT_TRUE(op_->Running()) << op_->Log();
+}
+
+TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess) {
+  const std::string topic = ns_ + ".tasks";
+  CreateTopic(topic, 2);
+  CreateTopic(ns_ + ".results", 1);
+  const std::string runs = (dir_ / "runs").string();
+  // Each run takes 5 s; the task is due every 2 s.
+  auto worker =
+      StartWorker(topic, "echo start $(date +%s.%N) >> " + runs + "; sleep 5; echo end $(date +%s.%N) >> " + runs, 0);
+  Apply(
+      "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: forbid}\nspec:\n  schedule: "
+      "\"*/2 * * * * *\"\n  concurrencyPolicy: Forbid\n  target: {topic: " +
+      topic + "}\n");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return !Kubectl("get st forbid -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output.empty();
+      },
+      40s))
+      << op_->Log() << WorkerLogs();
+  std::this_thread::sleep_for(8s);
+  Kubectl("delete st forbid -n " + ns_);
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(30s).value_or(-1), 0) << WorkerLogs();
+
+  // Runs never overlap: every start follows the previous end.
+  std::vector<std::pair<std::string, double>> events;
+  for (const auto& l : Lines(runs)) {
+    auto sp = l.find(' ');
+    events.emplace_back(l.substr(0, sp), std::stod(l.substr(sp + 1)));
+  }
+  int starts = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].first != "start") continue;
+    ++starts;
+    if (i > 0) {
+      EXPECT_EQ(events[i - 1].first, "end") << "a run started while another ran";
+    }
+  }
+  EXPECT_GE(starts, 2);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return !Kubectl("get events -n " + ns_ + " --field-selector reason=ConcurrencyForbidden -o name")
+                    .output.empty();
+      },
+      10s))
+      << op_->Log();
 }
 
 }  // namespace

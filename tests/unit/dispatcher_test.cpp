@@ -2,6 +2,7 @@
 // firing, message format, exactly-once across restarts, catch-up policies,
 // deadlines, commit failures, fencing, suspend/update/remove, shards and jitter.
 #include "dispatcher/dispatcher.h"
+#include "dispatcher/results_follower.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -199,6 +200,98 @@ TEST_F(DispatcherTest, SkippedOccurrencesAreReported) {
   d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
   EXPECT_THAT(rec.skipped, ElementsAre("m:TooManyMissed:3"));
   EXPECT_EQ(d.Stats().skipped, 3U);
+}
+
+TEST_F(DispatcherTest, ForbidSkipsWhileThePreviousOccurrenceRuns) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("f", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kForbid;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 30s);  // :10 fires; :20 and :30 find it running
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610"));
+  EXPECT_THAT(rec.skipped, ElementsAre("f:ConcurrencyForbidden:1", "f:ConcurrencyForbidden:1"));
+  d.OnFinished("uid-f", T("2026-01-01T00:00:10Z"));
+  RunFor(clock, d, 10s);  // :40 fires
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610", "uid-f:1767225640"));
+  d.OnFinished("uid-f", T("2026-01-01T00:00:10Z"));  // an old result does not release :40
+  RunFor(clock, d, 10s);
+  EXPECT_EQ(sink.Ids().size(), 2U);
+  // Allow ignores results entirely.
+  auto a = Task("a", "*/10 * * * * *");
+  ASSERT_TRUE(d.Upsert(a).ok());
+  RunFor(clock, d, 20s);
+  EXPECT_EQ(sink.Ids().size(), 4U);
+}
+
+TEST_F(DispatcherTest, ForbidReleasesAfterTheLongestPossibleRun) {
+  DispatcherOptions o;
+  o.forbid_running_limit = 25s;
+  Dispatcher d(clock, sink, &rec, o);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("f", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kForbid;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 40s);  // :10 fires, no result ever; at :40 it is 30 s old > 25 s
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610", "uid-f:1767225640"));
+  // With a timeout the limit is attempts x timeout + backoff + 60 s: 2 x 5 + 1 + 60 = 71 s.
+  auto u = Task("u", "0 * * * * *");
+  u.concurrency = ConcurrencyPolicy::kForbid;
+  u.timeout_seconds = 5;
+  u.max_attempts = 2;
+  u.backoff_seconds = 1;
+  ASSERT_TRUE(d.Upsert(u).ok());
+  RunFor(clock, d, 20s + 120s);  // 00:01 fires; 00:02 is 60 s later (< 71 s): skipped; 00:03 fires
+  std::vector<std::string> u_ids;
+  for (const auto& id : sink.Ids()) {
+    if (id.rfind("uid-u", 0) == 0) u_ids.push_back(id);
+  }
+  EXPECT_THAT(u_ids, ElementsAre("uid-u:1767225660", "uid-u:1767225780"));
+}
+
+TEST_F(DispatcherTest, ForbidAfterARestartWaitsForTheRestoredOccurrence) {
+  sink.checkpoints["uid-f"] = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  Dispatcher d(clock, sink, &rec);
+  auto t = Task("f", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kForbid;
+  // A result replayed before the task is known still counts.
+  d.OnFinished("uid-f", T("2026-01-01T00:00:00Z"));
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 10s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610"));
+}
+
+TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  std::vector<std::string> finished, succeeded;
+  ResultsFollower f(
+      {}, clock, [&](const std::string& id, Instant at) { finished.push_back(id + "@" + FormatRfc3339(at)); },
+      [&](const std::string& subject, const std::string& id, Instant at) {
+        succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
+      });
+  auto msg = [](TaskResult r) {
+    kafka::Message m;
+    m.value = EncodeTaskResult(r);
+    m.timestamp_ms = 1767225605123;
+    return m;
+  };
+  f.Handle(msg({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z"));
+  EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z"));
+  // Three shards: finished after the third result, failed ones included.
+  f.Handle(msg({"uid-s:1767225600:0", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 0, 3}));
+  f.Handle(msg({"uid-s:1767225600:2", "team/s", "2026-01-01T00:00:00Z", false, 3, 10, 2, 3}));
+  EXPECT_EQ(finished.size(), 1U);
+  f.Handle(msg({"uid-s:1767225600:1", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 1, 3}));
+  EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z", "uid-s@2026-01-01T00:00:00Z"));
+  kafka::Message junk;
+  junk.value = "{not json";
+  f.Handle(junk);
+  junk.value = R"({"id": "x", "subject": "a/b", "time": "yesterday", "outcome": "Succeeded"})";
+  f.Handle(junk);
+  EXPECT_EQ(f.invalid(), 2U);
+  EXPECT_EQ(f.results(), 4U);
 }
 
 TEST_F(DispatcherTest, AMonthLongOutageFiresOnlyTheWindowAndCountsTheRest) {

@@ -1,0 +1,117 @@
+#include "dispatcher/results_follower.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace cronlane::dispatcher {
+
+namespace {
+constexpr size_t kMaxPartialOccurrences = 100000;
+}
+
+ResultsFollower::ResultsFollower(ResultsFollowerOptions options, Clock& clock, OnFinished on_finished,
+                                 OnSucceeded on_succeeded)
+    : options_(std::move(options)),
+      clock_(clock),
+      on_finished_(std::move(on_finished)),
+      on_succeeded_(std::move(on_succeeded)) {}
+
+void ResultsFollower::Handle(const kafka::Message& m) {
+  auto r = DecodeTaskResult(m.value);
+  if (!r.ok()) {
+    ++invalid_;
+    return;
+  }
+  auto scheduled = ParseRfc3339(r->time);
+  if (!scheduled.ok()) {
+    ++invalid_;
+    return;
+  }
+  ++results_;
+  const std::string task_id = r->TaskId();
+  if (r->succeeded && on_succeeded_) {
+    Instant finished = m.timestamp_ms >= 0 ? Instant{std::chrono::seconds{m.timestamp_ms / 1000}}
+                                           : std::chrono::floor<std::chrono::seconds>(clock_.Now());
+    on_succeeded_(r->subject, task_id, finished);
+  }
+  if (r->shard_count <= 1) {
+    if (on_finished_) on_finished_(task_id, *scheduled);
+    return;
+  }
+  std::string occurrence = task_id + ":" + std::to_string(scheduled->time_since_epoch().count());
+  int& done = shards_done_[occurrence];
+  if (++done >= r->shard_count) {
+    shards_done_.erase(occurrence);
+    if (on_finished_) on_finished_(task_id, *scheduled);
+  } else if (shards_done_.size() > kMaxPartialOccurrences) {
+    // Shard results that never complete (lost workers) must not grow without bound.
+    spdlog::warn("results: {} occurrences with missing shard results; forgetting them", shards_done_.size());
+    shards_done_.clear();
+  }
+}
+
+void ResultsFollower::Run(CancelToken& cancel) {
+  auto backoff = std::chrono::milliseconds(500);
+  bool said_missing = false;
+  while (!cancel.cancelled()) {
+    auto consumer = kafka::NewConsumer([&] {
+      kafka::Properties p = options_.base;
+      p["enable.partition.eof"] = "true";
+      p["isolation.level"] = "read_committed";
+      return p;
+    }());
+    if (!consumer.ok()) {
+      spdlog::error("results consumer: {}", consumer.status().ToString());
+      return;
+    }
+    auto partitions = kafka::PartitionCount(consumer->get(), options_.topic);
+    if (!partitions.ok()) {
+      if (partitions.status().code() == StatusCode::kNotFound) {
+        replayed_ = true;  // nothing to replay
+        if (!said_missing) {
+          spdlog::info(
+              "results topic {} does not exist (yet): concurrencyPolicy Forbid and lastSuccessfulTime wait "
+              "for workers started with --results-topic={}",
+              options_.topic, options_.topic);
+          said_missing = true;
+        }
+      } else {
+        spdlog::warn("results topic {}: {}", options_.topic, partitions.status().ToString());
+      }
+      if (cancel.WaitFor(backoff)) return;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+      continue;
+    }
+    auto since =
+        std::chrono::duration_cast<std::chrono::milliseconds>((clock_.Now() - options_.lookback).time_since_epoch());
+    if (Status s = kafka::AssignFromTime(consumer->get(), options_.topic, *partitions, since.count()); !s.ok()) {
+      spdlog::warn("results topic {}: {}", options_.topic, s.ToString());
+      if (cancel.WaitFor(backoff)) return;
+      continue;
+    }
+    backoff = std::chrono::milliseconds(500);
+    std::set<int32_t> at_end;
+    uint64_t before = results_.load();
+    while (!cancel.cancelled()) {
+      int32_t eof = -1;
+      auto m = kafka::PollWithEof(consumer->get(), std::chrono::milliseconds(200), eof);
+      if (!m.ok()) {
+        spdlog::warn("results: {}", m.status().ToString());
+        continue;
+      }
+      if (eof >= 0 && !replayed_.load()) {
+        at_end.insert(eof);
+        if (static_cast<int32_t>(at_end.size()) >= *partitions) {
+          replayed_ = true;
+          spdlog::info("results: replayed {} record(s) of the last {} s", results_.load() - before,
+                       options_.lookback.count());
+        }
+      }
+      if (m->has_value()) Handle(**m);
+    }
+    return;
+  }
+}
+
+}  // namespace cronlane::dispatcher

@@ -1,0 +1,63 @@
+#pragma once
+// Follows the workers' results topic for the leader: tells the dispatcher when an
+// occurrence finished (all its shards), for concurrencyPolicy Forbid, and reports
+// each success (for status.lastSuccessfulTime). It reads without a consumer group:
+// every term starts by replaying the last `lookback` of results, so a new leader
+// knows which occurrences finished under the old one, then follows new records.
+// A missing topic (no worker writes results) is waited for, not an error.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "common/kafka.h"
+#include "common/task_result.h"
+#include "dispatcher/cron.h"
+
+namespace cronlane::dispatcher {
+
+struct ResultsFollowerOptions {
+  kafka::Properties base;  // bootstrap.servers, security
+  std::string topic = "cronlane.results";
+  std::chrono::seconds lookback{3600};
+};
+
+class ResultsFollower {
+ public:
+  // Every shard of the occurrence of `task_id` at `scheduled` finished.
+  using OnFinished = std::function<void(const std::string& task_id, Instant scheduled)>;
+  // One occurrence (or shard) of task `subject` (namespace/name) with UID `task_id`
+  // succeeded; `finished` is when the worker reported it.
+  using OnSucceeded = std::function<void(const std::string& subject, const std::string& task_id, Instant finished)>;
+
+  ResultsFollower(ResultsFollowerOptions options, Clock& clock, OnFinished on_finished, OnSucceeded on_succeeded);
+
+  // Replays, then follows, until `cancel` fires. Retries while the topic is missing
+  // or the broker unreachable.
+  void Run(CancelToken& cancel);
+
+  // True once the replay reached the end of every partition (or the topic does not
+  // exist yet, so there is nothing to replay).
+  bool Replayed() const { return replayed_.load(); }
+  uint64_t results() const { return results_.load(); }
+  uint64_t invalid() const { return invalid_.load(); }
+
+  // Handles one record (tests feed records directly).
+  void Handle(const kafka::Message& m);
+
+ private:
+  ResultsFollowerOptions options_;
+  Clock& clock_;
+  OnFinished on_finished_;
+  OnSucceeded on_succeeded_;
+  std::unordered_map<std::string, int> shards_done_;  // "<uid>:<unix>" -> shards finished so far
+  std::atomic<bool> replayed_{false};
+  std::atomic<uint64_t> results_{0};
+  std::atomic<uint64_t> invalid_{0};
+};
+
+}  // namespace cronlane::dispatcher
