@@ -29,8 +29,9 @@ mkdir -p .cronlane/logs
 build/bin/cronlane-operator --kafka-bootstrap "$KAFKA_BOOTSTRAP" --log-format text \
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 0 >.cronlane/logs/demo-operator.log 2>&1 &
 OP=$!
-build/bin/cronlane-worker --kafka-bootstrap "$KAFKA_BOOTSTRAP" --topic cronlane.demo --group cronlane-demo \
-  --log-format text --metrics-bind-address 0 --health-probe-bind-address 0 >.cronlane/logs/demo-worker.log 2>&1 &
+build/bin/cronlane-worker --kafka-bootstrap "$KAFKA_BOOTSTRAP" --topic cronlane.demo --group demo-workers \
+  --results-topic cronlane.results --log-format text --metrics-bind-address 0 --health-probe-bind-address 0 \
+  >.cronlane/logs/demo-worker.log 2>&1 &
 WK=$!
 trap 'kill $OP $WK 2>/dev/null || true' EXIT
 echo "operator pid $OP (log .cronlane/logs/demo-operator.log), worker pid $WK (log .cronlane/logs/demo-worker.log)"
@@ -39,6 +40,7 @@ timeout "$SECONDS_TO_WATCH" tail -n +1 -f .cronlane/logs/demo-worker.log | grep 
 
 bold "5/5 status"
 kubectl get scheduledtasks
+kubectl get workerpools
 kill $OP $WK 2>/dev/null || true
 wait $OP $WK 2>/dev/null || true
 trap - EXIT

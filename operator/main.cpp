@@ -61,6 +61,7 @@ struct Flags {
   bool workerpools = true;
   std::string results_topic = "cronlane.results";
   int results_lookback = 3600;
+  int forbid_running_limit = 3600;
   std::vector<std::string> kafka_properties;
 };
 
@@ -81,7 +82,9 @@ struct Term {
               g_fenced = true;
               leading.Cancel();
             }),
-        dispatcher(clock, sink, &writer, {.default_topic = f.default_topic}),
+        dispatcher(clock, sink, &writer,
+                   {.default_topic = f.default_topic,
+                    .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)}),
         lag_reader(kafka_props),
         results(
             {.base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)},
@@ -151,6 +154,12 @@ int main(int argc, char** argv) {
                  "Seconds of results a new leader replays to learn which occurrences finished")
       ->envname("CRONLANE_RESULTS_LOOKBACK")
       ->check(CLI::Range(0, 7 * 86400))
+      ->capture_default_str();
+  app.add_option("--forbid-running-limit", f.forbid_running_limit,
+                 "Seconds an occurrence of a Forbid task without execution.timeoutSeconds blocks the next one when "
+                 "no result arrives")
+      ->envname("CRONLANE_FORBID_RUNNING_LIMIT")
+      ->check(CLI::Range(1, 7 * 86400))
       ->capture_default_str();
   app.add_option("--workerpools", f.workerpools,
                  "Scale WorkerPools by consumer-group lag (needs RBAC on targets' /scale)")
