@@ -66,6 +66,18 @@ Result<ConfPtr> MakeConf(const Properties& props) {
 
 }  // namespace
 
+Status AddProperties(const std::vector<std::string>& key_values, Properties& props) {
+  for (size_t i = 0; i < key_values.size(); ++i) {
+    const std::string& kv = key_values[i];
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return InvalidArgument("--kafka-property #" + std::to_string(i + 1) + " is not KEY=VALUE");
+    }
+    props[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return Status::Ok();
+}
+
 void HandleDeleter::operator()(rd_kafka_t* rk) const {
   // A producer's opaque is its ProducerState (owned here); a consumer's is its
   // RebalanceListener (owned by the caller).
@@ -436,7 +448,8 @@ Status AssignFromTime(rd_kafka_t* consumer, std::string_view topic, int32_t part
                       std::chrono::milliseconds timeout) {
   std::string t(topic);
   PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
-  for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = since_ms;
+  for (int32_t p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = since_ms;
   rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(consumer, list.get(), static_cast<int>(timeout.count()));
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(e, "offsets of " + t + " by time");
   for (int i = 0; i < list->cnt; ++i) {

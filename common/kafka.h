@@ -48,6 +48,11 @@ struct Message {
   std::optional<std::string_view> HeaderValue(std::string_view name) const;
 };
 
+// Adds "KEY=VALUE" strings (from --kafka-property) to `props`. InvalidArgument
+// names the position of a malformed one but never echoes its text, which may hold a
+// password.
+Status AddProperties(const std::vector<std::string>& key_values, Properties& props);
+
 // Creates a producer. Delivery reports are consumed internally; use Flush() to
 // wait for outstanding messages. Fails with InvalidArgument on a bad property.
 Result<HandlePtr> NewProducer(const Properties& props);

@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cronlane needs to build, test and run its local
 # environment. Idempotent: prints nothing and changes nothing when all are present.
+# Usage: hack/deps.sh [build|all]
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
-  openssl libssl-dev tzdata procps psmisc iproute2
+# build: what compiles the binaries (the Dockerfile's build stage uses this list).
+# all (default): build + tests, tools, the local environment and the image build.
+BUILD_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config ca-certificates
+  libssl-dev tzdata
   libcpprest-dev libboost-system-dev libyaml-cpp-dev librdkafka-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libhowardhinnant-date-dev
-  prometheus-cpp-dev libcli11-dev libbenchmark-dev libsimdjson-dev
-  clang clang-format clang-tidy libclang-rt-14-dev kcat
+  nlohmann-json3-dev libhowardhinnant-date-dev prometheus-cpp-dev libcli11-dev
+)
+TEST_PACKAGES=(
+  git curl openssl procps psmisc iproute2
+  libgtest-dev libgmock-dev libbenchmark-dev libsimdjson-dev
+  clang clang-format clang-tidy libclang-rt-14-dev kcat gnuplot-nox
+  podman runc debootstrap
   golang-go default-jre-headless maven
 )
+case "${1:-all}" in
+  build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  all) PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: hack/deps.sh [build|all]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -82,9 +82,9 @@ struct Term {
               g_fenced = true;
               leading.Cancel();
             }),
-        dispatcher(clock, sink, &writer,
-                   {.default_topic = f.default_topic,
-                    .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)}),
+        dispatcher(
+            clock, sink, &writer,
+            {.default_topic = f.default_topic, .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)}),
         lag_reader(kafka_props),
         results(
             {.base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)},
@@ -219,13 +219,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   kafka::Properties kafka_props{{"bootstrap.servers", f.kafka_bootstrap}};
-  for (const auto& kv : f.kafka_properties) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::cerr << "cronlane-operator: --kafka-property \"" << kv.substr(0, kv.find('=')) << "\" must be KEY=VALUE\n";
-      return 2;
-    }
-    kafka_props[kv.substr(0, eq)] = kv.substr(eq + 1);
+  if (Status s = kafka::AddProperties(f.kafka_properties, kafka_props); !s.ok()) {
+    std::cerr << "cronlane-operator: " << s.message() << "\n";
+    return 2;
   }
   if (Status s = SetupLogging(f.log_level, f.log_format, "operator"); !s.ok()) {
     std::cerr << "cronlane-operator: " << s.message() << "\n";

@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
   app.add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
       ->envname("CRONLANE_KAFKA_BOOTSTRAP")
       ->required();
+  std::vector<std::string> kafka_properties;
+  app.add_option("--kafka-property", kafka_properties,
+                 "Extra librdkafka property KEY=VALUE (security.protocol, sasl.*, ssl.*); repeatable")
+      ->envname("CRONLANE_KAFKA_PROPERTIES")
+      ->delimiter(';');
   app.add_option("--topic", o.topics, "Topic to consume (repeatable)")->envname("CRONLANE_TOPICS")->required();
   app.add_option("--group", o.group, "Consumer group")->envname("CRONLANE_GROUP")->capture_default_str();
   app.add_option("--exec", exec,
@@ -50,6 +55,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.base = {{"bootstrap.servers", bootstrap}};
+  if (Status s = kafka::AddProperties(kafka_properties, o.base); !s.ok()) {
+    std::cerr << "cronlane-worker: " << s.message() << "\n";
+    return 2;
+  }
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);

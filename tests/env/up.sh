@@ -47,7 +47,10 @@ mkdir -p "$LOGS" "$CERTS"
 
 ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port)
 API_PORT=$(free_port)
-KAFKA_PORT=$(free_port); KAFKA_CONTROLLER_PORT=$(free_port)
+KAFKA_PORT=$(free_port); KAFKA_CONTROLLER_PORT=$(free_port); KAFKA_SASL_PORT=$(free_port)
+# A SASL/SCRAM listener for the Kafka security tests; credentials made up per run.
+KAFKA_SASL_USER=cronlane
+KAFKA_SASL_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 
 # The env file grows as components start, so down.sh can always stop what did start.
 write_env() {
@@ -55,6 +58,8 @@ write_env() {
     echo "# Written by tests/env/up.sh; source it: . $ENV_FILE"
     printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
     printf 'export KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
+    printf 'export KAFKA_SASL_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_SASL_PORT"
+    printf 'export KAFKA_SASL_USER=%q\nexport KAFKA_SASL_PASSWORD=%q\n' "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD"
     printf 'export KUBE_APISERVER_URL=%q\n' "https://127.0.0.1:$API_PORT"
     printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
     printf 'export KUBE_CA_FILE=%q\n' "$CERTS/ca.crt"
@@ -176,11 +181,14 @@ cat >"$STATE/kafka.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$KDIR/logs
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -205,7 +213,10 @@ L4J
 KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
   "-Dlog4j.configuration=file:$STATE/kafka-log4j.properties" -cp "$KAFKA_LIBS/*")
 "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
-  -c "$STATE/kafka.properties" >"$LOGS/kafka-format.log" 2>&1 || fail_component kafka "$LOGS/kafka-format.log" "storage format failed"
+  -c "$STATE/kafka.properties" \
+  --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+  --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+  >"$LOGS/kafka-format.log" 2>&1 || fail_component kafka "$LOGS/kafka-format.log" "storage format failed"
 # tests/env/kafka.sh restarts the broker with exactly this command (outage tests).
 {
   echo '#!/usr/bin/env bash'
