@@ -7,7 +7,7 @@ BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench lint format fuzz clean
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench lint format fuzz clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ demo: build tools ## Bring up the environment and show sample tasks firing
 bench: deps tools ## Run the benchmarks (release build; fire_bench against a local Kafka) and print results
 	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench cronlane-operator
 	@hack/bench.sh build-release
+
+image: deps ## Build the container image cronlane/cronlane:<version> (podman + runc; local debian base)
+	@hack/image.sh
 
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)
