@@ -274,11 +274,21 @@ Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_
 
 Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
                                            int32_t& eof_partition) {
-  eof_partition = -1;
+  PartitionOffset eof;
+  auto m = PollWithEof(consumer, timeout, eof);
+  eof_partition = eof.partition;
+  return m;
+}
+
+Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
+                                           PartitionOffset& eof) {
+  eof = {};
   MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
   if (!m) return std::optional<Message>();
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    eof_partition = m->partition;
+    eof.topic = m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "";
+    eof.partition = m->partition;
+    eof.offset = m->offset;
     return std::optional<Message>();
   }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -422,24 +432,6 @@ Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view 
     pl.low = low;
     pl.high = high;
     pl.lag = LagOf(pl.committed, low, high);
-  }
-  return out;
-}
-
-Result<std::vector<PartitionOffset>> Positions(rd_kafka_t* consumer) {
-  rd_kafka_topic_partition_list_t* raw = nullptr;
-  if (rd_kafka_resp_err_t e = rd_kafka_assignment(consumer, &raw); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromErrorCode(e, "assignment");
-  }
-  PartitionListPtr assigned(raw);
-  std::vector<PartitionOffset> out;
-  if (assigned->cnt == 0) return out;
-  if (rd_kafka_resp_err_t e = rd_kafka_position(consumer, assigned.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromErrorCode(e, "position");
-  }
-  for (int i = 0; i < assigned->cnt; ++i) {
-    const rd_kafka_topic_partition_t& tp = assigned->elems[i];
-    if (tp.offset >= 0) out.push_back({tp.topic, tp.partition, tp.offset});
   }
   return out;
 }

@@ -107,8 +107,20 @@ Status AssignFromTime(rd_kafka_t* consumer, std::string_view topic, int32_t part
 // event was a partition EOF; errors other than EOF are returned as Status.
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
 
+// A partition and an offset in it.
+struct PartitionOffset {
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+};
+
 // Like Poll(), but reports end-of-partition (needs "enable.partition.eof"=true):
-// `eof_partition` is set to the partition that reached its end, else -1.
+// `eof` is set to the partition that reached its end and the offset of that end
+// (for a read_committed consumer the last stable offset, past any transaction
+// marker), else left with partition -1.
+Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
+                                           PartitionOffset& eof);
+// As above, reporting only the partition (-1 when none reached its end).
 Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
                                            int32_t& eof_partition);
 
@@ -156,17 +168,6 @@ Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view 
 
 // The lag of one partition from its offsets, by the rules of GroupLag.
 int64_t LagOf(int64_t committed, int64_t low, int64_t high);
-
-// The consumer's position on every assigned partition that has one: the offset
-// after the last message the application consumed, moved past transaction
-// markers once the consumer saw them (so committing it brings lag to 0 on
-// transactional topics, where "last offset + 1" leaves a lag of 1).
-struct PartitionOffset {
-  std::string topic;
-  int32_t partition = 0;
-  int64_t offset = 0;
-};
-Result<std::vector<PartitionOffset>> Positions(rd_kafka_t* consumer);
 
 // Converts an rd_kafka_error_t (and destroys it) into a Status; OK for nullptr.
 Status FromError(rd_kafka_error_t* error);

@@ -49,7 +49,10 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
   const std::string topic = t.topic.empty() ? default_topic : t.topic;
   const std::string key = t.key.empty() ? t.ns + "/" + t.name : t.key;
   for (int shard = 0; shard < t.shards; ++shard) {
-    OutMessage m{topic, key, t.payload_json, {}};
+    // Without an explicit key, shards get keys of their own so they spread over the
+    // partitions and run in parallel across the pool; one task's occurrences (shard
+    // by shard) still keep their order.
+    OutMessage m{topic, t.key.empty() && t.shards > 1 ? key + "#" + std::to_string(shard) : key, t.payload_json, {}};
     m.headers = {{"ce_specversion", "1.0"},
                  {"ce_id", OccurrenceId(t.id, scheduled, shard, t.shards)},
                  {"ce_source", t.source},

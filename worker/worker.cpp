@@ -149,7 +149,9 @@ void Worker::CommitReady(const std::vector<TopicPartition>* only) {
   {
     std::lock_guard lock(mu_);
     auto consider = [&](const TopicPartition& tp, const PartitionState& p) {
-      int64_t point = p.unfinished.empty() ? p.finished_next : *p.unfinished.begin();
+      // Everything before the lowest unfinished message is done; with nothing
+      // unfinished, everything up to the end last reached (markers included) is.
+      int64_t point = p.unfinished.empty() ? std::max(p.finished_next, p.end) : *p.unfinished.begin();
       if (point > p.committed) todo.emplace_back(tp, point);
     };
     if (only != nullptr) {
@@ -173,24 +175,6 @@ void Worker::CommitReady(const std::vector<TopicPartition>* only) {
     }
     std::lock_guard lock(mu_);
     partitions_[tp].committed = offset;
-  }
-}
-
-void Worker::CommitIdlePositions() {
-  auto positions = kafka::Positions(consumer_.get());
-  if (!positions.ok()) return;
-  for (const auto& pos : *positions) {
-    TopicPartition tp{pos.topic, pos.partition};
-    {
-      std::lock_guard lock(mu_);
-      const PartitionState& p = partitions_[tp];
-      // Only past finished work: never over an unfinished (handed-back) message.
-      if (!p.unfinished.empty() || pos.offset <= p.committed || pos.offset <= p.finished_next) continue;
-    }
-    if (kafka::CommitOffset(consumer_.get(), pos.topic, pos.partition, pos.offset).ok()) {
-      std::lock_guard lock(mu_);
-      partitions_[tp].committed = pos.offset;
-    }
   }
 }
 
@@ -238,6 +222,8 @@ Status Worker::Run(CancelToken& cancel) {
   // A worker that dies (kill -9, node loss) hands its partitions over after 10 s
   // instead of the broker's 45 s default.
   cp.try_emplace("session.timeout.ms", "10000");
+  // End-of-partition events tell where a partition ends past its transaction markers.
+  cp["enable.partition.eof"] = "true";
   auto consumer = kafka::NewConsumer(cp, this);
   if (!consumer.ok()) return consumer.status();
   consumer_ = std::move(*consumer);
@@ -259,16 +245,19 @@ Status Worker::Run(CancelToken& cancel) {
       if (in_flight_ >= concurrency || cancel.cancelled()) continue;
     }
     CommitReady();
-    int busy = InFlight();
-    auto m = kafka::Poll(consumer_.get(), busy > 0 ? 20ms : 200ms);
+    kafka::PartitionOffset eof;
+    auto m = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms, eof);
     if (!m.ok()) {
       spdlog::warn("consume: {}", m.status().ToString());
       continue;
     }
-    if (!m->has_value()) {
-      if (busy == 0) CommitIdlePositions();
-      continue;
+    if (eof.partition >= 0 && eof.offset >= 0) {
+      // Every message before this end was consumed; it is committed once finished.
+      std::lock_guard lock(mu_);
+      int64_t& end = partitions_[{eof.topic, eof.partition}].end;
+      end = std::max(end, eof.offset);
     }
+    if (!m->has_value()) continue;
     {
       std::lock_guard lock(mu_);
       PartitionState& p = partitions_[{(*m)->topic, (*m)->partition}];

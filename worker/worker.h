@@ -12,9 +12,10 @@
 // any order (also within a partition). A partition's offset is committed up to its
 // lowest unfinished message, so nothing is skipped. When the group rebalances, the
 // worker finishes the running messages of the partitions it loses and commits them
-// before giving them up, so a scale-in or scale-out runs nothing twice. When idle it
-// commits its position, which steps over transaction markers (the dispatcher
-// produces transactionally) so the group's lag reaches 0.
+// before giving them up, so a scale-in or scale-out runs nothing twice. When it
+// reaches the end of a partition with everything finished it commits that end
+// offset, which lies past the transaction markers (the dispatcher produces
+// transactionally), so the group's lag reaches 0.
 
 #include <chrono>
 #include <condition_variable>
@@ -73,6 +74,7 @@ class Worker final : private kafka::RebalanceListener {
     std::set<int64_t> unfinished;  // consumed, not finished (running, or handed back)
     int running = 0;
     int64_t finished_next = -1;  // highest finished offset + 1
+    int64_t end = -1;            // offset of the partition's end when last reached (EOF)
     int64_t committed = -1;      // what this worker last committed
   };
 
@@ -85,7 +87,6 @@ class Worker final : private kafka::RebalanceListener {
   // Commits every partition whose commit point moved (after flushing results and
   // dead letters). Poll thread only. `only` limits it to some partitions.
   void CommitReady(const std::vector<TopicPartition>* only = nullptr);
-  void CommitIdlePositions();
   void OnAssigned(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
   void OnRevoked(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
 

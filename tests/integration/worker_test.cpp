@@ -212,5 +212,43 @@ TEST_F(WorkerTest, GroupLagCountsAFreshGroupAndReachesZeroOnATransactionalTopic)
   EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
 }
 
+TEST_F(WorkerTest, AWorkerStepsOverTheMarkerThePreviousOwnerLeftUncommitted) {
+  // A transaction with one task, then the group's offset left just before the commit
+  // marker, as when the previous owner of the partition was scaled in after its last
+  // message: the new owner receives no message, but must still bring the lag to 0.
+  auto p = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"transactional.id", id_}});
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(kafka::InitTransactions(p->get(), 30s).ok());
+  ASSERT_TRUE(kafka::BeginTransaction(p->get()).ok());
+  dispatcher::TaskDefinition t;
+  t.id = "uid";
+  t.ns = "ns";
+  t.name = "t";
+  t.source = "/x";
+  for (auto& m :
+       dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}}, 0s, id_ + ".tasks")) {
+    ASSERT_TRUE(kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers).ok());
+  }
+  ASSERT_TRUE(kafka::CommitTransaction(p->get(), 30s).ok());
+  {
+    auto admin = kafka::NewConsumer(Base());
+    auto lag = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
+    ASSERT_TRUE(lag.ok());
+    auto group = kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"group.id", id_}});
+    ASSERT_TRUE(group.ok());
+    for (const auto& pl : *lag) {
+      if (pl.high == 0) continue;
+      ASSERT_EQ(pl.high, 2) << "one message and one marker";
+      ASSERT_TRUE(kafka::CommitOffset(group->get(), id_ + ".tasks", pl.partition, 1).ok());
+    }
+    ASSERT_TRUE(kafka::CloseConsumer(group->get()).ok());
+  }
+  ASSERT_EQ(Lag(), 1) << "only the marker is left";
+  auto w = StartWorker("true");
+  EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "lag stuck at " << Lag() << "\n" << w->Log();
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
+}
+
 }  // namespace
 }  // namespace cronlane::testing

@@ -382,6 +382,8 @@ TEST_F(DispatcherTest, ShardsAndDeterministicJitter) {
   EXPECT_TRUE(sink.committed.empty()) << "not before its jittered time";
   RunFor(clock, d, 1s);
   EXPECT_THAT(sink.Ids(), ElementsAre("uid-s:1767225660:0", "uid-s:1767225660:1", "uid-s:1767225660:2"));
+  EXPECT_EQ(sink.committed[0].key, "team/s#0") << "shards spread over partitions";
+  EXPECT_EQ(sink.committed[2].key, "team/s#2");
   for (const auto& h : sink.committed[2].headers) {
     if (h.name == "ce_shardindex") {
       EXPECT_EQ(h.value, "2");
