@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/kafka.h"
+#include "common/task_result.h"
 #include "dispatcher/dispatcher.h"
 #include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
@@ -130,6 +131,16 @@ TEST_F(WorkerTest, SigtermMidTaskFinishesItAndLosesNothing) {
   EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), std::set<std::string>(ids.begin(), ids.end()));
   w2->Signal(SIGTERM);
   w2->Wait(30s);
+  // The results topic agrees: one Succeeded record per occurrence.
+  auto results = ReadAll(id_ + ".results", 5, 10s);
+  std::multiset<std::string> reported;
+  for (const auto& r : results) {
+    auto decoded = DecodeTaskResult(r.value);
+    ASSERT_TRUE(decoded.ok()) << r.value;
+    EXPECT_TRUE(decoded->succeeded);
+    reported.insert(decoded->id);
+  }
+  EXPECT_EQ(reported, std::multiset<std::string>(ids.begin(), ids.end()));
 }
 
 TEST_F(WorkerTest, Kill9MidTaskIsRedeliveredAndCompletes) {
