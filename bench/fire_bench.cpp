@@ -180,15 +180,20 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
 // Consumes `topic` (read_committed) for `seconds` from its end and prints fire lag
 // statistics of what arrived: used by hack/bench.sh for tasks fired through the
 // operator (ScheduledTask CRs on the real apiserver).
-int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seconds) {
+// With `lag_out`, also writes every message's fire lag in ms, one per line.
+int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seconds, const std::string& lag_out) {
+  // The deadline counts from the start, waiting for the topic included.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   kafka::Properties p{{"bootstrap.servers", bootstrap},
                       {"isolation.level", "read_committed"},
                       {"fetch.wait.max.ms", "10"},
                       {"allow.auto.create.topics", "false"}};
   auto consumer = kafka::NewConsumer(p);
   if (!consumer.ok()) return 2;
-  // The dispatcher creates the topic with its first fire: wait for it.
+  // The dispatcher creates the topic with its first fire: wait for it, and then read
+  // it from the beginning (everything in a new topic is new).
   auto parts = kafka::PartitionCount(consumer->get(), topic);
+  const bool existed = parts.ok();
   for (int i = 0; i < 60 && !parts.ok(); ++i) {
     std::this_thread::sleep_for(500ms);
     parts = kafka::PartitionCount(consumer->get(), topic);
@@ -197,11 +202,14 @@ int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seco
     std::cerr << parts.status().ToString() << "\n";
     return 2;
   }
-  (void)kafka::AssignAll(consumer->get(), topic, *parts, RD_KAFKA_OFFSET_END);
+  (void)kafka::AssignAll(consumer->get(), topic, *parts, existed ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING);
   std::vector<int64_t> lag, vis;
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < until) {
     PollSample(consumer->get(), lag, vis);
+  }
+  if (!lag_out.empty()) {
+    std::ofstream out(lag_out);
+    for (int64_t l : lag) out << l << "\n";
   }
   std::printf(
       "messages=%zu lag_p50=%.0f lag_p99=%.0f lag_max=%.0f visible_p50=%.0f visible_p99=%.0f visible_max=%.0f\n",
@@ -223,8 +231,10 @@ int main(int argc, char** argv) {
   int consume_seconds = 30;
   app.add_option("--consume-topic", consume_topic, "Only measure messages arriving on this topic");
   app.add_option("--consume-seconds", consume_seconds, "How long --consume-topic reads");
+  std::string lag_out;
+  app.add_option("--lag-out", lag_out, "With --consume-topic: write each message's fire lag (ms) to this file");
   CLI11_PARSE(app, argc, argv);
-  if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds);
+  if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds, lag_out);
   std::string run_id = std::to_string(getpid());
   std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
               "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",

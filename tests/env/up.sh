@@ -113,7 +113,9 @@ EXT
   printf 'extendedKeyUsage=clientAuth\n' >client.ext
   openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=cronlane-admin" 2>/dev/null
   openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 3650 -extfile client.ext 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout kcm.key -out kcm.csr -subj "/CN=system:kube-controller-manager" 2>/dev/null
+  # kube-controller-manager runs its controllers under this one identity (no
+  # per-controller service accounts here), so it needs the rights of all of them.
+  openssl req -newkey rsa:2048 -nodes -keyout kcm.key -out kcm.csr -subj "/O=system:masters/CN=system:kube-controller-manager" 2>/dev/null
   openssl x509 -req -in kcm.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kcm.crt -days 3650 -extfile client.ext 2>/dev/null
   openssl genrsa -out sa.key 2048 2>/dev/null
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
