@@ -9,21 +9,12 @@
 
 #include "dispatcher/task.h"
 #include "operator/kube/client.h"
+#include "operator/object_fields.h"
 
 namespace cronlane::op {
 
 inline const kube::ResourceRef kScheduledTasks{"cronlane.dev", "v1alpha1", "scheduledtasks"};
 inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
-
-struct Condition {
-  std::string type;
-  std::string status;  // "True", "False", "Unknown"
-  std::string reason;
-  std::string message;
-  std::string last_transition_time;
-  int64_t observed_generation = 0;
-  bool operator==(const Condition&) const = default;
-};
 
 struct TaskStatus {
   int64_t observed_generation = 0;

@@ -29,14 +29,8 @@ TaskStatus TaskReconciler::Desired(const ScheduledTask& t, const std::optional<d
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
   }
-  const Condition* old = t.status.Find("Ready");
-  ready.last_transition_time = old != nullptr && old->status == ready.status
-                                   ? old->last_transition_time
-                                   : dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(clock_.Now()));
-  s.conditions.erase(
-      std::remove_if(s.conditions.begin(), s.conditions.end(), [](const Condition& c) { return c.type == "Ready"; }),
-      s.conditions.end());
-  s.conditions.push_back(ready);
+  SetCondition(s.conditions, ready, t.status.conditions,
+               dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(clock_.Now())));
   s.next_schedule_time = state.next_fire ? dispatcher::FormatRfc3339(*state.next_fire) : "";
   if (state.last_fire) s.last_schedule_time = dispatcher::FormatRfc3339(*state.last_fire);
   return s;

@@ -7,16 +7,6 @@ namespace {
 
 using kube::Json;
 
-std::string Str(const Json& j, const char* key, const std::string& def = "") {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
-}
-
-int64_t Int(const Json& j, const char* key, int64_t def) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
-}
-
 std::optional<int64_t> OptInt(const Json& j, const char* key) {
   auto it = j.find(key);
   if (it != j.end() && it->is_number_integer()) return it->get<int64_t>();
@@ -31,21 +21,18 @@ Json OrNull(const std::optional<T>& v) {
 }  // namespace
 
 const Condition* WorkerPoolStatus::Find(const std::string& type) const {
-  for (const auto& c : conditions) {
-    if (c.type == type) return &c;
-  }
-  return nullptr;
+  return FindCondition(conditions, type);
 }
 
 std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
   if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return std::nullopt;
   const Json& meta = obj["metadata"];
   WorkerPool p;
-  p.ns = Str(meta, "namespace");
-  p.name = Str(meta, "name");
-  p.uid = Str(meta, "uid");
-  p.resource_version = Str(meta, "resourceVersion");
-  p.generation = Int(meta, "generation", 0);
+  p.ns = JsonString(meta, "namespace");
+  p.name = JsonString(meta, "name");
+  p.uid = JsonString(meta, "uid");
+  p.resource_version = JsonString(meta, "resourceVersion");
+  p.generation = JsonInt(meta, "generation", 0);
   p.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
   if (p.name.empty() || p.uid.empty()) return std::nullopt;
   auto spec_it = obj.find("spec");
@@ -53,50 +40,38 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
   const Json& spec = *spec_it;
   WorkerPoolSpec& s = p.spec;
   if (auto ref = spec.find("scaleTargetRef"); ref != spec.end() && ref->is_object()) {
-    s.target_api_version = Str(*ref, "apiVersion", s.target_api_version);
-    s.target_kind = Str(*ref, "kind", s.target_kind);
-    s.target_name = Str(*ref, "name");
+    s.target_api_version = JsonString(*ref, "apiVersion", s.target_api_version);
+    s.target_kind = JsonString(*ref, "kind", s.target_kind);
+    s.target_name = JsonString(*ref, "name");
   }
-  s.topic = Str(spec, "topic");
-  s.consumer_group = Str(spec, "consumerGroup");
-  s.lag_threshold = std::max<int64_t>(1, Int(spec, "lagThreshold", s.lag_threshold));
-  s.activation_lag_threshold = std::max<int64_t>(0, Int(spec, "activationLagThreshold", s.activation_lag_threshold));
-  s.min_replicas = static_cast<int32_t>(std::max<int64_t>(0, Int(spec, "minReplicas", s.min_replicas)));
-  s.max_replicas = static_cast<int32_t>(std::max<int64_t>(s.min_replicas, Int(spec, "maxReplicas", s.max_replicas)));
+  s.topic = JsonString(spec, "topic");
+  s.consumer_group = JsonString(spec, "consumerGroup");
+  s.lag_threshold = std::max<int64_t>(1, JsonInt(spec, "lagThreshold", s.lag_threshold));
+  s.activation_lag_threshold =
+      std::max<int64_t>(0, JsonInt(spec, "activationLagThreshold", s.activation_lag_threshold));
+  s.min_replicas = static_cast<int32_t>(std::max<int64_t>(0, JsonInt(spec, "minReplicas", s.min_replicas)));
+  s.max_replicas =
+      static_cast<int32_t>(std::max<int64_t>(s.min_replicas, JsonInt(spec, "maxReplicas", s.max_replicas)));
   s.poll_interval_seconds =
-      static_cast<int32_t>(std::clamp<int64_t>(Int(spec, "pollIntervalSeconds", s.poll_interval_seconds), 1, 3600));
-  s.scale_down_stabilization_seconds = static_cast<int32_t>(
-      std::clamp<int64_t>(Int(spec, "scaleDownStabilizationSeconds", s.scale_down_stabilization_seconds), 0, 86400));
+      static_cast<int32_t>(std::clamp<int64_t>(JsonInt(spec, "pollIntervalSeconds", s.poll_interval_seconds), 1, 3600));
+  s.scale_down_stabilization_seconds = static_cast<int32_t>(std::clamp<int64_t>(
+      JsonInt(spec, "scaleDownStabilizationSeconds", s.scale_down_stabilization_seconds), 0, 86400));
   s.allow_idle_consumers = spec.value("allowIdleConsumers", false);
 
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     WorkerPoolStatus& ws = p.status;
-    ws.observed_generation = Int(*st, "observedGeneration", 0);
+    ws.observed_generation = JsonInt(*st, "observedGeneration", 0);
     ws.lag = OptInt(*st, "lag");
     if (auto v = OptInt(*st, "partitions")) ws.partitions = static_cast<int32_t>(*v);
     if (auto v = OptInt(*st, "desiredReplicas")) ws.desired_replicas = static_cast<int32_t>(*v);
     if (auto v = OptInt(*st, "currentReplicas")) ws.current_replicas = static_cast<int32_t>(*v);
-    ws.last_scale_time = Str(*st, "lastScaleTime");
-    if (auto cs = st->find("conditions"); cs != st->end() && cs->is_array()) {
-      for (const auto& c : *cs) {
-        ws.conditions.push_back({Str(c, "type"), Str(c, "status"), Str(c, "reason"), Str(c, "message"),
-                                 Str(c, "lastTransitionTime"), Int(c, "observedGeneration", 0)});
-      }
-    }
+    ws.last_scale_time = JsonString(*st, "lastScaleTime");
+    ws.conditions = ConditionsFromJson(*st);
   }
   return p;
 }
 
 Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
-  Json conditions = Json::array();
-  for (const auto& c : s.conditions) {
-    conditions.push_back({{"type", c.type},
-                          {"status", c.status},
-                          {"reason", c.reason},
-                          {"message", c.message},
-                          {"lastTransitionTime", c.last_transition_time},
-                          {"observedGeneration", c.observed_generation}});
-  }
   return {{"status",
            {{"observedGeneration", s.observed_generation},
             {"lag", OrNull(s.lag)},
@@ -104,7 +79,7 @@ Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
             {"desiredReplicas", OrNull(s.desired_replicas)},
             {"currentReplicas", OrNull(s.current_replicas)},
             {"lastScaleTime", s.last_scale_time.empty() ? Json(nullptr) : Json(s.last_scale_time)},
-            {"conditions", conditions}}}};
+            {"conditions", ConditionsToJson(s.conditions)}}}};
 }
 
 int32_t Recommend(const WorkerPoolSpec& spec, int64_t lag, int32_t partitions, int32_t current_replicas) {

@@ -17,18 +17,6 @@ std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(t));
 }
 
-// Replaces (or adds) a condition, keeping lastTransitionTime when status is unchanged.
-void SetCondition(std::vector<Condition>& conds, Condition c, const std::vector<Condition>& before,
-                  std::chrono::system_clock::time_point now) {
-  c.last_transition_time = Rfc3339(now);
-  for (const auto& b : before) {
-    if (b.type == c.type && b.status == c.status) c.last_transition_time = b.last_transition_time;
-  }
-  conds.erase(std::remove_if(conds.begin(), conds.end(), [&](const Condition& x) { return x.type == c.type; }),
-              conds.end());
-  conds.push_back(std::move(c));
-}
-
 int32_t ReplicasAt(const Json& scale, const char* section) {
   auto s = scale.find(section);
   if (s == scale.end() || !s->is_object()) return 0;
@@ -244,9 +232,9 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
     SetCondition(st.conditions,
                  {"Active", desired > 0 ? "True" : "False", desired > 0 ? "LagPresent" : "Idle",
                   desired > 0 ? "the pool has work" : "no lag: the pool is at minReplicas", "", pool.generation},
-                 pool.status.conditions, now);
+                 pool.status.conditions, Rfc3339(now));
   }
-  SetCondition(st.conditions, ready, pool.status.conditions, now);
+  SetCondition(st.conditions, ready, pool.status.conditions, Rfc3339(now));
 
   {
     std::lock_guard lock(mu_);

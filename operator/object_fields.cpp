@@ -1,0 +1,61 @@
+#include "operator/object_fields.h"
+
+#include <algorithm>
+
+namespace cronlane::op {
+
+using kube::Json;
+
+std::string JsonString(const Json& j, const char* key, const std::string& def) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : def;
+}
+
+int64_t JsonInt(const Json& j, const char* key, int64_t def) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
+}
+
+std::vector<Condition> ConditionsFromJson(const Json& status) {
+  std::vector<Condition> out;
+  auto cs = status.find("conditions");
+  if (cs == status.end() || !cs->is_array()) return out;
+  for (const auto& c : *cs) {
+    if (!c.is_object()) continue;
+    out.push_back({JsonString(c, "type"), JsonString(c, "status"), JsonString(c, "reason"), JsonString(c, "message"),
+                   JsonString(c, "lastTransitionTime"), JsonInt(c, "observedGeneration", 0)});
+  }
+  return out;
+}
+
+Json ConditionsToJson(const std::vector<Condition>& conditions) {
+  Json out = Json::array();
+  for (const auto& c : conditions) {
+    out.push_back({{"type", c.type},
+                   {"status", c.status},
+                   {"reason", c.reason},
+                   {"message", c.message},
+                   {"lastTransitionTime", c.last_transition_time},
+                   {"observedGeneration", c.observed_generation}});
+  }
+  return out;
+}
+
+const Condition* FindCondition(const std::vector<Condition>& conditions, const std::string& type) {
+  for (const auto& c : conditions) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+void SetCondition(std::vector<Condition>& conditions, Condition c, const std::vector<Condition>& before,
+                  const std::string& now) {
+  const Condition* old = FindCondition(before, c.type);
+  c.last_transition_time = old != nullptr && old->status == c.status ? old->last_transition_time : now;
+  conditions.erase(
+      std::remove_if(conditions.begin(), conditions.end(), [&](const Condition& x) { return x.type == c.type; }),
+      conditions.end());
+  conditions.push_back(std::move(c));
+}
+
+}  // namespace cronlane::op
