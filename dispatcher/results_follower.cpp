@@ -52,19 +52,17 @@ void ResultsFollower::Handle(const kafka::Message& m) {
 }
 
 void ResultsFollower::Run(CancelToken& cancel) {
+  kafka::Properties props = options_.base;
+  props["enable.partition.eof"] = "true";
+  props["isolation.level"] = "read_committed";
+  auto consumer = kafka::NewConsumer(props);
+  if (!consumer.ok()) {
+    spdlog::error("results consumer: {}", consumer.status().ToString());
+    return;
+  }
   auto backoff = std::chrono::milliseconds(500);
   bool said_missing = false;
   while (!cancel.cancelled()) {
-    auto consumer = kafka::NewConsumer([&] {
-      kafka::Properties p = options_.base;
-      p["enable.partition.eof"] = "true";
-      p["isolation.level"] = "read_committed";
-      return p;
-    }());
-    if (!consumer.ok()) {
-      spdlog::error("results consumer: {}", consumer.status().ToString());
-      return;
-    }
     auto partitions = kafka::PartitionCount(consumer->get(), options_.topic);
     if (!partitions.ok()) {
       if (partitions.status().code() == StatusCode::kNotFound) {
@@ -110,7 +108,6 @@ void ResultsFollower::Run(CancelToken& cancel) {
       }
       if (m->has_value()) Handle(**m);
     }
-    return;
   }
 }
 

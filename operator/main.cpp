@@ -13,6 +13,7 @@
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/signals.h"
 #include "common/version.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
@@ -228,12 +229,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are handled on one thread with sigwait; block them everywhere else.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  TerminationSignals signals;
 
   auto cfg = kube::LoadDefault(f.kubeconfig, f.context);
   if (!cfg.ok()) {
@@ -358,13 +354,7 @@ int main(int argc, char** argv) {
   }
 
   CancelToken cancel;
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    spdlog::info("received signal {}, shutting down", sig);
-    cancel.Cancel();
-  });
-  signal_thread.detach();
+  signals.CancelOnSignal(cancel, "shutting down");
 
   auto lead = [&](CancelToken& leading) {
     Term t(client, events, clock, f, kafka_props, leading);

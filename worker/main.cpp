@@ -9,6 +9,7 @@
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/signals.h"
 #include "common/version.h"
 #include "worker/exec_handler.h"
 #include "worker/worker.h"
@@ -59,11 +60,7 @@ int main(int argc, char** argv) {
     std::cerr << "cronlane-worker: " << s.message() << "\n";
     return 2;
   }
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  TerminationSignals signals;
 
   worker::Handler handler = exec.empty() ? worker::Handler([](const FiredTask& t, int, CancelToken&) {
     spdlog::info("task {} ({}) scheduled {} payload {}", t.subject, t.id, t.time, t.payload);
@@ -101,12 +98,7 @@ int main(int argc, char** argv) {
     }
   }
   CancelToken cancel;
-  std::thread([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    spdlog::info("received signal {}: finishing the current task, then leaving the group", sig);
-    cancel.Cancel();
-  }).detach();
+  signals.CancelOnSignal(cancel, "finishing running tasks, then leaving the group");
   Status s = w.Run(cancel);
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());

