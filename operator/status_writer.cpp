@@ -61,10 +61,15 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
   auto slash = subject.find('/');
   if (slash == std::string::npos) return;
-  auto cached = lookup_(subject);
-  if (!cached || cached->uid != uid) return;
   std::string t = dispatcher::FormatRfc3339(finished);
   std::lock_guard lock(mu_);
+  // A task that fires has an entry already: no copy from the informer cache per
+  // result. Otherwise the cache says whether the result is for this incarnation.
+  auto known = tasks_.find(subject);
+  if (known == tasks_.end() || known->second.uid != uid) {
+    auto cached = lookup_(subject);
+    if (!cached || cached->uid != uid) return;
+  }
   Pending& p = EntryLocked(subject.substr(0, slash), subject.substr(slash + 1), uid);
   if (p.last_success < t) {
     p.last_success = t;
