@@ -101,11 +101,11 @@ Status Dispatcher::Start() {
 void Dispatcher::PushLocked(const std::string& id, Entry& e) {
   ++e.version;
   if (!e.next) return;
-  heap_.push({*e.next + JitterFor(id, *e.next, e.def.jitter_seconds), id, e.version});
+  heap_.push({*e.next + JitterFor(id, *e.next, e.def->jitter_seconds), id, e.version});
 }
 
 void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
-  if (!started_ || e.def.suspend) {
+  if (!started_ || e.def->suspend) {
     e.next.reset();
     ++e.version;
     return;
@@ -113,7 +113,7 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
   // Resume after the last fired occurrence (missed ones are caught up per policy);
   // a task never fired starts from now.
   e.next = e.schedule.Next(e.last_fired ? *e.last_fired : now);
-  PushLocked(e.def.id, e);
+  PushLocked(e.def->id, e);
 }
 
 Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
@@ -127,16 +127,17 @@ Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
   Instant now = Now();
   auto it = tasks_.find(task.id);
   if (it == tasks_.end()) {
-    Entry e{task, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
+    Entry e{std::make_shared<const TaskDefinition>(task), parsed->Anchored(task.created), std::nullopt, std::nullopt,
+            0};
     if (auto r = restored_.find(task.id); r != restored_.end()) e.last_fired = Instant{seconds{r->second}};
     it = tasks_.emplace(task.id, std::move(e)).first;
     ScheduleLocked(it->second, now);
   } else {
     Entry& e = it->second;
-    const bool timing_changed = e.def.schedule != task.schedule || e.def.time_zone != task.time_zone ||
-                                e.def.jitter_seconds != task.jitter_seconds || e.def.created != task.created;
-    const bool resumed = e.def.suspend && !task.suspend;
-    e.def = task;
+    const bool timing_changed = e.def->schedule != task.schedule || e.def->time_zone != task.time_zone ||
+                                e.def->jitter_seconds != task.jitter_seconds || e.def->created != task.created;
+    const bool resumed = e.def->suspend && !task.suspend;
+    if (*e.def != task) e.def = std::make_shared<const TaskDefinition>(task);
     e.schedule = parsed->Anchored(task.created);
     if (task.suspend) {
       e.next.reset();
@@ -147,7 +148,7 @@ Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
       // A new schedule takes effect at its next occurrence; its past is not caught up.
       Instant from = e.last_fired ? std::max(*e.last_fired, now) : now;
       e.next = e.schedule.Next(from);
-      if (started_) PushLocked(e.def.id, e);
+      if (started_) PushLocked(e.def->id, e);
     }
   }
   cv_.notify_all();
@@ -190,8 +191,8 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   std::vector<Instant> late;
   std::vector<Instant> expired;  // past startingDeadlineSeconds
   for (Instant t : occ) {
-    Instant fire_at = t + JitterFor(e.def.id, t, e.def.jitter_seconds);
-    if (e.def.starting_deadline_seconds && now - t > seconds{*e.def.starting_deadline_seconds}) {
+    Instant fire_at = t + JitterFor(e.def->id, t, e.def->jitter_seconds);
+    if (e.def->starting_deadline_seconds && now - t > seconds{*e.def->starting_deadline_seconds}) {
       expired.push_back(t);
     } else if (now - fire_at > options_.late_threshold) {
       late.push_back(t);
@@ -203,7 +204,7 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   std::string reason = "MissedSchedule";
   std::string why = expired.empty() ? "" : "past startingDeadlineSeconds";
   if (!late.empty()) {
-    switch (e.def.catch_up) {
+    switch (e.def->catch_up) {
       case CatchUpPolicy::kNone:
         skipped.insert(skipped.end(), late.begin(), late.end());
         why = "catchUpPolicy None";
@@ -218,11 +219,11 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
         why = "catchUpPolicy Latest fires only the most recent missed occurrence";
         break;
       case CatchUpPolicy::kAll: {
-        size_t keep = std::min(late.size(), static_cast<size_t>(std::max(1, e.def.max_catch_up)));
+        size_t keep = std::min(late.size(), static_cast<size_t>(std::max(1, e.def->max_catch_up)));
         if (keep < late.size()) {
           skipped.insert(skipped.end(), late.begin(), late.end() - static_cast<std::ptrdiff_t>(keep));
           reason = "TooManyMissed";
-          why = "more than maxCatchUp=" + std::to_string(e.def.max_catch_up) + " missed occurrences";
+          why = "more than maxCatchUp=" + std::to_string(e.def->max_catch_up) + " missed occurrences";
         }
         fire.insert(fire.begin(), late.end() - static_cast<std::ptrdiff_t>(keep), late.end());
         break;
@@ -231,7 +232,7 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   }
   if (dropped > 0) {
     reason = "TooManyMissed";
-    why = "more than maxCatchUp=" + std::to_string(e.def.max_catch_up) + " missed occurrences";
+    why = "more than maxCatchUp=" + std::to_string(e.def->max_catch_up) + " missed occurrences";
   }
   if (!skipped.empty() || dropped > 0) {
     std::sort(skipped.begin(), skipped.end());
@@ -240,10 +241,10 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
     const Instant last = skipped.empty() ? *dropped_first : skipped.back();
     stats_.skipped += total;
     if (observer_ != nullptr) {
-      observer_->OnSkipped(e.def, static_cast<int>(total), first, last, reason,
-                           std::string(dropped >= kMaxCountedSkips ? "at least " : "") + std::to_string(total) +
-                               " occurrence(s) from " + FormatRfc3339(first) + " to " + FormatRfc3339(last) +
-                               " not fired: " + why);
+      skips_.push_back({e.def, static_cast<int>(total), first, last, reason,
+                        std::string(dropped >= kMaxCountedSkips ? "at least " : "") + std::to_string(total) +
+                            " occurrence(s) from " + FormatRfc3339(first) + " to " + FormatRfc3339(last) +
+                            " not fired: " + why});
     }
   }
   std::sort(fire.begin(), fire.end());
@@ -254,18 +255,18 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
   std::optional<Instant> running = e.started;
   if (!running || (e.last_fired && *e.last_fired > *running)) running = e.last_fired;
   if (running) {
-    auto done = finished_.find(e.def.id);
+    auto done = finished_.find(e.def->id);
     if (done != finished_.end() && done->second >= *running) running.reset();
   }
   if (running) {
     // A result may never come (a worker died, results not configured): after the
     // longest the occurrence could run, it no longer blocks the task.
     seconds limit = options_.forbid_running_limit;
-    if (e.def.timeout_seconds > 0) {
+    if (e.def->timeout_seconds > 0) {
       int64_t total = 60;
-      int64_t backoff = e.def.backoff_seconds;
-      for (int a = 0; a < std::max(1, e.def.max_attempts); ++a) {
-        total += e.def.timeout_seconds + (a + 1 < e.def.max_attempts ? backoff : 0);
+      int64_t backoff = e.def->backoff_seconds;
+      for (int a = 0; a < std::max(1, e.def->max_attempts); ++a) {
+        total += e.def->timeout_seconds + (a + 1 < e.def->max_attempts ? backoff : 0);
         backoff = std::min<int64_t>(backoff * 2, 300);
       }
       limit = seconds{std::min<int64_t>(total, 86400)};
@@ -285,10 +286,10 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
     if (observer_ != nullptr) {
       std::string why = running ? "the occurrence of " + FormatRfc3339(*running) + " has not finished"
                                 : "only the latest of several due occurrences runs";
-      observer_->OnSkipped(
-          e.def, static_cast<int>(skipped.size()), skipped.front(), skipped.back(), "ConcurrencyForbidden",
-          std::to_string(skipped.size()) + " occurrence(s) from " + FormatRfc3339(skipped.front()) + " to " +
-              FormatRfc3339(skipped.back()) + " not fired: concurrencyPolicy Forbid and " + why);
+      skips_.push_back(
+          {e.def, static_cast<int>(skipped.size()), skipped.front(), skipped.back(), "ConcurrencyForbidden",
+           std::to_string(skipped.size()) + " occurrence(s) from " + FormatRfc3339(skipped.front()) + " to " +
+               FormatRfc3339(skipped.back()) + " not fired: concurrencyPolicy Forbid and " + why});
     }
   }
   return fire;
@@ -300,7 +301,22 @@ void Dispatcher::OnFinished(const std::string& id, Instant scheduled) {
   if (f < scheduled) f = scheduled;
 }
 
+void Dispatcher::DeliverSkips() {
+  std::vector<SkipReport> skips;
+  {
+    std::lock_guard lock(mu_);
+    skips.swap(skips_);
+  }
+  for (const auto& r : skips) observer_->OnSkipped(*r.def, r.count, r.first, r.last, r.reason, r.message);
+}
+
 size_t Dispatcher::CollectDue(Instant now) {
+  size_t added = MoveDueToPending(now);
+  DeliverSkips();
+  return added;
+}
+
+size_t Dispatcher::MoveDueToPending(Instant now) {
   std::lock_guard lock(mu_);
   size_t added = 0;
   while (!heap_.empty() && heap_.top().fire_at <= now) {
@@ -312,7 +328,7 @@ size_t Dispatcher::CollectDue(Instant now) {
     // Every occurrence from e.next whose fire time has come, capped so a long outage
     // of an every-second task stays cheap; the rest count as skipped.
     // The window holds maxCatchUp late occurrences plus one on time.
-    const size_t cap = static_cast<size_t>(std::max(1, e.def.max_catch_up)) + 1;
+    const size_t cap = static_cast<size_t>(std::max(1, e.def->max_catch_up)) + 1;
     Instant t = *e.next;
     size_t beyond_cap = 0;
     std::optional<Instant> first_beyond;
@@ -336,7 +352,7 @@ size_t Dispatcher::CollectDue(Instant now) {
     }
     std::deque<Instant> window;
     std::optional<Instant> latest;
-    while (t + JitterFor(e.def.id, t, e.def.jitter_seconds) <= now) {
+    while (t + JitterFor(e.def->id, t, e.def->jitter_seconds) <= now) {
       if (window.size() == cap) {
         if (!first_beyond) first_beyond = window.front();
         window.pop_front();
@@ -350,9 +366,9 @@ size_t Dispatcher::CollectDue(Instant now) {
     }
     std::vector<Instant> occ(window.begin(), window.end());
     std::vector<Instant> fire = ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond);
-    if (e.def.concurrency == ConcurrencyPolicy::kForbid && !fire.empty()) fire = ForbidLocked(e, fire, now);
+    if (e.def->concurrency == ConcurrencyPolicy::kForbid && !fire.empty()) fire = ForbidLocked(e, fire, now);
     for (Instant f : fire) {
-      pending_.push_back({e.def.id, f, f + JitterFor(e.def.id, f, e.def.jitter_seconds)});
+      pending_.push_back({e.def->id, f, f + JitterFor(e.def->id, f, e.def->jitter_seconds)});
       if (!e.started || *e.started < f) e.started = f;
       ++added;
     }
@@ -367,7 +383,7 @@ Status Dispatcher::FireOnce() {
   std::vector<Occurrence> batch;
   std::vector<OutMessage> messages;
   std::map<std::string, int64_t> checkpoint_values;
-  std::map<std::string, TaskDefinition> defs;
+  std::map<std::string, DefPtr> defs;
   {
     std::lock_guard lock(mu_);
     if (pending_.empty()) return Status::Ok();
@@ -377,14 +393,14 @@ Status Dispatcher::FireOnce() {
     std::vector<Occurrence> kept;
     for (const auto& o : batch) {
       auto it = tasks_.find(o.task_id);
-      if (it == tasks_.end() || it->second.def.suspend) continue;  // deleted or suspended since
+      if (it == tasks_.end() || it->second.def->suspend) continue;  // deleted or suspended since
       defs.emplace(o.task_id, it->second.def);
       kept.push_back(o);
     }
     batch.swap(kept);
   }
   for (const auto& o : batch) {
-    const TaskDefinition& d = defs.at(o.task_id);
+    const TaskDefinition& d = *defs.at(o.task_id);
     auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic);
     messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
     int64_t& cp = checkpoint_values[o.task_id];
@@ -396,7 +412,7 @@ Status Dispatcher::FireOnce() {
   for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({id, v});
 
   Status s = sink_.Commit(messages, checkpoints);
-  std::vector<std::pair<TaskDefinition, std::pair<Instant, std::optional<Instant>>>> fired;
+  std::vector<std::pair<DefPtr, std::pair<Instant, std::optional<Instant>>>> fired;
   {
     std::lock_guard lock(mu_);
     if (!s.ok()) {
@@ -421,7 +437,7 @@ Status Dispatcher::FireOnce() {
     return s;
   }
   if (observer_ != nullptr) {
-    for (const auto& [def, t] : fired) observer_->OnFired(def, t.first, t.second);
+    for (const auto& [def, t] : fired) observer_->OnFired(*def, t.first, t.second);
   }
   return Status::Ok();
 }
@@ -470,13 +486,14 @@ void Dispatcher::Run(CancelToken& cancel) {
         auto it = tasks_.find(id);
         if (it == tasks_.end()) continue;
         for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
-          rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def.jitter_seconds)});
+          rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def->jitter_seconds)});
         }
       }
       std::sort(rebuilt.begin(), rebuilt.end(),
                 [](const Occurrence& a, const Occurrence& b) { return a.scheduled < b.scheduled; });
       pending_.swap(rebuilt);
     }
+    DeliverSkips();
     if (cancel.WaitFor(backoff)) break;
     backoff = std::min(backoff * 2, options_.max_retry_backoff);
   }

@@ -41,6 +41,8 @@ struct Occurrence {
   Instant fire_at;
 };
 
+// Called on the dispatcher's timer and fire threads, never with the dispatcher's
+// lock held. Implementations should return quickly (queue, do not call the network).
 class DispatcherObserver {
  public:
   virtual ~DispatcherObserver() = default;
@@ -119,13 +121,24 @@ class Dispatcher final : public TaskSink {
   std::optional<Instant> NextDue() const;
 
  private:
+  // Task definitions are shared between the table, fire batches and observer
+  // reports, never copied per occurrence.
+  using DefPtr = std::shared_ptr<const TaskDefinition>;
   struct Entry {
-    TaskDefinition def;
+    DefPtr def;
     Schedule schedule;
     std::optional<Instant> last_fired;  // from checkpoints and commits
     std::optional<Instant> next;        // next occurrence to consider (scheduled time)
     uint64_t version = 0;               // bumps on every change; stale heap items are skipped
     std::optional<Instant> started;     // latest occurrence handed to the sink (Forbid)
+  };
+  // A skip decided under the lock, reported to the observer after releasing it, so
+  // the observer may block (log, queue an Event) without stalling the timer.
+  struct SkipReport {
+    DefPtr def;
+    int count;
+    Instant first, last;
+    std::string reason, message;
   };
   struct HeapItem {
     Instant fire_at;
@@ -145,6 +158,10 @@ class Dispatcher final : public TaskSink {
   std::vector<Instant> ApplyPolicyLocked(const Entry& e, const std::vector<Instant>& occ, Instant now,
                                          size_t dropped = 0, std::optional<Instant> dropped_first = std::nullopt);
   Instant Now() const;
+  // Hands the skips collected under the lock to the observer; call without mu_ held.
+  void DeliverSkips();
+  // CollectDue() without delivering skips: takes mu_ and leaves them in skips_.
+  size_t MoveDueToPending(Instant now);
 
   Clock& clock_;
   FireSink& sink_;
@@ -157,6 +174,7 @@ class Dispatcher final : public TaskSink {
   std::map<std::string, Instant> finished_;  // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
   std::vector<Occurrence> pending_;
+  std::vector<SkipReport> skips_;            // collected under mu_, delivered by DeliverSkips()
   std::map<std::string, int64_t> restored_;  // checkpoints read at Start()
   bool started_ = false;
   std::atomic<bool> fenced_{false};

@@ -18,6 +18,7 @@
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
 #include "dispatcher/results_follower.h"
+#include "operator/event_aggregator.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_election.h"
@@ -50,8 +51,8 @@ std::string Hostname() {
 struct Flags {
   std::string kubeconfig, context, namespaces, metrics_addr = ":8080", health_addr = ":8081";
   std::string log_level = "info", log_format = "json";
-  double qps = 20, status_qps = 10;
-  int burst = 30, status_burst = 20, workers = 2;
+  double qps = 20, status_qps = 10, condition_qps = 20;
+  int burst = 30, status_burst = 20, condition_burst = 50, workers = 2;
   bool leader_elect = false;
   std::string lease_namespace, lease_name = "cronlane-operator";
   double lease_duration = 15, renew_deadline = 10, retry_period = 2;
@@ -68,9 +69,10 @@ struct Flags {
 
 // Everything that lives for one leadership term.
 struct Term {
-  Term(kube::KubeClient& client, op::EventRecorder& events, Clock& clock, const Flags& f,
+  Term(kube::KubeClient& client, op::EventRecorder& recorder, Clock& clock, const Flags& f,
        const kafka::Properties& kafka_props, CancelToken& leading)
-      : sink({.base = kafka_props,
+      : events(recorder, clock),
+        sink({.base = kafka_props,
               .transactional_id = f.transactional_id,
               .checkpoint_topic = f.checkpoint_topic,
               .replication_factor = f.replication_factor,
@@ -78,7 +80,7 @@ struct Term {
               .topic_partitions = f.topic_partitions}),
         writer(
             client, [this](const std::string& key) { return manager ? manager->Lookup(key) : std::nullopt; }, events,
-            clock, f.status_qps, f.status_burst,
+            clock, {f.status_qps, f.status_burst}, {f.condition_qps, f.condition_burst},
             [&leading](const std::string&) {
               g_fenced = true;
               leading.Cancel();
@@ -94,13 +96,14 @@ struct Term {
               writer.OnSucceeded(subject, uid, at);
             }) {
     manager =
-        std::make_unique<op::Manager>(client, dispatcher, events, clock,
+        std::make_unique<op::Manager>(client, dispatcher, writer, events, clock,
                                       op::ManagerOptions{.namespaces = SplitComma(f.namespaces), .workers = f.workers});
     if (f.workerpools) {
-      pools = std::make_unique<op::WorkerPoolController>(client, lag_reader, events, clock,
+      pools = std::make_unique<op::WorkerPoolController>(client, lag_reader, recorder, clock,
                                                          op::WorkerPoolControllerOptions{SplitComma(f.namespaces)});
     }
   }
+  op::EventAggregator events;  // flushed by the writer's thread
   dispatcher::KafkaFireSink sink;
   op::StatusWriter writer;
   dispatcher::Dispatcher dispatcher;
@@ -190,6 +193,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--status-burst", f.status_burst, "Burst above --status-qps")
       ->envname("CRONLANE_STATUS_BURST")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--condition-qps", f.condition_qps,
+                 "Budget of status writes per second for conditions and observedGeneration (new and changed tasks; "
+                 "never delays firing)")
+      ->envname("CRONLANE_CONDITION_QPS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--condition-burst", f.condition_burst, "Burst above --condition-qps")
+      ->envname("CRONLANE_CONDITION_BURST")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--workers", f.workers, "Concurrent reconciles")
@@ -293,7 +306,7 @@ int main(int argc, char** argv) {
   metrics.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,
               from_term([](Term& t) { return t.manager->reconcile_errors(); }));
   metrics.Add("cronlane_status_writes_total", "Status patches written (reconciles and fire times)", T::kCounter,
-              from_term([](Term& t) { return t.manager->reconciler().status_writes() + t.writer.writes(); }));
+              from_term([](Term& t) { return t.writer.writes(); }));
   metrics.Add("cronlane_status_backlog", "Tasks whose fire times wait for the status write budget", T::kGauge,
               from_term([](Term& t) { return t.writer.backlog(); }));
   metrics.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
@@ -331,6 +344,8 @@ int main(int argc, char** argv) {
               from_term([](Term& t) { return t.results.results(); }));
   metrics.Add("cronlane_results_invalid_total", "Records on the results topic that could not be decoded", T::kCounter,
               from_term([](Term& t) { return t.results.invalid(); }));
+  metrics.Add("cronlane_events_combined_total", "Warning Events folded into a combined Event (aggregation)",
+              T::kCounter, from_term([](Term& t) { return t.events.combined(); }));
   metrics.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
               [&] { return static_cast<double>(client.requests()); });
 

@@ -6,14 +6,13 @@
 
 namespace cronlane::op {
 
-Manager::Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, EventRecorder& events, Clock& clock,
-                 ManagerOptions options)
+Manager::Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
+                 Clock& clock, ManagerOptions options)
     : client_(client),
       clock_(clock),
       options_(std::move(options)),
       queue_(clock),
-      reconciler_(
-          client, [this](const std::string& key) { return Lookup(key); }, sink, events, clock) {
+      reconciler_([this](const std::string& key) { return Lookup(key); }, sink, status, events, clock) {
   std::vector<std::string> namespaces = options_.namespaces;
   if (namespaces.empty()) namespaces.push_back("");  // all namespaces
   for (const auto& ns : namespaces) {

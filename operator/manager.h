@@ -14,6 +14,7 @@
 #include "operator/informer.h"
 #include "operator/kube/client.h"
 #include "operator/scheduled_task.h"
+#include "operator/status_writer.h"
 #include "operator/task_reconciler.h"
 #include "operator/workqueue.h"
 
@@ -27,8 +28,9 @@ struct ManagerOptions {
 
 class Manager {
  public:
-  Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, EventRecorder& events, Clock& clock,
-          ManagerOptions options);
+  // `events` should not block (an EventAggregator).
+  Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
+          Clock& clock, ManagerOptions options);
   ~Manager();
 
   // Starts informers and workers; returns when `cancel` fires, after they stopped.

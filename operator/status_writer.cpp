@@ -4,14 +4,18 @@
 
 #include <vector>
 
+#include "dispatcher/cron.h"
+
 namespace cronlane::op {
 
-StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventRecorder& events, Clock& clock, double qps,
-                           int burst, std::function<void(const std::string&)> on_fenced)
+StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventAggregator& events, Clock& clock,
+                           StatusBudget fire_times, StatusBudget conditions,
+                           std::function<void(const std::string&)> on_fenced)
     : client_(client),
       lookup_(std::move(lookup)),
       events_(events),
-      budget_(clock, qps, burst),
+      times_budget_(clock, fire_times.qps, fire_times.burst),
+      conditions_budget_(clock, conditions.qps, conditions.burst),
       on_fenced_(std::move(on_fenced)) {}
 
 StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const std::string& name,
@@ -19,28 +23,50 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const st
   std::string key = ns + "/" + name;
   auto it = tasks_.find(key);
   if (it == tasks_.end() || it->second.uid != uid) {
-    Pending p{ns, name, uid, "", "", "", 0, 0, false};
+    Pending p;
+    p.ns = ns;
+    p.name = name;
+    p.uid = uid;
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
       p.missed = cached->status.missed_count;
       p.last = cached->status.last_schedule_time;
       p.last_success = cached->status.last_successful_time;
       p.next = cached->status.next_schedule_time;
+      p.observed_generation = cached->status.observed_generation;
     }
     it = tasks_.insert_or_assign(key, std::move(p)).first;
   }
   return it->second;
 }
 
+void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
+                                const std::string& next_schedule_time) {
+  std::lock_guard lock(mu_);
+  Pending& p = EntryLocked(t.ns, t.name, t.uid);
+  p.observed_generation = observed_generation;
+  p.conditions = std::move(conditions);
+  p.conditions_dirty = true;
+  // A fire committed after the reconcile read the dispatcher has the newer next
+  // time; the next fire is always after the last one (RFC 3339 UTC orders as text).
+  if (next_schedule_time.empty() || p.last.empty() || next_schedule_time > p.last) p.next = next_schedule_time;
+}
+
+void StatusWriter::Forget(const std::string& key) {
+  std::lock_guard lock(mu_);
+  tasks_.erase(key);
+}
+
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
+  std::string s = dispatcher::FormatRfc3339(scheduled);
+  std::string n = next ? dispatcher::FormatRfc3339(*next) : "";
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(task.ns, task.name, task.id);
-  std::string s = dispatcher::FormatRfc3339(scheduled);
   if (p.last < s) p.last = s;  // RFC 3339 UTC strings order like times
-  p.next = next ? dispatcher::FormatRfc3339(*next) : "";
+  p.next = std::move(n);
   ++p.fired;
-  p.dirty = true;
+  p.times_dirty = true;
 }
 
 void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant,
@@ -49,13 +75,11 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
     std::lock_guard lock(mu_);
     Pending& p = EntryLocked(task.ns, task.name, task.id);
     p.missed += count;
-    p.dirty = true;
+    p.times_dirty = true;
   }
   spdlog::warn("task {}/{}: {}", task.ns, task.name, message);
-  if (budget_.TryAcquire()) {
-    events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""}, "Warning", reason,
-                   "Fire", message);
-  }
+  events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""}, "Warning", reason,
+                 "Fire", message);
 }
 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
@@ -73,7 +97,7 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
   Pending& p = EntryLocked(subject.substr(0, slash), subject.substr(slash + 1), uid);
   if (p.last_success < t) {
     p.last_success = t;
-    p.dirty = true;
+    p.times_dirty = true;
   }
 }
 
@@ -85,40 +109,71 @@ void StatusWriter::OnFenced(const std::string& message) {
 size_t StatusWriter::backlog() const {
   std::lock_guard lock(mu_);
   size_t n = 0;
-  for (const auto& [k, p] : tasks_) n += p.dirty ? 1 : 0;
+  for (const auto& [k, p] : tasks_) n += p.times_dirty || p.conditions_dirty ? 1 : 0;
   return n;
 }
 
-int StatusWriter::Flush() {
-  std::vector<Pending> batch;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [k, p] : tasks_) {
-      if (!p.dirty) continue;
-      if (!budget_.TryAcquire()) break;  // the rest waits for the next pass
-      batch.push_back(p);
-      p.dirty = false;
-    }
+kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
+  auto str_or_null = [](const std::string& v) { return v.empty() ? kube::Json(nullptr) : kube::Json(v); };
+  kube::Json status = {{"lastScheduleTime", str_or_null(p.last)},
+                       {"nextScheduleTime", str_or_null(p.next)},
+                       {"firedCount", p.fired},
+                       {"missedCount", p.missed}};
+  if (!p.last_success.empty()) status["lastSuccessfulTime"] = p.last_success;
+  if (with_conditions) {
+    status["observedGeneration"] = p.observed_generation;
+    status["conditions"] = ConditionsToJson(p.conditions);
   }
+  return {{"status", std::move(status)}};
+}
+
+int StatusWriter::Write(const std::vector<Pending>& batch, bool with_conditions) {
   int written = 0;
   for (const auto& p : batch) {
-    kube::Json patch = {{"status",
-                         {{"lastScheduleTime", p.last.empty() ? kube::Json(nullptr) : kube::Json(p.last)},
-                          {"nextScheduleTime", p.next.empty() ? kube::Json(nullptr) : kube::Json(p.next)},
-                          {"firedCount", p.fired},
-                          {"missedCount", p.missed}}}};
-    if (!p.last_success.empty()) patch["status"]["lastSuccessfulTime"] = p.last_success;
-    auto r = client_.Patch(kScheduledTasks.Path(p.ns, p.name, "status"), patch);
+    auto r = client_.Patch(kScheduledTasks.Path(p.ns, p.name, "status"), PatchFor(p, with_conditions));
     if (r.ok()) {
       ++written;
       ++writes_;
-    } else if (r.status().code() != StatusCode::kNotFound) {
-      spdlog::warn("status of {}/{}: {}", p.ns, p.name, r.status().ToString());
-      std::lock_guard lock(mu_);
-      auto it = tasks_.find(p.ns + "/" + p.name);
-      if (it != tasks_.end()) it->second.dirty = true;  // retry on a later pass
+      continue;
+    }
+    if (r.status().code() == StatusCode::kNotFound) continue;  // deleted meanwhile
+    spdlog::warn("status of {}/{}: {}", p.ns, p.name, r.status().ToString());
+    std::lock_guard lock(mu_);
+    auto it = tasks_.find(p.ns + "/" + p.name);
+    if (it == tasks_.end() || it->second.uid != p.uid) continue;
+    // Retry on a later pass; conditions that changed meanwhile are already newer.
+    it->second.times_dirty = true;
+    if (with_conditions && !it->second.conditions_dirty) {
+      it->second.conditions = p.conditions;
+      it->second.conditions_dirty = true;
     }
   }
+  return written;
+}
+
+int StatusWriter::Flush() {
+  std::vector<Pending> with_conditions;
+  std::vector<Pending> times_only;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [k, p] : tasks_) {
+      if (!p.conditions_dirty) continue;
+      if (!conditions_budget_.TryAcquire()) break;  // the rest waits for the next pass
+      with_conditions.push_back(p);
+      p.conditions_dirty = false;
+      p.times_dirty = false;
+      p.conditions.clear();  // written: the cache holds them now
+      p.conditions.shrink_to_fit();
+    }
+    for (auto& [k, p] : tasks_) {
+      if (!p.times_dirty || p.conditions_dirty) continue;  // a conditions write carries the times
+      if (!times_budget_.TryAcquire()) break;
+      times_only.push_back(p);
+      p.times_dirty = false;
+    }
+  }
+  int written = Write(with_conditions, true) + Write(times_only, false);
+  events_.Flush();
   return written;
 }
 

@@ -1,31 +1,62 @@
 #pragma once
-// Turns the dispatcher's fires into ScheduledTask status under an operator-wide
-// write budget (--status-qps/--status-burst). The checkpoint topic is the record of
-// firing; status is a view of it: per task only the latest values are kept, and
-// they are written when the budget allows, so 100k every-minute tasks cost at most
-// the budget, not 1,700 writes a second. Skipped occurrences become Warning Events.
+// The only writer of ScheduledTask status. Firing never waits for it: the
+// reconciler and the dispatcher hand it what changed, and it patches status on its
+// own thread under two budgets.
+//
+// Who owns which field (one writer per field, so no patch carries a stale value
+// read from the cache):
+// - the reconciler decides `observedGeneration` and `conditions` (OnReconciled);
+// - the dispatcher's commits decide `lastScheduleTime`, `nextScheduleTime`,
+//   `firedCount` and `missedCount` (OnFired, OnSkipped), the results topic decides
+//   `lastSuccessfulTime` (OnSucceeded).
+// The writer keeps the latest value of each per task and writes them with merge
+// patches on /status:
+// - condition changes first, under the condition budget (--condition-qps/-burst):
+//   a new task's first Ready condition trails its scheduling by the budget, it
+//   never gates it;
+// - fire times under the status budget (--status-qps/-burst), coalesced: 100k
+//   every-minute tasks cost the budget, not 1,700 writes a second.
+// Warning Events (skips, invalid specs) go through an EventAggregator that this
+// writer flushes on its thread, so the dispatcher never waits on the API server.
+//
+// Threading: every On*() and Forget() is safe from any thread and only takes the
+// writer's own lock (and the informer cache's, through `lookup`). Run()/Flush() on
+// one thread; the network is used with no lock held.
 
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/rate_limiter.h"
 #include "dispatcher/dispatcher.h"
-#include "operator/events.h"
+#include "operator/event_aggregator.h"
 #include "operator/kube/client.h"
 #include "operator/scheduled_task.h"
 
 namespace cronlane::op {
 
+struct StatusBudget {
+  double qps = 10;  // <= 0: unlimited
+  int burst = 20;
+};
+
 class StatusWriter final : public dispatcher::DispatcherObserver {
  public:
   using Lookup = std::function<std::optional<ScheduledTask>(const std::string& key)>;
-  StatusWriter(kube::KubeClient& client, Lookup lookup, EventRecorder& events, Clock& clock, double qps, int burst,
-               std::function<void(const std::string&)> on_fenced);
+  StatusWriter(kube::KubeClient& client, Lookup lookup, EventAggregator& events, Clock& clock, StatusBudget fire_times,
+               StatusBudget conditions, std::function<void(const std::string&)> on_fenced);
+
+  // The reconciler's decision for task `t` (as cached): its observedGeneration and
+  // conditions, and the dispatcher's next fire time after the upsert ("" = none).
+  void OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
+                    const std::string& next_schedule_time);
+  // The task "namespace/name" is gone: its pending writes are dropped.
+  void Forget(const std::string& key);
 
   void OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                std::optional<dispatcher::Instant> next) override;
@@ -37,30 +68,40 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   // tasks not in the cache, or for an older incarnation of the name, are ignored).
   void OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished);
 
-  // Writes pending status every `period` within the budget, until cancelled.
+  // Writes pending status and Events every `period` within the budgets, until
+  // cancelled; a last pass on the way out.
   void Run(CancelToken& cancel, std::chrono::milliseconds period = std::chrono::milliseconds(1000));
   // One pass (tests): returns the number of status patches written.
   int Flush();
 
   uint64_t writes() const { return writes_.load(); }
-  size_t backlog() const;
+  size_t backlog() const;  // tasks with a status change not yet written
 
  private:
   struct Pending {
     std::string ns, name, uid;
+    // Fire times (the dispatcher's and the results follower's).
     std::string last, next, last_success;
     int64_t fired = 0, missed = 0;  // absolute counts
-    bool dirty = false;
+    bool times_dirty = false;
+    // The reconciler's fields; conditions are dropped once written.
+    int64_t observed_generation = 0;
+    std::vector<Condition> conditions;
+    bool conditions_dirty = false;
   };
   Pending& EntryLocked(const std::string& ns, const std::string& name, const std::string& uid);
+  static kube::Json PatchFor(const Pending& p, bool with_conditions);
+  // Writes `batch`; entries that failed are marked dirty again.
+  int Write(const std::vector<Pending>& batch, bool with_conditions);
 
   kube::KubeClient& client_;
   Lookup lookup_;
-  EventRecorder& events_;
-  RateLimiter budget_;
+  EventAggregator& events_;
+  RateLimiter times_budget_;
+  RateLimiter conditions_budget_;
   std::function<void(const std::string&)> on_fenced_;
   mutable std::mutex mu_;
-  std::map<std::string, Pending> tasks_;  // by namespace/name
+  std::map<std::string, Pending> tasks_;  // by namespace/name; guarded by mu_
   std::atomic<uint64_t> writes_{0};
 };
 

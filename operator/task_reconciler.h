@@ -1,8 +1,11 @@
 #pragma once
 // Reconciles one ScheduledTask key: reads the informer cache, hands the task to the
-// dispatcher (or removes it), computes status in memory and writes it once, only
-// when it changed. Level-triggered and idempotent: any number of calls for the same
-// state write at most once.
+// dispatcher (or removes it), and computes the status fields it owns
+// (observedGeneration, conditions) in memory. When they differ from the cache it
+// hands them to the StatusWriter, which writes them later under its budget: a
+// reconcile never waits on the API server, so a new task is scheduled the moment
+// the cache knows it. Level-triggered and idempotent: any number of calls for the
+// same state hand over (and so write) at most once.
 
 #include <map>
 #include <mutex>
@@ -15,6 +18,7 @@
 #include "operator/events.h"
 #include "operator/kube/client.h"
 #include "operator/scheduled_task.h"
+#include "operator/status_writer.h"
 
 namespace cronlane::op {
 
@@ -27,31 +31,40 @@ class TaskReconciler {
   // Reads the cached object for a key ("namespace/name"); nullopt when absent.
   using Lookup = std::function<std::optional<ScheduledTask>(const std::string& key)>;
 
-  TaskReconciler(kube::KubeClient& client, Lookup lookup, dispatcher::TaskSink& sink, EventRecorder& events,
-                 Clock& clock);
+  // `events` should not block (an EventAggregator).
+  TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events, Clock& clock);
 
   // OK: converged (the caller forgets the key's backoff). An error: retry later
-  // with backoff (API errors; conflicts resolve on the next read of the cache).
+  // with backoff (the dispatcher refused the task for a reason CheckTask missed).
   Status Reconcile(const std::string& key);
 
   // Whether a cache change for a key needs a reconcile: new, deleted, or a spec
   // change (generation). Our own status writes do not qualify.
   static bool NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now);
 
-  uint64_t status_writes() const { return status_writes_.load(); }
+  // Status changes handed to the StatusWriter.
+  uint64_t status_updates() const { return status_updates_.load(); }
 
  private:
-  TaskStatus Desired(const ScheduledTask& t, const std::optional<dispatcher::TaskProblem>& problem,
-                     const dispatcher::TaskState& state) const;
+  // The Ready condition for `t`, with lastTransitionTime kept when unchanged.
+  std::vector<Condition> DesiredConditions(const ScheduledTask& t,
+                                           const std::optional<dispatcher::TaskProblem>& problem) const;
 
-  kube::KubeClient& client_;
   Lookup lookup_;
   dispatcher::TaskSink& sink_;
+  StatusWriter& status_;
   EventRecorder& events_;
   Clock& clock_;
+  struct Known {
+    std::string uid;
+    // What was last handed to the status writer, so a repeated reconcile (a relist,
+    // before the cache shows the write) hands nothing over again.
+    int64_t reported_generation = -1;
+    std::vector<Condition> reported;
+  };
   std::mutex mu_;
-  std::map<std::string, std::string> uid_by_key_;  // to remove deleted tasks from the dispatcher
-  std::atomic<uint64_t> status_writes_{0};
+  std::map<std::string, Known> known_;  // by key; guarded by mu_
+  std::atomic<uint64_t> status_updates_{0};
 };
 
 }  // namespace cronlane::op

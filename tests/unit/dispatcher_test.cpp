@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 
 namespace cronlane::dispatcher {
@@ -407,6 +408,36 @@ TEST_F(DispatcherTest, InvalidTasksAreRefused) {
   auto r = d.Upsert(Task("bad", "0 0 31 2 *"));
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("InvalidSchedule"));
+}
+
+// An observer that calls back into the dispatcher from OnSkipped, as an observer
+// that blocks on anything the dispatcher's lock guards would.
+class ReentrantObserver : public Recorder {
+ public:
+  Dispatcher* d = nullptr;
+  bool lock_was_free = false;
+  std::vector<std::future<DispatcherStats>> pending;  // a blocked probe finishes once the lock is released
+  void OnSkipped(const TaskDefinition& t, int count, Instant first, Instant last, const std::string& reason,
+                 const std::string& message) override {
+    Recorder::OnSkipped(t, count, first, last, reason, message);
+    auto probe = std::async(std::launch::async, [this] { return d->Stats(); });
+    lock_was_free = probe.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    pending.push_back(std::move(probe));
+  }
+};
+
+TEST_F(DispatcherTest, SkipsAreReportedWithTheLockReleased) {
+  ReentrantObserver obs;
+  Dispatcher d(clock, sink, &obs);
+  obs.d = &d;
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("late", "* * * * * *");
+  t.catch_up = CatchUpPolicy::kNone;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  clock.Advance(10s);  // ten occurrences are late: skipped by policy
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  ASSERT_FALSE(obs.skipped.empty());
+  EXPECT_TRUE(obs.lock_was_free) << "OnSkipped ran while the dispatcher's lock was held";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "operator/workerpool.h"
 #include "operator/workerpool_controller.h"
+#include "tests/support/fake_kube.h"
 
 namespace cronlane::op {
 namespace {
@@ -16,6 +17,8 @@ using kube::HttpRequest;
 using kube::HttpResponse;
 using kube::Json;
 using ::testing::HasSubstr;
+using testing::RecordingEvents;
+using testing::RoutedTransport;
 using namespace std::chrono_literals;
 
 WorkerPoolSpec Spec(int64_t threshold, int32_t min, int32_t max) {
@@ -103,30 +106,6 @@ TEST(WorkerPoolFromJson, DecodesSpecWithDefaultsAndStatus) {
   EXPECT_FALSE(WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "x", "uid": "u"}})")));
 }
 
-// Answers requests from a table keyed by "METHOD path"; records what was sent.
-class RoutedTransport : public kube::Transport {
- public:
-  std::map<std::string, HttpResponse> routes;
-  std::vector<HttpRequest> sent;
-  Result<HttpResponse> Send(const HttpRequest& req) override {
-    sent.push_back(req);
-    auto it = routes.find(req.method + " " + req.path);
-    if (it == routes.end()) return HttpResponse{404, R"({"kind":"Status","reason":"NotFound","message":"no route"})"};
-    return it->second;
-  }
-  Result<int> Stream(const HttpRequest&, const std::function<bool(std::string_view)>&, CancelToken&,
-                     std::string*) override {
-    return Unavailable("no watches here");
-  }
-  std::vector<HttpRequest> Sent(const std::string& method, const std::string& path_part) const {
-    std::vector<HttpRequest> out;
-    for (const auto& r : sent) {
-      if (r.method == method && r.path.find(path_part) != std::string::npos) out.push_back(r);
-    }
-    return out;
-  }
-};
-
 class FakeLag : public LagReader {
  public:
   Result<std::vector<kafka::PartitionLag>> result = std::vector<kafka::PartitionLag>{};
@@ -135,15 +114,6 @@ class FakeLag : public LagReader {
     std::vector<kafka::PartitionLag> out;
     for (size_t i = 0; i < lags.size(); ++i) out.push_back({static_cast<int32_t>(i), 0, 0, lags[i], lags[i]});
     result = out;
-  }
-};
-
-class RecordingEvents : public EventRecorder {
- public:
-  std::vector<std::string> recorded;  // "type reason: note"
-  void Record(const ObjectRef&, const std::string& type, const std::string& reason, const std::string&,
-              const std::string& note) override {
-    recorded.push_back(type + " " + reason + ": " + note);
   }
 };
 
@@ -160,9 +130,9 @@ class ControllerTest : public ::testing::Test {
     auto t = std::make_unique<RoutedTransport>();
     transport_ = t.get();
     client_ = std::make_unique<kube::KubeClient>(std::move(t), clock_, 0, 1);
-    transport_->routes["GET /apis/apps/v1"] = {200, kAppsDiscovery};
+    transport_->Route("GET /apis/apps/v1", {200, kAppsDiscovery});
     SetScale(0, 0);
-    transport_->routes["PATCH /apis/cronlane.dev/v1alpha1/namespaces/ns/workerpools/p/status"] = {200, "{}"};
+    transport_->Route("PATCH /apis/cronlane.dev/v1alpha1/namespaces/ns/workerpools/p/status", {200, "{}"});
     pool_.ns = "ns";
     pool_.name = "p";
     pool_.uid = "u1";
@@ -174,10 +144,10 @@ class ControllerTest : public ::testing::Test {
     controller_->SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
   }
   void SetScale(int spec, int status) {
-    transport_->routes[std::string("GET ") + kScalePath] = {
-        200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()};
-    transport_->routes[std::string("PATCH ") + kScalePath] = {
-        200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()};
+    transport_->Route(std::string("GET ") + kScalePath,
+                      {200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()});
+    transport_->Route(std::string("PATCH ") + kScalePath,
+                      {200, Json{{"spec", {{"replicas", spec}}}, {"status", {{"replicas", status}}}}.dump()});
   }
   // The last status written, decoded, and fed back into the cached pool (as the informer would).
   WorkerPoolStatus LastStatus() {
@@ -219,7 +189,7 @@ TEST_F(ControllerTest, ScalesFromZeroToTheLagAndBackAfterTheWindow) {
   EXPECT_EQ(st.Find("Ready")->status, "True");
   EXPECT_THAT(st.Find("Ready")->message, HasSubstr("lag 25 on 6 partition(s)"));
   EXPECT_EQ(st.Find("Active")->status, "True");
-  EXPECT_THAT(events_.recorded,
+  EXPECT_THAT(events_.Lines(),
               ::testing::ElementsAre(HasSubstr("Normal Scaled: Scaled Deployment/workers from 0 to 3")));
 
   // Drained: the window holds the pool at 3, then it returns to minReplicas.
@@ -249,7 +219,7 @@ TEST_F(ControllerTest, WritesStatusOnlyWhenItChanged) {
 }
 
 TEST_F(ControllerTest, MissingTargetIsAConditionAndRecovers) {
-  transport_->routes.erase(std::string("GET ") + kScalePath);
+  transport_->Route(std::string("GET ") + kScalePath, {404, R"({"kind":"Status","reason":"NotFound"})"});
   lag_.Set({40});
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
   auto st = LastStatus();
@@ -257,10 +227,10 @@ TEST_F(ControllerTest, MissingTargetIsAConditionAndRecovers) {
   EXPECT_EQ(st.Find("Ready")->reason, kReasonTargetNotFound);
   EXPECT_EQ(st.lag, 40) << "the lag is still reported";
   EXPECT_TRUE(ScalePatches().empty());
-  EXPECT_THAT(events_.recorded, ::testing::ElementsAre(HasSubstr("Warning TargetNotFound")));
+  EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Warning TargetNotFound")));
   clock_.Advance(5s);
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
-  EXPECT_EQ(events_.recorded.size(), 1u) << "one Warning per reason change, not per poll";
+  EXPECT_EQ(events_.Lines().size(), 1u) << "one Warning per reason change, not per poll";
 
   SetScale(0, 0);
   clock_.Advance(5s);
@@ -296,7 +266,7 @@ TEST_F(ControllerTest, KindWithoutScaleIsNotScalable) {
 }
 
 TEST_F(ControllerTest, ApiOutageIsRetriedNotReported) {
-  transport_->routes[std::string("GET ") + kScalePath] = {503, R"({"kind":"Status","message":"etcd down"})"};
+  transport_->Route(std::string("GET ") + kScalePath, {503, R"({"kind":"Status","message":"etcd down"})"});
   lag_.Set({5});
   Status s = controller_->Reconcile("ns/p");
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);

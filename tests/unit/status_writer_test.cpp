@@ -1,0 +1,237 @@
+// The ScheduledTask status path without servers: the reconciler schedules a task
+// without waiting for any API call, hands the fields it owns to the StatusWriter,
+// which is the only writer of status (condition changes first, each kind under its
+// own budget), and Warning Events are aggregated instead of sent one per task.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "operator/event_aggregator.h"
+#include "operator/status_writer.h"
+#include "operator/task_reconciler.h"
+#include "tests/support/fake_kube.h"
+
+namespace cronlane::op {
+namespace {
+
+using kube::Json;
+using ::testing::HasSubstr;
+using testing::RecordingEvents;
+using testing::RoutedTransport;
+using namespace std::chrono_literals;
+
+dispatcher::Instant T(const char* s) {
+  return *dispatcher::ParseRfc3339(s);
+}
+
+// Records what reaches the dispatcher.
+class FakeTaskSink : public dispatcher::TaskSink {
+ public:
+  std::map<std::string, dispatcher::TaskDefinition> tasks;
+  Result<dispatcher::TaskState> Upsert(const dispatcher::TaskDefinition& t) override {
+    tasks[t.id] = t;
+    return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
+  }
+  void Remove(const std::string& id) override { tasks.erase(id); }
+  Result<dispatcher::TaskState> State(const std::string&) const override { return NotFound("x"); }
+};
+
+ScheduledTask Task(const std::string& name, int64_t generation = 1) {
+  ScheduledTask t;
+  t.ns = "ns";
+  t.name = name;
+  t.uid = "uid-" + name;
+  t.generation = generation;
+  t.def.id = t.uid;
+  t.def.ns = t.ns;
+  t.def.name = name;
+  t.def.schedule = "0 * * * *";
+  t.def.topic = "jobs";
+  return t;
+}
+
+class StatusPathTest : public ::testing::Test {
+ protected:
+  StatusPathTest() : clock_(std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))) {
+    auto t = std::make_unique<RoutedTransport>();
+    transport_ = t.get();
+    client_ = std::make_unique<kube::KubeClient>(std::move(t), clock_, 0, 1);
+    aggregator_ = std::make_unique<EventAggregator>(events_, clock_);
+    MakeWriter({0, 1}, {0, 1});
+  }
+  void MakeWriter(StatusBudget times, StatusBudget conditions) {
+    reconciler_.reset();
+    writer_ = std::make_unique<StatusWriter>(*client_, lookup_, *aggregator_, clock_, times, conditions, nullptr);
+    reconciler_ = std::make_unique<TaskReconciler>(lookup_, sink_, *writer_, *aggregator_, clock_);
+  }
+  void Cache(const ScheduledTask& t) {
+    cache_[t.ns + "/" + t.name] = t;
+    transport_->Route("PATCH " + kScheduledTasks.Path(t.ns, t.name, "status"), {200, "{}"});
+  }
+  std::vector<Json> Patches(const std::string& name) const {
+    std::vector<Json> out;
+    for (const auto& r : transport_->Sent("PATCH", "/scheduledtasks/" + name + "/status")) {
+      out.push_back(Json::parse(r.body)["status"]);
+    }
+    return out;
+  }
+
+  FakeClock clock_;
+  RoutedTransport* transport_ = nullptr;
+  std::unique_ptr<kube::KubeClient> client_;
+  RecordingEvents events_;
+  std::unique_ptr<EventAggregator> aggregator_;
+  std::map<std::string, ScheduledTask> cache_;
+  StatusWriter::Lookup lookup_ = [this](const std::string& key) -> std::optional<ScheduledTask> {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return std::nullopt;
+    return it->second;
+  };
+  FakeTaskSink sink_;
+  std::unique_ptr<StatusWriter> writer_;
+  std::unique_ptr<TaskReconciler> reconciler_;
+};
+
+TEST_F(StatusPathTest, ReconcileSchedulesWithoutAnyApiCallAndTheWriterWritesOnce) {
+  Cache(Task("a"));
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(sink_.tasks.count("uid-a"), 1U) << "scheduled";
+  EXPECT_TRUE(Patches("a").empty()) << "the reconcile itself sends nothing";
+  EXPECT_EQ(writer_->backlog(), 1U);
+
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(reconciler_->status_updates(), 1U) << "a repeated reconcile hands nothing over again";
+
+  EXPECT_EQ(writer_->Flush(), 1);
+  auto p = Patches("a");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0]["observedGeneration"], 1);
+  EXPECT_EQ(p[0]["conditions"][0]["type"], "Ready");
+  EXPECT_EQ(p[0]["conditions"][0]["status"], "True");
+  EXPECT_EQ(p[0]["conditions"][0]["reason"], "Scheduled");
+  EXPECT_EQ(p[0]["nextScheduleTime"], "2026-01-01T01:00:00Z");
+  EXPECT_EQ(writer_->Flush(), 0) << "nothing left";
+  EXPECT_EQ(writer_->backlog(), 0U);
+}
+
+TEST_F(StatusPathTest, OneWriterPerFieldNoStaleFireTimesFromTheCache) {
+  ScheduledTask t = Task("a");
+  t.status.fired_count = 3;
+  t.status.last_schedule_time = "2026-01-01T00:00:00Z";
+  Cache(t);
+  dispatcher::TaskDefinition def = t.def;
+  writer_->OnFired(def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));
+  EXPECT_EQ(writer_->Flush(), 1);
+  // The cache has not seen that write yet when a spec change is reconciled.
+  t.generation = 2;
+  cache_["ns/a"].generation = 2;
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(writer_->Flush(), 1);
+  auto p = Patches("a");
+  ASSERT_EQ(p.size(), 2U);
+  EXPECT_FALSE(p[0].contains("conditions")) << "a fire-time write carries no conditions";
+  EXPECT_EQ(p[0]["firedCount"], 4);
+  EXPECT_EQ(p[1]["observedGeneration"], 2);
+  EXPECT_EQ(p[1]["firedCount"], 4) << "not the cache's stale 3";
+  EXPECT_EQ(p[1]["lastScheduleTime"], "2026-01-01T01:00:00Z");
+  EXPECT_EQ(p[1]["nextScheduleTime"], "2026-01-01T02:00:00Z")
+      << "the dispatcher's newer next fire wins over the reconcile's older view";
+}
+
+TEST_F(StatusPathTest, ConditionsAndFireTimesHaveBudgetsOfTheirOwn) {
+  MakeWriter({.qps = 1, .burst = 1}, {.qps = 2, .burst = 2});
+  for (int i = 0; i < 5; ++i) {
+    Cache(Task("t" + std::to_string(i)));
+    ASSERT_TRUE(reconciler_->Reconcile("ns/t" + std::to_string(i)).ok());
+  }
+  ScheduledTask old = Task("old");
+  old.status.observed_generation = 1;
+  old.status.next_schedule_time = "2026-01-01T00:00:00Z";
+  Cache(old);
+  writer_->OnFired(old.def, T("2026-01-01T00:00:00Z"), T("2026-01-01T01:00:00Z"));
+
+  EXPECT_EQ(sink_.tasks.size(), 5U) << "all five scheduled at once, whatever the budgets";
+  EXPECT_EQ(writer_->Flush(), 3) << "two condition writes (burst 2) and one fire-time write (burst 1)";
+  EXPECT_EQ(Patches("old").size(), 1U) << "fire times are not starved by new tasks";
+  EXPECT_EQ(writer_->Flush(), 0) << "both budgets spent";
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 2);
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_EQ(writer_->backlog(), 0U);
+}
+
+TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
+  Cache(Task("a"));
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  cache_.erase("ns/a");
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(sink_.tasks.count("uid-a"), 0U);
+  EXPECT_EQ(writer_->backlog(), 0U);
+  EXPECT_EQ(writer_->Flush(), 0);
+}
+
+TEST_F(StatusPathTest, InvalidSpecIsAConditionAndOneWarning) {
+  ScheduledTask t = Task("bad");
+  t.def.schedule = "0 0 31 2 *";
+  Cache(t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
+  ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
+  EXPECT_EQ(sink_.tasks.count("uid-bad"), 0U);
+  EXPECT_EQ(writer_->Flush(), 1);
+  auto p = Patches("bad");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0]["conditions"][0]["status"], "False");
+  EXPECT_EQ(p[0]["conditions"][0]["reason"], "InvalidSchedule");
+  EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Warning InvalidSchedule")));
+}
+
+TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
+  for (int i = 0; i < 100; ++i) {
+    ScheduledTask t = Task("t" + std::to_string(i));
+    Cache(t);
+    writer_->OnSkipped(t.def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
+                       "1 occurrence(s) not fired");
+  }
+  EXPECT_TRUE(events_.recorded().empty()) << "OnSkipped does not call the API";
+  writer_->Flush();
+  auto lines = events_.Lines();
+  ASSERT_EQ(lines.size(), 11U) << "ten as they are, then one combined";
+  EXPECT_THAT(lines.back(), HasSubstr("(combined from 90 similar events in namespace ns"));
+  EXPECT_EQ(events_.recorded().back().ref.name, "t99") << "the combined Event is about the latest object";
+
+  for (int i = 0; i < 50; ++i) {
+    writer_->OnSkipped(Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
+                       "again");
+  }
+  writer_->Flush();
+  EXPECT_EQ(events_.Lines().size(), 11U) << "at most one combined Event per interval";
+  clock_.Advance(61s);
+  writer_->Flush();
+  ASSERT_EQ(events_.Lines().size(), 12U);
+  EXPECT_THAT(events_.Lines().back(), HasSubstr("(combined from 50 similar"));
+  EXPECT_EQ(aggregator_->combined(), 140U);
+
+  // Another reason is a group of its own.
+  writer_->OnSkipped(Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "TooManyMissed", "x");
+  writer_->Flush();
+  EXPECT_THAT(events_.Lines().back(), HasSubstr("Warning TooManyMissed: x"));
+}
+
+TEST(EventAggregator, WindowResetsAndQueueIsBounded) {
+  FakeClock clock;
+  RecordingEvents sink;
+  EventAggregator agg(sink, clock, {.window = 600s, .max_individual = 2, .combine_interval = 60s, .max_queued = 3});
+  ObjectRef ref{"v1", "K", "ns", "o", "u", ""};
+  for (int i = 0; i < 5; ++i) agg.Record(ref, "Warning", "R", "A", "n" + std::to_string(i));
+  EXPECT_EQ(agg.dropped(), 2U);
+  EXPECT_EQ(agg.Flush(), 3) << "two individual, one combined";
+  clock.Advance(601s);
+  agg.Record(ref, "Warning", "R", "A", "later");
+  EXPECT_EQ(agg.Flush(), 1);
+  EXPECT_THAT(sink.Lines().back(), ::testing::EndsWith("Warning R: later")) << "a new window sends as it is";
+}
+
+}  // namespace
+}  // namespace cronlane::op
