@@ -108,7 +108,7 @@ Status FromErrorCode(rd_kafka_resp_err_t err, std::string_view context) {
     case RD_KAFKA_RESP_ERR__FENCED:
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
     case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-      return FailedPrecondition(std::move(msg));
+      return Fenced(std::move(msg));
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
     case RD_KAFKA_RESP_ERR_INVALID_CONFIG:
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
@@ -126,7 +126,7 @@ Status FromError(rd_kafka_error_t* error) {
   if (rd_kafka_error_txn_requires_abort(error)) {
     s = Status(StatusCode::kFailedPrecondition, s.message() + " (transaction must be aborted)");
   }
-  if (rd_kafka_error_is_fatal(error)) {
+  if (rd_kafka_error_is_fatal(error) && s.code() != StatusCode::kFenced) {
     s = Status(StatusCode::kFailedPrecondition, s.message() + " (fatal)");
   }
   rd_kafka_error_destroy(error);

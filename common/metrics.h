@@ -17,7 +17,8 @@ namespace cronlane {
 class CallbackMetrics final : public prometheus::Collectable {
  public:
   enum class Type { kGauge, kCounter };
-  // Registers a metric; `read` is called on every scrape, from the scraping thread.
+  // Registers a metric; `read` is called on every scrape, from the scraping thread,
+  // with the registry's lock held.
   void Add(std::string name, std::string help, Type type, std::function<double()> read);
 
   // One labelled sample of a family.
@@ -29,15 +30,35 @@ class CallbackMetrics final : public prometheus::Collectable {
   void AddFamily(std::string name, std::string help, Type type, std::function<std::vector<Sample>()> read);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
+  // Metrics of an object that lives shorter than the registry (a leadership term):
+  // what is added through a Scope is removed when the Scope is destroyed, and the
+  // destructor waits for a scrape in progress, so no callback outlives its object.
+  // Declare the Scope after the objects its callbacks read.
+  class Scope {
+   public:
+    explicit Scope(CallbackMetrics& registry);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    void Add(std::string name, std::string help, Type type, std::function<double()> read);
+    void AddFamily(std::string name, std::string help, Type type, std::function<std::vector<Sample>()> read);
+
+   private:
+    CallbackMetrics& registry_;
+    int owner_;
+  };
+
  private:
   struct Entry {
     std::string name, help;
     Type type;
     std::function<double()> read;
     std::function<std::vector<Sample>()> read_family;
+    int owner = 0;  // 0: for the registry's life; else a Scope's
   };
   mutable std::mutex mu_;
-  std::vector<Entry> entries_;
+  std::vector<Entry> entries_;  // guarded by mu_
+  int next_owner_ = 1;          // guarded by mu_
 };
 
 // The text exposition of everything in `registry` plus `extra`.

@@ -28,6 +28,8 @@ std::string_view StatusCodeName(StatusCode code) {
       return "EXPIRED";
     case StatusCode::kInternal:
       return "INTERNAL";
+    case StatusCode::kFenced:
+      return "FENCED";
   }
   return "UNKNOWN";
 }

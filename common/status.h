@@ -18,13 +18,14 @@ enum class StatusCode {
   kInvalidArgument,  // the caller's input is wrong; retrying will not help
   kNotFound,
   kAlreadyExists,
-  kFailedPrecondition,  // the system is not in a state to do this (e.g. fenced)
+  kFailedPrecondition,  // the system is not in a state to do this
   kUnavailable,         // transient: network, broker or API server; retry with backoff
   kDeadlineExceeded,
   kAborted,           // a concurrent change won (HTTP 409 on update): re-read and retry
   kPermissionDenied,  // authentication or authorization refused (HTTP 401/403)
   kExpired,           // a resourceVersion or offset is too old (HTTP 410 Gone): start over
   kInternal,
+  kFenced,  // a newer owner of the same work took over (Kafka producer fencing): stop, do not retry
 };
 
 std::string_view StatusCodeName(StatusCode code);
@@ -75,6 +76,9 @@ inline Status PermissionDenied(std::string m) {
 }
 inline Status Expired(std::string m) {
   return {StatusCode::kExpired, std::move(m)};
+}
+inline Status Fenced(std::string m) {
+  return {StatusCode::kFenced, std::move(m)};
 }
 
 // Either a value or a non-OK Status.

@@ -418,7 +418,7 @@ Status Dispatcher::FireOnce() {
     if (!s.ok()) {
       ++stats_.commit_failures;
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
-      if (s.code() == StatusCode::kFailedPrecondition) fenced_ = true;
+      if (s.code() == StatusCode::kFenced) fenced_ = true;
     } else {
       ++stats_.commits;
       stats_.fired += batch.size();
@@ -474,7 +474,7 @@ void Dispatcher::Run(CancelToken& cancel) {
       backoff = options_.retry_backoff;
       continue;
     }
-    if (s.code() == StatusCode::kFailedPrecondition) break;
+    if (s.code() == StatusCode::kFenced) break;
     // Before retrying, apply the catch-up policies to what is now late.
     {
       std::lock_guard lock(mu_);

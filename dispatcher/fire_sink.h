@@ -36,7 +36,8 @@ class FireSink {
   virtual Status Init() = 0;
   // Writes `messages` and `checkpoints` atomically: all or none become visible to
   // read_committed consumers. On error nothing was committed (the sink aborted);
-  // FailedPrecondition means this producer was fenced and must stop.
+  // kFenced means this producer was fenced (or can no longer know what it
+  // committed) and must stop.
   virtual Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) = 0;
   // Reads every committed checkpoint (the latest per task).
   virtual Result<std::map<std::string, int64_t>> ReadCheckpoints() = 0;

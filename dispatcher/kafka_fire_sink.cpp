@@ -42,8 +42,7 @@ Status KafkaFireSink::Fail(const Status& why) {
   if (fatal == RD_KAFKA_RESP_ERR__FENCED || fatal == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
       fatal == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
     fenced_ = true;
-    return FailedPrecondition("fenced by a newer producer with transactional.id " + options_.transactional_id + ": " +
-                              buf.data());
+    return Fenced("fenced by a newer producer with transactional.id " + options_.transactional_id + ": " + buf.data());
   }
   if (fatal != RD_KAFKA_RESP_ERR_NO_ERROR) {
     reinit_ = true;  // e.g. the transaction coordinator timed us out during a long outage
@@ -51,7 +50,8 @@ Status KafkaFireSink::Fail(const Status& why) {
   }
   Status a = kafka::AbortTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
   abort_pending_ = !a.ok();
-  return why.code() == StatusCode::kFailedPrecondition ? Unavailable(why.message()) : why;
+  return why.code() == StatusCode::kFailedPrecondition || why.code() == StatusCode::kFenced ? Unavailable(why.message())
+                                                                                            : why;
 }
 
 Status KafkaFireSink::EnsureTopics(const std::vector<OutMessage>& messages) {
@@ -70,7 +70,7 @@ Status KafkaFireSink::EnsureTopics(const std::vector<OutMessage>& messages) {
 }
 
 Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) {
-  if (fenced_) return FailedPrecondition("fenced by a newer producer; this dispatcher must stop");
+  if (fenced_) return Fenced("fenced by a newer producer; this dispatcher must stop");
   if (!producer_ || reinit_) {
     if (Status s = Init(); !s.ok()) return Unavailable("re-initializing the producer: " + s.message());
   }
@@ -115,8 +115,8 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
     if (retriable && !requires_abort) {
       if (std::chrono::steady_clock::now() - started > options_.max_commit_retry) {
         fenced_ = true;  // unusable: stop rather than guess
-        return FailedPrecondition("commit outcome still unknown after retrying for " +
-                                  std::to_string(options_.max_commit_retry.count()) + " s: " + why.message());
+        return Fenced("commit outcome still unknown after retrying for " +
+                      std::to_string(options_.max_commit_retry.count()) + " s: " + why.message());
       }
       continue;
     }

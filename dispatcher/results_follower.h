@@ -26,7 +26,20 @@ struct ResultsFollowerOptions {
   std::chrono::seconds lookback{3600};
 };
 
-class ResultsFollower {
+// What the leader needs of a results follower. Thread-safe but for Run(), which
+// one thread calls; tests inject fakes.
+class ResultsSource {
+ public:
+  virtual ~ResultsSource() = default;
+  // Replays, then follows, until `cancel` fires.
+  virtual void Run(CancelToken& cancel) = 0;
+  // True once the replay of the lookback window is complete.
+  virtual bool Replayed() const = 0;
+  virtual uint64_t results() const = 0;  // records handled
+  virtual uint64_t invalid() const = 0;  // records that could not be decoded
+};
+
+class ResultsFollower final : public ResultsSource {
  public:
   // Every shard of the occurrence of `task_id` at `scheduled` finished.
   using OnFinished = std::function<void(const std::string& task_id, Instant scheduled)>;
@@ -38,13 +51,13 @@ class ResultsFollower {
 
   // Replays, then follows, until `cancel` fires. Retries while the topic is missing
   // or the broker unreachable.
-  void Run(CancelToken& cancel);
+  void Run(CancelToken& cancel) override;
 
   // True once the replay reached the end of every partition (or the topic does not
   // exist yet, so there is nothing to replay).
-  bool Replayed() const { return replayed_.load(); }
-  uint64_t results() const { return results_.load(); }
-  uint64_t invalid() const { return invalid_.load(); }
+  bool Replayed() const override { return replayed_.load(); }
+  uint64_t results() const override { return results_.load(); }
+  uint64_t invalid() const override { return invalid_.load(); }
 
   // Handles one record (tests feed records directly).
   void Handle(const kafka::Message& m);

@@ -6,71 +6,129 @@
 
 namespace cronlane::op {
 
-Manager::Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
-                 Clock& clock, ManagerOptions options)
+Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, ManagerOptions options)
     : client_(client),
       clock_(clock),
       options_(std::move(options)),
-      queue_(clock),
-      reconciler_([this](const std::string& key) { return Lookup(key); }, sink, status, events, clock) {
-  std::vector<std::string> namespaces = options_.namespaces;
-  if (namespaces.empty()) namespaces.push_back("");  // all namespaces
-  for (const auto& ns : namespaces) {
-    auto inf = std::make_unique<Informer<ScheduledTask>>(client_, kScheduledTasks, ns, ScheduledTaskFromJson, clock_,
-                                                         options_.informer);
-    inf->AddHandler([this](const std::string& key, const ScheduledTask* old, const ScheduledTask* now) {
-      if (TaskReconciler::NeedsReconcile(old, now)) queue_.Add(key);
-    });
-    informers_.push_back(std::move(inf));
+      cache_(client, options_.namespaces, clock, options_.workerpools, options_.informer) {
+  if (options_.leader_election) {
+    elector_ = std::make_unique<LeaderElector>(client, clock, events, *options_.leader_election);
   }
+  using T = CallbackMetrics::Type;
+  metrics_.Add("cronlane_leader", "1 while this replica leads (always 1 without --leader-elect)", T::kGauge,
+               [this] { return IsLeader() ? 1.0 : 0.0; });
+  metrics_.Add("cronlane_tasks_cached", "ScheduledTasks in the informer cache (every replica)", T::kGauge,
+               [this] { return static_cast<double>(cache_.tasks.Size()); });
+  metrics_.Add("cronlane_cache_synced", "1 once the informer cache has listed every watched kind", T::kGauge,
+               [this] { return cache_.Synced() ? 1.0 : 0.0; });
+  metrics_.Add("cronlane_kube_requests_total", "Requests sent to the Kubernetes API", T::kCounter,
+               [this] { return static_cast<double>(client_.requests()); });
 }
 
 Manager::~Manager() = default;
 
-bool Manager::Synced() const {
-  for (const auto& i : informers_) {
-    if (!i->HasSynced()) return false;
+void Manager::AddReadyCheck(std::string name, std::function<bool()> ready) {
+  ready_checks_.emplace_back(std::move(name), std::move(ready));
+}
+
+void Manager::Add(std::unique_ptr<Runnable> runnable) {
+  runnables_.push_back(std::move(runnable));
+}
+
+void Manager::Fail(const Status& s) {
+  std::lock_guard lock(mu_);
+  if (failure_.ok()) failure_ = s;
+  if (stop_ != nullptr) stop_->Cancel();
+}
+
+void Manager::RunTerm(CancelToken& leading) {
+  leading_ = true;
+  while (!cache_.Synced()) {
+    if (leading.WaitFor(std::chrono::milliseconds(50))) break;
   }
-  return true;
-}
-
-std::optional<ScheduledTask> Manager::Lookup(const std::string& key) const {
-  for (const auto& i : informers_) {
-    if (auto t = i->Get(key)) return t;
+  std::vector<Runnable*> term;
+  for (auto& r : runnables_) {
+    if (r->NeedsLeaderElection()) term.push_back(r.get());
   }
-  return std::nullopt;
-}
-
-size_t Manager::CachedTasks() const {
-  size_t n = 0;
-  for (const auto& i : informers_) n += i->Size();
-  return n;
-}
-
-void Manager::Worker() {
-  while (auto key = queue_.Get()) {
-    ++reconciles_;
-    Status s = reconciler_.Reconcile(*key);
-    if (s.ok()) {
-      queue_.Forget(*key);
-    } else {
-      ++reconcile_errors_;
-      spdlog::warn("reconcile {} failed (retry {}): {}", *key, queue_.Retries(*key) + 1, s.ToString());
-      queue_.AddRateLimited(*key);
-    }
-    queue_.Done(*key);
-  }
-}
-
-void Manager::Run(CancelToken& cancel) {
+  std::vector<std::unique_ptr<CancelToken>> tokens;
   std::vector<std::thread> threads;
-  for (auto& inf : informers_) {
-    threads.emplace_back([&inf, &cancel] { inf->Run(cancel); });
+  if (!leading.cancelled()) {
+    spdlog::info("leading: starting {} runnable(s), cache holds {} task(s)", term.size(), cache_.tasks.Size());
+    for (Runnable* r : term) {
+      tokens.push_back(std::make_unique<CancelToken>());
+      CancelToken& token = *tokens.back();
+      threads.emplace_back([this, r, &token] {
+        Status s = r->Start(token);
+        if (!s.ok()) {
+          spdlog::error("{} stopped: {}", r->Name(), s.ToString());
+          Fail(s);
+        }
+      });
+    }
+    while (!leading.WaitFor(std::chrono::seconds(3600))) {
+    }
   }
-  for (int i = 0; i < std::max(1, options_.workers); ++i) threads.emplace_back([this] { Worker(); });
-  int id = cancel.Register([this] { queue_.ShutDown(); });
-  for (auto& t : threads) t.join();
-  cancel.Unregister(id);
+  // Reverse order: what started last (and may use what started first) stops first.
+  for (size_t i = threads.size(); i-- > 0;) {
+    tokens[i]->Cancel();
+    threads[i].join();
+  }
+  leading_ = false;
+}
+
+Status Manager::Run(CancelToken& cancel) {
+  HttpServer metrics_server(options_.metrics_addr);
+  metrics_server.Handle("/metrics", [this] {
+    return HttpReply{200, SerializeMetrics({&metrics_}), "text/plain; version=0.0.4; charset=utf-8"};
+  });
+  HttpServer health_server(options_.health_addr);
+  health_server.Handle("/healthz", [] { return HttpReply{200, "ok\n"}; });
+  health_server.Handle("/readyz", [this] {
+    if (!cache_.Synced()) return HttpReply{503, "cache not synced\n"};
+    for (const auto& [name, ready] : ready_checks_) {
+      if (!ready()) return HttpReply{503, name + " not ready\n"};
+    }
+    return HttpReply{200, elector_ && !IsLeader() ? "ok (standby)\n" : "ok\n"};
+  });
+  for (HttpServer* srv : {&metrics_server, &health_server}) {
+    if (Status s = srv->Start(); !s.ok()) return s;
+  }
+
+  CancelToken stop;  // ends the run: `cancel`, or a runnable that failed
+  {
+    std::lock_guard lock(mu_);
+    stop_ = &stop;
+    failure_ = Status::Ok();
+  }
+  int reg = cancel.Register([&stop] { stop.Cancel(); });
+
+  std::thread cache_thread([this, &stop] { cache_.Run(stop); });
+  std::vector<std::thread> everywhere;
+  for (auto& r : runnables_) {
+    if (r->NeedsLeaderElection()) continue;
+    Runnable* p = r.get();
+    everywhere.emplace_back([this, p, &stop] {
+      Status s = p->Start(stop);
+      if (!s.ok()) {
+        spdlog::error("{} stopped: {}", p->Name(), s.ToString());
+        Fail(s);
+      }
+    });
+  }
+
+  if (!elector_) {
+    RunTerm(stop);
+  } else {
+    bool lost = elector_->Run(stop, [this](CancelToken& leading) { RunTerm(leading); });
+    if (lost) Fail(Aborted("lost the leader lease"));
+  }
+  stop.Cancel();
+  for (auto& t : everywhere) t.join();
+  cache_thread.join();
+  cancel.Unregister(reg);
+  std::lock_guard lock(mu_);
+  stop_ = nullptr;
+  return failure_;
 }
 
 }  // namespace cronlane::op

@@ -1,61 +1,85 @@
 #pragma once
-// Wires the operator together: one informer per watched namespace (or one for all),
-// a work queue, reconcile workers. Run() blocks until cancelled.
+// The Manager owns what every replica runs and the lifetimes of what only the
+// leader runs (controller-runtime's Manager, in C++):
+// - the shared informer cache (ScheduledTasks, WorkerPools), started first and kept
+//   warm on standbys;
+// - the metrics and health endpoints, and the registry components add their
+//   metrics and readiness checks to;
+// - leader election (optional), and the Runnables: those that need leadership are
+//   started in the order they were added when a term begins (after the cache
+//   synced) and stopped in reverse order when it ends; the others run throughout.
+//
+// Run() returns OK when cancelled, kFenced when a runnable was fenced, kAborted
+// when the lease was lost, or the error that stopped a runnable or a server; the
+// process exits non-zero for each of them.
+//
+// Threading: configure (Add, AddReadyCheck, metrics().Add) before Run(); Run()
+// blocks its caller. cache(), metrics() and IsLeader() are safe from any thread.
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/cancel.h"
 #include "common/clock.h"
-#include "dispatcher/task.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+#include "operator/cache.h"
 #include "operator/events.h"
-#include "operator/informer.h"
 #include "operator/kube/client.h"
-#include "operator/scheduled_task.h"
-#include "operator/status_writer.h"
-#include "operator/task_reconciler.h"
-#include "operator/workqueue.h"
+#include "operator/leader_election.h"
+#include "operator/runnable.h"
 
 namespace cronlane::op {
 
 struct ManagerOptions {
   std::vector<std::string> namespaces;  // empty = all namespaces
-  int workers = 2;
+  bool workerpools = true;              // cache WorkerPools too
+  std::string metrics_addr = "0";       // "0" disables
+  std::string health_addr = "0";
+  std::optional<LeaderElectionConfig> leader_election;  // none: this replica always leads
   InformerOptions informer;
 };
 
 class Manager {
  public:
-  // `events` should not block (an EventAggregator).
-  Manager(kube::KubeClient& client, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
-          Clock& clock, ManagerOptions options);
+  Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, ManagerOptions options);
   ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
 
-  // Starts informers and workers; returns when `cancel` fires, after they stopped.
-  void Run(CancelToken& cancel);
+  Cache& cache() { return cache_; }
+  CallbackMetrics& metrics() { return metrics_; }
+  // /readyz answers 200 while the cache is synced and every check passes.
+  void AddReadyCheck(std::string name, std::function<bool()> ready);
+  void Add(std::unique_ptr<Runnable> runnable);
 
-  // True once every informer has listed (readiness).
-  bool Synced() const;
-  std::optional<ScheduledTask> Lookup(const std::string& key) const;
-  size_t CachedTasks() const;
-  uint64_t reconciles() const { return reconciles_.load(); }
-  uint64_t reconcile_errors() const { return reconcile_errors_.load(); }
-  const TaskReconciler& reconciler() const { return reconciler_; }
-  WorkQueue& queue() { return queue_; }
+  Status Run(CancelToken& cancel);
+
+  bool IsLeader() const { return leading_.load(); }
 
  private:
-  void Worker();
+  // One leadership term: the leader runnables in order, stopped in reverse.
+  void RunTerm(CancelToken& leading);
+  void Fail(const Status& s);
 
   kube::KubeClient& client_;
   Clock& clock_;
   ManagerOptions options_;
-  std::vector<std::unique_ptr<Informer<ScheduledTask>>> informers_;
-  WorkQueue queue_;
-  TaskReconciler reconciler_;
-  std::atomic<uint64_t> reconciles_{0};
-  std::atomic<uint64_t> reconcile_errors_{0};
+  Cache cache_;
+  CallbackMetrics metrics_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::vector<std::unique_ptr<Runnable>> runnables_;
+  std::vector<std::pair<std::string, std::function<bool()>>> ready_checks_;
+  std::atomic<bool> leading_{false};
+
+  std::mutex mu_;
+  Status failure_;               // guarded by mu_: the first error that stopped the run
+  CancelToken* stop_ = nullptr;  // guarded by mu_: set while Run() runs
 };
 
 }  // namespace cronlane::op

@@ -11,11 +11,11 @@
 namespace cronlane::op {
 namespace {
 
-using kube::Json;
-
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
   return dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(t));
 }
+
+using kube::Json;
 
 int32_t ReplicasAt(const Json& scale, const char* section) {
   auto s = scale.find(section);
@@ -42,37 +42,40 @@ Result<std::vector<kafka::PartitionLag>> KafkaLagReader::Lag(const std::string& 
   return kafka::GroupLag(client_.get(), group, topic, timeout_);
 }
 
-WorkerPoolController::WorkerPoolController(kube::KubeClient& client, LagReader& lag, EventRecorder& events,
-                                           Clock& clock, WorkerPoolControllerOptions options)
-    : client_(client), lag_(lag), events_(events), clock_(clock), options_(std::move(options)) {
-  std::vector<std::string> namespaces = options_.namespaces;
-  if (namespaces.empty()) namespaces.push_back("");
-  for (const auto& ns : namespaces) {
-    auto inf = std::make_unique<Informer<WorkerPool>>(client_, kWorkerPools, ns, WorkerPoolFromJson, clock_,
-                                                      options_.informer);
-    inf->AddHandler([this](const std::string& key, const WorkerPool* old, const WorkerPool* now) {
-      // New, deleted, or a spec change: poll now. Our own status writes are not.
-      if (old == nullptr || now == nullptr || old->generation != now->generation || old->uid != now->uid ||
-          old->deleting != now->deleting) {
-        MarkDue(key);
-      }
-    });
-    informers_.push_back(std::move(inf));
-  }
-}
+WorkerPoolController::WorkerPoolController(kube::KubeClient& client, KindCache<WorkerPool>& cache, LagReader& lag,
+                                           EventRecorder& events, Clock& clock)
+    : client_(client), lag_(lag), events_(events), clock_(clock), cache_(cache) {}
 
 WorkerPoolController::~WorkerPoolController() = default;
 
-bool WorkerPoolController::Synced() const {
-  return std::all_of(informers_.begin(), informers_.end(), [](const auto& i) { return i->HasSynced(); });
-}
-
 std::optional<WorkerPool> WorkerPoolController::Lookup(const std::string& key) const {
   if (lookup_override_) return lookup_override_(key);
-  for (const auto& i : informers_) {
-    if (auto p = i->Get(key)) return p;
-  }
-  return std::nullopt;
+  return cache_.Get(key);
+}
+
+void WorkerPoolController::RegisterMetrics(CallbackMetrics::Scope& scope) {
+  using T = CallbackMetrics::Type;
+  auto family = [this](auto fn) {
+    return [this, fn]() {
+      std::vector<CallbackMetrics::Sample> out;
+      for (const auto& p : Snapshot()) {
+        out.push_back({{{"namespace", p.ns}, {"workerpool", p.name}}, static_cast<double>(fn(p))});
+      }
+      return out;
+    };
+  };
+  scope.AddFamily("cronlane_workerpool_lag", "Consumer-group lag of a WorkerPool's topic (-1 = unknown)", T::kGauge,
+                  family([](const PoolSnapshot& p) { return p.lag; }));
+  scope.AddFamily("cronlane_workerpool_partitions", "Partitions of a WorkerPool's topic", T::kGauge,
+                  family([](const PoolSnapshot& p) { return p.partitions; }));
+  scope.AddFamily("cronlane_workerpool_desired_replicas", "Replicas a WorkerPool wants", T::kGauge,
+                  family([](const PoolSnapshot& p) { return p.desired; }));
+  scope.AddFamily("cronlane_workerpool_current_replicas", "Replicas of a WorkerPool's target (its /scale status)",
+                  T::kGauge, family([](const PoolSnapshot& p) { return p.current; }));
+  scope.AddFamily("cronlane_workerpool_ready", "1 while a WorkerPool's Ready condition is True", T::kGauge,
+                  family([](const PoolSnapshot& p) { return p.ready ? 1 : 0; }));
+  scope.Add("cronlane_workerpool_scales_total", "Scale changes patched onto WorkerPool targets", T::kCounter,
+            [this] { return static_cast<double>(scales()); });
 }
 
 std::vector<PoolSnapshot> WorkerPoolController::Snapshot() const {
@@ -261,22 +264,24 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
 }
 
 void WorkerPoolController::Run(CancelToken& cancel) {
-  std::vector<std::thread> threads;
-  for (auto& inf : informers_) threads.emplace_back([&inf, &cancel] { inf->Run(cancel); });
+  int sub = cache_.Subscribe([this](const std::string& key, const WorkerPool* old, const WorkerPool* now) {
+    // New, deleted, or a spec change: poll now. Our own status writes are not.
+    if (old == nullptr || now == nullptr || old->generation != now->generation || old->uid != now->uid ||
+        old->deleting != now->deleting) {
+      MarkDue(key);
+    }
+  });
   int id = cancel.Register([this] {
     std::lock_guard lock(mu_);
     wake_.notify_all();
   });
   while (!cancel.cancelled()) {
-    if (!Synced()) {
+    if (!cache_.Synced()) {
       cancel.WaitFor(std::chrono::milliseconds(100));
       continue;
     }
     // Every cached pool gets a state entry; deleted ones are dropped by Reconcile.
-    std::vector<std::string> keys;
-    for (const auto& i : informers_) {
-      for (auto& k : i->Keys()) keys.push_back(std::move(k));
-    }
+    std::vector<std::string> keys = cache_.Keys();
     std::vector<std::string> due;
     auto steady = clock_.SteadyNow();
     {
@@ -305,7 +310,7 @@ void WorkerPoolController::Run(CancelToken& cancel) {
     }
   }
   cancel.Unregister(id);
-  for (auto& t : threads) t.join();
+  cache_.Unsubscribe(sub);
 }
 
 }  // namespace cronlane::op

@@ -3,7 +3,8 @@
 // pollIntervalSeconds (and at once when a pool is created or its spec changes) it
 // measures the lag, resolves the target's /scale subresource through discovery,
 // computes the desired replicas (Recommend + Stabilizer), patches /scale when they
-// differ, and writes the pool's status when it changed. Only the leader runs it.
+// differ, and writes the pool's status when it changed. Only the leader runs it; it
+// reads pools from the Manager's shared cache.
 //
 // Failures are reported, never fatal: a missing target, a target without /scale, a
 // missing topic or an unreachable broker each set Ready=False with a reason (and a
@@ -21,8 +22,9 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/kafka.h"
+#include "common/metrics.h"
+#include "operator/cache.h"
 #include "operator/events.h"
-#include "operator/informer.h"
 #include "operator/kube/client.h"
 #include "operator/workerpool.h"
 
@@ -60,11 +62,6 @@ class KafkaLagReader final : public LagReader {
   kafka::HandlePtr client_;
 };
 
-struct WorkerPoolControllerOptions {
-  std::vector<std::string> namespaces;  // empty = all namespaces
-  InformerOptions informer;
-};
-
 // What a pool looked like at its last poll, for metrics.
 struct PoolSnapshot {
   std::string ns, name;
@@ -75,24 +72,25 @@ struct PoolSnapshot {
 
 class WorkerPoolController {
  public:
-  WorkerPoolController(kube::KubeClient& client, LagReader& lag, EventRecorder& events, Clock& clock,
-                       WorkerPoolControllerOptions options);
+  WorkerPoolController(kube::KubeClient& client, KindCache<WorkerPool>& cache, LagReader& lag, EventRecorder& events,
+                       Clock& clock);
   ~WorkerPoolController();
 
-  // Runs the informers and the poll loop until `cancel` fires.
+  // Subscribes to the cache and runs the poll loop until `cancel` fires.
   void Run(CancelToken& cancel);
+  // Adds the per-pool metrics (lag, partitions, replicas, ready, scales) to `scope`.
+  void RegisterMetrics(CallbackMetrics::Scope& scope);
 
   // One poll of one pool ("namespace/name"), as the loop runs it. OK unless the
   // Kubernetes API failed (the loop then retries at the next poll).
   Status Reconcile(const std::string& key);
 
-  bool Synced() const;
   std::optional<WorkerPool> Lookup(const std::string& key) const;
   std::vector<PoolSnapshot> Snapshot() const;
   uint64_t scales() const { return scales_.load(); }
   uint64_t polls() const { return polls_.load(); }
 
-  // For tests without informers: where Reconcile() reads pools from.
+  // For tests without a running cache: where Reconcile() reads pools from.
   using LookupFn = std::function<std::optional<WorkerPool>(const std::string& key)>;
   void SetLookupForTest(LookupFn fn) { lookup_override_ = std::move(fn); }
 
@@ -111,8 +109,7 @@ class WorkerPoolController {
   LagReader& lag_;
   EventRecorder& events_;
   Clock& clock_;
-  WorkerPoolControllerOptions options_;
-  std::vector<std::unique_ptr<Informer<WorkerPool>>> informers_;
+  KindCache<WorkerPool>& cache_;
   LookupFn lookup_override_;
 
   mutable std::mutex mu_;

@@ -89,7 +89,7 @@ TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
   KafkaFireSink new_leader(Options(s));
   ASSERT_TRUE(new_leader.Init().ok());
   Status stale = old_leader.Commit({Msg(topic, "x:2-from-old")}, {{"x", 2}});
-  EXPECT_EQ(stale.code(), StatusCode::kFailedPrecondition) << stale.ToString();
+  EXPECT_EQ(stale.code(), StatusCode::kFenced) << stale.ToString();
   ASSERT_TRUE(new_leader.Commit({Msg(topic, "x:2")}, {{"x", 2}}).ok());
   auto got = ReadCommitted(topic, 1, 3, 5s);
   std::vector<std::string> ids;

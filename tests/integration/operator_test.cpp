@@ -198,6 +198,13 @@ TEST_F(OperatorTest, OneLeaderAndFailoverAfterKill9) {
   EXPECT_THAT(holder, HasSubstr("_" + std::to_string(lead.pid()) + "_"));
 
   ApplyYaml(ns_, TaskYaml("failover", "0 * * * *"));
+  // The standby keeps the shared cache warm: it holds the task before it leads, and
+  // runs none of the leader's work.
+  auto standby_metric = [&](const char* name) {
+    return MetricValue(HttpGet(standby_port, "/metrics"), name).value_or(-1);
+  };
+  EXPECT_TRUE(WaitUntil([&] { return standby_metric("cronlane_tasks_cached") == 1; }, 10s)) << standby.Log();
+  EXPECT_EQ(standby_metric("cronlane_tasks_scheduled"), -1) << "no dispatcher on a standby";
   lead.Signal(SIGKILL);
   auto t0 = std::chrono::steady_clock::now();
   // client-go semantics: the standby takes over once it has seen no renewal for the

@@ -34,7 +34,7 @@ class FakeSink : public FireSink {
     return Status::Ok();
   }
   Status Commit(const std::vector<OutMessage>& m, const std::vector<Checkpoint>& cps) override {
-    if (fenced) return FailedPrecondition("producer fenced");
+    if (fenced) return Fenced("producer fenced");
     if (fail_next > 0) {
       --fail_next;
       return Unavailable("broker down");
@@ -342,7 +342,7 @@ TEST_F(DispatcherTest, FencedProducerStops) {
   sink.fenced = true;
   clock.Advance(1s);
   d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
-  EXPECT_EQ(d.FireOnce().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(d.FireOnce().code(), StatusCode::kFenced);
   EXPECT_TRUE(rec.fenced);
 }
 

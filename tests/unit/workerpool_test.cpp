@@ -139,8 +139,9 @@ class ControllerTest : public ::testing::Test {
     pool_.generation = 1;
     pool_.spec = Spec(10, 0, 10);
     pool_.spec.scale_down_stabilization_seconds = 30;
-    controller_ =
-        std::make_unique<WorkerPoolController>(*client_, lag_, events_, clock_, WorkerPoolControllerOptions{});
+    pool_cache_ = std::make_unique<KindCache<WorkerPool>>(*client_, kWorkerPools, std::vector<std::string>{},
+                                                          WorkerPoolFromJson, clock_);
+    controller_ = std::make_unique<WorkerPoolController>(*client_, *pool_cache_, lag_, events_, clock_);
     controller_->SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
   }
   void SetScale(int spec, int status) {
@@ -173,6 +174,7 @@ class ControllerTest : public ::testing::Test {
   FakeLag lag_;
   RecordingEvents events_;
   WorkerPool pool_;
+  std::unique_ptr<KindCache<WorkerPool>> pool_cache_;  // never run: pools come from SetLookupForTest
   std::unique_ptr<WorkerPoolController> controller_;
 };
 

@@ -1,0 +1,127 @@
+#pragma once
+// The shared informer cache (controller-runtime's cache): one informer per watched
+// namespace (or one for all) per kind, run by the Manager on every replica, leader
+// or standby, so a replica that becomes leader starts from a warm cache.
+//
+// Controllers do not own informers: they read objects with Get()/Keys() and
+// Subscribe() to changes for as long as they run.
+//
+// Threading: Run() blocks its caller and runs one thread per informer; change
+// handlers are called on those threads, never with the cache's lock held.
+// Get(), Keys(), Size(), Synced(), Subscribe() and Unsubscribe() are safe from any
+// thread. Unsubscribe() returns only after no call of that handler is running, so
+// a controller may destroy what its handler uses right after it.
+
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "operator/informer.h"
+#include "operator/scheduled_task.h"
+#include "operator/workerpool.h"
+
+namespace cronlane::op {
+
+template <typename T>
+class KindCache {
+ public:
+  using Handler = typename Informer<T>::Handler;
+
+  // `namespaces` empty = all namespaces.
+  KindCache(kube::KubeClient& client, const kube::ResourceRef& resource, const std::vector<std::string>& namespaces,
+            typename Informer<T>::Transform transform, Clock& clock, InformerOptions options = {}) {
+    std::vector<std::string> nss = namespaces;
+    if (nss.empty()) nss.push_back("");
+    for (const auto& ns : nss) {
+      auto inf = std::make_unique<Informer<T>>(client, resource, ns, transform, clock, options);
+      inf->AddHandler([this](const std::string& key, const T* old, const T* now) {
+        std::shared_lock lock(handlers_mu_);
+        for (auto& [id, h] : handlers_) h(key, old, now);
+      });
+      informers_.push_back(std::move(inf));
+    }
+  }
+  KindCache(const KindCache&) = delete;
+  KindCache& operator=(const KindCache&) = delete;
+
+  // Lists and watches until `cancel` fires.
+  void Run(CancelToken& cancel) {
+    std::vector<std::thread> threads;
+    for (auto& inf : informers_) threads.emplace_back([&inf, &cancel] { inf->Run(cancel); });
+    for (auto& t : threads) t.join();
+  }
+
+  // True once every informer has listed.
+  bool Synced() const {
+    for (const auto& i : informers_) {
+      if (!i->HasSynced()) return false;
+    }
+    return true;
+  }
+  std::optional<T> Get(const std::string& key) const {
+    for (const auto& i : informers_) {
+      if (auto t = i->Get(key)) return t;
+    }
+    return std::nullopt;
+  }
+  std::vector<std::string> Keys() const {
+    std::vector<std::string> out;
+    for (const auto& i : informers_) {
+      auto k = i->Keys();
+      out.insert(out.end(), k.begin(), k.end());
+    }
+    return out;
+  }
+  size_t Size() const {
+    size_t n = 0;
+    for (const auto& i : informers_) n += i->Size();
+    return n;
+  }
+
+  // Calls `h` for every change from now on; returns an id for Unsubscribe().
+  int Subscribe(Handler h) {
+    std::unique_lock lock(handlers_mu_);
+    handlers_[next_id_] = std::move(h);
+    return next_id_++;
+  }
+  void Unsubscribe(int id) {
+    std::unique_lock lock(handlers_mu_);  // waits for handler calls in progress
+    handlers_.erase(id);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Informer<T>>> informers_;
+  mutable std::shared_mutex handlers_mu_;
+  std::map<int, Handler> handlers_;  // guarded by handlers_mu_
+  int next_id_ = 0;
+};
+
+// Every kind the operator caches. `pools` is null when WorkerPools are not
+// reconciled (--workerpools=false), so no RBAC on them is needed then.
+struct Cache {
+  Cache(kube::KubeClient& client, const std::vector<std::string>& namespaces, Clock& clock, bool workerpools,
+        InformerOptions options = {})
+      : tasks(client, kScheduledTasks, namespaces, ScheduledTaskFromJson, clock, options) {
+    if (workerpools) {
+      pools =
+          std::make_unique<KindCache<WorkerPool>>(client, kWorkerPools, namespaces, WorkerPoolFromJson, clock, options);
+    }
+  }
+
+  void Run(CancelToken& cancel) {
+    std::thread t([&] {
+      if (pools) pools->Run(cancel);
+    });
+    tasks.Run(cancel);
+    t.join();
+  }
+  bool Synced() const { return tasks.Synced() && (!pools || pools->Synced()); }
+
+  KindCache<ScheduledTask> tasks;
+  std::unique_ptr<KindCache<WorkerPool>> pools;
+};
+
+}  // namespace cronlane::op

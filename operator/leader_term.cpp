@@ -1,0 +1,164 @@
+#include "operator/leader_term.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+#include <vector>
+
+#include "dispatcher/kafka_fire_sink.h"
+#include "operator/event_aggregator.h"
+#include "operator/scheduled_task_controller.h"
+
+namespace cronlane::op {
+
+TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatcher::ResultsFollowerOptions& results,
+                         Clock& clock) {
+  TermWorld w;
+  w.sink = [sink] { return std::make_unique<dispatcher::KafkaFireSink>(sink); };
+  w.lag_reader = [base = sink.base] { return std::make_unique<KafkaLagReader>(base); };
+  w.results = [results, &clock](dispatcher::ResultsFollower::OnFinished finished,
+                                dispatcher::ResultsFollower::OnSucceeded succeeded) {
+    return std::make_unique<dispatcher::ResultsFollower>(results, clock, std::move(finished), std::move(succeeded));
+  };
+  return w;
+}
+
+LeaderTerm::LeaderTerm(kube::KubeClient& client, Cache& cache, EventRecorder& events, Clock& clock,
+                       CallbackMetrics& metrics, TermWorld world, LeaderTermOptions options)
+    : client_(client),
+      cache_(cache),
+      events_(events),
+      clock_(clock),
+      metrics_(metrics),
+      world_(std::move(world)),
+      options_(std::move(options)) {}
+
+namespace {
+
+// Joins a thread when the scope ends (after its token was cancelled).
+struct Joined {
+  std::thread t;
+  ~Joined() {
+    if (t.joinable()) t.join();
+  }
+};
+
+}  // namespace
+
+Status LeaderTerm::Start(CancelToken& leading) {
+  // Objects of the term, in the order they are built; destroyed in reverse.
+  EventAggregator aggregated(events_, clock_);
+  std::unique_ptr<dispatcher::FireSink> sink = world_.sink();
+  Status fenced;  // set by the writer's OnFenced, read after the threads stopped
+  std::mutex fenced_mu;
+  CancelToken firing;  // the dispatcher and status writer (step 5)
+  StatusWriter writer(
+      client_, [this](const std::string& key) { return cache_.tasks.Get(key); }, aggregated, clock_,
+      options_.fire_times, options_.conditions,
+      [&](const std::string& message) {
+        {
+          std::lock_guard lock(fenced_mu);
+          fenced = Fenced(message);
+        }
+        leading.Cancel();
+      });
+  dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, options_.dispatcher);
+  std::unique_ptr<dispatcher::ResultsSource> results =
+      world_.results([&dispatcher](const std::string& id, dispatcher::Instant at) { dispatcher.OnFinished(id, at); },
+                     [&writer](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
+                       writer.OnSucceeded(subject, uid, at);
+                     });
+  std::unique_ptr<LagReader> lag;
+  std::unique_ptr<WorkerPoolController> pools;
+  if (cache_.pools) {
+    lag = world_.lag_reader();
+    pools = std::make_unique<WorkerPoolController>(client_, *cache_.pools, *lag, events_, clock_);
+  }
+  ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers);
+
+  CallbackMetrics::Scope m(metrics_);
+  using T = CallbackMetrics::Type;
+  m.Add("cronlane_tasks_scheduled", "Tasks in the dispatcher's schedule table", T::kGauge,
+        [&] { return static_cast<double>(dispatcher.Stats().tasks); });
+  m.Add("cronlane_occurrences_fired_total", "Occurrences committed to Kafka", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().fired); });
+  m.Add("cronlane_messages_fired_total", "Messages committed to Kafka (occurrences x shards)", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().messages); });
+  m.Add("cronlane_occurrences_skipped_total", "Occurrences not fired (catch-up policy, deadline)", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().skipped); });
+  m.Add("cronlane_kafka_commits_total", "Kafka transactions committed", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().commits); });
+  m.Add("cronlane_kafka_commit_failures_total", "Kafka transactions that failed and were retried", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().commit_failures); });
+  m.Add("cronlane_occurrences_pending", "Occurrences due and waiting for a commit", T::kGauge,
+        [&] { return static_cast<double>(dispatcher.Stats().pending); });
+  m.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
+        [&] { return static_cast<double>(tasks.reconciles()); });
+  m.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,
+        [&] { return static_cast<double>(tasks.reconcile_errors()); });
+  m.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
+        [&] { return static_cast<double>(tasks.QueueLength()); });
+  m.Add("cronlane_status_writes_total", "Status patches written (conditions and fire times)", T::kCounter,
+        [&] { return static_cast<double>(writer.writes()); });
+  m.Add("cronlane_status_backlog", "Tasks whose status changes wait for the write budget", T::kGauge,
+        [&] { return static_cast<double>(writer.backlog()); });
+  m.Add("cronlane_events_combined_total", "Warning Events folded into a combined Event (aggregation)", T::kCounter,
+        [&] { return static_cast<double>(aggregated.combined()); });
+  m.Add("cronlane_results_total", "Worker results read from the results topic", T::kCounter,
+        [&] { return static_cast<double>(results->results()); });
+  m.Add("cronlane_results_invalid_total", "Records on the results topic that could not be decoded", T::kCounter,
+        [&] { return static_cast<double>(results->invalid()); });
+  if (pools) pools->RegisterMetrics(m);
+
+  // 1. WorkerPools and the results replay.
+  CancelToken pools_stop, results_stop, tasks_stop;
+  Joined pools_thread{std::thread([&] {
+    if (pools) pools->Run(pools_stop);
+  })};
+  Joined results_thread{std::thread([&] { results->Run(results_stop); })};
+  // 2. Every cached task into the dispatcher (held until it starts).
+  Joined tasks_thread{std::thread([&] { tasks.Run(tasks_stop); })};
+  // Whatever ends the term stops everything; the Joined guards then join in reverse.
+  int reg = leading.Register([&] {
+    firing.Cancel();
+    tasks_stop.Cancel();
+    results_stop.Cancel();
+    pools_stop.Cancel();
+  });
+  // On every way out: unregister, then stop what runs (the threads join after).
+  struct StopAll {
+    CancelToken& leading;
+    int reg;
+    std::vector<CancelToken*> tokens;
+    ~StopAll() {
+      leading.Unregister(reg);
+      for (CancelToken* t : tokens) t->Cancel();
+    }
+  } stop_all{leading, reg, {&firing, &tasks_stop, &results_stop, &pools_stop}};
+
+  // 3. Fence older leaders and restore checkpoints; Kafka may be down.
+  auto backoff = options_.start_backoff;
+  while (!leading.cancelled()) {
+    Status s = dispatcher.Start();
+    if (s.ok()) break;
+    spdlog::warn("dispatcher start (Kafka {}): {}; retrying", options_.kafka_description, s.ToString());
+    if (leading.WaitFor(backoff)) break;
+    backoff = std::min(backoff * 2, options_.max_start_backoff);
+  }
+  // 4. Learn which occurrences finished under the previous leader (Forbid).
+  auto barrier_end = clock_.SteadyNow() + options_.results_barrier;
+  while (!leading.cancelled() && !results->Replayed() && clock_.SteadyNow() < barrier_end) {
+    leading.WaitFor(std::chrono::milliseconds(20));
+  }
+  if (!leading.cancelled()) {
+    // 5. Fire, and write status.
+    spdlog::info("dispatcher started: checkpoints restored, firing to Kafka {}", options_.kafka_description);
+    Joined writer_thread{std::thread([&] { writer.Run(firing, options_.status_period); })};
+    dispatcher.Run(firing);  // returns when cancelled or fenced
+    leading.Cancel();
+  }
+  std::lock_guard lock(fenced_mu);
+  return fenced;
+}
+
+}  // namespace cronlane::op

@@ -1,0 +1,88 @@
+#pragma once
+// Everything the leader runs, as one Runnable started afresh in every term:
+// the Kafka sink and dispatcher, the ScheduledTask controller, the status writer
+// (with its Event aggregator), the results follower and the WorkerPool controller.
+//
+// Start-up order (unit-tested, tests/unit/leader_term_test.cpp):
+//  1. the WorkerPool controller and the results follower start at once (pools are
+//     scaled even while Kafka's transactions are unavailable; the replay of
+//     results begins);
+//  2. the ScheduledTask controller starts at once too and upserts every cached
+//     task into the dispatcher, which holds them until step 3 — so the work of
+//     reading 100k tasks overlaps the Kafka start-up;
+//  3. the dispatcher starts (init_transactions fences older leaders, checkpoints
+//     are restored), retried with backoff while Kafka is unavailable;
+//  4. the replay of results finishes, for at most `results_barrier`
+//     (concurrencyPolicy Forbid must know what finished under the last leader);
+//  5. the dispatcher fires, and the status writer starts writing.
+// It stops in reverse. A fenced dispatcher ends the term with kFenced.
+//
+// Metrics of the term are registered in a CallbackMetrics::Scope and removed
+// before any object they read is destroyed.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/kafka.h"
+#include "common/metrics.h"
+#include "dispatcher/dispatcher.h"
+#include "dispatcher/fire_sink.h"
+#include "dispatcher/kafka_fire_sink.h"
+#include "dispatcher/results_follower.h"
+#include "operator/cache.h"
+#include "operator/events.h"
+#include "operator/kube/client.h"
+#include "operator/runnable.h"
+#include "operator/status_writer.h"
+#include "operator/workerpool_controller.h"
+
+namespace cronlane::op {
+
+// The Kafka side of a term, made fresh for each term. Production: KafkaTermWorld();
+// tests inject fakes.
+struct TermWorld {
+  std::function<std::unique_ptr<dispatcher::FireSink>()> sink;
+  std::function<std::unique_ptr<LagReader>()> lag_reader;
+  std::function<std::unique_ptr<dispatcher::ResultsSource>(dispatcher::ResultsFollower::OnFinished,
+                                                           dispatcher::ResultsFollower::OnSucceeded)>
+      results;
+};
+
+struct LeaderTermOptions {
+  dispatcher::DispatcherOptions dispatcher;
+  StatusBudget fire_times;
+  StatusBudget conditions{20, 50};
+  int workers = 2;
+  std::chrono::milliseconds results_barrier{10000};
+  std::chrono::milliseconds start_backoff{500};
+  std::chrono::milliseconds max_start_backoff{10000};
+  std::chrono::milliseconds status_period{1000};
+  std::string kafka_description;  // for logs: the bootstrap servers
+};
+
+TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatcher::ResultsFollowerOptions& results,
+                         Clock& clock);
+
+class LeaderTerm final : public Runnable {
+ public:
+  LeaderTerm(kube::KubeClient& client, Cache& cache, EventRecorder& events, Clock& clock, CallbackMetrics& metrics,
+             TermWorld world, LeaderTermOptions options);
+
+  Status Start(CancelToken& leading) override;
+  bool NeedsLeaderElection() const override { return true; }
+  std::string Name() const override { return "leader-term"; }
+
+ private:
+  kube::KubeClient& client_;
+  Cache& cache_;
+  EventRecorder& events_;
+  Clock& clock_;
+  CallbackMetrics& metrics_;
+  TermWorld world_;
+  LeaderTermOptions options_;
+};
+
+}  // namespace cronlane::op

@@ -1,0 +1,49 @@
+#pragma once
+// The ScheduledTask controller: a work queue of keys fed by the shared cache, and
+// reconcile workers (TaskReconciler). It runs only while this replica leads, but
+// reads a cache that every replica keeps warm: when it starts it queues every
+// cached key at once, so a new leader schedules 100k tasks without listing them.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "dispatcher/task.h"
+#include "operator/cache.h"
+#include "operator/events.h"
+#include "operator/status_writer.h"
+#include "operator/task_reconciler.h"
+#include "operator/workqueue.h"
+
+namespace cronlane::op {
+
+class ScheduledTaskController {
+ public:
+  // `events` should not block (an EventAggregator).
+  ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink, StatusWriter& status,
+                          EventRecorder& events, Clock& clock, int workers);
+  ~ScheduledTaskController();
+
+  // Subscribes to the cache, queues every cached key, and reconciles until
+  // `cancel` fires; returns after its workers stopped and it unsubscribed.
+  void Run(CancelToken& cancel);
+
+  uint64_t reconciles() const { return reconciles_.load(); }
+  uint64_t reconcile_errors() const { return reconcile_errors_.load(); }
+  const TaskReconciler& reconciler() const { return reconciler_; }
+  size_t QueueLength() const { return queue_.Len(); }
+
+ private:
+  void Worker();
+
+  KindCache<ScheduledTask>& cache_;
+  const int workers_;
+  WorkQueue queue_;
+  TaskReconciler reconciler_;
+  std::atomic<uint64_t> reconciles_{0};
+  std::atomic<uint64_t> reconcile_errors_{0};
+};
+
+}  // namespace cronlane::op

@@ -1,0 +1,173 @@
+// The leadership term's start-up order, with fakes at its Kafka seams (FireSink,
+// ResultsSource) and a routed fake Kubernetes API: cached tasks reach the
+// dispatcher while Kafka is still down; nothing fires, and no status is written,
+// before the dispatcher started and the results replay finished; a fenced sink
+// ends the term with kFenced; the term's metrics go when it ends.
+#include "operator/leader_term.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+
+#include "tests/support/fake_kube.h"
+#include "tests/support/process.h"
+
+namespace cronlane::op {
+namespace {
+
+using namespace std::chrono_literals;
+using kube::Json;
+using testing::RecordingEvents;
+using testing::RoutedTransport;
+using testing::WaitUntil;
+
+class FakeSink : public dispatcher::FireSink {
+ public:
+  std::atomic<bool> kafka_up{false};
+  std::atomic<bool> fenced{false};
+  std::atomic<int> init_attempts{0};
+  std::atomic<bool> initialized{false};
+  std::atomic<int> commits{0};
+  Status Init() override {
+    ++init_attempts;
+    if (!kafka_up) return Unavailable("broker down");
+    initialized = true;
+    return Status::Ok();
+  }
+  Status Commit(const std::vector<dispatcher::OutMessage>&, const std::vector<dispatcher::Checkpoint>&) override {
+    if (fenced) return Fenced("a newer producer");
+    ++commits;
+    return Status::Ok();
+  }
+  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return std::map<std::string, int64_t>{}; }
+};
+
+class FakeResults : public dispatcher::ResultsSource {
+ public:
+  std::atomic<bool> replayed{false};
+  void Run(CancelToken& cancel) override {
+    while (!cancel.WaitFor(1h)) {
+    }
+  }
+  bool Replayed() const override { return replayed.load(); }
+  uint64_t results() const override { return 0; }
+  uint64_t invalid() const override { return 0; }
+};
+
+Json TaskJson(const std::string& name) {
+  return Json{{"metadata",
+               {{"namespace", "ns"},
+                {"name", name},
+                {"uid", "uid-" + name},
+                {"generation", 1},
+                {"resourceVersion", "5"},
+                {"creationTimestamp", "2026-01-01T00:00:00Z"}}},
+              {"spec", {{"schedule", "* * * * * *"}, {"target", {{"topic", "jobs"}}}}}};
+}
+
+std::optional<double> Metric(const CallbackMetrics& m, const std::string& name) {
+  for (const auto& f : m.Collect()) {
+    if (f.name == name && !f.metric.empty()) {
+      return f.metric[0].gauge.value + f.metric[0].counter.value;
+    }
+  }
+  return std::nullopt;
+}
+
+class LeaderTermTest : public ::testing::Test {
+ protected:
+  LeaderTermTest() {
+    auto t = std::make_unique<RoutedTransport>();
+    transport_ = t.get();
+    Json list = {{"items", {TaskJson("a"), TaskJson("b")}}, {"metadata", {{"resourceVersion", "7"}}}};
+    transport_->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500", {200, list.dump()});
+    for (const char* n : {"a", "b"}) {
+      transport_->Route(std::string("PATCH /apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/") + n + "/status",
+                        {200, "{}"});
+    }
+    client_ = std::make_unique<kube::KubeClient>(std::move(t), RealClock::Get(), 0, 1);
+    cache_ = std::make_unique<Cache>(*client_, std::vector<std::string>{}, RealClock::Get(), false);
+    cache_thread_ = std::thread([this] { cache_->Run(cache_stop_); });
+    EXPECT_TRUE(WaitUntil([&] { return cache_->Synced(); }, 10s));
+  }
+  ~LeaderTermTest() override {
+    cache_stop_.Cancel();
+    cache_thread_.join();
+  }
+  std::unique_ptr<LeaderTerm> Term() {
+    TermWorld w;
+    w.sink = [this] {
+      auto s = std::make_unique<FakeSink>();
+      sink_ = s.get();
+      return s;
+    };
+    w.results = [this](auto, auto) {
+      auto r = std::make_unique<FakeResults>();
+      results_ = r.get();
+      return r;
+    };
+    return std::make_unique<LeaderTerm>(
+        *client_, *cache_, events_, RealClock::Get(), metrics_, std::move(w),
+        LeaderTermOptions{
+            .results_barrier = 60s, .start_backoff = 20ms, .max_start_backoff = 50ms, .status_period = 50ms});
+  }
+  size_t StatusPatches() const { return transport_->Sent("PATCH", "/status").size(); }
+
+  RoutedTransport* transport_ = nullptr;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<Cache> cache_;
+  CancelToken cache_stop_;
+  std::thread cache_thread_;
+  RecordingEvents events_;
+  CallbackMetrics metrics_;
+  std::atomic<FakeSink*> sink_{nullptr};
+  std::atomic<FakeResults*> results_{nullptr};
+};
+
+TEST_F(LeaderTermTest, StartUpOrder) {
+  auto term = Term();
+  CancelToken leading;
+  Status result = Internal("not returned");
+  std::thread t([&] { result = term->Start(leading); });
+
+  // 2 before 3: every cached task is in the dispatcher while Kafka is down.
+  ASSERT_TRUE(WaitUntil([&] { return Metric(metrics_, "cronlane_tasks_scheduled").value_or(0) == 2; }, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load()->init_attempts >= 3; }, 10s)) << "start is retried";
+  EXPECT_FALSE(sink_.load()->initialized);
+  EXPECT_EQ(StatusPatches(), 0U) << "no status before the dispatcher runs";
+
+  // 3 before 5, and 4 gates 5: the dispatcher started, but the results replay has not finished.
+  sink_.load()->kafka_up = true;
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load()->initialized.load(); }, 10s));
+  std::this_thread::sleep_for(1500ms);  // an every-second task would have fired
+  EXPECT_EQ(sink_.load()->commits, 0) << "nothing fires before the results replay";
+  EXPECT_EQ(StatusPatches(), 0U);
+
+  // 5: fire and write status.
+  results_.load()->replayed = true;
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load()->commits > 0; }, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return StatusPatches() >= 2; }, 10s));
+
+  leading.Cancel();
+  t.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_FALSE(Metric(metrics_, "cronlane_tasks_scheduled")) << "the term's metrics end with it";
+}
+
+TEST_F(LeaderTermTest, AFencedDispatcherEndsTheTermWithKFenced) {
+  auto term = Term();
+  CancelToken leading;
+  Status result;
+  std::thread t([&] { result = term->Start(leading); });
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load() != nullptr && results_.load() != nullptr; }, 10s));
+  sink_.load()->fenced = true;
+  sink_.load()->kafka_up = true;
+  results_.load()->replayed = true;
+  t.join();  // returns on its own
+  EXPECT_EQ(result.code(), StatusCode::kFenced) << result.ToString();
+}
+
+}  // namespace
+}  // namespace cronlane::op

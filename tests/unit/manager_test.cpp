@@ -1,0 +1,130 @@
+// The Manager's lifecycle without servers: the shared cache starts first and is
+// synced before any leader runnable; leader runnables start in the order added and
+// stop in reverse; a runnable that fails (kFenced) ends the run with its status;
+// metrics added through a Scope disappear with it.
+#include "operator/manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <mutex>
+
+#include "tests/support/fake_kube.h"
+#include "tests/support/process.h"
+
+namespace cronlane::op {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::ElementsAre;
+using testing::RecordingEvents;
+using testing::RoutedTransport;
+
+class Log {
+ public:
+  void Add(const std::string& s) {
+    std::lock_guard lock(mu_);
+    lines_.push_back(s);
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+class FakeRunnable : public Runnable {
+ public:
+  FakeRunnable(std::string name, bool leader, Log& log, const Cache* cache = nullptr, Status result = {})
+      : name_(std::move(name)), leader_(leader), log_(log), cache_(cache), result_(std::move(result)) {}
+  Status Start(CancelToken& cancel) override {
+    log_.Add("start " + name_ + (cache_ != nullptr && cache_->Synced() ? " (synced)" : ""));
+    if (!result_.ok()) return result_;
+    while (!cancel.WaitFor(1h)) {
+    }
+    log_.Add("stop " + name_);
+    return Status::Ok();
+  }
+  bool NeedsLeaderElection() const override { return leader_; }
+  std::string Name() const override { return name_; }
+
+ private:
+  std::string name_;
+  bool leader_;
+  Log& log_;
+  const Cache* cache_;
+  Status result_;
+};
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  ManagerTest() {
+    auto t = std::make_unique<RoutedTransport>();
+    t->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500",
+             {200, R"({"items": [], "metadata": {"resourceVersion": "7"}})"});
+    client_ = std::make_unique<kube::KubeClient>(std::move(t), RealClock::Get(), 0, 1);
+  }
+  std::unique_ptr<Manager> Make() {
+    return std::make_unique<Manager>(*client_, events_, RealClock::Get(), ManagerOptions{.workerpools = false});
+  }
+  std::unique_ptr<kube::KubeClient> client_;
+  RecordingEvents events_;
+  Log log_;
+};
+
+TEST_F(ManagerTest, LeaderRunnablesStartInOrderAfterTheCacheAndStopInReverse) {
+  auto m = Make();
+  m->Add(std::make_unique<FakeRunnable>("a", true, log_, &m->cache()));
+  m->Add(std::make_unique<FakeRunnable>("everywhere", false, log_));
+  m->Add(std::make_unique<FakeRunnable>("b", true, log_, &m->cache()));
+  CancelToken cancel;
+  Status result;
+  std::thread run([&] { result = m->Run(cancel); });
+  ASSERT_TRUE(testing::WaitUntil([&] { return log_.lines().size() == 3; }, 10s));
+  EXPECT_TRUE(m->IsLeader()) << "without leader election this replica leads";
+  cancel.Cancel();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  auto lines = log_.lines();
+  ASSERT_EQ(lines.size(), 6U);
+  // The replica-wide runnable may start before or between the others; the order of
+  // the leader's is fixed.
+  std::vector<std::string> leader_lines;
+  for (const auto& l : lines) {
+    if (l.find("everywhere") == std::string::npos) leader_lines.push_back(l);
+  }
+  EXPECT_THAT(leader_lines, ElementsAre("start a (synced)", "start b (synced)", "stop b", "stop a"));
+  EXPECT_FALSE(m->IsLeader());
+}
+
+TEST_F(ManagerTest, AFencedRunnableEndsTheRunWithItsStatus) {
+  auto m = Make();
+  m->Add(std::make_unique<FakeRunnable>("a", true, log_));
+  m->Add(std::make_unique<FakeRunnable>("fenced", true, log_, nullptr, Fenced("a newer leader")));
+  CancelToken cancel;
+  Status result = m->Run(cancel);  // returns on its own
+  EXPECT_EQ(result.code(), StatusCode::kFenced) << result.ToString();
+  EXPECT_THAT(log_.lines(), ::testing::Contains("stop a")) << "the others were stopped";
+}
+
+TEST(CallbackMetricsScope, RemovesItsMetricsAndKeepsTheRest) {
+  CallbackMetrics m;
+  m.Add("kept", "h", CallbackMetrics::Type::kGauge, [] { return 1.0; });
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& f : m.Collect()) out.push_back(f.name);
+    return out;
+  };
+  {
+    CallbackMetrics::Scope scope(m);
+    scope.Add("scoped", "h", CallbackMetrics::Type::kCounter, [] { return 2.0; });
+    EXPECT_THAT(names(), ElementsAre("kept", "scoped"));
+  }
+  EXPECT_THAT(names(), ElementsAre("kept"));
+}
+
+}  // namespace
+}  // namespace cronlane::op
