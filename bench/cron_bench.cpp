@@ -16,7 +16,7 @@ void BM_Next(benchmark::State& state, const char* expr, const char* tz) {
   }
   // Walk forward from a fixed instant so every call does real work, restarting
   // periodically so sparse schedules stay inside the search horizon.
-  const Instant start = *cronlane::dispatcher::ParseRfc3339("2026-01-01T00:00:00Z");
+  const Instant start = *cronlane::ParseRfc3339("2026-01-01T00:00:00Z");
   Instant t = start;
   int n = 0;
   for (auto _ : state) {

@@ -20,7 +20,7 @@ int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
   }
   Instant from = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   if (!opts.from.empty()) {
-    auto parsed = dispatcher::ParseRfc3339(opts.from);
+    auto parsed = ParseRfc3339(opts.from);
     if (!parsed.ok()) {
       err << "cronlane next: --from: " << parsed.status().message() << "\n";
       return 2;
@@ -31,8 +31,8 @@ int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
   for (int i = 0; i < opts.count; ++i) {
     auto next = schedule->Next(t);
     if (!next) break;
-    out << dispatcher::FormatRfc3339(*next);
-    if (opts.local) out << "  " << dispatcher::FormatLocal(*next, schedule->zone());
+    out << FormatRfc3339(*next);
+    if (opts.local) out << "  " << FormatLocal(*next, schedule->zone());
     out << "\n";
     t = *next;
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/time.h"
 
 namespace date {
 class time_zone;
@@ -27,7 +28,7 @@ class time_zone;
 
 namespace cronlane::dispatcher {
 
-using Instant = std::chrono::sys_seconds;
+using Instant = cronlane::Instant;  // common/time.h
 
 // How far Next() and Prev() search before concluding a schedule does not fire.
 // Ten years covers every schedule that can fire at all (29 February needs eight).
@@ -111,18 +112,8 @@ class Schedule {
   std::string tz_name_ = "UTC";
 };
 
-// Parses a Go-style duration ("1h30m", "90s", "1.5h"), truncated to whole seconds.
-Result<std::chrono::seconds> ParseGoDuration(std::string_view text);
-
 // Resolves an IANA zone name from the system tzdata. "" and "UTC" give nullptr (UTC).
 // Fails with InvalidArgument for "Local" and unknown names.
 Result<const date::time_zone*> LocateZone(std::string_view name);
-
-// Formats an instant as RFC 3339 UTC: 2026-03-09T13:00:00Z.
-std::string FormatRfc3339(Instant t);
-// Formats an instant as local time with its offset: 2026-03-09T09:00:00-04:00 (EDT).
-std::string FormatLocal(Instant t, const date::time_zone* zone);
-// Parses RFC 3339 (Z or ±hh:mm offset; fractional seconds are truncated).
-Result<Instant> ParseRfc3339(std::string_view text);
 
 }  // namespace cronlane::dispatcher

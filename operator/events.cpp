@@ -1,10 +1,11 @@
 #include "operator/events.h"
 
-#include <date/date.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cstdio>
+
+#include "common/time.h"
 
 namespace cronlane::op {
 namespace {
@@ -30,7 +31,7 @@ void KubeEventRecorder::Record(const ObjectRef& r, const std::string& type, cons
                    {"kind", "Event"},
                    // client-go's naming: <object>.<unique hex>, unique per event.
                    {"metadata", {{"name", UniqueName(r.name, now)}, {"namespace", r.ns.empty() ? "default" : r.ns}}},
-                   {"eventTime", date::format("%FT%TZ", now)},
+                   {"eventTime", FormatMicroTime(now)},
                    {"reportingController", controller_},
                    {"reportingInstance", instance_},
                    {"action", action},

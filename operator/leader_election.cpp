@@ -1,18 +1,15 @@
 #include "operator/leader_election.h"
 
-#include <date/date.h>
 #include <spdlog/spdlog.h>
 
 #include <thread>
+
+#include "common/time.h"
 
 namespace cronlane::op {
 namespace {
 
 const kube::ResourceRef kLeases{"coordination.k8s.io", "v1", "leases"};
-
-std::string MicroTime(std::chrono::system_clock::time_point t) {
-  return date::format("%FT%TZ", std::chrono::floor<std::chrono::microseconds>(t));
-}
 
 }  // namespace
 
@@ -21,7 +18,7 @@ LeaderElector::LeaderElector(kube::KubeClient& client, Clock& clock, EventRecord
 
 Status LeaderElector::TryAcquireOrRenew() {
   const std::string path = kLeases.Path(config_.lease_namespace, config_.lease_name);
-  const std::string now = MicroTime(clock_.Now());
+  const std::string now = FormatMicroTime(clock_.Now());
   const int duration_s = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(config_.lease_duration).count());
   auto got = client_.Get(path);
   if (!got.ok() && got.status().code() == StatusCode::kNotFound) {
@@ -82,7 +79,7 @@ void LeaderElector::Release() {
   kube::Json update = observed_;
   update["spec"]["holderIdentity"] = "";
   update["spec"]["leaseDurationSeconds"] = 1;
-  update["spec"]["renewTime"] = MicroTime(clock_.Now());
+  update["spec"]["renewTime"] = FormatMicroTime(clock_.Now());
   auto r = client_.Replace(kLeases.Path(config_.lease_namespace, config_.lease_name), update);
   if (r.ok()) spdlog::info("released lease {}/{}", config_.lease_namespace, config_.lease_name);
 }

@@ -1,5 +1,7 @@
 #include "operator/scheduled_task.h"
 
+#include "common/time.h"
+
 namespace cronlane::op {
 namespace {
 using kube::Json;
@@ -30,8 +32,7 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
   d.name = t.name;
   d.source = kScheduledTasks.Path(t.ns, t.name);
   d.generation = t.generation;
-  if (auto created = dispatcher::ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok())
-    d.created = *created;
+  if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");
   d.time_zone = JsonString(spec, "timeZone");
   d.suspend = spec.value("suspend", false);

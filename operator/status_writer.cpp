@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "dispatcher/cron.h"
+#include "common/time.h"
 
 namespace cronlane::op {
 
@@ -59,8 +59,8 @@ void StatusWriter::Forget(const std::string& key) {
 
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
-  std::string s = dispatcher::FormatRfc3339(scheduled);
-  std::string n = next ? dispatcher::FormatRfc3339(*next) : "";
+  std::string s = FormatRfc3339(scheduled);
+  std::string n = next ? FormatRfc3339(*next) : "";
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(task.ns, task.name, task.id);
   if (p.last < s) p.last = s;  // RFC 3339 UTC strings order like times
@@ -85,7 +85,7 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
   auto slash = subject.find('/');
   if (slash == std::string::npos) return;
-  std::string t = dispatcher::FormatRfc3339(finished);
+  std::string t = FormatRfc3339(finished);
   std::lock_guard lock(mu_);
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "common/time.h"
+
 namespace cronlane::op {
 
 TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
@@ -28,8 +30,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
   }
-  SetCondition(out, ready, t.status.conditions,
-               dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(clock_.Now())));
+  SetCondition(out, ready, t.status.conditions, FormatRfc3339(clock_.Now()));
   return out;
 }
 
@@ -67,7 +68,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   }
 
   std::vector<Condition> conditions = DesiredConditions(t, problem);
-  std::string next = state.next_fire ? dispatcher::FormatRfc3339(*state.next_fire) : "";
+  std::string next = state.next_fire ? FormatRfc3339(*state.next_fire) : "";
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.

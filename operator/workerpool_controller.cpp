@@ -6,14 +6,10 @@
 #include <set>
 #include <thread>
 
-#include "dispatcher/cron.h"
+#include "common/time.h"
 
 namespace cronlane::op {
 namespace {
-
-std::string Rfc3339(std::chrono::system_clock::time_point t) {
-  return dispatcher::FormatRfc3339(std::chrono::floor<std::chrono::seconds>(t));
-}
 
 using kube::Json;
 
@@ -218,7 +214,7 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
       auto patched = client_.Patch(scale_path, Json{{"spec", {{"replicas", desired}}}});
       if (patched.ok()) {
         ++scales_;
-        st.last_scale_time = Rfc3339(now);
+        st.last_scale_time = FormatRfc3339(now);
         std::string note = "Scaled " + target + " from " + std::to_string(current) + " to " + std::to_string(desired) +
                            " replicas: lag " + std::to_string(total) + " on " + std::to_string(lag->size()) +
                            " partition(s)";
@@ -235,9 +231,9 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
     SetCondition(st.conditions,
                  {"Active", desired > 0 ? "True" : "False", desired > 0 ? "LagPresent" : "Idle",
                   desired > 0 ? "the pool has work" : "no lag: the pool is at minReplicas", "", pool.generation},
-                 pool.status.conditions, Rfc3339(now));
+                 pool.status.conditions, FormatRfc3339(now));
   }
-  SetCondition(st.conditions, ready, pool.status.conditions, Rfc3339(now));
+  SetCondition(st.conditions, ready, pool.status.conditions, FormatRfc3339(now));
 
   {
     std::lock_guard lock(mu_);

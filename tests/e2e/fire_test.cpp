@@ -57,7 +57,7 @@ class TopicReader {
 };
 
 int64_t ScheduledUnix(const kafka::Message& m) {
-  auto t = dispatcher::ParseRfc3339(std::string(m.HeaderValue("ce_time").value_or("")));
+  auto t = ParseRfc3339(std::string(m.HeaderValue("ce_time").value_or("")));
   return t.ok() ? t->time_since_epoch().count() : -1;
 }
 

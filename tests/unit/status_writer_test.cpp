@@ -22,7 +22,7 @@ using testing::RoutedTransport;
 using namespace std::chrono_literals;
 
 dispatcher::Instant T(const char* s) {
-  return *dispatcher::ParseRfc3339(s);
+  return *ParseRfc3339(s);
 }
 
 // Records what reaches the dispatcher.
