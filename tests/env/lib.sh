@@ -35,3 +35,18 @@ print(s.getsockname()[1])
 s.close()
 PY
 }
+
+# A Kafka cluster id: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+# own Uuid.randomUuid(), never one that starts with "-", which the storage tool would
+# read as an option (1 in 64 random ids did). `kafka_cluster_id N` prints N of them.
+kafka_cluster_id() {
+  python3 - "${1:-1}" <<'PY'
+import base64, sys, uuid
+for _ in range(int(sys.argv[1])):
+    while True:
+        s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not s.startswith("-"):
+            break
+    print(s)
+PY
+}

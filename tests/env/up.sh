@@ -214,7 +214,7 @@ log4j.logger.kafka.server.BrokerServer=INFO
 L4J
 KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
   "-Dlog4j.configuration=file:$STATE/kafka-log4j.properties" -cp "$KAFKA_LIBS/*")
-"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+"${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$(kafka_cluster_id)" \
   -c "$STATE/kafka.properties" \
   --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
   --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
