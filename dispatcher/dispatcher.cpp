@@ -6,6 +6,9 @@
 #include <set>
 #include <thread>
 
+#include "common/backoff.h"
+#include "common/retry_policy.h"
+
 namespace cronlane::dispatcher {
 namespace {
 
@@ -261,16 +264,8 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
   if (running) {
     // A result may never come (a worker died, results not configured): after the
     // longest the occurrence could run, it no longer blocks the task.
-    seconds limit = options_.forbid_running_limit;
-    if (e.def->timeout_seconds > 0) {
-      int64_t total = 60;
-      int64_t backoff = e.def->backoff_seconds;
-      for (int a = 0; a < std::max(1, e.def->max_attempts); ++a) {
-        total += e.def->timeout_seconds + (a + 1 < e.def->max_attempts ? backoff : 0);
-        backoff = std::min<int64_t>(backoff * 2, 300);
-      }
-      limit = seconds{std::min<int64_t>(total, 86400)};
-    }
+    const RetryPolicy retry{e.def->max_attempts, seconds{e.def->backoff_seconds}, seconds{e.def->timeout_seconds}};
+    const seconds limit = retry.LongestRun().value_or(options_.forbid_running_limit);
     if (now - *running >= limit) running.reset();
   }
   std::vector<Instant> skipped;
@@ -461,7 +456,7 @@ void Dispatcher::Run(CancelToken& cancel) {
       if (wake.count() > 0) cv_.wait_for(lock, wake);
     }
   });
-  auto backoff = options_.retry_backoff;
+  Backoff backoff({options_.retry_backoff, options_.max_retry_backoff});
   while (!cancel.cancelled()) {
     {
       std::unique_lock lock(mu_);
@@ -471,7 +466,7 @@ void Dispatcher::Run(CancelToken& cancel) {
     }
     Status s = FireOnce();
     if (s.ok()) {
-      backoff = options_.retry_backoff;
+      backoff.Reset();
       continue;
     }
     if (s.code() == StatusCode::kFenced) break;
@@ -494,8 +489,7 @@ void Dispatcher::Run(CancelToken& cancel) {
       pending_.swap(rebuilt);
     }
     DeliverSkips();
-    if (cancel.WaitFor(backoff)) break;
-    backoff = std::min(backoff * 2, options_.max_retry_backoff);
+    if (cancel.WaitFor(backoff.Next())) break;
   }
   {
     std::lock_guard lock(mu_);

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "common/backoff.h"
+
 namespace cronlane::dispatcher {
 
 namespace {
@@ -60,7 +62,7 @@ void ResultsFollower::Run(CancelToken& cancel) {
     spdlog::error("results consumer: {}", consumer.status().ToString());
     return;
   }
-  auto backoff = std::chrono::milliseconds(500);
+  Backoff backoff({std::chrono::milliseconds(500), std::chrono::milliseconds(10000)});
   bool said_missing = false;
   while (!cancel.cancelled()) {
     auto partitions = kafka::PartitionCount(consumer->get(), options_.topic);
@@ -77,18 +79,17 @@ void ResultsFollower::Run(CancelToken& cancel) {
       } else {
         spdlog::warn("results topic {}: {}", options_.topic, partitions.status().ToString());
       }
-      if (cancel.WaitFor(backoff)) return;
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+      if (cancel.WaitFor(backoff.Next())) return;
       continue;
     }
     auto since =
         std::chrono::duration_cast<std::chrono::milliseconds>((clock_.Now() - options_.lookback).time_since_epoch());
     if (Status s = kafka::AssignFromTime(consumer->get(), options_.topic, *partitions, since.count()); !s.ok()) {
       spdlog::warn("results topic {}: {}", options_.topic, s.ToString());
-      if (cancel.WaitFor(backoff)) return;
+      if (cancel.WaitFor(backoff.Next())) return;
       continue;
     }
-    backoff = std::chrono::milliseconds(500);
+    backoff.Reset();
     std::set<int32_t> at_end;
     uint64_t before = results_.load();
     while (!cancel.cancelled()) {

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/backoff.h"
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "operator/kube/client.h"
@@ -60,22 +61,21 @@ class Informer {
 
   // Lists and watches until `cancel` fires.
   void Run(CancelToken& cancel) {
-    auto backoff = options_.initial_backoff;
+    Backoff backoff({options_.initial_backoff, options_.max_backoff, 0.5});
     while (!cancel.cancelled()) {
       Status s = ListAndReplace(cancel);
       if (!s.ok()) {
         last_error_ = s;
         ++errors_;
-        if (cancel.WaitFor(Jittered(backoff))) return;
-        backoff = std::min(backoff * 2, options_.max_backoff);
+        if (cancel.WaitFor(backoff.Next())) return;
         continue;
       }
-      backoff = options_.initial_backoff;
+      backoff.Reset();
       // Watch until the resourceVersion expires, then relist.
       while (!cancel.cancelled()) {
         Status w = WatchOnce(cancel);
         if (w.ok()) {
-          backoff = options_.initial_backoff;
+          backoff.Reset();
           continue;  // the server closed the watch at its timeout: watch again from rv_
         }
         last_error_ = w;
@@ -84,8 +84,7 @@ class Informer {
           break;
         }
         ++errors_;
-        if (cancel.WaitFor(Jittered(backoff))) return;
-        backoff = std::min(backoff * 2, options_.max_backoff);
+        if (cancel.WaitFor(backoff.Next())) return;
       }
     }
   }
@@ -123,11 +122,6 @@ class Informer {
   }
 
  private:
-  std::chrono::milliseconds Jittered(std::chrono::milliseconds d) {
-    std::uniform_real_distribution<double> dist(1.0, 1.5);
-    return std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(d.count()) * dist(rng_)));
-  }
-
   Status ListAndReplace(CancelToken& cancel) {
     std::map<std::string, T> fresh;
     std::string cont;

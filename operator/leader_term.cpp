@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/backoff.h"
+
 #include <thread>
 #include <vector>
 
@@ -137,13 +139,12 @@ Status LeaderTerm::Start(CancelToken& leading) {
   } stop_all{leading, reg, {&firing, &tasks_stop, &results_stop, &pools_stop}};
 
   // 3. Fence older leaders and restore checkpoints; Kafka may be down.
-  auto backoff = options_.start_backoff;
+  Backoff backoff({options_.start_backoff, options_.max_start_backoff});
   while (!leading.cancelled()) {
     Status s = dispatcher.Start();
     if (s.ok()) break;
     spdlog::warn("dispatcher start (Kafka {}): {}; retrying", options_.kafka_description, s.ToString());
-    if (leading.WaitFor(backoff)) break;
-    backoff = std::min(backoff * 2, options_.max_start_backoff);
+    if (leading.WaitFor(backoff.Next())) break;
   }
   // 4. Learn which occurrences finished under the previous leader (Forbid).
   auto barrier_end = clock_.SteadyNow() + options_.results_barrier;

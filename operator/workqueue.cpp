@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/backoff.h"
+
 namespace cronlane::op {
 
 WorkQueue::WorkQueue(Clock& clock, Options options) : clock_(clock), options_(options) {}
@@ -39,8 +41,7 @@ void WorkQueue::AddRateLimited(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     int n = failures_[key]++;
-    auto d = options_.base_backoff * (int64_t{1} << std::min(n, 30));
-    delay = std::min<std::chrono::nanoseconds>(d, options_.max_backoff);
+    delay = Backoff::Delay<std::chrono::nanoseconds>(options_.base_backoff, options_.max_backoff, n);
   }
   AddAfter(key, delay);
 }

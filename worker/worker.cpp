@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include "common/retry_policy.h"
 #include "common/task_result.h"
 
 #include <spdlog/spdlog.h>
@@ -77,7 +78,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     return true;
   }
   auto started = clock_.SteadyNow();
-  auto backoff = std::chrono::milliseconds(std::chrono::seconds(t.backoff_seconds));
+  const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
     {
       std::lock_guard lock(mu_);
@@ -99,11 +100,10 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     spdlog::warn("{} attempt {}/{} {}", t.id, attempt, t.max_attempts,
                  o == Outcome::kTimedOut ? "timed out" : "failed");
     if (attempt < t.max_attempts) {
-      if (cancel.WaitFor(backoff)) {
+      if (cancel.WaitFor(retry.BackoffAfter(attempt))) {
         Forget(t.id);
         return false;
       }
-      backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);

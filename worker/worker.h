@@ -50,8 +50,7 @@ struct WorkerOptions {
   std::string dead_letter_topic;  // "" = none: failed tasks are logged and committed
   std::string results_topic;      // "" = no results
   size_t dedupe_window = 10000;   // recently seen ce_ids remembered
-  std::chrono::milliseconds max_backoff{std::chrono::minutes(5)};
-  int concurrency = 1;  // messages processed at once
+  int concurrency = 1;            // messages processed at once
 };
 
 struct WorkerStats {
