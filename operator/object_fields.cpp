@@ -4,6 +4,25 @@
 
 namespace cronlane::op {
 
+bool ObjectMetaFromJson(const kube::Json& obj, ObjectMeta& out) {
+  if (!obj.is_object()) return false;
+  auto it = obj.find("metadata");
+  if (it == obj.end() || !it->is_object()) return false;
+  const kube::Json& meta = *it;
+  out.ns = JsonString(meta, "namespace");
+  out.name = JsonString(meta, "name");
+  out.uid = JsonString(meta, "uid");
+  out.resource_version = JsonString(meta, "resourceVersion");
+  out.generation = JsonInt(meta, "generation", 0);
+  out.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
+  return !out.name.empty() && !out.uid.empty();
+}
+
+bool GenerationChanged(const ObjectMeta* old, const ObjectMeta* now) {
+  if (old == nullptr || now == nullptr) return true;
+  return old->generation != now->generation || old->uid != now->uid || old->deleting != now->deleting;
+}
+
 using kube::Json;
 
 std::string JsonString(const Json& j, const char* key, const std::string& def) {

@@ -1,12 +1,14 @@
 #pragma once
-// What the operator's typed objects (ScheduledTask, WorkerPool) share: reading
-// fields of an API object leniently, and status conditions (decode, encode, find,
-// set with Kubernetes' lastTransitionTime rule).
+// What the operator's typed objects (ScheduledTask, WorkerPool) share: their
+// metadata (decoded once, here), reading fields of an API object leniently, and
+// status conditions (decode, encode, find, set with Kubernetes' lastTransitionTime
+// rule).
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "operator/events.h"
 #include "operator/kube/client.h"
 
 namespace cronlane::op {
@@ -20,6 +22,31 @@ struct Condition {
   int64_t observed_generation = 0;
   bool operator==(const Condition&) const = default;
 };
+
+// The metadata the operator keeps of an object. Typed objects derive from it.
+struct ObjectMeta {
+  std::string ns;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  bool deleting = false;  // deletionTimestamp is set
+
+  // "namespace/name" ("name" for cluster-scoped objects): the cache and queue key.
+  std::string Key() const { return ns.empty() ? name : ns + "/" + name; }
+  // What an Event about this object names.
+  ObjectRef Ref(const std::string& api_version, const std::string& kind) const {
+    return {api_version, kind, ns, name, uid, resource_version};
+  }
+};
+
+// Decodes metadata; false when the object has no metadata, name or uid.
+bool ObjectMetaFromJson(const kube::Json& object, ObjectMeta& out);
+
+// Whether a cache change needs a reconcile: the object is new or deleted, was
+// re-created under the same name, its spec changed (generation) or its deletion
+// began. Status-only updates (our own writes) do not qualify.
+bool GenerationChanged(const ObjectMeta* old, const ObjectMeta* now);
 
 // j[key] if it is a string / an integer, else `def`.
 std::string JsonString(const kube::Json& j, const char* key, const std::string& def = "");

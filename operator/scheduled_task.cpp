@@ -12,16 +12,9 @@ const Condition* TaskStatus::Find(const std::string& type) const {
 }
 
 std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return std::nullopt;
-  const Json& meta = obj["metadata"];
   ScheduledTask t;
-  t.ns = JsonString(meta, "namespace");
-  t.name = JsonString(meta, "name");
-  t.uid = JsonString(meta, "uid");
-  t.resource_version = JsonString(meta, "resourceVersion");
-  t.generation = JsonInt(meta, "generation", 0);
-  t.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
-  if (t.name.empty() || t.uid.empty()) return std::nullopt;
+  if (!ObjectMetaFromJson(obj, t)) return std::nullopt;
+  const Json& meta = obj["metadata"];
 
   auto spec_it = obj.find("spec");
   if (spec_it == obj.end() || !spec_it->is_object()) return std::nullopt;

@@ -29,13 +29,7 @@ struct TaskStatus {
   const Condition* Find(const std::string& type) const;
 };
 
-struct ScheduledTask {
-  std::string ns;
-  std::string name;
-  std::string uid;
-  std::string resource_version;
-  int64_t generation = 0;
-  bool deleting = false;
+struct ScheduledTask : ObjectMeta {
   dispatcher::TaskDefinition def;  // the spec, as the dispatcher takes it
   TaskStatus status;
 };

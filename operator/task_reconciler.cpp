@@ -13,8 +13,7 @@ TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, Status
     : lookup_(std::move(lookup)), sink_(sink), status_(status), events_(events), clock_(clock) {}
 
 bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now) {
-  if (old == nullptr || now == nullptr) return true;
-  return old->generation != now->generation || old->uid != now->uid || old->deleting != now->deleting;
+  return GenerationChanged(old, now);
 }
 
 std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
@@ -90,8 +89,8 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   if (reason_changed) {
     if (problem) {
       spdlog::warn("task {} is not scheduled: {}: {}", key, problem->reason, problem->message);
-      ObjectRef ref{kScheduledTaskApiVersion, "ScheduledTask", t.ns, t.name, t.uid, t.resource_version};
-      events_.Record(ref, "Warning", problem->reason, "Validate", problem->message);
+      events_.Record(t.Ref(kScheduledTaskApiVersion, "ScheduledTask"), "Warning", problem->reason, "Validate",
+                     problem->message);
     } else {
       // Normal transitions are logged, not recorded as Events: at 100k tasks an Event
       // per task would double the API writes of a start-up.

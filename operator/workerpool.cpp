@@ -25,16 +25,8 @@ const Condition* WorkerPoolStatus::Find(const std::string& type) const {
 }
 
 std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return std::nullopt;
-  const Json& meta = obj["metadata"];
   WorkerPool p;
-  p.ns = JsonString(meta, "namespace");
-  p.name = JsonString(meta, "name");
-  p.uid = JsonString(meta, "uid");
-  p.resource_version = JsonString(meta, "resourceVersion");
-  p.generation = JsonInt(meta, "generation", 0);
-  p.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
-  if (p.name.empty() || p.uid.empty()) return std::nullopt;
+  if (!ObjectMetaFromJson(obj, p)) return std::nullopt;
   auto spec_it = obj.find("spec");
   if (spec_it == obj.end() || !spec_it->is_object()) return std::nullopt;
   const Json& spec = *spec_it;

@@ -47,13 +47,9 @@ struct WorkerPoolStatus {
   const Condition* Find(const std::string& type) const;
 };
 
-struct WorkerPool {
-  std::string ns;
-  std::string name;
-  std::string uid;
-  std::string resource_version;
-  int64_t generation = 0;
-  bool deleting = false;
+inline constexpr const char* kWorkerPoolApiVersion = "cronlane.dev/v1alpha1";
+
+struct WorkerPool : ObjectMeta {
   WorkerPoolSpec spec;
   WorkerPoolStatus status;
 };

@@ -156,7 +156,7 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
 
   WorkerPoolStatus st = pool.status;
   st.observed_generation = pool.generation;
-  ObjectRef ref{"cronlane.dev/v1alpha1", "WorkerPool", pool.ns, pool.name, pool.uid, pool.resource_version};
+  ObjectRef ref = pool.Ref(kWorkerPoolApiVersion, "WorkerPool");
   std::string target = spec.target_kind + "/" + spec.target_name;
 
   // The target's current scale.
@@ -262,10 +262,7 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
 void WorkerPoolController::Run(CancelToken& cancel) {
   int sub = cache_.Subscribe([this](const std::string& key, const WorkerPool* old, const WorkerPool* now) {
     // New, deleted, or a spec change: poll now. Our own status writes are not.
-    if (old == nullptr || now == nullptr || old->generation != now->generation || old->uid != now->uid ||
-        old->deleting != now->deleting) {
-      MarkDue(key);
-    }
+    if (GenerationChanged(old, now)) MarkDue(key);
   });
   int id = cancel.Register([this] {
     std::lock_guard lock(mu_);
