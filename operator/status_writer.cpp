@@ -113,6 +113,11 @@ size_t StatusWriter::backlog() const {
   return n;
 }
 
+size_t StatusWriter::tracked() const {
+  std::lock_guard lock(mu_);
+  return tasks_.size();
+}
+
 kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
   auto str_or_null = [](const std::string& v) { return v.empty() ? kube::Json(nullptr) : kube::Json(v); };
   kube::Json status = {{"lastScheduleTime", str_or_null(p.last)},
@@ -136,7 +141,15 @@ int StatusWriter::Write(const std::vector<Pending>& batch, bool with_conditions)
       ++writes_;
       continue;
     }
-    if (r.status().code() == StatusCode::kNotFound) continue;  // deleted meanwhile
+    if (r.status().code() == StatusCode::kNotFound) {
+      // Deleted meanwhile: drop the entry unless something newer arrived for it.
+      std::lock_guard lock(mu_);
+      auto it = tasks_.find(p.ns + "/" + p.name);
+      if (it != tasks_.end() && it->second.uid == p.uid && !it->second.times_dirty && !it->second.conditions_dirty) {
+        tasks_.erase(it);
+      }
+      continue;
+    }
     spdlog::warn("status of {}/{}: {}", p.ns, p.name, r.status().ToString());
     std::lock_guard lock(mu_);
     auto it = tasks_.find(p.ns + "/" + p.name);

@@ -76,6 +76,7 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
 
   uint64_t writes() const { return writes_.load(); }
   size_t backlog() const;  // tasks with a status change not yet written
+  size_t tracked() const;  // tasks with an entry (memory)
 
  private:
   struct Pending {

@@ -170,6 +170,14 @@ TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
   EXPECT_EQ(sink_.tasks.count("uid-a"), 0U);
   EXPECT_EQ(writer_->backlog(), 0U);
   EXPECT_EQ(writer_->Flush(), 0);
+  EXPECT_EQ(writer_->tracked(), 0U);
+
+  // A fire committed while the task was being deleted: its write finds no object,
+  // and the entry goes instead of staying forever.
+  writer_->OnFired(Task("gone").def, T("2026-01-01T01:00:00Z"), std::nullopt);
+  EXPECT_EQ(writer_->tracked(), 1U);
+  EXPECT_EQ(writer_->Flush(), 0) << "404: not a write";
+  EXPECT_EQ(writer_->tracked(), 0U);
 }
 
 TEST_F(StatusPathTest, InvalidSpecIsAConditionAndOneWarning) {
