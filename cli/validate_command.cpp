@@ -16,6 +16,7 @@
 #include "cli/schema.h"
 #include "common/limits.h"
 #include "dispatcher/cron.h"
+#include "dispatcher/task.h"
 
 namespace cronlane::cli {
 namespace {
@@ -108,6 +109,18 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
         out.push_back({"spec.timeZone", Line(tz), m.substr(10)});
       } else {
         out.push_back({"spec.schedule", Line(schedule), m});
+      }
+    }
+  }
+  const YAML::Node target = At(spec, "target");
+  const YAML::Node headers = target.IsMap() ? At(target, "headers") : YAML::Node();
+  if (headers.IsMap() && !has_problem("spec.target.headers")) {
+    for (const auto& kv : headers) {
+      const std::string name = kv.first.as<std::string>();
+      if (dispatcher::IsReservedHeader(name)) {
+        out.push_back(
+            {"spec.target.headers", Line(kv.first),
+             "\"" + name + "\" is reserved: the operator sets the CloudEvent attributes (ce_*) and content-type"});
       }
     }
   }

@@ -89,15 +89,23 @@ Status Dispatcher::Start() {
   if (!s.ok()) return s;
   auto cps = sink_.ReadCheckpoints();
   if (!cps.ok()) return cps.status();
-  std::lock_guard lock(mu_);
-  restored_ = std::move(*cps);
-  started_ = true;
-  Instant now = Now();
-  for (auto& [id, e] : tasks_) {
-    if (auto it = restored_.find(id); it != restored_.end()) e.last_fired = Instant{seconds{it->second}};
-    ScheduleLocked(e, now);
+  std::vector<std::pair<DefPtr, std::optional<Instant>>> scheduled;
+  {
+    std::lock_guard lock(mu_);
+    restored_ = std::move(*cps);
+    started_ = true;
+    Instant now = Now();
+    scheduled.reserve(tasks_.size());
+    for (auto& [id, e] : tasks_) {
+      if (auto it = restored_.find(id); it != restored_.end()) e.last_fired = Instant{seconds{it->second}};
+      ScheduleLocked(e, now);
+      scheduled.emplace_back(e.def, e.next);
+    }
+    cv_.notify_all();
   }
-  cv_.notify_all();
+  if (observer_ != nullptr) {
+    for (const auto& [def, next] : scheduled) observer_->OnScheduled(*def, next);
+  }
   return Status::Ok();
 }
 
@@ -119,7 +127,8 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
   PushLocked(e.def->id, e);
 }
 
-Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
+Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
+  const TaskDefinition& task = *ptr;
   if (auto problem = CheckTask(task)) {
     Remove(task.id);
     return InvalidArgument(problem->reason + ": " + problem->message);
@@ -130,8 +139,7 @@ Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
   Instant now = Now();
   auto it = tasks_.find(task.id);
   if (it == tasks_.end()) {
-    Entry e{std::make_shared<const TaskDefinition>(task), parsed->Anchored(task.created), std::nullopt, std::nullopt,
-            0};
+    Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
     if (auto r = restored_.find(task.id); r != restored_.end()) e.last_fired = Instant{seconds{r->second}};
     it = tasks_.emplace(task.id, std::move(e)).first;
     ScheduleLocked(it->second, now);
@@ -140,7 +148,7 @@ Result<TaskState> Dispatcher::Upsert(const TaskDefinition& task) {
     const bool timing_changed = e.def->schedule != task.schedule || e.def->time_zone != task.time_zone ||
                                 e.def->jitter_seconds != task.jitter_seconds || e.def->created != task.created;
     const bool resumed = e.def->suspend && !task.suspend;
-    if (*e.def != task) e.def = std::make_shared<const TaskDefinition>(task);
+    e.def = ptr;  // equal or not: share the caller's copy, drop ours
     e.schedule = parsed->Anchored(task.created);
     if (task.suspend) {
       e.next.reset();
@@ -195,7 +203,9 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   std::vector<Instant> expired;  // past startingDeadlineSeconds
   for (Instant t : occ) {
     Instant fire_at = t + JitterFor(e.def->id, t, e.def->jitter_seconds);
-    if (e.def->starting_deadline_seconds && now - t > seconds{*e.def->starting_deadline_seconds}) {
+    // The deadline counts from the jittered fire time: jitter larger than the
+    // deadline must not make occurrences expire before they were due.
+    if (e.def->starting_deadline_seconds && now - fire_at > seconds{*e.def->starting_deadline_seconds}) {
       expired.push_back(t);
     } else if (now - fire_at > options_.late_threshold) {
       late.push_back(t);

@@ -54,6 +54,12 @@ class DispatcherObserver {
                          const std::string& message) = 0;
   // The sink reported that another producer fenced this one: stop dispatching.
   virtual void OnFenced(const std::string& message) = 0;
+  // Start() scheduled `task` (held since its Upsert) from its restored checkpoint:
+  // its next fire is `next` (none when suspended or never firing again).
+  virtual void OnScheduled(const TaskDefinition& task, std::optional<Instant> next) {
+    (void)task;
+    (void)next;
+  }
 };
 
 struct DispatcherOptions {
@@ -100,7 +106,8 @@ class Dispatcher final : public TaskSink {
   // Runs the timer and fire threads until `cancel` fires or the sink is fenced.
   void Run(CancelToken& cancel);
 
-  Result<TaskState> Upsert(const TaskDefinition& task) override;
+  Result<TaskState> Upsert(TaskDefinitionPtr task) override;
+  using TaskSink::Upsert;
   void Remove(const std::string& id) override;
   Result<TaskState> State(const std::string& id) const override;
 
@@ -123,7 +130,7 @@ class Dispatcher final : public TaskSink {
  private:
   // Task definitions are shared between the table, fire batches and observer
   // reports, never copied per occurrence.
-  using DefPtr = std::shared_ptr<const TaskDefinition>;
+  using DefPtr = TaskDefinitionPtr;
   struct Entry {
     DefPtr def;
     Schedule schedule;

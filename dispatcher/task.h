@@ -3,8 +3,10 @@
 // it feeds them through. No Kubernetes types here.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -51,8 +53,18 @@ struct TaskProblem {
   std::string message;
 };
 
+// Whether a header name is reserved for the CloudEvent the dispatcher writes
+// (ce_* attributes and content-type, in any case): a task may not set it, so
+// workers can trust those attributes.
+bool IsReservedHeader(std::string_view name);
+
 // Checks everything the dispatcher needs to fire the task. nullopt when it can.
+// Reasons: UnknownTimeZone, InvalidSchedule, PayloadTooLarge, InvalidTarget.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
+
+// Definitions are shared, immutable: the operator's cache, the dispatcher's table
+// and fire batches hold the same one instead of copies.
+using TaskDefinitionPtr = std::shared_ptr<const TaskDefinition>;
 
 // What the dispatcher reports back about a task.
 struct TaskState {
@@ -66,7 +78,10 @@ class TaskSink {
   virtual ~TaskSink() = default;
   // Adds or replaces a task (keyed by id). A task CheckTask() refuses is not
   // scheduled: the call returns InvalidArgument and any previous version is removed.
-  virtual Result<TaskState> Upsert(const TaskDefinition& task) = 0;
+  // The sink keeps `task` itself (never null), not a copy.
+  virtual Result<TaskState> Upsert(TaskDefinitionPtr task) = 0;
+  // The same with a copy of `task`.
+  Result<TaskState> Upsert(const TaskDefinition& task) { return Upsert(std::make_shared<const TaskDefinition>(task)); }
   // Stops firing a task. Unknown ids are ignored.
   virtual void Remove(const std::string& id) = 0;
   // Current state of a task, NotFound when unknown.

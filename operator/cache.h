@@ -99,15 +99,24 @@ class KindCache {
   int next_id_ = 0;
 };
 
+// A Transform for decoders that share nothing with the previous object.
+template <typename T, std::optional<T> (*Decode)(const kube::Json&)>
+std::optional<T> DecodeIgnoringPrevious(const kube::Json& object, const T*) {
+  return Decode(object);
+}
+
 // Every kind the operator caches. `pools` is null when WorkerPools are not
 // reconciled (--workerpools=false), so no RBAC on them is needed then.
 struct Cache {
   Cache(kube::KubeClient& client, const std::vector<std::string>& namespaces, Clock& clock, bool workerpools,
         InformerOptions options = {})
-      : tasks(client, kScheduledTasks, namespaces, ScheduledTaskFromJson, clock, options) {
+      : tasks(
+            client, kScheduledTasks, namespaces,
+            [](const kube::Json& o, const ScheduledTask* previous) { return ScheduledTaskFromJson(o, previous); },
+            clock, options) {
     if (workerpools) {
-      pools =
-          std::make_unique<KindCache<WorkerPool>>(client, kWorkerPools, namespaces, WorkerPoolFromJson, clock, options);
+      pools = std::make_unique<KindCache<WorkerPool>>(
+          client, kWorkerPools, namespaces, DecodeIgnoringPrevious<WorkerPool, WorkerPoolFromJson>, clock, options);
     }
   }
 

@@ -11,6 +11,9 @@
 // Keys() and HasSynced() are safe from any thread.
 
 #include <algorithm>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <atomic>
 #include <functional>
 #include <map>
@@ -41,8 +44,10 @@ struct InformerOptions {
 template <typename T>
 class Informer {
  public:
-  // Extracts the cached form of an object; nullopt drops it (and counts a decode error).
-  using Transform = std::function<std::optional<T>(const Json& object)>;
+  // Extracts the cached form of an object; nullopt drops it (and counts a decode
+  // error). `previous` is the cached object of the same key, or null: a transform
+  // may share unchanged parts with it.
+  using Transform = std::function<std::optional<T>(const Json& object, const T* previous)>;
   // Called after the cache changed for `key`: `old` is null for a new object, `now`
   // is null after a delete.
   using Handler = std::function<void(const std::string& key, const T* old, const T* now)>;
@@ -135,8 +140,15 @@ class Informer {
         return page.status();
       }
       for (const auto& item : (*page)["items"]) {
-        if (auto obj = transform_(item)) {
-          fresh.emplace(KeyOf(item), std::move(*obj));
+        std::string key = KeyOf(item);
+        std::optional<T> obj;
+        {
+          std::shared_lock lock(mu_);
+          auto prev = cache_.find(key);
+          obj = transform_(item, prev == cache_.end() ? nullptr : &prev->second);
+        }
+        if (obj) {
+          fresh.emplace(std::move(key), std::move(*obj));
         } else {
           ++decode_errors_;
         }
@@ -151,14 +163,20 @@ class Informer {
     {
       std::unique_lock lock(mu_);
       old.swap(cache_);
-      cache_ = fresh;
+      cache_ = std::move(fresh);  // no second copy of a 100k list
       rv_ = rv;
     }
     synced_ = true;
+#ifdef __GLIBC__
+    // The list's JSON pages are gone: give their memory back (a 100k list peaks at
+    // hundreds of MiB that malloc would otherwise keep as resident).
+    malloc_trim(0);
+#endif
+    // Only this thread writes cache_, so reading it here without the lock is safe.
     for (const auto& [k, v] : old) {
-      if (fresh.count(k) == 0) Notify(k, &v, nullptr);
+      if (cache_.count(k) == 0) Notify(k, &v, nullptr);
     }
-    for (const auto& [k, v] : fresh) {
+    for (const auto& [k, v] : cache_) {
       auto it = old.find(k);
       Notify(k, it == old.end() ? nullptr : &it->second, &v);
     }
@@ -184,7 +202,9 @@ class Informer {
           std::optional<T> old;
           std::optional<T> obj;
           if (type != "DELETED") {
-            obj = transform_(object);
+            std::shared_lock lock(mu_);
+            auto prev = cache_.find(key);
+            obj = transform_(object, prev == cache_.end() ? nullptr : &prev->second);
             if (!obj) ++decode_errors_;
           }
           {

@@ -6,8 +6,11 @@
 // - the metrics and health endpoints, and the registry components add their
 //   metrics and readiness checks to;
 // - leader election (optional), and the Runnables: those that need leadership are
-//   started in the order they were added when a term begins (after the cache
-//   synced) and stopped in reverse order when it ends; the others run throughout.
+//   started, each on a thread of its own, in the order they were added when a
+//   term begins (after the cache synced), and stopped one by one in reverse order
+//   when it ends (each is cancelled and joined before the one added before it);
+//   the others run throughout. A runnable that depends on another finishing its
+//   start-up orders that itself (LeaderTerm does, inside one runnable).
 //
 // Run() returns OK when cancelled, kFenced when a runnable was fenced, kAborted
 // when the lease was lost, or the error that stopped a runnable or a server; the

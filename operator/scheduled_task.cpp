@@ -11,7 +11,7 @@ const Condition* TaskStatus::Find(const std::string& type) const {
   return FindCondition(conditions, type);
 }
 
-std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
+std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const ScheduledTask* previous) {
   ScheduledTask t;
   if (!ObjectMetaFromJson(obj, t)) return std::nullopt;
   const Json& meta = obj["metadata"];
@@ -19,7 +19,8 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
   auto spec_it = obj.find("spec");
   if (spec_it == obj.end() || !spec_it->is_object()) return std::nullopt;
   const Json& spec = *spec_it;
-  dispatcher::TaskDefinition& d = t.def;
+  auto def = std::make_shared<dispatcher::TaskDefinition>();
+  dispatcher::TaskDefinition& d = *def;
   d.id = t.uid;
   d.ns = t.ns;
   d.name = t.name;
@@ -55,6 +56,13 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj) {
     d.timeout_seconds = static_cast<int>(JsonInt(*ex, "timeoutSeconds", 0));
     d.max_attempts = static_cast<int>(JsonInt(*ex, "maxAttempts", 1));
     d.backoff_seconds = static_cast<int>(JsonInt(*ex, "backoffSeconds", 10));
+  }
+  // An update that did not change the spec (a status write) keeps the definition
+  // the dispatcher already shares.
+  if (previous != nullptr && previous->def && *previous->def == d) {
+    t.def = previous->def;
+  } else {
+    t.def = std::move(def);
   }
 
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {

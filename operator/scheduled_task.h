@@ -30,13 +30,16 @@ struct TaskStatus {
 };
 
 struct ScheduledTask : ObjectMeta {
-  dispatcher::TaskDefinition def;  // the spec, as the dispatcher takes it
+  // The spec, as the dispatcher takes it; shared with the dispatcher, never null
+  // in an object decoded by ScheduledTaskFromJson.
+  dispatcher::TaskDefinitionPtr def;
   TaskStatus status;
 };
 
 // Decodes an API object; nullopt if it lacks metadata or a spec (never for objects
-// the apiserver's schema admitted).
-std::optional<ScheduledTask> ScheduledTaskFromJson(const kube::Json& object);
+// the apiserver's schema admitted). With `previous` (the cached object of the same
+// key) whose definition is equal, the result shares it.
+std::optional<ScheduledTask> ScheduledTaskFromJson(const kube::Json& object, const ScheduledTask* previous = nullptr);
 
 // The merge patch that sets `status` (unset fields become null, so they are removed).
 kube::Json StatusPatch(const TaskStatus& status);

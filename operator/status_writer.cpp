@@ -30,9 +30,13 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const st
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
       p.missed = cached->status.missed_count;
-      p.last = cached->status.last_schedule_time;
-      p.last_success = cached->status.last_successful_time;
-      p.next = cached->status.next_schedule_time;
+      auto parse = [](const std::string& s) -> std::optional<Instant> {
+        auto t = ParseRfc3339(s);
+        return t.ok() ? std::optional<Instant>(*t) : std::nullopt;
+      };
+      p.last = parse(cached->status.last_schedule_time);
+      p.last_success = parse(cached->status.last_successful_time);
+      p.next = parse(cached->status.next_schedule_time);
       p.observed_generation = cached->status.observed_generation;
     }
     it = tasks_.insert_or_assign(key, std::move(p)).first;
@@ -41,15 +45,15 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const st
 }
 
 void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
-                                const std::string& next_schedule_time) {
+                                std::optional<Instant> next_schedule_time) {
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(t.ns, t.name, t.uid);
   p.observed_generation = observed_generation;
   p.conditions = std::move(conditions);
   p.conditions_dirty = true;
   // A fire committed after the reconcile read the dispatcher has the newer next
-  // time; the next fire is always after the last one (RFC 3339 UTC orders as text).
-  if (next_schedule_time.empty() || p.last.empty() || next_schedule_time > p.last) p.next = next_schedule_time;
+  // time; the next fire is always after the last one.
+  if (!next_schedule_time || !p.last || *next_schedule_time > *p.last) p.next = next_schedule_time;
 }
 
 void StatusWriter::Forget(const std::string& key) {
@@ -59,12 +63,10 @@ void StatusWriter::Forget(const std::string& key) {
 
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
-  std::string s = FormatRfc3339(scheduled);
-  std::string n = next ? FormatRfc3339(*next) : "";
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(task.ns, task.name, task.id);
-  if (p.last < s) p.last = s;  // RFC 3339 UTC strings order like times
-  p.next = std::move(n);
+  if (!p.last || *p.last < scheduled) p.last = scheduled;
+  p.next = next;
   ++p.fired;
   p.times_dirty = true;
 }
@@ -85,7 +87,6 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
   auto slash = subject.find('/');
   if (slash == std::string::npos) return;
-  std::string t = FormatRfc3339(finished);
   std::lock_guard lock(mu_);
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.
@@ -95,10 +96,26 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
     if (!cached || cached->uid != uid) return;
   }
   Pending& p = EntryLocked(subject.substr(0, slash), subject.substr(slash + 1), uid);
-  if (p.last_success < t) {
-    p.last_success = t;
+  if (!p.last_success || *p.last_success < finished) {
+    p.last_success = finished;
     p.times_dirty = true;
   }
+}
+
+void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) {
+  std::lock_guard lock(mu_);
+  auto it = tasks_.find(task.ns + "/" + task.name);
+  if (it == tasks_.end() || it->second.uid != task.id) {
+    // No entry: write only if status shows another time (a restart writes nothing).
+    auto cached = lookup_(task.ns + "/" + task.name);
+    if (!cached || cached->uid != task.id) return;
+    auto shown = ParseRfc3339(cached->status.next_schedule_time);
+    if (shown.ok() == next.has_value() && (!next || *shown == *next)) return;
+  }
+  Pending& p = EntryLocked(task.ns, task.name, task.id);
+  if (p.next == next) return;
+  p.next = next;
+  if (!p.conditions_dirty) p.times_dirty = true;  // a pending conditions write carries it
 }
 
 void StatusWriter::OnFenced(const std::string& message) {
@@ -119,12 +136,14 @@ size_t StatusWriter::tracked() const {
 }
 
 kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
-  auto str_or_null = [](const std::string& v) { return v.empty() ? kube::Json(nullptr) : kube::Json(v); };
-  kube::Json status = {{"lastScheduleTime", str_or_null(p.last)},
-                       {"nextScheduleTime", str_or_null(p.next)},
+  auto time_or_null = [](const std::optional<Instant>& t) {
+    return t ? kube::Json(FormatRfc3339(*t)) : kube::Json(nullptr);
+  };
+  kube::Json status = {{"lastScheduleTime", time_or_null(p.last)},
+                       {"nextScheduleTime", time_or_null(p.next)},
                        {"firedCount", p.fired},
                        {"missedCount", p.missed}};
-  if (!p.last_success.empty()) status["lastSuccessfulTime"] = p.last_success;
+  if (p.last_success) status["lastSuccessfulTime"] = FormatRfc3339(*p.last_success);
   if (with_conditions) {
     status["observedGeneration"] = p.observed_generation;
     status["conditions"] = ConditionsToJson(p.conditions);

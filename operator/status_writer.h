@@ -52,9 +52,9 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
                StatusBudget conditions, std::function<void(const std::string&)> on_fenced);
 
   // The reconciler's decision for task `t` (as cached): its observedGeneration and
-  // conditions, and the dispatcher's next fire time after the upsert ("" = none).
+  // conditions, and the dispatcher's next fire time after the upsert (none: never).
   void OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
-                    const std::string& next_schedule_time);
+                    std::optional<Instant> next_schedule_time);
   // The task "namespace/name" is gone: its pending writes are dropped.
   void Forget(const std::string& key);
 
@@ -63,6 +63,9 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first, dispatcher::Instant last,
                  const std::string& reason, const std::string& message) override;
   void OnFenced(const std::string& message) override;
+  // The dispatcher started and scheduled a task the reconciler handed it earlier:
+  // its nextScheduleTime is written if it differs from what status shows.
+  void OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) override;
   // A worker reported an occurrence of task `subject` ("namespace/name", UID `uid`)
   // succeeded at `finished`: status.lastSuccessfulTime moves forward (results for
   // tasks not in the cache, or for an older incarnation of the name, are ignored).
@@ -82,7 +85,8 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   struct Pending {
     std::string ns, name, uid;
     // Fire times (the dispatcher's and the results follower's).
-    std::string last, next, last_success;
+    // Instants, not strings: 8 bytes each instead of a heap string (memory per task).
+    std::optional<Instant> last, next, last_success;
     int64_t fired = 0, missed = 0;  // absolute counts
     bool times_dirty = false;
     // The reconciler's fields; conditions are dropped once written.

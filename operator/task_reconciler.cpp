@@ -7,6 +7,18 @@
 #include "common/time.h"
 
 namespace cronlane::op {
+namespace {
+
+size_t ConditionsHash(const std::vector<Condition>& conditions) {
+  std::string all;
+  for (const auto& c : conditions) {
+    all += c.type + '\0' + c.status + '\0' + c.reason + '\0' + c.message + '\0' + c.last_transition_time + '\0' +
+           std::to_string(c.observed_generation) + '\n';
+  }
+  return std::hash<std::string>{}(all);
+}
+
+}  // namespace
 
 TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
                                Clock& clock)
@@ -24,7 +36,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
     ready.status = "False";
     ready.reason = problem->reason;
     ready.message = problem->message;
-  } else if (t.def.suspend) {
+  } else if (t.def->suspend) {
     ready.status = "False";
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
@@ -56,7 +68,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     k.uid = t.uid;
   }
 
-  std::optional<dispatcher::TaskProblem> problem = dispatcher::CheckTask(t.def);
+  std::optional<dispatcher::TaskProblem> problem = dispatcher::CheckTask(*t.def);
   dispatcher::TaskState state;
   if (problem) {
     sink_.Remove(t.uid);
@@ -67,7 +79,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   }
 
   std::vector<Condition> conditions = DesiredConditions(t, problem);
-  std::string next = state.next_fire ? FormatRfc3339(*state.next_fire) : "";
+  const std::string next = state.next_fire ? FormatRfc3339(*state.next_fire) : "";
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.
@@ -77,14 +89,15 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     Known& k = known_[key];
-    if (k.reported_generation == t.generation && k.reported == conditions) return Status::Ok();  // handed over
+    const size_t hash = ConditionsHash(conditions);
+    if (k.reported_generation == t.generation && k.reported_hash == hash) return Status::Ok();  // handed over
     k.reported_generation = t.generation;
-    k.reported = conditions;
+    k.reported_hash = hash;
   }
   const Condition* before = t.status.Find("Ready");
   const Condition* after = FindCondition(conditions, "Ready");
   const bool reason_changed = before == nullptr || before->reason != after->reason || before->message != after->message;
-  status_.OnReconciled(t, t.generation, conditions, next);
+  status_.OnReconciled(t, t.generation, conditions, state.next_fire);
   ++status_updates_;
   if (reason_changed) {
     if (problem) {

@@ -60,7 +60,7 @@ class TaskReconciler {
     // What was last handed to the status writer, so a repeated reconcile (a relist,
     // before the cache shows the write) hands nothing over again.
     int64_t reported_generation = -1;
-    std::vector<Condition> reported;
+    size_t reported_hash = 0;  // of the conditions (a hash, not a copy: memory per task)
   };
   std::mutex mu_;
   std::map<std::string, Known> known_;  // by key; guarded by mu_

@@ -103,7 +103,10 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
   opts.page_size = 3;
   opts.min_watch_timeout = 1s;  // the server ends each watch after 1-2 s
   opts.initial_backoff = 100ms;
-  Informer<ScheduledTask> informer(client, kScheduledTasks, ns, ScheduledTaskFromJson, RealClock::Get(), opts);
+  Informer<ScheduledTask> informer(
+      client, kScheduledTasks, ns,
+      [](const Json& o, const ScheduledTask* previous) { return ScheduledTaskFromJson(o, previous); }, RealClock::Get(),
+      opts);
   std::mutex mu;
   std::map<std::string, int> notified;  // key -> +1 per add/update, -1000 on delete
   informer.AddHandler([&](const std::string& key, const ScheduledTask*, const ScheduledTask* now) {
@@ -120,7 +123,7 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
   // Watch events.
   Apply(ns, Task("live", "5 * * * *"));
   ASSERT_TRUE(WaitUntil([&] { return informer.Get(ns + "/live").has_value(); }, 10s));
-  EXPECT_EQ(informer.Get(ns + "/live")->def.schedule, "5 * * * *");
+  EXPECT_EQ(informer.Get(ns + "/live")->def->schedule, "5 * * * *");
 
   // Hold the next watch at the gate; change things while nobody watches; then let
   // the watch go out with an expired resourceVersion.
@@ -137,7 +140,7 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
       [&] {
         auto p1 = informer.Get(ns + "/pre-1");
         return informer.Get(ns + "/created-while-away").has_value() && !informer.Get(ns + "/pre-2").has_value() && p1 &&
-               p1->def.schedule == "45 * * * *";
+               p1->def->schedule == "45 * * * *";
       },
       10s))
       << "the cache converges with every change made while the watch was away";

@@ -138,8 +138,10 @@ TEST_F(OperatorTest, BadSpecsAreRefusedOrReportedAndTheOperatorKeepsRunning) {
   std::string big = (std::filesystem::temp_directory_path() / UniqueName("payload")).string() + ".yaml";
   WriteLargePayloadManifest(big, kMaxPayloadBytes + 10);
   corpus.push_back({big, "semantic", "spec.payload", "ScheduledTask"});
-  const std::map<std::string, std::string> reason_for = {
-      {"spec.schedule", "InvalidSchedule"}, {"spec.timeZone", "UnknownTimeZone"}, {"spec.payload", "PayloadTooLarge"}};
+  const std::map<std::string, std::string> reason_for = {{"spec.schedule", "InvalidSchedule"},
+                                                         {"spec.timeZone", "UnknownTimeZone"},
+                                                         {"spec.payload", "PayloadTooLarge"},
+                                                         {"spec.target.headers", "InvalidTarget"}};
   int semantic = 0;
   for (const auto& c : corpus) {
     if (c.kind != "ScheduledTask") continue;

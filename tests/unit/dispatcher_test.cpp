@@ -440,5 +440,61 @@ TEST_F(DispatcherTest, SkipsAreReportedWithTheLockReleased) {
   EXPECT_TRUE(obs.lock_was_free) << "OnSkipped ran while the dispatcher's lock was held";
 }
 
+TEST_F(DispatcherTest, KeepsTheCallersDefinitionInsteadOfACopy) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto def = std::make_shared<const TaskDefinition>(Task("shared", "0 * * * * *"));
+  ASSERT_TRUE(d.Upsert(def).ok());
+  EXPECT_EQ(def.use_count(), 2) << "the table holds the same definition";
+  auto equal = std::make_shared<const TaskDefinition>(*def);
+  ASSERT_TRUE(d.Upsert(equal).ok());
+  EXPECT_EQ(def.use_count(), 1) << "an equal definition replaces the old one: never two copies";
+  EXPECT_EQ(equal.use_count(), 2);
+}
+
+TEST_F(DispatcherTest, StartingDeadlineCountsFromTheJitteredFireTime) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("jittery", "0 * * * * *");
+  t.jitter_seconds = 50;
+  t.starting_deadline_seconds = 10;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, std::chrono::minutes(10) + 55s);
+  EXPECT_EQ(sink.committed.size(), 10U) << "every occurrence fires at its jittered time";
+  EXPECT_TRUE(rec.skipped.empty()) << ::testing::PrintToString(rec.skipped);
+}
+
+TEST(CheckTask, ReservedHeadersAreRefused) {
+  auto t = Task("h", "0 * * * *");
+  t.headers = {{"team", "billing"}};
+  EXPECT_FALSE(CheckTask(t));
+  for (const char* name : {"ce_id", "ce_type", "CE_Source", "content-type", "Content-Type"}) {
+    t.headers = {{"team", "billing"}, {name, "forged"}};
+    auto p = CheckTask(t);
+    ASSERT_TRUE(p) << name;
+    EXPECT_EQ(p->reason, "InvalidTarget");
+    EXPECT_THAT(p->message, ::testing::HasSubstr(std::string("\"") + name + "\" is reserved"));
+  }
+}
+
+class SchedulingRecorder : public Recorder {
+ public:
+  std::vector<std::string> scheduled;
+  void OnScheduled(const TaskDefinition& t, std::optional<Instant> next) override {
+    scheduled.push_back(t.name + "@" + (next ? FormatRfc3339(*next) : "none"));
+  }
+};
+
+TEST_F(DispatcherTest, TasksHeldBeforeStartAreReportedWhenScheduled) {
+  SchedulingRecorder obs;
+  Dispatcher d(clock, sink, &obs);
+  auto held = d.Upsert(Task("held", "0 * * * *"));
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(held->next_fire) << "not scheduled before Start()";
+  EXPECT_TRUE(obs.scheduled.empty());
+  ASSERT_TRUE(d.Start().ok());
+  EXPECT_THAT(obs.scheduled, ElementsAre("held@2026-01-01T01:00:00Z"));
+}
+
 }  // namespace
 }  // namespace cronlane::dispatcher

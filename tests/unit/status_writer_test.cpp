@@ -29,8 +29,9 @@ dispatcher::Instant T(const char* s) {
 class FakeTaskSink : public dispatcher::TaskSink {
  public:
   std::map<std::string, dispatcher::TaskDefinition> tasks;
-  Result<dispatcher::TaskState> Upsert(const dispatcher::TaskDefinition& t) override {
-    tasks[t.id] = t;
+  using TaskSink::Upsert;
+  Result<dispatcher::TaskState> Upsert(dispatcher::TaskDefinitionPtr t) override {
+    tasks[t->id] = *t;
     return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
   }
   void Remove(const std::string& id) override { tasks.erase(id); }
@@ -43,11 +44,13 @@ ScheduledTask Task(const std::string& name, int64_t generation = 1) {
   t.name = name;
   t.uid = "uid-" + name;
   t.generation = generation;
-  t.def.id = t.uid;
-  t.def.ns = t.ns;
-  t.def.name = name;
-  t.def.schedule = "0 * * * *";
-  t.def.topic = "jobs";
+  auto def = std::make_shared<dispatcher::TaskDefinition>();
+  def->id = t.uid;
+  def->ns = t.ns;
+  def->name = name;
+  def->schedule = "0 * * * *";
+  def->topic = "jobs";
+  t.def = def;
   return t;
 }
 
@@ -120,7 +123,7 @@ TEST_F(StatusPathTest, OneWriterPerFieldNoStaleFireTimesFromTheCache) {
   t.status.fired_count = 3;
   t.status.last_schedule_time = "2026-01-01T00:00:00Z";
   Cache(t);
-  dispatcher::TaskDefinition def = t.def;
+  dispatcher::TaskDefinition def = *t.def;
   writer_->OnFired(def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));
   EXPECT_EQ(writer_->Flush(), 1);
   // The cache has not seen that write yet when a spec change is reconciled.
@@ -139,6 +142,28 @@ TEST_F(StatusPathTest, OneWriterPerFieldNoStaleFireTimesFromTheCache) {
       << "the dispatcher's newer next fire wins over the reconcile's older view";
 }
 
+TEST_F(StatusPathTest, NextFireFromTheDispatcherStartReachesTheFirstWrite) {
+  // Reconciled while the dispatcher waited for Kafka: no next fire yet.
+  ScheduledTask t = Task("early");
+  Cache(t);
+  writer_->OnReconciled(t, 1, {}, std::nullopt);
+  writer_->OnScheduled(*t.def, T("2026-01-01T01:00:00Z"));
+  EXPECT_EQ(writer_->Flush(), 1);
+  auto p = Patches("early");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0]["nextScheduleTime"], "2026-01-01T01:00:00Z");
+
+  // A task whose status already shows that time (a restart) costs no write.
+  ScheduledTask current = Task("current");
+  current.status.next_schedule_time = "2026-01-01T01:00:00Z";
+  Cache(current);
+  writer_->OnScheduled(*current.def, T("2026-01-01T01:00:00Z"));
+  EXPECT_EQ(writer_->tracked(), 1U) << "no entry for it";
+  writer_->OnScheduled(*current.def, T("2026-01-01T02:00:00Z"));
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_EQ(Patches("current").back()["nextScheduleTime"], "2026-01-01T02:00:00Z");
+}
+
 TEST_F(StatusPathTest, ConditionsAndFireTimesHaveBudgetsOfTheirOwn) {
   MakeWriter({.qps = 1, .burst = 1}, {.qps = 2, .burst = 2});
   for (int i = 0; i < 5; ++i) {
@@ -149,7 +174,7 @@ TEST_F(StatusPathTest, ConditionsAndFireTimesHaveBudgetsOfTheirOwn) {
   old.status.observed_generation = 1;
   old.status.next_schedule_time = "2026-01-01T00:00:00Z";
   Cache(old);
-  writer_->OnFired(old.def, T("2026-01-01T00:00:00Z"), T("2026-01-01T01:00:00Z"));
+  writer_->OnFired(*old.def, T("2026-01-01T00:00:00Z"), T("2026-01-01T01:00:00Z"));
 
   EXPECT_EQ(sink_.tasks.size(), 5U) << "all five scheduled at once, whatever the budgets";
   EXPECT_EQ(writer_->Flush(), 3) << "two condition writes (burst 2) and one fire-time write (burst 1)";
@@ -174,7 +199,7 @@ TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
 
   // A fire committed while the task was being deleted: its write finds no object,
   // and the entry goes instead of staying forever.
-  writer_->OnFired(Task("gone").def, T("2026-01-01T01:00:00Z"), std::nullopt);
+  writer_->OnFired(*Task("gone").def, T("2026-01-01T01:00:00Z"), std::nullopt);
   EXPECT_EQ(writer_->tracked(), 1U);
   EXPECT_EQ(writer_->Flush(), 0) << "404: not a write";
   EXPECT_EQ(writer_->tracked(), 0U);
@@ -182,7 +207,9 @@ TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
 
 TEST_F(StatusPathTest, InvalidSpecIsAConditionAndOneWarning) {
   ScheduledTask t = Task("bad");
-  t.def.schedule = "0 0 31 2 *";
+  auto bad = std::make_shared<dispatcher::TaskDefinition>(*t.def);
+  bad->schedule = "0 0 31 2 *";
+  t.def = bad;
   Cache(t);
   ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
   ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
@@ -199,7 +226,7 @@ TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
   for (int i = 0; i < 100; ++i) {
     ScheduledTask t = Task("t" + std::to_string(i));
     Cache(t);
-    writer_->OnSkipped(t.def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
+    writer_->OnSkipped(*t.def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
                        "1 occurrence(s) not fired");
   }
   EXPECT_TRUE(events_.recorded().empty()) << "OnSkipped does not call the API";
@@ -210,7 +237,7 @@ TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
   EXPECT_EQ(events_.recorded().back().ref.name, "t99") << "the combined Event is about the latest object";
 
   for (int i = 0; i < 50; ++i) {
-    writer_->OnSkipped(Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
+    writer_->OnSkipped(*Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "MissedSchedule",
                        "again");
   }
   writer_->Flush();
@@ -222,7 +249,7 @@ TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
   EXPECT_EQ(aggregator_->combined(), 140U);
 
   // Another reason is a group of its own.
-  writer_->OnSkipped(Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "TooManyMissed", "x");
+  writer_->OnSkipped(*Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "TooManyMissed", "x");
   writer_->Flush();
   EXPECT_THAT(events_.Lines().back(), HasSubstr("Warning TooManyMissed: x"));
 }
@@ -239,6 +266,22 @@ TEST(EventAggregator, WindowResetsAndQueueIsBounded) {
   agg.Record(ref, "Warning", "R", "A", "later");
   EXPECT_EQ(agg.Flush(), 1);
   EXPECT_THAT(sink.Lines().back(), ::testing::EndsWith("Warning R: later")) << "a new window sends as it is";
+}
+
+TEST(ScheduledTaskFromJson, SharesAnUnchangedDefinitionWithThePreviousObject) {
+  Json obj = Json::parse(R"({"metadata": {"namespace": "ns", "name": "a", "uid": "u", "generation": 1},
+                             "spec": {"schedule": "0 * * * *", "target": {"topic": "t"}, "payload": {"x": 1}}})");
+  auto first = ScheduledTaskFromJson(obj);
+  ASSERT_TRUE(first && first->def);
+  obj["status"] = {{"firedCount", 3}};  // a status write: same spec
+  auto second = ScheduledTaskFromJson(obj, &*first);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->def.get(), first->def.get()) << "one definition, not a copy per update";
+  EXPECT_EQ(second->status.fired_count, 3);
+  obj["spec"]["schedule"] = "30 * * * *";
+  auto third = ScheduledTaskFromJson(obj, &*second);
+  EXPECT_NE(third->def.get(), first->def.get());
+  EXPECT_EQ(third->def->schedule, "30 * * * *");
 }
 
 }  // namespace

@@ -139,8 +139,9 @@ class ControllerTest : public ::testing::Test {
     pool_.generation = 1;
     pool_.spec = Spec(10, 0, 10);
     pool_.spec.scale_down_stabilization_seconds = 30;
-    pool_cache_ = std::make_unique<KindCache<WorkerPool>>(*client_, kWorkerPools, std::vector<std::string>{},
-                                                          WorkerPoolFromJson, clock_);
+    pool_cache_ =
+        std::make_unique<KindCache<WorkerPool>>(*client_, kWorkerPools, std::vector<std::string>{},
+                                                DecodeIgnoringPrevious<WorkerPool, WorkerPoolFromJson>, clock_);
     controller_ = std::make_unique<WorkerPoolController>(*client_, *pool_cache_, lag_, events_, clock_);
     controller_->SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
   }
