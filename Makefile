@@ -7,7 +7,7 @@ BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers lint format fuzz clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale lint format fuzz clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ image: deps ## Build the container image cronlane/cronlane:<version> (podman + r
 bench-peers: deps tools ## cronlane vs Kubernetes CronJob (kube-controller-manager), N=100/1000/5000; about 40 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-peers.sh build-release
+
+bench-scale: deps tools ## 10k and 100k ScheduledTasks through the real apiserver: start-up, fire lag, RSS, failover; about 40 min
+	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
+	@hack/bench-scale.sh build-release
 
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)

@@ -45,15 +45,20 @@ double Pct(std::vector<int64_t> v, double p) {
 
 // Polls one message; if it is a fired task, records its fire lag (broker timestamp
 // minus scheduled time) and its visibility lag (now minus scheduled time), in ms.
-void PollSample(rd_kafka_t* consumer, std::vector<int64_t>& lag, std::vector<int64_t>& vis) {
+// With `ids`, also writes "<ce_id> <scheduled unix ms> <kafka timestamp ms>" per message.
+void PollSample(rd_kafka_t* consumer, std::vector<int64_t>& lag, std::vector<int64_t>& vis,
+                std::ofstream* ids = nullptr) {
   auto m = kafka::Poll(consumer, 100ms);
   if (!m.ok() || !m->has_value()) return;
   int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clk::now().time_since_epoch()).count();
-  auto sched = dispatcher::ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
+  auto sched = ParseRfc3339(std::string((*m)->HeaderValue("ce_time").value_or("")));
   if (!sched.ok()) return;
   int64_t s_ms = sched->time_since_epoch().count() * 1000;
   lag.push_back((*m)->timestamp_ms - s_ms);
   vis.push_back(now_ms - s_ms);
+  if (ids != nullptr) {
+    *ids << (*m)->HeaderValue("ce_id").value_or("?") << " " << s_ms << " " << (*m)->timestamp_ms << "\n";
+  }
 }
 
 class NullObserver : public dispatcher::DispatcherObserver {
@@ -181,7 +186,8 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
 // statistics of what arrived: used by hack/bench.sh for tasks fired through the
 // operator (ScheduledTask CRs on the real apiserver).
 // With `lag_out`, also writes every message's fire lag in ms, one per line.
-int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seconds, const std::string& lag_out) {
+int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seconds, const std::string& lag_out,
+                const std::string& ids_out) {
   // The deadline counts from the start, waiting for the topic included.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   kafka::Properties p{{"bootstrap.servers", bootstrap},
@@ -204,8 +210,10 @@ int ConsumeOnly(const std::string& bootstrap, const std::string& topic, int seco
   }
   (void)kafka::AssignAll(consumer->get(), topic, *parts, existed ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING);
   std::vector<int64_t> lag, vis;
+  std::unique_ptr<std::ofstream> ids;
+  if (!ids_out.empty()) ids = std::make_unique<std::ofstream>(ids_out);
   while (std::chrono::steady_clock::now() < until) {
-    PollSample(consumer->get(), lag, vis);
+    PollSample(consumer->get(), lag, vis, ids.get());
   }
   if (!lag_out.empty()) {
     std::ofstream out(lag_out);
@@ -233,8 +241,11 @@ int main(int argc, char** argv) {
   app.add_option("--consume-seconds", consume_seconds, "How long --consume-topic reads");
   std::string lag_out;
   app.add_option("--lag-out", lag_out, "With --consume-topic: write each message's fire lag (ms) to this file");
+  std::string ids_out;
+  app.add_option("--ids-out", ids_out,
+                 "With --consume-topic: write each message's ce_id, scheduled time and Kafka timestamp (ms)");
   CLI11_PARSE(app, argc, argv);
-  if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds, lag_out);
+  if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds, lag_out, ids_out);
   std::string run_id = std::to_string(getpid());
   std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
               "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",
