@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "tests/support/process.h"
 #include "tests/support/test_env.h"
 
 namespace cronlane::testing {
@@ -22,7 +23,14 @@ TEST(KubeEnv, ApiserverIsRealAndCrdIsEstablished) {
     ASSERT_EQ(crd.exit_code, 0) << crd.output;
     EXPECT_EQ(crd.output, "True") << crd_name;
   }
-  auto explain = Kubectl("explain scheduledtask.spec.catchUpPolicy");
+  // The apiserver publishes a CRD's OpenAPI schema a moment after it is Established.
+  CommandResult explain;
+  WaitUntil(
+      [&] {
+        explain = Kubectl("explain scheduledtask.spec.catchUpPolicy");
+        return explain.exit_code == 0;
+      },
+      std::chrono::seconds(20));
   ASSERT_EQ(explain.exit_code, 0) << explain.output;
   EXPECT_THAT(explain.output, HasSubstr("Latest fires only the most recent missed occurrence"));
 }
