@@ -47,11 +47,15 @@ class FakeSink : public dispatcher::FireSink {
 class FakeResults : public dispatcher::ResultsSource {
  public:
   std::atomic<bool> replayed{false};
+  mutable std::atomic<int> queries{0};  // how often the term asked: it is waiting at the barrier
   void Run(CancelToken& cancel) override {
     while (!cancel.WaitFor(1h)) {
     }
   }
-  bool Replayed() const override { return replayed.load(); }
+  bool Replayed() const override {
+    ++queries;
+    return replayed.load();
+  }
   uint64_t results() const override { return 0; }
   uint64_t invalid() const override { return 0; }
 };
@@ -141,7 +145,9 @@ TEST_F(LeaderTermTest, StartUpOrder) {
   // 3 before 5, and 4 gates 5: the dispatcher started, but the results replay has not finished.
   sink_.load()->kafka_up = true;
   ASSERT_TRUE(WaitUntil([&] { return sink_.load()->initialized.load(); }, 10s));
-  std::this_thread::sleep_for(1500ms);  // an every-second task would have fired
+  // Wait on the term itself: it keeps asking whether the replay is done.
+  const int asked = results_.load()->queries.load();
+  ASSERT_TRUE(WaitUntil([&] { return results_.load()->queries.load() >= asked + 5; }, 10s));
   EXPECT_EQ(sink_.load()->commits, 0) << "nothing fires before the results replay";
   EXPECT_EQ(StatusPatches(), 0U);
 
