@@ -18,14 +18,10 @@ StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventAggrega
       conditions_budget_(clock, conditions.qps, conditions.burst),
       on_fenced_(std::move(on_fenced)) {}
 
-StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const std::string& name,
-                                                 const std::string& uid) {
-  std::string key = ns + "/" + name;
+StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& key, const std::string& uid) {
   auto it = tasks_.find(key);
   if (it == tasks_.end() || it->second.uid != uid) {
     Pending p;
-    p.ns = ns;
-    p.name = name;
     p.uid = uid;
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
@@ -39,18 +35,40 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& ns, const st
       p.next = parse(cached->status.next_schedule_time);
       p.observed_generation = cached->status.observed_generation;
     }
+    if (it != tasks_.end()) {
+      // A new incarnation of the name: it waits in the queues where the old one did.
+      p.in_times_queue = it->second.in_times_queue;
+      p.in_conditions_queue = it->second.in_conditions_queue;
+    }
     it = tasks_.insert_or_assign(key, std::move(p)).first;
   }
   return it->second;
 }
 
+void StatusWriter::MarkTimesLocked(const std::string& key, Pending& p) {
+  p.times_dirty = true;
+  if (!p.in_times_queue) {
+    times_queue_.push_back(key);
+    p.in_times_queue = true;
+  }
+}
+
+void StatusWriter::MarkConditionsLocked(const std::string& key, Pending& p) {
+  p.conditions_dirty = true;
+  if (!p.in_conditions_queue) {
+    conditions_queue_.push_back(key);
+    p.in_conditions_queue = true;
+  }
+}
+
 void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
                                 std::optional<Instant> next_schedule_time) {
+  const std::string key = t.Key();
   std::lock_guard lock(mu_);
-  Pending& p = EntryLocked(t.ns, t.name, t.uid);
+  Pending& p = EntryLocked(key, t.uid);
   p.observed_generation = observed_generation;
   p.conditions = std::move(conditions);
-  p.conditions_dirty = true;
+  MarkConditionsLocked(key, p);
   // A fire committed after the reconcile read the dispatcher has the newer next
   // time; the next fire is always after the last one.
   if (!next_schedule_time || !p.last || *next_schedule_time > *p.last) p.next = next_schedule_time;
@@ -58,26 +76,28 @@ void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generat
 
 void StatusWriter::Forget(const std::string& key) {
   std::lock_guard lock(mu_);
-  tasks_.erase(key);
+  tasks_.erase(key);  // a queued key is skipped when its turn comes
 }
 
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
+  const std::string key = task.ns + "/" + task.name;
   std::lock_guard lock(mu_);
-  Pending& p = EntryLocked(task.ns, task.name, task.id);
+  Pending& p = EntryLocked(key, task.id);
   if (!p.last || *p.last < scheduled) p.last = scheduled;
   p.next = next;
   ++p.fired;
-  p.times_dirty = true;
+  MarkTimesLocked(key, p);
 }
 
 void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant,
                              dispatcher::Instant, const std::string& reason, const std::string& message) {
   {
+    const std::string key = task.ns + "/" + task.name;
     std::lock_guard lock(mu_);
-    Pending& p = EntryLocked(task.ns, task.name, task.id);
+    Pending& p = EntryLocked(key, task.id);
     p.missed += count;
-    p.times_dirty = true;
+    MarkTimesLocked(key, p);
   }
   spdlog::warn("task {}/{}: {}", task.ns, task.name, message);
   events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""}, "Warning", reason,
@@ -85,8 +105,7 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
 }
 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
-  auto slash = subject.find('/');
-  if (slash == std::string::npos) return;
+  if (subject.find('/') == std::string::npos) return;
   std::lock_guard lock(mu_);
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.
@@ -95,27 +114,28 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
     auto cached = lookup_(subject);
     if (!cached || cached->uid != uid) return;
   }
-  Pending& p = EntryLocked(subject.substr(0, slash), subject.substr(slash + 1), uid);
+  Pending& p = EntryLocked(subject, uid);
   if (!p.last_success || *p.last_success < finished) {
     p.last_success = finished;
-    p.times_dirty = true;
+    MarkTimesLocked(subject, p);
   }
 }
 
 void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) {
+  const std::string key = task.ns + "/" + task.name;
   std::lock_guard lock(mu_);
-  auto it = tasks_.find(task.ns + "/" + task.name);
+  auto it = tasks_.find(key);
   if (it == tasks_.end() || it->second.uid != task.id) {
     // No entry: write only if status shows another time (a restart writes nothing).
-    auto cached = lookup_(task.ns + "/" + task.name);
+    auto cached = lookup_(key);
     if (!cached || cached->uid != task.id) return;
     auto shown = ParseRfc3339(cached->status.next_schedule_time);
     if (shown.ok() == next.has_value() && (!next || *shown == *next)) return;
   }
-  Pending& p = EntryLocked(task.ns, task.name, task.id);
+  Pending& p = EntryLocked(key, task.id);
   if (p.next == next) return;
   p.next = next;
-  if (!p.conditions_dirty) p.times_dirty = true;  // a pending conditions write carries it
+  if (!p.conditions_dirty) MarkTimesLocked(key, p);  // a pending conditions write carries it
 }
 
 void StatusWriter::OnFenced(const std::string& message) {
@@ -151,60 +171,71 @@ kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
   return {{"status", std::move(status)}};
 }
 
-int StatusWriter::Write(const std::vector<Pending>& batch, bool with_conditions) {
+int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditions) {
   int written = 0;
-  for (const auto& p : batch) {
-    auto r = client_.Patch(kScheduledTasks.Path(p.ns, p.name, "status"), PatchFor(p, with_conditions));
+  for (const auto& [key, p] : batch) {
+    const auto slash = key.find('/');
+    auto r = client_.Patch(kScheduledTasks.Path(key.substr(0, slash), key.substr(slash + 1), "status"),
+                           PatchFor(p, with_conditions));
     if (r.ok()) {
       ++written;
       ++writes_;
       continue;
     }
+    std::lock_guard lock(mu_);
+    auto it = tasks_.find(key);
+    if (it == tasks_.end() || it->second.uid != p.uid) continue;
+    Pending& now = it->second;
     if (r.status().code() == StatusCode::kNotFound) {
       // Deleted meanwhile: drop the entry unless something newer arrived for it.
-      std::lock_guard lock(mu_);
-      auto it = tasks_.find(p.ns + "/" + p.name);
-      if (it != tasks_.end() && it->second.uid == p.uid && !it->second.times_dirty && !it->second.conditions_dirty) {
-        tasks_.erase(it);
-      }
+      if (!now.times_dirty && !now.conditions_dirty) tasks_.erase(it);
       continue;
     }
-    spdlog::warn("status of {}/{}: {}", p.ns, p.name, r.status().ToString());
-    std::lock_guard lock(mu_);
-    auto it = tasks_.find(p.ns + "/" + p.name);
-    if (it == tasks_.end() || it->second.uid != p.uid) continue;
-    // Retry on a later pass; conditions that changed meanwhile are already newer.
-    it->second.times_dirty = true;
-    if (with_conditions && !it->second.conditions_dirty) {
-      it->second.conditions = p.conditions;
-      it->second.conditions_dirty = true;
+    spdlog::warn("status of {}: {}", key, r.status().ToString());
+    // Retry on a later pass, behind the others; conditions that changed meanwhile
+    // are already newer.
+    if (with_conditions && !now.conditions_dirty) {
+      now.conditions = p.conditions;
+      MarkConditionsLocked(key, now);
+    } else if (!now.conditions_dirty) {
+      MarkTimesLocked(key, now);
     }
   }
   return written;
 }
 
 int StatusWriter::Flush() {
-  std::vector<Pending> with_conditions;
-  std::vector<Pending> times_only;
+  std::vector<Write> with_conditions;
+  std::vector<Write> times_only;
   {
     std::lock_guard lock(mu_);
-    for (auto& [k, p] : tasks_) {
-      if (!p.conditions_dirty) continue;
-      if (!conditions_budget_.TryAcquire()) break;  // the rest waits for the next pass
-      with_conditions.push_back(p);
-      p.conditions_dirty = false;
-      p.times_dirty = false;
-      p.conditions.clear();  // written: the cache holds them now
-      p.conditions.shrink_to_fit();
+    while (!conditions_queue_.empty()) {
+      auto it = tasks_.find(conditions_queue_.front());
+      if (it != tasks_.end() && it->second.conditions_dirty) {
+        if (!conditions_budget_.TryAcquire()) break;  // the rest waits for the next pass
+        Pending& p = it->second;
+        with_conditions.push_back({it->first, p});
+        p.conditions_dirty = false;
+        p.times_dirty = false;  // the write carries them
+        p.conditions.clear();   // written: the cache holds them now
+        p.conditions.shrink_to_fit();
+      }
+      if (it != tasks_.end()) it->second.in_conditions_queue = false;
+      conditions_queue_.pop_front();
     }
-    for (auto& [k, p] : tasks_) {
-      if (!p.times_dirty || p.conditions_dirty) continue;  // a conditions write carries the times
-      if (!times_budget_.TryAcquire()) break;
-      times_only.push_back(p);
-      p.times_dirty = false;
+    while (!times_queue_.empty()) {
+      auto it = tasks_.find(times_queue_.front());
+      // A pending conditions write carries the times when its turn comes.
+      if (it != tasks_.end() && it->second.times_dirty && !it->second.conditions_dirty) {
+        if (!times_budget_.TryAcquire()) break;
+        times_only.push_back({it->first, it->second});
+        it->second.times_dirty = false;
+      }
+      if (it != tasks_.end()) it->second.in_times_queue = false;
+      times_queue_.pop_front();
     }
   }
-  int written = Write(with_conditions, true) + Write(times_only, false);
+  int written = WriteBatch(with_conditions, true) + WriteBatch(times_only, false);
   events_.Flush();
   return written;
 }

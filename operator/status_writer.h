@@ -23,6 +23,7 @@
 // writer's own lock (and the informer cache's, through `lookup`). Run()/Flush() on
 // one thread; the network is used with no lock held.
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -83,21 +84,31 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
 
  private:
   struct Pending {
-    std::string ns, name, uid;
+    std::string uid;
     // Fire times (the dispatcher's and the results follower's).
     // Instants, not strings: 8 bytes each instead of a heap string (memory per task).
     std::optional<Instant> last, next, last_success;
     int64_t fired = 0, missed = 0;  // absolute counts
-    bool times_dirty = false;
     // The reconciler's fields; conditions are dropped once written.
     int64_t observed_generation = 0;
     std::vector<Condition> conditions;
+    bool times_dirty = false;
     bool conditions_dirty = false;
+    // Whether the key waits in times_queue_ / conditions_queue_.
+    bool in_times_queue = false;
+    bool in_conditions_queue = false;
   };
-  Pending& EntryLocked(const std::string& ns, const std::string& name, const std::string& uid);
+  struct Write {
+    std::string key;  // namespace/name
+    Pending p;
+  };
+  Pending& EntryLocked(const std::string& key, const std::string& uid);
+  // Marks fields dirty and queues the key at the back of its queue (once).
+  void MarkTimesLocked(const std::string& key, Pending& p);
+  void MarkConditionsLocked(const std::string& key, Pending& p);
   static kube::Json PatchFor(const Pending& p, bool with_conditions);
-  // Writes `batch`; entries that failed are marked dirty again.
-  int Write(const std::vector<Pending>& batch, bool with_conditions);
+  // Writes `batch`; entries that failed are marked dirty again (at the back).
+  int WriteBatch(const std::vector<Write>& batch, bool with_conditions);
 
   kube::KubeClient& client_;
   Lookup lookup_;
@@ -107,6 +118,13 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   std::function<void(const std::string&)> on_fenced_;
   mutable std::mutex mu_;
   std::map<std::string, Pending> tasks_;  // by namespace/name; guarded by mu_
+  // Dirty keys in the order they became dirty, so every task gets its turn under
+  // the budget (a pass that walked tasks_ in key order would write the same first
+  // keys every minute and never reach the rest), and a pass costs what it writes,
+  // not a walk over 100k entries. A key may appear in a queue after its entry went
+  // or became clean: a pass skips it. Guarded by mu_.
+  std::deque<std::string> conditions_queue_;
+  std::deque<std::string> times_queue_;
   std::atomic<uint64_t> writes_{0};
 };
 

@@ -187,6 +187,32 @@ TEST_F(StatusPathTest, ConditionsAndFireTimesHaveBudgetsOfTheirOwn) {
   EXPECT_EQ(writer_->backlog(), 0U);
 }
 
+TEST_F(StatusPathTest, EveryDirtyTaskGetsItsTurnUnderTheBudget) {
+  // Three tasks fire every minute; the budget writes one status a pass. A task that
+  // fired again after its write goes to the back: "a" is not written again before
+  // "b" and "c" had theirs (walking the tasks in key order, "a" would win every pass).
+  MakeWriter({.qps = 1, .burst = 1}, {0, 1});
+  for (const char* name : {"a", "b", "c"}) {
+    ScheduledTask t = Task(name);
+    t.status.observed_generation = 1;
+    Cache(t);
+    writer_->OnFired(*t.def, T("2026-01-01T00:00:00Z"), T("2026-01-01T01:00:00Z"));
+  }
+  std::vector<std::string> order;
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto before = transport_->Sent("PATCH", "/status").size();
+    ASSERT_EQ(writer_->Flush(), 1) << "pass " << pass;
+    const auto& sent = transport_->Sent("PATCH", "/status");
+    ASSERT_EQ(sent.size(), before + 1);
+    const std::string& path = sent.back().path;
+    order.push_back(path.substr(path.rfind("/scheduledtasks/") + 16, 1));
+    // The task just written fires again at once.
+    writer_->OnFired(*cache_["ns/" + order.back()].def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));
+    clock_.Advance(1s);
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("a", "b", "c", "a"));
+}
+
 TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
   Cache(Task("a"));
   ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
