@@ -97,7 +97,10 @@ Status Dispatcher::Start() {
     Instant now = Now();
     scheduled.reserve(tasks_.size());
     for (auto& [id, e] : tasks_) {
-      if (auto it = restored_.find(id); it != restored_.end()) e.last_fired = Instant{seconds{it->second}};
+      if (auto it = restored_.find(id); it != restored_.end()) {
+        e.last_fired = Instant{seconds{it->second}};
+        restored_.erase(it);  // the entry carries it from now on (memory per task)
+      }
       ScheduleLocked(e, now);
       scheduled.emplace_back(e.def, e.next);
     }
@@ -109,10 +112,10 @@ Status Dispatcher::Start() {
   return Status::Ok();
 }
 
-void Dispatcher::PushLocked(const std::string& id, Entry& e) {
+void Dispatcher::PushLocked(Entry& e) {
   ++e.version;
   if (!e.next) return;
-  heap_.push({*e.next + JitterFor(id, *e.next, e.def->jitter_seconds), id, e.version});
+  heap_.push({*e.next + JitterFor(e.def->id, *e.next, e.def->jitter_seconds), e.def, e.version});
 }
 
 void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
@@ -124,7 +127,7 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
   // Resume after the last fired occurrence (missed ones are caught up per policy);
   // a task never fired starts from now.
   e.next = e.schedule.Next(e.last_fired ? *e.last_fired : now);
-  PushLocked(e.def->id, e);
+  PushLocked(e);
 }
 
 Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
@@ -140,7 +143,10 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   auto it = tasks_.find(task.id);
   if (it == tasks_.end()) {
     Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
-    if (auto r = restored_.find(task.id); r != restored_.end()) e.last_fired = Instant{seconds{r->second}};
+    if (auto r = restored_.find(task.id); r != restored_.end()) {
+      e.last_fired = Instant{seconds{r->second}};
+      restored_.erase(r);
+    }
     it = tasks_.emplace(task.id, std::move(e)).first;
     ScheduleLocked(it->second, now);
   } else {
@@ -159,7 +165,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
       // A new schedule takes effect at its next occurrence; its past is not caught up.
       Instant from = e.last_fired ? std::max(*e.last_fired, now) : now;
       e.next = e.schedule.Next(from);
-      if (started_) PushLocked(e.def->id, e);
+      if (started_) PushLocked(e);
     }
   }
   cv_.notify_all();
@@ -327,7 +333,7 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
   while (!heap_.empty() && heap_.top().fire_at <= now) {
     HeapItem item = heap_.top();
     heap_.pop();
-    auto it = tasks_.find(item.id);
+    auto it = tasks_.find(item.def->id);
     if (it == tasks_.end() || it->second.version != item.version || !it->second.next) continue;
     Entry& e = it->second;
     // Every occurrence from e.next whose fire time has come, capped so a long outage
@@ -378,7 +384,7 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
       ++added;
     }
     e.next = latest ? e.schedule.Next(*latest) : e.next;
-    PushLocked(item.id, e);
+    PushLocked(e);
   }
   if (added > 0) cv_.notify_all();
   return added;

@@ -149,7 +149,7 @@ class Dispatcher final : public TaskSink {
   };
   struct HeapItem {
     Instant fire_at;
-    std::string id;
+    DefPtr def;  // shared, not a copy of the id (memory per task); stale after a Remove
     uint64_t version;
     bool operator>(const HeapItem& o) const { return fire_at > o.fire_at; }
   };
@@ -158,7 +158,7 @@ class Dispatcher final : public TaskSink {
   // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
   // previous occurrence runs, and keeps only the latest when several are due.
   std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now);
-  void PushLocked(const std::string& id, Entry& e);
+  void PushLocked(Entry& e);
   // Applies the task's policy to `occ` (its occurrences due now, oldest first).
   // `dropped` older occurrences were already cut off by the collection window
   // (the first of them at `dropped_first`); they are reported together.
@@ -182,7 +182,7 @@ class Dispatcher final : public TaskSink {
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
   std::vector<Occurrence> pending_;
   std::vector<SkipReport> skips_;            // collected under mu_, delivered by DeliverSkips()
-  std::map<std::string, int64_t> restored_;  // checkpoints read at Start()
+  std::map<std::string, int64_t> restored_;  // checkpoints read at Start(), until a task takes its own
   bool started_ = false;
   std::atomic<bool> fenced_{false};
   DispatcherStats stats_;

@@ -445,11 +445,13 @@ TEST_F(DispatcherTest, KeepsTheCallersDefinitionInsteadOfACopy) {
   ASSERT_TRUE(d.Start().ok());
   auto def = std::make_shared<const TaskDefinition>(Task("shared", "0 * * * * *"));
   ASSERT_TRUE(d.Upsert(def).ok());
-  EXPECT_EQ(def.use_count(), 2) << "the table holds the same definition";
+  EXPECT_EQ(def.use_count(), 3) << "the table and the timer's heap hold the same definition";
   auto equal = std::make_shared<const TaskDefinition>(*def);
   ASSERT_TRUE(d.Upsert(equal).ok());
-  EXPECT_EQ(def.use_count(), 1) << "an equal definition replaces the old one: never two copies";
-  EXPECT_EQ(equal.use_count(), 2);
+  EXPECT_EQ(equal.use_count(), 2) << "an equal definition replaces the old one in the table";
+  RunFor(clock, d, 61s);
+  EXPECT_EQ(def.use_count(), 1) << "and in the heap at the next fire: never two copies for longer";
+  EXPECT_EQ(equal.use_count(), 3);
 }
 
 TEST_F(DispatcherTest, StartingDeadlineCountsFromTheJitteredFireTime) {
