@@ -68,26 +68,18 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     TaskStatus& s = t.status;
     s.observed_generation = JsonInt(*st, "observedGeneration", 0);
-    s.last_schedule_time = JsonString(*st, "lastScheduleTime");
-    s.next_schedule_time = JsonString(*st, "nextScheduleTime");
-    s.last_successful_time = JsonString(*st, "lastSuccessfulTime");
+    auto time = [&](const char* field) -> std::optional<Instant> {
+      auto parsed = ParseRfc3339(JsonString(*st, field));
+      return parsed.ok() ? std::optional<Instant>(*parsed) : std::nullopt;
+    };
+    s.last_schedule_time = time("lastScheduleTime");
+    s.next_schedule_time = time("nextScheduleTime");
+    s.last_successful_time = time("lastSuccessfulTime");
     s.fired_count = JsonInt(*st, "firedCount", 0);
     s.missed_count = JsonInt(*st, "missedCount", 0);
     s.conditions = ConditionsFromJson(*st);
   }
   return t;
-}
-
-Json StatusPatch(const TaskStatus& s) {
-  auto str_or_null = [](const std::string& v) { return v.empty() ? Json(nullptr) : Json(v); };
-  return {{"status",
-           {{"observedGeneration", s.observed_generation},
-            {"conditions", ConditionsToJson(s.conditions)},
-            {"lastScheduleTime", str_or_null(s.last_schedule_time)},
-            {"nextScheduleTime", str_or_null(s.next_schedule_time)},
-            {"lastSuccessfulTime", str_or_null(s.last_successful_time)},
-            {"firedCount", s.fired_count},
-            {"missedCount", s.missed_count}}}};
 }
 
 }  // namespace cronlane::op

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/time.h"
 #include "dispatcher/task.h"
 #include "operator/kube/client.h"
 #include "operator/object_fields.h"
@@ -19,9 +20,11 @@ inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
 struct TaskStatus {
   int64_t observed_generation = 0;
   std::vector<Condition> conditions;
-  std::string last_schedule_time;  // RFC 3339, "" = unset
-  std::string next_schedule_time;
-  std::string last_successful_time;
+  // Parsed once when decoded (an Instant is 8 bytes; the RFC 3339 string was a
+  // heap string per field per task); none when unset or unparsable.
+  std::optional<Instant> last_schedule_time;
+  std::optional<Instant> next_schedule_time;
+  std::optional<Instant> last_successful_time;
   int64_t fired_count = 0;
   int64_t missed_count = 0;
   bool operator==(const TaskStatus&) const = default;
@@ -40,8 +43,5 @@ struct ScheduledTask : ObjectMeta {
 // the apiserver's schema admitted). With `previous` (the cached object of the same
 // key) whose definition is equal, the result shares it.
 std::optional<ScheduledTask> ScheduledTaskFromJson(const kube::Json& object, const ScheduledTask* previous = nullptr);
-
-// The merge patch that sets `status` (unset fields become null, so they are removed).
-kube::Json StatusPatch(const TaskStatus& status);
 
 }  // namespace cronlane::op

@@ -26,13 +26,9 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& key, const s
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
       p.missed = cached->status.missed_count;
-      auto parse = [](const std::string& s) -> std::optional<Instant> {
-        auto t = ParseRfc3339(s);
-        return t.ok() ? std::optional<Instant>(*t) : std::nullopt;
-      };
-      p.last = parse(cached->status.last_schedule_time);
-      p.last_success = parse(cached->status.last_successful_time);
-      p.next = parse(cached->status.next_schedule_time);
+      p.last = cached->status.last_schedule_time;
+      p.last_success = cached->status.last_successful_time;
+      p.next = cached->status.next_schedule_time;
       p.observed_generation = cached->status.observed_generation;
     }
     if (it != tasks_.end()) {
@@ -129,8 +125,7 @@ void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::opti
     // No entry: write only if status shows another time (a restart writes nothing).
     auto cached = lookup_(key);
     if (!cached || cached->uid != task.id) return;
-    auto shown = ParseRfc3339(cached->status.next_schedule_time);
-    if (shown.ok() == next.has_value() && (!next || *shown == *next)) return;
+    if (cached->status.next_schedule_time == next) return;
   }
   Pending& p = EntryLocked(key, task.id);
   if (p.next == next) return;

@@ -79,12 +79,12 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   }
 
   std::vector<Condition> conditions = DesiredConditions(t, problem);
-  const std::string next = state.next_fire ? FormatRfc3339(*state.next_fire) : "";
+  const std::optional<Instant>& next = state.next_fire;
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.
   const bool changed = t.status.observed_generation != t.generation || conditions != t.status.conditions ||
-                       (t.status.next_schedule_time.empty() && !next.empty());
+                       (!t.status.next_schedule_time && next);
   if (!changed) return Status::Ok();
   {
     std::lock_guard lock(mu_);
@@ -107,7 +107,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     } else {
       // Normal transitions are logged, not recorded as Events: at 100k tasks an Event
       // per task would double the API writes of a start-up.
-      spdlog::info("task {} {}, next fire {}", key, after->reason, next.empty() ? "none" : next);
+      spdlog::info("task {} {}, next fire {}", key, after->reason, next ? FormatRfc3339(*next) : "none");
     }
   }
   return Status::Ok();

@@ -121,7 +121,7 @@ TEST_F(StatusPathTest, ReconcileSchedulesWithoutAnyApiCallAndTheWriterWritesOnce
 TEST_F(StatusPathTest, OneWriterPerFieldNoStaleFireTimesFromTheCache) {
   ScheduledTask t = Task("a");
   t.status.fired_count = 3;
-  t.status.last_schedule_time = "2026-01-01T00:00:00Z";
+  t.status.last_schedule_time = T("2026-01-01T00:00:00Z");
   Cache(t);
   dispatcher::TaskDefinition def = *t.def;
   writer_->OnFired(def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));
@@ -155,7 +155,7 @@ TEST_F(StatusPathTest, NextFireFromTheDispatcherStartReachesTheFirstWrite) {
 
   // A task whose status already shows that time (a restart) costs no write.
   ScheduledTask current = Task("current");
-  current.status.next_schedule_time = "2026-01-01T01:00:00Z";
+  current.status.next_schedule_time = T("2026-01-01T01:00:00Z");
   Cache(current);
   writer_->OnScheduled(*current.def, T("2026-01-01T01:00:00Z"));
   EXPECT_EQ(writer_->tracked(), 1U) << "no entry for it";
@@ -172,7 +172,7 @@ TEST_F(StatusPathTest, ConditionsAndFireTimesHaveBudgetsOfTheirOwn) {
   }
   ScheduledTask old = Task("old");
   old.status.observed_generation = 1;
-  old.status.next_schedule_time = "2026-01-01T00:00:00Z";
+  old.status.next_schedule_time = T("2026-01-01T00:00:00Z");
   Cache(old);
   writer_->OnFired(*old.def, T("2026-01-01T00:00:00Z"), T("2026-01-01T01:00:00Z"));
 
