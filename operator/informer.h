@@ -127,19 +127,26 @@ class Informer {
   }
 
  private:
+  // The first list asks for resourceVersion=0: the apiserver answers from its
+  // watch cache (about 5 s for 100k objects on 2 cores, against 26 s paging them
+  // from etcd; client-go's reflector does the same), and any staleness is what the
+  // watch from the list's resourceVersion catches up on. A relist after 410 Gone
+  // reads the latest state, paged (`limit` + `continue`), from etcd.
   Status ListAndReplace(CancelToken& cancel) {
     std::map<std::string, T> fresh;
     std::string cont;
     std::string rv;
+    const bool from_cache = !synced_.load();
     do {
       std::string path = resource_.Path(ns_) + "?limit=" + std::to_string(options_.page_size);
-      if (!cont.empty()) path += "&continue=" + kube::UrlEscape(cont);
-      auto page = client_.Get(path);
-      if (!page.ok()) {
-        // An expired continue token means the list must start over.
-        return page.status();
+      if (!cont.empty()) {
+        path += "&continue=" + kube::UrlEscape(cont);
+      } else if (from_cache) {
+        path += "&resourceVersion=0";
       }
-      for (const auto& item : (*page)["items"]) {
+      // Items are decoded one at a time: a 100k list from the watch cache is one
+      // response, whose DOM would be about 700 MiB.
+      auto page = client_.List(path, [&](Json& item) {
         std::string key = KeyOf(item);
         std::optional<T> obj;
         {
@@ -152,10 +159,13 @@ class Informer {
         } else {
           ++decode_errors_;
         }
+      });
+      if (!page.ok()) {
+        // An expired continue token means the list must start over.
+        return page.status();
       }
-      const Json& meta = (*page)["metadata"];
-      cont = meta.contains("continue") && meta["continue"].is_string() ? meta["continue"].get<std::string>() : "";
-      rv = meta.value("resourceVersion", rv);
+      cont = page->continue_token;
+      if (!page->resource_version.empty()) rv = page->resource_version;
       if (cancel.cancelled()) return Status::Ok();
     } while (!cont.empty());
 

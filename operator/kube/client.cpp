@@ -1,5 +1,7 @@
 #include "operator/kube/client.h"
 
+#include <simdjson.h>
+
 #include <cstdio>
 
 namespace cronlane::kube {
@@ -74,6 +76,63 @@ Result<Json> KubeClient::Do(const std::string& method, const std::string& path, 
 
 Result<Json> KubeClient::Get(const std::string& path) {
   return Do("GET", path, "", "");
+}
+
+Result<KubeClient::ListMeta> KubeClient::List(const std::string& path, const std::function<void(Json& item)>& on_item) {
+  limiter_.Acquire();
+  ++requests_;
+  auto resp = transport_->Send({"GET", path, "", ""});
+  if (!resp.ok()) return resp.status();
+  if (resp->status < 200 || resp->status >= 300) return StatusFromHttp(resp->status, resp->body, "GET " + path);
+  std::string& body = resp->body;
+  const size_t size = body.size();
+  body.resize(size + simdjson::SIMDJSON_PADDING, ' ');  // what simdjson may read past the end
+  const auto bad = [&](const char* what) { return Internal("GET " + path + ": " + what); };
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  if (parser.iterate(body.data(), size, body.size()).get(doc) != simdjson::SUCCESS) {
+    return bad("response is not JSON");
+  }
+  simdjson::ondemand::object top;
+  if (doc.get_object().get(top) != simdjson::SUCCESS) return bad("response is not a JSON object");
+  ListMeta meta;
+  // Fields in any order (the apiserver sorts a custom resource list's keys, so
+  // "items" comes before "metadata").
+  for (auto field : top) {
+    std::string_view key;
+    if (field.unescaped_key().get(key) != simdjson::SUCCESS) return bad("malformed key");
+    if (key == "items") {
+      simdjson::ondemand::value v;
+      simdjson::ondemand::json_type type;
+      if (field.value().get(v) != simdjson::SUCCESS || v.type().get(type) != simdjson::SUCCESS) {
+        return bad("malformed items");
+      }
+      if (type == simdjson::ondemand::json_type::null) continue;  // an empty list
+      simdjson::ondemand::array items;
+      if (v.get_array().get(items) != simdjson::SUCCESS) return bad("items is not an array");
+      for (auto item : items) {
+        simdjson::ondemand::object obj;
+        std::string_view raw;
+        if (item.get_object().get(obj) != simdjson::SUCCESS || obj.raw_json().get(raw) != simdjson::SUCCESS) {
+          return bad("an item is not a JSON object");
+        }
+        Json j = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
+        if (j.is_discarded()) return bad("malformed item");
+        on_item(j);
+      }
+    } else if (key == "metadata") {
+      simdjson::ondemand::object m;
+      if (field.value().get_object().get(m) != simdjson::SUCCESS) return bad("metadata is not an object");
+      for (auto mf : m) {
+        std::string_view mkey, value;
+        if (mf.unescaped_key().get(mkey) != simdjson::SUCCESS) return bad("malformed key");
+        if (mkey != "resourceVersion" && mkey != "continue") continue;
+        if (mf.value().get_string().get(value) != simdjson::SUCCESS) continue;
+        (mkey == "continue" ? meta.continue_token : meta.resource_version) = std::string(value);
+      }
+    }
+  }
+  return meta;
 }
 
 Result<Json> KubeClient::Create(const std::string& path, const Json& body) {

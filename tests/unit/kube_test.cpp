@@ -235,6 +235,45 @@ TEST(Watch, GarbageEndsTheWatchWithAnError) {
             StatusCode::kInternal);
 }
 
+TEST(List, DecodesItemsOneAtATimeInAnyFieldOrder) {
+  auto t = std::make_unique<ScriptedTransport>();
+  // The apiserver sorts a custom resource list's keys: items before metadata.
+  t->lines = {R"({"apiVersion":"v1","items":[{"metadata":{"name":"a\"b"},"x":[1,{"y":null}]},)"
+              R"({"metadata":{"name":"c"}}],"kind":"List","metadata":{"continue":"tok","resourceVersion":"42"}})"};
+  auto* raw = t.get();
+  KubeClient c(std::move(t), RealClock::Get(), 0, 1);
+  std::vector<std::string> names;
+  auto meta = c.List("/apis/x?limit=2", [&](Json& item) { names.push_back(item["metadata"]["name"]); });
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(names, (std::vector<std::string>{"a\"b", "c"}));
+  EXPECT_EQ(meta->continue_token, "tok");
+  EXPECT_EQ(meta->resource_version, "42");
+
+  raw->lines = {R"({"metadata":{"resourceVersion":"7"},"items":null})"};
+  names.clear();
+  meta = c.List("/apis/x", [&](Json& item) { names.push_back(item.dump()); });
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_TRUE(names.empty());
+  EXPECT_EQ(meta->continue_token, "") << "the last page";
+  EXPECT_EQ(meta->resource_version, "7");
+}
+
+TEST(List, MalformedResponsesAndApiErrorsAreErrors) {
+  auto t = std::make_unique<ScriptedTransport>();
+  auto* raw = t.get();
+  KubeClient c(std::move(t), RealClock::Get(), 0, 1);
+  auto ignore = [](Json&) {};
+  for (const char* body : {"{not json", "[]", R"({"items":{}})", R"({"items":[{"a":}]})", R"({"items":[1,)"}) {
+    raw->lines = {body};
+    auto r = c.List("/apis/x", ignore);
+    EXPECT_EQ(r.status().code(), StatusCode::kInternal) << body;
+  }
+  raw->status = 410;
+  raw->lines = {R"({"kind":"Status","code":410,"reason":"Expired","message":"continue token expired"})"};
+  auto r = c.List("/apis/x", ignore);
+  EXPECT_EQ(r.status().code(), StatusCode::kExpired) << r.status().ToString();
+}
+
 TEST(ResourceRef, Paths) {
   ResourceRef tasks{"cronlane.dev", "v1alpha1", "scheduledtasks"};
   EXPECT_EQ(tasks.Path("ns"), "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks");

@@ -86,7 +86,7 @@ class LeaderTermTest : public ::testing::Test {
     auto t = std::make_unique<RoutedTransport>();
     transport_ = t.get();
     Json list = {{"items", {TaskJson("a"), TaskJson("b")}}, {"metadata", {{"resourceVersion", "7"}}}};
-    transport_->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500", {200, list.dump()});
+    transport_->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500&resourceVersion=0", {200, list.dump()});
     for (const char* n : {"a", "b"}) {
       transport_->Route(std::string("PATCH /apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/") + n + "/status",
                         {200, "{}"});

@@ -63,7 +63,7 @@ class ManagerTest : public ::testing::Test {
  protected:
   ManagerTest() {
     auto t = std::make_unique<RoutedTransport>();
-    t->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500",
+    t->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500&resourceVersion=0",
              {200, R"({"items": [], "metadata": {"resourceVersion": "7"}})"});
     client_ = std::make_unique<kube::KubeClient>(std::move(t), RealClock::Get(), 0, 1);
   }
