@@ -1,5 +1,7 @@
 #include "operator/object_fields.h"
 
+#include "operator/interner.h"
+
 #include <algorithm>
 
 namespace cronlane::op {
@@ -33,6 +35,33 @@ std::string JsonString(const Json& j, const char* key, const std::string& def) {
 int64_t JsonInt(const Json& j, const char* key, int64_t def) {
   auto it = j.find(key);
   return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
+}
+
+namespace {
+
+struct ConditionsHash {
+  size_t operator()(const std::vector<Condition>& conditions) const {
+    size_t h = 0;
+    auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+    std::hash<std::string> str;
+    for (const auto& c : conditions) {
+      mix(str(c.type));
+      mix(str(c.status));
+      mix(str(c.reason));
+      mix(str(c.message));
+      mix(str(c.last_transition_time));
+      mix(std::hash<int64_t>{}(c.observed_generation));
+    }
+    return h;
+  }
+};
+
+}  // namespace
+
+SharedConditions InternConditions(std::vector<Condition> conditions) {
+  static Interner<std::vector<Condition>, ConditionsHash> interner;
+  if (conditions.empty()) return nullptr;
+  return interner.Intern(std::move(conditions));
 }
 
 std::vector<Condition> ConditionsFromJson(const Json& status) {

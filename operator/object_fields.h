@@ -5,6 +5,7 @@
 // rule).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ bool GenerationChanged(const ObjectMeta* old, const ObjectMeta* now);
 // j[key] if it is a string / an integer, else `def`.
 std::string JsonString(const kube::Json& j, const char* key, const std::string& def = "");
 int64_t JsonInt(const kube::Json& j, const char* key, int64_t def);
+
+// Conditions shared by every object whose conditions are equal (interner.h): most
+// tasks carry the same Ready condition. Null: no conditions.
+using SharedConditions = std::shared_ptr<const std::vector<Condition>>;
+// The process-wide shared copy of `conditions`; null when empty. Thread-safe.
+SharedConditions InternConditions(std::vector<Condition> conditions);
 
 // status.conditions of an API object's status (empty when absent or malformed).
 std::vector<Condition> ConditionsFromJson(const kube::Json& status);

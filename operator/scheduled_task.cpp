@@ -7,8 +7,20 @@ namespace {
 using kube::Json;
 }  // namespace
 
+const std::vector<Condition>& TaskStatus::Conditions() const {
+  static const std::vector<Condition> kNone;
+  return conditions ? *conditions : kNone;
+}
+
 const Condition* TaskStatus::Find(const std::string& type) const {
-  return FindCondition(conditions, type);
+  return FindCondition(Conditions(), type);
+}
+
+bool TaskStatus::operator==(const TaskStatus& o) const {
+  return observed_generation == o.observed_generation && Conditions() == o.Conditions() &&
+         last_schedule_time == o.last_schedule_time && next_schedule_time == o.next_schedule_time &&
+         last_successful_time == o.last_successful_time && fired_count == o.fired_count &&
+         missed_count == o.missed_count;
 }
 
 std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const ScheduledTask* previous) {
@@ -77,7 +89,14 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     s.last_successful_time = time("lastSuccessfulTime");
     s.fired_count = JsonInt(*st, "firedCount", 0);
     s.missed_count = JsonInt(*st, "missedCount", 0);
-    s.conditions = ConditionsFromJson(*st);
+    std::vector<Condition> conditions = ConditionsFromJson(*st);
+    // A status write that left the conditions alone shares them without the
+    // interner's lock.
+    if (previous != nullptr && previous->status.conditions && *previous->status.conditions == conditions) {
+      s.conditions = previous->status.conditions;
+    } else {
+      s.conditions = InternConditions(std::move(conditions));
+    }
   }
   return t;
 }

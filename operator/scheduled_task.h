@@ -19,7 +19,7 @@ inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
 
 struct TaskStatus {
   int64_t observed_generation = 0;
-  std::vector<Condition> conditions;
+  SharedConditions conditions;  // interned; null: none
   // Parsed once when decoded (an Instant is 8 bytes; the RFC 3339 string was a
   // heap string per field per task); none when unset or unparsable.
   std::optional<Instant> last_schedule_time;
@@ -27,8 +27,10 @@ struct TaskStatus {
   std::optional<Instant> last_successful_time;
   int64_t fired_count = 0;
   int64_t missed_count = 0;
-  bool operator==(const TaskStatus&) const = default;
+  // Compares conditions by value.
+  bool operator==(const TaskStatus& o) const;
 
+  const std::vector<Condition>& Conditions() const;  // empty when none
   const Condition* Find(const std::string& type) const;
 };
 

@@ -20,9 +20,9 @@ StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventAggrega
 
 StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& key, const std::string& uid) {
   auto it = tasks_.find(key);
-  if (it == tasks_.end() || it->second.uid != uid) {
+  if (it == tasks_.end() || it->second.uid_hash != UidHash(uid)) {
     Pending p;
-    p.uid = uid;
+    p.uid_hash = UidHash(uid);
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
       p.fired = cached->status.fired_count;
       p.missed = cached->status.missed_count;
@@ -60,10 +60,11 @@ void StatusWriter::MarkConditionsLocked(const std::string& key, Pending& p) {
 void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
                                 std::optional<Instant> next_schedule_time) {
   const std::string key = t.Key();
+  SharedConditions shared = InternConditions(std::move(conditions));
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(key, t.uid);
   p.observed_generation = observed_generation;
-  p.conditions = std::move(conditions);
+  p.conditions = std::move(shared);
   MarkConditionsLocked(key, p);
   // A fire committed after the reconcile read the dispatcher has the newer next
   // time; the next fire is always after the last one.
@@ -106,7 +107,7 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.
   auto known = tasks_.find(subject);
-  if (known == tasks_.end() || known->second.uid != uid) {
+  if (known == tasks_.end() || known->second.uid_hash != UidHash(uid)) {
     auto cached = lookup_(subject);
     if (!cached || cached->uid != uid) return;
   }
@@ -121,7 +122,7 @@ void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::opti
   const std::string key = task.ns + "/" + task.name;
   std::lock_guard lock(mu_);
   auto it = tasks_.find(key);
-  if (it == tasks_.end() || it->second.uid != task.id) {
+  if (it == tasks_.end() || it->second.uid_hash != UidHash(task.id)) {
     // No entry: write only if status shows another time (a restart writes nothing).
     auto cached = lookup_(key);
     if (!cached || cached->uid != task.id) return;
@@ -161,7 +162,7 @@ kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
   if (p.last_success) status["lastSuccessfulTime"] = FormatRfc3339(*p.last_success);
   if (with_conditions) {
     status["observedGeneration"] = p.observed_generation;
-    status["conditions"] = ConditionsToJson(p.conditions);
+    status["conditions"] = ConditionsToJson(p.conditions ? *p.conditions : std::vector<Condition>{});
   }
   return {{"status", std::move(status)}};
 }
@@ -179,7 +180,7 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
     }
     std::lock_guard lock(mu_);
     auto it = tasks_.find(key);
-    if (it == tasks_.end() || it->second.uid != p.uid) continue;
+    if (it == tasks_.end() || it->second.uid_hash != p.uid_hash) continue;
     Pending& now = it->second;
     if (r.status().code() == StatusCode::kNotFound) {
       // Deleted meanwhile: drop the entry unless something newer arrived for it.
@@ -212,8 +213,7 @@ int StatusWriter::Flush() {
         with_conditions.push_back({it->first, p});
         p.conditions_dirty = false;
         p.times_dirty = false;  // the write carries them
-        p.conditions.clear();   // written: the cache holds them now
-        p.conditions.shrink_to_fit();
+        p.conditions.reset();   // written: the cache holds them now
       }
       if (it != tasks_.end()) it->second.in_conditions_queue = false;
       conditions_queue_.pop_front();

@@ -84,14 +84,17 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
 
  private:
   struct Pending {
-    std::string uid;
+    // Which incarnation of the name the entry is for: a hash of its UID, not a copy
+    // (8 bytes instead of about 80 per task; 64-bit collisions between two
+    // incarnations of one name are not a practical concern).
+    size_t uid_hash = 0;
     // Fire times (the dispatcher's and the results follower's).
     // Instants, not strings: 8 bytes each instead of a heap string (memory per task).
     std::optional<Instant> last, next, last_success;
     int64_t fired = 0, missed = 0;  // absolute counts
     // The reconciler's fields; conditions are dropped once written.
     int64_t observed_generation = 0;
-    std::vector<Condition> conditions;
+    SharedConditions conditions;  // interned: 100k new tasks wait with a handful of copies
     bool times_dirty = false;
     bool conditions_dirty = false;
     // Whether the key waits in times_queue_ / conditions_queue_.
@@ -102,6 +105,7 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     std::string key;  // namespace/name
     Pending p;
   };
+  static size_t UidHash(std::string_view uid) { return std::hash<std::string_view>{}(uid); }
   Pending& EntryLocked(const std::string& key, const std::string& uid);
   // Marks fields dirty and queues the key at the back of its queue (once).
   void MarkTimesLocked(const std::string& key, Pending& p);

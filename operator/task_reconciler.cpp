@@ -30,7 +30,7 @@ bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTas
 
 std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
                                                          const std::optional<dispatcher::TaskProblem>& problem) const {
-  std::vector<Condition> out = t.status.conditions;
+  std::vector<Condition> out = t.status.Conditions();
   Condition ready{"Ready", "True", kReasonScheduled, "The task fires according to spec.schedule", "", t.generation};
   if (problem) {
     ready.status = "False";
@@ -41,7 +41,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
   }
-  SetCondition(out, ready, t.status.conditions, FormatRfc3339(clock_.Now()));
+  SetCondition(out, ready, t.status.Conditions(), FormatRfc3339(clock_.Now()));
   return out;
 }
 
@@ -50,7 +50,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   if (!cached || cached->deleting) {
     std::lock_guard lock(mu_);
     if (auto it = known_.find(key); it != known_.end()) {
-      sink_.Remove(it->second.uid);
+      sink_.Remove(it->second.def->id);
       spdlog::info("task {} removed from the dispatcher", key);
       known_.erase(it);
     }
@@ -61,11 +61,11 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     Known& k = known_[key];
-    if (!k.uid.empty() && k.uid != t.uid) {
-      sink_.Remove(k.uid);  // deleted and re-created
+    if (k.def && k.def->id != t.uid) {
+      sink_.Remove(k.def->id);  // deleted and re-created
       k = Known{};
     }
-    k.uid = t.uid;
+    k.def = t.def;
   }
 
   std::optional<dispatcher::TaskProblem> problem = dispatcher::CheckTask(*t.def);
@@ -83,7 +83,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.
-  const bool changed = t.status.observed_generation != t.generation || conditions != t.status.conditions ||
+  const bool changed = t.status.observed_generation != t.generation || conditions != t.status.Conditions() ||
                        (!t.status.next_schedule_time && next);
   if (!changed) return Status::Ok();
   {

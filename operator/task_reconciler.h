@@ -56,7 +56,9 @@ class TaskReconciler {
   EventRecorder& events_;
   Clock& clock_;
   struct Known {
-    std::string uid;
+    // The definition last handed to the sink (its id is the UID), shared with the
+    // cache and the dispatcher rather than a copy of the UID.
+    dispatcher::TaskDefinitionPtr def;
     // What was last handed to the status writer, so a repeated reconcile (a relist,
     // before the cache shows the write) hands nothing over again.
     int64_t reported_generation = -1;

@@ -213,6 +213,23 @@ TEST_F(StatusPathTest, EveryDirtyTaskGetsItsTurnUnderTheBudget) {
   EXPECT_THAT(order, ::testing::ElementsAre("a", "b", "c", "a"));
 }
 
+TEST_F(StatusPathTest, ARecreatedTaskReplacesTheOldIncarnationInTheDispatcher) {
+  Cache(Task("a"));
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  ScheduledTask again = Task("a");
+  again.uid = "uid-a-2";
+  auto def = std::make_shared<dispatcher::TaskDefinition>(*again.def);
+  def->id = again.uid;
+  again.def = def;
+  Cache(again);  // deleted and created again before the reconciler saw the delete
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(sink_.tasks.count("uid-a"), 0U) << "the old incarnation stops firing";
+  EXPECT_EQ(sink_.tasks.count("uid-a-2"), 1U);
+  cache_.erase("ns/a");
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_TRUE(sink_.tasks.empty());
+}
+
 TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
   Cache(Task("a"));
   ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
@@ -308,6 +325,35 @@ TEST(ScheduledTaskFromJson, SharesAnUnchangedDefinitionWithThePreviousObject) {
   auto third = ScheduledTaskFromJson(obj, &*second);
   EXPECT_NE(third->def.get(), first->def.get());
   EXPECT_EQ(third->def->schedule, "30 * * * *");
+}
+
+TEST(ScheduledTaskFromJson, EqualConditionsAreOneSharedCopyAcrossTasks) {
+  auto with_ready = [](const std::string& name, const std::string& since) {
+    Json o = Json::parse(R"({"metadata": {"namespace": "ns", "uid": "u", "generation": 1},
+                             "spec": {"schedule": "0 * * * *", "target": {"topic": "t"}}})");
+    o["metadata"]["name"] = name;
+    o["status"] = {{"conditions",
+                    {{{"type", "Ready"},
+                      {"status", "True"},
+                      {"reason", "Scheduled"},
+                      {"message", "The task fires according to spec.schedule"},
+                      {"lastTransitionTime", since},
+                      {"observedGeneration", 1}}}}};
+    return *ScheduledTaskFromJson(o);
+  };
+  ScheduledTask a = with_ready("a", "2026-01-01T00:00:00Z");
+  ScheduledTask b = with_ready("b", "2026-01-01T00:00:00Z");
+  ScheduledTask c = with_ready("c", "2026-01-01T00:00:01Z");
+  ASSERT_NE(a.status.Find("Ready"), nullptr);
+  EXPECT_EQ(a.status.Find("Ready")->reason, "Scheduled");
+  EXPECT_EQ(a.status.conditions.get(), b.status.conditions.get()) << "equal conditions: one copy";
+  EXPECT_NE(a.status.conditions.get(), c.status.conditions.get()) << "another transition time: another copy";
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_NE(a.status, c.status) << "compared by value";
+  ScheduledTask none = *ScheduledTaskFromJson(
+      Json::parse(R"({"metadata": {"namespace": "ns", "name": "n", "uid": "u"}, "spec": {"schedule": "0 * * * *"}})"));
+  EXPECT_EQ(none.status.conditions, nullptr);
+  EXPECT_TRUE(none.status.Conditions().empty());
 }
 
 }  // namespace
