@@ -48,7 +48,7 @@ demo: build tools ## Bring up the environment and show sample tasks firing
 	@hack/demo.sh
 
 bench: deps tools ## Run the benchmarks (release build; fire_bench against a local Kafka) and print results
-	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench cronlane-operator
+	@cmake --preset release >/dev/null && cmake --build --preset release --target cron_bench fire_bench operator_core_bench cronlane-operator
 	@hack/bench.sh build-release
 
 image: deps ## Build the container image cronlane/cronlane:<version> (podman + runc; local debian base)

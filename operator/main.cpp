@@ -228,6 +228,7 @@ int main(int argc, char** argv) {
                                     .topic_partitions = f.topic_partitions};
   dispatcher::ResultsFollowerOptions results{
       .base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)};
+  manager.Add(std::make_unique<op::MemoryTrimmer>());
   manager.Add(std::make_unique<op::LeaderTerm>(
       client, manager.cache(), events, clock, manager.metrics(), op::KafkaTermWorld(sink, results, clock),
       op::LeaderTermOptions{.dispatcher = {.default_topic = f.default_topic,

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <thread>
 
 namespace cronlane::op {
@@ -26,6 +29,15 @@ Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, 
 }
 
 Manager::~Manager() = default;
+
+Status MemoryTrimmer::Start(CancelToken& cancel) {
+  while (!cancel.WaitFor(period_)) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+  }
+  return Status::Ok();
+}
 
 void Manager::AddReadyCheck(std::string name, std::function<bool()> ready) {
   ready_checks_.emplace_back(std::move(name), std::move(ready));
