@@ -25,14 +25,26 @@ Status KafkaFireSink::Init() {
   auto producer = kafka::NewProducer(p);
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
-  Status created =
-      kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
-                         options_.replication_factor, {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}});
+  Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
+                                      options_.replication_factor, CheckpointTopicConfig());
   if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());
   fenced_ = reinit_ = abort_pending_ = false;
   return Status::Ok();
+}
+
+kafka::Properties CheckpointTopicConfig() {
+  // Compaction only cleans closed segments. With the broker's default 1 GiB
+  // segments, 100k every-minute tasks (about 6 MB of checkpoints a minute) would
+  // keep every record for hours, and a new leader would read them all before its
+  // first fire (ReadCheckpoints gives up after 60 s). Small segments, rolled at
+  // least every 10 minutes, keep the topic near one record per task.
+  return {{"cleanup.policy", "compact"},
+          {"min.compaction.lag.ms", "0"},
+          {"segment.bytes", std::to_string(16 * 1024 * 1024)},
+          {"segment.ms", "600000"},
+          {"min.cleanable.dirty.ratio", "0.5"}};
 }
 
 Status KafkaFireSink::Fail(const Status& why) {

@@ -28,12 +28,18 @@ struct KafkaSinkOptions {
   int topic_partitions = 6;   // then the dispatcher stops; a restart restores exactly
 };
 
+// The configuration the checkpoint topic is created with: compacted, in segments
+// small enough that compaction keeps about one record per task (a topic created
+// by an earlier version keeps its own; docs/operations.md says how to change it).
+kafka::Properties CheckpointTopicConfig();
+
 class KafkaFireSink final : public FireSink {
  public:
   explicit KafkaFireSink(KafkaSinkOptions options);
   ~KafkaFireSink() override;
 
-  // Creates the checkpoint topic if missing (compacted), then init_transactions.
+  // Creates the checkpoint topic if missing (CheckpointTopicConfig()), then
+  // init_transactions.
   Status Init() override;
   Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) override;
   Result<std::map<std::string, int64_t>> ReadCheckpoints() override;

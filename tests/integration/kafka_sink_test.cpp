@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <iostream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -77,6 +78,47 @@ TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
   auto cps = sink.ReadCheckpoints();
   ASSERT_TRUE(cps.ok()) << cps.status().ToString();
   EXPECT_EQ(*cps, (std::map<std::string, int64_t>{{"a", 2}, {"b", 1}}));
+}
+
+// The broker's view of a topic's configuration (DescribeConfigs).
+std::map<std::string, std::string> TopicConfig(const std::string& topic) {
+  std::map<std::string, std::string> out;
+  auto admin = kafka::NewProducer(Base());
+  EXPECT_TRUE(admin.ok());
+  rd_kafka_t* rk = admin->get();
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_DescribeConfigs(rk, &res, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10000);
+  if (ev != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    size_t n = 0;
+    const rd_kafka_ConfigResource_t** rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      size_t m = 0;
+      const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(rs[i], &m);
+      for (size_t j = 0; j < m; ++j) {
+        const char* v = rd_kafka_ConfigEntry_value(entries[j]);
+        out[rd_kafka_ConfigEntry_name(entries[j])] = v ? v : "";
+      }
+    }
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_ConfigResource_destroy(res);
+  rd_kafka_queue_destroy(q);
+  return out;
+}
+
+TEST(KafkaFireSink, CheckpointTopicIsCompactedInSmallSegments) {
+  // With the broker's 1 GiB default segments compaction would not run for hours
+  // at 100k tasks, and a new leader would read every checkpoint ever written.
+  auto o = Options(UniqueName("cfg"));
+  KafkaFireSink sink(o);
+  ASSERT_TRUE(sink.Init().ok());
+  auto config = TopicConfig(o.checkpoint_topic);
+  EXPECT_EQ(config["cleanup.policy"], "compact");
+  EXPECT_EQ(config["segment.bytes"], std::to_string(16 * 1024 * 1024));
+  EXPECT_EQ(config["segment.ms"], "600000");
 }
 
 TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
