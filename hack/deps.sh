@@ -10,11 +10,11 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config ca-certificates
   libssl-dev tzdata
   libcpprest-dev libboost-system-dev libyaml-cpp-dev librdkafka-dev libspdlog-dev libfmt-dev
-  nlohmann-json3-dev libhowardhinnant-date-dev prometheus-cpp-dev libcli11-dev
+  nlohmann-json3-dev libhowardhinnant-date-dev prometheus-cpp-dev libcli11-dev libsimdjson-dev
 )
 TEST_PACKAGES=(
   git curl openssl procps psmisc iproute2
-  libgtest-dev libgmock-dev libbenchmark-dev libsimdjson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev kcat gnuplot-nox
   podman runc debootstrap
   golang-go default-jre-headless maven

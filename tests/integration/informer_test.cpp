@@ -31,7 +31,11 @@ class GatedTransport : public kube::Transport {
  public:
   explicit GatedTransport(kube::TransportPtr real) : real_(std::move(real)) {}
   Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
-    if (req.path.find("limit=") != std::string::npos) ++lists_;
+    if (req.path.find("limit=") != std::string::npos) {
+      std::lock_guard lock(mu_);
+      ++lists_;
+      list_paths_.push_back(req.path);
+    }
     return real_->Send(req);
   }
   Result<int> Stream(const kube::HttpRequest& req, const std::function<bool(std::string_view)>& on_line,
@@ -65,6 +69,10 @@ class GatedTransport : public kube::Transport {
     cv_.notify_all();
   }
   int lists() const { return lists_.load(); }
+  std::vector<std::string> list_paths() {
+    std::lock_guard lock(mu_);
+    return list_paths_;
+  }
 
  private:
   kube::TransportPtr real_;
@@ -72,6 +80,7 @@ class GatedTransport : public kube::Transport {
   std::condition_variable cv_;
   bool armed_ = false, waiting_ = false, released_ = false;
   std::atomic<int> lists_{0};
+  std::vector<std::string> list_paths_;  // guarded by mu_
 };
 
 std::string Task(const std::string& name, const std::string& schedule) {
@@ -89,7 +98,7 @@ void Apply(const std::string& ns, const std::string& yaml) {
 TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
   std::string ns = UniqueName("informer");
   ASSERT_EQ(Kubectl("create namespace " + ns).exit_code, 0);
-  // More objects than one page, so the initial list paginates.
+  // More objects than one page, so a list from etcd paginates.
   for (int i = 0; i < 7; ++i) Apply(ns, Task("pre-" + std::to_string(i), "0 * * * *"));
 
   auto cfg = kube::LoadKubeconfig(EnvVar("KUBECONFIG"));
@@ -118,7 +127,9 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
 
   ASSERT_TRUE(WaitUntil([&] { return informer.HasSynced(); }, 20s));
   EXPECT_EQ(informer.Size(), 7U);
-  EXPECT_GE(gate->lists(), 3) << "7 objects in pages of 3";
+  ASSERT_GE(gate->lists(), 1);
+  EXPECT_THAT(gate->list_paths()[0], ::testing::HasSubstr("resourceVersion=0"))
+      << "the first list is served by the apiserver's watch cache";
 
   // Watch events.
   Apply(ns, Task("live", "5 * * * *"));
@@ -133,6 +144,7 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
   Apply(ns, Task("pre-1", "45 * * * *"));
   ASSERT_EQ(Kubectl("delete st pre-2 -n " + ns).exit_code, 0);
   const uint64_t relists_before = informer.relists();
+  const size_t lists_before = gate->list_paths().size();
   gate->Release();
 
   ASSERT_TRUE(WaitUntil([&] { return informer.relists() > relists_before; }, 10s)) << "410 Gone must trigger a relist";
@@ -144,6 +156,13 @@ TEST(InformerAgainstApiserver, ListWatchAndRelistAfterExpiry) {
       },
       10s))
       << "the cache converges with every change made while the watch was away";
+  {
+    auto paths = gate->list_paths();
+    ASSERT_GE(paths.size(), lists_before + 3) << "the relist reads the latest state from etcd: 7 objects in pages of 3";
+    for (size_t i = lists_before; i < paths.size(); ++i) {
+      EXPECT_THAT(paths[i], ::testing::Not(::testing::HasSubstr("resourceVersion="))) << paths[i];
+    }
+  }
   {
     std::lock_guard lock(mu);
     EXPECT_GT(notified[ns + "/created-while-away"], 0);
