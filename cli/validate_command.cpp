@@ -14,8 +14,6 @@
 
 #include "cli/embedded_crds.h"
 #include "cli/schema.h"
-#include "common/limits.h"
-#include "dispatcher/cron.h"
 #include "dispatcher/task.h"
 
 namespace cronlane::cli {
@@ -91,6 +89,9 @@ nlohmann::json ToJson(const YAML::Node& n) {
   return n.Scalar();
 }
 
+// What the operator would refuse (dispatcher::TaskProblems, the same checks the
+// reconciler runs), for a document the schema admitted, each at its line. A field
+// the schema already found wrong is not reported twice.
 void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>& schema_problems,
                         std::vector<SchemaProblem>& out) {
   auto has_problem = [&](const std::string& prefix) {
@@ -101,37 +102,36 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   if (!spec.IsMap()) return;
   const YAML::Node schedule = At(spec, "schedule");
   const YAML::Node tz = At(spec, "timeZone");
-  if (schedule.IsScalar() && !has_problem("spec.schedule") && !has_problem("spec.timeZone")) {
-    auto parsed = dispatcher::Schedule::Parse(schedule.Scalar(), tz.IsScalar() ? tz.Scalar() : "");
-    if (!parsed.ok()) {
-      const std::string& m = parsed.status().message();
-      if (m.rfind("timeZone: ", 0) == 0) {
-        out.push_back({"spec.timeZone", Line(tz), m.substr(10)});
-      } else {
-        out.push_back({"spec.schedule", Line(schedule), m});
-      }
-    }
-  }
   const YAML::Node target = At(spec, "target");
   const YAML::Node headers = target.IsMap() ? At(target, "headers") : YAML::Node();
-  if (headers.IsMap() && !has_problem("spec.target.headers")) {
+  const YAML::Node payload = At(spec, "payload");
+  const YAML::Node shards = At(spec, "shards");
+
+  dispatcher::TaskDefinition t;
+  t.schedule = schedule.IsScalar() ? schedule.Scalar() : "";
+  t.time_zone = tz.IsScalar() ? tz.Scalar() : "";
+  if (headers.IsMap()) {
     for (const auto& kv : headers) {
-      const std::string name = kv.first.as<std::string>();
-      if (dispatcher::IsReservedHeader(name)) {
-        out.push_back(
-            {"spec.target.headers", Line(kv.first),
-             "\"" + name + "\" is reserved: the operator sets the CloudEvent attributes (ce_*) and content-type"});
-      }
+      t.headers.emplace_back(kv.first.as<std::string>(), kv.second.IsScalar() ? kv.second.Scalar() : "");
     }
   }
-  const YAML::Node payload = At(spec, "payload");
-  if (payload.IsDefined() && !payload.IsNull()) {
-    size_t bytes = ToJson(payload).dump().size();
-    if (bytes > kMaxPayloadBytes) {
-      out.push_back(
-          {"spec.payload", Line(payload),
-           "is " + std::to_string(bytes) + " bytes as JSON, over the limit of " + std::to_string(kMaxPayloadBytes)});
+  t.payload_json = payload.IsDefined() && !payload.IsNull() ? ToJson(payload).dump() : "null";
+  // Shards are the schema's to check (1-1024).
+  t.shards = 1;
+
+  for (const auto& p : dispatcher::TaskProblems(t)) {
+    if (has_problem(p.field)) continue;
+    if (p.field == "spec.schedule" && !schedule.IsScalar()) continue;  // missing: the schema says so
+    YAML::Node at = p.field == "spec.timeZone"   ? tz
+                    : p.field == "spec.schedule" ? schedule
+                    : p.field == "spec.payload"  ? payload
+                                                 : YAML::Node();
+    if (p.field == "spec.target.headers") {
+      for (const auto& kv : headers) {
+        if (kv.first.as<std::string>() == p.item) at = kv.first;
+      }
     }
+    out.push_back({p.field, at.IsDefined() ? Line(at) : Line(spec), p.detail});
   }
 }
 

@@ -518,13 +518,12 @@ std::optional<int64_t> PrevCivil(const CronExpr& e, int64_t from, int64_t floor,
 Result<const date::time_zone*> LocateZone(std::string_view name) {
   if (name.empty() || name == "UTC" || name == "Etc/UTC") return static_cast<const date::time_zone*>(nullptr);
   if (EqualsIgnoreCase(name, "Local")) {
-    return InvalidArgument("timeZone: \"Local\" is not allowed, use an IANA name such as \"Europe/Berlin\"");
+    return InvalidArgument("\"Local\" is not allowed, use an IANA name such as \"Europe/Berlin\"");
   }
   try {
     return date::locate_zone(name);
   } catch (const std::runtime_error&) {
-    return InvalidArgument("timeZone: unknown time zone " + Quote(name) +
-                           " (use an IANA name such as \"America/New_York\")");
+    return InvalidArgument("unknown time zone " + Quote(name) + " (use an IANA name such as \"America/New_York\")");
   }
 }
 

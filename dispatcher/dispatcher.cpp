@@ -134,7 +134,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   const TaskDefinition& task = *ptr;
   if (auto problem = CheckTask(task)) {
     Remove(task.id);
-    return InvalidArgument(problem->reason + ": " + problem->message);
+    return InvalidArgument(problem->reason + ": " + problem->Message());
   }
   auto parsed = Schedule::Parse(task.schedule, task.time_zone);
   if (!parsed.ok()) return parsed.status();

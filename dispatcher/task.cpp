@@ -14,26 +14,35 @@ bool IsReservedHeader(std::string_view name) {
   return n.rfind("ce_", 0) == 0 || n == "content-type";
 }
 
-std::optional<TaskProblem> CheckTask(const TaskDefinition& task) {
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task) {
+  std::vector<TaskProblem> out;
   auto zone = LocateZone(task.time_zone);
-  if (!zone.ok()) return TaskProblem{"UnknownTimeZone", "spec.timeZone: " + zone.status().message().substr(10)};
-  auto s = Schedule::Parse(task.schedule, task.time_zone);
-  if (!s.ok()) return TaskProblem{"InvalidSchedule", "spec.schedule: " + s.status().message()};
+  if (!zone.ok()) out.push_back({"UnknownTimeZone", "spec.timeZone", zone.status().message(), ""});
+  auto s = Schedule::Parse(task.schedule, zone.ok() ? task.time_zone : "");
+  if (!s.ok()) out.push_back({"InvalidSchedule", "spec.schedule", s.status().message(), ""});
   if (task.payload_json.size() > kMaxPayloadBytes) {
-    return TaskProblem{"PayloadTooLarge", "spec.payload: " + std::to_string(task.payload_json.size()) +
-                                              " bytes as JSON, over the limit of " + std::to_string(kMaxPayloadBytes)};
+    out.push_back({"PayloadTooLarge", "spec.payload",
+                   "is " + std::to_string(task.payload_json.size()) + " bytes as JSON, over the limit of " +
+                       std::to_string(kMaxPayloadBytes),
+                   ""});
   }
   for (const auto& [name, value] : task.headers) {
     if (IsReservedHeader(name)) {
-      return TaskProblem{"InvalidTarget", "spec.target.headers: \"" + name +
-                                              "\" is reserved: the operator sets the CloudEvent attributes (ce_*) and "
-                                              "content-type"};
+      out.push_back(
+          {"InvalidTarget", "spec.target.headers",
+           "\"" + name + "\" is reserved: the operator sets the CloudEvent attributes (ce_*) and content-type", name});
     }
   }
   if (task.shards < 1 || task.shards > 1024) {
-    return TaskProblem{"InvalidTarget", "spec.shards: " + std::to_string(task.shards) + " is out of range 1-1024"};
+    out.push_back({"InvalidTarget", "spec.shards", std::to_string(task.shards) + " is out of range 1-1024", ""});
   }
-  return std::nullopt;
+  return out;
+}
+
+std::optional<TaskProblem> CheckTask(const TaskDefinition& task) {
+  auto problems = TaskProblems(task);
+  if (problems.empty()) return std::nullopt;
+  return std::move(problems.front());
 }
 
 }  // namespace cronlane::dispatcher

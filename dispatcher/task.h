@@ -45,12 +45,19 @@ struct TaskDefinition {
   bool operator==(const TaskDefinition&) const = default;
 };
 
-// Why a task cannot be scheduled. `reason` is a CamelCase condition reason
-// (InvalidSchedule, UnknownTimeZone, InvalidTarget, PayloadTooLarge), `message`
-// names the field and the problem.
+// Why a task cannot be scheduled: a CamelCase condition `reason`
+// (InvalidSchedule, UnknownTimeZone, InvalidTarget, PayloadTooLarge), the `field`
+// at fault ("spec.schedule"), and what is wrong with it (`detail`, without the
+// field). Callers place the field themselves (a condition message, a line of a
+// file); nobody parses it out of a message.
 struct TaskProblem {
   std::string reason;
-  std::string message;
+  std::string field;
+  std::string detail;
+  std::string item;  // the entry of a map field at fault (a header's name), or ""
+
+  // "field: detail", as a condition message or an Event says it.
+  std::string Message() const { return field + ": " + detail; }
 };
 
 // Whether a header name is reserved for the CloudEvent the dispatcher writes
@@ -58,8 +65,12 @@ struct TaskProblem {
 // workers can trust those attributes.
 bool IsReservedHeader(std::string_view name);
 
-// Checks everything the dispatcher needs to fire the task. nullopt when it can.
-// Reasons: UnknownTimeZone, InvalidSchedule, PayloadTooLarge, InvalidTarget.
+// Everything that keeps the dispatcher from firing the task, one problem per field
+// (one per reserved header); empty when it can fire. The schedule is checked in
+// UTC when the zone is the problem, so the two are reported independently.
+// `cronlane validate` runs the same checks on files.
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task);
+// The first of TaskProblems(), or nullopt.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
 
 // Definitions are shared, immutable: the operator's cache, the dispatcher's table

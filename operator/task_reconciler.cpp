@@ -35,7 +35,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
   if (problem) {
     ready.status = "False";
     ready.reason = problem->reason;
-    ready.message = problem->message;
+    ready.message = problem->Message();
   } else if (t.def->suspend) {
     ready.status = "False";
     ready.reason = kReasonSuspended;
@@ -101,9 +101,9 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   ++status_updates_;
   if (reason_changed) {
     if (problem) {
-      spdlog::warn("task {} is not scheduled: {}: {}", key, problem->reason, problem->message);
+      spdlog::warn("task {} is not scheduled: {}: {}", key, problem->reason, problem->Message());
       events_.Record(t.Ref(kScheduledTaskApiVersion, "ScheduledTask"), "Warning", problem->reason, "Validate",
-                     problem->message);
+                     problem->Message());
     } else {
       // Normal transitions are logged, not recorded as Events: at 100k tasks an Event
       // per task would double the API writes of a start-up.

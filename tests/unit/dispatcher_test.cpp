@@ -475,7 +475,9 @@ TEST(CheckTask, ReservedHeadersAreRefused) {
     auto p = CheckTask(t);
     ASSERT_TRUE(p) << name;
     EXPECT_EQ(p->reason, "InvalidTarget");
-    EXPECT_THAT(p->message, ::testing::HasSubstr(std::string("\"") + name + "\" is reserved"));
+    EXPECT_EQ(p->field, "spec.target.headers");
+    EXPECT_EQ(p->item, name);
+    EXPECT_THAT(p->Message(), ::testing::HasSubstr(std::string("spec.target.headers: \"") + name + "\" is reserved"));
   }
 }
 
