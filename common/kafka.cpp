@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 #include <string>
+#include <thread>
 
 namespace cronlane::kafka {
 namespace {
@@ -259,38 +260,47 @@ Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partition
 }
 
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
-  int32_t eof = -1;
-  return PollWithEof(consumer, timeout, eof);
+  auto polled = PollWithEof(consumer, timeout);
+  if (!polled.ok()) return polled.status();
+  return std::move(polled->message);
 }
+
+namespace {
+
+// A partition's watermarks. Right after a topic was created (or while its leader
+// moves) the broker answers "not leader" for a moment: asked again until
+// `timeout`, instead of failing the caller (a new leader's checkpoint restore).
+rd_kafka_resp_err_t QueryWatermarks(rd_kafka_t* client, const std::string& topic, int32_t partition,
+                                    std::chrono::milliseconds timeout, int64_t& low, int64_t& high) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(client, topic.c_str(), partition, &low, &high,
+                                                               static_cast<int>(std::max<int64_t>(left.count(), 1)));
+    const bool moving =
+        err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+    if (!moving || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= until) return err;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
 
 Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,
                               std::chrono::milliseconds timeout) {
   int64_t lo = 0, hi = 0;
   std::string t(topic);
-  rd_kafka_resp_err_t err =
-      rd_kafka_query_watermark_offsets(client, t.c_str(), partition, &lo, &hi, static_cast<int>(timeout.count()));
+  rd_kafka_resp_err_t err = QueryWatermarks(client, t, partition, timeout, lo, hi);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "watermarks of " + t);
   return hi;
 }
 
-Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
-                                           int32_t& eof_partition) {
-  PartitionOffset eof;
-  auto m = PollWithEof(consumer, timeout, eof);
-  eof_partition = eof.partition;
-  return m;
-}
-
-Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
-                                           PartitionOffset& eof) {
-  eof = {};
+Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
   MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
-  if (!m) return std::optional<Message>();
+  if (!m) return Polled{};
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    eof.topic = m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "";
-    eof.partition = m->partition;
-    eof.offset = m->offset;
-    return std::optional<Message>();
+    return Polled{std::nullopt,
+                  PartitionOffset{m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "", m->partition, m->offset}};
   }
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return FromErrorCode(m->err, std::string("consuming: ") + rd_kafka_message_errstr(m.get()));
@@ -312,7 +322,7 @@ Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::mi
       out.headers.push_back({name, val != nullptr ? std::string(static_cast<const char*>(val), size) : ""});
     }
   }
-  return std::optional<Message>(std::move(out));
+  return Polled{std::move(out), std::nullopt};
 }
 
 Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset) {
@@ -375,13 +385,8 @@ Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::
   return out;
 }
 
-int64_t LagOf(int64_t committed, int64_t low, int64_t high) {
-  int64_t from = committed < 0 ? low : std::max(committed, low);
-  return std::max<int64_t>(0, high - from);
-}
-
-Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view group, std::string_view topic,
-                                           std::chrono::milliseconds timeout) {
+Result<std::vector<PartitionOffsets>> GroupOffsets(rd_kafka_t* client, std::string_view group, std::string_view topic,
+                                                   std::chrono::milliseconds timeout) {
   auto partitions = PartitionCount(client, topic, timeout);
   if (!partitions.ok()) return partitions.status();
   std::string t(topic);
@@ -389,7 +394,7 @@ Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view 
   PartitionListPtr wanted(rd_kafka_topic_partition_list_new(*partitions));
   for (int32_t p = 0; p < *partitions; ++p) rd_kafka_topic_partition_list_add(wanted.get(), t.c_str(), p);
 
-  std::vector<PartitionLag> out(static_cast<size_t>(*partitions));
+  std::vector<PartitionOffsets> out(static_cast<size_t>(*partitions));
   for (int32_t p = 0; p < *partitions; ++p) out[static_cast<size_t>(p)].partition = p;
   {
     std::array<char, 512> err{};
@@ -425,14 +430,12 @@ Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view 
   for (auto& pl : out) {
     int64_t low = 0;
     int64_t high = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(client, t.c_str(), pl.partition, &low, &high,
-                                                             static_cast<int>(timeout.count()));
+    rd_kafka_resp_err_t e = QueryWatermarks(client, t, pl.partition, timeout, low, high);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return FromErrorCode(e, "watermarks of " + t + "[" + std::to_string(pl.partition) + "]");
     }
     pl.low = low;
     pl.high = high;
-    pl.lag = LagOf(pl.committed, low, high);
   }
   return out;
 }

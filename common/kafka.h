@@ -114,15 +114,17 @@ struct PartitionOffset {
   int64_t offset = -1;
 };
 
-// Like Poll(), but reports end-of-partition (needs "enable.partition.eof"=true):
-// `eof` is set to the partition that reached its end and the offset of that end
-// (for a read_committed consumer the last stable offset, past any transaction
-// marker), else left with partition -1.
-Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
-                                           PartitionOffset& eof);
-// As above, reporting only the partition (-1 when none reached its end).
-Result<std::optional<Message>> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout,
-                                           int32_t& eof_partition);
+// What one poll saw: a message, the end of a partition, or neither (nothing
+// arrived within the timeout).
+struct Polled {
+  std::optional<Message> message;
+  // The partition that reached its end and the offset of that end (for a
+  // read_committed consumer the last stable offset, past any transaction marker).
+  // Reported only with "enable.partition.eof"=true.
+  std::optional<PartitionOffset> eof;
+};
+// Like Poll(), but reports end-of-partition.
+Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
 
 // The high watermark (next offset to be written) of one partition, from the broker.
 Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,
@@ -145,29 +147,23 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
 Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-// One partition's consumer-group lag. `committed` is the group's committed offset,
-// or -1 when the group never committed one for this partition.
-struct PartitionLag {
+// A partition's offsets as a consumer group sees them. `committed` is the group's
+// committed offset, or -1 when the group never committed one for this partition.
+struct PartitionOffsets {
   int32_t partition = 0;
   int64_t committed = -1;
   int64_t low = 0;   // low watermark: the oldest offset still in the log
   int64_t high = 0;  // high watermark: the next offset to be written
-  int64_t lag = 0;   // messages the group has yet to read
 
-  bool operator==(const PartitionLag&) const = default;
+  bool operator==(const PartitionOffsets&) const = default;
 };
 
-// The lag of `group` on every partition of `topic`: committed offsets from the
-// admin API (OffsetFetch), watermarks from each partition's leader. A partition
-// with no committed offset counts everything still in the log (high - low), which
-// is what a consumer with auto.offset.reset=earliest (cronlane-worker) will read;
-// a committed offset below the low watermark (deleted by retention) counts from
-// the low watermark. NotFound if the topic does not exist.
-Result<std::vector<PartitionLag>> GroupLag(rd_kafka_t* client, std::string_view group, std::string_view topic,
-                                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
-
-// The lag of one partition from its offsets, by the rules of GroupLag.
-int64_t LagOf(int64_t committed, int64_t low, int64_t high);
+// The committed offsets of `group` on every partition of `topic` (admin API,
+// OffsetFetch) and each partition's watermarks (from its leader). Raw offsets: what
+// counts as lag is the WorkerPool's rule (operator/workerpool.h, LagOf). NotFound
+// if the topic does not exist.
+Result<std::vector<PartitionOffsets>> GroupOffsets(rd_kafka_t* client, std::string_view group, std::string_view topic,
+                                                   std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Converts an rd_kafka_error_t (and destroys it) into a Status; OK for nullptr.
 Status FromError(rd_kafka_error_t* error);

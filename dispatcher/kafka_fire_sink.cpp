@@ -160,17 +160,17 @@ Result<std::map<std::string, int64_t>> KafkaFireSink::ReadCheckpoints() {
     if (std::chrono::steady_clock::now() > deadline) {
       return DeadlineExceeded("reading checkpoints from " + options_.checkpoint_topic + " did not finish in 60 s");
     }
-    int32_t eof = -1;
-    auto m = kafka::PollWithEof(consumer->get(), 500ms, eof);
-    if (!m.ok()) return m.status();
-    if (eof >= 0) open.erase(eof);
-    if (!m->has_value() || !(*m)->key) continue;
-    if ((*m)->value.empty()) {
-      out.erase(*(*m)->key);  // tombstone
+    auto polled = kafka::PollWithEof(consumer->get(), 500ms);
+    if (!polled.ok()) return polled.status();
+    if (polled->eof) open.erase(polled->eof->partition);
+    const std::optional<kafka::Message>& m = polled->message;
+    if (!m || !m->key) continue;
+    if (m->value.empty()) {
+      out.erase(*m->key);  // tombstone
       continue;
     }
     try {
-      out[*(*m)->key] = std::stoll((*m)->value);
+      out[*m->key] = std::stoll(m->value);
     } catch (...) {
       // Not a checkpoint record (someone else wrote to the topic): ignore it.
     }

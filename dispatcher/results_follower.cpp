@@ -93,21 +93,20 @@ void ResultsFollower::Run(CancelToken& cancel) {
     std::set<int32_t> at_end;
     uint64_t before = results_.load();
     while (!cancel.cancelled()) {
-      int32_t eof = -1;
-      auto m = kafka::PollWithEof(consumer->get(), std::chrono::milliseconds(200), eof);
-      if (!m.ok()) {
-        spdlog::warn("results: {}", m.status().ToString());
+      auto polled = kafka::PollWithEof(consumer->get(), std::chrono::milliseconds(200));
+      if (!polled.ok()) {
+        spdlog::warn("results: {}", polled.status().ToString());
         continue;
       }
-      if (eof >= 0 && !replayed_.load()) {
-        at_end.insert(eof);
+      if (polled->eof && !replayed_.load()) {
+        at_end.insert(polled->eof->partition);
         if (static_cast<int32_t>(at_end.size()) >= *partitions) {
           replayed_ = true;
           spdlog::info("results: replayed {} record(s) of the last {} s", results_.load() - before,
                        options_.lookback.count());
         }
       }
-      if (m->has_value()) Handle(**m);
+      if (polled->message) Handle(*polled->message);
     }
   }
 }

@@ -3,6 +3,17 @@
 #include <algorithm>
 
 namespace cronlane::op {
+
+int64_t LagOf(const kafka::PartitionOffsets& p) {
+  const int64_t from = p.committed < 0 ? p.low : std::max(p.committed, p.low);
+  return std::max<int64_t>(0, p.high - from);
+}
+
+int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions) {
+  int64_t total = 0;
+  for (const auto& p : partitions) total += LagOf(p);
+  return total;
+}
 namespace {
 
 using kube::Json;

@@ -11,12 +11,21 @@
 #include <string>
 #include <vector>
 
+#include "common/kafka.h"
 #include "operator/kube/client.h"
 #include "operator/scheduled_task.h"
 
 namespace cronlane::op {
 
 inline const kube::ResourceRef kWorkerPools{"cronlane.dev", "v1alpha1", "workerpools"};
+
+// The lag of one partition: the messages a consumer of the group has yet to read.
+// A partition the group never committed on counts everything still in the log
+// (cronlane-worker starts from the earliest offset); a commit below the low
+// watermark (deleted by retention) counts from the low watermark; never negative.
+int64_t LagOf(const kafka::PartitionOffsets& p);
+// The sum over a topic's partitions.
+int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions);
 
 struct WorkerPoolSpec {
   std::string target_api_version = "apps/v1";

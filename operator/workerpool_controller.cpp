@@ -22,22 +22,6 @@ int32_t ReplicasAt(const Json& scale, const char* section) {
 
 }  // namespace
 
-KafkaLagReader::KafkaLagReader(kafka::Properties props, std::chrono::milliseconds timeout)
-    : props_(std::move(props)), timeout_(timeout) {}
-
-Result<std::vector<kafka::PartitionLag>> KafkaLagReader::Lag(const std::string& group, const std::string& topic) {
-  std::lock_guard lock(mu_);
-  if (!client_) {
-    kafka::Properties p = props_;
-    p.erase("group.id");
-    p["allow.auto.create.topics"] = "false";
-    auto c = kafka::NewConsumer(p);
-    if (!c.ok()) return c.status();
-    client_ = std::move(*c);
-  }
-  return kafka::GroupLag(client_.get(), group, topic, timeout_);
-}
-
 WorkerPoolController::WorkerPoolController(kube::KubeClient& client, KindCache<WorkerPool>& cache, LagReader& lag,
                                            EventRecorder& events, Clock& clock)
     : client_(client), lag_(lag), events_(events), clock_(clock), cache_(cache) {}
@@ -182,10 +166,9 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
   if (scale) st.current_replicas = ReplicasAt(*scale, "status");
 
   // The lag.
-  auto lag = lag_.Lag(spec.consumer_group, spec.topic);
-  int64_t total = 0;
+  auto lag = lag_.Offsets(spec.consumer_group, spec.topic);
+  const int64_t total = lag.ok() ? TotalLag(*lag) : 0;
   if (lag.ok()) {
-    for (const auto& p : *lag) total += p.lag;
     st.lag = total;
     st.partitions = static_cast<int32_t>(lag->size());
   } else if (ready.status == "True") {

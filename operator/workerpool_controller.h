@@ -26,6 +26,7 @@
 #include "operator/cache.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
+#include "operator/lag_reader.h"
 #include "operator/workerpool.h"
 
 namespace cronlane::op {
@@ -37,30 +38,6 @@ inline constexpr const char* kReasonTargetNotScalable = "TargetNotScalable";
 inline constexpr const char* kReasonTopicNotFound = "TopicNotFound";
 inline constexpr const char* kReasonKafkaUnavailable = "KafkaUnavailable";
 inline constexpr const char* kReasonScaleFailed = "ScaleFailed";
-
-// The Kafka seam: a consumer group's lag on every partition of a topic.
-// Contract: NotFound when the topic does not exist; any other error means the
-// lag is unknown (broker unreachable, authorization, timeout). Thread-safe.
-class LagReader {
- public:
-  virtual ~LagReader() = default;
-  virtual Result<std::vector<kafka::PartitionLag>> Lag(const std::string& group, const std::string& topic) = 0;
-};
-
-// LagReader over librdkafka's admin API. The client handle is a consumer that
-// never joins a group (so metadata requests never auto-create a topic), created on
-// first use and re-created after an error.
-class KafkaLagReader final : public LagReader {
- public:
-  explicit KafkaLagReader(kafka::Properties props, std::chrono::milliseconds timeout = std::chrono::seconds(4));
-  Result<std::vector<kafka::PartitionLag>> Lag(const std::string& group, const std::string& topic) override;
-
- private:
-  kafka::Properties props_;
-  std::chrono::milliseconds timeout_;
-  std::mutex mu_;
-  kafka::HandlePtr client_;
-};
 
 // What a pool looked like at its last poll, for metrics.
 struct PoolSnapshot {

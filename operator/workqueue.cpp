@@ -82,6 +82,7 @@ std::optional<std::string> WorkQueue::Get() {
       processing_.insert(key);
       return key;
     }
+    ++waiting_;
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
@@ -89,6 +90,7 @@ std::optional<std::string> WorkQueue::Get() {
       // does not signal us).
       cv_.wait_for(lock, std::chrono::milliseconds(10));
     }
+    --waiting_;
   }
 }
 
@@ -102,6 +104,11 @@ void WorkQueue::ShutDown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
   cv_.notify_all();
+}
+
+size_t WorkQueue::Waiting() const {
+  std::lock_guard lock(mu_);
+  return waiting_;
 }
 
 size_t WorkQueue::Len() const {

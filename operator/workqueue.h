@@ -43,7 +43,8 @@ class WorkQueue {
   // Wakes every Get() with nullopt; later adds are ignored.
   void ShutDown();
 
-  size_t Len() const;  // keys ready now (not delayed, not processing)
+  size_t Len() const;      // keys ready now (not delayed, not processing)
+  size_t Waiting() const;  // Get() calls blocked now, waiting for a key
 
  private:
   void PromoteDueLocked();
@@ -60,6 +61,7 @@ class WorkQueue {
   std::map<std::string, std::chrono::steady_clock::time_point> delayed_;
   std::map<std::string, int> failures_;
   bool shutdown_ = false;
+  size_t waiting_ = 0;
 };
 
 }  // namespace cronlane::op

@@ -245,26 +245,26 @@ Status Worker::Run(CancelToken& cancel) {
       if (in_flight_ >= concurrency || cancel.cancelled()) continue;
     }
     CommitReady();
-    kafka::PartitionOffset eof;
-    auto m = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms, eof);
-    if (!m.ok()) {
-      spdlog::warn("consume: {}", m.status().ToString());
+    auto polled = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms);
+    if (!polled.ok()) {
+      spdlog::warn("consume: {}", polled.status().ToString());
       continue;
     }
-    if (eof.partition >= 0 && eof.offset >= 0) {
+    if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
       // Every message before this end was consumed; it is committed once finished.
       std::lock_guard lock(mu_);
-      int64_t& end = partitions_[{eof.topic, eof.partition}].end;
-      end = std::max(end, eof.offset);
+      int64_t& end = partitions_[{eof->topic, eof->partition}].end;
+      end = std::max(end, eof->offset);
     }
-    if (!m->has_value()) continue;
+    if (!polled->message) continue;
     {
       std::lock_guard lock(mu_);
-      PartitionState& p = partitions_[{(*m)->topic, (*m)->partition}];
-      p.unfinished.insert((*m)->offset);
+      kafka::Message& m = *polled->message;
+      PartitionState& p = partitions_[{m.topic, m.partition}];
+      p.unfinished.insert(m.offset);
       ++p.running;
       ++in_flight_;
-      queue_.push_back(std::move(**m));
+      queue_.push_back(std::move(m));
     }
     cv_.notify_all();
   }

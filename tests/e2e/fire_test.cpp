@@ -320,7 +320,11 @@ TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
       },
       10s));
   EXPECT_TRUE(WaitUntil(
-      [&] { return Kubectl("get st policy-none -n " + ns_ + " -o jsonpath='{.status.missedCount}'").output >= "2"; },
+      [&] {
+        // A number, not a string comparison ("10" < "2").
+        std::string missed = Kubectl("get st policy-none -n " + ns_ + " -o jsonpath='{.status.missedCount}'").output;
+        return std::strtoll(missed.c_str(), nullptr, 10) >= 2;
+      },
       10s));
 }
 

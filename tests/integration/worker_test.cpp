@@ -13,6 +13,7 @@
 #include "common/kafka.h"
 #include "common/task_result.h"
 #include "dispatcher/dispatcher.h"
+#include "operator/workerpool.h"
 #include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
@@ -74,11 +75,9 @@ class WorkerTest : public ::testing::Test {
   }
   int64_t Lag() {
     auto admin = kafka::NewConsumer(Base());
-    auto lag = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
-    EXPECT_TRUE(lag.ok()) << lag.status().ToString();
-    int64_t total = 0;
-    for (const auto& p : lag.ok() ? *lag : std::vector<kafka::PartitionLag>{}) total += p.lag;
-    return total;
+    auto offsets = kafka::GroupOffsets(admin->get(), id_, id_ + ".tasks");
+    EXPECT_TRUE(offsets.ok()) << offsets.status().ToString();
+    return offsets.ok() ? op::TotalLag(*offsets) : 0;  // as a WorkerPool counts it
   }
   std::string id_;
   std::filesystem::path dir_;
@@ -206,18 +205,15 @@ TEST_F(WorkerTest, GroupLagCountsAFreshGroupAndReachesZeroOnATransactionalTopic)
   // No committed offset yet: the whole log counts (what an earliest-reset consumer reads),
   // and the log holds 6 messages plus a marker per transaction and partition written.
   auto admin = kafka::NewConsumer(Base());
-  auto fresh = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
+  auto fresh = kafka::GroupOffsets(admin->get(), id_, id_ + ".tasks");
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   ASSERT_EQ(fresh->size(), 3U);
-  int64_t total = 0;
-  for (const auto& pl : *fresh) {
-    EXPECT_EQ(pl.committed, -1);
-    total += pl.lag;
-  }
+  for (const auto& pl : *fresh) EXPECT_EQ(pl.committed, -1);
+  const int64_t total = op::TotalLag(*fresh);
   EXPECT_GT(total, 6) << "markers occupy offsets";
   auto w = StartWorker("true");
   EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "lag stuck at " << Lag() << "\n" << w->Log();
-  auto missing = kafka::GroupLag(admin->get(), id_, id_ + ".no-such-topic");
+  auto missing = kafka::GroupOffsets(admin->get(), id_, id_ + ".no-such-topic");
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
   w->Signal(SIGTERM);
   EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
@@ -243,7 +239,7 @@ TEST_F(WorkerTest, AWorkerStepsOverTheMarkerThePreviousOwnerLeftUncommitted) {
   ASSERT_TRUE(kafka::CommitTransaction(p->get(), 30s).ok());
   {
     auto admin = kafka::NewConsumer(Base());
-    auto lag = kafka::GroupLag(admin->get(), id_, id_ + ".tasks");
+    auto lag = kafka::GroupOffsets(admin->get(), id_, id_ + ".tasks");
     ASSERT_TRUE(lag.ok());
     auto group = kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"group.id", id_}});
     ASSERT_TRUE(group.ok());

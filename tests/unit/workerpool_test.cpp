@@ -106,13 +106,26 @@ TEST(WorkerPoolFromJson, DecodesSpecWithDefaultsAndStatus) {
   EXPECT_FALSE(WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "x", "uid": "u"}})")));
 }
 
+TEST(WorkerPoolLag, CountsWhatTheGroupHasYetToRead) {
+  // {partition, committed, low, high}
+  EXPECT_EQ(LagOf({0, 7, 0, 10}), 3) << "from the commit to the end";
+  EXPECT_EQ(LagOf({0, -1, 4, 10}), 6) << "no commit: everything still in the log";
+  EXPECT_EQ(LagOf({0, 2, 5, 10}), 5) << "a commit retention deleted counts from the low watermark";
+  EXPECT_EQ(LagOf({0, 12, 0, 10}), 0) << "never negative";
+  EXPECT_EQ(TotalLag({{0, 7, 0, 10}, {1, -1, 4, 10}, {2, 10, 0, 10}}), 9);
+  EXPECT_EQ(TotalLag({}), 0);
+}
+
 class FakeLag : public LagReader {
  public:
-  Result<std::vector<kafka::PartitionLag>> result = std::vector<kafka::PartitionLag>{};
-  Result<std::vector<kafka::PartitionLag>> Lag(const std::string&, const std::string&) override { return result; }
+  Result<std::vector<kafka::PartitionOffsets>> result = std::vector<kafka::PartitionOffsets>{};
+  Result<std::vector<kafka::PartitionOffsets>> Offsets(const std::string&, const std::string&) override {
+    return result;
+  }
+  // Partitions whose lags are `lags` (committed at 0, high watermark = lag).
   void Set(std::vector<int64_t> lags) {
-    std::vector<kafka::PartitionLag> out;
-    for (size_t i = 0; i < lags.size(); ++i) out.push_back({static_cast<int32_t>(i), 0, 0, lags[i], lags[i]});
+    std::vector<kafka::PartitionOffsets> out;
+    for (size_t i = 0; i < lags.size(); ++i) out.push_back({static_cast<int32_t>(i), 0, 0, lags[i]});
     result = out;
   }
 };

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "tests/support/process.h"
+
 namespace cronlane::op {
 namespace {
 
@@ -71,10 +73,12 @@ TEST(WorkQueue, ShutDownWakesWaiters) {
   WorkQueue q(clock);
   std::optional<std::string> got = "x";
   std::thread t([&] { got = q.Get(); });
-  std::this_thread::sleep_for(20ms);
+  // ShutDown must wake a Get() that is already blocked, not only refuse later ones.
+  ASSERT_TRUE(testing::WaitUntil([&] { return q.Waiting() == 1; }, 5s));
   q.ShutDown();
   t.join();
   EXPECT_FALSE(got.has_value());
+  EXPECT_EQ(q.Waiting(), 0U);
   q.Add("ignored");
   EXPECT_EQ(q.Len(), 0U);
 }
