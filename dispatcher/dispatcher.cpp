@@ -5,12 +5,16 @@
 #include <functional>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "common/backoff.h"
 #include "common/retry_policy.h"
 
 namespace cronlane::dispatcher {
 namespace {
+
+// Due occurrences collected between two chances for the fire thread to take them.
+constexpr size_t kCollectChunk = 2000;
 
 using std::chrono::seconds;
 
@@ -328,9 +332,19 @@ size_t Dispatcher::CollectDue(Instant now) {
 }
 
 size_t Dispatcher::MoveDueToPending(Instant now) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   size_t added = 0;
+  size_t handed = 0;  // occurrences the fire thread has been told about
   while (!heap_.empty() && heap_.top().fire_at <= now) {
+    if (added - handed >= kCollectChunk) {
+      // 100k tasks due in one second: let the fire thread commit the first ones
+      // while the rest are collected, instead of holding the lock for all of them.
+      handed = added;
+      cv_.notify_all();
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+    }
     HeapItem item = heap_.top();
     heap_.pop();
     auto it = tasks_.find(item.def->id);
@@ -392,35 +406,39 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
 
 Status Dispatcher::FireOnce() {
   std::vector<Occurrence> batch;
+  std::vector<DefPtr> defs;  // batch[i]'s definition, as the table held it
   std::vector<OutMessage> messages;
-  std::map<std::string, int64_t> checkpoint_values;
-  std::map<std::string, DefPtr> defs;
   {
     std::lock_guard lock(mu_);
     if (pending_.empty()) return Status::Ok();
     size_t n = std::min(pending_.size(), options_.max_batch_occurrences);
-    batch.assign(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-    std::vector<Occurrence> kept;
-    for (const auto& o : batch) {
+    batch.reserve(n);
+    defs.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      Occurrence& o = pending_[i];
       auto it = tasks_.find(o.task_id);
       if (it == tasks_.end() || it->second.def->suspend) continue;  // deleted or suspended since
-      defs.emplace(o.task_id, it->second.def);
-      kept.push_back(o);
+      defs.push_back(it->second.def);
+      batch.push_back(std::move(o));
     }
-    batch.swap(kept);
-  }
-  for (const auto& o : batch) {
-    const TaskDefinition& d = *defs.at(o.task_id);
-    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic);
-    messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
-    int64_t& cp = checkpoint_values[o.task_id];
-    cp = std::max(cp, o.scheduled.time_since_epoch().count());
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
   }
   if (batch.empty()) return Status::Ok();
+  // The latest occurrence per task, keyed by the id the definitions hold.
+  std::unordered_map<std::string_view, int64_t> checkpoint_values;
+  checkpoint_values.reserve(batch.size());
+  messages.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Occurrence& o = batch[i];
+    const TaskDefinition& d = *defs[i];
+    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic);
+    messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+    int64_t& cp = checkpoint_values[d.id];
+    cp = std::max(cp, o.scheduled.time_since_epoch().count());
+  }
   std::vector<Checkpoint> checkpoints;
   checkpoints.reserve(checkpoint_values.size());
-  for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({id, v});
+  for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({std::string(id), v});
 
   Status s = sink_.Commit(messages, checkpoints);
   std::vector<std::pair<DefPtr, std::pair<Instant, std::optional<Instant>>>> fired;
@@ -491,7 +509,7 @@ void Dispatcher::Run(CancelToken& cancel) {
       std::lock_guard lock(mu_);
       std::map<std::string, std::vector<Instant>> by_task;
       for (const auto& o : pending_) by_task[o.task_id].push_back(o.scheduled);
-      std::vector<Occurrence> rebuilt;
+      std::deque<Occurrence> rebuilt;
       Instant now = Now();
       for (auto& [id, occ] : by_task) {
         auto it = tasks_.find(id);

@@ -18,12 +18,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <queue>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/cancel.h"
@@ -176,11 +178,11 @@ class Dispatcher final : public TaskSink {
   const DispatcherOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // wakes the timer (new tasks) and fire threads (pending)
-  std::map<std::string, Entry> tasks_;
-  std::map<std::string, Instant> finished_;  // latest finished occurrence per task id (Forbid)
+  std::condition_variable cv_;                    // wakes the timer (new tasks) and fire threads (pending)
+  std::unordered_map<std::string, Entry> tasks_;  // by task id
+  std::map<std::string, Instant> finished_;       // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
-  std::vector<Occurrence> pending_;
+  std::deque<Occurrence> pending_;           // due, oldest first; batches leave from the front
   std::vector<SkipReport> skips_;            // collected under mu_, delivered by DeliverSkips()
   std::map<std::string, int64_t> restored_;  // checkpoints read at Start(), until a task takes its own
   bool started_ = false;
