@@ -1,15 +1,37 @@
 // common/time.h: RFC 3339 and MicroTime formatting and parsing, Go durations, local time.
 #include "common/time.h"
 
+#include <date/date.h>
+
 #include <date/tz.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <random>
 
 namespace cronlane {
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+
+TEST(Time, Rfc3339AgreesWithDateFormatOnEveryKindOfInstant) {
+  // FormatRfc3339 formats by hand (it is on the fire path); date::format is the oracle.
+  using std::chrono::seconds;
+  auto oracle = [](std::chrono::sys_seconds t) { return date::format("%FT%TZ", t); };
+  // system_clock counts nanoseconds: it spans about 1678-2262.
+  for (int64_t s : {int64_t{0}, int64_t{-1}, int64_t{951782400} /* 2000-02-29 */, int64_t{4107542399},
+                    int64_t{-9000000000} /* 1684 */, int64_t{9000000000} /* 2255 */}) {
+    std::chrono::sys_seconds t{seconds{s}};
+    EXPECT_EQ(FormatRfc3339(t), oracle(t)) << s;
+  }
+  std::mt19937_64 rng(20261130);
+  std::uniform_int_distribution<int64_t> any(-9000000000, 9000000000);
+  for (int i = 0; i < 200000; ++i) {
+    std::chrono::sys_seconds t{seconds{any(rng)}};
+    ASSERT_EQ(FormatRfc3339(t), oracle(t)) << t.time_since_epoch().count();
+  }
+}
 
 TEST(Time, Rfc3339RoundTripsAndFloorsToSeconds) {
   auto t = ParseRfc3339("2026-03-09T13:00:05Z");
