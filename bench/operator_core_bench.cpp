@@ -21,16 +21,19 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <string>
 #include <thread>
 
 #include "common/clock.h"
+#include "common/time.h"
 #include "operator/events.h"
 #include "operator/leader_term.h"
 #include "operator/manager.h"
@@ -137,16 +140,62 @@ class InMemoryApi final : public kube::Transport {
   std::atomic<uint64_t> patches_{0};
 };
 
+// Commits at once, and remembers when each message was committed against the time
+// it was scheduled for (its ce_time), for the fire lag of the operator alone.
 class InstantSink final : public dispatcher::FireSink {
  public:
   Status Init() override { return Status::Ok(); }
   Status Commit(const std::vector<dispatcher::OutMessage>& m, const std::vector<dispatcher::Checkpoint>&) override {
+    const auto now = std::chrono::system_clock::now();
+    std::lock_guard lock(mu_);
+    for (const auto& msg : m) {
+      for (const auto& h : msg.headers) {
+        if (h.name == "ce_time") committed_.push_back({h.value, now});
+      }
+    }
     messages += m.size();
     return Status::Ok();
   }
   Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return std::map<std::string, int64_t>{}; }
+
+  // Commit time - scheduled time, in ms, of every message scheduled at or after
+  // `from`, sorted.
+  std::vector<double> LagsSince(std::chrono::system_clock::time_point from) {
+    std::lock_guard lock(mu_);
+    std::vector<double> out;
+    for (const auto& [scheduled, at] : committed_) {
+      auto t = ParseRfc3339(scheduled);
+      if (!t.ok() || *t < from) continue;
+      out.push_back(std::chrono::duration<double, std::milli>(at - *t).count());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
   std::atomic<uint64_t> messages{0};
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::chrono::system_clock::time_point>> committed_;
 };
+
+// What the term owns: a handle on the sink that outlives it.
+class SinkHandle final : public dispatcher::FireSink {
+ public:
+  explicit SinkHandle(dispatcher::FireSink& sink) : sink_(sink) {}
+  Status Init() override { return sink_.Init(); }
+  Status Commit(const std::vector<dispatcher::OutMessage>& m, const std::vector<dispatcher::Checkpoint>& c) override {
+    return sink_.Commit(m, c);
+  }
+  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return sink_.ReadCheckpoints(); }
+
+ private:
+  dispatcher::FireSink& sink_;
+};
+
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+}
 
 class ReplayedResults final : public dispatcher::ResultsSource {
  public:
@@ -199,9 +248,10 @@ int main(int argc, char** argv) {
   op::ManagerOptions mo{.namespaces = {"scale"}, .workerpools = false};
   mo.informer.page_size = page_size;
   op::Manager manager(client, events, clock, mo);
-  auto* sink = new InstantSink;  // owned by the term's world below
+  InstantSink sink_impl;
+  InstantSink* sink = &sink_impl;
   op::TermWorld world;
-  world.sink = [sink] { return std::unique_ptr<dispatcher::FireSink>(sink); };
+  world.sink = [sink] { return std::make_unique<SinkHandle>(*sink); };
   world.results = [](auto, auto) { return std::make_unique<ReplayedResults>(); };
   manager.Add(std::make_unique<op::MemoryTrimmer>());  // as operator/main.cpp does
   manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(), world,
@@ -227,6 +277,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Fire lag from the next whole second on (every task is scheduled by then).
+  const auto lag_from = std::chrono::ceil<std::chrono::seconds>(std::chrono::system_clock::now());
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
 #ifdef __GLIBC__
   malloc_trim(0);
@@ -236,15 +288,17 @@ int main(int argc, char** argv) {
   const double backlog = Metric(manager.metrics(), "cronlane_status_backlog").value_or(0);
   cancel.Cancel();
   run.join();
+  const std::vector<double> lags = sink->LagsSince(lag_from);
 
   const double per = 1024.0 * 1024.0 / n;
   std::printf(
       "tasks=%d page_size=%d fresh=%d same_second=%d list_s=%.2f (generating the JSON %.2f s, taken out: %.2f) "
       "all_scheduled_s=%.2f rss_base_mib=%.1f standby_b_per_task=%.0f leader_b_per_task=%.0f "
-      "peak_rss_mib=%.0f fired=%.0f status_patches=%llu status_backlog=%.0f\n",
+      "peak_rss_mib=%.0f fired=%.0f lag_ms_p50=%.0f lag_ms_p99=%.0f lag_ms_max=%.0f status_patches=%llu "
+      "status_backlog=%.0f\n",
       n, page_size, fresh ? 1 : 0, same_second ? 1 : 0, synced_s, api_ref.generate_seconds(),
       synced_s - api_ref.generate_seconds(), scheduled_s - api_ref.generate_seconds(), rss0, (rss_synced - rss0) * per,
-      (rss_leader - rss0) * per, StatusMiB("VmHWM:"), fired, static_cast<unsigned long long>(api_ref.patches()),
-      backlog);
+      (rss_leader - rss0) * per, StatusMiB("VmHWM:"), fired, Percentile(lags, 0.5), Percentile(lags, 0.99),
+      lags.empty() ? 0.0 : lags.back(), static_cast<unsigned long long>(api_ref.patches()), backlog);
   return 0;
 }

@@ -10,7 +10,7 @@
 #      leads, the other is a warm standby;
 #   3. recorded: cache sync and "every task scheduled" after start, fire lag
 #      (Kafka timestamp - scheduled time, read_committed) over SCALE_SECONDS (180),
-#      the leader's RSS and CPU, API requests per minute;
+#      the leader's RSS (and peak RSS) and CPU, API requests per minute;
 #   4. failover: the leader is killed with SIGKILL; the time from the kill to the
 #      standby's first fire, and every occurrence due from a minute before the kill
 #      to the end is checked for missing and duplicated ids.
@@ -93,6 +93,7 @@ PY
       --consume-seconds "$secs" --lag-out "$work/lag.txt" 2>/dev/null)
     req1=$(metric "$lp" cronlane_kube_requests_total); cpu1=$(cpu_s "$lpid")
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$lpid/status")
+    peak=$(awk '/VmHWM/ {print $2}' "/proc/$lpid/status")
     standby_cached=$(metric "${ports[$standby]}" cronlane_tasks_cached)
     standby_rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$standby]}/status")
     api_per_min=$(echo "(${req1%.*} - ${req0%.*}) * 60 / $secs" | bc)
@@ -131,7 +132,7 @@ PY
 )
     cp "$work/ids.txt" "$out/scale-failover-ids-$n-$mode.txt"
     line="tasks=$n mode=$mode create_s=$create_s created=$created cache_sync_s=$t_sync all_scheduled_s=$t_sched"
-    line+=" $lag rss_kib=$rss rss_per_task_b=$((rss * 1024 / n)) cpu_s_per_min=$cpu_per_min"
+    line+=" $lag rss_kib=$rss rss_per_task_b=$((rss * 1024 / n)) peak_rss_kib=$peak cpu_s_per_min=$cpu_per_min"
     line+=" api_requests_per_min=$api_per_min standby_cached=$standby_cached standby_rss_kib=$standby_rss $failover"
     echo "$line" | tee -a "$out/scale.txt"
     kill "${pids[$standby]}" 2>/dev/null || true
