@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include "common/backoff.h"
+
 namespace cronlane::kafka {
 namespace {
 
@@ -273,14 +275,16 @@ namespace {
 rd_kafka_resp_err_t QueryWatermarks(rd_kafka_t* client, const std::string& topic, int32_t partition,
                                     std::chrono::milliseconds timeout, int64_t& low, int64_t& high) {
   const auto until = std::chrono::steady_clock::now() + timeout;
+  Backoff backoff({std::chrono::milliseconds(50), std::chrono::milliseconds(500)});
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(client, topic.c_str(), partition, &low, &high,
                                                                static_cast<int>(std::max<int64_t>(left.count(), 1)));
     const bool moving =
         err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
-    if (!moving || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= until) return err;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto wait = backoff.Next();
+    if (!moving || std::chrono::steady_clock::now() + wait >= until) return err;
+    std::this_thread::sleep_for(wait);
   }
 }
 

@@ -37,23 +37,25 @@ int64_t JsonInt(const Json& j, const char* key, int64_t def) {
   return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
 }
 
+size_t HashConditions(const std::vector<Condition>& conditions) {
+  size_t h = 0;
+  auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
+  std::hash<std::string> str;
+  for (const auto& c : conditions) {
+    mix(str(c.type));
+    mix(str(c.status));
+    mix(str(c.reason));
+    mix(str(c.message));
+    mix(str(c.last_transition_time));
+    mix(std::hash<int64_t>{}(c.observed_generation));
+  }
+  return h;
+}
+
 namespace {
 
 struct ConditionsHash {
-  size_t operator()(const std::vector<Condition>& conditions) const {
-    size_t h = 0;
-    auto mix = [&h](size_t v) { h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2); };
-    std::hash<std::string> str;
-    for (const auto& c : conditions) {
-      mix(str(c.type));
-      mix(str(c.status));
-      mix(str(c.reason));
-      mix(str(c.message));
-      mix(str(c.last_transition_time));
-      mix(std::hash<int64_t>{}(c.observed_generation));
-    }
-    return h;
-  }
+  size_t operator()(const std::vector<Condition>& conditions) const { return HashConditions(conditions); }
 };
 
 }  // namespace

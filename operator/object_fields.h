@@ -53,6 +53,10 @@ bool GenerationChanged(const ObjectMeta* old, const ObjectMeta* now);
 std::string JsonString(const kube::Json& j, const char* key, const std::string& def = "");
 int64_t JsonInt(const kube::Json& j, const char* key, int64_t def);
 
+// A hash of conditions' values (every field), for interning and for remembering
+// what was handed over without keeping a copy.
+size_t HashConditions(const std::vector<Condition>& conditions);
+
 // Conditions shared by every object whose conditions are equal (interner.h): most
 // tasks carry the same Ready condition. Null: no conditions.
 using SharedConditions = std::shared_ptr<const std::vector<Condition>>;

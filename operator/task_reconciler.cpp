@@ -7,18 +7,7 @@
 #include "common/time.h"
 
 namespace cronlane::op {
-namespace {
-
-size_t ConditionsHash(const std::vector<Condition>& conditions) {
-  std::string all;
-  for (const auto& c : conditions) {
-    all += c.type + '\0' + c.status + '\0' + c.reason + '\0' + c.message + '\0' + c.last_transition_time + '\0' +
-           std::to_string(c.observed_generation) + '\n';
-  }
-  return std::hash<std::string>{}(all);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
                                Clock& clock)
@@ -89,7 +78,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     Known& k = known_[key];
-    const size_t hash = ConditionsHash(conditions);
+    const size_t hash = HashConditions(conditions);
     if (k.reported_generation == t.generation && k.reported_hash == hash) return Status::Ok();  // handed over
     k.reported_generation = t.generation;
     k.reported_hash = hash;

@@ -61,13 +61,20 @@ Status StatusFromHttp(int code, std::string_view body, std::string_view what) {
 KubeClient::KubeClient(TransportPtr transport, Clock& clock, double qps, int burst)
     : transport_(std::move(transport)), limiter_(clock, qps, burst) {}
 
-Result<Json> KubeClient::Do(const std::string& method, const std::string& path, const std::string& body,
-                            const std::string& content_type) {
+Result<HttpResponse> KubeClient::Send(const std::string& method, const std::string& path, const std::string& body,
+                                      const std::string& content_type) {
   limiter_.Acquire();
   ++requests_;
   auto resp = transport_->Send({method, path, body, content_type});
   if (!resp.ok()) return resp.status();
   if (resp->status < 200 || resp->status >= 300) return StatusFromHttp(resp->status, resp->body, method + " " + path);
+  return resp;
+}
+
+Result<Json> KubeClient::Do(const std::string& method, const std::string& path, const std::string& body,
+                            const std::string& content_type) {
+  auto resp = Send(method, path, body, content_type);
+  if (!resp.ok()) return resp.status();
   if (resp->body.empty()) return Json::object();
   Json j = Json::parse(resp->body, nullptr, false);
   if (j.is_discarded()) return Internal(method + " " + path + ": response is not JSON");
@@ -79,11 +86,8 @@ Result<Json> KubeClient::Get(const std::string& path) {
 }
 
 Result<KubeClient::ListMeta> KubeClient::List(const std::string& path, const std::function<void(Json& item)>& on_item) {
-  limiter_.Acquire();
-  ++requests_;
-  auto resp = transport_->Send({"GET", path, "", ""});
+  auto resp = Send("GET", path, "", "");
   if (!resp.ok()) return resp.status();
-  if (resp->status < 200 || resp->status >= 300) return StatusFromHttp(resp->status, resp->body, "GET " + path);
   std::string& body = resp->body;
   const size_t size = body.size();
   body.resize(size + simdjson::SIMDJSON_PADDING, ' ');  // what simdjson may read past the end

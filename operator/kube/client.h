@@ -70,6 +70,9 @@ class KubeClient {
   uint64_t requests() const { return requests_.load(); }
 
  private:
+  // Paced by the rate limit and counted; a non-2xx answer becomes its Status.
+  Result<HttpResponse> Send(const std::string& method, const std::string& path, const std::string& body,
+                            const std::string& content_type);
   Result<Json> Do(const std::string& method, const std::string& path, const std::string& body,
                   const std::string& content_type);
 

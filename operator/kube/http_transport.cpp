@@ -56,8 +56,7 @@ class HttpTransport final : public Transport {
   Result<HttpResponse> Send(const HttpRequest& req) override {
     try {
       // The body goes straight into the string returned (a 100k-object LIST is
-      // about 90 MB: no second copy in cpprest's own buffer), with room for the
-      // padding simdjson reads past the end (KubeClient::List).
+      // about 90 MB): no second copy in cpprest's own buffer.
       concurrency::streams::stringstreambuf body;
       http::http_request msg = MakeMessage(req);
       msg.set_response_stream(concurrency::streams::ostream(body));

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "operator/event_aggregator.h"
+#include "operator/interner.h"
 #include "operator/status_writer.h"
 #include "operator/task_reconciler.h"
 #include "tests/support/fake_kube.h"
@@ -354,6 +355,25 @@ TEST(ScheduledTaskFromJson, EqualConditionsAreOneSharedCopyAcrossTasks) {
       Json::parse(R"({"metadata": {"namespace": "ns", "name": "n", "uid": "u"}, "spec": {"schedule": "0 * * * *"}})"));
   EXPECT_EQ(none.status.conditions, nullptr);
   EXPECT_TRUE(none.status.Conditions().empty());
+}
+
+}  // namespace
+}  // namespace cronlane::op
+
+namespace cronlane::op {
+namespace {
+
+struct IntHash {
+  size_t operator()(int v) const { return std::hash<int>{}(v); }
+};
+
+TEST(Interner, SharesEqualValuesAndForgetsThoseNobodyHolds) {
+  Interner<int, IntHash> interner;
+  auto kept = interner.Intern(7);
+  EXPECT_EQ(interner.Intern(7).get(), kept.get()) << "an equal value held elsewhere is shared";
+  for (int i = 0; i < 5000; ++i) (void)interner.Intern(1000 + i);  // released at once
+  EXPECT_LT(interner.size(), 2100U) << "released values are swept, the table does not grow with every value";
+  EXPECT_EQ(interner.Intern(7).get(), kept.get()) << "a held value survives the sweeps";
 }
 
 }  // namespace
