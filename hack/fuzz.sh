@@ -10,7 +10,7 @@ bin=$work/cron_fuzz
 srcs=(tests/fuzz/cron_fuzz.cpp dispatcher/cron.cpp common/status.cpp common/time.cpp)
 if [[ ! -x $bin ]] || [[ -n $(find "${srcs[@]}" dispatcher/cron.h common/status.h common/time.h -newer "$bin" 2>/dev/null) ]]; then
   ${CCACHE:-$(command -v ccache || true)} clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -DUSE_OS_TZDB=1 -I. "${srcs[@]}" -ldate-tz -o "$bin"
+    -fno-sanitize-recover=undefined -DUSE_OS_TZDB=1 -I. "${srcs[@]}" -ldate-tz -lfmt -o "$bin"
 fi
 # Seed corpus: one file per line of tests/fuzz/seeds.txt, prefixed with zone + time bytes.
 i=0
