@@ -36,12 +36,6 @@ std::string FormatMicroTime(std::chrono::system_clock::time_point t) {
   return date::format("%FT%TZ", std::chrono::floor<std::chrono::microseconds>(t));
 }
 
-std::string FormatLocal(Instant t, const date::time_zone* zone) {
-  if (zone == nullptr) return date::format("%FT%T+00:00 (UTC)", t);
-  auto zt = date::make_zoned(zone, t);
-  return date::format("%FT%T%Ez (%Z)", zt);
-}
-
 Result<Instant> ParseRfc3339(std::string_view s) {
   auto bad = [&s] { return InvalidArgument("time " + Quote(s) + " is not RFC 3339 (e.g. 2026-03-09T13:00:00Z)"); };
   auto num = [&s](size_t pos, size_t len, int& out) {

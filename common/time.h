@@ -10,10 +10,6 @@
 
 #include "common/status.h"
 
-namespace date {
-class time_zone;
-}  // namespace date
-
 namespace cronlane {
 
 // An instant at whole seconds, UTC: what schedules fire at.
@@ -27,10 +23,6 @@ std::string FormatMicroTime(std::chrono::system_clock::time_point t);
 // Parses RFC 3339 (Z or ±hh:mm offset; fractional seconds are truncated).
 // InvalidArgument names the text and shows the expected form.
 Result<Instant> ParseRfc3339(std::string_view text);
-
-// Local time with its offset and abbreviation: 2026-03-09T09:00:00-04:00 (EDT);
-// `zone` nullptr means UTC.
-std::string FormatLocal(Instant t, const date::time_zone* zone);
 
 // Parses a Go duration ("1h30m", "90s", "1.5h"), truncated to whole seconds.
 // InvalidArgument: "invalid duration "5x": unknown unit "x"".

@@ -515,18 +515,6 @@ std::optional<int64_t> PrevCivil(const CronExpr& e, int64_t from, int64_t floor,
 
 }  // namespace
 
-Result<const date::time_zone*> LocateZone(std::string_view name) {
-  if (name.empty() || name == "UTC" || name == "Etc/UTC") return static_cast<const date::time_zone*>(nullptr);
-  if (EqualsIgnoreCase(name, "Local")) {
-    return InvalidArgument("\"Local\" is not allowed, use an IANA name such as \"Europe/Berlin\"");
-  }
-  try {
-    return date::locate_zone(name);
-  } catch (const std::runtime_error&) {
-    return InvalidArgument("unknown time zone " + Quote(name) + " (use an IANA name such as \"America/New_York\")");
-  }
-}
-
 Schedule Schedule::Anchored(Instant anchor) const {
   Schedule s = *this;
   s.anchor_ = anchor;
@@ -580,7 +568,7 @@ std::optional<Instant> Schedule::Next(Instant after) const {
   // spring-forward gap belong to no segment (no fire); local times repeated at a
   // fall-back belong to two (a fire in each).
   for (int64_t t = start; t < horizon;) {
-    date::sys_info info = zone_->get_info(Instant{std::chrono::seconds{t}});
+    date::sys_info info = zone_->Info(Instant{std::chrono::seconds{t}});
     const int64_t off = info.offset.count();
     const int64_t seg_end = std::min<int64_t>(info.end.time_since_epoch().count(), horizon);
     if (auto local = NextCivil(expr_, t + off, seg_end + off, day_matches)) {
@@ -605,7 +593,7 @@ std::optional<Instant> Schedule::Prev(Instant at) const {
     return Instant{std::chrono::seconds{*t}};
   }
   for (int64_t t = start; t >= floor;) {
-    date::sys_info info = zone_->get_info(Instant{std::chrono::seconds{t}});
+    date::sys_info info = zone_->Info(Instant{std::chrono::seconds{t}});
     const int64_t off = info.offset.count();
     const int64_t seg_begin = std::max<int64_t>(info.begin.time_since_epoch().count(), floor);
     if (auto local = PrevCivil(expr_, t + off, seg_begin + off, day_matches)) {

@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "common/time.h"
+#include "common/zone.h"
 
 namespace date {
 class time_zone;
@@ -102,18 +103,14 @@ class Schedule {
   // The zone's IANA name ("UTC" when none was given).
   const std::string& time_zone_name() const { return tz_name_; }
   // nullptr for UTC.
-  const date::time_zone* zone() const { return zone_; }
+  const Zone* zone() const { return zone_; }
 
  private:
   CronExpr expr_;
   std::chrono::seconds every_{0};
   Instant anchor_{};
-  const date::time_zone* zone_ = nullptr;
+  const Zone* zone_ = nullptr;
   std::string tz_name_ = "UTC";
 };
-
-// Resolves an IANA zone name from the system tzdata. "" and "UTC" give nullptr (UTC).
-// Fails with InvalidArgument for "Local" and unknown names.
-Result<const date::time_zone*> LocateZone(std::string_view name);
 
 }  // namespace cronlane::dispatcher

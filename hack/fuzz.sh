@@ -7,7 +7,7 @@ secs=${1:-30}
 work=${2:-build/fuzz}
 mkdir -p "$work/corpus"
 bin=$work/cron_fuzz
-srcs=(tests/fuzz/cron_fuzz.cpp dispatcher/cron.cpp common/status.cpp common/time.cpp)
+srcs=(tests/fuzz/cron_fuzz.cpp dispatcher/cron.cpp common/status.cpp common/time.cpp common/zone.cpp)
 if [[ ! -x $bin ]] || [[ -n $(find "${srcs[@]}" dispatcher/cron.h common/status.h common/time.h -newer "$bin" 2>/dev/null) ]]; then
   ${CCACHE:-$(command -v ccache || true)} clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -DUSE_OS_TZDB=1 -I. "${srcs[@]}" -ldate-tz -lfmt -o "$bin"
