@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -46,7 +47,25 @@ struct ProducerState {
   std::string first_error_text;
 };
 
+// The delivery of one message that ProduceAndWait() waits for. Shared by the
+// waiter and the delivery callback, so a waiter that timed out can leave.
+struct Delivery {
+  std::mutex mu;
+  bool done = false;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
 void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
+  if (msg->_private != nullptr) {  // ProduceAndWait's message: its own report, not first_error
+    auto* shared = static_cast<std::shared_ptr<Delivery>*>(msg->_private);
+    {
+      std::lock_guard lock((*shared)->mu);
+      (*shared)->done = true;
+      (*shared)->err = msg->err;
+    }
+    delete shared;
+    return;
+  }
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR || opaque == nullptr) return;
   auto* state = static_cast<ProducerState*>(opaque);
   std::lock_guard lock(state->mu);
@@ -215,6 +234,54 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
     rd_kafka_headers_destroy(hdrs);  // ownership passes to librdkafka only on success
     return FromErrorCode(err, "producing to " + topic_str);
   }
+  rd_kafka_poll(producer, 0);  // serve delivery reports
+  return Status::Ok();
+}
+
+Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+                      std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  for (const auto& h : headers) {
+    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                        static_cast<ssize_t>(h.value.size()));
+  }
+  std::string topic_str(topic);
+  auto delivery = std::make_shared<Delivery>();
+  auto* opaque = new std::shared_ptr<Delivery>(delivery);  // deleted by OnDelivery
+  void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
+  const size_t key_len = key ? key->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(hdrs);
+    delete opaque;
+    return FromErrorCode(err, "producing to " + topic_str);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    rd_kafka_poll(producer, 20);  // serves delivery reports (any thread's)
+    {
+      std::lock_guard lock(delivery->mu);
+      if (delivery->done) {
+        if (delivery->err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
+        return FromErrorCode(delivery->err, "delivering to " + topic_str);
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceeded("no delivery report from " + topic_str + " within " + std::to_string(timeout.count()) +
+                              " ms");
+    }
+  }
+}
+
+Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key) {
+  std::string topic_str(topic);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()), RD_KAFKA_V_VALUE(nullptr, 0), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "producing a tombstone to " + topic_str);
   rd_kafka_poll(producer, 0);  // serve delivery reports
   return Status::Ok();
 }

@@ -80,6 +80,18 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
                std::string_view value, const std::vector<Header>& headers = {},
                int32_t partition = RD_KAFKA_PARTITION_UA);
 
+// Produces one message and waits for its own delivery report: OK once the broker
+// has it (per the producer's acks), the delivery error otherwise, and
+// DeadlineExceeded when no report came within `timeout` (the message may still be
+// delivered later). For records that must be durable before a consumer offset
+// moves past what they record. Safe from several threads at once.
+Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+                      std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout);
+
+// Produces a record with a null value: on a compacted topic, a tombstone that
+// deletes `key` (an empty value is not one).
+Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key);
+
 // Waits until every queued message is delivered or failed, or the timeout passes.
 // Reports the first delivery error seen since the last Flush.
 Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout);

@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
               [&] { return static_cast<double>(w.Stats().duplicates); });
   metrics.Add("cronlane_worker_dead_lettered_total", "Tasks sent to the dead-letter topic", T::kCounter,
               [&] { return static_cast<double>(w.Stats().dead_lettered); });
+  metrics.Add("cronlane_worker_record_failures_total",
+              "Writes of a result or dead letter that failed and were retried (the offset waits)", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().record_failures); });
   metrics.Add("cronlane_worker_in_flight", "Tasks consumed and not finished", T::kGauge,
               [&] { return static_cast<double>(w.InFlight()); });
   metrics.Add("cronlane_worker_concurrency", "Tasks this worker runs at once (--concurrency)", T::kGauge,

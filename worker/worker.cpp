@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include "common/backoff.h"
 #include "common/retry_policy.h"
 #include "common/task_result.h"
 
@@ -52,19 +53,36 @@ bool Worker::Seen(const std::string& id) {
   return false;
 }
 
-void Worker::Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took) {
-  if (options_.results_topic.empty()) return;
+bool Worker::Record(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
+                    const std::vector<kafka::Header>& headers, CancelToken& cancel) {
+  Backoff backoff({options_.record_retry, options_.max_record_retry, 0.2});
+  while (true) {
+    std::optional<std::string_view> k;
+    if (key) k = *key;
+    Status s = kafka::ProduceAndWait(producer_.get(), topic, k, value, headers, options_.record_timeout);
+    if (s.ok()) return true;
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.record_failures;
+    }
+    spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", topic, s.ToString());
+    if (cancel.WaitFor(backoff.Next())) return false;
+  }
+}
+
+bool Worker::Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took,
+                    CancelToken& cancel) {
+  if (options_.results_topic.empty()) return true;
   TaskResult r{t.id, t.subject, t.time, outcome == "Succeeded", attempts, took.count(), t.shard_index, t.shard_count};
-  Status s = kafka::Produce(producer_.get(), options_.results_topic, t.subject, EncodeTaskResult(r));
-  if (!s.ok()) spdlog::warn("result for {}: {}", t.id, s.ToString());
+  return Record(options_.results_topic, t.subject, EncodeTaskResult(r), {}, cancel);
 }
 
 bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   auto decoded = DecodeFiredTask(m);
   if (!decoded.ok()) {
     spdlog::warn("{}[{}]@{}: {}; dead-lettered", m.topic, m.partition, m.offset, decoded.status().message());
-    if (!options_.dead_letter_topic.empty()) {
-      (void)kafka::Produce(producer_.get(), options_.dead_letter_topic, m.key, m.value, m.headers);
+    if (!options_.dead_letter_topic.empty() && !Record(options_.dead_letter_topic, m.key, m.value, m.headers, cancel)) {
+      return false;  // shutting down before the dead letter was written: hand it back
     }
     std::lock_guard lock(mu_);
     ++stats_.invalid;
@@ -87,7 +105,10 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     Outcome o = handler_(t, attempt, cancel);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
     if (o == Outcome::kSucceeded) {
-      Report(t, "Succeeded", attempt, took);
+      if (!Report(t, "Succeeded", attempt, took, cancel)) {
+        Forget(t.id);  // shutting down before the result was written: hand it back
+        return false;
+      }
       std::lock_guard lock(mu_);
       ++stats_.succeeded;
       return true;
@@ -107,11 +128,16 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     }
   }
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
-  Report(t, "Failed", t.max_attempts, took);
-  if (!options_.dead_letter_topic.empty()) {
+  // The outcome is durable (result, dead letter) before the offset may move past it.
+  bool recorded = Report(t, "Failed", t.max_attempts, took, cancel);
+  if (recorded && !options_.dead_letter_topic.empty()) {
     auto headers = m.headers;
     headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
-    (void)kafka::Produce(producer_.get(), options_.dead_letter_topic, m.key, m.value, headers);
+    recorded = Record(options_.dead_letter_topic, m.key, m.value, headers, cancel);
+  }
+  if (!recorded) {
+    Forget(t.id);
+    return false;
   }
   std::lock_guard lock(mu_);
   ++stats_.failed;

@@ -51,10 +51,16 @@ struct WorkerOptions {
   std::string results_topic;      // "" = no results
   size_t dedupe_window = 10000;   // recently seen ce_ids remembered
   int concurrency = 1;            // messages processed at once
+  // A result or dead letter that could not be written is retried with this
+  // backoff until it is durable; the message's offset is not committed before.
+  std::chrono::milliseconds record_retry{500};
+  std::chrono::milliseconds max_record_retry{30000};
+  std::chrono::milliseconds record_timeout{30000};  // per attempt: the delivery report
 };
 
 struct WorkerStats {
   uint64_t succeeded = 0, failed = 0, dead_lettered = 0, duplicates = 0, invalid = 0, attempts = 0;
+  uint64_t record_failures = 0;  // attempts to write a result or dead letter that failed (retried)
 };
 
 class Worker final : private kafka::RebalanceListener {
@@ -79,7 +85,14 @@ class Worker final : private kafka::RebalanceListener {
 
   // Processes one message; false if it was handed back (shutdown mid-task).
   bool Process(const kafka::Message& m, CancelToken& cancel);
-  void Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took);
+  // Writes the task's result (when results are configured) durably; false when
+  // cancelled before it was.
+  bool Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took,
+              CancelToken& cancel);
+  // Writes one record and waits until the broker has it, retrying with backoff;
+  // false when cancelled first.
+  bool Record(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
+              const std::vector<kafka::Header>& headers, CancelToken& cancel);
   bool Seen(const std::string& id);
   void Forget(const std::string& id);
   void PoolThread(CancelToken& cancel);

@@ -64,12 +64,13 @@ class WorkerTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     for (auto t : {".tasks", ".results", ".dlq"}) Create(id_ + t);
   }
-  std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1) {
+  std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1, std::string dlq = "") {
+    if (dlq.empty()) dlq = id_ + ".dlq";
     return std::make_unique<Process>(
         std::vector<std::string>{
             std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
             "--topic=" + id_ + ".tasks", "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
-            "--dead-letter-topic=" + id_ + ".dlq", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+            "--dead-letter-topic=" + dlq, "--metrics-bind-address=0", "--health-probe-bind-address=0",
             "--log-format=text", "--concurrency=" + std::to_string(concurrency)},
         (dir_ / ("worker-" + std::to_string(n_++) + ".log")).string());
   }
@@ -110,6 +111,48 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
   auto dlq = ReadAll(id_ + ".dlq", 3, 20s);
   ASSERT_EQ(dlq.size(), 3U);
   EXPECT_EQ(dlq[0].HeaderValue("cronlane_attempts").value_or(""), "2");
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
+}
+
+// Sets one configuration value of a topic (AlterConfigs replaces the topic's
+// dynamic configuration with what it is given).
+void SetTopicConfig(const std::string& topic, const std::string& name, const std::string& value) {
+  auto admin = kafka::NewProducer(Base());
+  ASSERT_TRUE(admin.ok());
+  rd_kafka_t* rk = admin->get();
+  rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_ConfigResource_set_config(res, name.c_str(), value.c_str());
+  rd_kafka_AlterConfigs(rk, &res, 1, nullptr, q);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10000);
+  ASSERT_NE(ev, nullptr);
+  EXPECT_EQ(rd_kafka_event_error(ev), RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_event_error_string(ev);
+  rd_kafka_event_destroy(ev);
+  rd_kafka_ConfigResource_destroy(res);
+  rd_kafka_queue_destroy(q);
+}
+
+TEST_F(WorkerTest, NothingIsCommittedPastAFailedTaskWhoseDeadLetterWasRefused) {
+  // A dead-letter topic that refuses the record (larger than its max.message.bytes).
+  const std::string dlq = id_ + ".dlq-small";
+  {
+    auto admin = kafka::NewProducer(Base());
+    ASSERT_TRUE(kafka::CreateTopic(admin->get(), dlq, 1, 1, {{"max.message.bytes", "64"}}).ok());
+  }
+  Fire(id_ + ".tasks", {R"({"mode":"fail"})"}, 1);
+  auto w = StartWorker("exit 3", 1, dlq);
+  ASSERT_EQ(ReadAll(id_ + ".results", 1, 60s).size(), 1U) << w->Log();
+  ASSERT_TRUE(WaitUntil([&] { return w->Log().find("the message's offset waits") != std::string::npos; }, 60s))
+      << w->Log();
+  std::this_thread::sleep_for(2s);  // the worker commits every poll: it would have by now
+  EXPECT_EQ(Lag(), 1) << "the failed task's offset stays uncommitted while its dead letter is not written";
+
+  SetTopicConfig(dlq, "max.message.bytes", "1048588");
+  auto letters = ReadAll(dlq, 1, 60s);
+  ASSERT_EQ(letters.size(), 1U) << w->Log();
+  EXPECT_EQ(letters[0].HeaderValue("cronlane_attempts").value_or(""), "1");
+  ASSERT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "committed once the dead letter is durable";
   w->Signal(SIGTERM);
   EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
 }
