@@ -93,7 +93,8 @@ struct BenchResult {
   double raw_msgs_per_s = 0;
 };
 
-BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::string& run_id) {
+BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::string& run_id,
+                   const kafka::Properties& producer_extra) {
   BenchResult r;
   r.tasks = n;
   const std::string topic = "bench-" + run_id + "-" + std::to_string(n);
@@ -104,6 +105,7 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
   }
   dispatcher::KafkaSinkOptions so;
   so.base = base;
+  for (const auto& [k, v] : producer_extra) so.base[k] = v;
   so.transactional_id = "bench-" + run_id + "-" + std::to_string(n);
   so.checkpoint_topic = "bench-checkpoints-" + run_id + "-" + std::to_string(n);
   NullObserver obs;
@@ -244,14 +246,22 @@ int main(int argc, char** argv) {
   std::string ids_out;
   app.add_option("--ids-out", ids_out,
                  "With --consume-topic: write each message's ce_id, scheduled time and Kafka timestamp (ms)");
+  std::vector<std::string> producer_props;
+  app.add_option("--producer-property", producer_props,
+                 "KEY=VALUE for the dispatcher's producer (e.g. compression.type=lz4), repeatable");
   CLI11_PARSE(app, argc, argv);
+  kafka::Properties producer_extra;
+  if (Status s = kafka::AddProperties(producer_props, producer_extra); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 2;
+  }
   if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds, lag_out, ids_out);
   std::string run_id = std::to_string(getpid());
   std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
               "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",
               "ratio");
   for (int n : sizes) {
-    BenchResult r = RunOne(bootstrap, n, bursts, run_id);
+    BenchResult r = RunOne(bootstrap, n, bursts, run_id, producer_extra);
     std::printf("%8d %10.0f %10.0f %10.0f %12.0f %12.0f %12.0f %12.0f %10.0f %12.2f %12.0f %8.2f\n", r.tasks, r.lag_p50,
                 r.lag_p99, r.lag_max, r.vis_p50, r.vis_p99, r.vis_max, r.fires_per_s, r.rss_per_task_bytes, r.restore_s,
                 r.raw_msgs_per_s, r.fires_per_s > 0 ? r.raw_msgs_per_s / r.fires_per_s : 0.0);

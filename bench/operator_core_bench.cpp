@@ -156,7 +156,7 @@ class InstantSink final : public dispatcher::FireSink {
     messages += m.size();
     return Status::Ok();
   }
-  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return std::map<std::string, int64_t>{}; }
+  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return dispatcher::Checkpoints{}; }
 
   // Commit time - scheduled time, in ms, of every message scheduled at or after
   // `from`, sorted.
@@ -186,7 +186,7 @@ class SinkHandle final : public dispatcher::FireSink {
   Status Commit(const std::vector<dispatcher::OutMessage>& m, const std::vector<dispatcher::Checkpoint>& c) override {
     return sink_.Commit(m, c);
   }
-  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return sink_.ReadCheckpoints(); }
+  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return sink_.ReadCheckpoints(); }
 
  private:
   dispatcher::FireSink& sink_;

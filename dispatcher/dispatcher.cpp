@@ -7,6 +7,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <spdlog/spdlog.h>
+
 #include "common/backoff.h"
 #include "common/retry_policy.h"
 
@@ -86,10 +88,14 @@ Instant Dispatcher::Now() const {
 }
 
 Status Dispatcher::Start() {
+  const auto t0 = std::chrono::steady_clock::now();
   Status s = sink_.Init();
   if (!s.ok()) return s;
+  const auto t1 = std::chrono::steady_clock::now();
   auto cps = sink_.ReadCheckpoints();
   if (!cps.ok()) return cps.status();
+  const auto t2 = std::chrono::steady_clock::now();
+  const size_t restored = cps->size();
   std::vector<std::pair<DefPtr, std::optional<Instant>>> scheduled;
   {
     std::lock_guard lock(mu_);
@@ -110,6 +116,11 @@ Status Dispatcher::Start() {
   if (observer_ != nullptr) {
     for (const auto& [def, next] : scheduled) observer_->OnScheduled(*def, next);
   }
+  using ms = std::chrono::milliseconds;
+  spdlog::info(
+      "dispatcher: producer fenced older ones in {} ms, {} checkpoints restored in {} ms, {} tasks scheduled in {} ms",
+      std::chrono::duration_cast<ms>(t1 - t0).count(), restored, std::chrono::duration_cast<ms>(t2 - t1).count(),
+      scheduled.size(), std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t2).count());
   return Status::Ok();
 }
 
@@ -143,6 +154,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   Instant now = Now();
   auto it = tasks_.find(task.id);
   if (it == tasks_.end()) {
+    forgotten_.erase(task.id);  // back before its tombstone was written: keep the checkpoint
     Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
     if (auto r = restored_.find(task.id); r != restored_.end()) {
       e.last_fired = Instant{seconds{r->second}};
@@ -180,6 +192,23 @@ void Dispatcher::Remove(const std::string& id) {
   std::lock_guard lock(mu_);
   tasks_.erase(id);  // heap items become stale; pending occurrences are dropped at fire time
   finished_.erase(id);
+}
+
+void Dispatcher::Forget(const std::string& id) {
+  std::lock_guard lock(mu_);
+  tasks_.erase(id);
+  finished_.erase(id);
+  restored_.erase(id);
+  forgotten_.insert(id);
+  cv_.notify_all();
+}
+
+std::vector<std::string> Dispatcher::UnclaimedCheckpoints() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  out.reserve(restored_.size());
+  for (const auto& [id, v] : restored_) out.push_back(id);
+  return out;
 }
 
 Result<TaskState> Dispatcher::State(const std::string& id) const {
@@ -407,9 +436,13 @@ Status Dispatcher::FireOnce() {
   std::vector<Occurrence> batch;
   std::vector<DefPtr> defs;  // batch[i]'s definition, as the table held it
   std::vector<OutMessage> messages;
+  std::vector<std::string> tombstones;
   {
     std::lock_guard lock(mu_);
-    if (pending_.empty()) return Status::Ok();
+    if (pending_.empty() && forgotten_.empty()) return Status::Ok();
+    for (auto it = forgotten_.begin(); it != forgotten_.end() && tombstones.size() < options_.max_batch_occurrences;) {
+      tombstones.push_back(std::move(forgotten_.extract(it++).value()));
+    }
     size_t n = std::min(pending_.size(), options_.max_batch_occurrences);
     batch.reserve(n);
     defs.reserve(n);
@@ -422,7 +455,7 @@ Status Dispatcher::FireOnce() {
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
   }
-  if (batch.empty()) return Status::Ok();
+  if (batch.empty() && tombstones.empty()) return Status::Ok();
   // The latest occurrence per task, keyed by the id the definitions hold.
   std::unordered_map<std::string_view, int64_t> checkpoint_values;
   checkpoint_values.reserve(batch.size());
@@ -436,8 +469,12 @@ Status Dispatcher::FireOnce() {
     cp = std::max(cp, o.scheduled.time_since_epoch().count());
   }
   std::vector<Checkpoint> checkpoints;
-  checkpoints.reserve(checkpoint_values.size());
+  checkpoints.reserve(checkpoint_values.size() + tombstones.size());
   for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({std::string(id), v});
+  // Never the same id as a checkpoint above: a forgotten task has no entry, and an
+  // Upsert cancels its tombstone (both under mu_). A task forgotten while an
+  // earlier batch with its checkpoint commits gets its tombstone after it.
+  for (const auto& id : tombstones) checkpoints.push_back({id, 0, true});
 
   Status s = sink_.Commit(messages, checkpoints);
   std::vector<std::pair<DefPtr, std::pair<Instant, std::optional<Instant>>>> fired;
@@ -446,9 +483,13 @@ Status Dispatcher::FireOnce() {
     if (!s.ok()) {
       ++stats_.commit_failures;
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
+      for (auto& id : tombstones) {
+        if (tasks_.count(id) == 0) forgotten_.insert(std::move(id));  // unless upserted again since
+      }
       if (s.code() == StatusCode::kFenced) fenced_ = true;
     } else {
       ++stats_.commits;
+      stats_.tombstones += tombstones.size();
       stats_.fired += batch.size();
       stats_.messages += messages.size();
       for (const auto& o : batch) {
@@ -494,8 +535,9 @@ void Dispatcher::Run(CancelToken& cancel) {
     {
       std::unique_lock lock(mu_);
       if (fenced_) break;
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return !pending_.empty() || cancel.cancelled(); });
-      if (pending_.empty()) continue;
+      cv_.wait_for(lock, std::chrono::milliseconds(200),
+                   [&] { return !pending_.empty() || !forgotten_.empty() || cancel.cancelled(); });
+      if (pending_.empty() && forgotten_.empty()) continue;
     }
     Status s = FireOnce();
     if (s.ok()) {

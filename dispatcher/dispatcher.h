@@ -8,6 +8,8 @@
 //   per occurrence and shard, plus one checkpoint per task (the scheduled time of
 //   its last fired occurrence). A failed commit is aborted by the sink and the
 //   batch is retried with backoff; occurrences keep their deterministic ids.
+// - A task forgotten (deleted) leaves a tombstone for its checkpoint in the next
+//   commit, so the compacted topic holds one record per live task.
 // - Start() fences any previous leader (init_transactions) and restores the
 //   checkpoints; each task then resumes after its checkpoint, and occurrences it
 //   missed are caught up per catchUpPolicy, within startingDeadlineSeconds, at most
@@ -26,6 +28,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/cancel.h"
@@ -85,6 +88,7 @@ struct DispatcherStats {
   uint64_t skipped = 0;   // occurrences not fired by policy or deadline
   uint64_t commits = 0;
   uint64_t commit_failures = 0;
+  uint64_t tombstones = 0;  // checkpoints of forgotten tasks deleted
   size_t tasks = 0;
   size_t pending = 0;  // occurrences waiting for a commit
 };
@@ -111,6 +115,10 @@ class Dispatcher final : public TaskSink {
   Result<TaskState> Upsert(TaskDefinitionPtr task) override;
   using TaskSink::Upsert;
   void Remove(const std::string& id) override;
+  // Remove(), and a tombstone for the task's checkpoint in the next commit (one
+  // is made for the tombstones alone when nothing is due). An Upsert of the same
+  // id before that commit cancels the tombstone.
+  void Forget(const std::string& id) override;
   Result<TaskState> State(const std::string& id) const override;
 
   // A worker reported that the occurrence of task `id` scheduled at `scheduled`
@@ -120,6 +128,11 @@ class Dispatcher final : public TaskSink {
   void OnFinished(const std::string& id, Instant scheduled);
 
   DispatcherStats Stats() const;
+
+  // Ids whose checkpoints Start() restored but no Upsert has claimed yet: tasks not
+  // upserted so far (invalid ones among them) and tasks deleted while no leader
+  // ran. The operator forgets those that no longer exist.
+  std::vector<std::string> UnclaimedCheckpoints() const;
 
   // Deterministic core, for tests with simulated time: moves every occurrence due
   // at `now` to the pending batch (applying catch-up policies) and returns how many.
@@ -182,9 +195,10 @@ class Dispatcher final : public TaskSink {
   std::unordered_map<std::string, Entry> tasks_;  // by task id
   std::map<std::string, Instant> finished_;       // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
-  std::deque<Occurrence> pending_;           // due, oldest first; batches leave from the front
-  std::vector<SkipReport> skips_;            // collected under mu_, delivered by DeliverSkips()
-  std::map<std::string, int64_t> restored_;  // checkpoints read at Start(), until a task takes its own
+  std::deque<Occurrence> pending_;             // due, oldest first; batches leave from the front
+  std::vector<SkipReport> skips_;              // collected under mu_, delivered by DeliverSkips()
+  Checkpoints restored_;                       // checkpoints read at Start(), until a task takes its own
+  std::unordered_set<std::string> forgotten_;  // tombstones for the next commit
   bool started_ = false;
   std::atomic<bool> fenced_{false};
   DispatcherStats stats_;

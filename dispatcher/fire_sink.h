@@ -4,9 +4,9 @@
 // (kafka_fire_sink.h); unit tests inject fakes with simulated faults.
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/kafka.h"
@@ -22,11 +22,16 @@ struct OutMessage {
 };
 
 // A checkpoint: the scheduled time (unix seconds) of the last occurrence of a task
-// that was fired and committed.
+// that was fired and committed. `deleted`: a tombstone instead (the task is gone
+// for good), which removes the task's checkpoint from the compacted topic.
 struct Checkpoint {
   std::string task_id;
   int64_t last_fired = 0;
+  bool deleted = false;
 };
+
+// The latest checkpoint of every task: task id -> last_fired.
+using Checkpoints = std::unordered_map<std::string, int64_t>;
 
 class FireSink {
  public:
@@ -39,8 +44,9 @@ class FireSink {
   // kFenced means this producer was fenced (or can no longer know what it
   // committed) and must stop.
   virtual Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) = 0;
-  // Reads every committed checkpoint (the latest per task).
-  virtual Result<std::map<std::string, int64_t>> ReadCheckpoints() = 0;
+  // Reads every committed checkpoint (the latest per task; tombstoned tasks have
+  // none). Called after Init(), so nothing an older producer left open is missed.
+  virtual Result<Checkpoints> ReadCheckpoints() = 0;
 };
 
 }  // namespace cronlane::dispatcher

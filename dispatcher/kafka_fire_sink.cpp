@@ -1,5 +1,7 @@
 #include "dispatcher/kafka_fire_sink.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <chrono>
 #include <set>
@@ -96,21 +98,25 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
   }
   Status s = kafka::BeginTransaction(rk);
   if (!s.ok()) return Fail(s);
-  auto produce = [&](const std::string& topic, const std::string& key, const std::string& value,
-                     const std::vector<kafka::Header>& headers) {
+  // `once` produces one record; a full local queue is drained and retried.
+  auto produce = [&](const auto& once) {
     for (int attempt = 0;; ++attempt) {
-      Status p = kafka::Produce(rk, topic, key, value, headers);
+      Status p = once();
       if (p.ok() || attempt > 1000 || p.code() != StatusCode::kUnavailable) return p;
       rd_kafka_poll(rk, 10);  // local queue full: let deliveries drain
     }
   };
   for (const auto& m : messages) {
-    if (Status p = produce(m.topic, m.key, m.value, m.headers); !p.ok()) return Fail(p);
+    Status p = produce([&] { return kafka::Produce(rk, m.topic, m.key, m.value, m.headers); });
+    if (!p.ok()) return Fail(p);
   }
+  const std::string& cp_topic = options_.checkpoint_topic;
   for (const auto& c : checkpoints) {
-    if (Status p = produce(options_.checkpoint_topic, c.task_id, std::to_string(c.last_fired), {}); !p.ok()) {
-      return Fail(p);
-    }
+    Status p = produce([&] {
+      return c.deleted ? kafka::ProduceTombstone(rk, cp_topic, c.task_id)
+                       : kafka::Produce(rk, cp_topic, c.task_id, std::to_string(c.last_fired));
+    });
+    if (!p.ok()) return Fail(p);
   }
   // A retriable commit failure (broker unreachable, timeout) leaves the outcome
   // unknown, so the same commit is retried until it is known: committed, or aborted
@@ -136,45 +142,19 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
   }
 }
 
-Result<std::map<std::string, int64_t>> KafkaFireSink::ReadCheckpoints() {
-  kafka::Properties p = options_.base;
-  p["isolation.level"] = "read_committed";
-  p["enable.partition.eof"] = "true";
-  auto consumer = kafka::NewConsumer(p);
-  if (!consumer.ok()) return consumer.status();
-  auto parts = kafka::PartitionCount(consumer->get(), options_.checkpoint_topic);
-  if (!parts.ok()) return parts.status();
-  std::map<std::string, int64_t> out;
-  // Empty partitions report no EOF until something is fetched; skip them.
-  std::set<int32_t> open;
-  for (int32_t i = 0; i < *parts; ++i) {
-    auto hw = kafka::HighWatermark(consumer->get(), options_.checkpoint_topic, i);
-    if (!hw.ok()) return hw.status();
-    if (*hw > 0) open.insert(i);
+Result<Checkpoints> KafkaFireSink::ReadCheckpoints() {
+  if (options_.follower) {
+    auto warm = options_.follower->TakeOver(options_.follower_timeout);
+    if (warm.ok()) return warm;
+    spdlog::warn("checkpoints from the follower: {}; reading {} from its beginning", warm.status().ToString(),
+                 options_.checkpoint_topic);
   }
-  if (open.empty()) return out;
-  Status a = kafka::AssignAll(consumer->get(), options_.checkpoint_topic, *parts);
-  if (!a.ok()) return a;
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (!open.empty()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return DeadlineExceeded("reading checkpoints from " + options_.checkpoint_topic + " did not finish in 60 s");
-    }
-    auto polled = kafka::PollWithEof(consumer->get(), 500ms);
-    if (!polled.ok()) return polled.status();
-    if (polled->eof) open.erase(polled->eof->partition);
-    const std::optional<kafka::Message>& m = polled->message;
-    if (!m || !m->key) continue;
-    if (m->value.empty()) {
-      out.erase(*m->key);  // tombstone
-      continue;
-    }
-    try {
-      out[*m->key] = std::stoll(m->value);
-    } catch (...) {
-      // Not a checkpoint record (someone else wrote to the topic): ignore it.
-    }
-  }
+  CheckpointFollower cold({.base = options_.base, .topic = options_.checkpoint_topic, .once = true});
+  CancelToken stop;
+  std::thread reader([&] { cold.Run(stop); });
+  auto out = cold.TakeOver(options_.read_timeout);
+  stop.Cancel();
+  reader.join();
   return out;
 }
 

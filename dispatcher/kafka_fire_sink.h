@@ -2,8 +2,8 @@
 // FireSink on a librdkafka transactional producer. All dispatcher replicas share one
 // transactional.id, so Init() on a new leader fences the previous one and aborts
 // its open transaction. Checkpoints go to a compacted topic (key: task id, value:
-// the scheduled unix time of the task's last fired occurrence) in the same
-// transaction as the fired messages.
+// the scheduled unix time of the task's last fired occurrence; a tombstone when the
+// task was deleted) in the same transaction as the fired messages.
 
 #include <chrono>
 #include <memory>
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/kafka.h"
+#include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/fire_sink.h"
 
 namespace cronlane::dispatcher {
@@ -26,6 +27,13 @@ struct KafkaSinkOptions {
   std::chrono::seconds max_commit_retry{600};
   bool create_topics = true;  // create a task topic that does not exist yet
   int topic_partitions = 6;   // then the dispatcher stops; a restart restores exactly
+  // The replica's warm follower of the checkpoint topic, if it runs one:
+  // ReadCheckpoints() takes its checkpoints over (reading only the tail) and reads
+  // the topic from its beginning only when that fails or takes longer than
+  // `follower_timeout`.
+  std::shared_ptr<CheckpointFollower> follower;
+  std::chrono::milliseconds follower_timeout{30000};
+  std::chrono::milliseconds read_timeout{60000};  // a read from the beginning
 };
 
 // The configuration the checkpoint topic is created with: compacted, in segments
@@ -42,7 +50,8 @@ class KafkaFireSink final : public FireSink {
   // init_transactions.
   Status Init() override;
   Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) override;
-  Result<std::map<std::string, int64_t>> ReadCheckpoints() override;
+  // The warm follower's checkpoints, else a read from the beginning.
+  Result<Checkpoints> ReadCheckpoints() override;
 
  private:
   // Classifies a failed transactional call: a fence (another producer took over)

@@ -93,8 +93,14 @@ class TaskSink {
   virtual Result<TaskState> Upsert(TaskDefinitionPtr task) = 0;
   // The same with a copy of `task`.
   Result<TaskState> Upsert(const TaskDefinition& task) { return Upsert(std::make_shared<const TaskDefinition>(task)); }
-  // Stops firing a task. Unknown ids are ignored.
+  // Stops firing a task. Unknown ids are ignored. Its checkpoint stays: a task
+  // that comes back (valid again) resumes after it.
   virtual void Remove(const std::string& id) = 0;
+  // The task is gone for good (deleted; its id, the object's UID, never returns):
+  // stops firing it and deletes its checkpoint, so the checkpoint topic follows the
+  // live tasks. Unknown ids are forgotten too (a checkpoint left by a task deleted
+  // while no operator ran).
+  virtual void Forget(const std::string& id) = 0;
   // Current state of a task, NotFound when unknown.
   virtual Result<TaskState> State(const std::string& id) const = 0;
 };

@@ -63,7 +63,7 @@ PY
     t0=$(now)
     for i in 0 1; do
       ports[$i]=$(freeport)
-      "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level warn \
+      "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level info \
         --leader-elect --leader-election-namespace "$ns" \
         --metrics-bind-address "127.0.0.1:${ports[$i]}" --health-probe-bind-address 0 \
         --transactional-id "$ns" --checkpoint-topic "$ns.checkpoints" >"$work/operator-$i.log" 2>&1 &
@@ -131,6 +131,8 @@ print(f"failover_first_fire_s={first:.2f} checked_s={hi - lo} expected={expected
 PY
 )
     cp "$work/ids.txt" "$out/scale-failover-ids-$n-$mode.txt"
+    for i in 0 1; do cp "$work/operator-$i.log" "$out/scale-operator-$n-$mode-$([[ $i == "$leader" ]] && echo killed || echo standby).log"; done
+    echo "kill at $(date -u -d @"${kill_ms%???}" +%H:%M:%S).${kill_ms: -3}" >>"$out/scale-operator-$n-$mode-standby.log"
     line="tasks=$n mode=$mode create_s=$create_s created=$created cache_sync_s=$t_sync all_scheduled_s=$t_sched"
     line+=" $lag rss_kib=$rss rss_per_task_b=$((rss * 1024 / n)) peak_rss_kib=$peak cpu_s_per_min=$cpu_per_min"
     line+=" api_requests_per_min=$api_per_min standby_cached=$standby_cached standby_rss_kib=$standby_rss $failover"

@@ -5,6 +5,7 @@
 #include "common/backoff.h"
 
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "dispatcher/kafka_fire_sink.h"
@@ -46,6 +47,23 @@ struct Joined {
 };
 
 }  // namespace
+
+void LeaderTerm::ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher) {
+  std::vector<std::string> unclaimed = dispatcher.UnclaimedCheckpoints();
+  if (unclaimed.empty()) return;
+  // The cache is synced before a term starts: a task it does not hold is gone.
+  std::unordered_set<std::string> uids;
+  for (const std::string& key : cache_.tasks.Keys()) {
+    if (auto t = cache_.tasks.Get(key)) uids.insert(t->uid);
+  }
+  size_t forgotten = 0;
+  for (const std::string& id : unclaimed) {
+    if (uids.count(id) != 0) continue;  // not upserted yet, or not valid: keeps its checkpoint
+    dispatcher.Forget(id);
+    ++forgotten;
+  }
+  if (forgotten > 0) spdlog::info("checkpoints of {} task(s) deleted while no leader ran: tombstoned", forgotten);
+}
 
 Status LeaderTerm::Start(CancelToken& leading) {
   // Objects of the term, in the order they are built; destroyed in reverse.
@@ -92,6 +110,8 @@ Status LeaderTerm::Start(CancelToken& leading) {
         [&] { return static_cast<double>(dispatcher.Stats().commits); });
   m.Add("cronlane_kafka_commit_failures_total", "Kafka transactions that failed and were retried", T::kCounter,
         [&] { return static_cast<double>(dispatcher.Stats().commit_failures); });
+  m.Add("cronlane_checkpoint_tombstones_total", "Checkpoints of deleted tasks removed from the checkpoint topic",
+        T::kCounter, [&] { return static_cast<double>(dispatcher.Stats().tombstones); });
   m.Add("cronlane_occurrences_pending", "Occurrences due and waiting for a commit", T::kGauge,
         [&] { return static_cast<double>(dispatcher.Stats().pending); });
   m.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
@@ -146,6 +166,7 @@ Status LeaderTerm::Start(CancelToken& leading) {
     spdlog::warn("dispatcher start (Kafka {}): {}; retrying", options_.kafka_description, s.ToString());
     if (leading.WaitFor(backoff.Next())) break;
   }
+  if (!leading.cancelled()) ForgetDeletedTasks(dispatcher);
   // 4. Learn which occurrences finished under the previous leader (Forbid).
   auto barrier_end = clock_.SteadyNow() + options_.results_barrier;
   while (!leading.cancelled() && !results->Replayed() && clock_.SteadyNow() < barrier_end) {

@@ -11,7 +11,9 @@
 //     task into the dispatcher, which holds them until step 3 — so the work of
 //     reading 100k tasks overlaps the Kafka start-up;
 //  3. the dispatcher starts (init_transactions fences older leaders, checkpoints
-//     are restored), retried with backoff while Kafka is unavailable;
+//     are restored: taken over from the replica's warm CheckpointFollower, or read
+//     from the topic), retried with backoff while Kafka is unavailable; restored
+//     checkpoints of tasks no longer in the cache are tombstoned;
 //  4. the replay of results finishes, for at most `results_barrier`
 //     (concurrencyPolicy Forbid must know what finished under the last leader);
 //  5. the dispatcher fires, and the status writer starts writing.
@@ -76,6 +78,10 @@ class LeaderTerm final : public Runnable {
   std::string Name() const override { return "leader-term"; }
 
  private:
+  // After the dispatcher started: tombstones for the restored checkpoints of tasks
+  // the (synced) cache no longer holds, deleted while no leader ran.
+  void ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher);
+
   kube::KubeClient& client_;
   Cache& cache_;
   EventRecorder& events_;

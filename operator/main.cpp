@@ -228,6 +228,19 @@ int main(int argc, char** argv) {
                                     .topic_partitions = f.topic_partitions};
   dispatcher::ResultsFollowerOptions results{
       .base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)};
+  if (f.leader_elect) {
+    // A standby follows the checkpoint topic, so its takeover reads only the tail.
+    auto follower = std::make_shared<dispatcher::CheckpointFollower>(
+        dispatcher::CheckpointFollowerOptions{.base = kafka_props, .topic = f.checkpoint_topic});
+    sink.follower = follower;
+    manager.Add(std::make_unique<op::FuncRunnable>("checkpoint-follower", false, [follower](CancelToken& cancel) {
+      follower->Run(cancel);
+      return Status::Ok();
+    }));
+    manager.metrics().Add("cronlane_checkpoints_followed",
+                          "Checkpoints a standby holds from following the checkpoint topic (0 once it leads)",
+                          CallbackMetrics::Type::kGauge, [follower] { return static_cast<double>(follower->Size()); });
+  }
   manager.Add(std::make_unique<op::MemoryTrimmer>());
   manager.Add(std::make_unique<op::LeaderTerm>(
       client, manager.cache(), events, clock, manager.metrics(), op::KafkaTermWorld(sink, results, clock),

@@ -2,7 +2,9 @@
 // What the Manager runs (controller-runtime's Runnable, in C++).
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "common/cancel.h"
 #include "common/status.h"
@@ -21,6 +23,22 @@ class Runnable {
   virtual bool NeedsLeaderElection() const = 0;
   // For logs: "scheduledtask-controller", "leader-term".
   virtual std::string Name() const = 0;
+};
+
+// A Runnable made of a function, for components that know nothing of the Manager
+// (the dispatcher's CheckpointFollower runs on every replica this way).
+class FuncRunnable final : public Runnable {
+ public:
+  FuncRunnable(std::string name, bool needs_leader_election, std::function<Status(CancelToken&)> run)
+      : name_(std::move(name)), needs_leader_election_(needs_leader_election), run_(std::move(run)) {}
+  Status Start(CancelToken& cancel) override { return run_(cancel); }
+  bool NeedsLeaderElection() const override { return needs_leader_election_; }
+  std::string Name() const override { return name_; }
+
+ private:
+  std::string name_;
+  bool needs_leader_election_;
+  std::function<Status(CancelToken&)> run_;
 };
 
 // Hands memory that threads freed back to the operating system every `period`, on

@@ -39,7 +39,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   if (!cached || cached->deleting) {
     std::lock_guard lock(mu_);
     if (auto it = known_.find(key); it != known_.end()) {
-      sink_.Remove(it->second.def->id);
+      sink_.Forget(it->second.def->id);  // deleted: its checkpoint goes too
       spdlog::info("task {} removed from the dispatcher", key);
       known_.erase(it);
     }
@@ -51,7 +51,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     std::lock_guard lock(mu_);
     Known& k = known_[key];
     if (k.def && k.def->id != t.uid) {
-      sink_.Remove(k.def->id);  // deleted and re-created
+      sink_.Forget(k.def->id);  // deleted and re-created (a new UID)
       k = Known{};
     }
     k.def = t.def;
@@ -94,9 +94,9 @@ Status TaskReconciler::Reconcile(const std::string& key) {
       events_.Record(t.Ref(kScheduledTaskApiVersion, "ScheduledTask"), "Warning", problem->reason, "Validate",
                      problem->Message());
     } else {
-      // Normal transitions are logged, not recorded as Events: at 100k tasks an Event
-      // per task would double the API writes of a start-up.
-      spdlog::info("task {} {}, next fire {}", key, after->reason, next ? FormatRfc3339(*next) : "none");
+      // Normal transitions are logged at debug, not recorded as Events: at 100k tasks
+      // an Event (or an info line) per task would flood a start-up.
+      spdlog::debug("task {} {}, next fire {}", key, after->reason, next ? FormatRfc3339(*next) : "none");
     }
   }
   return Status::Ok();

@@ -1,7 +1,8 @@
 // The dispatcher's Kafka fire path against the real broker: transactional commits
 // with checkpoints, fencing of an older producer with the same transactional.id,
-// an abandoned open transaction aborted by the new leader, and the dispatcher
-// firing in real time.
+// an abandoned open transaction aborted by the new leader, tombstones, a warm
+// standby's checkpoint follower handing over, and the dispatcher firing in real
+// time.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "common/kafka.h"
+#include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
 #include "tests/support/test_env.h"
@@ -77,7 +79,102 @@ TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
   EXPECT_EQ(got[2].HeaderValue("ce_id").value_or(""), "a:2");
   auto cps = sink.ReadCheckpoints();
   ASSERT_TRUE(cps.ok()) << cps.status().ToString();
-  EXPECT_EQ(*cps, (std::map<std::string, int64_t>{{"a", 2}, {"b", 1}}));
+  EXPECT_EQ(*cps, (Checkpoints{{"a", 2}, {"b", 1}}));
+}
+
+// Whether the records of `key` on `topic` have null values (the raw librdkafka view:
+// an empty value is not a tombstone, and compaction keeps it).
+std::vector<bool> NullValues(const std::string& topic, int partitions, const std::string& key, size_t want) {
+  auto props = Base();
+  props["isolation.level"] = "read_committed";
+  auto c = kafka::NewConsumer(props);
+  EXPECT_TRUE(c.ok());
+  EXPECT_TRUE(kafka::AssignAll(c->get(), topic, partitions).ok());
+  std::vector<bool> out;
+  auto until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < until && out.size() < want) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(c->get(), 200);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->key != nullptr &&
+        std::string(static_cast<const char*>(m->key), m->key_len) == key) {
+      out.push_back(m->payload == nullptr);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return out;
+}
+
+TEST(KafkaFireSink, ATombstoneDeletesACheckpoint) {
+  std::string s = UniqueName("tomb");
+  std::string topic = "fired-" + s;
+  CreateTopic(topic, 1);
+  auto o = Options(s);
+  KafkaFireSink sink(o);
+  ASSERT_TRUE(sink.Init().ok());
+  ASSERT_TRUE(sink.Commit({Msg(topic, "a:1"), Msg(topic, "b:1")}, {{"a", 1}, {"b", 1}}).ok());
+  ASSERT_TRUE(sink.Commit({}, {{"a", 0, true}}).ok());
+  auto cps = sink.ReadCheckpoints();
+  ASSERT_TRUE(cps.ok()) << cps.status().ToString();
+  EXPECT_EQ(*cps, (Checkpoints{{"b", 1}}));
+  EXPECT_EQ(NullValues(o.checkpoint_topic, o.checkpoint_partitions, "a", 2), (std::vector<bool>{false, true}))
+      << "a tombstone is a null value, which compaction removes with the key";
+}
+
+// A leader's sink whose last transaction is left open (it was killed mid-commit):
+// a checkpoint that must never be restored.
+void AbandonOpenTransaction(const std::string& transactional_id, const std::string& checkpoint_topic) {
+  auto props = Base();
+  props["transactional.id"] = transactional_id;
+  auto p = kafka::NewProducer(props);
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(kafka::InitTransactions(p->get(), 30s).ok());
+  ASSERT_TRUE(kafka::BeginTransaction(p->get()).ok());
+  ASSERT_TRUE(kafka::Produce(p->get(), checkpoint_topic, "x", "999").ok());
+  ASSERT_TRUE(kafka::Flush(p->get(), 10s).ok());
+}
+
+TEST(CheckpointFollower, AWarmStandbyTakesOverExactlyWhatWasCommitted) {
+  std::string s = UniqueName("follow");
+  auto o = Options(s);
+  // A standby starts before any leader created the topic, and waits for it.
+  auto follower = std::make_shared<CheckpointFollower>(
+      CheckpointFollowerOptions{.base = Base(), .topic = o.checkpoint_topic, .retry = 200ms, .max_retry = 500ms});
+  CancelToken stop;
+  std::thread following([&] { follower->Run(stop); });
+
+  KafkaFireSink old_leader(o);
+  ASSERT_TRUE(old_leader.Init().ok());
+  ASSERT_TRUE(old_leader.Commit({}, {{"x", 1}, {"y", 1}, {"z", 1}}).ok());
+  auto until = std::chrono::steady_clock::now() + 30s;
+  while (follower->Size() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(follower->Size(), 3U) << "the standby follows what the leader commits";
+
+  // The old leader's last commits, then it dies inside a transaction; the new
+  // leader takes over right after fencing it, before the follower may have read
+  // the tail.
+  for (int i = 2; i <= 20; ++i) ASSERT_TRUE(old_leader.Commit({}, {{"x", i}, {"z", i}}).ok());
+  ASSERT_TRUE(old_leader.Commit({}, {{"y", 0, true}}).ok());
+  AbandonOpenTransaction(o.transactional_id, o.checkpoint_topic);
+  auto n = o;
+  n.follower = follower;
+  n.follower_timeout = 20s;
+  KafkaFireSink new_leader(n);
+  ASSERT_TRUE(new_leader.Init().ok());
+  auto cps = new_leader.ReadCheckpoints();
+  ASSERT_TRUE(cps.ok()) << cps.status().ToString();
+  EXPECT_EQ(*cps, (Checkpoints{{"x", 20}, {"z", 20}})) << "committed tail read, tombstone applied, open txn not";
+  EXPECT_EQ(follower->Size(), 0U) << "handed over";
+  EXPECT_EQ(follower->TakeOver(1s).status().code(), StatusCode::kUnavailable)
+      << "the sink took the follower's checkpoints (no read from the beginning)";
+  stop.Cancel();
+  following.join();
+
+  // A read from the beginning agrees.
+  KafkaFireSink cold(o);
+  ASSERT_TRUE(cold.Init().ok());
+  auto again = cold.ReadCheckpoints();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(*again, *cps);
 }
 
 // The broker's view of a topic's configuration (DescribeConfigs).

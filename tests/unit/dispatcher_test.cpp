@@ -5,7 +5,9 @@
 #include "dispatcher/results_follower.h"
 
 #include <gmock/gmock.h>
+
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include <future>
 #include <set>
@@ -27,7 +29,9 @@ class FakeSink : public FireSink {
   bool fenced = false;
   int inits = 0;
   std::vector<OutMessage> committed;
-  std::map<std::string, int64_t> checkpoints;
+  Checkpoints checkpoints;
+  std::vector<std::string> tombstones;  // in commit order
+  int commits = 0;
 
   Status Init() override {
     ++inits;
@@ -40,10 +44,18 @@ class FakeSink : public FireSink {
       return Unavailable("broker down");
     }
     committed.insert(committed.end(), m.begin(), m.end());
-    for (const auto& c : cps) checkpoints[c.task_id] = c.last_fired;
+    for (const auto& c : cps) {
+      if (c.deleted) {
+        checkpoints.erase(c.task_id);
+        tombstones.push_back(c.task_id);
+      } else {
+        checkpoints[c.task_id] = c.last_fired;
+      }
+    }
+    ++commits;
     return Status::Ok();
   }
-  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return checkpoints; }
+  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return checkpoints; }
 
   std::vector<std::string> Ids() const {
     std::vector<std::string> out;
@@ -97,6 +109,65 @@ class DispatcherTest : public ::testing::Test {
   FakeSink sink;
   Recorder rec;
 };
+
+TEST_F(DispatcherTest, ForgetWritesATombstoneEvenWhenNothingIsDue) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(Task("a", "*/10 * * * * *")).ok());
+  ASSERT_TRUE(d.Upsert(Task("b", "*/10 * * * * *")).ok());
+  RunFor(clock, d, 10s);
+  ASSERT_EQ(sink.checkpoints.count("uid-a"), 1U);
+  d.Forget("uid-a");
+  EXPECT_EQ(d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now())), 0U);
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(sink.tombstones, ElementsAre("uid-a"));
+  EXPECT_EQ(sink.checkpoints.count("uid-a"), 0U);
+  EXPECT_EQ(sink.checkpoints.count("uid-b"), 1U) << "only the forgotten task's checkpoint goes";
+  EXPECT_EQ(d.Stats().tombstones, 1U);
+  RunFor(clock, d, 10s);
+  EXPECT_THAT(sink.tombstones, ElementsAre("uid-a")) << "written once";
+  EXPECT_EQ(sink.checkpoints.count("uid-a"), 0U) << "and the task fires no more";
+}
+
+TEST_F(DispatcherTest, ATombstoneSurvivesAFailedCommit) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  d.Forget("uid-gone");
+  sink.fail_next = 1;
+  EXPECT_FALSE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.tombstones.empty());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(sink.tombstones, ElementsAre("uid-gone"));
+}
+
+TEST_F(DispatcherTest, AnUpsertBeforeTheCommitCancelsTheTombstone) {
+  sink.checkpoints["uid-a"] = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  d.Forget("uid-a");
+  ASSERT_TRUE(d.Upsert(Task("a", "*/10 * * * * *")).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.tombstones.empty());
+  EXPECT_EQ(sink.commits, 0) << "nothing to commit";
+  EXPECT_EQ(sink.checkpoints.count("uid-a"), 1U);
+}
+
+TEST_F(DispatcherTest, UnclaimedCheckpointsAreTheRestoredOnesNoTaskTook) {
+  const int64_t t0 = T("2026-01-01T00:00:00Z").time_since_epoch().count();
+  sink.checkpoints = {{"uid-a", t0}, {"uid-b", t0}, {"uid-gone", t0}};
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Upsert(Task("a", "*/10 * * * * *")).ok());  // held until Start
+  ASSERT_TRUE(d.Start().ok());
+  auto unclaimed = d.UnclaimedCheckpoints();
+  std::sort(unclaimed.begin(), unclaimed.end());
+  EXPECT_THAT(unclaimed, ElementsAre("uid-b", "uid-gone"));
+  ASSERT_TRUE(d.Upsert(Task("b", "*/10 * * * * *")).ok());
+  EXPECT_EQ(FormatRfc3339(*d.State("uid-b")->last_fire), "2026-01-01T00:00:00Z") << "b took its checkpoint";
+  d.Forget("uid-gone");
+  EXPECT_TRUE(d.UnclaimedCheckpoints().empty());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(sink.tombstones, ElementsAre("uid-gone"));
+}
 
 TEST_F(DispatcherTest, FiresOnTimeWithCloudEventHeaders) {
   Dispatcher d(clock, sink, &rec);

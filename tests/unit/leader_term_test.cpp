@@ -36,12 +36,24 @@ class FakeSink : public dispatcher::FireSink {
     initialized = true;
     return Status::Ok();
   }
-  Status Commit(const std::vector<dispatcher::OutMessage>&, const std::vector<dispatcher::Checkpoint>&) override {
+  Status Commit(const std::vector<dispatcher::OutMessage>&, const std::vector<dispatcher::Checkpoint>& cps) override {
     if (fenced) return Fenced("a newer producer");
+    std::lock_guard lock(mu);
+    for (const auto& c : cps) {
+      if (c.deleted) tombstones.push_back(c.task_id);
+    }
     ++commits;
     return Status::Ok();
   }
-  Result<std::map<std::string, int64_t>> ReadCheckpoints() override { return std::map<std::string, int64_t>{}; }
+  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return restore; }
+  std::vector<std::string> Tombstones() {
+    std::lock_guard lock(mu);
+    return tombstones;
+  }
+
+  dispatcher::Checkpoints restore;  // what ReadCheckpoints() finds
+  std::mutex mu;
+  std::vector<std::string> tombstones;
 };
 
 class FakeResults : public dispatcher::ResultsSource {
@@ -104,6 +116,7 @@ class LeaderTermTest : public ::testing::Test {
     TermWorld w;
     w.sink = [this] {
       auto s = std::make_unique<FakeSink>();
+      s->restore = restore_;
       sink_ = s.get();
       return s;
     };
@@ -126,6 +139,7 @@ class LeaderTermTest : public ::testing::Test {
   std::thread cache_thread_;
   RecordingEvents events_;
   CallbackMetrics metrics_;
+  dispatcher::Checkpoints restore_;  // for the next sink
   std::atomic<FakeSink*> sink_{nullptr};
   std::atomic<FakeResults*> results_{nullptr};
 };
@@ -160,6 +174,25 @@ TEST_F(LeaderTermTest, StartUpOrder) {
   t.join();
   EXPECT_TRUE(result.ok()) << result.ToString();
   EXPECT_FALSE(Metric(metrics_, "cronlane_tasks_scheduled")) << "the term's metrics end with it";
+}
+
+TEST_F(LeaderTermTest, CheckpointsOfTasksDeletedWhileNoLeaderRanAreTombstoned) {
+  restore_ = {{"uid-a", 1767225600}, {"uid-deleted", 1767225600}};
+  auto term = Term();
+  CancelToken leading;
+  Status result;
+  std::thread t([&] { result = term->Start(leading); });
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load() != nullptr && results_.load() != nullptr; }, 10s));
+  sink_.load()->kafka_up = true;
+  results_.load()->replayed = true;
+  ASSERT_TRUE(WaitUntil([&] { return !sink_.load()->Tombstones().empty(); }, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load()->commits > 2; }, 10s));  // a, b fire every second
+  EXPECT_THAT(sink_.load()->Tombstones(), ::testing::ElementsAre("uid-deleted"))
+      << "a task the cache holds keeps its checkpoint";
+  EXPECT_EQ(Metric(metrics_, "cronlane_checkpoint_tombstones_total").value_or(0), 1);
+  leading.Cancel();
+  t.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
 TEST_F(LeaderTermTest, AFencedDispatcherEndsTheTermWithKFenced) {

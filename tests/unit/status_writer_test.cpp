@@ -36,6 +36,11 @@ class FakeTaskSink : public dispatcher::TaskSink {
     return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
   }
   void Remove(const std::string& id) override { tasks.erase(id); }
+  void Forget(const std::string& id) override {
+    tasks.erase(id);
+    forgotten.push_back(id);
+  }
+  std::vector<std::string> forgotten;
   Result<dispatcher::TaskState> State(const std::string&) const override { return NotFound("x"); }
 };
 
@@ -226,9 +231,11 @@ TEST_F(StatusPathTest, ARecreatedTaskReplacesTheOldIncarnationInTheDispatcher) {
   ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
   EXPECT_EQ(sink_.tasks.count("uid-a"), 0U) << "the old incarnation stops firing";
   EXPECT_EQ(sink_.tasks.count("uid-a-2"), 1U);
+  EXPECT_THAT(sink_.forgotten, ::testing::ElementsAre("uid-a")) << "and its checkpoint goes";
   cache_.erase("ns/a");
   ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
   EXPECT_TRUE(sink_.tasks.empty());
+  EXPECT_THAT(sink_.forgotten, ::testing::ElementsAre("uid-a", "uid-a-2"));
 }
 
 TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
@@ -237,6 +244,7 @@ TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
   cache_.erase("ns/a");
   ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
   EXPECT_EQ(sink_.tasks.count("uid-a"), 0U);
+  EXPECT_THAT(sink_.forgotten, ::testing::ElementsAre("uid-a")) << "deleted: its checkpoint is tombstoned";
   EXPECT_EQ(writer_->backlog(), 0U);
   EXPECT_EQ(writer_->Flush(), 0);
   EXPECT_EQ(writer_->tracked(), 0U);
@@ -258,6 +266,7 @@ TEST_F(StatusPathTest, InvalidSpecIsAConditionAndOneWarning) {
   ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
   ASSERT_TRUE(reconciler_->Reconcile("ns/bad").ok());
   EXPECT_EQ(sink_.tasks.count("uid-bad"), 0U);
+  EXPECT_TRUE(sink_.forgotten.empty()) << "invalid is not deleted: the checkpoint stays for when it is fixed";
   EXPECT_EQ(writer_->Flush(), 1);
   auto p = Patches("bad");
   ASSERT_EQ(p.size(), 1U);

@@ -1,0 +1,83 @@
+#pragma once
+// Reads the checkpoint topic (read_committed) into the latest checkpoint per task,
+// and keeps reading it. Every operator replica runs one while it waits to lead, so
+// a standby that becomes leader restores its checkpoints by reading only what was
+// written since it last polled (the old leader's last transactions), not the
+// whole topic: at 100k tasks the whole topic is several hundred thousand records
+// between compactions. KafkaFireSink::ReadCheckpoints also uses a short-lived one
+// for a read from the beginning, so there is one reader of the topic.
+//
+// Threads: Run() on one thread of its own (every Kafka call is made there);
+// TakeOver() and Size() from any other thread. One mutex guards the map and the
+// hand-over; Kafka calls are made without it.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/kafka.h"
+#include "common/status.h"
+#include "dispatcher/fire_sink.h"
+
+namespace cronlane::dispatcher {
+
+struct CheckpointFollowerOptions {
+  kafka::Properties base;  // bootstrap.servers and security settings
+  std::string topic = "cronlane.checkpoints";
+  // Between attempts when the topic does not exist yet (no leader has created it)
+  // or the consumer failed; each attempt reads the topic from its beginning.
+  std::chrono::milliseconds retry{2000};
+  std::chrono::milliseconds max_retry{30000};
+  // A one-off read (KafkaFireSink's read from the beginning): the first error ends
+  // Run() and is what TakeOver() returns, instead of a retry.
+  bool once = false;
+};
+
+// Applies one record of the checkpoint topic: a value is the unix time of the
+// task's last fired occurrence, a null (empty) value a tombstone. Records that are
+// not checkpoints (no key, a value that is not a number) are ignored.
+void ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record);
+
+class CheckpointFollower {
+ public:
+  explicit CheckpointFollower(CheckpointFollowerOptions options);
+
+  // Reads the topic from its beginning and follows it until `cancel` fires or
+  // TakeOver() has handed the checkpoints over. Retries with backoff on errors.
+  void Run(CancelToken& cancel);
+
+  // On the new leader, after its producer fenced the old one (so every transaction
+  // of the old leader is either committed or aborted): waits until Run() has read
+  // every partition up to its end as of this call (high watermarks queried then),
+  // then hands over the checkpoints and stops following. At most `timeout`:
+  // DeadlineExceeded then, and the follower keeps following. Unavailable when the
+  // checkpoints were handed over already; with `once`, Run()'s error. Called from any thread but Run()'s.
+  Result<Checkpoints> TakeOver(std::chrono::milliseconds timeout);
+
+  // Checkpoints held (0 after the hand-over), for metrics.
+  size_t Size() const;
+  // Records read since start, for metrics and tests.
+  uint64_t Records() const;
+
+ private:
+  // One attempt: consumer, assignment from the beginning, follow. Returns OK when
+  // cancelled or handed over, an error otherwise.
+  Status Follow(CancelToken& cancel);
+
+  const CheckpointFollowerOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Checkpoints checkpoints_;
+  uint64_t records_ = 0;
+  bool requested_ = false;                     // a TakeOver() waits
+  std::optional<Result<Checkpoints>> result_;  // what Run() hands to the waiting TakeOver()
+  std::optional<Status> failed_;               // options_.once: why Run() ended
+  bool handed_over_ = false;
+};
+
+}  // namespace cronlane::dispatcher
