@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "common/backoff.h"
 
 namespace cronlane::kafka {
@@ -75,8 +77,22 @@ void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque)
   }
 }
 
+// librdkafka's own log lines (connection failures, broker errors) go through the
+// process's logger instead of librdkafka's default, which prints raw text to
+// stderr and would break --log-format json's one object per line. Called on
+// librdkafka's threads; spdlog's default logger is thread-safe.
+void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  // syslog levels: 0-3 emergency..error, 4 warning, 5-6 notice/info, 7 debug.
+  const spdlog::level::level_enum l = level <= 3   ? spdlog::level::err
+                                      : level == 4 ? spdlog::level::warn
+                                      : level <= 6 ? spdlog::level::info
+                                                   : spdlog::level::debug;
+  spdlog::log(l, "kafka {} {}: {}", rd_kafka_name(rk), facility, message);
+}
+
 Result<ConfPtr> MakeConf(const Properties& props) {
   ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &OnLog);
   std::array<char, 512> err{};
   for (const auto& [k, v] : props) {
     if (rd_kafka_conf_set(conf.get(), k.c_str(), v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {

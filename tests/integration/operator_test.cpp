@@ -6,6 +6,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "common/limits.h"
@@ -227,6 +229,45 @@ TEST_F(OperatorTest, OneLeaderAndFailoverAfterKill9) {
   standby.Signal(SIGTERM);
   EXPECT_EQ(standby.Wait(10s).value_or(-1), 0);
   EXPECT_EQ(Jsonpath(ns_, "lease/cronlane-operator", "{.spec.holderIdentity}"), "");
+}
+
+TEST_F(OperatorTest, JsonLogsAreOneObjectPerLineAndNeverShowTheKafkaPassword) {
+  // Kafka refuses the connection (nothing listens on the port), so librdkafka logs
+  // its own errors; a task with a bad schedule adds the operator's warnings.
+  const std::string password = "s3cr3t-" + UniqueName("pw");
+  std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
+                                   "--kubeconfig=" + EnvVar("KUBECONFIG"),
+                                   "--namespaces=" + ns_,
+                                   "--metrics-bind-address=0",
+                                   "--health-probe-bind-address=0",
+                                   "--log-format=json",
+                                   "--log-level=debug",
+                                   "--kafka-bootstrap=127.0.0.1:" + std::to_string(FreePort()),
+                                   "--kafka-property=security.protocol=SASL_PLAINTEXT",
+                                   "--kafka-property=sasl.mechanisms=PLAIN",
+                                   "--kafka-property=sasl.username=cronlane",
+                                   "--kafka-property=sasl.password=" + password};
+  std::string log = (std::filesystem::temp_directory_path() / (UniqueName("operator") + ".log")).string();
+  procs_.push_back(std::make_unique<Process>(argv, log));
+  Process& op = *procs_.back();
+  ApplyYaml(ns_, TaskYaml("bad", "0 0 31 2 *"));
+  ASSERT_TRUE(WaitUntil([&] { return op.Log().find("InvalidSchedule") != std::string::npos; }, 20s)) << op.Log();
+  ASSERT_TRUE(WaitUntil([&] { return op.Log().find("kafka rdkafka") != std::string::npos; }, 20s))
+      << "librdkafka's own log lines go through the logger\n"
+      << op.Log();
+  op.Signal(SIGTERM);
+  EXPECT_EQ(op.Wait(20s).value_or(-1), 0) << op.Log();
+  std::istringstream lines(op.Log());
+  size_t n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << "line " << n + 1 << " is not a JSON object: " << line;
+    for (const char* key : {"ts", "level", "msg"}) {
+      ASSERT_TRUE(j.contains(key) && j[key].is_string()) << "line " << n + 1 << " has no " << key << ": " << line;
+    }
+    EXPECT_EQ(line.find(password), std::string::npos) << "the password is logged: " << line;
+  }
+  EXPECT_GT(n, 5U);
 }
 
 TEST_F(OperatorTest, BadFlagsAndConfigExitNonZeroWithAMessage) {
