@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/kafka.h"
+#include "common/time.h"
 #include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
@@ -165,12 +166,14 @@ class WorkerPoolE2E : public ::testing::Test {
   std::string Reason(const std::string& pool) {
     return PoolField(pool, ".status.conditions[?(@.type==\"Ready\")].reason");
   }
-  std::unique_ptr<Process> StartWorker(const std::string& topic, const std::string& exec, int index) {
+  std::unique_ptr<Process> StartWorker(const std::string& topic, const std::string& exec, int index,
+                                       int concurrency = 1) {
     return std::make_unique<Process>(
         std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
                                  "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--topic=" + topic, "--group=" + ns_,
                                  "--exec=" + exec, "--results-topic=" + ns_ + ".results", "--metrics-bind-address=0",
-                                 "--health-probe-bind-address=0", "--log-format=text"},
+                                 "--health-probe-bind-address=0", "--log-format=text",
+                                 "--concurrency=" + std::to_string(concurrency)},
         (dir_ / ("worker-" + std::to_string(index) + ".log")).string());
   }
   std::string WorkerLogs() {
@@ -293,9 +296,10 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
   CreateTopic(topic, 2);
   CreateTopic(ns_ + ".results", 1);
   const std::string runs = (dir_ / "runs").string();
-  // Each run takes 5 s; the task is due every 2 s.
-  auto worker =
-      StartWorker(topic, "echo start $(date +%s.%N) >> " + runs + "; sleep 5; echo end $(date +%s.%N) >> " + runs, 0);
+  // Each run takes 5 s; the task is due every 2 s; the worker runs up to 4 tasks at
+  // once, so without the policy runs would overlap.
+  auto worker = StartWorker(
+      topic, "echo start $(date +%s.%N) >> " + runs + "; sleep 5; echo end $(date +%s.%N) >> " + runs, 0, 4);
   Apply(
       "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: forbid}\nspec:\n  schedule: "
       "\"*/2 * * * * *\"\n  concurrencyPolicy: Forbid\n  target: {topic: " +
@@ -306,6 +310,8 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
       },
       40s))
       << op_->Log() << WorkerLogs();
+  const std::string last_success =
+      Kubectl("get st forbid -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output;
   std::this_thread::sleep_for(8s);
   Kubectl("delete st forbid -n " + ns_);
   worker->Signal(SIGTERM);
@@ -326,6 +332,16 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
     }
   }
   EXPECT_GE(starts, 2);
+  // lastSuccessfulTime is when a run finished (as CronJob's is the Job's
+  // completion), not its scheduled time: 5 s after a start, at a run's end.
+  auto parsed = ParseRfc3339(last_success);
+  ASSERT_TRUE(parsed.ok()) << last_success;
+  const double success_s = static_cast<double>(parsed->time_since_epoch().count());
+  bool at_an_end = false;
+  for (const auto& [what, at] : events) {
+    if (what == "end" && at >= success_s - 0.5 && at < success_s + 1.5) at_an_end = true;
+  }
+  EXPECT_TRUE(at_an_end) << "lastSuccessfulTime " << last_success << " is not when a run ended";
   EXPECT_TRUE(WaitUntil(
       [&] {
         return !Kubectl("get events -n " + ns_ + " --field-selector reason=ConcurrencyForbidden -o name")
