@@ -65,6 +65,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
   kafka::Properties p = options_.base;
   p["isolation.level"] = "read_committed";
   p["enable.partition.eof"] = "true";
+  p.try_emplace("fetch.wait.max.ms", "50");
   auto consumer = kafka::NewConsumer(p);
   if (!consumer.ok()) return consumer.status();
   rd_kafka_t* rk = consumer->get();
