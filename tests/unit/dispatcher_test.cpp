@@ -2,6 +2,7 @@
 // firing, message format, exactly-once across restarts, catch-up policies,
 // deadlines, commit failures, fencing, suspend/update/remove, shards and jitter.
 #include "dispatcher/dispatcher.h"
+#include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/results_follower.h"
 
 #include <gmock/gmock.h>
@@ -109,6 +110,32 @@ class DispatcherTest : public ::testing::Test {
   FakeSink sink;
   Recorder rec;
 };
+
+TEST(CheckpointRecords, GarbageOnTheTopicIsIgnoredAndTombstonesDelete) {
+  Checkpoints cps;
+  auto record = [](std::optional<std::string> key, std::string value) {
+    kafka::Message m;
+    m.key = std::move(key);
+    m.value = std::move(value);
+    return m;
+  };
+  ApplyCheckpointRecord(cps, record("a", "1767225600"));
+  ApplyCheckpointRecord(cps, record("b", "1767225600"));
+  ApplyCheckpointRecord(cps, record("a", "1767225660"));
+  EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}, {"b", 1767225600}})) << "the latest per task";
+  for (const char* garbage : {"yesterday", "12abc", "", "1e9", "99999999999999999999", " 5"}) {
+    Checkpoints before = cps;
+    if (std::string(garbage).empty()) continue;  // empty is a tombstone, below
+    ApplyCheckpointRecord(cps, record("a", garbage));
+    EXPECT_EQ(cps, before) << "\"" << garbage << "\" is not a checkpoint";
+  }
+  ApplyCheckpointRecord(cps, record(std::nullopt, "1767225999"));
+  EXPECT_EQ(cps.size(), 2U) << "a record without a key is not a checkpoint";
+  ApplyCheckpointRecord(cps, record("b", ""));
+  EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}})) << "a tombstone deletes";
+  ApplyCheckpointRecord(cps, record("never-seen", ""));
+  EXPECT_EQ(cps.size(), 1U);
+}
 
 TEST_F(DispatcherTest, ForgetWritesATombstoneEvenWhenNothingIsDue) {
   Dispatcher d(clock, sink, &rec);
