@@ -7,14 +7,9 @@
 
 #include <string>
 
+#include "common/text.h"
+
 namespace cronlane {
-namespace {
-
-std::string Quote(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-}  // namespace
 
 std::string FormatRfc3339(std::chrono::system_clock::time_point t) {
   // fmt rather than date::format: the dispatcher formats every fired occurrence's

@@ -24,18 +24,10 @@ using hh_mm_ss_for_ptz = hh_mm_ss<Duration>;
 #include <sstream>
 #include <stdexcept>
 
+#include "common/text.h"
+
 namespace cronlane {
 namespace {
-
-std::string Quoted(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // Where date's tz reads the TZif files from (TZDIR, as glibc honours it too).
 std::string ZoneDir() {
@@ -110,7 +102,7 @@ Result<const Zone*> LocateZone(std::string_view name) {
   try {
     tz = date::locate_zone(name);
   } catch (const std::runtime_error&) {
-    return InvalidArgument("unknown time zone " + Quoted(name) + " (use an IANA name such as \"America/New_York\")");
+    return InvalidArgument("unknown time zone " + Quote(name) + " (use an IANA name such as \"America/New_York\")");
   }
   // date found the name, so it names a file under the zone directory.
   std::string rule = TzifFooter(ReadFile(ZoneDir() + "/" + std::string(tz->name())));

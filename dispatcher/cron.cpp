@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/text.h"
+
 namespace cronlane::dispatcher {
 namespace {
 
@@ -40,16 +42,6 @@ struct FieldBits {
   uint64_t bits = 0;
   bool star = false;
 };
-
-std::string Quote(std::string_view s) {
-  return "\"" + std::string(s) + "\"";
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 // A number or (for month and day-of-week) a three-letter name.
 Result<unsigned> ParseValue(std::string_view text, const FieldSpec& f) {

@@ -113,6 +113,30 @@ class FireTest : public ::testing::Test {
     ops_.push_back(std::make_unique<Process>(argv, log));
     return *ops_.back();
   }
+  // Ten tasks due every second (catchUpPolicy All) on `topic`, then two operators
+  // with short leases (4 s, retry 1 s) started 1 s apart, read for 6 s. Returns the
+  // leader and the standby, by the Lease's holder; nullptrs when nothing fired.
+  std::pair<Process*, Process*> TwoOperatorsFiring(const std::string& topic, TopicReader& reader) {
+    std::string yaml;
+    for (int i = 0; i < 10; ++i) {
+      yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
+              "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
+    }
+    Apply(yaml);
+    std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
+                                   "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
+                                   "--leader-elect-retry-period=1"};
+    Process& a = StartOperator(le);
+    std::this_thread::sleep_for(1s);
+    Process& b = StartOperator(le);
+    reader.ReadFor(6s);
+    EXPECT_GT(reader.messages().size(), 20U);
+    if (reader.messages().size() <= 20U) return {nullptr, nullptr};
+    std::string holder =
+        Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
+    Process* leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
+    return {leader, leader == &a ? &b : &a};
+  }
   std::string Apply(const std::string& yaml) {
     return RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
                     " apply -n " + ns_ + " -f -")
@@ -222,24 +246,10 @@ TEST_F(FireTest, Kill9TheOperatorRepeatedlyNothingLostNothingDuplicated) {
 TEST_F(FireTest, FailoverToTheStandbyAfterKill9) {
   std::string topic = ns_ + ".failover";
   TopicReader reader(topic);
-  std::string yaml;
-  for (int i = 0; i < 10; ++i) {
-    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: f" + std::to_string(i) +
-            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-  }
-  Apply(yaml);
-  std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
-                                 "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
-                                 "--leader-elect-retry-period=1"};
-  Process& a = StartOperator(le);
-  std::this_thread::sleep_for(1s);
-  Process& b = StartOperator(le);
-  reader.ReadFor(6s);
-  ASSERT_GT(reader.messages().size(), 20U);
-  std::string holder =
-      Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
-  Process& leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? a : b;
-  Process& standby = &leader == &a ? b : a;
+  auto [leader_ptr, standby_ptr] = TwoOperatorsFiring(topic, reader);
+  ASSERT_NE(leader_ptr, nullptr);
+  Process& leader = *leader_ptr;
+  Process& standby = *standby_ptr;
   leader.Signal(SIGKILL);
   auto killed_at = std::chrono::system_clock::now();
   size_t before = reader.messages().size();
@@ -268,24 +278,10 @@ TEST_F(FireTest, ALeaderPausedPastItsLeaseFiresNothingTwiceAndStopsWhenResumed) 
   // wakes up its producer is fenced and its lease is gone.
   std::string topic = ns_ + ".paused";
   TopicReader reader(topic);
-  std::string yaml;
-  for (int i = 0; i < 10; ++i) {
-    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: p" + std::to_string(i) +
-            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-  }
-  Apply(yaml);
-  std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
-                                 "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
-                                 "--leader-elect-retry-period=1"};
-  Process& a = StartOperator(le);
-  std::this_thread::sleep_for(1s);
-  Process& b = StartOperator(le);
-  reader.ReadFor(6s);
-  ASSERT_GT(reader.messages().size(), 20U);
-  std::string holder =
-      Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
-  Process& leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? a : b;
-  Process& standby = &leader == &a ? b : a;
+  auto [leader_ptr, standby_ptr] = TwoOperatorsFiring(topic, reader);
+  ASSERT_NE(leader_ptr, nullptr);
+  Process& leader = *leader_ptr;
+  Process& standby = *standby_ptr;
   leader.Signal(SIGSTOP);
   size_t before = reader.messages().size();
   reader.ReadFor(12s);  // lease 4 s: the standby leads and fires well within this
