@@ -232,8 +232,14 @@ Result<HandlePtr> NewConsumer(const Properties& in, RebalanceListener* listener)
   return HandlePtr(rk);
 }
 
-Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
-               std::string_view value, const std::vector<Header>& headers, int32_t partition) {
+namespace {
+
+// The one call to rd_kafka_producev: copies key, value (nullopt: a null value) and
+// headers; `opaque` becomes the message's delivery-report opaque. On failure the
+// headers are freed here (librdkafka owns them only on success).
+Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+                  std::optional<std::string_view> value, const std::vector<Header>& headers, int32_t partition,
+                  void* opaque) {
   rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
   for (const auto& h : headers) {
     rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
@@ -241,39 +247,42 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
   }
   std::string topic_str(topic);
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
-  size_t key_len = key ? key->size() : 0;
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_PARTITION(partition),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+  const size_t key_len = key ? key->size() : 0;
+  void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
+  const size_t value_len = value ? value->size() : 0;
+  rd_kafka_resp_err_t err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_str.c_str()),
+                                              RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                              RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
+                                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_headers_destroy(hdrs);  // ownership passes to librdkafka only on success
+    rd_kafka_headers_destroy(hdrs);
     return FromErrorCode(err, "producing to " + topic_str);
   }
-  rd_kafka_poll(producer, 0);  // serve delivery reports
   return Status::Ok();
+}
+
+}  // namespace
+
+Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+               std::string_view value, const std::vector<Header>& headers, int32_t partition) {
+  Status s = ProduceOne(producer, topic, key, value, headers, partition, nullptr);
+  if (s.ok()) rd_kafka_poll(producer, 0);  // serve delivery reports
+  return s;
+}
+
+Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key) {
+  Status s = ProduceOne(producer, topic, key, std::nullopt, {}, RD_KAFKA_PARTITION_UA, nullptr);
+  if (s.ok()) rd_kafka_poll(producer, 0);
+  return s;
 }
 
 Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                       std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
-  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
-  for (const auto& h : headers) {
-    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
-                        static_cast<ssize_t>(h.value.size()));
-  }
-  std::string topic_str(topic);
   auto delivery = std::make_shared<Delivery>();
   auto* opaque = new std::shared_ptr<Delivery>(delivery);  // deleted by OnDelivery
-  void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
-  const size_t key_len = key ? key->size() : 0;
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_headers_destroy(hdrs);
+  if (Status s = ProduceOne(producer, topic, key, value, headers, RD_KAFKA_PARTITION_UA, opaque); !s.ok()) {
     delete opaque;
-    return FromErrorCode(err, "producing to " + topic_str);
+    return s;
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
@@ -282,24 +291,14 @@ Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optiona
       std::lock_guard lock(delivery->mu);
       if (delivery->done) {
         if (delivery->err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
-        return FromErrorCode(delivery->err, "delivering to " + topic_str);
+        return FromErrorCode(delivery->err, "delivering to " + std::string(topic));
       }
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      return DeadlineExceeded("no delivery report from " + topic_str + " within " + std::to_string(timeout.count()) +
-                              " ms");
+      return DeadlineExceeded("no delivery report from " + std::string(topic) + " within " +
+                              std::to_string(timeout.count()) + " ms");
     }
   }
-}
-
-Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key) {
-  std::string topic_str(topic);
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()), RD_KAFKA_V_VALUE(nullptr, 0), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "producing a tombstone to " + topic_str);
-  rd_kafka_poll(producer, 0);  // serve delivery reports
-  return Status::Ok();
 }
 
 Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout) {

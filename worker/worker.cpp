@@ -188,11 +188,9 @@ void Worker::CommitReady(const std::vector<TopicPartition>* only) {
       for (const auto& [tp, p] : partitions_) consider(tp, p);
     }
   }
+  // A message counts as finished only once its result and dead letter were
+  // delivered (Record waits for each), so no flush is needed before the commit.
   if (todo.empty()) return;
-  // Results and dead letters are durable before the offset moves on.
-  if (Status f = kafka::Flush(producer_.get(), std::chrono::seconds(10)); !f.ok()) {
-    spdlog::warn("flushing results: {}", f.ToString());
-  }
   for (const auto& [tp, offset] : todo) {
     Status c = kafka::CommitOffset(consumer_.get(), tp.first, tp.second, offset);
     if (!c.ok()) {
