@@ -12,11 +12,11 @@
 //     reading 100k tasks overlaps the Kafka start-up;
 //  3. the dispatcher starts (init_transactions fences older leaders, checkpoints
 //     are restored: taken over from the replica's warm CheckpointFollower, or read
-//     from the topic), retried with backoff while Kafka is unavailable; restored
-//     checkpoints of tasks no longer in the cache are tombstoned;
+//     from the topic), retried with backoff while Kafka is unavailable;
 //  4. the replay of results finishes, for at most `results_barrier`
 //     (concurrencyPolicy Forbid must know what finished under the last leader);
-//  5. the dispatcher fires, and the status writer starts writing.
+//  5. the dispatcher fires, and the status writer starts writing; meanwhile the
+//     restored checkpoints of tasks no longer in the cache are tombstoned.
 // It stops in reverse. A fenced dispatcher ends the term with kFenced.
 //
 // Metrics of the term are registered in a CallbackMetrics::Scope and removed
