@@ -50,6 +50,15 @@ class TopicReader {
     }
     return messages_;
   }
+  // Reads until at least `n` messages were read in all, for at most `timeout`.
+  bool ReadUntil(size_t n, std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (messages_.size() < n && std::chrono::steady_clock::now() < until) {
+      auto m = kafka::Poll(consumer_.get(), 100ms);
+      if (m.ok() && m->has_value()) messages_.push_back(**m);
+    }
+    return messages_.size() >= n;
+  }
   const std::vector<kafka::Message>& messages() const { return messages_; }
 
  private:
@@ -126,15 +135,17 @@ class FireTest : public ::testing::Test {
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
                                    "--leader-elect-retry-period=1"};
+    auto holder = [&] {
+      return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
+    };
     Process& a = StartOperator(le);
-    std::this_thread::sleep_for(1s);
+    EXPECT_TRUE(WaitUntil([&] { return !holder().empty(); }, 30s)) << "the first operator leads";
     Process& b = StartOperator(le);
-    reader.ReadFor(6s);
-    EXPECT_GT(reader.messages().size(), 20U);
-    if (reader.messages().size() <= 20U) return {nullptr, nullptr};
-    std::string holder =
-        Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
-    Process* leader = holder.find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
+    if (!reader.ReadUntil(21, 30s)) {
+      ADD_FAILURE() << "fewer than 21 occurrences fired before the failover";
+      return {nullptr, nullptr};
+    }
+    Process* leader = holder().find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
     return {leader, leader == &a ? &b : &a};
   }
   std::string Apply(const std::string& yaml) {
@@ -284,10 +295,15 @@ TEST_F(FireTest, ALeaderPausedPastItsLeaseFiresNothingTwiceAndStopsWhenResumed) 
   Process& standby = *standby_ptr;
   leader.Signal(SIGSTOP);
   size_t before = reader.messages().size();
-  reader.ReadFor(12s);  // lease 4 s: the standby leads and fires well within this
-  ASSERT_GT(reader.messages().size(), before + 20) << "the standby fires while the leader is paused";
-  EXPECT_THAT(Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output,
-              HasSubstr("_" + std::to_string(standby.pid()) + "_"));
+  const std::string standby_id = "_" + std::to_string(standby.pid()) + "_";
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'")
+                   .output.find(standby_id) != std::string::npos;
+      },
+      30s))
+      << "the standby takes the lease of the paused leader";
+  ASSERT_TRUE(reader.ReadUntil(before + 21, 30s)) << "the standby fires while the leader is paused";
   leader.Signal(SIGCONT);
   // Woken up, the old leader finds its lease taken (and its producer fenced) and
   // exits 1 instead of firing what came due while it slept.

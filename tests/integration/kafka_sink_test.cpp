@@ -15,6 +15,7 @@
 #include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
+#include "tests/support/process.h"
 #include "tests/support/test_env.h"
 
 namespace cronlane::dispatcher {
@@ -145,9 +146,8 @@ TEST(CheckpointFollower, AWarmStandbyTakesOverExactlyWhatWasCommitted) {
   KafkaFireSink old_leader(o);
   ASSERT_TRUE(old_leader.Init().ok());
   ASSERT_TRUE(old_leader.Commit({}, {{"x", 1}, {"y", 1}, {"z", 1}}).ok());
-  auto until = std::chrono::steady_clock::now() + 30s;
-  while (follower->Size() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
-  ASSERT_EQ(follower->Size(), 3U) << "the standby follows what the leader commits";
+  ASSERT_TRUE(cronlane::testing::WaitUntil([&] { return follower->Size() == 3; }, 30s))
+      << "the standby follows what the leader commits";
 
   // The old leader's last commits, then it dies inside a transaction; the new
   // leader takes over right after fencing it, before the follower may have read

@@ -143,9 +143,17 @@ TEST_F(WorkerTest, NothingIsCommittedPastAFailedTaskWhoseDeadLetterWasRefused) {
   Fire(id_ + ".tasks", {R"({"mode":"fail"})"}, 1);
   auto w = StartWorker("exit 3", 1, dlq);
   ASSERT_EQ(ReadAll(id_ + ".results", 1, 60s).size(), 1U) << w->Log();
-  ASSERT_TRUE(WaitUntil([&] { return w->Log().find("the message's offset waits") != std::string::npos; }, 60s))
-      << w->Log();
-  std::this_thread::sleep_for(2s);  // the worker commits every poll: it would have by now
+  // Two refusals: the worker is retrying the dead letter, its task still unfinished.
+  auto refusals = [&] {
+    const std::string log = w->Log();
+    size_t n = 0;
+    for (size_t at = log.find("the message's offset waits"); at != std::string::npos;
+         at = log.find("the message's offset waits", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitUntil([&] { return refusals() >= 2; }, 60s)) << w->Log();
   EXPECT_EQ(Lag(), 1) << "the failed task's offset stays uncommitted while its dead letter is not written";
 
   SetTopicConfig(dlq, "max.message.bytes", "1048588");
