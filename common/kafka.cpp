@@ -270,8 +270,8 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
   return s;
 }
 
-Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key) {
-  Status s = ProduceOne(producer, topic, key, std::nullopt, {}, RD_KAFKA_PARTITION_UA, nullptr);
+Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key, int32_t partition) {
+  Status s = ProduceOne(producer, topic, key, std::nullopt, {}, partition, nullptr);
   if (s.ok()) rd_kafka_poll(producer, 0);
   return s;
 }
@@ -341,6 +341,13 @@ Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partition
     rd_kafka_topic_partition_list_add(list.get(), t.c_str(), p)->offset = start_offset;
   }
   return FromErrorCode(rd_kafka_assign(consumer, list.get()), "assigning " + t);
+}
+
+Status AssignOne(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t start_offset) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  std::string t(topic);
+  rd_kafka_topic_partition_list_add(list.get(), t.c_str(), partition)->offset = start_offset;
+  return FromErrorCode(rd_kafka_assign(consumer, list.get()), "assigning " + t + "[" + std::to_string(partition) + "]");
 }
 
 Result<std::optional<Message>> Poll(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {

@@ -90,7 +90,8 @@ Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optiona
 
 // Produces a record with a null value: on a compacted topic, a tombstone that
 // deletes `key` (an empty value is not one).
-Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key);
+Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key,
+                        int32_t partition = RD_KAFKA_PARTITION_UA);
 
 // Waits until every queued message is delivered or failed, or the timeout passes.
 // Reports the first delivery error seen since the last Flush.
@@ -108,6 +109,9 @@ Status Subscribe(rd_kafka_t* consumer, const std::vector<std::string>& topics);
 // (RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END or an absolute offset).
 Status AssignAll(rd_kafka_t* consumer, std::string_view topic, int32_t partitions,
                  int64_t start_offset = RD_KAFKA_OFFSET_BEGINNING);
+
+// Assigns one partition of a topic from `start_offset`.
+Status AssignOne(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t start_offset);
 
 // Assigns all partitions [0, partitions) of a topic from the first message with a
 // timestamp at or after `since_ms` (Unix milliseconds); partitions without one start

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <sstream>
 
 namespace cronlane {
@@ -22,6 +23,11 @@ CallbackMetrics::Scope::Scope(CallbackMetrics& registry) : registry_(registry) {
   owner_ = registry_.next_owner_++;
 }
 
+CallbackMetrics::Scope::Scope(CallbackMetrics& registry, std::vector<std::pair<std::string, std::string>> labels)
+    : Scope(registry) {
+  labels_ = std::move(labels);
+}
+
 CallbackMetrics::Scope::~Scope() {
   std::lock_guard lock(registry_.mu_);  // waits for a scrape in progress
   std::erase_if(registry_.entries_, [this](const Entry& e) { return e.owner == owner_; });
@@ -29,23 +35,28 @@ CallbackMetrics::Scope::~Scope() {
 
 void CallbackMetrics::Scope::Add(std::string name, std::string help, Type type, std::function<double()> read) {
   std::lock_guard lock(registry_.mu_);
-  registry_.entries_.push_back({std::move(name), std::move(help), type, std::move(read), nullptr, owner_});
+  registry_.entries_.push_back({std::move(name), std::move(help), type, std::move(read), nullptr, owner_, labels_});
 }
 
 void CallbackMetrics::Scope::AddFamily(std::string name, std::string help, Type type,
                                        std::function<std::vector<Sample>()> read) {
   std::lock_guard lock(registry_.mu_);
-  registry_.entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read), owner_});
+  registry_.entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read), owner_, labels_});
 }
 
 std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
   std::lock_guard lock(mu_);
   std::vector<prometheus::MetricFamily> out;
+  std::map<std::string, size_t> index;  // family name -> position in `out`
   for (const auto& e : entries_) {
-    prometheus::MetricFamily f;
-    f.name = e.name;
-    f.help = e.help;
-    f.type = e.type == Type::kGauge ? prometheus::MetricType::Gauge : prometheus::MetricType::Counter;
+    auto [at, added] = index.try_emplace(e.name, out.size());
+    if (added) {
+      out.emplace_back();
+      out.back().name = e.name;
+      out.back().help = e.help;
+      out.back().type = e.type == Type::kGauge ? prometheus::MetricType::Gauge : prometheus::MetricType::Counter;
+    }
+    prometheus::MetricFamily& f = out[at->second];
     std::vector<Sample> samples;
     if (e.read_family) {
       samples = e.read_family();
@@ -54,6 +65,7 @@ std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
     }
     for (auto& sample : samples) {
       prometheus::ClientMetric m;
+      for (const auto& [k, v] : e.labels) m.label.push_back({k, v});
       for (auto& [k, v] : sample.labels) m.label.push_back({k, v});
       if (e.type == Type::kGauge) {
         m.gauge.value = sample.value;
@@ -62,7 +74,6 @@ std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
       }
       f.metric.push_back(std::move(m));
     }
-    out.push_back(std::move(f));
   }
   return out;
 }

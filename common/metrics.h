@@ -37,6 +37,9 @@ class CallbackMetrics final : public prometheus::Collectable {
   class Scope {
    public:
     explicit Scope(CallbackMetrics& registry);
+    // Every sample added through this Scope carries `labels` too (a shard's term:
+    // {shard="3"}); metrics of the same name from several Scopes form one family.
+    Scope(CallbackMetrics& registry, std::vector<std::pair<std::string, std::string>> labels);
     ~Scope();
     Scope(const Scope&) = delete;
     Scope& operator=(const Scope&) = delete;
@@ -46,6 +49,7 @@ class CallbackMetrics final : public prometheus::Collectable {
    private:
     CallbackMetrics& registry_;
     int owner_;
+    std::vector<std::pair<std::string, std::string>> labels_;
   };
 
  private:
@@ -54,7 +58,8 @@ class CallbackMetrics final : public prometheus::Collectable {
     Type type;
     std::function<double()> read;
     std::function<std::vector<Sample>()> read_family;
-    int owner = 0;  // 0: for the registry's life; else a Scope's
+    int owner = 0;                                            // 0: for the registry's life; else a Scope's
+    std::vector<std::pair<std::string, std::string>> labels;  // added to every sample
   };
   mutable std::mutex mu_;
   std::vector<Entry> entries_;  // guarded by mu_

@@ -71,7 +71,17 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
   rd_kafka_t* rk = consumer->get();
   auto parts = kafka::PartitionCount(rk, options_.topic);
   if (!parts.ok()) return parts.status();
-  if (Status a = kafka::AssignAll(rk, options_.topic, *parts); !a.ok()) return a;
+  const int32_t only = options_.partition;
+  if (only >= *parts) {
+    return FailedPrecondition(options_.topic + " has " + std::to_string(*parts) + " partitions; partition " +
+                              std::to_string(only) + " does not exist");
+  }
+  auto assigned = [only](int32_t partition) { return only < 0 || partition == only; };
+  if (Status a = only < 0 ? kafka::AssignAll(rk, options_.topic, *parts)
+                          : kafka::AssignOne(rk, options_.topic, only, RD_KAFKA_OFFSET_BEGINNING);
+      !a.ok()) {
+    return a;
+  }
   {
     std::lock_guard lock(mu_);
     checkpoints_.clear();  // every attempt reads from the beginning
@@ -99,6 +109,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
       }
       std::vector<int64_t> hw(read.size());
       for (int32_t i = 0; i < *parts; ++i) {
+        if (!assigned(i)) continue;  // target 0: read already
         auto h = kafka::HighWatermark(rk, options_.topic, i);
         if (!h.ok()) return h.status();
         hw[static_cast<size_t>(i)] = *h;

@@ -36,6 +36,8 @@ struct CheckpointFollowerOptions {
   // A one-off read (KafkaFireSink's read from the beginning): the first error ends
   // Run() and is what TakeOver() returns, instead of a retry.
   bool once = false;
+  // Only this partition (a shard's checkpoints, --shards > 1); -1: every partition.
+  int32_t partition = -1;
 };
 
 // Applies one record of the checkpoint topic: a value is the unix time of the

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.h"
+#include "common/hash.h"
 #include "common/retry_policy.h"
 
 namespace cronlane::dispatcher {
@@ -20,15 +21,6 @@ using std::chrono::seconds;
 // Occurrences skipped beyond the catch-up window are counted up to this many (the
 // report then says "at least"), so a long outage costs bounded work per task.
 constexpr size_t kMaxCountedSkips = 10000;
-
-// FNV-1a: stable across processes and builds (std::hash is not).
-uint64_t Fnv1a(std::string_view s, uint64_t h = 1469598103934665603ULL) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 std::string Unix(Instant t) {
   return std::to_string(t.time_since_epoch().count());

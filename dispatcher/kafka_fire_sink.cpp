@@ -30,6 +30,16 @@ Status KafkaFireSink::Init() {
   Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
                                       options_.replication_factor, CheckpointTopicConfig());
   if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
+  if (options_.shard >= 0) {
+    auto parts = kafka::PartitionCount(producer_.get(), options_.checkpoint_topic);
+    if (!parts.ok()) return Status(parts.status().code(), "checkpoint topic: " + parts.status().message());
+    if (*parts != options_.checkpoint_partitions) {
+      return FailedPrecondition("checkpoint topic " + options_.checkpoint_topic + " has " + std::to_string(*parts) +
+                                " partitions, but --shards is " + std::to_string(options_.checkpoint_partitions) +
+                                ": one partition per shard is needed (docs/operations.md, \"Changing the number of "
+                                "shards\")");
+    }
+  }
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());
   fenced_ = reinit_ = abort_pending_ = false;
@@ -111,10 +121,11 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
     if (!p.ok()) return Fail(p);
   }
   const std::string& cp_topic = options_.checkpoint_topic;
+  const int32_t cp_partition = options_.shard >= 0 ? options_.shard : RD_KAFKA_PARTITION_UA;
   for (const auto& c : checkpoints) {
     Status p = produce([&] {
-      return c.deleted ? kafka::ProduceTombstone(rk, cp_topic, c.task_id)
-                       : kafka::Produce(rk, cp_topic, c.task_id, std::to_string(c.last_fired));
+      return c.deleted ? kafka::ProduceTombstone(rk, cp_topic, c.task_id, cp_partition)
+                       : kafka::Produce(rk, cp_topic, c.task_id, std::to_string(c.last_fired), {}, cp_partition);
     });
     if (!p.ok()) return Fail(p);
   }
@@ -149,7 +160,8 @@ Result<Checkpoints> KafkaFireSink::ReadCheckpoints() {
     spdlog::warn("checkpoints from the follower: {}; reading {} from its beginning", warm.status().ToString(),
                  options_.checkpoint_topic);
   }
-  CheckpointFollower cold({.base = options_.base, .topic = options_.checkpoint_topic, .once = true});
+  CheckpointFollower cold(
+      {.base = options_.base, .topic = options_.checkpoint_topic, .once = true, .partition = options_.shard});
   CancelToken stop;
   std::thread reader([&] { cold.Run(stop); });
   auto out = cold.TakeOver(options_.read_timeout);

@@ -34,6 +34,11 @@ struct KafkaSinkOptions {
   std::shared_ptr<CheckpointFollower> follower;
   std::chrono::milliseconds follower_timeout{30000};
   std::chrono::milliseconds read_timeout{60000};  // a read from the beginning
+  // A shard's sink (--shards S > 1): `transactional_id` is the shard's own, the
+  // checkpoint topic has S partitions (checkpoint_partitions; Init() refuses a topic
+  // with another count) and the shard's checkpoints live in partition `shard`, so
+  // restoring a shard reads only that partition. -1: unsharded.
+  int shard = -1;
 };
 
 // The configuration the checkpoint topic is created with: compacted, in segments

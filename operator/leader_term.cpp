@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.h"
+#include "common/hash.h"
 
 #include <thread>
 #include <unordered_set>
@@ -83,20 +84,29 @@ Status LeaderTerm::Start(CancelToken& leading) {
         leading.Cancel();
       });
   dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, options_.dispatcher);
-  std::unique_ptr<dispatcher::ResultsSource> results =
-      world_.results([&dispatcher](const std::string& id, dispatcher::Instant at) { dispatcher.OnFinished(id, at); },
-                     [&writer](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
-                       writer.OnSucceeded(subject, uid, at);
-                     });
+  const int shard = options_.shard, shards = options_.shards;
+  auto owns = [shard, shards](const std::string& uid) { return shards <= 1 || ShardOf(uid, shards) == shard; };
+  std::unique_ptr<dispatcher::ResultsSource> results = world_.results(
+      [&dispatcher, owns](const std::string& id, dispatcher::Instant at) {
+        if (owns(id)) dispatcher.OnFinished(id, at);
+      },
+      [&writer, owns](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
+        if (owns(uid)) writer.OnSucceeded(subject, uid, at);
+      });
   std::unique_ptr<LagReader> lag;
   std::unique_ptr<WorkerPoolController> pools;
-  if (cache_.pools) {
+  if (cache_.pools && options_.workerpools) {
     lag = world_.lag_reader();
     pools = std::make_unique<WorkerPoolController>(client_, *cache_.pools, *lag, events_, clock_);
   }
-  ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers);
+  ScheduledTaskController::Owns owns_task;
+  if (shards > 1) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
+  ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task);
 
-  CallbackMetrics::Scope m(metrics_);
+  std::vector<std::pair<std::string, std::string>> labels;
+  if (shards > 1) labels.emplace_back("shard", std::to_string(shard));
+  CallbackMetrics::Scope m(metrics_, labels);
+  const std::string what = shards > 1 ? "shard " + std::to_string(shard) + ": " : "";
   using T = CallbackMetrics::Type;
   m.Add("cronlane_tasks_scheduled", "Tasks in the dispatcher's schedule table", T::kGauge,
         [&] { return static_cast<double>(dispatcher.Stats().tasks); });
@@ -163,7 +173,7 @@ Status LeaderTerm::Start(CancelToken& leading) {
   while (!leading.cancelled()) {
     Status s = dispatcher.Start();
     if (s.ok()) break;
-    spdlog::warn("dispatcher start (Kafka {}): {}; retrying", options_.kafka_description, s.ToString());
+    spdlog::warn("{}dispatcher start (Kafka {}): {}; retrying", what, options_.kafka_description, s.ToString());
     if (leading.WaitFor(backoff.Next())) break;
   }
   // 4. Learn which occurrences finished under the previous leader (Forbid).
@@ -173,7 +183,7 @@ Status LeaderTerm::Start(CancelToken& leading) {
   }
   if (!leading.cancelled()) {
     // 5. Fire, and write status.
-    spdlog::info("dispatcher started: checkpoints restored, firing to Kafka {}", options_.kafka_description);
+    spdlog::info("{}dispatcher started: checkpoints restored, firing to Kafka {}", what, options_.kafka_description);
     Joined writer_thread{std::thread([&] { writer.Run(firing, options_.status_period); })};
     // Off the path to the first fire: at 100k tasks this walks the whole cache
     // (263 ms before the first fire when it ran in step 3).

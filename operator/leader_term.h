@@ -1,5 +1,7 @@
 #pragma once
-// Everything the leader runs, as one Runnable started afresh in every term:
+// Everything the leader runs, as one Runnable started afresh in every term (or,
+// with several shards, what the holder of one shard runs, started afresh each
+// time the replica takes the shard):
 // the Kafka sink and dispatcher, the ScheduledTask controller, the status writer
 // (with its Event aggregator), the results follower and the WorkerPool controller.
 //
@@ -63,6 +65,13 @@ struct LeaderTermOptions {
   std::chrono::milliseconds max_start_backoff{10000};
   std::chrono::milliseconds status_period{1000};
   std::string kafka_description;  // for logs: the bootstrap servers
+  // A shard's term (--shards > 1, run by the ShardCoordinator): only the tasks of
+  // shard `shard` of `shards` are scheduled, results of other shards' tasks are
+  // ignored, the term's metrics carry a shard label, and the WorkerPool controller
+  // runs elsewhere (workerpools = false).
+  int shard = 0;
+  int shards = 1;
+  bool workerpools = true;
 };
 
 TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatcher::ResultsFollowerOptions& results,

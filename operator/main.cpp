@@ -19,6 +19,8 @@
 #include "operator/kube/config.h"
 #include "operator/leader_term.h"
 #include "operator/manager.h"
+#include "operator/shard_coordinator.h"
+#include "operator/workerpool_controller.h"
 
 namespace {
 
@@ -56,7 +58,23 @@ struct Flags {
   int results_lookback = 3600;
   int forbid_running_limit = 3600;
   std::vector<std::string> kafka_properties;
+  int shards = 1;
 };
+
+// --shards S keeps each shard's checkpoints in partition <shard> of the checkpoint
+// topic: a topic created with another partition count (an unsharded installation,
+// or another S) is refused at start-up rather than mixing shards. Kafka being
+// unreachable is not an error here (each shard's sink checks again).
+Status CheckCheckpointPartitions(const kafka::Properties& props, const std::string& topic, int shards) {
+  auto admin = kafka::NewProducer(props);
+  if (!admin.ok()) return Status::Ok();
+  auto parts = kafka::PartitionCount(admin->get(), topic, std::chrono::milliseconds(5000));
+  if (!parts.ok() || *parts == shards) return Status::Ok();
+  return FailedPrecondition(
+      "the checkpoint topic " + topic + " has " + std::to_string(*parts) + " partitions, but --shards is " +
+      std::to_string(shards) + ": each shard keeps its checkpoints in a partition of its own. Keep --shards at " +
+      std::to_string(*parts) + ", or follow docs/operations.md, \"Changing the number of shards\"");
+}
 
 }  // namespace
 
@@ -171,7 +189,18 @@ int main(int argc, char** argv) {
   app.add_option("--leader-elect-retry-period", f.retry_period, "Seconds between acquire/renew attempts")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--shards", f.shards,
+                 "Split the tasks into this many shards, each fired by one replica at a time (Leases "
+                 "<leader-election-id>-shard-<i>); 1 = one leader fires everything. Needs --leader-elect; one value "
+                 "per installation")
+      ->envname("CRONLANE_SHARDS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (f.shards > 1 && !f.leader_elect) {
+    std::cerr << "cronlane-operator: --shards above 1 needs --leader-elect (the shards are held with Leases)\n";
+    return 2;
+  }
   if (f.leader_elect && !(f.renew_deadline < f.lease_duration && f.retry_period < f.renew_deadline)) {
     std::cerr << "cronlane-operator: need --leader-elect-retry-period < --leader-elect-renew-deadline < "
                  "--leader-elect-lease-duration\n";
@@ -203,20 +232,21 @@ int main(int argc, char** argv) {
   kube::KubeClient client(std::move(*transport), clock, f.qps, f.burst);
   op::KubeEventRecorder events(client, clock, "cronlane.dev/operator", Hostname());
 
+  const std::string identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
+                               std::to_string(clock.Now().time_since_epoch().count() % 1000000);
   op::ManagerOptions mo{.namespaces = SplitComma(f.namespaces),
                         .workerpools = f.workerpools,
                         .metrics_addr = f.metrics_addr,
                         .health_addr = f.health_addr};
+  auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  const std::string mo_lease_namespace = f.lease_namespace.empty() ? cfg->default_namespace : f.lease_namespace;
   if (f.leader_elect) {
-    auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
-    mo.leader_election = op::LeaderElectionConfig{
-        .lease_namespace = f.lease_namespace.empty() ? cfg->default_namespace : f.lease_namespace,
-        .lease_name = f.lease_name,
-        .identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
-                    std::to_string(clock.Now().time_since_epoch().count() % 1000000),
-        .lease_duration = to_ms(f.lease_duration),
-        .renew_deadline = to_ms(f.renew_deadline),
-        .retry_period = to_ms(f.retry_period)};
+    mo.leader_election = op::LeaderElectionConfig{.lease_namespace = mo_lease_namespace,
+                                                  .lease_name = f.lease_name,
+                                                  .identity = identity,
+                                                  .lease_duration = to_ms(f.lease_duration),
+                                                  .renew_deadline = to_ms(f.renew_deadline),
+                                                  .retry_period = to_ms(f.retry_period)};
   }
   op::Manager manager(client, events, clock, std::move(mo));
 
@@ -228,7 +258,7 @@ int main(int argc, char** argv) {
                                     .topic_partitions = f.topic_partitions};
   dispatcher::ResultsFollowerOptions results{
       .base = kafka_props, .topic = f.results_topic, .lookback = std::chrono::seconds(f.results_lookback)};
-  if (f.leader_elect) {
+  if (f.leader_elect && f.shards == 1) {
     // A standby follows the checkpoint topic, so its takeover reads only the tail.
     auto follower = std::make_shared<dispatcher::CheckpointFollower>(
         dispatcher::CheckpointFollowerOptions{.base = kafka_props, .topic = f.checkpoint_topic});
@@ -242,14 +272,72 @@ int main(int argc, char** argv) {
                           CallbackMetrics::Type::kGauge, [follower] { return static_cast<double>(follower->Size()); });
   }
   manager.Add(std::make_unique<op::MemoryTrimmer>());
-  manager.Add(std::make_unique<op::LeaderTerm>(
-      client, manager.cache(), events, clock, manager.metrics(), op::KafkaTermWorld(sink, results, clock),
-      op::LeaderTermOptions{.dispatcher = {.default_topic = f.default_topic,
-                                           .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)},
-                            .fire_times = {f.status_qps, f.status_burst},
-                            .conditions = {f.condition_qps, f.condition_burst},
-                            .workers = f.workers,
-                            .kafka_description = f.kafka_bootstrap}));
+  const op::LeaderTermOptions term{.dispatcher = {.default_topic = f.default_topic,
+                                                  .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)},
+                                   .fire_times = {f.status_qps, f.status_burst},
+                                   .conditions = {f.condition_qps, f.condition_burst},
+                                   .workers = f.workers,
+                                   .kafka_description = f.kafka_bootstrap};
+  // Lease traffic has a client (and rate limit) of its own, so busy status writes
+  // never delay a renewal past the renew deadline.
+  std::unique_ptr<kube::KubeClient> lease_client;
+  std::unique_ptr<op::ShardCoordinator> shards;
+  if (f.shards == 1) {
+    manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(),
+                                                 op::KafkaTermWorld(sink, results, clock), term));
+  } else {
+    if (Status s = CheckCheckpointPartitions(kafka_props, f.checkpoint_topic, f.shards); !s.ok()) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+    if (f.workerpools) {
+      // WorkerPools are not sharded: the holder of the leader Lease scales them all.
+      manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {
+        op::KafkaLagReader lag(kafka_props);
+        op::WorkerPoolController pools(client, *manager.cache().pools, lag, events, clock);
+        CallbackMetrics::Scope m(manager.metrics());
+        pools.RegisterMetrics(m);
+        pools.Run(cancel);
+        return Status::Ok();
+      }));
+    }
+    auto lease_transport = kube::NewHttpTransport(*cfg);
+    if (!lease_transport.ok()) {
+      spdlog::error("{}", lease_transport.status().message());
+      return 2;
+    }
+    lease_client = std::make_unique<kube::KubeClient>(std::move(*lease_transport), clock, 10 + f.shards, 20 + f.shards);
+    auto split = [n = f.shards](op::StatusBudget b) { return op::StatusBudget{b.qps / n, std::max(1, b.burst / n)}; };
+    op::ShardWork work = [&, sink, results, term, split](int shard, CancelToken& cancel) {
+      dispatcher::KafkaSinkOptions s = sink;
+      s.shard = shard;
+      s.checkpoint_partitions = f.shards;
+      s.transactional_id = f.transactional_id + "-" + std::to_string(shard);
+      op::LeaderTermOptions o = term;
+      o.shard = shard;
+      o.shards = f.shards;
+      o.workerpools = false;
+      o.fire_times = split(o.fire_times);
+      o.conditions = split(o.conditions);
+      op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(), op::KafkaTermWorld(s, results, clock),
+                       o);
+      return t.Start(cancel);
+    };
+    shards = std::make_unique<op::ShardCoordinator>(
+        *lease_client, clock, events,
+        op::ShardingConfig{.lease_namespace = mo_lease_namespace,
+                           .lease_prefix = f.lease_name,
+                           .identity = identity,
+                           .shards = f.shards,
+                           .lease_duration = to_ms(f.lease_duration),
+                           .renew_deadline = to_ms(f.renew_deadline),
+                           .retry_period = to_ms(f.retry_period)},
+        [&manager] { return manager.cache().Synced(); }, std::move(work));
+    shards->RegisterMetrics(manager.metrics());
+    op::ShardCoordinator* coordinator = shards.get();
+    manager.Add(std::make_unique<op::FuncRunnable>("shard-coordinator", false,
+                                                   [coordinator](CancelToken& c) { return coordinator->Start(c); }));
+  }
 
   CancelToken cancel;
   signals.CancelOnSignal(cancel, "shutting down");

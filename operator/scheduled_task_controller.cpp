@@ -8,11 +8,19 @@
 namespace cronlane::op {
 
 ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink,
-                                                 StatusWriter& status, EventRecorder& events, Clock& clock, int workers)
+                                                 StatusWriter& status, EventRecorder& events, Clock& clock, int workers,
+                                                 Owns owns)
     : cache_(cache),
+      owns_(std::move(owns)),
       workers_(std::max(1, workers)),
       queue_(clock),
-      reconciler_([&cache](const std::string& key) { return cache.Get(key); }, sink, status, events, clock) {}
+      reconciler_(
+          [this](const std::string& key) -> std::optional<ScheduledTask> {
+            auto t = cache_.Get(key);
+            if (t && owns_ && !owns_(*t)) return std::nullopt;
+            return t;
+          },
+          sink, status, events, clock) {}
 
 ScheduledTaskController::~ScheduledTaskController() = default;
 
@@ -32,13 +40,23 @@ void ScheduledTaskController::Worker() {
 }
 
 void ScheduledTaskController::Run(CancelToken& cancel) {
-  int sub = cache_.Subscribe([this](const std::string& key, const ScheduledTask* old, const ScheduledTask* now) {
-    if (TaskReconciler::NeedsReconcile(old, now)) queue_.Add(key);
+  auto owned = [this](const ScheduledTask* t) { return t != nullptr && (!owns_ || owns_(*t)); };
+  int sub = cache_.Subscribe([&](const std::string& key, const ScheduledTask* old, const ScheduledTask* now) {
+    if (!owned(old) && !owned(now)) return;
+    // A task that left this controller counts as deleted here.
+    if (TaskReconciler::NeedsReconcile(owned(old) ? old : nullptr, owned(now) ? now : nullptr)) queue_.Add(key);
   });
   // What the cache already holds (warm on a standby that just became leader).
-  std::vector<std::string> keys = cache_.Keys();
-  for (const auto& k : keys) queue_.Add(k);
-  spdlog::info("scheduledtask controller: {} cached tasks queued", keys.size());
+  size_t queued = 0;
+  for (const auto& k : cache_.Keys()) {
+    if (owns_) {
+      auto t = cache_.Get(k);
+      if (!t || !owns_(*t)) continue;
+    }
+    queue_.Add(k);
+    ++queued;
+  }
+  spdlog::info("scheduledtask controller: {} cached tasks queued", queued);
 
   std::vector<std::thread> threads;
   for (int i = 0; i < workers_; ++i) threads.emplace_back([this] { Worker(); });

@@ -5,6 +5,7 @@
 // cached key at once, so a new leader schedules 100k tasks without listing them.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,9 +22,15 @@ namespace cronlane::op {
 
 class ScheduledTaskController {
  public:
+  // Which cached tasks this controller owns (a shard's term: the tasks of its
+  // shard); null owns them all. The others are neither queued nor seen by the
+  // reconciler, which treats a task that left (a re-created task with a new UID in
+  // another shard) as deleted. Called on the cache's and the workers' threads.
+  using Owns = std::function<bool(const ScheduledTask&)>;
+
   // `events` should not block (an EventAggregator).
   ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink, StatusWriter& status,
-                          EventRecorder& events, Clock& clock, int workers);
+                          EventRecorder& events, Clock& clock, int workers, Owns owns = nullptr);
   ~ScheduledTaskController();
 
   // Subscribes to the cache, queues every cached key, and reconciles until
@@ -39,6 +46,7 @@ class ScheduledTaskController {
   void Worker();
 
   KindCache<ScheduledTask>& cache_;
+  const Owns owns_;
   const int workers_;
   WorkQueue queue_;
   TaskReconciler reconciler_;

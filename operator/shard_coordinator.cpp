@@ -1,0 +1,356 @@
+#include "operator/shard_coordinator.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/time.h"
+#include "operator/shard_assignment.h"
+
+namespace cronlane::op {
+namespace {
+
+const kube::ResourceRef kLeases{"coordination.k8s.io", "v1", "leases"};
+
+std::string Sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    out += ok ? c : '-';
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  if (out.size() > 200) out.resize(200);
+  return out;
+}
+
+constexpr const char* kShardRole = "shard";
+constexpr const char* kMemberRole = "member";
+
+}  // namespace
+
+std::string ShardLeaseName(const std::string& prefix, int shard) {
+  return prefix + "-shard-" + std::to_string(shard);
+}
+
+std::string MemberLeaseName(const std::string& prefix, const std::string& identity) {
+  return prefix + "-member-" + Sanitize(identity);
+}
+
+ShardCoordinator::ShardCoordinator(kube::KubeClient& client, Clock& clock, EventRecorder& events, ShardingConfig config,
+                                   std::function<bool()> ready, ShardWork work)
+    : client_(client),
+      clock_(clock),
+      events_(events),
+      config_(std::move(config)),
+      ready_(std::move(ready)),
+      work_(std::move(work)),
+      member_name_(MemberLeaseName(config_.lease_prefix, config_.identity)) {}
+
+ShardCoordinator::~ShardCoordinator() {
+  for (auto& [shard, t] : terms_) {
+    t->cancel.Cancel();
+    if (t->thread.joinable()) t->thread.join();
+  }
+}
+
+std::vector<int> ShardCoordinator::Owned() const {
+  std::lock_guard lock(mu_);
+  return owned_;
+}
+
+void ShardCoordinator::RegisterMetrics(CallbackMetrics& metrics) {
+  using T = CallbackMetrics::Type;
+  metrics.Add("cronlane_shards_owned", "Shards whose Lease this replica holds", T::kGauge,
+              [this] { return static_cast<double>(Owned().size()); });
+  metrics.Add("cronlane_shard_members", "Live replicas this replica sees (member Leases, itself included)", T::kGauge,
+              [this] { return static_cast<double>(Members()); });
+  metrics.AddFamily("cronlane_shard_handoffs_total",
+                    "Shards this replica took (acquired), gave up (released) or lost (renewals failed, or its work "
+                    "stopped by itself)",
+                    T::kCounter, [this] {
+                      return std::vector<CallbackMetrics::Sample>{
+                          {{{"direction", "acquired"}}, static_cast<double>(Acquired())},
+                          {{{"direction", "released"}}, static_cast<double>(Released())},
+                          {{{"direction", "lost"}}, static_cast<double>(Lost())}};
+                    });
+}
+
+ObjectRef ShardCoordinator::LeaseRef(const std::string& name) const {
+  ObjectRef ref{"coordination.k8s.io/v1", "Lease", config_.lease_namespace, name, "", ""};
+  if (auto it = seen_.find(name); it != seen_.end() && it->second.object.is_object()) {
+    ref.uid = it->second.object["metadata"].value("uid", "");
+  }
+  return ref;
+}
+
+bool ShardCoordinator::Expired(const Seen& s) const {
+  return !s.holder.empty() && clock_.SteadyNow() > s.changed_at + std::chrono::seconds(s.duration_s);
+}
+
+void ShardCoordinator::Observe(const std::string& name, const kube::Json& lease) {
+  const kube::Json& spec = lease.contains("spec") ? lease["spec"] : kube::Json::object();
+  std::string holder = spec.value("holderIdentity", "");
+  std::string renew = spec.value("renewTime", "");
+  Seen& s = seen_[name];
+  if (s.changed_at == std::chrono::steady_clock::time_point{} || holder != s.holder || renew != s.renew_time) {
+    s.holder = std::move(holder);
+    s.renew_time = std::move(renew);
+    s.changed_at = clock_.SteadyNow();
+  }
+  s.duration_s = spec.value("leaseDurationSeconds", 15);
+  s.object = lease;
+}
+
+kube::Json ShardCoordinator::NewLease(const std::string& name, const std::string& role) const {
+  return {{"apiVersion", "coordination.k8s.io/v1"},
+          {"kind", "Lease"},
+          {"metadata",
+           {{"name", name},
+            {"namespace", config_.lease_namespace},
+            {"labels", {{kLeaseGroupLabel, config_.lease_prefix}, {kLeaseRoleLabel, role}}}}},
+          {"spec", {{"leaseTransitions", 0}}}};
+}
+
+Status ShardCoordinator::Hold(const std::string& name, const std::string& role) {
+  const std::string now = FormatMicroTime(clock_.Now());
+  const int duration_s = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(config_.lease_duration).count());
+  auto it = seen_.find(name);
+  const bool exists = it != seen_.end() && it->second.object.is_object();
+  kube::Json lease = exists ? it->second.object : NewLease(name, role);
+  kube::Json& spec = lease["spec"];
+  if (spec.value("holderIdentity", "") != config_.identity) {
+    spec["acquireTime"] = now;
+    if (exists) spec["leaseTransitions"] = spec.value("leaseTransitions", 0) + 1;
+  }
+  spec["holderIdentity"] = config_.identity;
+  spec["leaseDurationSeconds"] = duration_s;
+  spec["renewTime"] = now;
+  // Optimistic: the resourceVersion we saw makes a concurrent change fail (409).
+  auto written = exists ? client_.Replace(kLeases.Path(config_.lease_namespace, name), lease)
+                        : client_.Create(kLeases.Path(config_.lease_namespace), lease);
+  if (!written.ok()) {
+    if (!exists && written.status().code() == StatusCode::kAlreadyExists) seen_.erase(name);
+    return written.status();
+  }
+  Observe(name, *written);
+  return Status::Ok();
+}
+
+void ShardCoordinator::StartTerm(int shard) {
+  auto term = std::make_unique<Term>();
+  term->shard = shard;
+  Term* t = term.get();
+  term->thread = std::thread([this, t] {
+    Status s = work_(t->shard, t->cancel);
+    t->result = s;
+    t->done.store(true);
+  });
+  terms_[shard] = std::move(term);
+}
+
+void ShardCoordinator::StopTerm(int shard, bool wait) {
+  auto it = terms_.find(shard);
+  if (it == terms_.end()) return;
+  it->second->cancel.Cancel();
+  if (!wait) return;
+  if (it->second->thread.joinable()) it->second->thread.join();
+  terms_.erase(it);
+}
+
+void ShardCoordinator::ReleaseLease(int shard) {
+  const std::string name = ShardLeaseName(config_.lease_prefix, shard);
+  auto it = seen_.find(name);
+  if (it == seen_.end() || !it->second.object.is_object() || it->second.holder != config_.identity) return;
+  kube::Json lease = it->second.object;
+  lease["spec"]["holderIdentity"] = "";
+  lease["spec"]["leaseDurationSeconds"] = 1;
+  lease["spec"]["renewTime"] = FormatMicroTime(clock_.Now());
+  auto r = client_.Replace(kLeases.Path(config_.lease_namespace, name), lease);
+  if (r.ok()) {
+    Observe(name, *r);
+  } else {
+    spdlog::warn("shard {}: releasing Lease {}: {} (it expires by itself)", shard, name, r.status().ToString());
+  }
+}
+
+void ShardCoordinator::Drop(int shard, const std::string& why) {
+  spdlog::error("shard {}: lost ({}); stopping its work", shard, why);
+  events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Warning", "ShardLost", "Stop",
+                 config_.identity + " lost shard " + std::to_string(shard) + ": " + why);
+  StopTerm(shard, false);
+  last_renew_.erase(shard);
+  ++lost_;
+}
+
+void ShardCoordinator::Reap() {
+  for (auto it = terms_.begin(); it != terms_.end();) {
+    Term& t = *it->second;
+    if (!t.done.load()) {
+      ++it;
+      continue;
+    }
+    if (t.thread.joinable()) t.thread.join();
+    const int shard = it->first;
+    if (!t.cancel.cancelled() && last_renew_.count(shard) != 0) {
+      // Ended by itself while we hold the shard (fenced, or failed): give it up so
+      // the assignment places it again.
+      Drop(shard, "its work stopped: " + t.result.ToString());
+      ReleaseLease(shard);
+    }
+    it = terms_.erase(it);
+  }
+}
+
+void ShardCoordinator::Tick() {
+  Reap();
+  // 1. Our member Lease.
+  if (Status s = Hold(member_name_, kMemberRole); !s.ok()) {
+    spdlog::warn("shards: renewing member Lease {}: {}", member_name_, s.ToString());
+  }
+  // 2. Everything the group holds, as it is now.
+  std::map<std::string, kube::Json> listed;
+  const std::string selector = kube::UrlEscape(std::string(kLeaseGroupLabel) + "=" + config_.lease_prefix);
+  auto list = client_.List(kLeases.Path(config_.lease_namespace) + "?labelSelector=" + selector, [&](kube::Json& item) {
+    std::string name = item["metadata"].value("name", "");
+    if (!name.empty()) listed[name] = std::move(item);
+  });
+  const auto now = clock_.SteadyNow();
+  if (list.ok()) {
+    for (auto& [name, lease] : listed) Observe(name, lease);
+    for (auto it = seen_.begin(); it != seen_.end();) {
+      it = listed.count(it->first) != 0 ? std::next(it) : seen_.erase(it);
+    }
+  } else {
+    spdlog::warn("shards: listing Leases: {}", list.status().ToString());
+  }
+  // 3. Renew what we hold; stop what we can no longer prove we hold.
+  std::vector<int> held;
+  for (const auto& [shard, at] : last_renew_) held.push_back(shard);
+  for (int shard : held) {
+    const std::string name = ShardLeaseName(config_.lease_prefix, shard);
+    auto it = seen_.find(name);
+    if (list.ok() && (it == seen_.end() || it->second.holder != config_.identity)) {
+      Drop(shard, it == seen_.end() ? "its Lease was deleted" : "Lease taken by " + it->second.holder);
+      continue;
+    }
+    Status s = Hold(name, kShardRole);
+    if (s.ok()) {
+      last_renew_[shard] = clock_.SteadyNow();
+    } else if (clock_.SteadyNow() - last_renew_[shard] > config_.renew_deadline) {
+      Drop(shard, "no renewal within the renew deadline: " + s.ToString());
+    } else {
+      spdlog::warn("shard {}: renewing Lease {}: {}", shard, name, s.ToString());
+    }
+  }
+  if (!list.ok()) {
+    std::lock_guard lock(mu_);
+    owned_.clear();
+    for (const auto& [shard, at] : last_renew_) owned_.push_back(shard);
+    return;  // no plan without a fresh view
+  }
+  // 4. Plan.
+  ShardPlanInput in;
+  in.self = config_.identity;
+  in.shards.resize(static_cast<size_t>(config_.shards));
+  const std::string shard_prefix = config_.lease_prefix + "-shard-";
+  for (const auto& [name, seen] : seen_) {
+    const std::string role = seen.object["metadata"].value("labels", kube::Json::object()).value(kLeaseRoleLabel, "");
+    if (role == kMemberRole) {
+      if (!seen.holder.empty() && !Expired(seen)) in.members.push_back(seen.holder);
+      // A crashed replica's member Lease: removed once it expired long ago.
+      if (seen.holder != config_.identity && now > seen.changed_at + 10 * config_.lease_duration) {
+        (void)client_.Delete(kLeases.Path(config_.lease_namespace, name));
+      }
+      continue;
+    }
+    if (role != kShardRole || name.rfind(shard_prefix, 0) != 0) continue;
+    int shard = -1;
+    try {
+      shard = std::stoi(name.substr(shard_prefix.size()));
+    } catch (...) {
+      continue;
+    }
+    if (shard < 0 || shard >= config_.shards) continue;  // from a larger --shards: not ours to touch
+    ShardLeaseView& v = in.shards[static_cast<size_t>(shard)];
+    v.holder = seen.holder;
+    v.expired = Expired(seen);
+    // Our name on a Lease we do not hold (our work for it stopped): free to us.
+    if (v.holder == config_.identity && last_renew_.count(shard) == 0) v.holder.clear();
+  }
+  for (const auto& [shard, t] : terms_) {
+    if (last_renew_.count(shard) == 0) in.blocked.push_back(shard);
+  }
+  members_ = std::max<size_t>(1, in.members.size());
+  ShardPlan plan = PlanShards(in);
+  // 5. Give up: stop the work first, then release, so the next holder never fires
+  // beside us (its init_transactions would fence us anyway).
+  for (int shard : plan.release) {
+    StopTerm(shard, true);
+    ReleaseLease(shard);
+    last_renew_.erase(shard);
+    ++released_;
+    spdlog::info("shard {}: released", shard);
+    events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Normal", "ShardReleased", "Release",
+                   config_.identity + " released shard " + std::to_string(shard));
+  }
+  // 6. Take: the Lease first, then the work (which fences earlier holders).
+  for (int shard : plan.acquire) {
+    const std::string name = ShardLeaseName(config_.lease_prefix, shard);
+    Status s = Hold(name, kShardRole);
+    if (!s.ok()) {
+      spdlog::debug("shard {}: not acquired: {}", shard, s.ToString());
+      continue;
+    }
+    last_renew_[shard] = clock_.SteadyNow();
+    ++acquired_;
+    spdlog::info("shard {}: acquired", shard);
+    events_.Record(LeaseRef(name), "Normal", "ShardAcquired", "Acquire",
+                   config_.identity + " acquired shard " + std::to_string(shard));
+    StartTerm(shard);
+  }
+  std::lock_guard lock(mu_);
+  owned_.clear();
+  for (const auto& [shard, at] : last_renew_) owned_.push_back(shard);
+}
+
+void ShardCoordinator::Shutdown() {
+  // Every shard's work stops at once, then every Lease is released.
+  for (auto& [shard, t] : terms_) t->cancel.Cancel();
+  for (auto& [shard, t] : terms_) {
+    if (t->thread.joinable()) t->thread.join();
+  }
+  terms_.clear();
+  std::vector<int> held;
+  for (const auto& [shard, at] : last_renew_) held.push_back(shard);
+  for (int shard : held) {
+    ReleaseLease(shard);
+    ++released_;
+  }
+  if (!held.empty()) spdlog::info("shards: released {} shard(s) on shutdown", held.size());
+  last_renew_.clear();
+  {
+    std::lock_guard lock(mu_);
+    owned_.clear();
+  }
+  Status d = client_.Delete(kLeases.Path(config_.lease_namespace, member_name_));
+  if (!d.ok() && d.code() != StatusCode::kNotFound) {
+    spdlog::warn("shards: deleting member Lease {}: {}", member_name_, d.ToString());
+  }
+}
+
+Status ShardCoordinator::Start(CancelToken& cancel) {
+  while (!ready_()) {
+    if (cancel.WaitFor(std::chrono::milliseconds(50))) return Status::Ok();
+  }
+  spdlog::info("shards: {} as {} (Leases {}-shard-0..{})", config_.shards, config_.identity, config_.lease_prefix,
+               config_.shards - 1);
+  while (!cancel.cancelled()) {
+    Tick();
+    cancel.WaitFor(config_.retry_period);
+  }
+  Shutdown();
+  return Status::Ok();
+}
+
+}  // namespace cronlane::op

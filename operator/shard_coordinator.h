@@ -1,0 +1,141 @@
+#pragma once
+// Several active replicas, each firing its own shards of the tasks (--shards S).
+//
+// A task's shard is ShardOf(uid, S) (common/hash.h). Each shard has a Lease,
+// `<prefix>-shard-<i>`, held by at most one replica at a time; the holder runs the
+// shard's work (a LeaderTerm restricted to the shard, with its own Kafka
+// transactional.id, so acquiring a shard fences every earlier holder of that shard
+// and no one else). Each replica announces itself with a member Lease of its own,
+// `<prefix>-member-<identity>`. Both kinds carry the label
+// cronlane.dev/lease-group=<prefix>, so one LIST a period shows everything.
+//
+// Every retry period the coordinator: renews its member Lease; lists the group's
+// Leases (timing each from when it saw it change, as client-go does, so clock
+// offsets between replicas do not matter); renews each shard it holds, and stops a
+// shard's work once its renewals have failed for the renew deadline (or another
+// replica holds its Lease); asks PlanShards (shard_assignment.h) what to take and
+// what to give up; gives up a shard by stopping its work first and then releasing
+// the Lease, and takes one by acquiring the Lease first and then starting its
+// work. On shutdown it stops every shard's work, releases every Lease and deletes
+// its member Lease, so the others take the shards at once.
+//
+// Threads: Start() runs the loop on the Manager's thread; each held shard's work
+// runs on a thread of its own. Owned(), Members() and the counters are safe from
+// any thread (metrics); Tick() and Shutdown() are called by Start() only (tests
+// call them directly, on one thread, with a simulated clock).
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "operator/events.h"
+#include "operator/kube/client.h"
+#include "operator/runnable.h"
+
+namespace cronlane::op {
+
+struct ShardingConfig {
+  std::string lease_namespace;
+  std::string lease_prefix = "cronlane-operator";
+  std::string identity;
+  int shards = 16;
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};
+  std::chrono::milliseconds retry_period{2000};
+};
+
+// The work of one held shard: runs until `cancel` fires (then OK), or ends by
+// itself (kFenced: another producer took the shard's transactional.id; any other
+// error). Called on a thread of its own; several shards' work runs at once.
+using ShardWork = std::function<Status(int shard, CancelToken& cancel)>;
+
+// The Lease names; `identity` is made a valid name (lowercase, [a-z0-9-]).
+std::string ShardLeaseName(const std::string& prefix, int shard);
+std::string MemberLeaseName(const std::string& prefix, const std::string& identity);
+inline constexpr const char* kLeaseGroupLabel = "cronlane.dev/lease-group";
+inline constexpr const char* kLeaseRoleLabel = "cronlane.dev/lease-role";
+
+class ShardCoordinator final : public Runnable {
+ public:
+  // `ready`: the replica may take shards (its cache has synced).
+  ShardCoordinator(kube::KubeClient& client, Clock& clock, EventRecorder& events, ShardingConfig config,
+                   std::function<bool()> ready, ShardWork work);
+  ~ShardCoordinator() override;
+
+  Status Start(CancelToken& cancel) override;
+  bool NeedsLeaderElection() const override { return false; }
+  std::string Name() const override { return "shard-coordinator"; }
+
+  // One period: renew, list, plan, act. Public for tests.
+  void Tick();
+  // Stops every shard's work, releases its Leases, deletes the member Lease.
+  void Shutdown();
+
+  std::vector<int> Owned() const;
+  size_t Members() const { return members_.load(); }
+  uint64_t Acquired() const { return acquired_.load(); }
+  uint64_t Released() const { return released_.load(); }
+  uint64_t Lost() const { return lost_.load(); }
+  // cronlane_shards_owned, cronlane_shard_members, cronlane_shard_handoffs_total.
+  void RegisterMetrics(CallbackMetrics& metrics);
+
+ private:
+  // What we last saw of a Lease, and when it last changed (our monotonic clock).
+  struct Seen {
+    std::string holder;
+    std::string renew_time;
+    int duration_s = 15;
+    std::chrono::steady_clock::time_point changed_at{};
+    kube::Json object;
+  };
+  struct Term {
+    int shard = 0;
+    CancelToken cancel;
+    std::thread thread;
+    std::atomic<bool> done{false};
+    Status result;  // written before `done`
+  };
+
+  bool Expired(const Seen& s) const;
+  void Observe(const std::string& name, const kube::Json& lease);
+  kube::Json NewLease(const std::string& name, const std::string& role) const;
+  // PUT the Lease `name` held by us (renewed now); creates it when it does not exist.
+  Status Hold(const std::string& name, const std::string& role);
+  void ReleaseLease(int shard);
+  void StartTerm(int shard);
+  // Stops a shard's work: cancels it, and with `wait` joins it.
+  void StopTerm(int shard, bool wait);
+  // Joins terms that ended; a term that ended by itself gives its shard up.
+  void Reap();
+  void Drop(int shard, const std::string& why);  // lost: stop at once, no release
+  ObjectRef LeaseRef(const std::string& name) const;
+
+  kube::KubeClient& client_;
+  Clock& clock_;
+  EventRecorder& events_;
+  const ShardingConfig config_;
+  const std::function<bool()> ready_;
+  const ShardWork work_;
+  const std::string member_name_;
+
+  // The coordinator thread's own state.
+  std::map<std::string, Seen> seen_;                                 // by Lease name
+  std::map<int, std::unique_ptr<Term>> terms_;                       // running or stopping
+  std::map<int, std::chrono::steady_clock::time_point> last_renew_;  // held shards
+
+  mutable std::mutex mu_;
+  std::vector<int> owned_;  // guarded by mu_: a copy of last_renew_'s keys for other threads
+  std::atomic<size_t> members_{0};
+  std::atomic<uint64_t> acquired_{0}, released_{0}, lost_{0};
+};
+
+}  // namespace cronlane::op
