@@ -66,7 +66,9 @@ struct Flags {
 // or another S) is refused at start-up rather than mixing shards. Kafka being
 // unreachable is not an error here (each shard's sink checks again).
 Status CheckCheckpointPartitions(const kafka::Properties& props, const std::string& topic, int shards) {
-  auto admin = kafka::NewProducer(props);
+  kafka::Properties p = props;
+  p["allow.auto.create.topics"] = "false";  // asking must not create it with the broker's default count
+  auto admin = kafka::NewProducer(p);
   if (!admin.ok()) return Status::Ok();
   auto parts = kafka::PartitionCount(admin->get(), topic, std::chrono::milliseconds(5000));
   if (!parts.ok() || *parts == shards) return Status::Ok();
@@ -237,7 +239,8 @@ int main(int argc, char** argv) {
   op::ManagerOptions mo{.namespaces = SplitComma(f.namespaces),
                         .workerpools = f.workerpools,
                         .metrics_addr = f.metrics_addr,
-                        .health_addr = f.health_addr};
+                        .health_addr = f.health_addr,
+                        .exit_on_lost_lease = f.shards == 1};
   auto to_ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
   const std::string mo_lease_namespace = f.lease_namespace.empty() ? cfg->default_namespace : f.lease_namespace;
   if (f.leader_elect) {

@@ -131,8 +131,15 @@ Status Manager::Run(CancelToken& cancel) {
   if (!elector_) {
     RunTerm(stop);
   } else {
-    bool lost = elector_->Run(stop, [this](CancelToken& leading) { RunTerm(leading); });
-    if (lost) Fail(Aborted("lost the leader lease"));
+    while (!stop.cancelled()) {
+      bool lost = elector_->Run(stop, [this](CancelToken& leading) { RunTerm(leading); });
+      if (!lost) break;
+      if (options_.exit_on_lost_lease) {
+        Fail(Aborted("lost the leader lease"));
+        break;
+      }
+      spdlog::warn("lost the leader lease: its runnables stopped; campaigning again");
+    }
   }
   stop.Cancel();
   for (auto& t : everywhere) t.join();

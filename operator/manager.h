@@ -13,7 +13,7 @@
 //   start-up orders that itself (LeaderTerm does, inside one runnable).
 //
 // Run() returns OK when cancelled, kFenced when a runnable was fenced, kAborted
-// when the lease was lost, or the error that stopped a runnable or a server; the
+// when the lease was lost (unless exit_on_lost_lease is false), or the error that stopped a runnable or a server; the
 // process exits non-zero for each of them.
 //
 // Threading: configure (Add, AddReadyCheck, metrics().Add) before Run(); Run()
@@ -45,6 +45,11 @@ struct ManagerOptions {
   std::string metrics_addr = "0";       // "0" disables
   std::string health_addr = "0";
   std::optional<LeaderElectionConfig> leader_election;  // none: this replica always leads
+  // Losing the leader Lease ends Run() with kAborted (the process exits and
+  // restarts, as controller-runtime's managers do). False: the leader runnables
+  // stop and the replica campaigns again, keeping everything else running (with
+  // --shards, the leader Lease only guards the WorkerPool controller).
+  bool exit_on_lost_lease = true;
   InformerOptions informer;
 };
 

@@ -21,75 +21,13 @@
 #include "dispatcher/cron.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace cronlane::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
-
-// A read_committed consumer of one topic that keeps everything it has read.
-class TopicReader {
- public:
-  explicit TopicReader(const std::string& topic) {
-    auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
-    EXPECT_TRUE(admin.ok());
-    EXPECT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
-    auto c =
-        kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"isolation.level", "read_committed"}});
-    EXPECT_TRUE(c.ok());
-    consumer_ = std::move(*c);
-    EXPECT_TRUE(kafka::AssignAll(consumer_.get(), topic, 3).ok());
-  }
-  // Reads for `d`; returns everything read so far.
-  const std::vector<kafka::Message>& ReadFor(std::chrono::milliseconds d) {
-    auto until = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < until) {
-      auto m = kafka::Poll(consumer_.get(), 100ms);
-      if (m.ok() && m->has_value()) messages_.push_back(**m);
-    }
-    return messages_;
-  }
-  // Reads until at least `n` messages were read in all, for at most `timeout`.
-  bool ReadUntil(size_t n, std::chrono::milliseconds timeout) {
-    auto until = std::chrono::steady_clock::now() + timeout;
-    while (messages_.size() < n && std::chrono::steady_clock::now() < until) {
-      auto m = kafka::Poll(consumer_.get(), 100ms);
-      if (m.ok() && m->has_value()) messages_.push_back(**m);
-    }
-    return messages_.size() >= n;
-  }
-  const std::vector<kafka::Message>& messages() const { return messages_; }
-
- private:
-  kafka::HandlePtr consumer_;
-  std::vector<kafka::Message> messages_;
-};
-
-int64_t ScheduledUnix(const kafka::Message& m) {
-  auto t = ParseRfc3339(std::string(m.HeaderValue("ce_time").value_or("")));
-  return t.ok() ? t->time_since_epoch().count() : -1;
-}
-
-// Checks that every task fired every second from its first to its last occurrence,
-// each exactly once. Returns {total, missing, duplicated}.
-std::tuple<size_t, size_t, size_t> Audit(const std::vector<kafka::Message>& messages) {
-  std::map<std::string, std::vector<int64_t>> by_task;
-  std::set<std::string> ids;
-  size_t dups = 0;
-  for (const auto& m : messages) {
-    if (!ids.insert(std::string(m.HeaderValue("ce_id").value_or(""))).second) ++dups;
-    by_task[std::string(m.HeaderValue("ce_subject").value_or(""))].push_back(ScheduledUnix(m));
-  }
-  size_t missing = 0, total = 0;
-  for (auto& [task, times] : by_task) {
-    std::sort(times.begin(), times.end());
-    times.erase(std::unique(times.begin(), times.end()), times.end());
-    missing += static_cast<size_t>(times.back() - times.front() + 1) - times.size();
-    total += times.size();
-  }
-  return {total, missing, dups};
-}
 
 class FireTest : public ::testing::Test {
  protected:
