@@ -36,6 +36,7 @@ TEST_F(RbacTest, AllowsWhatTheOperatorNeeds) {
         "get scheduledtasks.cronlane.dev -n team-a", "patch scheduledtasks.cronlane.dev --subresource=status -n team-a",
         "create events.events.k8s.io -n team-a", "get leases.coordination.k8s.io -n cronlane-system",
         "create leases.coordination.k8s.io -n cronlane-system", "update leases.coordination.k8s.io -n cronlane-system",
+        "list leases.coordination.k8s.io -n cronlane-system", "delete leases.coordination.k8s.io -n cronlane-system",
         "watch workerpools.cronlane.dev -A", "patch workerpools.cronlane.dev --subresource=status -n team-a",
         "get deployments.apps --subresource=scale -n team-a", "patch deployments.apps --subresource=scale -n team-a",
         "patch statefulsets.apps --subresource=scale -n team-a"}) {
@@ -49,7 +50,7 @@ TEST_F(RbacTest, DeniesEverythingElse) {
         "patch scheduledtasks.cronlane.dev -n team-a", "delete scheduledtasks.cronlane.dev -n team-a", "get secrets -A",
         "get secrets -n cronlane-system", "list pods -A", "create events -n team-a",
         "delete events.events.k8s.io -n team-a", "update leases.coordination.k8s.io -n default",
-        "delete leases.coordination.k8s.io -n cronlane-system", "create deployments.apps -A",
+        "delete leases.coordination.k8s.io -n default", "create deployments.apps -A",
         "patch deployments.apps -n team-a", "get deployments.apps -n team-a",
         "patch workerpools.cronlane.dev -n team-a", "'*' '*'"}) {
     EXPECT_FALSE(CanI(what)) << what;
@@ -73,12 +74,13 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
                                 << "\ncontexts:\n- name: sa\n  context: {cluster: local, user: sa}\n";
   int mport = FreePort();
   std::string lease = UniqueName("lease");
-  Process op({std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + (dir / "config").string(),
-              "--namespaces=" + ns, "--leader-elect", "--leader-election-namespace=cronlane-system",
-              "--leader-election-id=" + lease, "--metrics-bind-address=127.0.0.1:" + std::to_string(mport),
-              "--health-probe-bind-address=0", "--log-format=text", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-              "--transactional-id=" + ns, "--checkpoint-topic=" + ns + ".checkpoints"},
-             (dir / "operator.log").string());
+  Process op(
+      {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + (dir / "config").string(),
+       "--namespaces=" + ns, "--leader-elect", "--leader-election-namespace=cronlane-system",
+       "--leader-election-id=" + lease, "--shards=2", "--metrics-bind-address=127.0.0.1:" + std::to_string(mport),
+       "--health-probe-bind-address=0", "--log-format=text", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+       "--transactional-id=" + ns, "--checkpoint-topic=" + ns + ".checkpoints"},
+      (dir / "operator.log").string());
   auto apply = [&](const std::string& name, const std::string& schedule) {
     std::string yaml = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
                        "}\nspec:\n  schedule: \"" + schedule + "\"\n  target: {topic: t}\n";
@@ -97,13 +99,31 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
         return !Kubectl("get events -n " + ns + " --field-selector reason=InvalidSchedule -o name").output.empty();
       },
       10s));
-  EXPECT_THAT(Kubectl("get lease " + lease + " -n cronlane-system -o jsonpath='{.spec.holderIdentity}'").output,
-              HasSubstr("_" + std::to_string(op.pid()) + "_"));
+  // With --shards the leader Lease guards the WorkerPool controller; the shards
+  // have Leases of their own, listed by label.
+  for (const std::string& name : {lease, lease + "-shard-0", lease + "-shard-1"}) {
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          return Kubectl("get lease " + name + " -n cronlane-system -o jsonpath='{.spec.holderIdentity}'")
+                     .output.find("_" + std::to_string(op.pid()) + "_") != std::string::npos;
+        },
+        10s))
+        << name;
+  }
   std::string log = op.Log();
   EXPECT_THAT(log, ::testing::Not(HasSubstr("PERMISSION_DENIED"))) << log;
   EXPECT_THAT(log, ::testing::Not(HasSubstr("forbidden"))) << log;
   op.Signal(SIGTERM);
   EXPECT_EQ(op.Wait(10s).value_or(-1), 0) << op.Log();
+  // Shutting down released the shards and deleted the member Lease.
+  EXPECT_EQ(Kubectl("get lease " + lease + "-shard-0 -n cronlane-system -o jsonpath='{.spec.holderIdentity}'").output,
+            "");
+  EXPECT_EQ(Kubectl("get leases -n cronlane-system -l cronlane.dev/lease-role=member,cronlane.dev/lease-group=" +
+                    lease + " -o name")
+                .output,
+            "");
+  log = op.Log();
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("forbidden"))) << log;
   Kubectl("delete namespace " + ns + " --wait=false");
 }
 
