@@ -304,7 +304,11 @@ int main(int argc, char** argv) {
         return Status::Ok();
       }));
     }
-    auto lease_transport = kube::NewHttpTransport(*cfg);
+    // Each Lease request gives up within half the renew deadline (a hung renewal
+    // must not outlast it: kubernetes#44887).
+    auto lease_transport = kube::NewHttpTransport(
+        *cfg, {.request_timeout_seconds = std::max(1, static_cast<int>(f.renew_deadline / 2)),
+               .user_agent = "cronlane-operator/shards"});
     if (!lease_transport.ok()) {
       spdlog::error("{}", lease_transport.status().message());
       return 2;
