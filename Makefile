@@ -7,7 +7,7 @@ BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale lint format fuzz clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ bench-peers: deps tools ## cronlane vs Kubernetes CronJob (kube-controller-manag
 bench-scale: deps tools ## 10k and 100k ScheduledTasks through the real apiserver: start-up, fire lag, RSS, failover; about 40 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-scale.sh build-release
+
+bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k ScheduledTasks side by side, and a hand-over; about 25 min
+	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
+	@hack/bench-shards.sh build-release
 
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)

@@ -197,6 +197,9 @@ void ShardCoordinator::Reap() {
       // the assignment places it again.
       Drop(shard, "its work stopped: " + t.result.ToString());
       ReleaseLease(shard);
+      // Not taken back for a lease duration: another replica may fare better, and
+      // a shard whose work keeps failing does not cycle every period here.
+      cooldown_[shard] = clock_.SteadyNow() + config_.lease_duration;
     }
     it = terms_.erase(it);
   }
@@ -281,6 +284,8 @@ void ShardCoordinator::Tick() {
   for (const auto& [shard, t] : terms_) {
     if (last_renew_.count(shard) == 0) in.blocked.push_back(shard);
   }
+  std::erase_if(cooldown_, [&](const auto& c) { return c.second <= now; });
+  for (const auto& [shard, until] : cooldown_) in.blocked.push_back(shard);
   members_ = std::max<size_t>(1, in.members.size());
   ShardPlan plan = PlanShards(in);
   // 5. Give up: stop the work first, then release, so the next holder never fires

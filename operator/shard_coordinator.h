@@ -131,6 +131,7 @@ class ShardCoordinator final : public Runnable {
   std::map<std::string, Seen> seen_;                                 // by Lease name
   std::map<int, std::unique_ptr<Term>> terms_;                       // running or stopping
   std::map<int, std::chrono::steady_clock::time_point> last_renew_;  // held shards
+  std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
 
   mutable std::mutex mu_;
   std::vector<int> owned_;  // guarded by mu_: a copy of last_renew_'s keys for other threads

@@ -1,0 +1,284 @@
+// The ShardCoordinator on simulated time, against a fake Lease API at the
+// transport seam (compare-and-set on resourceVersion, label-selected lists): two
+// replicas split the shards and start their work; a replica cut off from the
+// apiserver stops its shards' work before anyone may take them; shutdown hands
+// everything over at once; work that ends by itself gives its shard up.
+#include "operator/shard_coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "tests/support/fake_kube.h"
+#include "tests/support/process.h"
+
+namespace cronlane::op {
+namespace {
+
+using namespace std::chrono_literals;
+using kube::Json;
+using testing::WaitUntil;
+
+// Leases of one namespace, as the apiserver keeps them.
+class LeaseApi {
+ public:
+  Result<kube::HttpResponse> Handle(const kube::HttpRequest& req) {
+    std::lock_guard lock(mu_);
+    const std::string base = "/apis/coordination.k8s.io/v1/namespaces/ns/leases";
+    if (req.path.rfind(base, 0) != 0) return kube::HttpResponse{404, Status("NotFound")};
+    std::string rest = req.path.substr(base.size());
+    std::string query;
+    if (auto q = rest.find('?'); q != std::string::npos) {
+      query = rest.substr(q + 1);
+      rest = rest.substr(0, q);
+    }
+    const std::string name = rest.empty() ? "" : rest.substr(1);
+    if (req.method == "GET" && name.empty()) {
+      Json list = {
+          {"kind", "LeaseList"}, {"metadata", {{"resourceVersion", std::to_string(rv_)}}}, {"items", Json::array()}};
+      for (const auto& [n, lease] : leases_) {
+        if (query.find("lease-group%3Dgroup") == std::string::npos) continue;
+        if (lease["metadata"]["labels"].value("cronlane.dev/lease-group", "") != "group") continue;
+        list["items"].push_back(lease);
+      }
+      return kube::HttpResponse{200, list.dump()};
+    }
+    auto it = leases_.find(name);
+    if (req.method == "GET") {
+      if (it == leases_.end()) return kube::HttpResponse{404, Status("NotFound")};
+      return kube::HttpResponse{200, it->second.dump()};
+    }
+    if (req.method == "POST") {
+      Json lease = Json::parse(req.body);
+      std::string n = lease["metadata"]["name"];
+      if (leases_.count(n) != 0) return kube::HttpResponse{409, Status("AlreadyExists")};
+      lease["metadata"]["resourceVersion"] = std::to_string(++rv_);
+      lease["metadata"]["uid"] = "uid-" + n;
+      leases_[n] = lease;
+      return kube::HttpResponse{201, lease.dump()};
+    }
+    if (req.method == "PUT") {
+      if (it == leases_.end()) return kube::HttpResponse{404, Status("NotFound")};
+      Json lease = Json::parse(req.body);
+      if (lease["metadata"].value("resourceVersion", "") != it->second["metadata"].value("resourceVersion", "")) {
+        return kube::HttpResponse{409, Status("Conflict")};
+      }
+      lease["metadata"]["resourceVersion"] = std::to_string(++rv_);
+      it->second = lease;
+      return kube::HttpResponse{200, lease.dump()};
+    }
+    if (req.method == "DELETE") {
+      if (it == leases_.end()) return kube::HttpResponse{404, Status("NotFound")};
+      leases_.erase(it);
+      return kube::HttpResponse{200, "{}"};
+    }
+    return kube::HttpResponse{405, Status("MethodNotAllowed")};
+  }
+  std::string Holder(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = leases_.find(name);
+    return it == leases_.end() ? "<none>" : it->second["spec"].value("holderIdentity", "");
+  }
+  bool Exists(const std::string& name) {
+    std::lock_guard lock(mu_);
+    return leases_.count(name) != 0;
+  }
+
+ private:
+  static std::string Status(const std::string& reason) {
+    return Json{{"kind", "Status"}, {"reason", reason}, {"message", reason}}.dump();
+  }
+  std::mutex mu_;
+  std::map<std::string, Json> leases_;
+  int64_t rv_ = 0;
+};
+
+// One replica's connection to the LeaseApi; `down` cuts it off (503).
+class Link : public kube::Transport {
+ public:
+  explicit Link(LeaseApi& api) : api_(api) {}
+  Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
+    if (down) return kube::HttpResponse{503, R"({"kind":"Status","reason":"ServiceUnavailable"})"};
+    return api_.Handle(req);
+  }
+  Result<int> Stream(const kube::HttpRequest&, const std::function<bool(std::string_view)>&, CancelToken&,
+                     std::string*) override {
+    return Unavailable("no watches");
+  }
+  std::atomic<bool> down{false};
+
+ private:
+  LeaseApi& api_;
+};
+
+// What each shard's work did, timed by the simulated clock.
+class Works {
+ public:
+  explicit Works(Clock& clock) : clock_(clock) {}
+  ShardWork For(const std::string& who, std::set<int> fail = {}) {
+    return [this, who, fail](int shard, CancelToken& cancel) {
+      {
+        std::lock_guard lock(mu_);
+        running_[who].insert(shard);
+        started_[{who, shard}] = clock_.SteadyNow();
+      }
+      if (fail.count(shard) != 0) {
+        std::lock_guard lock(mu_);
+        running_[who].erase(shard);
+        return Fenced("fenced");
+      }
+      // Timed when the coordinator cancels it (on its thread), not when this
+      // thread wakes up (the test's clock may have moved on by then).
+      int reg = cancel.Register([this, who, shard] {
+        std::lock_guard lock(mu_);
+        stopped_[{who, shard}] = clock_.SteadyNow();
+      });
+      while (!cancel.WaitFor(1h)) {
+      }
+      cancel.Unregister(reg);
+      std::lock_guard lock(mu_);
+      running_[who].erase(shard);
+      return Status::Ok();
+    };
+  }
+  std::set<int> Running(const std::string& who) {
+    std::lock_guard lock(mu_);
+    return running_[who];
+  }
+  std::optional<std::chrono::steady_clock::time_point> Started(const std::string& who, int shard) {
+    std::lock_guard lock(mu_);
+    auto it = started_.find({who, shard});
+    if (it == started_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<std::chrono::steady_clock::time_point> Stopped(const std::string& who, int shard) {
+    std::lock_guard lock(mu_);
+    auto it = stopped_.find({who, shard});
+    if (it == stopped_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  Clock& clock_;
+  std::mutex mu_;
+  std::map<std::string, std::set<int>> running_;
+  std::map<std::pair<std::string, int>, std::chrono::steady_clock::time_point> started_, stopped_;
+};
+
+class ShardCoordinatorTest : public ::testing::Test {
+ protected:
+  struct Replica {
+    Link* link;
+    std::unique_ptr<kube::KubeClient> client;
+    std::unique_ptr<ShardCoordinator> coordinator;
+  };
+  Replica& Add(const std::string& who, int shards, std::set<int> fail = {}) {
+    auto link = std::make_unique<Link>(api_);
+    Link* l = link.get();
+    auto client = std::make_unique<kube::KubeClient>(std::move(link), clock_, 1e6, 1000000);
+    ShardingConfig config{.lease_namespace = "ns", .lease_prefix = "group", .identity = who, .shards = shards};
+    auto c = std::make_unique<ShardCoordinator>(
+        *client, clock_, events_, config, [] { return true; }, works_.For(who, std::move(fail)));
+    replicas_[who] = Replica{l, std::move(client), std::move(c)};
+    return replicas_[who];
+  }
+  // One retry period for every replica (in name order), then the clock moves on.
+  void Period(const std::vector<std::string>& who) {
+    for (const auto& w : who) replicas_[w].coordinator->Tick();
+    clock_.Advance(2s);
+  }
+  std::set<int> Owned(const std::string& who) {
+    auto v = replicas_[who].coordinator->Owned();
+    return {v.begin(), v.end()};
+  }
+
+  FakeClock clock_{std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 56)};
+  LeaseApi api_;
+  testing::RecordingEvents events_;
+  Works works_{clock_};
+  std::map<std::string, Replica> replicas_;
+};
+
+TEST_F(ShardCoordinatorTest, TwoReplicasSplitTheShardsAndRunTheirWork) {
+  Add("a", 4);
+  Add("b", 4);
+  for (int i = 0; i < 5; ++i) Period({"a", "b"});
+  EXPECT_EQ(Owned("a").size(), 2U);
+  EXPECT_EQ(Owned("b").size(), 2U);
+  for (int s = 0; s < 4; ++s) {
+    std::string holder = api_.Holder(ShardLeaseName("group", s));
+    ASSERT_TRUE(holder == "a" || holder == "b") << s << ": " << holder;
+    EXPECT_TRUE(WaitUntil([&] { return works_.Running(holder).count(s) == 1; }, 5s)) << "shard " << s;
+  }
+  EXPECT_TRUE(api_.Exists(MemberLeaseName("group", "a")));
+  EXPECT_EQ(replicas_["a"].coordinator->Members(), 2U);
+}
+
+TEST_F(ShardCoordinatorTest, AReplicaCutOffFromTheApiserverStopsItsWorkBeforeAnotherMayTakeIt) {
+  Add("a", 2);
+  Add("b", 2);
+  for (int i = 0; i < 5; ++i) Period({"a", "b"});
+  ASSERT_EQ(Owned("a").size(), 1U);
+  const int shard = *Owned("a").begin();
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").count(shard) == 1; }, 5s));
+  const auto renewed = clock_.SteadyNow() - 2s;  // a's last renewal: the last period's tick
+  replicas_["a"].link->down = true;
+  std::optional<std::chrono::steady_clock::time_point> taken;
+  for (int i = 0; i < 15 && !taken; ++i) {
+    replicas_["a"].coordinator->Tick();
+    replicas_["b"].coordinator->Tick();
+    if (Owned("b").size() == 2) taken = clock_.SteadyNow();
+    clock_.Advance(2s);
+  }
+  ASSERT_TRUE(taken) << "b takes the shard once its Lease expired";
+  EXPECT_TRUE(Owned("a").empty());
+  EXPECT_EQ(replicas_["a"].coordinator->Lost(), 1U);
+  ASSERT_TRUE(works_.Stopped("a", shard).has_value()) << "a stopped the shard's work";
+  // a stops once its renew deadline (10 s) has passed, at its next tick; b takes the
+  // shard only after the lease duration (15 s) as b timed it.
+  EXPECT_LE(*works_.Stopped("a", shard) - renewed, 12s);
+  EXPECT_GT(*taken - renewed, 15s);
+  EXPECT_LT(*works_.Stopped("a", shard), *taken);
+  EXPECT_TRUE(WaitUntil([&] { return works_.Running("b").count(shard) == 1; }, 5s));
+}
+
+TEST_F(ShardCoordinatorTest, ShutdownHandsEverythingOverInOnePeriod) {
+  Add("a", 4);
+  Add("b", 4);
+  for (int i = 0; i < 5; ++i) Period({"a", "b"});
+  replicas_["a"].coordinator->Shutdown();
+  EXPECT_TRUE(Owned("a").empty());
+  EXPECT_TRUE(works_.Running("a").empty()) << "every shard's work stopped before the Leases were released";
+  EXPECT_FALSE(api_.Exists(MemberLeaseName("group", "a")));
+  Period({"b"});
+  EXPECT_EQ(Owned("b").size(), 4U);
+}
+
+TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {
+  Add("a", 2, /*fail=*/{0});
+  Period({"a"});
+  ASSERT_EQ(Owned("a"), (std::set<int>{0, 1}));
+  // The period after its work ended reaps it: lost and released. (The work's
+  // thread ends on its own schedule, so the test waits on the coordinator.)
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        replicas_["a"].coordinator->Tick();
+        return replicas_["a"].coordinator->Lost() == 1;
+      },
+      5s));
+  clock_.Advance(2s);
+  EXPECT_EQ(api_.Holder(ShardLeaseName("group", 0)), "");
+  // Not taken back for a lease duration (15 s), then taken again.
+  for (int i = 0; i < 7; ++i) {
+    Period({"a"});
+    EXPECT_EQ(Owned("a"), (std::set<int>{1})) << "period " << i;
+  }
+  for (int i = 0; i < 2; ++i) Period({"a"});
+  EXPECT_EQ(Owned("a"), (std::set<int>{0, 1}));
+}
+
+}  // namespace
+}  // namespace cronlane::op
