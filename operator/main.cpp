@@ -10,11 +10,13 @@
 #include <thread>
 
 #include "common/cancel.h"
+#include "common/hash.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "dispatcher/kafka_fire_sink.h"
 #include "dispatcher/results_follower.h"
+#include "dispatcher/results_hub.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_term.h"
@@ -306,16 +308,25 @@ int main(int argc, char** argv) {
     }
     // Each Lease request gives up within half the renew deadline (a hung renewal
     // must not outlast it: kubernetes#44887).
-    auto lease_transport = kube::NewHttpTransport(
-        *cfg, {.request_timeout_seconds = std::max(1, static_cast<int>(f.renew_deadline / 2)),
-               .user_agent = "cronlane-operator/shards"});
+    auto lease_transport =
+        kube::NewHttpTransport(*cfg, {.request_timeout_seconds = std::max(1, static_cast<int>(f.renew_deadline / 2)),
+                                      .user_agent = "cronlane-operator/shards"});
     if (!lease_transport.ok()) {
       spdlog::error("{}", lease_transport.status().message());
       return 2;
     }
     lease_client = std::make_unique<kube::KubeClient>(std::move(*lease_transport), clock, 10 + f.shards, 20 + f.shards);
     auto split = [n = f.shards](op::StatusBudget b) { return op::StatusBudget{b.qps / n, std::max(1, b.burst / n)}; };
-    op::ShardWork work = [&, sink, results, term, split](int shard, CancelToken& cancel) {
+    // One results follower for the replica, shared by the shards it holds.
+    auto hub = std::make_shared<dispatcher::ResultsHub>(results, clock);
+    manager.Add(std::make_unique<op::FuncRunnable>("results-hub", false, [hub](CancelToken& cancel) {
+      hub->Run(cancel);
+      return Status::Ok();
+    }));
+    manager.metrics().Add("cronlane_results_tasks_remembered",
+                          "With --shards: tasks whose latest result the replica's shared results follower keeps",
+                          CallbackMetrics::Type::kGauge, [hub] { return static_cast<double>(hub->Remembered()); });
+    op::ShardWork work = [&, sink, results, term, split, hub](int shard, CancelToken& cancel) {
       dispatcher::KafkaSinkOptions s = sink;
       s.shard = shard;
       s.checkpoint_partitions = f.shards;
@@ -326,8 +337,13 @@ int main(int argc, char** argv) {
       o.workerpools = false;
       o.fire_times = split(o.fire_times);
       o.conditions = split(o.conditions);
-      op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(), op::KafkaTermWorld(s, results, clock),
-                       o);
+      op::TermWorld world = op::KafkaTermWorld(s, results, clock);
+      world.results = [hub, shard, n = f.shards](dispatcher::ResultsFollower::OnFinished finished,
+                                                 dispatcher::ResultsFollower::OnSucceeded succeeded) {
+        return hub->Subscribe([shard, n](const std::string& id) { return ShardOf(id, n) == shard; },
+                              std::move(finished), std::move(succeeded));
+      };
+      op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(), std::move(world), o);
       return t.Start(cancel);
     };
     shards = std::make_unique<op::ShardCoordinator>(

@@ -180,6 +180,7 @@ void ShardCoordinator::Drop(int shard, const std::string& why) {
                  config_.identity + " lost shard " + std::to_string(shard) + ": " + why);
   StopTerm(shard, false);
   last_renew_.erase(shard);
+  releasing_.erase(shard);
   ++lost_;
 }
 
@@ -192,7 +193,16 @@ void ShardCoordinator::Reap() {
     }
     if (t.thread.joinable()) t.thread.join();
     const int shard = it->first;
-    if (!t.cancel.cancelled() && last_renew_.count(shard) != 0) {
+    if (releasing_.erase(shard) != 0) {
+      // Its work has stopped: now the Lease goes (renewed until here, so no one
+      // took the shard while we might still fire it).
+      ReleaseLease(shard);
+      last_renew_.erase(shard);
+      ++released_;
+      spdlog::info("shard {}: released", shard);
+      events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Normal", "ShardReleased", "Release",
+                     config_.identity + " released shard " + std::to_string(shard));
+    } else if (!t.cancel.cancelled() && last_renew_.count(shard) != 0) {
       // Ended by itself while we hold the shard (fenced, or failed): give it up so
       // the assignment places it again.
       Drop(shard, "its work stopped: " + t.result.ToString());
@@ -280,6 +290,8 @@ void ShardCoordinator::Tick() {
     v.expired = Expired(seen);
     // Our name on a Lease we do not hold (our work for it stopped): free to us.
     if (v.holder == config_.identity && last_renew_.count(shard) == 0) v.holder.clear();
+    // Being released: neither ours to count nor free to take.
+    if (releasing_.count(shard) != 0) v.holder = "<releasing>";
   }
   for (const auto& [shard, t] : terms_) {
     if (last_renew_.count(shard) == 0) in.blocked.push_back(shard);
@@ -288,16 +300,21 @@ void ShardCoordinator::Tick() {
   for (const auto& [shard, until] : cooldown_) in.blocked.push_back(shard);
   members_ = std::max<size_t>(1, in.members.size());
   ShardPlan plan = PlanShards(in);
-  // 5. Give up: stop the work first, then release, so the next holder never fires
-  // beside us (its init_transactions would fence us anyway).
+  // 5. Give up: stop the work first, and release the Lease once it has stopped
+  // (Reap, a later period), so the next holder never fires beside us (its
+  // init_transactions would fence us anyway). Stopping is not waited for here: a
+  // shard still starting (fencing, restoring) can take seconds to stop, and the
+  // other shards' renewals must not wait for it.
   for (int shard : plan.release) {
-    StopTerm(shard, true);
-    ReleaseLease(shard);
-    last_renew_.erase(shard);
-    ++released_;
-    spdlog::info("shard {}: released", shard);
-    events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Normal", "ShardReleased", "Release",
-                   config_.identity + " released shard " + std::to_string(shard));
+    if (terms_.count(shard) == 0) {  // no work running: release at once
+      ReleaseLease(shard);
+      last_renew_.erase(shard);
+      ++released_;
+      continue;
+    }
+    StopTerm(shard, false);
+    releasing_.insert(shard);
+    spdlog::info("shard {}: releasing (stopping its work)", shard);
   }
   // 6. Take: the Lease first, then the work (which fences earlier holders).
   for (int shard : plan.acquire) {

@@ -30,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -132,6 +133,7 @@ class ShardCoordinator final : public Runnable {
   std::map<int, std::unique_ptr<Term>> terms_;                       // running or stopping
   std::map<int, std::chrono::steady_clock::time_point> last_renew_;  // held shards
   std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
+  std::set<int> releasing_;  // held, work stopping; the Lease is released once it stopped
 
   mutable std::mutex mu_;
   std::vector<int> owned_;  // guarded by mu_: a copy of last_renew_'s keys for other threads

@@ -4,6 +4,7 @@
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/results_follower.h"
+#include "dispatcher/results_hub.h"
 
 #include <gmock/gmock.h>
 
@@ -11,7 +12,9 @@
 #include <algorithm>
 
 #include <future>
+#include <mutex>
 #include <set>
+#include <thread>
 
 namespace cronlane::dispatcher {
 namespace {
@@ -391,6 +394,49 @@ TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
   f.Handle(junk);
   EXPECT_EQ(f.invalid(), 2U);
   EXPECT_EQ(f.results(), 4U);
+}
+
+TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUntilItLeaves) {
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  ResultsHub hub({}, clock);
+  auto msg = [](TaskResult r) {
+    kafka::Message m;
+    m.value = EncodeTaskResult(r);
+    m.timestamp_ms = 1767225605123;
+    return m;
+  };
+  hub.Handle(msg({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(msg({"uid-a:1767225660", "team/a", "2026-01-01T00:01:00Z", false, 3, 10, 0, 1}));
+  hub.Handle(msg({"uid-b:1767225600", "team/b", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  EXPECT_EQ(hub.Remembered(), 2U);
+
+  std::mutex mu;
+  std::vector<std::string> finished, succeeded;
+  auto source = hub.Subscribe([](const std::string& id) { return id == "uid-a"; },
+                              [&](const std::string& id, Instant at) {
+                                std::lock_guard lock(mu);
+                                finished.push_back(id + "@" + FormatRfc3339(at));
+                              },
+                              [&](const std::string& subject, const std::string& id, Instant at) {
+                                std::lock_guard lock(mu);
+                                succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
+                              });
+  CancelToken stop;
+  std::thread t([&] { source->Run(stop); });
+  auto seen = [&] {
+    std::lock_guard lock(mu);
+    return finished.size();
+  };
+  for (int i = 0; i < 500 && seen() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // The latest finished occurrence and the latest success of its own task only.
+  hub.Handle(msg({"uid-b:1767225660", "team/b", "2026-01-01T00:01:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(msg({"uid-a:1767225720", "team/a", "2026-01-01T00:02:00Z", true, 1, 10, 0, 1}));
+  stop.Cancel();
+  t.join();
+  hub.Handle(msg({"uid-a:1767225780", "team/a", "2026-01-01T00:03:00Z", true, 1, 10, 0, 1}));
+  EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:01:00Z", "uid-a@2026-01-01T00:02:00Z"));
+  EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z", "team/a/uid-a@2026-01-01T00:00:05Z"));
+  EXPECT_EQ(source->results(), 2U);
 }
 
 TEST_F(DispatcherTest, AMonthLongOutageFiresOnlyTheWindowAndCountsTheRest) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "tests/support/fake_kube.h"
 #include "tests/support/process.h"
@@ -138,12 +139,15 @@ class Works {
       });
       while (!cancel.WaitFor(1h)) {
       }
+      while (slow_stop.load()) std::this_thread::sleep_for(1ms);  // still fencing, restoring...
       cancel.Unregister(reg);
       std::lock_guard lock(mu_);
       running_[who].erase(shard);
       return Status::Ok();
     };
   }
+  // While set, cancelled work does not stop (a shard still starting up).
+  std::atomic<bool> slow_stop{false};
   std::set<int> Running(const std::string& who) {
     std::lock_guard lock(mu_);
     return running_[who];
@@ -255,6 +259,32 @@ TEST_F(ShardCoordinatorTest, ShutdownHandsEverythingOverInOnePeriod) {
   EXPECT_FALSE(api_.Exists(MemberLeaseName("group", "a")));
   Period({"b"});
   EXPECT_EQ(Owned("b").size(), 4U);
+}
+
+TEST_F(ShardCoordinatorTest, AShardIsReleasedOnlyAfterItsWorkStoppedAndTheOthersStayRenewedMeanwhile) {
+  Add("a", 4);
+  Period({"a"});
+  ASSERT_EQ(Owned("a").size(), 4U);
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 4; }, 5s));
+  works_.slow_stop = true;
+  Add("b", 4);
+  // a gives two shards up for b, but their work does not stop for 12 periods
+  // (24 s, longer than the lease duration): a keeps renewing all four, b takes
+  // nothing, and a's periods are not held up by the stopping work.
+  for (int i = 0; i < 12; ++i) {
+    Period({"a", "b"});
+    EXPECT_TRUE(Owned("b").empty()) << "period " << i;
+  }
+  EXPECT_EQ(Owned("a").size(), 4U);
+  EXPECT_EQ(works_.Running("a").size(), 4U);
+  EXPECT_EQ(replicas_["a"].coordinator->Lost(), 0U);
+  works_.slow_stop = false;
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 2; }, 5s));
+  Period({"a", "b"});  // a releases
+  Period({"a", "b"});  // b takes
+  EXPECT_EQ(Owned("a").size(), 2U);
+  EXPECT_EQ(Owned("b").size(), 2U);
+  EXPECT_EQ(replicas_["a"].coordinator->Released(), 2U);
 }
 
 TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {

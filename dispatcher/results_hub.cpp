@@ -1,0 +1,90 @@
+#include "dispatcher/results_hub.h"
+
+namespace cronlane::dispatcher {
+
+class ResultsHub::Subscription final : public ResultsSource {
+ public:
+  Subscription(ResultsHub& hub, Subscriber s) : hub_(hub), subscriber_(std::move(s)) {
+    subscriber_.delivered = &delivered_;
+  }
+  // Registers (handing over what the hub remembers), waits for `cancel`, leaves.
+  void Run(CancelToken& cancel) override {
+    int id = hub_.Add(subscriber_);
+    while (!cancel.WaitFor(std::chrono::hours(1))) {
+    }
+    hub_.Remove(id);
+  }
+  bool Replayed() const override { return hub_.Replayed(); }
+  uint64_t results() const override { return delivered_.load(); }
+  uint64_t invalid() const override { return hub_.invalid(); }
+
+ private:
+  ResultsHub& hub_;
+  Subscriber subscriber_;
+  std::atomic<uint64_t> delivered_{0};
+};
+
+ResultsHub::ResultsHub(ResultsFollowerOptions options, Clock& clock)
+    : follower_(
+          std::move(options), clock, [this](const std::string& id, Instant at) { Finished(id, at); },
+          [this](const std::string& subject, const std::string& id, Instant at) { Success(subject, id, at); }) {}
+
+void ResultsHub::Run(CancelToken& cancel) {
+  follower_.Run(cancel);
+}
+
+std::unique_ptr<ResultsSource> ResultsHub::Subscribe(std::function<bool(const std::string& task_id)> owns,
+                                                     ResultsFollower::OnFinished on_finished,
+                                                     ResultsFollower::OnSucceeded on_succeeded) {
+  return std::make_unique<Subscription>(*this,
+                                        Subscriber{std::move(owns), std::move(on_finished), std::move(on_succeeded)});
+}
+
+size_t ResultsHub::Remembered() const {
+  std::lock_guard lock(mu_);
+  return std::max(finished_.size(), succeeded_.size());
+}
+
+void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
+  std::lock_guard lock(mu_);
+  auto [it, added] = finished_.try_emplace(task_id, scheduled);
+  if (!added && it->second < scheduled) it->second = scheduled;
+  for (auto& [id, s] : subscribers_) {
+    if (!s.owns(task_id)) continue;
+    if (s.on_finished) s.on_finished(task_id, scheduled);
+    ++*s.delivered;
+  }
+}
+
+void ResultsHub::Success(const std::string& subject, const std::string& task_id, Instant at) {
+  std::lock_guard lock(mu_);
+  auto [it, added] = succeeded_.try_emplace(task_id, Succeeded{subject, at});
+  if (!added && it->second.at < at) it->second = Succeeded{subject, at};
+  for (auto& [id, s] : subscribers_) {
+    if (!s.owns(task_id)) continue;
+    if (s.on_succeeded) s.on_succeeded(subject, task_id, at);
+  }
+}
+
+int ResultsHub::Add(Subscriber s) {
+  std::lock_guard lock(mu_);
+  // What a replay would have said about this subscriber's tasks.
+  for (const auto& [task_id, at] : finished_) {
+    if (!s.owns(task_id)) continue;
+    if (s.on_finished) s.on_finished(task_id, at);
+    ++*s.delivered;
+  }
+  for (const auto& [task_id, ok] : succeeded_) {
+    if (s.owns(task_id) && s.on_succeeded) s.on_succeeded(ok.subject, task_id, ok.at);
+  }
+  int id = next_id_++;
+  subscribers_.emplace(id, std::move(s));
+  return id;
+}
+
+void ResultsHub::Remove(int id) {
+  std::lock_guard lock(mu_);
+  subscribers_.erase(id);
+}
+
+}  // namespace cronlane::dispatcher

@@ -1,0 +1,77 @@
+#pragma once
+// One results follower per replica, shared by every shard it holds (--shards).
+// Without it, each held shard's term replays and follows the whole results topic
+// on its own: 16 consumers reading the same records on a replica holding 16
+// shards.
+//
+// The hub runs a ResultsFollower for the replica's life and remembers, per task,
+// the latest finished occurrence and the latest success. A shard's term
+// subscribes with a predicate for its tasks: the subscription first hands it
+// what the hub remembers of those tasks (what a replay of the lookback window
+// would have told it, and everything since), then every new result of those
+// tasks as it is read. Replayed() is the hub's: true once its own replay reached
+// the end of the topic.
+//
+// Threads: Run() on one thread of its own (the follower's). Subscriptions' Run()
+// on the terms' threads. One mutex guards the remembered state and the
+// subscribers, and is held while results are handed to subscribers, so a
+// subscription's callbacks are never called after its Run() returned. Callbacks
+// must be quick and must not call back into the hub (Dispatcher::OnFinished and
+// StatusWriter::OnSucceeded queue and return).
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "dispatcher/results_follower.h"
+
+namespace cronlane::dispatcher {
+
+class ResultsHub {
+ public:
+  ResultsHub(ResultsFollowerOptions options, Clock& clock);
+
+  // Replays, then follows, the results topic until `cancel` fires.
+  void Run(CancelToken& cancel);
+  bool Replayed() const { return follower_.Replayed(); }
+
+  // A source for one shard's term: `owns(task_id)` selects its tasks.
+  std::unique_ptr<ResultsSource> Subscribe(std::function<bool(const std::string& task_id)> owns,
+                                           ResultsFollower::OnFinished on_finished,
+                                           ResultsFollower::OnSucceeded on_succeeded);
+
+  // Tasks remembered (for metrics and tests).
+  size_t Remembered() const;
+  uint64_t invalid() const { return follower_.invalid(); }
+  // Handles one record (tests feed records directly).
+  void Handle(const kafka::Message& m) { follower_.Handle(m); }
+
+ private:
+  class Subscription;
+  struct Subscriber {
+    std::function<bool(const std::string&)> owns;
+    ResultsFollower::OnFinished on_finished;
+    ResultsFollower::OnSucceeded on_succeeded;
+    std::atomic<uint64_t>* delivered;
+  };
+  struct Succeeded {
+    std::string subject;
+    Instant at;
+  };
+  void Finished(const std::string& task_id, Instant scheduled);
+  void Success(const std::string& subject, const std::string& task_id, Instant at);
+  int Add(Subscriber s);
+  void Remove(int id);
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Instant> finished_;     // guarded by mu_: latest finished occurrence per task
+  std::unordered_map<std::string, Succeeded> succeeded_;  // guarded by mu_: latest success per task
+  std::unordered_map<int, Subscriber> subscribers_;       // guarded by mu_
+  int next_id_ = 1;                                       // guarded by mu_
+  ResultsFollower follower_;                              // last: its callbacks use the members above
+};
+
+}  // namespace cronlane::dispatcher
