@@ -4,8 +4,9 @@
 #
 # SHARD_TASKS (default 100000) ScheduledTasks, every one due every minute, spread
 # over the minute's 60 seconds, are created once. Then for each replica count R in
-# SHARD_REPLICAS (default "1 2 4"), R release-build operators start with
-# --shards SHARD_COUNT (default 16) and --leader-elect, and the script records:
+# SHARD_REPLICAS (default "1x1 1 2 4"; 1x1 is the baseline: one replica with
+# --shards 1), R release-build operators start with --shards SHARD_COUNT
+# (default 16) and --leader-elect, and the script records:
 #   - the time until the replicas together schedule every task (sum of
 #     cronlane_tasks_scheduled) and each replica's shards;
 #   - fire lag (Kafka timestamp - scheduled time, read_committed) over
@@ -39,6 +40,7 @@ metric_sum() {
                    END {printf "%d\n", s}'
 }
 cpu_s() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+lost() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk '/^cronlane_shard_handoffs_total\{direction="lost"\}/ {print $2}'; }
 
 tests/env/down.sh >/dev/null 2>&1 || true
 tests/env/up.sh >/dev/null
@@ -62,15 +64,18 @@ PY
 find "$work" -name 'tasks-*.yaml' | sort | xargs -P 8 -I{} kubectl create -n "$ns" -f {} -o name >/dev/null
 echo "created $(kubectl get scheduledtasks -n "$ns" --no-headers 2>/dev/null | wc -l) tasks" >&2
 
-for r in ${SHARD_REPLICAS:-1 2 4}; do
+# "1x1": the baseline, one replica with --shards 1 (its own checkpoint topic).
+for r in ${SHARD_REPLICAS:-1x1 1 2 4}; do
+  s=$shards
+  if [[ "$r" == 1x1 ]]; then r=1 s=1; fi
   declare -a pids=() ports=()
   t0=$(now)
   for ((i = 0; i < r; i++)); do
     ports[$i]=$(freeport)
     "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level info \
-      --log-format text --leader-elect --leader-election-namespace "$ns" --shards "$shards" \
+      --log-format text --leader-elect --leader-election-namespace "$ns" --shards "$s" \
       --metrics-bind-address "127.0.0.1:${ports[$i]}" --health-probe-bind-address 0 \
-      --transactional-id "$ns" --checkpoint-topic "$ns.checkpoints" >"$work/operator-$r-$i.log" 2>&1 &
+      --transactional-id "$ns-s$s" --checkpoint-topic "$ns-s$s.checkpoints" >"$work/operator-$r-$i.log" 2>&1 &
     pids[$i]=$!
   done
   t_sched=""
@@ -82,7 +87,7 @@ for r in ${SHARD_REPLICAS:-1 2 4}; do
       total=$((total + $(metric_sum "${ports[$i]}" cronlane_tasks_scheduled)))
       owned=$((owned + $(metric_sum "${ports[$i]}" cronlane_shards_owned)))
     done
-    [[ "$total" == "$n" && "$owned" == "$shards" ]] && t_sched=$(since "$t0")
+    [[ "$total" == "$n" && ("$owned" == "$s" || "$s" == 1) ]] && t_sched=$(since "$t0")
     if [[ $(echo "$(since "$t0") > 1200" | bc) == 1 ]]; then echo "not all scheduled after 20 min" >&2; exit 1; fi
   done
 
@@ -97,10 +102,10 @@ for r in ${SHARD_REPLICAS:-1 2 4}; do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$i]}/status")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/${pids[$i]}/status")
     cpm=$(echo "(${cpu1[$i]} - ${cpu0[$i]}) * 60 / $secs" | bc -l)
-    per+=" r$i:shards=$(metric_sum "${ports[$i]}" cronlane_shards_owned),tasks=$(metric_sum "${ports[$i]}" cronlane_tasks_scheduled),rss_kib=$rss,peak_kib=$peak,cpu_s_per_min=$(printf %.1f "$cpm")"
+    per+=" r$i:shards=$(metric_sum "${ports[$i]}" cronlane_shards_owned),tasks=$(metric_sum "${ports[$i]}" cronlane_tasks_scheduled),rss_kib=$rss,peak_kib=$peak,cpu_s_per_min=$(printf %.1f "$cpm"),lost=$(lost "${ports[$i]}")"
   done
-  cp "$work/lag.txt" "$out/shards-lag-$n-r$r.txt"
-  line="tasks=$n shards=$shards replicas=$r all_scheduled_s=$(printf %.1f "$t_sched") $lag$per"
+  cp "$work/lag.txt" "$out/shards-lag-$n-s$s-r$r.txt"
+  line="tasks=$n shards=$s replicas=$r all_scheduled_s=$(printf %.1f "$t_sched") $lag$per"
   echo "$line" | tee -a "$out/shards.txt"
 
   if ((r >= 2)); then
@@ -130,7 +135,7 @@ PY
   fi
   for ((i = 0; i < r; i++)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ((i = 0; i < r; i++)); do cp "$work/operator-$r-$i.log" "$out/shards-operator-$n-r$r-$i.log"; done
+  for ((i = 0; i < r; i++)); do cp "$work/operator-$r-$i.log" "$out/shards-operator-$n-s$s-r$r-$i.log"; done
 done
 rm -rf "$work"
 tests/env/down.sh >/dev/null 2>&1 || true
