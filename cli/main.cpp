@@ -1,9 +1,10 @@
-// cronlane: the command-line tool (schedule preview, offline validation).
+// cronlane: the command-line tool (schedule preview, offline validation, shards).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
 #include "cli/next_command.h"
+#include "cli/shard_command.h"
 #include "cli/validate_command.h"
 #include "common/version.h"
 
@@ -26,6 +27,13 @@ int main(int argc, char** argv) {
   validate_cmd->add_option("paths", validate.paths, "Files or directories (*.yaml, *.yml; - for stdin)")->required();
   validate_cmd->add_option("--output,-o", validate.output, "Output format: text or json")->capture_default_str();
 
+  cronlane::cli::ShardOptions shard;
+  auto* shard_cmd = app.add_subcommand("shard", "Print which shard (and shard Lease) fires each task UID");
+  shard_cmd->add_option("--shards", shard.shards, "The operator's --shards")->required();
+  shard_cmd->add_option("--lease-prefix", shard.lease_prefix, "The operator's --leader-election-id")
+      ->capture_default_str();
+  shard_cmd->add_option("uids", shard.uids, "Task UIDs (metadata.uid); none or - reads them from stdin");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -35,6 +43,7 @@ int main(int argc, char** argv) {
   }
   if (*next_cmd) return cronlane::cli::RunNext(next, std::cout, std::cerr);
   if (*validate_cmd) return cronlane::cli::RunValidate(validate, std::cout, std::cerr);
+  if (*shard_cmd) return cronlane::cli::RunShard(shard, std::cin, std::cout, std::cerr);
   if (*version_cmd) {
     std::cout << "cronlane " << cronlane::kVersion << "\n";
     return 0;

@@ -19,6 +19,7 @@
 
 #include "common/kafka.h"
 #include "dispatcher/cron.h"
+#include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
@@ -29,47 +30,14 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-class FireTest : public ::testing::Test {
+class FireTest : public OperatorFixture {
  protected:
-  void SetUp() override {
-    ns_ = UniqueName("fire");
-    ASSERT_EQ(Kubectl("create namespace " + ns_).exit_code, 0);
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      for (const auto& log : logs_) std::cerr << "---- " << log << "\n" << RunShell("tail -50 " + log).output;
-    }
-    ops_.clear();
-    Kubectl("delete namespace " + ns_ + " --wait=false");
-  }
-  Process& StartOperator(const std::vector<std::string>& extra = {}) {
-    std::string log = (std::filesystem::temp_directory_path() / (UniqueName("fire-op") + ".log")).string();
-    logs_.push_back(log);
-    std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                     "--kubeconfig=" + EnvVar("KUBECONFIG"),
-                                     "--namespaces=" + ns_,
-                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-                                     "--transactional-id=" + ns_,
-                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
-                                     "--default-topic=" + ns_ + ".tasks",
-                                     "--metrics-bind-address=0",
-                                     "--health-probe-bind-address=0",
-                                     "--log-format=text",
-                                     "--status-qps=50"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    ops_.push_back(std::make_unique<Process>(argv, log));
-    return *ops_.back();
-  }
+  FireTest() : OperatorFixture("fire") {}
   // Ten tasks due every second (catchUpPolicy All) on `topic`, then two operators
   // with short leases (4 s, retry 1 s) started 1 s apart, read for 6 s. Returns the
   // leader and the standby, by the Lease's holder; nullptrs when nothing fired.
   std::pair<Process*, Process*> TwoOperatorsFiring(const std::string& topic, TopicReader& reader) {
-    std::string yaml;
-    for (int i = 0; i < 10; ++i) {
-      yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
-              "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-    }
-    Apply(yaml);
+    Apply(EverySecondTasks(10, topic));
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
                                    "--leader-elect-retry-period=1"};
@@ -86,14 +54,6 @@ class FireTest : public ::testing::Test {
     Process* leader = holder().find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
     return {leader, leader == &a ? &b : &a};
   }
-  std::string Apply(const std::string& yaml) {
-    return RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns_ + " -f -")
-        .output;
-  }
-  std::string ns_;
-  std::vector<std::unique_ptr<Process>> ops_;
-  std::vector<std::string> logs_;
 };
 
 TEST_F(FireTest, EveryOccurrenceOnceWithHeadersKeyAndPayload) {
@@ -159,12 +119,7 @@ TEST_F(FireTest, Kill9TheOperatorRepeatedlyNothingLostNothingDuplicated) {
   std::string topic = ns_ + ".crash";
   TopicReader reader(topic);
   const int kTasks = 20;
-  std::string yaml;
-  for (int i = 0; i < kTasks; ++i) {
-    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
-            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-  }
-  ASSERT_THAT(Apply(yaml), HasSubstr("t19 created"));
+  ASSERT_THAT(Apply(EverySecondTasks(kTasks, topic)), HasSubstr("t19 created"));
   std::mt19937 rng(std::random_device{}());
   const int kKills = 10;
   for (int k = 0; k < kKills; ++k) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
@@ -25,41 +26,13 @@ using ::testing::HasSubstr;
 constexpr int kShards = 8;
 constexpr int kLeaseSeconds = 6;
 
-class ShardTest : public ::testing::Test {
+class ShardTest : public OperatorFixture {
  protected:
-  void SetUp() override {
-    ns_ = UniqueName("shard");
-    ASSERT_EQ(Kubectl("create namespace " + ns_).exit_code, 0);
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      for (const auto& log : logs_) std::cerr << "---- " << log << "\n" << RunShell("tail -40 " + log).output;
-    }
-    ops_.clear();
-    Kubectl("delete namespace " + ns_ + " --wait=false");
-  }
-  Process& StartOperator() {
-    std::string log = (std::filesystem::temp_directory_path() / (UniqueName("shard-op") + ".log")).string();
-    logs_.push_back(log);
-    std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                     "--kubeconfig=" + EnvVar("KUBECONFIG"),
-                                     "--namespaces=" + ns_,
-                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-                                     "--transactional-id=" + ns_,
-                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
-                                     "--default-topic=" + ns_ + ".tasks",
-                                     "--metrics-bind-address=0",
-                                     "--health-probe-bind-address=0",
-                                     "--log-format=text",
-                                     "--status-qps=50",
-                                     "--shards=" + std::to_string(kShards),
-                                     "--leader-elect",
-                                     "--leader-election-namespace=" + ns_,
-                                     "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
-                                     "--leader-elect-renew-deadline=4",
-                                     "--leader-elect-retry-period=1"};
-    ops_.push_back(std::make_unique<Process>(argv, log));
-    return *ops_.back();
+  ShardTest() : OperatorFixture("shard") {}
+  Process& StartShardedOperator() {
+    return StartOperator({"--shards=" + std::to_string(kShards), "--leader-elect", "--leader-election-namespace=" + ns_,
+                          "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
+                          "--leader-elect-renew-deadline=4", "--leader-elect-retry-period=1"});
   }
   // Shards held per running operator (by the pid in the holder identity), and
   // how many shards no running operator holds.
@@ -105,36 +78,23 @@ class ShardTest : public ::testing::Test {
     EXPECT_TRUE(ok) << "shards held as [" << g << "] after " << timeout.count() << " s";
     return took;
   }
-  std::string Apply(const std::string& yaml) {
-    return RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns_ + " -f -")
-        .output;
-  }
-  std::string ns_;
-  std::vector<std::unique_ptr<Process>> ops_;
-  std::vector<std::string> logs_;
 };
 
 TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurrenceOnce) {
   const std::string topic = ns_ + ".sharded";
   TopicReader reader(topic);
   const int kTasks = 200;
-  std::string yaml;
-  for (int i = 0; i < kTasks; ++i) {
-    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
-            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-  }
-  ASSERT_THAT(Apply(yaml), HasSubstr("t199 created"));
+  ASSERT_THAT(Apply(EverySecondTasks(kTasks, topic)), HasSubstr("t199 created"));
 
   // Three replicas split the eight shards 3/3/2.
-  Process& a = StartOperator();
-  Process& b = StartOperator();
-  Process& c = StartOperator();
+  Process& a = StartShardedOperator();
+  Process& b = StartShardedOperator();
+  Process& c = StartShardedOperator();
   WaitForCounts({3, 3, 2}, 60s);
   ASSERT_TRUE(reader.ReadUntil(static_cast<size_t>(kTasks) * 5, 60s)) << "every shard fires";
 
   // A fourth joins: 2/2/2/2.
-  Process& d = StartOperator();
+  Process& d = StartShardedOperator();
   auto join = WaitForCounts({2, 2, 2, 2}, 60s);
   reader.ReadFor(2s);
 

@@ -1,4 +1,5 @@
 #include "cli/next_command.h"
+#include "cli/shard_command.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -41,6 +42,30 @@ TEST(CliNext, InvalidInputIsOneLineAndExitTwo) {
     EXPECT_EQ(e.find('\n'), e.size() - 1) << "exactly one line: " << e;
     EXPECT_THAT(e, ::testing::StartsWith("cronlane next: "));
   }
+}
+
+TEST(CliShard, PrintsTheShardTheOperatorComputes) {
+  // Expected values from an independent FNV-1a (Python) of the UIDs, mod 16.
+  std::ostringstream out, err;
+  std::istringstream in;
+  ShardOptions o{.shards = 16, .uids = {"abc", "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d"}};
+  EXPECT_EQ(RunShard(o, in, out, err), 0);
+  EXPECT_EQ(out.str(),
+            "abc 13 cronlane-operator-shard-13\n"
+            "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 5 cronlane-operator-shard-5\n");
+  EXPECT_EQ(err.str(), "");
+}
+
+TEST(CliShard, ReadsUidsFromStdinAndRefusesBadInput) {
+  std::ostringstream out, err;
+  std::istringstream in("abc\r\n\n5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d\n");
+  EXPECT_EQ(RunShard({.shards = 8, .uids = {}, .lease_prefix = "x"}, in, out, err), 0);
+  EXPECT_EQ(out.str(), "abc 5 x-shard-5\n5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 5 x-shard-5\n");
+  std::ostringstream out2, err2;
+  std::istringstream none;
+  EXPECT_EQ(RunShard({.shards = 0, .uids = {"abc"}}, none, out2, err2), 2);
+  EXPECT_EQ(out2.str(), "");
+  EXPECT_THAT(err2.str(), ::testing::HasSubstr("--shards must be at least 1"));
 }
 
 }  // namespace
