@@ -101,7 +101,8 @@ Status LeaderTerm::Start(CancelToken& leading) {
   }
   ScheduledTaskController::Owns owns_task;
   if (shards > 1) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
-  ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task);
+  ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task,
+                                shards);
 
   std::vector<std::pair<std::string, std::string>> labels;
   if (shards > 1) labels.emplace_back("shard", std::to_string(shard));

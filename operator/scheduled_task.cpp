@@ -20,7 +20,7 @@ bool TaskStatus::operator==(const TaskStatus& o) const {
   return observed_generation == o.observed_generation && Conditions() == o.Conditions() &&
          last_schedule_time == o.last_schedule_time && next_schedule_time == o.next_schedule_time &&
          last_successful_time == o.last_successful_time && fired_count == o.fired_count &&
-         missed_count == o.missed_count;
+         missed_count == o.missed_count && shard == o.shard;
 }
 
 std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const ScheduledTask* previous) {
@@ -88,6 +88,7 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     s.next_schedule_time = time("nextScheduleTime");
     s.last_successful_time = time("lastSuccessfulTime");
     s.fired_count = JsonInt(*st, "firedCount", 0);
+    s.shard = static_cast<int32_t>(JsonInt(*st, "shard", -1));
     s.missed_count = JsonInt(*st, "missedCount", 0);
     std::vector<Condition> conditions = ConditionsFromJson(*st);
     // A status write that left the conditions alone shares them without the

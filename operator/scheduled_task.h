@@ -27,6 +27,7 @@ struct TaskStatus {
   std::optional<Instant> last_successful_time;
   int64_t fired_count = 0;
   int64_t missed_count = 0;
+  int32_t shard = -1;  // with --shards: the shard that fires the task; -1 when unset
   // Compares conditions by value.
   bool operator==(const TaskStatus& o) const;
 

@@ -9,7 +9,7 @@ namespace cronlane::op {
 
 ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink,
                                                  StatusWriter& status, EventRecorder& events, Clock& clock, int workers,
-                                                 Owns owns)
+                                                 Owns owns, int shards)
     : cache_(cache),
       owns_(std::move(owns)),
       workers_(std::max(1, workers)),
@@ -20,7 +20,7 @@ ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache
             if (t && owns_ && !owns_(*t)) return std::nullopt;
             return t;
           },
-          sink, status, events, clock) {}
+          sink, status, events, clock, shards) {}
 
 ScheduledTaskController::~ScheduledTaskController() = default;
 

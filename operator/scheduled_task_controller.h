@@ -30,7 +30,7 @@ class ScheduledTaskController {
 
   // `events` should not block (an EventAggregator).
   ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink, StatusWriter& status,
-                          EventRecorder& events, Clock& clock, int workers, Owns owns = nullptr);
+                          EventRecorder& events, Clock& clock, int workers, Owns owns = nullptr, int shards = 1);
   ~ScheduledTaskController();
 
   // Subscribes to the cache, queues every cached key, and reconciles until

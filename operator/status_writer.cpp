@@ -58,13 +58,14 @@ void StatusWriter::MarkConditionsLocked(const std::string& key, Pending& p) {
 }
 
 void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
-                                std::optional<Instant> next_schedule_time) {
+                                std::optional<Instant> next_schedule_time, int32_t shard) {
   const std::string key = t.Key();
   SharedConditions shared = InternConditions(std::move(conditions));
   std::lock_guard lock(mu_);
   Pending& p = EntryLocked(key, t.uid);
   p.observed_generation = observed_generation;
   p.conditions = std::move(shared);
+  p.shard = shard;
   MarkConditionsLocked(key, p);
   // A fire committed after the reconcile read the dispatcher has the newer next
   // time; the next fire is always after the last one.
@@ -163,6 +164,7 @@ kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
   if (with_conditions) {
     status["observedGeneration"] = p.observed_generation;
     status["conditions"] = ConditionsToJson(p.conditions ? *p.conditions : std::vector<Condition>{});
+    status["shard"] = p.shard >= 0 ? kube::Json(p.shard) : kube::Json(nullptr);  // null removes it
   }
   return {{"status", std::move(status)}};
 }

@@ -53,9 +53,10 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
                StatusBudget conditions, std::function<void(const std::string&)> on_fenced);
 
   // The reconciler's decision for task `t` (as cached): its observedGeneration and
-  // conditions, and the dispatcher's next fire time after the upsert (none: never).
+  // conditions, the dispatcher's next fire time after the upsert (none: never), and
+  // with --shards the task's shard (-1: none, and status.shard is removed).
   void OnReconciled(const ScheduledTask& t, int64_t observed_generation, std::vector<Condition> conditions,
-                    std::optional<Instant> next_schedule_time);
+                    std::optional<Instant> next_schedule_time, int32_t shard = -1);
   // The task "namespace/name" is gone: its pending writes are dropped.
   void Forget(const std::string& key);
 
@@ -95,6 +96,7 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     // The reconciler's fields; conditions are dropped once written.
     int64_t observed_generation = 0;
     SharedConditions conditions;  // interned: 100k new tasks wait with a handful of copies
+    int32_t shard = -1;
     bool times_dirty = false;
     bool conditions_dirty = false;
     // Whether the key waits in times_queue_ / conditions_queue_.

@@ -1,5 +1,7 @@
 #include "operator/task_reconciler.h"
 
+#include "common/hash.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,8 +12,8 @@ namespace cronlane::op {
 namespace {}  // namespace
 
 TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
-                               Clock& clock)
-    : lookup_(std::move(lookup)), sink_(sink), status_(status), events_(events), clock_(clock) {}
+                               Clock& clock, int shards)
+    : lookup_(std::move(lookup)), sink_(sink), status_(status), events_(events), clock_(clock), shards_(shards) {}
 
 bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now) {
   return GenerationChanged(old, now);
@@ -72,13 +74,14 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.
+  const int32_t shard = shards_ > 1 ? ShardOf(t.uid, shards_) : -1;
   const bool changed = t.status.observed_generation != t.generation || conditions != t.status.Conditions() ||
-                       (!t.status.next_schedule_time && next);
+                       (!t.status.next_schedule_time && next) || t.status.shard != shard;
   if (!changed) return Status::Ok();
   {
     std::lock_guard lock(mu_);
     Known& k = known_[key];
-    const size_t hash = HashConditions(conditions);
+    const size_t hash = HashConditions(conditions) * 31 + static_cast<size_t>(shard + 1);
     if (k.reported_generation == t.generation && k.reported_hash == hash) return Status::Ok();  // handed over
     k.reported_generation = t.generation;
     k.reported_hash = hash;
@@ -86,7 +89,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   const Condition* before = t.status.Find("Ready");
   const Condition* after = FindCondition(conditions, "Ready");
   const bool reason_changed = before == nullptr || before->reason != after->reason || before->message != after->message;
-  status_.OnReconciled(t, t.generation, conditions, state.next_fire);
+  status_.OnReconciled(t, t.generation, conditions, state.next_fire, shard);
   ++status_updates_;
   if (reason_changed) {
     if (problem) {

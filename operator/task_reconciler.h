@@ -31,8 +31,10 @@ class TaskReconciler {
   // Reads the cached object for a key ("namespace/name"); nullopt when absent.
   using Lookup = std::function<std::optional<ScheduledTask>(const std::string& key)>;
 
-  // `events` should not block (an EventAggregator).
-  TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events, Clock& clock);
+  // `events` should not block (an EventAggregator). With `shards` > 1 the status
+  // also says which shard fires the task (status.shard).
+  TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events, Clock& clock,
+                 int shards = 1);
 
   // OK: converged (the caller forgets the key's backoff). An error: retry later
   // with backoff (the dispatcher refused the task for a reason CheckTask missed).
@@ -55,6 +57,7 @@ class TaskReconciler {
   StatusWriter& status_;
   EventRecorder& events_;
   Clock& clock_;
+  const int shards_;
   struct Known {
     // The definition last handed to the sink (its id is the UID), shared with the
     // cache and the dispatcher rather than a copy of the UID.

@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/hash.h"
 #include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
@@ -92,6 +93,18 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
   Process& c = StartShardedOperator();
   WaitForCounts({3, 3, 2}, 60s);
   ASSERT_TRUE(reader.ReadUntil(static_cast<size_t>(kTasks) * 5, 60s)) << "every shard fires";
+
+  // Each task's status says its shard, as `cronlane shard` computes it.
+  for (std::string name : {"t0", "t1", "t2"}) {
+    std::string uid = Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='{.metadata.uid}'").output;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          return Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='{.status.shard}'").output ==
+                 std::to_string(ShardOf(uid, kShards));
+        },
+        30s))
+        << name;
+  }
 
   // A fourth joins: 2/2/2/2.
   Process& d = StartShardedOperator();

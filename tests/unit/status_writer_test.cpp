@@ -148,6 +148,17 @@ TEST_F(StatusPathTest, OneWriterPerFieldNoStaleFireTimesFromTheCache) {
       << "the dispatcher's newer next fire wins over the reconcile's older view";
 }
 
+TEST_F(StatusPathTest, TheShardIsWrittenWithTheConditionsAndRemovedWithoutShards) {
+  ScheduledTask t = Task("sharded");
+  Cache(t);
+  writer_->OnReconciled(t, 1, {}, std::nullopt, 5);
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_EQ(Patches("sharded").back()["shard"], 5);
+  writer_->OnReconciled(t, 2, {}, std::nullopt);
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_TRUE(Patches("sharded").back()["shard"].is_null()) << "a merge patch's null removes status.shard";
+}
+
 TEST_F(StatusPathTest, NextFireFromTheDispatcherStartReachesTheFirstWrite) {
   // Reconciled while the dispatcher waited for Kafka: no next fire yet.
   ScheduledTask t = Task("early");
