@@ -20,6 +20,11 @@ class ManifestsTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ManifestsTest, AppliesDryRunThenForRealWithNoDrift) {
   const std::string dir = Overlay(GetParam());
+  // A server-side dry run checks namespaced objects against their namespace, so on
+  // a fresh cluster the namespace is applied first (docs/operations.md, "Install"):
+  // the test does the same rather than rely on an earlier test having created it.
+  auto ns = Kubectl("apply -f " + std::string(CRONLANE_SOURCE_DIR) + "/manifests/base/namespace.yaml");
+  ASSERT_EQ(ns.exit_code, 0) << ns.output;
   auto dry = Kubectl("apply -k " + dir + " --dry-run=server");
   ASSERT_EQ(dry.exit_code, 0) << dry.output;
   EXPECT_THAT(dry.output, HasSubstr("deployment.apps/cronlane-operator"));
