@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <algorithm>
 
+#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <set>
@@ -364,6 +365,14 @@ TEST_F(DispatcherTest, ForbidAfterARestartWaitsForTheRestoredOccurrence) {
   EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610"));
 }
 
+// A record of the results topic, written at 2026-01-01T00:00:05.123Z.
+kafka::Message ResultRecord(const TaskResult& r) {
+  kafka::Message m;
+  m.value = EncodeTaskResult(r);
+  m.timestamp_ms = 1767225605123;
+  return m;
+}
+
 TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
   std::vector<std::string> finished, succeeded;
@@ -372,20 +381,14 @@ TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
       [&](const std::string& subject, const std::string& id, Instant at) {
         succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
       });
-  auto msg = [](TaskResult r) {
-    kafka::Message m;
-    m.value = EncodeTaskResult(r);
-    m.timestamp_ms = 1767225605123;
-    return m;
-  };
-  f.Handle(msg({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  f.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z"));
   EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z"));
   // Three shards: finished after the third result, failed ones included.
-  f.Handle(msg({"uid-s:1767225600:0", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 0, 3}));
-  f.Handle(msg({"uid-s:1767225600:2", "team/s", "2026-01-01T00:00:00Z", false, 3, 10, 2, 3}));
+  f.Handle(ResultRecord({"uid-s:1767225600:0", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 0, 3}));
+  f.Handle(ResultRecord({"uid-s:1767225600:2", "team/s", "2026-01-01T00:00:00Z", false, 3, 10, 2, 3}));
   EXPECT_EQ(finished.size(), 1U);
-  f.Handle(msg({"uid-s:1767225600:1", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 1, 3}));
+  f.Handle(ResultRecord({"uid-s:1767225600:1", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 1, 3}));
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z", "uid-s@2026-01-01T00:00:00Z"));
   kafka::Message junk;
   junk.value = "{not json";
@@ -399,23 +402,19 @@ TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
 TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUntilItLeaves) {
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
   ResultsHub hub({}, clock);
-  auto msg = [](TaskResult r) {
-    kafka::Message m;
-    m.value = EncodeTaskResult(r);
-    m.timestamp_ms = 1767225605123;
-    return m;
-  };
-  hub.Handle(msg({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
-  hub.Handle(msg({"uid-a:1767225660", "team/a", "2026-01-01T00:01:00Z", false, 3, 10, 0, 1}));
-  hub.Handle(msg({"uid-b:1767225600", "team/b", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225660", "team/a", "2026-01-01T00:01:00Z", false, 3, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-b:1767225600", "team/b", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
   EXPECT_EQ(hub.Remembered(), 2U);
 
   std::mutex mu;
+  std::condition_variable cv;
   std::vector<std::string> finished, succeeded;
   auto source = hub.Subscribe([](const std::string& id) { return id == "uid-a"; },
                               [&](const std::string& id, Instant at) {
                                 std::lock_guard lock(mu);
                                 finished.push_back(id + "@" + FormatRfc3339(at));
+                                cv.notify_all();
                               },
                               [&](const std::string& subject, const std::string& id, Instant at) {
                                 std::lock_guard lock(mu);
@@ -423,17 +422,17 @@ TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUnti
                               });
   CancelToken stop;
   std::thread t([&] { source->Run(stop); });
-  auto seen = [&] {
-    std::lock_guard lock(mu);
-    return finished.size();
-  };
-  for (int i = 0; i < 500 && seen() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  {
+    // Registered (and handed what the hub remembered) on the subscription's thread.
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !finished.empty(); }));
+  }
   // The latest finished occurrence and the latest success of its own task only.
-  hub.Handle(msg({"uid-b:1767225660", "team/b", "2026-01-01T00:01:00Z", true, 1, 10, 0, 1}));
-  hub.Handle(msg({"uid-a:1767225720", "team/a", "2026-01-01T00:02:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-b:1767225660", "team/b", "2026-01-01T00:01:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225720", "team/a", "2026-01-01T00:02:00Z", true, 1, 10, 0, 1}));
   stop.Cancel();
   t.join();
-  hub.Handle(msg({"uid-a:1767225780", "team/a", "2026-01-01T00:03:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225780", "team/a", "2026-01-01T00:03:00Z", true, 1, 10, 0, 1}));
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:01:00Z", "uid-a@2026-01-01T00:02:00Z"));
   EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z", "team/a/uid-a@2026-01-01T00:00:05Z"));
   EXPECT_EQ(source->results(), 2U);

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -139,7 +140,10 @@ class Works {
       });
       while (!cancel.WaitFor(1h)) {
       }
-      while (slow_stop.load()) std::this_thread::sleep_for(1ms);  // still fencing, restoring...
+      {
+        std::unique_lock lock(mu_);  // still fencing, restoring...
+        stop_cv_.wait(lock, [this] { return !slow_stop_; });
+      }
       cancel.Unregister(reg);
       std::lock_guard lock(mu_);
       running_[who].erase(shard);
@@ -147,7 +151,13 @@ class Works {
     };
   }
   // While set, cancelled work does not stop (a shard still starting up).
-  std::atomic<bool> slow_stop{false};
+  void SetSlowStop(bool on) {
+    {
+      std::lock_guard lock(mu_);
+      slow_stop_ = on;
+    }
+    stop_cv_.notify_all();
+  }
   std::set<int> Running(const std::string& who) {
     std::lock_guard lock(mu_);
     return running_[who];
@@ -168,6 +178,8 @@ class Works {
  private:
   Clock& clock_;
   std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool slow_stop_ = false;  // guarded by mu_
   std::map<std::string, std::set<int>> running_;
   std::map<std::pair<std::string, int>, std::chrono::steady_clock::time_point> started_, stopped_;
 };
@@ -266,7 +278,7 @@ TEST_F(ShardCoordinatorTest, AShardIsReleasedOnlyAfterItsWorkStoppedAndTheOthers
   Period({"a"});
   ASSERT_EQ(Owned("a").size(), 4U);
   ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 4; }, 5s));
-  works_.slow_stop = true;
+  works_.SetSlowStop(true);
   Add("b", 4);
   // a gives two shards up for b, but their work does not stop for 12 periods
   // (24 s, longer than the lease duration): a keeps renewing all four, b takes
@@ -278,7 +290,7 @@ TEST_F(ShardCoordinatorTest, AShardIsReleasedOnlyAfterItsWorkStoppedAndTheOthers
   EXPECT_EQ(Owned("a").size(), 4U);
   EXPECT_EQ(works_.Running("a").size(), 4U);
   EXPECT_EQ(replicas_["a"].coordinator->Lost(), 0U);
-  works_.slow_stop = false;
+  works_.SetSlowStop(false);
   ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 2; }, 5s));
   Period({"a", "b"});  // a releases
   Period({"a", "b"});  // b takes
