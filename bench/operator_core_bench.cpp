@@ -252,7 +252,7 @@ int main(int argc, char** argv) {
   InstantSink* sink = &sink_impl;
   op::TermWorld world;
   world.sink = [sink] { return std::make_unique<SinkHandle>(*sink); };
-  world.results = [](auto, auto) { return std::make_unique<ReplayedResults>(); };
+  world.results = [](auto, auto, auto) { return std::make_unique<ReplayedResults>(); };
   manager.Add(std::make_unique<op::MemoryTrimmer>());  // as operator/main.cpp does
   manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(), world,
                                                op::LeaderTermOptions{.dispatcher = {.default_topic = "scale"}}));

@@ -31,14 +31,9 @@ Status KafkaFireSink::Init() {
                                       options_.replication_factor, CheckpointTopicConfig());
   if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
   if (options_.shard >= 0) {
-    auto parts = kafka::PartitionCount(producer_.get(), options_.checkpoint_topic);
-    if (!parts.ok()) return Status(parts.status().code(), "checkpoint topic: " + parts.status().message());
-    if (*parts != options_.checkpoint_partitions) {
-      return FailedPrecondition("checkpoint topic " + options_.checkpoint_topic + " has " + std::to_string(*parts) +
-                                " partitions, but --shards is " + std::to_string(options_.checkpoint_partitions) +
-                                ": one partition per shard is needed (docs/operations.md, \"Changing the number of "
-                                "shards\")");
-    }
+    Status parts =
+        CheckCheckpointPartitions(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions);
+    if (!parts.ok()) return parts;
   }
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());
@@ -57,6 +52,17 @@ kafka::Properties CheckpointTopicConfig() {
           {"segment.bytes", std::to_string(16 * 1024 * 1024)},
           {"segment.ms", "600000"},
           {"min.cleanable.dirty.ratio", "0.5"}};
+}
+
+Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, int shards) {
+  auto parts = kafka::PartitionCount(client, topic, std::chrono::milliseconds(5000));
+  if (!parts.ok() && parts.status().code() == StatusCode::kNotFound) return Status::Ok();
+  if (!parts.ok()) return Status(parts.status().code(), "checkpoint topic " + topic + ": " + parts.status().message());
+  if (*parts == shards) return Status::Ok();
+  return FailedPrecondition(
+      "the checkpoint topic " + topic + " has " + std::to_string(*parts) + " partitions, but --shards is " +
+      std::to_string(shards) + ": each shard keeps its checkpoints in a partition of its own. Keep --shards at " +
+      std::to_string(*parts) + ", or follow docs/operations.md, \"Changing the number of shards\"");
 }
 
 Status KafkaFireSink::Fail(const Status& why) {

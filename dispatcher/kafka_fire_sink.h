@@ -46,6 +46,12 @@ struct KafkaSinkOptions {
 // by an earlier version keeps its own; docs/operations.md says how to change it).
 kafka::Properties CheckpointTopicConfig();
 
+// With --shards S each shard keeps its checkpoints in a partition of its own, so the
+// checkpoint topic must have S partitions: FailedPrecondition (saying how to keep or
+// change S) when it has another count; OK when it has S or does not exist yet;
+// the error when asking failed. Used at start-up and by each shard's Init().
+Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, int shards);
+
 class KafkaFireSink final : public FireSink {
  public:
   explicit KafkaFireSink(KafkaSinkOptions options);

@@ -20,9 +20,50 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
   TermWorld w;
   w.sink = [sink] { return std::make_unique<dispatcher::KafkaFireSink>(sink); };
   w.lag_reader = [base = sink.base] { return std::make_unique<KafkaLagReader>(base); };
-  w.results = [results, &clock](dispatcher::ResultsFollower::OnFinished finished,
+  w.results = [results, &clock](TaskFilter owns, dispatcher::ResultsFollower::OnFinished finished,
                                 dispatcher::ResultsFollower::OnSucceeded succeeded) {
+    if (owns && finished) {
+      finished = [owns, f = std::move(finished)](const std::string& id, dispatcher::Instant at) {
+        if (owns(id)) f(id, at);
+      };
+    }
+    if (owns && succeeded) {
+      succeeded = [owns, f = std::move(succeeded)](const std::string& subject, const std::string& id,
+                                                   dispatcher::Instant at) {
+        if (owns(id)) f(subject, id, at);
+      };
+    }
     return std::make_unique<dispatcher::ResultsFollower>(results, clock, std::move(finished), std::move(succeeded));
+  };
+  return w;
+}
+
+dispatcher::KafkaSinkOptions ShardSinkOptions(dispatcher::KafkaSinkOptions base, int shard, int shards) {
+  base.shard = shard;
+  base.checkpoint_partitions = shards;
+  base.transactional_id += "-" + std::to_string(shard);
+  base.follower.reset();  // a take-over reads its partition (no per-shard follower yet)
+  return base;
+}
+
+LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards) {
+  auto split = [shards](StatusBudget b) { return StatusBudget{b.qps / shards, std::max(1, b.burst / shards)}; };
+  base.shard = shard;
+  base.shards = shards;
+  base.workerpools = false;
+  base.fire_times = split(base.fire_times);
+  base.conditions = split(base.conditions);
+  return base;
+}
+
+TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink, std::shared_ptr<dispatcher::ResultsHub> hub) {
+  TermWorld w;
+  w.sink = [shard_sink] { return std::make_unique<dispatcher::KafkaFireSink>(shard_sink); };
+  w.lag_reader = [base = shard_sink.base] { return std::make_unique<KafkaLagReader>(base); };
+  w.results = [hub](TaskFilter owns, dispatcher::ResultsFollower::OnFinished finished,
+                    dispatcher::ResultsFollower::OnSucceeded succeeded) {
+    if (!owns) owns = [](const std::string&) { return true; };
+    return hub->Subscribe(std::move(owns), std::move(finished), std::move(succeeded));
   };
   return w;
 }
@@ -85,13 +126,12 @@ Status LeaderTerm::Start(CancelToken& leading) {
       });
   dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, options_.dispatcher);
   const int shard = options_.shard, shards = options_.shards;
-  auto owns = [shard, shards](const std::string& uid) { return shards <= 1 || ShardOf(uid, shards) == shard; };
+  TaskFilter owns;  // null: every task
+  if (shards > 1) owns = [shard, shards](const std::string& uid) { return ShardOf(uid, shards) == shard; };
   std::unique_ptr<dispatcher::ResultsSource> results = world_.results(
-      [&dispatcher, owns](const std::string& id, dispatcher::Instant at) {
-        if (owns(id)) dispatcher.OnFinished(id, at);
-      },
-      [&writer, owns](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
-        if (owns(uid)) writer.OnSucceeded(subject, uid, at);
+      owns, [&dispatcher](const std::string& id, dispatcher::Instant at) { dispatcher.OnFinished(id, at); },
+      [&writer](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
+        writer.OnSucceeded(subject, uid, at);
       });
   std::unique_ptr<LagReader> lag;
   std::unique_ptr<WorkerPoolController> pools;
@@ -100,7 +140,7 @@ Status LeaderTerm::Start(CancelToken& leading) {
     pools = std::make_unique<WorkerPoolController>(client_, *cache_.pools, *lag, events_, clock_);
   }
   ScheduledTaskController::Owns owns_task;
-  if (shards > 1) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
+  if (owns) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
   ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task,
                                 shards);
 

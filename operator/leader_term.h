@@ -36,6 +36,7 @@
 #include "dispatcher/fire_sink.h"
 #include "dispatcher/kafka_fire_sink.h"
 #include "dispatcher/results_follower.h"
+#include "dispatcher/results_hub.h"
 #include "operator/cache.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
@@ -45,12 +46,16 @@
 
 namespace cronlane::op {
 
-// The Kafka side of a term, made fresh for each term. Production: KafkaTermWorld();
-// tests inject fakes.
+// Which task ids a shard's term owns; null: every task (a single leader).
+using TaskFilter = std::function<bool(const std::string& task_id)>;
+
+// The Kafka side of a term, made fresh for each term. Production: KafkaTermWorld()
+// (a single leader), ShardTermWorld() (a shard's term); tests inject fakes.
 struct TermWorld {
   std::function<std::unique_ptr<dispatcher::FireSink>()> sink;
   std::function<std::unique_ptr<LagReader>()> lag_reader;
-  std::function<std::unique_ptr<dispatcher::ResultsSource>(dispatcher::ResultsFollower::OnFinished,
+  // A source of results for the tasks `owns` selects (the one place that filters).
+  std::function<std::unique_ptr<dispatcher::ResultsSource>(TaskFilter owns, dispatcher::ResultsFollower::OnFinished,
                                                            dispatcher::ResultsFollower::OnSucceeded)>
       results;
 };
@@ -76,6 +81,14 @@ struct LeaderTermOptions {
 
 TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatcher::ResultsFollowerOptions& results,
                          Clock& clock);
+
+// What shard `shard` of `shards` runs, derived from the single-leader settings
+// (--shards > 1): its own transactional.id `<id>-<shard>`, partition `shard` of a
+// checkpoint topic of `shards` partitions, 1/shards of each status budget, no
+// WorkerPool controller (the leader Lease's), and results from the replica's hub.
+dispatcher::KafkaSinkOptions ShardSinkOptions(dispatcher::KafkaSinkOptions base, int shard, int shards);
+LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards);
+TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink, std::shared_ptr<dispatcher::ResultsHub> hub);
 
 class LeaderTerm final : public Runnable {
  public:

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "common/cancel.h"
-#include "common/hash.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "common/version.h"
@@ -62,23 +61,6 @@ struct Flags {
   std::vector<std::string> kafka_properties;
   int shards = 1;
 };
-
-// --shards S keeps each shard's checkpoints in partition <shard> of the checkpoint
-// topic: a topic created with another partition count (an unsharded installation,
-// or another S) is refused at start-up rather than mixing shards. Kafka being
-// unreachable is not an error here (each shard's sink checks again).
-Status CheckCheckpointPartitions(const kafka::Properties& props, const std::string& topic, int shards) {
-  kafka::Properties p = props;
-  p["allow.auto.create.topics"] = "false";  // asking must not create it with the broker's default count
-  auto admin = kafka::NewProducer(p);
-  if (!admin.ok()) return Status::Ok();
-  auto parts = kafka::PartitionCount(admin->get(), topic, std::chrono::milliseconds(5000));
-  if (!parts.ok() || *parts == shards) return Status::Ok();
-  return FailedPrecondition(
-      "the checkpoint topic " + topic + " has " + std::to_string(*parts) + " partitions, but --shards is " +
-      std::to_string(shards) + ": each shard keeps its checkpoints in a partition of its own. Keep --shards at " +
-      std::to_string(*parts) + ", or follow docs/operations.md, \"Changing the number of shards\"");
-}
 
 }  // namespace
 
@@ -291,9 +273,16 @@ int main(int argc, char** argv) {
     manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(),
                                                  op::KafkaTermWorld(sink, results, clock), term));
   } else {
-    if (Status s = CheckCheckpointPartitions(kafka_props, f.checkpoint_topic, f.shards); !s.ok()) {
-      spdlog::error("{}", s.message());
-      return 2;
+    // A topic with another partition count is refused now rather than by every
+    // shard's start; Kafka being unreachable here is not (each shard checks again).
+    kafka::Properties probe = kafka_props;
+    probe["allow.auto.create.topics"] = "false";  // asking must not create it with the broker's default count
+    if (auto admin = kafka::NewProducer(probe); admin.ok()) {
+      Status parts = dispatcher::CheckCheckpointPartitions(admin->get(), f.checkpoint_topic, f.shards);
+      if (parts.code() == StatusCode::kFailedPrecondition) {
+        spdlog::error("{}", parts.message());
+        return 2;
+      }
     }
     if (f.workerpools) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
@@ -316,7 +305,6 @@ int main(int argc, char** argv) {
       return 2;
     }
     lease_client = std::make_unique<kube::KubeClient>(std::move(*lease_transport), clock, 10 + f.shards, 20 + f.shards);
-    auto split = [n = f.shards](op::StatusBudget b) { return op::StatusBudget{b.qps / n, std::max(1, b.burst / n)}; };
     // One results follower for the replica, shared by the shards it holds.
     auto hub = std::make_shared<dispatcher::ResultsHub>(results, clock);
     manager.Add(std::make_unique<op::FuncRunnable>("results-hub", false, [hub](CancelToken& cancel) {
@@ -326,24 +314,10 @@ int main(int argc, char** argv) {
     manager.metrics().Add("cronlane_results_tasks_remembered",
                           "With --shards: tasks whose latest result the replica's shared results follower keeps",
                           CallbackMetrics::Type::kGauge, [hub] { return static_cast<double>(hub->Remembered()); });
-    op::ShardWork work = [&, sink, results, term, split, hub](int shard, CancelToken& cancel) {
-      dispatcher::KafkaSinkOptions s = sink;
-      s.shard = shard;
-      s.checkpoint_partitions = f.shards;
-      s.transactional_id = f.transactional_id + "-" + std::to_string(shard);
-      op::LeaderTermOptions o = term;
-      o.shard = shard;
-      o.shards = f.shards;
-      o.workerpools = false;
-      o.fire_times = split(o.fire_times);
-      o.conditions = split(o.conditions);
-      op::TermWorld world = op::KafkaTermWorld(s, results, clock);
-      world.results = [hub, shard, n = f.shards](dispatcher::ResultsFollower::OnFinished finished,
-                                                 dispatcher::ResultsFollower::OnSucceeded succeeded) {
-        return hub->Subscribe([shard, n](const std::string& id) { return ShardOf(id, n) == shard; },
-                              std::move(finished), std::move(succeeded));
-      };
-      op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(), std::move(world), o);
+    op::ShardWork work = [&, sink, term, hub](int shard, CancelToken& cancel) {
+      op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(),
+                       op::ShardTermWorld(op::ShardSinkOptions(sink, shard, f.shards), hub),
+                       op::ShardTermOptions(term, shard, f.shards));
       return t.Start(cancel);
     };
     shards = std::make_unique<op::ShardCoordinator>(

@@ -120,7 +120,7 @@ class LeaderTermTest : public ::testing::Test {
       sink_ = s.get();
       return s;
     };
-    w.results = [this](auto, auto) {
+    w.results = [this](auto, auto, auto) {
       auto r = std::make_unique<FakeResults>();
       results_ = r.get();
       return r;
@@ -206,6 +206,41 @@ TEST_F(LeaderTermTest, AFencedDispatcherEndsTheTermWithKFenced) {
   results_.load()->replayed = true;
   t.join();  // returns on its own
   EXPECT_EQ(result.code(), StatusCode::kFenced) << result.ToString();
+}
+
+TEST(ShardTerm, AShardsTermGetsItsOwnTransactionalIdPartitionAndBudgetShare) {
+  dispatcher::KafkaSinkOptions base{.transactional_id = "tx", .checkpoint_partitions = 3};
+  base.follower = std::make_shared<dispatcher::CheckpointFollower>(dispatcher::CheckpointFollowerOptions{});
+  dispatcher::KafkaSinkOptions sink = ShardSinkOptions(base, 3, 8);
+  EXPECT_EQ(sink.transactional_id, "tx-3") << "fences earlier holders of shard 3 and no one else";
+  EXPECT_EQ(sink.shard, 3);
+  EXPECT_EQ(sink.checkpoint_partitions, 8);
+  EXPECT_EQ(sink.follower, nullptr);
+
+  LeaderTermOptions term = ShardTermOptions({.fire_times = {10, 20}, .conditions = {20, 50}}, 3, 8);
+  EXPECT_EQ(term.shard, 3);
+  EXPECT_EQ(term.shards, 8);
+  EXPECT_FALSE(term.workerpools);
+  EXPECT_DOUBLE_EQ(term.fire_times.qps, 1.25);
+  EXPECT_EQ(term.fire_times.burst, 2);
+  EXPECT_DOUBLE_EQ(term.conditions.qps, 2.5);
+  EXPECT_EQ(term.conditions.burst, 6);
+}
+
+TEST(ShardTerm, TheSingleLeadersResultsFollowerHandsOnOnlyTheTasksItIsAskedFor) {
+  FakeClock clock;
+  TermWorld world = KafkaTermWorld({}, {}, clock);
+  std::vector<std::string> finished;
+  auto source = world.results([](const std::string& id) { return id == "uid-a"; },
+                              [&](const std::string& id, dispatcher::Instant) { finished.push_back(id); }, nullptr);
+  auto* follower = dynamic_cast<dispatcher::ResultsFollower*>(source.get());
+  ASSERT_NE(follower, nullptr);
+  for (const char* id : {"uid-a:1767225600", "uid-b:1767225600"}) {
+    kafka::Message m;
+    m.value = EncodeTaskResult({id, "team/x", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1});
+    follower->Handle(m);
+  }
+  EXPECT_THAT(finished, ::testing::ElementsAre("uid-a"));
 }
 
 }  // namespace
