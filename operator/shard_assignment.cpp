@@ -43,6 +43,7 @@ ShardPlan PlanShards(const ShardPlanInput& in) {
   for (const auto& m : members) held[m] = 0;
   for (int i = 0; i < S; ++i) {
     const ShardLeaseView& v = in.shards[static_cast<size_t>(i)];
+    if (std::find(in.releasing.begin(), in.releasing.end(), i) != in.releasing.end()) continue;
     if (v.holder == in.self) {
       mine.push_back(i);
       ++held[in.self];

@@ -36,8 +36,11 @@ struct ShardPlanInput {
   std::vector<ShardLeaseView> shards;  // index = shard
   bool leaving = false;                // shutting down: give everything up
   // Shards this replica may not take this period (its own term for it is still
-  // stopping).
+  // stopping, or a cooldown).
   std::vector<int> blocked;
+  // Shards this replica holds but is giving up (their work is stopping): neither
+  // counted as its own nor free.
+  std::vector<int> releasing;
 };
 
 struct ShardPlan {

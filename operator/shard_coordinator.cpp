@@ -20,7 +20,6 @@ std::string Sanitize(const std::string& s) {
     out += ok ? c : '-';
   }
   while (!out.empty() && out.back() == '-') out.pop_back();
-  if (out.size() > 200) out.resize(200);
   return out;
 }
 
@@ -34,7 +33,11 @@ std::string ShardLeaseName(const std::string& prefix, int shard) {
 }
 
 std::string MemberLeaseName(const std::string& prefix, const std::string& identity) {
-  return prefix + "-member-" + Sanitize(identity);
+  // An object name has at most 253 characters and ends alphanumeric.
+  std::string name = prefix + "-member-" + Sanitize(identity);
+  if (name.size() > 253) name.resize(253);
+  while (!name.empty() && name.back() == '-') name.pop_back();
+  return name;
 }
 
 ShardCoordinator::ShardCoordinator(kube::KubeClient& client, Clock& clock, EventRecorder& events, ShardingConfig config,
@@ -290,12 +293,11 @@ void ShardCoordinator::Tick() {
     v.expired = Expired(seen);
     // Our name on a Lease we do not hold (our work for it stopped): free to us.
     if (v.holder == config_.identity && last_renew_.count(shard) == 0) v.holder.clear();
-    // Being released: neither ours to count nor free to take.
-    if (releasing_.count(shard) != 0) v.holder = "<releasing>";
   }
   for (const auto& [shard, t] : terms_) {
     if (last_renew_.count(shard) == 0) in.blocked.push_back(shard);
   }
+  in.releasing.assign(releasing_.begin(), releasing_.end());
   std::erase_if(cooldown_, [&](const auto& c) { return c.second <= now; });
   for (const auto& [shard, until] : cooldown_) in.blocked.push_back(shard);
   members_ = std::max<size_t>(1, in.members.size());

@@ -274,7 +274,19 @@ TEST(ShardAssignment, PlanRules) {
   back.self = "d";
   EXPECT_EQ(PlanShards(back).acquire, (std::vector<int>{8}));
 
+  // Shards being given up are neither counted as its own nor free: "a" holds 0
+  // and 4 but releases 4, so with ceil(5/2) = 3 it may take two more.
   in.blocked.clear();
+  in.releasing = {4};
+  in.shards[4] = {"a", false};
+  p = PlanShards(in);
+  got = p.acquire;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<int>{2, 3}));
+  EXPECT_TRUE(p.release.empty()) << "not released twice";
+  in.releasing.clear();
+  in.shards[4] = {"stranger", false};
+
   in.leaving = true;
   p = PlanShards(in);
   EXPECT_TRUE(p.acquire.empty());

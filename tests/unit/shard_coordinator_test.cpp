@@ -322,5 +322,13 @@ TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {
   EXPECT_EQ(Owned("a"), (std::set<int>{0, 1}));
 }
 
+TEST(ShardLeaseNames, AreValidObjectNamesWhateverTheIdentity) {
+  EXPECT_EQ(MemberLeaseName("cronlane-operator", "Pod-7_123_456"), "cronlane-operator-member-pod-7-123-456");
+  std::string name = MemberLeaseName("p", std::string(400, 'x') + "_");
+  EXPECT_EQ(name.size(), 253U);
+  EXPECT_EQ(MemberLeaseName("p", "a_"), "p-member-a");
+  EXPECT_EQ(ShardLeaseName("p", 12), "p-shard-12");
+}
+
 }  // namespace
 }  // namespace cronlane::op
