@@ -25,7 +25,9 @@ class ResultsHub::Subscription final : public ResultsSource {
 };
 
 ResultsHub::ResultsHub(ResultsFollowerOptions options, Clock& clock)
-    : follower_(
+    : clock_(clock),
+      lookback_(options.lookback),
+      follower_(
           std::move(options), clock, [this](const std::string& id, Instant at) { Finished(id, at); },
           [this](const std::string& subject, const std::string& id, Instant at) { Success(subject, id, at); }) {}
 
@@ -45,8 +47,21 @@ size_t ResultsHub::Remembered() const {
   return std::max(finished_.size(), succeeded_.size());
 }
 
+void ResultsHub::Prune() {
+  std::lock_guard lock(mu_);
+  PruneLocked();
+}
+
+void ResultsHub::PruneLocked() {
+  since_prune_ = 0;
+  const Instant horizon = std::chrono::floor<std::chrono::seconds>(clock_.Now()) - lookback_;
+  std::erase_if(finished_, [&](const auto& e) { return e.second < horizon; });
+  std::erase_if(succeeded_, [&](const auto& e) { return e.second.at < horizon; });
+}
+
 void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
   std::lock_guard lock(mu_);
+  if (++since_prune_ >= 4096) PruneLocked();
   auto [it, added] = finished_.try_emplace(task_id, scheduled);
   if (!added && it->second < scheduled) it->second = scheduled;
   for (auto& [id, s] : subscribers_) {
@@ -58,6 +73,7 @@ void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
 
 void ResultsHub::Success(const std::string& subject, const std::string& task_id, Instant at) {
   std::lock_guard lock(mu_);
+  if (++since_prune_ >= 4096) PruneLocked();
   auto [it, added] = succeeded_.try_emplace(task_id, Succeeded{subject, at});
   if (!added && it->second.at < at) it->second = Succeeded{subject, at};
   for (auto& [id, s] : subscribers_) {

@@ -45,6 +45,10 @@ class ResultsHub {
 
   // Tasks remembered (for metrics and tests).
   size_t Remembered() const;
+  // Forgets what is older than the lookback window (what a replay would not
+  // find either), so deleted tasks do not stay for the replica's life. Runs by
+  // itself every 4096 results; public for tests.
+  void Prune();
   uint64_t invalid() const { return follower_.invalid(); }
   // Handles one record (tests feed records directly).
   void Handle(const kafka::Message& m) { follower_.Handle(m); }
@@ -65,8 +69,12 @@ class ResultsHub {
   void Success(const std::string& subject, const std::string& task_id, Instant at);
   int Add(Subscriber s);
   void Remove(int id);
+  void PruneLocked();
 
+  Clock& clock_;
+  const std::chrono::seconds lookback_;
   mutable std::mutex mu_;
+  uint64_t since_prune_ = 0;                              // guarded by mu_
   std::unordered_map<std::string, Instant> finished_;     // guarded by mu_: latest finished occurrence per task
   std::unordered_map<std::string, Succeeded> succeeded_;  // guarded by mu_: latest success per task
   std::unordered_map<int, Subscriber> subscribers_;       // guarded by mu_

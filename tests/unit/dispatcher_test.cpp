@@ -436,6 +436,13 @@ TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUnti
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:01:00Z", "uid-a@2026-01-01T00:02:00Z"));
   EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z", "team/a/uid-a@2026-01-01T00:00:05Z"));
   EXPECT_EQ(source->results(), 2U);
+
+  // What is older than the lookback is forgotten, as a replay would not find it.
+  hub.Prune();
+  EXPECT_EQ(hub.Remembered(), 2U) << "within the lookback (3600 s) still";
+  clock.Advance(std::chrono::hours(2));
+  hub.Prune();
+  EXPECT_EQ(hub.Remembered(), 0U);
 }
 
 TEST_F(DispatcherTest, AMonthLongOutageFiresOnlyTheWindowAndCountsTheRest) {
