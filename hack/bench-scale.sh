@@ -25,11 +25,8 @@ secs=${SCALE_SECONDS:-180}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-scale
 trap 'tests/env/down.sh >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-metric() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
-cpu_s() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+# shellcheck source=hack/bench-lib.sh
+. hack/bench-lib.sh
 
 for n in ${SCALE_TASKS:-10000 100000}; do
   for mode in ${SCALE_MODES:-spread same}; do
@@ -41,18 +38,7 @@ for n in ${SCALE_TASKS:-10000 100000}; do
     topic=scale-$mode
     work=$(mktemp -d)
     kubectl create namespace "$ns" >/dev/null
-    python3 - "$n" "$mode" "$topic" "$work" <<'PY'
-import sys
-n, mode, topic, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-chunk = 1000
-for start in range(0, n, chunk):
-    with open(f"{work}/tasks-{start:07d}.yaml", "w") as f:
-        for i in range(start, min(n, start + chunk)):
-            sec = i % 60 if mode == "spread" else 0
-            f.write(f"---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {{name: t{i}}}\n"
-                    f"spec:\n  schedule: \"{sec} * * * * *\"\n  target: {{topic: {topic}}}\n"
-                    f"  payload: {{job: report, tenant: {i % 97}}}\n")
-PY
+    write_tasks "$n" "$mode" "$topic" "$work"
     t0=$(now)
     find "$work" -name 'tasks-*.yaml' | sort | xargs -P 8 -I{} kubectl create -n "$ns" -f {} -o name >/dev/null
     create_s=$(since "$t0")

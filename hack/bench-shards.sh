@@ -30,16 +30,8 @@ secs=${SHARD_SECONDS:-120}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-shards
 trap 'tests/env/down.sh >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-# Sum of every sample of a metric (all label sets).
-metric_sum() {
-  curl -s --max-time 5 "127.0.0.1:$1/metrics" |
-    awk -v m="$2" 'index($1, m) == 1 && (length($1) == length(m) || substr($1, length(m) + 1, 1) == "{") {s += $2}
-                   END {printf "%d\n", s}'
-}
-cpu_s() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+# shellcheck source=hack/bench-lib.sh
+. hack/bench-lib.sh
 lost() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk '/^cronlane_shard_handoffs_total\{direction="lost"\}/ {print $2}'; }
 
 tests/env/down.sh >/dev/null 2>&1 || true
@@ -50,17 +42,7 @@ ns=shards
 topic=shards
 work=$(mktemp -d)
 kubectl create namespace "$ns" >/dev/null
-python3 - "$n" "$topic" "$work" <<'PY'
-import sys
-n, topic, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-chunk = 1000
-for start in range(0, n, chunk):
-    with open(f"{work}/tasks-{start:07d}.yaml", "w") as f:
-        for i in range(start, min(n, start + chunk)):
-            f.write(f"---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {{name: t{i}}}\n"
-                    f"spec:\n  schedule: \"{i % 60} * * * * *\"\n  target: {{topic: {topic}}}\n"
-                    f"  payload: {{job: report, tenant: {i % 97}}}\n")
-PY
+write_tasks "$n" spread "$topic" "$work"
 find "$work" -name 'tasks-*.yaml' | sort | xargs -P 8 -I{} kubectl create -n "$ns" -f {} -o name >/dev/null
 echo "created $(kubectl get scheduledtasks -n "$ns" --no-headers 2>/dev/null | wc -l) tasks" >&2
 
