@@ -66,6 +66,9 @@ bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k S
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-shards.sh build-release
 
+fuzz: deps ## Run every libFuzzer target for FUZZ_SECONDS each (default 60)
+	@hack/fuzz.sh all $${FUZZ_SECONDS:-60} $(BUILD_DIR)/fuzz
+
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)
 

@@ -42,6 +42,12 @@ Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
     if (!v.empty() && !ToInt(v, *a.out)) return InvalidArgument(std::string(a.name) + " is not a number: " + v);
   }
   if (t.max_attempts < 1) t.max_attempts = 1;
+  if (t.shard_count < 1 || t.shard_index < 0 || t.shard_index >= t.shard_count) {
+    return InvalidArgument("ce_shardindex " + std::to_string(t.shard_index) + " is not a shard of ce_shardcount " +
+                           std::to_string(t.shard_count));
+  }
+  if (t.backoff_seconds < 0) return InvalidArgument("ce_backoffseconds is negative");
+  if (t.timeout_seconds < 0) return InvalidArgument("ce_timeoutseconds is negative");
   return t;
 }
 

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
 namespace cronlane {
 
 std::string EncodeTaskResult(const TaskResult& r) {
@@ -13,7 +15,9 @@ std::string EncodeTaskResult(const TaskResult& r) {
                       {"durationMs", r.duration_ms},
                       {"shardIndex", r.shard_index},
                       {"shardCount", r.shard_count}};
-  return j.dump();
+  // The id and subject come from Kafka headers, which are bytes: invalid UTF-8 is
+  // replaced (U+FFFD) instead of throwing.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<TaskResult> DecodeTaskResult(std::string_view json) {
@@ -27,13 +31,34 @@ Result<TaskResult> DecodeTaskResult(std::string_view json) {
   r.subject = j["subject"].get<std::string>();
   r.time = j["time"].get<std::string>();
   r.succeeded = j["outcome"].get<std::string>() == "Succeeded";
-  auto num = [&](const char* f, int64_t def) {
-    return j.contains(f) && j[f].is_number_integer() ? j[f].get<int64_t>() : def;
+  // Numbers outside what a worker writes are refused, not wrapped into an int.
+  auto num = [&](const char* f, int64_t def, int64_t lo, int64_t hi, int64_t& out) -> Status {
+    out = def;
+    if (!j.contains(f)) return Status();
+    const auto& v = j[f];
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) ||
+        v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+      return InvalidArgument(std::string("result record's \"") + f + "\" is not an integer in " + std::to_string(lo) +
+                             ".." + std::to_string(hi));
+    }
+    out = v.get<int64_t>();
+    return Status();
   };
-  r.attempts = static_cast<int>(num("attempts", 0));
-  r.duration_ms = num("durationMs", 0);
-  r.shard_index = static_cast<int>(num("shardIndex", 0));
-  r.shard_count = static_cast<int>(std::max<int64_t>(1, num("shardCount", 1)));
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  int64_t attempts = 0, duration = 0, index = 0, count = 1;
+  for (auto s : {num("attempts", 0, 0, kIntMax, attempts),
+                 num("durationMs", 0, 0, std::numeric_limits<int64_t>::max(), duration),
+                 num("shardIndex", 0, 0, kIntMax, index), num("shardCount", 1, 1, kIntMax, count)}) {
+    if (!s.ok()) return s;
+  }
+  if (index >= count) {
+    return InvalidArgument("result record's shardIndex " + std::to_string(index) + " is not a shard of shardCount " +
+                           std::to_string(count));
+  }
+  r.attempts = static_cast<int>(attempts);
+  r.duration_ms = duration;
+  r.shard_index = static_cast<int>(index);
+  r.shard_count = static_cast<int>(count);
   return r;
 }
 

@@ -2,6 +2,8 @@
 
 #include "common/limits.h"
 
+#include <limits>
+
 namespace cronlane::dispatcher {
 
 bool IsReservedHeader(std::string_view name) {
@@ -36,6 +38,22 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task) {
   if (task.shards < 1 || task.shards > 1024) {
     out.push_back({"InvalidTarget", "spec.shards", std::to_string(task.shards) + " is out of range 1-1024", ""});
   }
+  // The CRD's bounds, for objects that did not pass its schema (written under an
+  // older one, or decoded from elsewhere): out of range is refused, not clamped.
+  auto range = [&out](const char* field, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) {
+      out.push_back({"InvalidSpec", field,
+                     std::to_string(v) + " is out of range " + std::to_string(lo) + "-" + std::to_string(hi), ""});
+    }
+  };
+  if (task.starting_deadline_seconds) {
+    range("spec.startingDeadlineSeconds", *task.starting_deadline_seconds, 0, std::numeric_limits<int64_t>::max());
+  }
+  range("spec.maxCatchUp", task.max_catch_up, 1, 10000);
+  range("spec.jitterSeconds", task.jitter_seconds, 0, 3600);
+  range("spec.execution.timeoutSeconds", task.timeout_seconds, 0, 86400);  // 0: unset
+  range("spec.execution.maxAttempts", task.max_attempts, 1, 100);
+  range("spec.execution.backoffSeconds", task.backoff_seconds, 0, 3600);
   return out;
 }
 

@@ -46,7 +46,7 @@ struct TaskDefinition {
 };
 
 // Why a task cannot be scheduled: a CamelCase condition `reason`
-// (InvalidSchedule, UnknownTimeZone, InvalidTarget, PayloadTooLarge), the `field`
+// (InvalidSchedule, UnknownTimeZone, InvalidTarget, PayloadTooLarge, InvalidSpec), the `field`
 // at fault ("spec.schedule"), and what is wrong with it (`detail`, without the
 // field). Callers place the field themselves (a condition message, a line of a
 // file); nobody parses it out of a message.

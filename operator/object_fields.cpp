@@ -3,6 +3,7 @@
 #include "operator/interner.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace cronlane::op {
 
@@ -34,7 +35,21 @@ std::string JsonString(const Json& j, const char* key, const std::string& def) {
 
 int64_t JsonInt(const Json& j, const char* key, int64_t def) {
   auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : def;
+  if (it == j.end() || !it->is_number_integer()) return def;
+  if (it->is_number_unsigned()) {
+    return static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), std::numeric_limits<int64_t>::max()));
+  }
+  return it->get<int64_t>();
+}
+
+int JsonInt32(const Json& j, const char* key, int def) {
+  return static_cast<int>(
+      std::clamp<int64_t>(JsonInt(j, key, def), std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+}
+
+bool JsonBool(const Json& j, const char* key, bool def) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : def;
 }
 
 size_t HashConditions(const std::vector<Condition>& conditions) {

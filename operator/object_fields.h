@@ -49,9 +49,15 @@ bool ObjectMetaFromJson(const kube::Json& object, ObjectMeta& out);
 // began. Status-only updates (our own writes) do not qualify.
 bool GenerationChanged(const ObjectMeta* old, const ObjectMeta* now);
 
-// j[key] if it is a string / an integer, else `def`.
+// j[key] if it is a string / an integer / a boolean, else `def`: a field of another
+// type than the schema's reads as absent, never throws. Integers saturate (an
+// unsigned above INT64_MAX is INT64_MAX; JsonInt32 clamps to int's range), so a
+// value out of range stays out of range for the checks after it instead of wrapping
+// into one that passes them.
 std::string JsonString(const kube::Json& j, const char* key, const std::string& def = "");
 int64_t JsonInt(const kube::Json& j, const char* key, int64_t def);
+int JsonInt32(const kube::Json& j, const char* key, int def);
+bool JsonBool(const kube::Json& j, const char* key, bool def);
 
 // A hash of conditions' values (every field), for interning and for remembering
 // what was handed over without keeping a copy.

@@ -41,18 +41,18 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");
   d.time_zone = JsonString(spec, "timeZone");
-  d.suspend = spec.value("suspend", false);
-  if (spec.contains("startingDeadlineSeconds") && spec["startingDeadlineSeconds"].is_number_integer()) {
-    d.starting_deadline_seconds = spec["startingDeadlineSeconds"].get<int64_t>();
+  d.suspend = JsonBool(spec, "suspend", false);
+  if (auto it = spec.find("startingDeadlineSeconds"); it != spec.end() && it->is_number_integer()) {
+    d.starting_deadline_seconds = JsonInt(spec, "startingDeadlineSeconds", 0);
   }
   std::string catch_up = JsonString(spec, "catchUpPolicy");
   d.catch_up = catch_up == "All"    ? dispatcher::CatchUpPolicy::kAll
                : catch_up == "None" ? dispatcher::CatchUpPolicy::kNone
                                     : dispatcher::CatchUpPolicy::kLatest;
-  d.max_catch_up = static_cast<int>(JsonInt(spec, "maxCatchUp", 100));
+  d.max_catch_up = JsonInt32(spec, "maxCatchUp", 100);
   d.concurrency = JsonString(spec, "concurrencyPolicy") == "Forbid" ? dispatcher::ConcurrencyPolicy::kForbid
                                                                     : dispatcher::ConcurrencyPolicy::kAllow;
-  d.jitter_seconds = static_cast<int>(JsonInt(spec, "jitterSeconds", 0));
+  d.jitter_seconds = JsonInt32(spec, "jitterSeconds", 0);
   if (auto target = spec.find("target"); target != spec.end() && target->is_object()) {
     d.topic = JsonString(*target, "topic");
     d.key = JsonString(*target, "key");
@@ -63,11 +63,11 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     }
   }
   d.payload_json = spec.contains("payload") ? spec["payload"].dump() : "null";
-  d.shards = static_cast<int>(JsonInt(spec, "shards", 1));
+  d.shards = JsonInt32(spec, "shards", 1);
   if (auto ex = spec.find("execution"); ex != spec.end() && ex->is_object()) {
-    d.timeout_seconds = static_cast<int>(JsonInt(*ex, "timeoutSeconds", 0));
-    d.max_attempts = static_cast<int>(JsonInt(*ex, "maxAttempts", 1));
-    d.backoff_seconds = static_cast<int>(JsonInt(*ex, "backoffSeconds", 10));
+    d.timeout_seconds = JsonInt32(*ex, "timeoutSeconds", 0);
+    d.max_attempts = JsonInt32(*ex, "maxAttempts", 1);
+    d.backoff_seconds = JsonInt32(*ex, "backoffSeconds", 10);
   }
   // An update that did not change the spec (a status write) keeps the definition
   // the dispatcher already shares.
@@ -88,7 +88,7 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     s.next_schedule_time = time("nextScheduleTime");
     s.last_successful_time = time("lastSuccessfulTime");
     s.fired_count = JsonInt(*st, "firedCount", 0);
-    s.shard = static_cast<int32_t>(JsonInt(*st, "shard", -1));
+    s.shard = JsonInt32(*st, "shard", -1);
     s.missed_count = JsonInt(*st, "missedCount", 0);
     std::vector<Condition> conditions = ConditionsFromJson(*st);
     // A status write that left the conditions alone shares them without the

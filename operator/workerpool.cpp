@@ -59,7 +59,7 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
       static_cast<int32_t>(std::clamp<int64_t>(JsonInt(spec, "pollIntervalSeconds", s.poll_interval_seconds), 1, 3600));
   s.scale_down_stabilization_seconds = static_cast<int32_t>(std::clamp<int64_t>(
       JsonInt(spec, "scaleDownStabilizationSeconds", s.scale_down_stabilization_seconds), 0, 86400));
-  s.allow_idle_consumers = spec.value("allowIdleConsumers", false);
+  s.allow_idle_consumers = JsonBool(spec, "allowIdleConsumers", false);
 
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     WorkerPoolStatus& ws = p.status;

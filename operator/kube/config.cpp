@@ -71,6 +71,8 @@ Result<std::string> DataOrFile(const YAML::Node& n, const char* data_key, const 
   return content;
 }
 
+Result<KubeConfig> LoadKubeconfigOrThrow(const std::string& path_list, const std::string& context_override);
+
 }  // namespace
 
 std::string RealGetenv(const std::string& name) {
@@ -79,6 +81,18 @@ std::string RealGetenv(const std::string& name) {
 }
 
 Result<KubeConfig> LoadKubeconfig(const std::string& path_list, const std::string& context_override) {
+  // yaml-cpp throws when a document has another shape than a kubeconfig (a scalar
+  // where a map belongs, a list as a name): that is a malformed file, not a crash.
+  try {
+    return LoadKubeconfigOrThrow(path_list, context_override);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("kubeconfig " + path_list + " is malformed: " + e.msg);
+  }
+}
+
+namespace {
+
+Result<KubeConfig> LoadKubeconfigOrThrow(const std::string& path_list, const std::string& context_override) {
   std::vector<Named> clusters, users, contexts;
   std::string current;
   std::vector<std::string> files;
@@ -163,6 +177,8 @@ Result<KubeConfig> LoadKubeconfig(const std::string& path_list, const std::strin
   }
   return cfg;
 }
+
+}  // namespace
 
 Result<KubeConfig> LoadInCluster(const Getenv& getenv, const std::string& sa_dir) {
   std::string host = getenv("KUBERNETES_SERVICE_HOST");

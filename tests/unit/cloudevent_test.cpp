@@ -1,4 +1,5 @@
 #include "common/cloudevent.h"
+#include "common/task_result.h"
 
 #include <gtest/gtest.h>
 
@@ -47,6 +48,61 @@ TEST(CloudEvent, RefusesIncompleteOrMalformedEvents) {
       Msg({{"ce_specversion", "1.0"}, {"ce_id", "a"}, {"ce_source", "s"}, {"ce_type", "t"}, {"ce_maxattempts", "x"}}));
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.status().message(), "ce_maxattempts is not a number: x");
+}
+
+TEST(CloudEvent, RefusesShardsOutsideTheCountAndNegativeTimes) {
+  auto with = [](std::vector<kafka::Header> extra) {
+    std::vector<kafka::Header> h = {{"ce_specversion", "1.0"}, {"ce_id", "a"}, {"ce_source", "s"}, {"ce_type", "t"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    return DecodeFiredTask(Msg(h));
+  };
+  EXPECT_EQ(with({{"ce_shardindex", "3"}, {"ce_shardcount", "2"}}).status().message(),
+            "ce_shardindex 3 is not a shard of ce_shardcount 2");
+  EXPECT_FALSE(with({{"ce_shardcount", "0"}}).ok());
+  EXPECT_FALSE(with({{"ce_shardindex", "-1"}}).ok());
+  EXPECT_EQ(with({{"ce_backoffseconds", "-5"}}).status().message(), "ce_backoffseconds is negative");
+  EXPECT_EQ(with({{"ce_timeoutseconds", "-1"}}).status().message(), "ce_timeoutseconds is negative");
+  EXPECT_TRUE(with({{"ce_shardindex", "1"}, {"ce_shardcount", "2"}}).ok());
+}
+
+TEST(TaskResult, RoundTrips) {
+  TaskResult r{"uid:1:0", "ns/t", "2027-01-15T08:00:00Z", true, 2, 1500, 1, 4};
+  auto back = DecodeTaskResult(EncodeTaskResult(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->id, r.id);
+  EXPECT_TRUE(back->succeeded);
+  EXPECT_EQ(back->attempts, 2);
+  EXPECT_EQ(back->duration_ms, 1500);
+  EXPECT_EQ(back->shard_index, 1);
+  EXPECT_EQ(back->shard_count, 4);
+}
+
+// Found by tests/fuzz/cloudevent_fuzz.cpp: an event's id and subject are Kafka
+// header bytes; encoding its result threw (and ended the worker) on invalid UTF-8.
+TEST(TaskResult, EncodesAttributesThatAreNotUtf8) {
+  TaskResult r{"\xff\xfe", "ns/\xc3", "t", false, 1, 0, 0, 1};
+  std::string json;
+  ASSERT_NO_THROW(json = EncodeTaskResult(r));
+  auto back = DecodeTaskResult(json);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->id, "\xEF\xBF\xBD\xEF\xBF\xBD") << "each invalid byte becomes U+FFFD";
+}
+
+// Found by tests/fuzz/task_result_fuzz.cpp: numbers outside what a worker writes
+// were accepted (a shard past the count) or wrapped into an int.
+TEST(TaskResult, RefusesNumbersOutOfRange) {
+  auto decode = [](const std::string& extra) {
+    return DecodeTaskResult(R"({"id":"a","subject":"s","time":"t","outcome":"Failed")" + extra + "}");
+  };
+  EXPECT_TRUE(decode("").ok());
+  EXPECT_EQ(decode(R"(,"shardIndex":1,"shardCount":1)").status().message(),
+            "result record's shardIndex 1 is not a shard of shardCount 1");
+  EXPECT_FALSE(decode(R"(,"shardCount":4294967296)").ok()) << "was shard count 0 after the cast to int";
+  EXPECT_FALSE(decode(R"(,"shardCount":0)").ok());
+  EXPECT_FALSE(decode(R"(,"attempts":-1)").ok());
+  EXPECT_FALSE(decode(R"(,"durationMs":18446744073709551615)").ok()) << "was -1";
+  EXPECT_EQ(decode(R"(,"attempts":"2")").status().message(),
+            "result record's \"attempts\" is not an integer in 0..2147483647");
 }
 
 }  // namespace

@@ -109,6 +109,21 @@ contexts: [{name: c, context: {cluster: k, user: u}}]
   EXPECT_THAT(LoadKubeconfig(exec).status().message(), HasSubstr("exec or auth-provider plugin"));
 }
 
+// Found by tests/fuzz/kubeconfig_fuzz.cpp: YAML of another shape than a kubeconfig
+// threw out of the loader (and ended the operator or the CLI).
+TEST(Kubeconfig, OtherShapesAreMalformedNotACrash) {
+  TempDir d;
+  for (const char* text : {"apiVersion", "- a\n- b\n", "clusters: 3\ncurrent-context: c\n",
+                           "current-context: c\ncontexts: [{name: {a: 1}}]\n",
+                           "current-context: c\ncontexts: [{name: c, context: [1]}]\n"}) {
+    Result<KubeConfig> cfg = InvalidArgument("not run");
+    ASSERT_NO_THROW(cfg = LoadKubeconfig(d.Write("config", text))) << text;
+    EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument) << text;
+  }
+  EXPECT_THAT(LoadKubeconfig(d.Write("config", "apiVersion")).status().message(),
+              HasSubstr("is malformed: operator[] call on a scalar"));
+}
+
 TEST(Kubeconfig, ListMergesFirstWins) {
   TempDir d;
   std::string a = d.Write("a", "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n");

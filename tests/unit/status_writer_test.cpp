@@ -11,6 +11,7 @@
 #include "operator/interner.h"
 #include "operator/status_writer.h"
 #include "operator/task_reconciler.h"
+#include "operator/workerpool.h"
 #include "tests/support/fake_kube.h"
 
 namespace cronlane::op {
@@ -346,6 +347,34 @@ TEST(ScheduledTaskFromJson, SharesAnUnchangedDefinitionWithThePreviousObject) {
   auto third = ScheduledTaskFromJson(obj, &*second);
   EXPECT_NE(third->def.get(), first->def.get());
   EXPECT_EQ(third->def->schedule, "30 * * * *");
+}
+
+// Found by tests/fuzz/object_json_fuzz.cpp: a field of another type than the
+// schema's threw out of the decoder, and an integer past int's range wrapped into
+// one that passed the checks (2^32 + 1 shards fired as 1).
+TEST(ScheduledTaskFromJson, OtherTypesReadAsAbsentAndBigNumbersStayOutOfRange) {
+  Json obj = Json::parse(R"({"metadata": {"namespace": "ns", "name": "a", "uid": "u"},
+                             "spec": {"schedule": "0 * * * *", "suspend": "yes", "shards": 4294967297,
+                                      "jitterSeconds": -3, "maxCatchUp": 18446744073709551615,
+                                      "execution": {"maxAttempts": 4294967297}}})");
+  std::optional<ScheduledTask> t;
+  ASSERT_NO_THROW(t = ScheduledTaskFromJson(obj));
+  ASSERT_TRUE(t && t->def);
+  EXPECT_FALSE(t->def->suspend);
+  std::map<std::string, std::string> problems;
+  for (const auto& p : dispatcher::TaskProblems(*t->def)) problems[p.field] = p.reason + ": " + p.detail;
+  EXPECT_EQ(problems["spec.shards"], "InvalidTarget: 2147483647 is out of range 1-1024");
+  EXPECT_EQ(problems["spec.jitterSeconds"], "InvalidSpec: -3 is out of range 0-3600");
+  EXPECT_EQ(problems["spec.maxCatchUp"], "InvalidSpec: 2147483647 is out of range 1-10000");
+  EXPECT_EQ(problems["spec.execution.maxAttempts"], "InvalidSpec: 2147483647 is out of range 1-100");
+  EXPECT_EQ(problems.size(), 4U);
+
+  Json pool = Json::parse(R"({"metadata": {"namespace": "ns", "name": "p", "uid": "u"},
+                              "spec": {"topic": "t", "allowIdleConsumers": "true"}})");
+  std::optional<WorkerPool> p;
+  ASSERT_NO_THROW(p = WorkerPoolFromJson(pool));
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->spec.allow_idle_consumers);
 }
 
 TEST(ScheduledTaskFromJson, EqualConditionsAreOneSharedCopyAcrossTasks) {
