@@ -204,6 +204,20 @@ int main(int argc, char** argv) {
 
   TerminationSignals signals;
 
+  // librdkafka checks some settings only when a client is made (a CA or key file
+  // that cannot be read, an unknown property, a mechanism it lacks). Those never
+  // heal by retrying, so they end the start-up here, as the worker's do, instead of
+  // failing every leadership term. The client connects to nothing before it is
+  // asked; it also answers the sharded start-up's partition check below, and is
+  // closed after it.
+  kafka::Properties probe_props = kafka_props;
+  probe_props["allow.auto.create.topics"] = "false";  // asking must not create a topic
+  auto kafka_probe = kafka::NewProducer(probe_props);
+  if (!kafka_probe.ok()) {
+    spdlog::error("Kafka configuration: {}", kafka_probe.status().message());
+    return 2;
+  }
+
   auto cfg = kube::LoadDefault(f.kubeconfig, f.context);
   if (!cfg.ok()) {
     spdlog::error("Kubernetes configuration: {}", cfg.status().message());
@@ -270,20 +284,18 @@ int main(int argc, char** argv) {
   std::unique_ptr<kube::KubeClient> lease_client;
   std::unique_ptr<op::ShardCoordinator> shards;
   if (f.shards == 1) {
+    kafka_probe->reset();
     manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(),
                                                  op::KafkaTermWorld(sink, results, clock), term));
   } else {
     // A topic with another partition count is refused now rather than by every
     // shard's start; Kafka being unreachable here is not (each shard checks again).
-    kafka::Properties probe = kafka_props;
-    probe["allow.auto.create.topics"] = "false";  // asking must not create it with the broker's default count
-    if (auto admin = kafka::NewProducer(probe); admin.ok()) {
-      Status parts = dispatcher::CheckCheckpointPartitions(admin->get(), f.checkpoint_topic, f.shards);
-      if (parts.code() == StatusCode::kFailedPrecondition) {
-        spdlog::error("{}", parts.message());
-        return 2;
-      }
+    Status parts = dispatcher::CheckCheckpointPartitions(kafka_probe->get(), f.checkpoint_topic, f.shards);
+    if (parts.code() == StatusCode::kFailedPrecondition) {
+      spdlog::error("{}", parts.message());
+      return 2;
     }
+    kafka_probe->reset();
     if (f.workerpools) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
       manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {

@@ -48,9 +48,13 @@ mkdir -p "$LOGS" "$CERTS"
 ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port)
 API_PORT=$(free_port)
 KAFKA_PORT=$(free_port); KAFKA_CONTROLLER_PORT=$(free_port); KAFKA_SASL_PORT=$(free_port)
-# A SASL/SCRAM listener for the Kafka security tests; credentials made up per run.
+KAFKA_SSL_PORT=$(free_port); KAFKA_SASL_SSL_PORT=$(free_port)
+# Listeners for the Kafka security tests: SASL/SCRAM in plain text, TLS with a
+# client certificate (mTLS), and SASL (PLAIN or SCRAM) over TLS. The broker's
+# certificate is signed by the run's CA; credentials are made up per run.
 KAFKA_SASL_USER=cronlane
 KAFKA_SASL_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+KAFKA_KEYSTORE_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 
 # The env file grows as components start, so down.sh can always stop what did start.
 write_env() {
@@ -60,6 +64,10 @@ write_env() {
     printf 'export KAFKA_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_PORT"
     printf 'export KAFKA_SASL_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_SASL_PORT"
     printf 'export KAFKA_SASL_USER=%q\nexport KAFKA_SASL_PASSWORD=%q\n' "$KAFKA_SASL_USER" "$KAFKA_SASL_PASSWORD"
+    printf 'export KAFKA_SSL_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_SSL_PORT"
+    printf 'export KAFKA_SASL_SSL_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    printf 'export KAFKA_CA_FILE=%q\n' "$CERTS/ca.crt"
+    printf 'export KAFKA_CLIENT_CERT_FILE=%q\nexport KAFKA_CLIENT_KEY_FILE=%q\n' "$CERTS/kafka-client.crt" "$CERTS/kafka-client.key"
     printf 'export KUBE_APISERVER_URL=%q\n' "https://127.0.0.1:$API_PORT"
     printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
     printf 'export KUBE_CA_FILE=%q\n' "$CERTS/ca.crt"
@@ -117,6 +125,14 @@ EXT
   # per-controller service accounts here), so it needs the rights of all of them.
   openssl req -newkey rsa:2048 -nodes -keyout kcm.key -out kcm.csr -subj "/O=system:masters/CN=system:kube-controller-manager" 2>/dev/null
   openssl x509 -req -in kcm.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kcm.crt -days 3650 -extfile client.ext 2>/dev/null
+  # Kafka's TLS listeners: a serving certificate in a PKCS#12 keystore (what the
+  # JVM reads best), and a client certificate for the mTLS listener.
+  openssl req -newkey rsa:2048 -nodes -keyout kafka.key -out kafka.csr -subj "/CN=kafka" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >kafka.ext
+  openssl x509 -req -in kafka.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kafka.crt -days 3650 -extfile kafka.ext 2>/dev/null
+  openssl pkcs12 -export -in kafka.crt -inkey kafka.key -name kafka -out kafka.p12 -passout "pass:$KAFKA_KEYSTORE_PASSWORD"
+  openssl req -newkey rsa:2048 -nodes -keyout kafka-client.key -out kafka-client.csr -subj "/CN=cronlane-kafka-client" 2>/dev/null
+  openssl x509 -req -in kafka-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kafka-client.crt -days 3650 -extfile client.ext 2>/dev/null
   openssl genrsa -out sa.key 2048 2>/dev/null
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 )
@@ -183,14 +199,23 @@ cat >"$STATE/kafka.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$CERTS/kafka.p12
+ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$CERTS/ca.crt
+listener.name.ssl.ssl.client.auth=required
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$KDIR/logs
 num.partitions=1
 offsets.topic.replication.factor=1

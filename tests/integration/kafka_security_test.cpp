@@ -1,7 +1,9 @@
-// Kafka with SASL/SCRAM, against the real broker's SASL_PLAINTEXT listener (credentials
-// made up by tests/env/up.sh): the operator and a worker configured the way the
-// manifests configure them (CRONLANE_KAFKA_PROPERTIES, from the Secret cronlane-kafka)
-// fire and run a task; a wrong password is a clear, repeated error and no crash; the
+// Kafka security against the real broker's listeners (tests/env/up.sh makes the
+// certificates and credentials per run): SASL/SCRAM in plain text, TLS with a client
+// certificate, SASL PLAIN over TLS. The operator and a worker configured the way the
+// manifests configure them (CRONLANE_KAFKA_PROPERTIES, from the Secret cronlane-kafka,
+// files as its mounted keys) fire and run a task; a wrong password or CA is a clear,
+// repeated error and no crash; a CA file that cannot be read ends the start-up; the
 // password never appears in logs, Events or status.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -32,22 +34,23 @@ class KafkaSecurityTest : public ::testing::Test {
     ASSERT_EQ(Kubectl("create namespace " + ns_).exit_code, 0);
   }
   void TearDown() override { Kubectl("delete namespace " + ns_ + " --wait=false"); }
-  std::unique_ptr<Process> Operator(const std::string& props, const std::string& log) {
+  std::unique_ptr<Process> Operator(const std::string& props, const std::string& log,
+                                    const std::string& bootstrap = EnvVar("KAFKA_SASL_BOOTSTRAP")) {
     return std::make_unique<Process>(
         std::vector<std::string>{
             std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + EnvVar("KUBECONFIG"),
-            "--namespaces=" + ns_, "--kafka-bootstrap=" + EnvVar("KAFKA_SASL_BOOTSTRAP"), "--transactional-id=" + ns_,
+            "--namespaces=" + ns_, "--kafka-bootstrap=" + bootstrap, "--transactional-id=" + ns_,
             "--checkpoint-topic=" + ns_ + ".checkpoints", "--results-topic=" + ns_ + ".results",
             "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-format=text", "--log-level=debug"},
         (dir_ / log).string(), std::map<std::string, std::string>{{"CRONLANE_KAFKA_PROPERTIES", props}});
   }
-  std::unique_ptr<Process> Worker(const std::string& props, const std::string& log) {
+  std::unique_ptr<Process> Worker(const std::string& props, const std::string& log,
+                                  const std::string& bootstrap = EnvVar("KAFKA_SASL_BOOTSTRAP")) {
     return std::make_unique<Process>(
-        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker",
-                                 "--kafka-bootstrap=" + EnvVar("KAFKA_SASL_BOOTSTRAP"), "--topic=" + ns_ + ".tasks",
-                                 "--group=" + ns_, "--results-topic=" + ns_ + ".results", "--exec=echo task-ran $CE_ID",
-                                 "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-format=text",
-                                 "--log-level=debug"},
+        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + bootstrap,
+                                 "--topic=" + ns_ + ".tasks", "--group=" + ns_, "--results-topic=" + ns_ + ".results",
+                                 "--exec=echo task-ran $CE_ID", "--metrics-bind-address=0",
+                                 "--health-probe-bind-address=0", "--log-format=text", "--log-level=debug"},
         (dir_ / log).string(), std::map<std::string, std::string>{{"CRONLANE_KAFKA_PROPERTIES", props}});
   }
   void Apply(const std::string& name) {
@@ -96,6 +99,72 @@ TEST_F(KafkaSecurityTest, AWrongPasswordIsAClearErrorAndNoCrash) {
   EXPECT_EQ(op->Wait(20s).value_or(-1), 0) << op->Log();
   EXPECT_EQ(wk->Wait(20s).value_or(-1), 0) << wk->Log();
   for (const auto* p : {op.get(), wk.get()}) EXPECT_THAT(p->Log(), Not(HasSubstr(wrong)));
+}
+
+std::string ClientCertificate() {
+  return "security.protocol=SSL;ssl.ca.location=" + EnvVar("KAFKA_CA_FILE") +
+         ";ssl.certificate.location=" + EnvVar("KAFKA_CLIENT_CERT_FILE") +
+         ";ssl.key.location=" + EnvVar("KAFKA_CLIENT_KEY_FILE");
+}
+
+std::string PlainOverTls(const std::string& password, const std::string& ca) {
+  return "security.protocol=SASL_SSL;sasl.mechanism=PLAIN;sasl.username=" + EnvVar("KAFKA_SASL_USER") +
+         ";sasl.password=" + password + ";ssl.ca.location=" + ca;
+}
+
+TEST_F(KafkaSecurityTest, TlsWithAClientCertificateAndSaslPlainOverTlsFireAndRunATask) {
+  const std::string password = EnvVar("KAFKA_SASL_PASSWORD");
+  auto op = Operator(ClientCertificate(), "operator-tls.log", EnvVar("KAFKA_SSL_BOOTSTRAP"));
+  auto wk =
+      Worker(PlainOverTls(password, EnvVar("KAFKA_CA_FILE")), "worker-tls.log", EnvVar("KAFKA_SASL_SSL_BOOTSTRAP"));
+  Apply("tls");
+  EXPECT_TRUE(WaitUntil([&] { return wk->Log().find("task-ran ") != std::string::npos; }, 60s))
+      << op->Log() << wk->Log();
+  EXPECT_TRUE(WaitUntil(
+      [&] { return !Kubectl("get st tls -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output.empty(); },
+      30s))
+      << op->Log();
+  op->Signal(SIGTERM);
+  wk->Signal(SIGTERM);
+  EXPECT_EQ(op->Wait(20s).value_or(-1), 0);
+  EXPECT_EQ(wk->Wait(20s).value_or(-1), 0);
+  EXPECT_THAT(wk->Log(), Not(HasSubstr(password)));
+}
+
+TEST_F(KafkaSecurityTest, AWrongCaIsAClearErrorAndNoCrash) {
+  // A CA of its own, which did not sign the broker's certificate.
+  const std::string other_ca = (dir_ / "other-ca.crt").string();
+  auto made = RunShell("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other-ca -keyout " +
+                       ShellQuote((dir_ / "other-ca.key").string()) + " -out " + ShellQuote(other_ca) + " 2>&1");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  auto op = Operator(PlainOverTls(EnvVar("KAFKA_SASL_PASSWORD"), other_ca), "operator-ca.log",
+                     EnvVar("KAFKA_SASL_SSL_BOOTSTRAP"));
+  auto wk = Worker(PlainOverTls(EnvVar("KAFKA_SASL_PASSWORD"), other_ca), "worker-ca.log",
+                   EnvVar("KAFKA_SASL_SSL_BOOTSTRAP"));
+  Apply("wrong-ca");
+  for (const auto* p : {op.get(), wk.get()}) {
+    EXPECT_TRUE(WaitUntil([&] { return p->Log().find("certificate verify failed") != std::string::npos; }, 60s))
+        << p->Log();
+  }
+  EXPECT_TRUE(op->Running()) << op->Log();
+  EXPECT_TRUE(wk->Running()) << wk->Log();
+  EXPECT_THAT(Kubectl("get st wrong-ca -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").output,
+              ::testing::IsEmpty())
+      << "nothing reached Kafka, so nothing was recorded as fired";
+  op->Signal(SIGTERM);
+  wk->Signal(SIGTERM);
+  EXPECT_EQ(op->Wait(20s).value_or(-1), 0) << op->Log();
+  EXPECT_EQ(wk->Wait(20s).value_or(-1), 0) << wk->Log();
+}
+
+TEST_F(KafkaSecurityTest, ACaFileThatCannotBeReadEndsTheStartUp) {
+  const std::string props = "security.protocol=SSL;ssl.ca.location=" + (dir_ / "absent.crt").string();
+  auto op = Operator(props, "operator-absent.log", EnvVar("KAFKA_SSL_BOOTSTRAP"));
+  auto wk = Worker(props, "worker-absent.log", EnvVar("KAFKA_SSL_BOOTSTRAP"));
+  EXPECT_EQ(op->Wait(20s).value_or(-1), 2) << op->Log();
+  EXPECT_NE(wk->Wait(20s).value_or(0), 0) << wk->Log();
+  EXPECT_THAT(op->Log(), HasSubstr("Kafka configuration: creating Kafka producer: ssl.ca.location failed"));
+  EXPECT_THAT(wk->Log(), HasSubstr("ssl.ca.location failed"));
 }
 
 TEST_F(KafkaSecurityTest, AMalformedPropertyIsRefusedWithoutEchoingIt) {
