@@ -100,7 +100,11 @@ bool LeaderElector::Run(CancelToken& cancel, const std::function<void(CancelToke
   lease_ref.uid = observed_["metadata"].value("uid", "");
   events_.Record(lease_ref, "Normal", "LeaderElection", "Lead", config_.identity + " became leader");
   CancelToken leading;
-  std::thread worker([&] { lead(leading); });
+  CancelToken lead_returned;  // cancelled when `lead` returns
+  std::thread worker([&] {
+    lead(leading);
+    lead_returned.Cancel();
+  });
 
   bool lost = false;
   auto last_renew = clock_.SteadyNow();
@@ -118,10 +122,15 @@ bool LeaderElector::Run(CancelToken& cancel, const std::function<void(CancelToke
     }
   }
   leader_ = false;
+  if (lost) spdlog::error("lost the lease {}/{}: stopping", config_.lease_namespace, config_.lease_name);
   leading.Cancel();
+  if (lost && config_.on_stop_overdue && !lead_returned.WaitFor(config_.lease_duration - config_.renew_deadline)) {
+    spdlog::error("leading has not stopped {} ms after losing the lease",
+                  (config_.lease_duration - config_.renew_deadline).count());
+    config_.on_stop_overdue();
+  }
   worker.join();
   if (lost) {
-    spdlog::error("lost the lease {}/{}: stopping", config_.lease_namespace, config_.lease_name);
     events_.Record(lease_ref, "Warning", "LeaderElection", "Lose", config_.identity + " stopped leading");
   } else {
     Release();

@@ -24,6 +24,13 @@ struct LeaderElectionConfig {
   std::chrono::milliseconds lease_duration{15000};
   std::chrono::milliseconds renew_deadline{10000};
   std::chrono::milliseconds retry_period{2000};
+  // Called (on the elector's thread) when `lead` has not returned by the time the
+  // lost Lease may be taken by someone else (lease_duration - renew_deadline after
+  // the loss was seen): its work stopped firing on `leading`, but something in it
+  // still waits (an API request to an apiserver this replica cannot reach). Null:
+  // wait for it. The Manager sets it to end the process, as controller-runtime's
+  // managers exit at once when they lose their Lease.
+  std::function<void()> on_stop_overdue;
 };
 
 class LeaderElector {
@@ -34,7 +41,8 @@ class LeaderElector {
   // and renews the lease. Returns when `cancel` fires (after releasing the lease) or
   // when leadership is lost; `leading` is cancelled in both cases before returning.
   // Returns true if this candidate ever led and lost the lease (the caller exits
-  // non-zero), false otherwise.
+  // non-zero), false otherwise. The loss is logged when it is seen, before `lead`
+  // has stopped.
   bool Run(CancelToken& cancel, const std::function<void(CancelToken& leading)>& lead);
 
   bool IsLeader() const { return leader_.load(); }

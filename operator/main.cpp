@@ -249,6 +249,23 @@ int main(int argc, char** argv) {
                                                   .renew_deadline = to_ms(f.renew_deadline),
                                                   .retry_period = to_ms(f.retry_period)};
   }
+  // Lease traffic (the leader Lease, and shard and member Leases) has a client of
+  // its own: its own rate limit, so busy status writes never delay a renewal, and a
+  // request timeout of half the renew deadline, so a renewal that hangs (the
+  // apiserver unreachable from this replica only) fails in time for the replica to
+  // stop before the Lease can expire and someone else fires (kubernetes#44887).
+  std::unique_ptr<kube::KubeClient> lease_client;
+  if (f.leader_elect) {
+    auto lease_transport =
+        kube::NewHttpTransport(*cfg, {.request_timeout_seconds = std::max(1, static_cast<int>(f.renew_deadline / 2)),
+                                      .user_agent = "cronlane-operator/leases"});
+    if (!lease_transport.ok()) {
+      spdlog::error("{}", lease_transport.status().message());
+      return 2;
+    }
+    lease_client = std::make_unique<kube::KubeClient>(std::move(*lease_transport), clock, 10 + f.shards, 20 + f.shards);
+    mo.lease_client = lease_client.get();
+  }
   op::Manager manager(client, events, clock, std::move(mo));
 
   dispatcher::KafkaSinkOptions sink{.base = kafka_props,
@@ -279,9 +296,6 @@ int main(int argc, char** argv) {
                                    .conditions = {f.condition_qps, f.condition_burst},
                                    .workers = f.workers,
                                    .kafka_description = f.kafka_bootstrap};
-  // Lease traffic has a client (and rate limit) of its own, so busy status writes
-  // never delay a renewal past the renew deadline.
-  std::unique_ptr<kube::KubeClient> lease_client;
   std::unique_ptr<op::ShardCoordinator> shards;
   if (f.shards == 1) {
     kafka_probe->reset();
@@ -307,16 +321,6 @@ int main(int argc, char** argv) {
         return Status::Ok();
       }));
     }
-    // Each Lease request gives up within half the renew deadline (a hung renewal
-    // must not outlast it: kubernetes#44887).
-    auto lease_transport =
-        kube::NewHttpTransport(*cfg, {.request_timeout_seconds = std::max(1, static_cast<int>(f.renew_deadline / 2)),
-                                      .user_agent = "cronlane-operator/shards"});
-    if (!lease_transport.ok()) {
-      spdlog::error("{}", lease_transport.status().message());
-      return 2;
-    }
-    lease_client = std::make_unique<kube::KubeClient>(std::move(*lease_transport), clock, 10 + f.shards, 20 + f.shards);
     // One results follower for the replica, shared by the shards it holds.
     auto hub = std::make_shared<dispatcher::ResultsHub>(results, clock);
     manager.Add(std::make_unique<op::FuncRunnable>("results-hub", false, [hub](CancelToken& cancel) {

@@ -5,6 +5,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <cstdlib>
 #include <thread>
 
 namespace cronlane::op {
@@ -15,7 +16,19 @@ Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, 
       options_(std::move(options)),
       cache_(client, options_.namespaces, clock, options_.workerpools, options_.informer) {
   if (options_.leader_election) {
-    elector_ = std::make_unique<LeaderElector>(client, clock, events, *options_.leader_election);
+    kube::KubeClient& leases = options_.lease_client != nullptr ? *options_.lease_client : client;
+    LeaderElectionConfig config = *options_.leader_election;
+    if (options_.exit_on_lost_lease && !config.on_stop_overdue) {
+      // Firing stopped when leading was cancelled; what still waits (a status write
+      // to an apiserver this replica cannot reach, up to its request timeout) is
+      // not worth holding a replica that must restart anyway.
+      config.on_stop_overdue = [] {
+        spdlog::error("exiting without waiting for it");
+        spdlog::shutdown();
+        std::_Exit(1);
+      };
+    }
+    elector_ = std::make_unique<LeaderElector>(leases, clock, events, std::move(config));
   }
   using T = CallbackMetrics::Type;
   metrics_.Add("cronlane_leader", "1 while this replica leads (always 1 without --leader-elect)", T::kGauge,

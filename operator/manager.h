@@ -45,6 +45,9 @@ struct ManagerOptions {
   std::string metrics_addr = "0";       // "0" disables
   std::string health_addr = "0";
   std::optional<LeaderElectionConfig> leader_election;  // none: this replica always leads
+  // The client the leader elector renews with (null: the Manager's). It should time
+  // requests out within the renew deadline. Not owned; outlives the Manager.
+  kube::KubeClient* lease_client = nullptr;
   // Losing the leader Lease ends Run() with kAborted (the process exits and
   // restarts, as controller-runtime's managers do). False: the leader runnables
   // stop and the replica campaigns again, keeping everything else running (with

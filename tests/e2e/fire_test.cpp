@@ -21,6 +21,7 @@
 #include "dispatcher/cron.h"
 #include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
+#include "tests/support/tcp_proxy.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
 
@@ -36,7 +37,9 @@ class FireTest : public OperatorFixture {
   // Ten tasks due every second (catchUpPolicy All) on `topic`, then two operators
   // with short leases (4 s, retry 1 s) started 1 s apart, read for 6 s. Returns the
   // leader and the standby, by the Lease's holder; nullptrs when nothing fired.
-  std::pair<Process*, Process*> TwoOperatorsFiring(const std::string& topic, TopicReader& reader) {
+  // `first_extra`: more flags for the operator started first (the one that leads).
+  std::pair<Process*, Process*> TwoOperatorsFiring(const std::string& topic, TopicReader& reader,
+                                                   const std::vector<std::string>& first_extra = {}) {
     Apply(EverySecondTasks(10, topic));
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
@@ -44,7 +47,9 @@ class FireTest : public OperatorFixture {
     auto holder = [&] {
       return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
     };
-    Process& a = StartOperator(le);
+    std::vector<std::string> first = le;
+    first.insert(first.end(), first_extra.begin(), first_extra.end());
+    Process& a = StartOperator(first);
     EXPECT_TRUE(WaitUntil([&] { return !holder().empty(); }, 30s)) << "the first operator leads";
     Process& b = StartOperator(le);
     if (!reader.ReadUntil(21, 30s)) {
@@ -53,6 +58,16 @@ class FireTest : public OperatorFixture {
     }
     Process* leader = holder().find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
     return {leader, leader == &a ? &b : &a};
+  }
+  // Whether `op` holds the leader Lease within 30 s.
+  bool WaitForLeader(const Process& op) {
+    const std::string id = "_" + std::to_string(op.pid()) + "_";
+    return WaitUntil(
+        [&] {
+          return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'")
+                     .output.find(id) != std::string::npos;
+        },
+        30s);
   }
 };
 
@@ -188,14 +203,7 @@ TEST_F(FireTest, ALeaderPausedPastItsLeaseFiresNothingTwiceAndStopsWhenResumed) 
   Process& standby = *standby_ptr;
   leader.Signal(SIGSTOP);
   size_t before = reader.messages().size();
-  const std::string standby_id = "_" + std::to_string(standby.pid()) + "_";
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'")
-                   .output.find(standby_id) != std::string::npos;
-      },
-      30s))
-      << "the standby takes the lease of the paused leader";
+  ASSERT_TRUE(WaitForLeader(standby)) << "the standby takes the lease of the paused leader";
   ASSERT_TRUE(reader.ReadUntil(before + 21, 30s)) << "the standby fires while the leader is paused";
   leader.Signal(SIGCONT);
   // Woken up, the old leader finds its lease taken (and its producer fenced) and
@@ -209,6 +217,51 @@ TEST_F(FireTest, ALeaderPausedPastItsLeaseFiresNothingTwiceAndStopsWhenResumed) 
   reader.ReadFor(2s);
   auto [total, missing, dups] = Audit(reader.messages());
   std::cout << "pause: " << total << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(dups, 0U);
+}
+
+TEST_F(FireTest, ALeaderCutOffFromTheApiserverStopsBeforeTheStandbyFires) {
+  // The leader reaches the apiserver through a proxy the test cuts (packets
+  // dropped: its requests hang), while Kafka and everyone else still reach their
+  // servers. It cannot renew; it must stop firing within the renew deadline, before
+  // its Lease can expire and the standby takes over, and exit 1.
+  const std::string api = EnvVar("KUBE_APISERVER_URL");  // https://127.0.0.1:PORT
+  TcpProxy proxy("127.0.0.1", std::stoi(api.substr(api.rfind(':') + 1)));
+  const std::string kubeconfig = (std::filesystem::temp_directory_path() / (ns_ + ".kubeconfig")).string();
+  auto written = RunShell("sed 's#" + api + "#https://127.0.0.1:" + std::to_string(proxy.port()) + "#' " +
+                          ShellQuote(EnvVar("KUBECONFIG")) + " > " + ShellQuote(kubeconfig));
+  ASSERT_EQ(written.exit_code, 0) << written.output;
+  std::string topic = ns_ + ".cutoff";
+  TopicReader reader(topic);
+  auto [leader_ptr, standby_ptr] = TwoOperatorsFiring(topic, reader, {"--kubeconfig=" + kubeconfig});
+  ASSERT_NE(leader_ptr, nullptr);
+  Process& leader = *leader_ptr;
+  Process& standby = *standby_ptr;
+  ASSERT_EQ(leader.pid(), ops_.front()->pid()) << "the operator behind the proxy leads";
+  ASSERT_GT(proxy.accepted(), 0);
+
+  proxy.Partition();
+  const auto cut_at = std::chrono::steady_clock::now();
+  auto code = leader.Wait(20s);
+  const auto stopped_after = std::chrono::steady_clock::now() - cut_at;
+  ASSERT_TRUE(code.has_value()) << "the cut-off leader keeps running";
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(leader.Log(), HasSubstr("lost the lease"));
+  // It stopped on its own (renew deadline 3 s, each renewal timing out after 1 s;
+  // the status write it was waiting on abandoned 1 s later, when the standby may
+  // take the Lease), not because the standby's producer fenced it.
+  EXPECT_THAT(leader.Log(), ::testing::Not(HasSubstr("fenced by a newer producer")));
+  ASSERT_TRUE(WaitForLeader(standby)) << "the standby takes the lease";
+  size_t before = reader.messages().size();
+  ASSERT_TRUE(reader.ReadUntil(before + 21, 30s)) << "the standby fires";
+  standby.Signal(SIGTERM);
+  standby.Wait(10s);
+  reader.ReadFor(2s);
+  auto [total, missing, dups] = Audit(reader.messages());
+  std::cout << "apiserver cut off from the leader: it exited "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(stopped_after).count() << " ms after the cut; "
+            << total << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
   EXPECT_EQ(missing, 0U);
   EXPECT_EQ(dups, 0U);
 }

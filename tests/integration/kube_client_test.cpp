@@ -10,6 +10,7 @@
 
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
+#include "tests/support/tcp_proxy.h"
 #include "tests/support/test_env.h"
 
 namespace cronlane::kube {
@@ -132,6 +133,61 @@ TEST_F(KubeClientTest, TooOldResourceVersionIsExpired) {
   Status s = client_->Watch(
       kTasks.Path(ns_) + "?watch=1&resourceVersion=1", [](std::string_view, Json&) { return true; }, cancel);
   EXPECT_EQ(s.code(), StatusCode::kExpired) << s.ToString();
+}
+
+}  // namespace
+}  // namespace cronlane::kube
+
+namespace cronlane::kube {
+namespace {
+
+// Every request through a cut network (packets dropped: tests/support/tcp_proxy.h)
+// fails within the request timeout, the first one and every one after it, while
+// other requests and a watch hang on the same cut: a leader's Lease renewals rely
+// on it to notice in time.
+TEST(KubeClientTimeouts, EveryRequestThroughACutNetworkEndsWithinTheTimeout) {
+  const std::string api = EnvVar("KUBE_APISERVER_URL");
+  cronlane::testing::TcpProxy proxy("127.0.0.1", std::stoi(api.substr(api.rfind(':') + 1)));
+  auto cfg = LoadKubeconfig(EnvVar("KUBECONFIG"));
+  ASSERT_TRUE(cfg.ok());
+  cfg->server = "https://127.0.0.1:" + std::to_string(proxy.port());
+  auto transport = NewHttpTransport(*cfg, {.request_timeout_seconds = 1});
+  ASSERT_TRUE(transport.ok());
+  KubeClient client(std::move(*transport), RealClock::Get(), 50, 100);
+  ASSERT_TRUE(client.Get("/api/v1/namespaces/default").ok());
+  // Other traffic through the same cut, as an operator has: requests with a long
+  // timeout and a watch.
+  auto t2 = NewHttpTransport(*cfg, {.request_timeout_seconds = 30});
+  ASSERT_TRUE(t2.ok());
+  KubeClient busy(std::move(*t2), RealClock::Get(), 50, 100);
+  CancelToken stop;
+  std::vector<std::thread> others;
+  for (int k = 0; k < 3; ++k) {
+    others.emplace_back([&] {
+      while (!stop.cancelled()) (void)busy.Get("/api/v1/namespaces/default");
+    });
+  }
+  others.emplace_back([&] {
+    while (!stop.cancelled()) {
+      (void)busy.Watch(
+          "/api/v1/namespaces?watch=1&resourceVersion=0", [](std::string_view, Json&) { return true; }, stop);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  proxy.Partition();
+  for (int i = 0; i < 4; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto r = client.Get("/api/v1/namespaces/default");
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_FALSE(r.ok()) << i;
+    EXPECT_LT(took, std::chrono::milliseconds(2500))
+        << "request " << i << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+        << " ms: " << r.status().ToString();
+  }
+  proxy.Heal();
+  EXPECT_TRUE(client.Get("/api/v1/namespaces/default").ok()) << "healed";
+  stop.Cancel();
+  for (auto& t : others) t.join();
 }
 
 }  // namespace

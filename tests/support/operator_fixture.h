@@ -35,7 +35,8 @@ class OperatorFixture : public ::testing::Test {
     Kubectl("delete namespace " + ns_ + " --wait=false");
   }
   // An operator watching the test's namespace, firing to `<ns>.tasks` by default,
-  // checkpoints in `<ns>.checkpoints`, plus `extra` flags.
+  // checkpoints in `<ns>.checkpoints`, plus `extra` flags (a `--kubeconfig=` among
+  // them replaces the environment's).
   Process& StartOperator(const std::vector<std::string>& extra = {}) {
     std::string log = (std::filesystem::temp_directory_path() / (UniqueName(prefix_ + "-op") + ".log")).string();
     logs_.push_back(log);
@@ -50,7 +51,12 @@ class OperatorFixture : public ::testing::Test {
                                      "--health-probe-bind-address=0",
                                      "--log-format=text",
                                      "--status-qps=50"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
+    for (const auto& e : extra) {
+      if (e.rfind("--kubeconfig=", 0) == 0)
+        argv[1] = e;
+      else
+        argv.push_back(e);
+    }
     ops_.push_back(std::make_unique<Process>(argv, log));
     return *ops_.back();
   }

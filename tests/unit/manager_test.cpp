@@ -1,13 +1,19 @@
 // The Manager's lifecycle without servers: the shared cache starts first and is
 // synced before any leader runnable; leader runnables start in the order added and
 // stop in reverse; a runnable that fails (kFenced) ends the run with its status;
-// metrics added through a Scope disappear with it.
+// metrics added through a Scope disappear with it. The leader elector, cut off from
+// the apiserver, stops leading at the renew deadline and calls on_stop_overdue when
+// its work does not stop before someone else may take the Lease.
 #include "operator/manager.h"
+
+#include "operator/leader_election.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "tests/support/fake_kube.h"
 #include "tests/support/process.h"
@@ -112,6 +118,63 @@ TEST_F(ManagerTest, AFencedRunnableEndsTheRunWithItsStatus) {
   Status result = m->Run(cancel);  // returns on its own
   EXPECT_EQ(result.code(), StatusCode::kFenced) << result.ToString();
   EXPECT_THAT(log_.lines(), ::testing::Contains("stop a")) << "the others were stopped";
+}
+
+// A Lease API that answers until it is cut off (503), as seen from one replica.
+class LeaseElectorTest : public ::testing::Test {
+ protected:
+  const std::string lease_ = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/l";
+  LeaseElectorTest() {
+    transport_->Route("GET " + lease_, {404, R"({"kind":"Status","reason":"NotFound"})"});
+    transport_->Route("POST /apis/coordination.k8s.io/v1/namespaces/ns/leases",
+                      {201, R"({"metadata":{"name":"l","namespace":"ns","uid":"u","resourceVersion":"1"},
+                               "spec":{"holderIdentity":"me"}})"});
+  }
+  // Leads, then is cut off; `lead` holds on for `stuck` after it was cancelled.
+  // Returns Run()'s result; `overdue` tells whether on_stop_overdue was called.
+  bool LeadThenCutOff(std::chrono::milliseconds stuck, bool& overdue) {
+    std::atomic<bool> called{false};
+    CancelToken release;  // what the stuck work waits for
+    LeaderElectionConfig config{.lease_namespace = "ns",
+                                .lease_name = "l",
+                                .identity = "me",
+                                .lease_duration = 600ms,
+                                .renew_deadline = 300ms,
+                                .retry_period = 50ms,
+                                .on_stop_overdue = [&] {
+                                  called = true;
+                                  release.Cancel();
+                                }};
+    LeaderElector elector(client_, RealClock::Get(), events_, config);
+    CancelToken cancel;
+    bool lost = false;
+    std::thread run([&] {
+      lost = elector.Run(cancel, [&](CancelToken& leading) {
+        leading.WaitFor(1h);
+        release.WaitFor(stuck);  // a request that outlasts the cut
+      });
+    });
+    EXPECT_TRUE(testing::WaitUntil([&] { return elector.IsLeader(); }, 5s));
+    transport_->Route("GET " + lease_, {503, R"({"kind":"Status","reason":"ServiceUnavailable"})"});
+    run.join();
+    overdue = called;
+    return lost;
+  }
+  RoutedTransport* transport_ = new RoutedTransport;
+  kube::KubeClient client_{kube::TransportPtr(transport_), RealClock::Get(), 1000, 1000};
+  RecordingEvents events_;
+};
+
+TEST_F(LeaseElectorTest, WorkStillStuckWhenTheLeaseMayBeTakenIsOverdue) {
+  bool overdue = false;
+  EXPECT_TRUE(LeadThenCutOff(3s, overdue)) << "lost at the renew deadline";
+  EXPECT_TRUE(overdue) << "the work was still running lease_duration - renew_deadline after the loss";
+}
+
+TEST_F(LeaseElectorTest, WorkThatStopsInTimeIsNotOverdue) {
+  bool overdue = false;
+  EXPECT_TRUE(LeadThenCutOff(0ms, overdue));
+  EXPECT_FALSE(overdue);
 }
 
 TEST(CallbackMetricsScope, RemovesItsMetricsAndKeepsTheRest) {
