@@ -266,6 +266,76 @@ TEST_F(FireTest, ALeaderCutOffFromTheApiserverStopsBeforeTheStandbyFires) {
   EXPECT_EQ(dups, 0U);
 }
 
+TEST_F(FireTest, AnApiserverRestartDoesNotStopFiringAndTheCacheAndStatusCatchUp) {
+  // Firing needs Kafka, not the apiserver: while it restarts, every occurrence still
+  // fires on time; afterwards the watches resume (a task created after the restart
+  // fires) and status catches up. Lease timings leave the restart room (renew
+  // deadline 60 s): the apiserver stops accepting connections as soon as it is
+  // told to stop, but its process may take a while to exit while requests drain.
+  std::string topic = ns_ + ".restart";
+  TopicReader reader(topic);
+  Apply(EverySecondTasks(5, topic));
+  Process& op =
+      StartOperator({"--leader-elect", "--leader-election-namespace=" + ns_, "--leader-elect-lease-duration=90",
+                     "--leader-elect-renew-deadline=60", "--leader-elect-retry-period=2"});
+  ASSERT_TRUE(reader.ReadUntil(25, 30s)) << "fires before the restart";
+
+  auto unix_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t stopped = unix_now();
+  ServerCtl("kube-apiserver", "stop");
+  std::cout << "the apiserver took " << unix_now() - stopped << " s to stop\n";
+  reader.ReadFor(5s);
+  ServerCtl("kube-apiserver", "start");
+  const int64_t started = unix_now();
+  size_t on_time_in_outage = 0;
+  for (const auto& m : reader.messages()) {
+    const int64_t t = ScheduledUnix(m);
+    if (t > stopped && t < started && m.timestamp_ms - t * 1000 < 2000) ++on_time_in_outage;
+  }
+  EXPECT_GE(on_time_in_outage, 5U * 4U) << "occurrences due while the apiserver was down fire on time";
+
+  // The watch is back: a task created now fires.
+  Apply(
+      "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: after}\nspec:\n"
+      "  schedule: \"* * * * * *\"\n  target: {topic: " +
+      topic + "}\n");
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        reader.ReadFor(1s);
+        for (const auto& m : reader.messages()) {
+          if (m.HeaderValue("ce_subject") == ns_ + "/after") return true;
+        }
+        return false;
+      },
+      30s))
+      << "a task created after the restart fires";
+  // Status catches up: t0's firedCount reaches what had fired by the restart.
+  size_t t0_by_restart = 0;
+  for (const auto& m : reader.messages()) {
+    if (m.HeaderValue("ce_subject") == ns_ + "/t0" && ScheduledUnix(m) < started) ++t0_by_restart;
+  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto out = Kubectl("get st t0 -n " + ns_ + " -o jsonpath='{.status.firedCount}'").output;
+        return !out.empty() && std::stoul(out) >= t0_by_restart;
+      },
+      30s))
+      << "status.firedCount of t0 catches up to " << t0_by_restart;
+  EXPECT_TRUE(op.Running()) << "the restart did not stop the operator";
+  op.Signal(SIGTERM);
+  EXPECT_EQ(op.Wait(20s).value_or(-1), 0);
+  reader.ReadFor(2s);
+  auto [total, missing, dups] = Audit(reader.messages());
+  std::cout << "apiserver restart (" << started - stopped << " s down): " << on_time_in_outage
+            << " occurrences fired on time while it was down; " << total << " occurrences, " << missing << " missing, "
+            << dups << " duplicated\n";
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(dups, 0U);
+}
+
 TEST_F(FireTest, CatchUpPoliciesAfterTheOperatorWasDown) {
   std::string topic = ns_ + ".catchup";
   TopicReader reader(topic);

@@ -147,7 +147,8 @@ write_env
 wait_for etcd "$LOGS/etcd.log" "$ETCD_PID" 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
 # --- kube-apiserver --------------------------------------------------------------
-APISERVER_PID=$(start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
+# tests/env/ctl.sh restarts the apiserver with exactly this command (restart tests).
+APISERVER_CMD=("$KUBE_BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
   --tls-cert-file "$CERTS/serving.crt" --tls-private-key-file "$CERTS/serving.key" \
@@ -159,6 +160,12 @@ APISERVER_PID=$(start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-
   --disable-admission-plugins ServiceAccount \
   --endpoint-reconciler-type none --enable-priority-and-fairness=false \
   --event-ttl 1h)
+{
+  echo '#!/usr/bin/env bash'
+  printf 'exec'; printf ' %q' "${APISERVER_CMD[@]}"; echo
+} >"$STATE/kube-apiserver-start.sh"
+chmod +x "$STATE/kube-apiserver-start.sh"
+APISERVER_PID=$(start kube-apiserver "$LOGS/kube-apiserver.log" "$STATE/kube-apiserver-start.sh")
 write_env
 wait_for kube-apiserver "$LOGS/kube-apiserver.log" "$APISERVER_PID" 120 \
   curl -sf --cacert "$CERTS/ca.crt" --cert "$CERTS/admin.crt" --key "$CERTS/admin.key" \
@@ -244,7 +251,7 @@ KAFKA_JAVA=(java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.a
   --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
   --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
   >"$LOGS/kafka-format.log" 2>&1 || fail_component kafka "$LOGS/kafka-format.log" "storage format failed"
-# tests/env/kafka.sh restarts the broker with exactly this command (outage tests).
+# tests/env/ctl.sh restarts the broker with exactly this command (outage tests).
 {
   echo '#!/usr/bin/env bash'
   printf 'exec'; printf ' %q' "${KAFKA_JAVA[@]}" kafka.Kafka "$STATE/kafka.properties"; echo

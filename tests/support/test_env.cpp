@@ -96,11 +96,15 @@ std::string UniqueName(const std::string& prefix) {
   return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
 }
 
-void KafkaCtl(const std::string& what) {
+void ServerCtl(const std::string& server, const std::string& what) {
   std::string state = std::filesystem::path(EnvFilePath()).parent_path().string();
   auto r = RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) +
-                    "/tests/env/kafka.sh " + what);
+                    "/tests/env/ctl.sh " + server + " " + what);
   ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
+void KafkaCtl(const std::string& what) {
+  ServerCtl("kafka", what);
 }
 
 }  // namespace cronlane::testing

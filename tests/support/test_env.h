@@ -27,8 +27,11 @@ CommandResult Kubectl(const std::string& args);
 // A name unique to this process and call, for topics and objects.
 std::string UniqueName(const std::string& prefix);
 
-// Stops or starts the test environment's Kafka broker (tests/env/kafka.sh stop|start);
-// fails the calling test when the script fails.
+// Stops or starts a server of the test environment, keeping its data
+// (tests/env/ctl.sh kafka|kube-apiserver stop|start); `start` returns once it
+// answers. Fails the calling test when the script fails.
+void ServerCtl(const std::string& server, const std::string& what);
+// ServerCtl("kafka", what).
 void KafkaCtl(const std::string& what);
 
 // Quotes a string for bash.
