@@ -11,17 +11,18 @@ namespace cronlane::dispatcher {
 
 using namespace std::chrono_literals;
 
-void ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record) {
-  if (!record.key) return;
+bool ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record) {
+  if (!record.key) return false;
   if (record.value.empty()) {
     into.erase(*record.key);  // tombstone
-    return;
+    return true;
   }
   int64_t v = 0;
   const char* end = record.value.data() + record.value.size();
   auto [ptr, ec] = std::from_chars(record.value.data(), end, v);
-  if (ec != std::errc() || ptr != end) return;  // not a checkpoint (someone else wrote to the topic)
+  if (ec != std::errc() || ptr != end) return false;  // not a checkpoint (someone else wrote to the topic)
   into[*record.key] = v;
+  return true;
 }
 
 CheckpointFollower::CheckpointFollower(CheckpointFollowerOptions options) : options_(std::move(options)) {}
@@ -34,6 +35,11 @@ size_t CheckpointFollower::Size() const {
 uint64_t CheckpointFollower::Records() const {
   std::lock_guard lock(mu_);
   return records_;
+}
+
+uint64_t CheckpointFollower::Invalid() const {
+  std::lock_guard lock(mu_);
+  return invalid_;
 }
 
 void CheckpointFollower::Run(CancelToken& cancel) {
@@ -140,7 +146,15 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
     if (const auto& m = polled->message; m && m->partition >= 0 && m->partition < *parts) {
       auto& r = read[static_cast<size_t>(m->partition)];
       r = std::max(r, m->offset + 1);
-      ApplyCheckpointRecord(checkpoints_, *m);
+      if (!ApplyCheckpointRecord(checkpoints_, *m)) {
+        ++invalid_;
+        if (auto n = invalid_log_.Allow()) {
+          spdlog::warn(
+              "checkpoint topic {}[{}]@{}: not a checkpoint (a key and a decimal Unix time, or a "
+              "tombstone): skipped ({} such record(s) since the last warning)",
+              m->topic, m->partition, m->offset, *n);
+        }
+      }
       ++records_;
     }
     if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->partition < *parts) {

@@ -21,6 +21,7 @@
 
 #include "common/cancel.h"
 #include "common/kafka.h"
+#include "common/logging.h"
 #include "common/status.h"
 #include "dispatcher/fire_sink.h"
 
@@ -42,8 +43,9 @@ struct CheckpointFollowerOptions {
 
 // Applies one record of the checkpoint topic: a value is the unix time of the
 // task's last fired occurrence, a null (empty) value a tombstone. Records that are
-// not checkpoints (no key, a value that is not a number) are ignored.
-void ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record);
+// not checkpoints (no key, a value that is not a number) change nothing and return
+// false (the follower counts them and warns, throttled).
+bool ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record);
 
 class CheckpointFollower {
  public:
@@ -65,6 +67,8 @@ class CheckpointFollower {
   size_t Size() const;
   // Records read since start, for metrics and tests.
   uint64_t Records() const;
+  // Records that were not checkpoints, since start.
+  uint64_t Invalid() const;
 
  private:
   // One attempt: consumer, assignment from the beginning, follow. Returns OK when
@@ -76,6 +80,8 @@ class CheckpointFollower {
   std::condition_variable cv_;
   Checkpoints checkpoints_;
   uint64_t records_ = 0;
+  uint64_t invalid_ = 0;
+  LogThrottle invalid_log_;
   bool requested_ = false;                     // a TakeOver() waits
   std::optional<Result<Checkpoints>> result_;  // what Run() hands to the waiting TakeOver()
   std::optional<Status> failed_;               // options_.once: why Run() ended

@@ -97,7 +97,7 @@ Status Dispatcher::Start() {
     scheduled.reserve(tasks_.size());
     for (auto& [id, e] : tasks_) {
       if (auto it = restored_.find(id); it != restored_.end()) {
-        e.last_fired = Instant{seconds{it->second}};
+        e.last_fired = PlausibleCheckpoint(*e.def, it->second, now);
         restored_.erase(it);  // the entry carries it from now on (memory per task)
       }
       ScheduleLocked(e, now);
@@ -120,6 +120,22 @@ void Dispatcher::PushLocked(Entry& e) {
   ++e.version;
   if (!e.next) return;
   heap_.push({*e.next + JitterFor(e.def->id, *e.next, e.def->jitter_seconds), e.def, e.version});
+}
+
+std::optional<Instant> Dispatcher::PlausibleCheckpoint(const TaskDefinition& task, int64_t value, Instant now) {
+  constexpr int64_t kClockOffset = 3600;
+  const int64_t now_s = std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+  const int64_t created_s = std::chrono::duration_cast<seconds>(task.created.time_since_epoch()).count();
+  if (value <= now_s + kClockOffset && (created_s <= 0 || value >= created_s - kClockOffset)) {
+    return Instant{seconds{value}};
+  }
+  if (auto n = implausible_log_.Allow()) {
+    spdlog::warn(
+        "task {}/{}: its checkpoint (last fired at Unix time {}) is {}: ignored, the task starts as "
+        "never fired ({} such checkpoint(s) since the last warning)",
+        task.ns, task.name, value, value > now_s ? "later than now" : "before the task was created", *n);
+  }
+  return std::nullopt;
 }
 
 void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
@@ -149,7 +165,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
     forgotten_.erase(task.id);  // back before its tombstone was written: keep the checkpoint
     Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
     if (auto r = restored_.find(task.id); r != restored_.end()) {
-      e.last_fired = Instant{seconds{r->second}};
+      e.last_fired = PlausibleCheckpoint(task, r->second, now);
       restored_.erase(r);
     }
     it = tasks_.emplace(task.id, std::move(e)).first;
@@ -220,7 +236,7 @@ DispatcherStats Dispatcher::Stats() const {
   std::lock_guard lock(mu_);
   DispatcherStats s = stats_;
   s.tasks = tasks_.size();
-  s.pending = pending_.size();
+  s.pending = pending_.size() + held_.size();
   return s;
 }
 
@@ -431,6 +447,7 @@ Status Dispatcher::FireOnce() {
   std::vector<std::string> tombstones;
   {
     std::lock_guard lock(mu_);
+    ReleaseHeldLocked(Now());
     if (pending_.empty() && forgotten_.empty()) return Status::Ok();
     for (auto it = forgotten_.begin(); it != forgotten_.end() && tombstones.size() < options_.max_batch_occurrences;) {
       tombstones.push_back(std::move(forgotten_.extract(it++).value()));
@@ -446,6 +463,42 @@ Status Dispatcher::FireOnce() {
       batch.push_back(std::move(o));
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  // Occurrences for a topic that does not exist wait aside: in the batch they
+  // would fail its transaction, and with it every other task's occurrences.
+  if (!batch.empty()) {
+    auto topic_of = [&](const TaskDefinition& d) { return d.topic.empty() ? options_.default_topic : d.topic; };
+    std::vector<std::string> topics;
+    for (const auto& d : defs) topics.push_back(topic_of(*d));
+    std::sort(topics.begin(), topics.end());
+    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+    std::vector<std::string> missing = sink_.MissingTopics(topics);
+    if (!missing.empty()) {
+      std::vector<Occurrence> kept;
+      std::vector<DefPtr> kept_defs;
+      size_t held = 0;
+      std::lock_guard lock(mu_);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (std::find(missing.begin(), missing.end(), topic_of(*defs[i])) != missing.end()) {
+          held_.push_back(std::move(batch[i]));
+          ++held;
+        } else {
+          kept.push_back(std::move(batch[i]));
+          kept_defs.push_back(std::move(defs[i]));
+        }
+      }
+      held_until_ = Now() + std::chrono::ceil<std::chrono::seconds>(options_.missing_topic_retry);
+      batch.swap(kept);
+      defs.swap(kept_defs);
+      if (auto n = missing_topic_log_.Allow()) {
+        std::string names;
+        for (const auto& t : missing) names += (names.empty() ? "" : ", ") + t;
+        spdlog::warn(
+            "topic(s) {} do not exist (and could not be created): {} occurrence(s) wait, tried again every "
+            "{} ms ({} such batch(es) since the last warning)",
+            names, held, options_.missing_topic_retry.count(), *n);
+      }
+    }
   }
   if (batch.empty() && tombstones.empty()) return Status::Ok();
   // The latest occurrence per task, keyed by the id the definitions hold.
@@ -503,6 +556,31 @@ Status Dispatcher::FireOnce() {
   return Status::Ok();
 }
 
+void Dispatcher::ReapplyPoliciesLocked() {
+  std::map<std::string, std::vector<Instant>> by_task;
+  for (const auto& o : pending_) by_task[o.task_id].push_back(o.scheduled);
+  std::deque<Occurrence> rebuilt;
+  Instant now = Now();
+  for (auto& [id, occ] : by_task) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) continue;
+    for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
+      rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def->jitter_seconds)});
+    }
+  }
+  std::sort(rebuilt.begin(), rebuilt.end(),
+            [](const Occurrence& a, const Occurrence& b) { return a.scheduled < b.scheduled; });
+  pending_.swap(rebuilt);
+}
+
+bool Dispatcher::ReleaseHeldLocked(Instant now) {
+  if (held_.empty() || now < held_until_) return false;
+  pending_.insert(pending_.begin(), std::make_move_iterator(held_.begin()), std::make_move_iterator(held_.end()));
+  held_.clear();
+  ReapplyPoliciesLocked();
+  return true;
+}
+
 void Dispatcher::Run(CancelToken& cancel) {
   int reg = cancel.Register([this] {
     std::lock_guard lock(mu_);
@@ -529,8 +607,10 @@ void Dispatcher::Run(CancelToken& cancel) {
       if (fenced_) break;
       cv_.wait_for(lock, std::chrono::milliseconds(200),
                    [&] { return !pending_.empty() || !forgotten_.empty() || cancel.cancelled(); });
+      ReleaseHeldLocked(Now());
       if (pending_.empty() && forgotten_.empty()) continue;
     }
+    DeliverSkips();  // of held occurrences that came back too late
     Status s = FireOnce();
     if (s.ok()) {
       backoff.Reset();
@@ -540,20 +620,7 @@ void Dispatcher::Run(CancelToken& cancel) {
     // Before retrying, apply the catch-up policies to what is now late.
     {
       std::lock_guard lock(mu_);
-      std::map<std::string, std::vector<Instant>> by_task;
-      for (const auto& o : pending_) by_task[o.task_id].push_back(o.scheduled);
-      std::deque<Occurrence> rebuilt;
-      Instant now = Now();
-      for (auto& [id, occ] : by_task) {
-        auto it = tasks_.find(id);
-        if (it == tasks_.end()) continue;
-        for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
-          rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def->jitter_seconds)});
-        }
-      }
-      std::sort(rebuilt.begin(), rebuilt.end(),
-                [](const Occurrence& a, const Occurrence& b) { return a.scheduled < b.scheduled; });
-      pending_.swap(rebuilt);
+      ReapplyPoliciesLocked();
     }
     DeliverSkips();
     if (cancel.WaitFor(backoff.Next())) break;

@@ -33,6 +33,7 @@
 
 #include "common/cancel.h"
 #include "common/clock.h"
+#include "common/logging.h"
 #include "dispatcher/fire_sink.h"
 #include "dispatcher/task.h"
 
@@ -75,6 +76,9 @@ struct DispatcherOptions {
   std::chrono::milliseconds retry_backoff{200};
   std::chrono::milliseconds max_retry_backoff{5000};
   size_t max_batch_occurrences = 20000;
+  // How often occurrences for a topic that does not exist (FireSink::MissingTopics)
+  // are tried again, with their catch-up policy applied to how late they are.
+  std::chrono::milliseconds missing_topic_retry{5000};
   // concurrencyPolicy Forbid: how long an occurrence of a task without
   // execution.timeoutSeconds counts as running when no result arrives (a worker
   // that died, results not configured). With a timeout the limit is derived from
@@ -170,6 +174,16 @@ class Dispatcher final : public TaskSink {
   };
 
   void ScheduleLocked(Entry& e, Instant now);
+  // Re-applies each task's catch-up policy to pending_ (after a failed commit, or
+  // when held occurrences come back): what became too late is skipped.
+  void ReapplyPoliciesLocked();
+  // Moves held_ back to the front of pending_ once its retry time has come.
+  bool ReleaseHeldLocked(Instant now);
+  // A restored checkpoint as the task's last fired occurrence, or none when it cannot
+  // be one: later than now or earlier than the task's creation by more than an hour
+  // of clock offset (garbage on the topic, or a clock far off). Trusting it would
+  // stop the task until that time, or replay its occurrences since 1970.
+  std::optional<Instant> PlausibleCheckpoint(const TaskDefinition& task, int64_t value, Instant now);
   // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
   // previous occurrence runs, and keeps only the latest when several are due.
   std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now);
@@ -195,8 +209,12 @@ class Dispatcher final : public TaskSink {
   std::unordered_map<std::string, Entry> tasks_;  // by task id
   std::map<std::string, Instant> finished_;       // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
+  std::deque<Occurrence> held_;  // due, for a topic that does not exist
+  Instant held_until_{};         // when held_ goes back to pending_
+  LogThrottle missing_topic_log_;
   std::deque<Occurrence> pending_;             // due, oldest first; batches leave from the front
   std::vector<SkipReport> skips_;              // collected under mu_, delivered by DeliverSkips()
+  LogThrottle implausible_log_;                // warnings for checkpoints that cannot be
   Checkpoints restored_;                       // checkpoints read at Start(), until a task takes its own
   std::unordered_set<std::string> forgotten_;  // tombstones for the next commit
   bool started_ = false;

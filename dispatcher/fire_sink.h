@@ -44,6 +44,14 @@ class FireSink {
   // kFenced means this producer was fenced (or can no longer know what it
   // committed) and must stop.
   virtual Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) = 0;
+  // Which of `topics` do not exist and could not be created: a Commit with a
+  // message for one would fail, and with it every other occurrence of the batch.
+  // The dispatcher holds those topics' occurrences back (and retries them) and
+  // commits the rest. Called on the fire thread, before Commit. Default: none.
+  virtual std::vector<std::string> MissingTopics(const std::vector<std::string>& topics) {
+    (void)topics;
+    return {};
+  }
   // Reads every committed checkpoint (the latest per task; tombstoned tasks have
   // none). Called after Init(), so nothing an older producer left open is missed.
   virtual Result<Checkpoints> ReadCheckpoints() = 0;

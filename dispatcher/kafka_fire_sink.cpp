@@ -23,6 +23,11 @@ Status KafkaFireSink::Init() {
   p["transaction.timeout.ms"] = std::to_string(options_.transaction_timeout_ms);
   p.try_emplace("linger.ms", "1");
   p.try_emplace("allow.auto.create.topics", "false");
+  // A message for a topic missing from the metadata fails after this, not after
+  // the 30 s default: the sink checks topics itself before producing, so a
+  // missing one here was deleted meanwhile, and the batch must fail soon to be
+  // retried without it.
+  p.try_emplace("topic.metadata.propagation.max.ms", "5000");
   producer_.reset();
   auto producer = kafka::NewProducer(p);
   if (!producer.ok()) return producer.status();
@@ -80,23 +85,41 @@ Status KafkaFireSink::Fail(const Status& why) {
   }
   Status a = kafka::AbortTransaction(rk, std::chrono::milliseconds(options_.commit_timeout_ms));
   abort_pending_ = !a.ok();
+  known_topics_.clear();  // a topic deleted under us fails a transaction: look each up again
   return why.code() == StatusCode::kFailedPrecondition || why.code() == StatusCode::kFenced ? Unavailable(why.message())
                                                                                             : why;
 }
 
+Status KafkaFireSink::EnsureTopic(const std::string& topic) {
+  if (known_topics_.count(topic) != 0) return Status::Ok();
+  auto parts = kafka::PartitionCount(producer_.get(), topic);
+  if (!parts.ok() && parts.status().code() == StatusCode::kNotFound) {
+    if (!options_.create_topics) return parts.status();
+    Status c = kafka::CreateTopic(producer_.get(), topic, options_.topic_partitions, options_.replication_factor);
+    if (!c.ok()) return NotFound("topic " + topic + " does not exist, and creating it failed: " + c.message());
+  } else if (!parts.ok()) {
+    return Unavailable("topic " + topic + ": " + parts.status().message());
+  }
+  known_topics_.insert(topic);
+  return Status::Ok();
+}
+
 Status KafkaFireSink::EnsureTopics(const std::vector<OutMessage>& messages) {
   for (const auto& m : messages) {
-    if (known_topics_.count(m.topic) != 0) continue;
-    auto parts = kafka::PartitionCount(producer_.get(), m.topic);
-    if (!parts.ok() && parts.status().code() == StatusCode::kNotFound && options_.create_topics) {
-      Status c = kafka::CreateTopic(producer_.get(), m.topic, options_.topic_partitions, options_.replication_factor);
-      if (!c.ok()) return Unavailable("creating topic " + m.topic + ": " + c.message());
-    } else if (!parts.ok()) {
-      return Unavailable("topic " + m.topic + ": " + parts.status().message());
-    }
-    known_topics_.insert(m.topic);
+    if (Status s = EnsureTopic(m.topic); !s.ok()) return Unavailable(s.message());
   }
   return Status::Ok();
+}
+
+std::vector<std::string> KafkaFireSink::MissingTopics(const std::vector<std::string>& topics) {
+  std::vector<std::string> missing;
+  if (!producer_ || fenced_) return missing;  // Commit reports what is wrong
+  for (const auto& t : topics) {
+    // Only a topic the broker says does not exist (and that could not be created)
+    // is held back; a broker that does not answer fails the whole batch, as before.
+    if (EnsureTopic(t).code() == StatusCode::kNotFound) missing.push_back(t);
+  }
+  return missing;
 }
 
 Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) {

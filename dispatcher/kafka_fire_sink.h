@@ -63,6 +63,7 @@ class KafkaFireSink final : public FireSink {
   Status Commit(const std::vector<OutMessage>& messages, const std::vector<Checkpoint>& checkpoints) override;
   // The warm follower's checkpoints, else a read from the beginning.
   Result<Checkpoints> ReadCheckpoints() override;
+  std::vector<std::string> MissingTopics(const std::vector<std::string>& topics) override;
 
  private:
   // Classifies a failed transactional call: a fence (another producer took over)
@@ -71,6 +72,9 @@ class KafkaFireSink final : public FireSink {
   Status Fail(const Status& why);
   // Makes sure every topic of `messages` exists (creating it when allowed).
   Status EnsureTopics(const std::vector<OutMessage>& messages);
+  // Makes sure `topic` exists (creating it when allowed); remembered until a
+  // transaction fails (a topic deleted since is then looked up again).
+  Status EnsureTopic(const std::string& topic);
 
   KafkaSinkOptions options_;
   kafka::HandlePtr producer_;

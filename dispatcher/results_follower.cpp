@@ -20,16 +20,17 @@ ResultsFollower::ResultsFollower(ResultsFollowerOptions options, Clock& clock, O
       on_succeeded_(std::move(on_succeeded)) {}
 
 void ResultsFollower::Handle(const kafka::Message& m) {
+  auto invalid = [&](const std::string& why) {
+    ++invalid_;
+    if (auto n = invalid_log_.Allow()) {
+      spdlog::warn("results topic {}[{}]@{}: {}; skipped ({} such record(s) since the last warning)", m.topic,
+                   m.partition, m.offset, why, *n);
+    }
+  };
   auto r = DecodeTaskResult(m.value);
-  if (!r.ok()) {
-    ++invalid_;
-    return;
-  }
+  if (!r.ok()) return invalid(r.status().message());
   auto scheduled = ParseRfc3339(r->time);
-  if (!scheduled.ok()) {
-    ++invalid_;
-    return;
-  }
+  if (!scheduled.ok()) return invalid("result record's \"time\" is not RFC 3339");
   ++results_;
   const std::string task_id = r->TaskId();
   if (r->succeeded && on_succeeded_) {

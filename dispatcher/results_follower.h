@@ -15,6 +15,7 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/kafka.h"
+#include "common/logging.h"
 #include "common/task_result.h"
 #include "dispatcher/cron.h"
 
@@ -71,6 +72,7 @@ class ResultsFollower final : public ResultsSource {
   std::atomic<bool> replayed_{false};
   std::atomic<uint64_t> results_{0};
   std::atomic<uint64_t> invalid_{0};
+  LogThrottle invalid_log_;  // a warning for records that are not results
 };
 
 }  // namespace cronlane::dispatcher

@@ -13,9 +13,14 @@ namespace {
 std::string UniqueName(const std::string& object, std::chrono::system_clock::time_point now) {
   static std::atomic<uint32_t> seq{0};
   char buf[40];
-  std::snprintf(buf, sizeof buf, ".%llx%04x", static_cast<unsigned long long>(now.time_since_epoch().count()),
-                seq++ & 0xFFFFU);
-  return object + buf;
+  const int n = std::snprintf(buf, sizeof buf, ".%llx%04x",
+                              static_cast<unsigned long long>(now.time_since_epoch().count()), seq++ & 0xFFFFU);
+  // An object name may take all of the 253 characters a name has: shorten it so
+  // the Event's own name stays valid (the Event names its object in full), and a
+  // cut must not leave a '-' or '.' before the suffix's dot.
+  std::string name = object.substr(0, 253 - static_cast<size_t>(n));
+  while (!name.empty() && (name.back() == '-' || name.back() == '.')) name.pop_back();
+  return name + buf;
 }
 
 }  // namespace

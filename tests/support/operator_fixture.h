@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -60,11 +61,19 @@ class OperatorFixture : public ::testing::Test {
     ops_.push_back(std::make_unique<Process>(argv, log));
     return *ops_.back();
   }
-  // `kubectl apply -n <ns> -f -` of `yaml`; returns kubectl's output.
+  // `kubectl apply -n <ns> -f FILE` of `yaml` (through a file: one command-line
+  // argument holds at most 128 KiB); returns kubectl's output.
   std::string Apply(const std::string& yaml) {
-    return RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns_ + " -f -")
-        .output;
+    const std::string file =
+        (std::filesystem::temp_directory_path() / (UniqueName(prefix_ + "-apply") + ".yaml")).string();
+    {
+      std::ofstream out(file);
+      out << yaml;
+    }
+    auto r = RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f " +
+                      ShellQuote(file));
+    std::filesystem::remove(file);
+    return r.output;
   }
   // YAML of `n` ScheduledTasks t0..t<n-1>, each due every second with
   // catchUpPolicy All, firing to `topic`.

@@ -14,11 +14,34 @@
 #include <tuple>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
+
 #include "common/kafka.h"
 #include "common/time.h"
 #include "tests/support/test_env.h"
 
 namespace cronlane::testing {
+
+// Deletes a topic (the admin API, as `kafka-topics.sh --delete` does); fails the
+// calling test when the broker refuses.
+inline void DeleteTopic(const std::string& topic) {
+  auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
+  ASSERT_TRUE(admin.ok());
+  rd_kafka_t* rk = admin->get();
+  rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(topic.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DeleteTopics(rk, &del, 1, nullptr, queue);
+  rd_kafka_DeleteTopic_destroy(del);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
+  ASSERT_NE(ev, nullptr) << "no answer to deleting " << topic;
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+  const rd_kafka_resp_err_t err = n == 1 ? rd_kafka_topic_result_error(results[0]) : rd_kafka_event_error(ev);
+  rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(queue);
+  ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << "deleting " << topic << ": " << rd_kafka_err2str(err);
+}
 
 // A read_committed consumer of one topic that keeps everything it has read.
 class TopicReader {

@@ -9,7 +9,9 @@
 #include <gmock/gmock.h>
 
 #include <gtest/gtest.h>
+
 #include <algorithm>
+#include "common/logging.h"
 
 #include <condition_variable>
 #include <future>
@@ -37,6 +39,7 @@ class FakeSink : public FireSink {
   Checkpoints checkpoints;
   std::vector<std::string> tombstones;  // in commit order
   int commits = 0;
+  std::set<std::string> missing;  // topics that do not exist: a Commit with one fails
 
   Status Init() override {
     ++inits;
@@ -47,6 +50,9 @@ class FakeSink : public FireSink {
     if (fail_next > 0) {
       --fail_next;
       return Unavailable("broker down");
+    }
+    for (const auto& msg : m) {
+      if (missing.count(msg.topic) != 0) return Unavailable("topic " + msg.topic + " does not exist");
     }
     committed.insert(committed.end(), m.begin(), m.end());
     for (const auto& c : cps) {
@@ -61,6 +67,13 @@ class FakeSink : public FireSink {
     return Status::Ok();
   }
   Result<dispatcher::Checkpoints> ReadCheckpoints() override { return checkpoints; }
+  std::vector<std::string> MissingTopics(const std::vector<std::string>& topics) override {
+    std::vector<std::string> out;
+    for (const auto& t : topics) {
+      if (missing.count(t) != 0) out.push_back(t);
+    }
+    return out;
+  }
 
   std::vector<std::string> Ids() const {
     std::vector<std::string> out;
@@ -123,22 +136,91 @@ TEST(CheckpointRecords, GarbageOnTheTopicIsIgnoredAndTombstonesDelete) {
     m.value = std::move(value);
     return m;
   };
-  ApplyCheckpointRecord(cps, record("a", "1767225600"));
-  ApplyCheckpointRecord(cps, record("b", "1767225600"));
-  ApplyCheckpointRecord(cps, record("a", "1767225660"));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("b", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225660")));
   EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}, {"b", 1767225600}})) << "the latest per task";
   for (const char* garbage : {"yesterday", "12abc", "", "1e9", "99999999999999999999", " 5"}) {
     Checkpoints before = cps;
     if (std::string(garbage).empty()) continue;  // empty is a tombstone, below
-    ApplyCheckpointRecord(cps, record("a", garbage));
+    EXPECT_FALSE(ApplyCheckpointRecord(cps, record("a", garbage))) << garbage;
     EXPECT_EQ(cps, before) << "\"" << garbage << "\" is not a checkpoint";
   }
-  ApplyCheckpointRecord(cps, record(std::nullopt, "1767225999"));
+  EXPECT_FALSE(ApplyCheckpointRecord(cps, record(std::nullopt, "1767225999")));
   EXPECT_EQ(cps.size(), 2U) << "a record without a key is not a checkpoint";
   ApplyCheckpointRecord(cps, record("b", ""));
   EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}})) << "a tombstone deletes";
   ApplyCheckpointRecord(cps, record("never-seen", ""));
   EXPECT_EQ(cps.size(), 1U);
+}
+
+// A checkpoint is an occurrence already fired: one far later than now (garbage
+// that parses as a number, or a clock far ahead) would stop the task until then;
+// one from before the task existed would replay its occurrences since then. Both
+// are ignored: the task starts as never fired.
+TEST_F(DispatcherTest, ACheckpointThatCannotBeOneIsIgnored) {
+  const int64_t now = 1767225600;  // the clock: 2026-01-01T00:00:00Z
+  sink.checkpoints = {{"uid-future", now + 10 * 365 * 86400},
+                      {"uid-ancient", 5},
+                      {"uid-skewed", now + 60},  // a clock a minute ahead: kept
+                      {"uid-fine", now - 3}};
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  for (const char* name : {"future", "ancient", "skewed", "fine"}) {
+    auto t = Task(name, "* * * * * *");
+    t.catch_up = CatchUpPolicy::kAll;
+    t.created = Instant{std::chrono::seconds{now - 86400}};
+    ASSERT_TRUE(d.Upsert(t).ok());
+  }
+  RunFor(clock, d, 3s);
+  std::map<std::string, int> fired;
+  for (const auto& id : sink.Ids()) ++fired[id.substr(0, id.find(':'))];
+  EXPECT_EQ(fired["uid-future"], 3) << "from now on, not ten years from now";
+  EXPECT_EQ(fired["uid-ancient"], 3) << "from now on, not every second since 1970 (up to maxCatchUp)";
+  EXPECT_EQ(fired["uid-skewed"], 0) << "nothing after :00 +60 s is due yet";
+  EXPECT_EQ(fired["uid-fine"], 6) << "caught up from 23:59:58, then each second to 00:00:03";
+}
+
+// A topic that does not exist (deleted under the operator, and not re-creatable)
+// must not stop other tasks: its occurrences wait aside and are tried again, with
+// their catch-up policy applied, once it exists.
+TEST_F(DispatcherTest, AMissingTopicHoldsBackOnlyItsOwnTasks) {
+  sink.missing = {"gone"};
+  Dispatcher d(clock, sink, &rec, {.missing_topic_retry = 5s});
+  ASSERT_TRUE(d.Start().ok());
+  auto kept = Task("kept", "* * * * * *");
+  auto all = Task("all", "* * * * * *");
+  all.topic = "gone";
+  all.catch_up = CatchUpPolicy::kAll;
+  auto latest = Task("latest", "* * * * * *");
+  latest.topic = "gone";  // catchUpPolicy Latest (the default)
+  for (const auto& t : {kept, all, latest}) ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 8s);
+  std::map<std::string, int> fired;
+  for (const auto& id : sink.Ids()) ++fired[id.substr(0, id.find(':'))];
+  EXPECT_EQ(fired["uid-kept"], 8) << "every second, as if nothing were wrong";
+  EXPECT_EQ(fired["uid-all"], 0);
+  EXPECT_EQ(d.Stats().pending, 16U) << "8 occurrences of each task on the missing topic wait";
+  sink.missing.clear();  // the topic is back
+  RunFor(clock, d, 5s);
+  fired.clear();
+  for (const auto& id : sink.Ids()) ++fired[id.substr(0, id.find(':'))];
+  EXPECT_EQ(fired["uid-kept"], 13);
+  EXPECT_EQ(fired["uid-all"], 13) << "every occurrence once, late";
+  EXPECT_LT(fired["uid-latest"], 13) << "only the latest of those that were late";
+  EXPECT_GT(fired["uid-latest"], 0);
+  auto ids = sink.Ids();
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size()) << "no duplicates";
+}
+
+TEST(LogThrottle, FirstThenAtMostOncePerIntervalWithTheCount) {
+  LogThrottle t(std::chrono::seconds(60));
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  EXPECT_EQ(t.Allow(t0), 1U);
+  EXPECT_EQ(t.Allow(t0 + std::chrono::seconds(1)), std::nullopt);
+  EXPECT_EQ(t.Allow(t0 + std::chrono::seconds(59)), std::nullopt);
+  EXPECT_EQ(t.Allow(t0 + std::chrono::seconds(60)), 3U) << "two held back, and this one";
+  EXPECT_EQ(t.Allow(t0 + std::chrono::seconds(61)), std::nullopt);
 }
 
 TEST_F(DispatcherTest, ForgetWritesATombstoneEvenWhenNothingIsDue) {

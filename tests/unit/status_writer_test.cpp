@@ -319,6 +319,36 @@ TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
   EXPECT_THAT(events_.Lines().back(), HasSubstr("Warning TooManyMissed: x"));
 }
 
+// An object's name may be 253 characters long; the Event's name is made from it
+// and must stay a valid name (at most 253, no '-' or '.' before the suffix).
+TEST(KubeEventRecorder, EventNamesStayValidForTheLongestObjectNames) {
+  auto* transport = new RoutedTransport;
+  transport->Route("POST /apis/events.k8s.io/v1/namespaces/ns/events", {201, "{}"});
+  FakeClock clock;
+  kube::KubeClient client{kube::TransportPtr(transport), clock, 1000, 1000};
+  KubeEventRecorder recorder(client, clock, "cronlane.dev/operator", "test");
+  // "n-n-...n" and "nn-n-...n": wherever the cut falls, one of them has a '-' there.
+  std::string dashes_odd, dashes_even = "n";
+  for (int i = 0; i < 126; ++i) dashes_odd += "n-", dashes_even += "n-";
+  dashes_odd += "n";
+  for (const std::string& name : {std::string(253, 'n'), dashes_odd, dashes_even, std::string("short")}) {
+    ASSERT_LE(name.size(), 253U);
+    recorder.Record({"cronlane.dev/v1alpha1", "ScheduledTask", "ns", name, "u", ""}, "Warning", "R", "A", "note");
+  }
+  auto sent = transport->Sent("POST", "/events");
+  ASSERT_EQ(sent.size(), 4U);
+  for (const auto& req : sent) {
+    auto body = Json::parse(req.body);
+    const std::string event_name = body["metadata"]["name"];
+    EXPECT_LE(event_name.size(), 253U) << event_name;
+    const std::string head = event_name.substr(0, event_name.rfind('.'));
+    EXPECT_TRUE(head.back() != '-' && head.back() != '.') << event_name;
+    EXPECT_EQ(body["regarding"]["name"].get<std::string>().substr(0, head.size()), head)
+        << "the Event names its object in full";
+  }
+  EXPECT_EQ(recorder.failures(), 0U);
+}
+
 TEST(EventAggregator, WindowResetsAndQueueIsBounded) {
   FakeClock clock;
   RecordingEvents sink;
