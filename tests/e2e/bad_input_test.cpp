@@ -178,7 +178,6 @@ TEST_F(BadInputTest, ATaskTopicDeletedUnderARunningOperatorHoldsBackOnlyItsTask)
   // aside and the other task fires on time again, nothing lost or repeated.
   const std::string kept = ns_ + ".kept", deleted = ns_ + ".deleted";
   TopicReader kept_reader(kept);
-  TopicReader deleted_reader(deleted);
   Apply(
       "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: kept}\nspec:\n"
       "  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " +
@@ -188,7 +187,12 @@ TEST_F(BadInputTest, ATaskTopicDeletedUnderARunningOperatorHoldsBackOnlyItsTask)
       deleted + "}\n");
   Process& op = StartOperator({"--create-topics=false"});
   ASSERT_TRUE(kept_reader.ReadUntil(3, 30s));
-  ASSERT_TRUE(deleted_reader.ReadUntil(3, 30s));
+  {
+    // Closed before its topic goes: librdkafka's destroy of a consumer assigned
+    // to partitions of a deleted topic can wait for ever.
+    TopicReader deleted_reader(deleted);
+    ASSERT_TRUE(deleted_reader.ReadUntil(3, 30s));
+  }
   DeleteTopic(deleted);
   const int64_t deleted_at =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
