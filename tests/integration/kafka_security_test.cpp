@@ -60,6 +60,25 @@ class KafkaSecurityTest : public ::testing::Test {
                       ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f -");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
+  // Applies task `name`, waits until the worker ran it and the operator recorded
+  // its success, then stops both: each exits 0 and neither logged `password`.
+  void ExpectFiredAndRun(Process& op, Process& wk, const std::string& name, const std::string& password) {
+    Apply(name);
+    EXPECT_TRUE(WaitUntil([&] { return wk.Log().find("task-ran ") != std::string::npos; }, 60s))
+        << op.Log() << wk.Log();
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          return !Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'")
+                      .output.empty();
+        },
+        30s))
+        << op.Log();
+    op.Signal(SIGTERM);
+    wk.Signal(SIGTERM);
+    EXPECT_EQ(op.Wait(20s).value_or(-1), 0);
+    EXPECT_EQ(wk.Wait(20s).value_or(-1), 0);
+    for (const auto* p : {&op, &wk}) EXPECT_THAT(p->Log(), Not(HasSubstr(password)));
+  }
   std::string ns_;
   std::filesystem::path dir_;
 };
@@ -68,18 +87,7 @@ TEST_F(KafkaSecurityTest, ScramOperatorAndWorkerFireAndRunATask) {
   const std::string password = EnvVar("KAFKA_SASL_PASSWORD");
   auto op = Operator(Properties("SCRAM-SHA-512", password), "operator.log");
   auto wk = Worker(Properties("SCRAM-SHA-256", password), "worker.log");
-  Apply("scram");
-  EXPECT_TRUE(WaitUntil([&] { return wk->Log().find("task-ran ") != std::string::npos; }, 60s))
-      << op->Log() << wk->Log();
-  EXPECT_TRUE(WaitUntil(
-      [&] { return !Kubectl("get st scram -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output.empty(); },
-      30s))
-      << op->Log();
-  op->Signal(SIGTERM);
-  wk->Signal(SIGTERM);
-  EXPECT_EQ(op->Wait(20s).value_or(-1), 0);
-  EXPECT_EQ(wk->Wait(20s).value_or(-1), 0);
-  for (const auto* p : {op.get(), wk.get()}) EXPECT_THAT(p->Log(), Not(HasSubstr(password)));
+  ExpectFiredAndRun(*op, *wk, "scram", password);
   EXPECT_THAT(Kubectl("get st,events -n " + ns_ + " -o yaml").output, Not(HasSubstr(password)));
 }
 
@@ -117,18 +125,7 @@ TEST_F(KafkaSecurityTest, TlsWithAClientCertificateAndSaslPlainOverTlsFireAndRun
   auto op = Operator(ClientCertificate(), "operator-tls.log", EnvVar("KAFKA_SSL_BOOTSTRAP"));
   auto wk =
       Worker(PlainOverTls(password, EnvVar("KAFKA_CA_FILE")), "worker-tls.log", EnvVar("KAFKA_SASL_SSL_BOOTSTRAP"));
-  Apply("tls");
-  EXPECT_TRUE(WaitUntil([&] { return wk->Log().find("task-ran ") != std::string::npos; }, 60s))
-      << op->Log() << wk->Log();
-  EXPECT_TRUE(WaitUntil(
-      [&] { return !Kubectl("get st tls -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output.empty(); },
-      30s))
-      << op->Log();
-  op->Signal(SIGTERM);
-  wk->Signal(SIGTERM);
-  EXPECT_EQ(op->Wait(20s).value_or(-1), 0);
-  EXPECT_EQ(wk->Wait(20s).value_or(-1), 0);
-  EXPECT_THAT(wk->Log(), Not(HasSubstr(password)));
+  ExpectFiredAndRun(*op, *wk, "tls", password);
 }
 
 TEST_F(KafkaSecurityTest, AWrongCaIsAClearErrorAndNoCrash) {

@@ -10,6 +10,7 @@
 
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
+#include "tests/support/process.h"
 #include "tests/support/tcp_proxy.h"
 #include "tests/support/test_env.h"
 
@@ -173,7 +174,8 @@ TEST(KubeClientTimeouts, EveryRequestThroughACutNetworkEndsWithinTheTimeout) {
           "/api/v1/namespaces?watch=1&resourceVersion=0", [](std::string_view, Json&) { return true; }, stop);
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Cut once each of them has sent its first request.
+  ASSERT_TRUE(cronlane::testing::WaitUntil([&] { return busy.requests() >= 4; }, std::chrono::seconds(10)));
   proxy.Partition();
   for (int i = 0; i < 4; ++i) {
     auto start = std::chrono::steady_clock::now();
