@@ -7,7 +7,7 @@ BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz tsan clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k S
 
 fuzz: deps ## Run every libFuzzer target for FUZZ_SECONDS each (default 60)
 	@hack/fuzz.sh all $${FUZZ_SECONDS:-60} $(BUILD_DIR)/fuzz
+
+tsan: deps tools ## Thread sanitizer: build-tsan/, unit tests, then worker/dispatcher integration tests (brings the environment up)
+	@export CRONLANE_STATE_DIR=$(CURDIR)/.cronlane/test; tests/env/up.sh && trap tests/env/down.sh EXIT && hack/tsan.sh all
 
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace cronlane {
 
@@ -15,11 +16,16 @@ class CancelToken {
   CancelToken(const CancelToken&) = delete;
   CancelToken& operator=(const CancelToken&) = delete;
 
-  // Sets the token and runs every registered callback once, on this thread.
+  // Sets the token and runs every registered callback once, on this thread, without
+  // holding the token's lock. The token must outlive this call.
   void Cancel();
   bool cancelled() const;
   // Runs `fn` on Cancel(), or at once if already cancelled. Returns an id for Unregister.
   int Register(std::function<void()> fn);
+  // After it returns, the callback `id` is not running and never will (the semantics
+  // of std::stop_callback's destructor): if Cancel() is running it on another thread
+  // right now, this waits until it has finished. Called from inside that callback
+  // (the cancelling thread), it returns at once.
   void Unregister(int id);
   // Waits up to `d`; returns true if cancelled (early or already).
   template <typename Rep, typename Period>
@@ -33,19 +39,36 @@ class CancelToken {
   mutable std::condition_variable cv_;
   bool cancelled_ = false;
   int next_id_ = 0;
-  std::map<int, std::function<void()>> callbacks_;
+  std::map<int, std::function<void()>> callbacks_;  // registered, not yet run
+  // While Cancel() runs the callbacks: the ones still to run, the one running, and
+  // the thread running them (so Unregister from inside a callback does not wait).
+  std::map<int, std::function<void()>> to_run_;
+  int running_ = -1;
+  std::thread::id runner_;
 };
 
 inline void CancelToken::Cancel() {
-  std::map<int, std::function<void()>> run;
-  {
-    std::lock_guard lock(mu_);
-    if (cancelled_) return;
-    cancelled_ = true;
-    run.swap(callbacks_);
-  }
+  std::unique_lock lock(mu_);
+  if (cancelled_) return;
+  cancelled_ = true;
+  to_run_.swap(callbacks_);
+  runner_ = std::this_thread::get_id();
+  // Notify under the lock: a waiter that sees cancelled_ may destroy the token as
+  // soon as the lock is free.
   cv_.notify_all();
-  for (auto& [id, fn] : run) fn();
+  while (!to_run_.empty()) {
+    auto first = to_run_.begin();
+    running_ = first->first;
+    {
+      std::function<void()> fn = std::move(first->second);
+      to_run_.erase(first);
+      lock.unlock();
+      fn();
+    }
+    lock.lock();
+    running_ = -1;
+    cv_.notify_all();
+  }
 }
 
 inline bool CancelToken::cancelled() const {
@@ -66,8 +89,11 @@ inline int CancelToken::Register(std::function<void()> fn) {
 }
 
 inline void CancelToken::Unregister(int id) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   callbacks_.erase(id);
+  to_run_.erase(id);
+  if (id < 0 || runner_ == std::this_thread::get_id()) return;
+  cv_.wait(lock, [&] { return running_ != id; });
 }
 
 }  // namespace cronlane
