@@ -7,7 +7,7 @@ BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz tsan clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz tsan thread-safety clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ fuzz: deps ## Run every libFuzzer target for FUZZ_SECONDS each (default 60)
 
 tsan: deps tools ## Thread sanitizer: build-tsan/, unit tests, then worker/dispatcher integration tests (brings the environment up)
 	@export CRONLANE_STATE_DIR=$(CURDIR)/.cronlane/test; tests/env/up.sh && trap tests/env/down.sh EXIT && hack/tsan.sh all
+
+thread-safety: deps ## clang -Wthread-safety build of the product (build-clang/)
+	@hack/thread-safety.sh
 
 lint: build ## clang-format check and clang-tidy
 	@hack/lint.sh $(BUILD_DIR)

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "common/thread_annotations.h"
+
 namespace cronlane {
 
 class CancelToken {
@@ -30,25 +32,25 @@ class CancelToken {
   // Waits up to `d`; returns true if cancelled (early or already).
   template <typename Rep, typename Period>
   bool WaitFor(std::chrono::duration<Rep, Period> d) const {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, d, [this] { return cancelled_; });
+    MutexLock lock(mu_);
+    return cv_.wait_for(lock.native(), d, [this]() REQUIRES(mu_) { return cancelled_; });
   }
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   mutable std::condition_variable cv_;
-  bool cancelled_ = false;
-  int next_id_ = 0;
-  std::map<int, std::function<void()>> callbacks_;  // registered, not yet run
+  bool cancelled_ GUARDED_BY(mu_) = false;
+  int next_id_ GUARDED_BY(mu_) = 0;
+  std::map<int, std::function<void()>> callbacks_ GUARDED_BY(mu_);  // registered, not yet run
   // While Cancel() runs the callbacks: the ones still to run, the one running, and
   // the thread running them (so Unregister from inside a callback does not wait).
-  std::map<int, std::function<void()>> to_run_;
-  int running_ = -1;
-  std::thread::id runner_;
+  std::map<int, std::function<void()>> to_run_ GUARDED_BY(mu_);
+  int running_ GUARDED_BY(mu_) = -1;
+  std::thread::id runner_ GUARDED_BY(mu_);
 };
 
 inline void CancelToken::Cancel() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (cancelled_) return;
   cancelled_ = true;
   to_run_.swap(callbacks_);
@@ -62,23 +64,23 @@ inline void CancelToken::Cancel() {
     {
       std::function<void()> fn = std::move(first->second);
       to_run_.erase(first);
-      lock.unlock();
+      lock.Unlock();
       fn();
     }
-    lock.lock();
+    lock.Lock();
     running_ = -1;
     cv_.notify_all();
   }
 }
 
 inline bool CancelToken::cancelled() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return cancelled_;
 }
 
 inline int CancelToken::Register(std::function<void()> fn) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!cancelled_) {
       callbacks_[next_id_] = std::move(fn);
       return next_id_++;
@@ -89,11 +91,11 @@ inline int CancelToken::Register(std::function<void()> fn) {
 }
 
 inline void CancelToken::Unregister(int id) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   callbacks_.erase(id);
   to_run_.erase(id);
   if (id < 0 || runner_ == std::this_thread::get_id()) return;
-  cv_.wait(lock, [&] { return running_ != id; });
+  cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return running_ != id; });
 }
 
 }  // namespace cronlane

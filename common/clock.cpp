@@ -16,35 +16,35 @@ RealClock& RealClock::Get() {
 FakeClock::FakeClock(std::chrono::system_clock::time_point start) : start_(start) {}
 
 std::chrono::system_clock::time_point FakeClock::Now() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return start_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(elapsed_);
 }
 
 std::chrono::steady_clock::time_point FakeClock::SteadyNow() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return std::chrono::steady_clock::time_point{} +
          std::chrono::duration_cast<std::chrono::steady_clock::duration>(elapsed_);
 }
 
 void FakeClock::SleepFor(std::chrono::nanoseconds d) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (auto_advance_) {
     elapsed_ += d;
     cv_.notify_all();
     return;
   }
   auto deadline = elapsed_ + d;
-  cv_.wait(lock, [&] { return elapsed_ >= deadline; });
+  cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return elapsed_ >= deadline; });
 }
 
 void FakeClock::Advance(std::chrono::nanoseconds d) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   elapsed_ += d;
   cv_.notify_all();
 }
 
 void FakeClock::set_auto_advance(bool on) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto_advance_ = on;
 }
 

@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "common/thread_annotations.h"
+
 namespace cronlane {
 
 class Clock {
@@ -42,11 +44,11 @@ class FakeClock final : public Clock {
   void set_auto_advance(bool on);
 
  private:
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::chrono::nanoseconds elapsed_{0};
-  std::chrono::system_clock::time_point start_;
-  bool auto_advance_ = true;
+  std::chrono::nanoseconds elapsed_ GUARDED_BY(mu_){0};
+  std::chrono::system_clock::time_point start_ GUARDED_BY(mu_);
+  bool auto_advance_ GUARDED_BY(mu_) = true;
 };
 
 }  // namespace cronlane

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace cronlane {
 
@@ -24,7 +25,7 @@ class LogThrottle {
   // Counts one occurrence; returns how many occurred since the last one let
   // through (this one included) when this one is to be logged, else nullopt.
   std::optional<uint64_t> Allow(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++pending_;
     if (last_ && now - *last_ < every_) return std::nullopt;
     last_ = now;
@@ -35,9 +36,9 @@ class LogThrottle {
 
  private:
   const std::chrono::steady_clock::duration every_;
-  std::mutex mu_;
-  std::optional<std::chrono::steady_clock::time_point> last_;
-  uint64_t pending_ = 0;
+  Mutex mu_;
+  std::optional<std::chrono::steady_clock::time_point> last_ GUARDED_BY(mu_);
+  uint64_t pending_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cronlane

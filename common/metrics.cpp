@@ -8,18 +8,18 @@
 namespace cronlane {
 
 void CallbackMetrics::Add(std::string name, std::string help, Type type, std::function<double()> read) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   entries_.push_back({std::move(name), std::move(help), type, std::move(read), nullptr});
 }
 
 void CallbackMetrics::AddFamily(std::string name, std::string help, Type type,
                                 std::function<std::vector<Sample>()> read) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read)});
 }
 
 CallbackMetrics::Scope::Scope(CallbackMetrics& registry) : registry_(registry) {
-  std::lock_guard lock(registry_.mu_);
+  MutexLock lock(registry_.mu_);
   owner_ = registry_.next_owner_++;
 }
 
@@ -29,23 +29,23 @@ CallbackMetrics::Scope::Scope(CallbackMetrics& registry, std::vector<std::pair<s
 }
 
 CallbackMetrics::Scope::~Scope() {
-  std::lock_guard lock(registry_.mu_);  // waits for a scrape in progress
+  MutexLock lock(registry_.mu_);  // waits for a scrape in progress
   std::erase_if(registry_.entries_, [this](const Entry& e) { return e.owner == owner_; });
 }
 
 void CallbackMetrics::Scope::Add(std::string name, std::string help, Type type, std::function<double()> read) {
-  std::lock_guard lock(registry_.mu_);
+  MutexLock lock(registry_.mu_);
   registry_.entries_.push_back({std::move(name), std::move(help), type, std::move(read), nullptr, owner_, labels_});
 }
 
 void CallbackMetrics::Scope::AddFamily(std::string name, std::string help, Type type,
                                        std::function<std::vector<Sample>()> read) {
-  std::lock_guard lock(registry_.mu_);
+  MutexLock lock(registry_.mu_);
   registry_.entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read), owner_, labels_});
 }
 
 std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<prometheus::MetricFamily> out;
   std::map<std::string, size_t> index;  // family name -> position in `out`
   for (const auto& e : entries_) {

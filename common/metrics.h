@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_annotations.h"
+
 namespace cronlane {
 
 class CallbackMetrics final : public prometheus::Collectable {
@@ -61,9 +63,9 @@ class CallbackMetrics final : public prometheus::Collectable {
     int owner = 0;                                            // 0: for the registry's life; else a Scope's
     std::vector<std::pair<std::string, std::string>> labels;  // added to every sample
   };
-  mutable std::mutex mu_;
-  std::vector<Entry> entries_;  // guarded by mu_
-  int next_owner_ = 1;          // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<Entry> entries_ GUARDED_BY(mu_);
+  int next_owner_ GUARDED_BY(mu_) = 1;
 };
 
 // The text exposition of everything in `registry` plus `extra`.

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 
 namespace cronlane {
 
@@ -19,7 +20,7 @@ class RateLimiter {
   // Takes a token if one is available now.
   bool TryAcquire() {
     if (qps_ <= 0) return true;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Refill();
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
@@ -31,7 +32,7 @@ class RateLimiter {
     if (qps_ <= 0) return std::chrono::nanoseconds{0};
     std::chrono::nanoseconds wait{0};
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       Refill();
       tokens_ -= 1.0;  // may go negative: later callers queue behind this one
       if (tokens_ < 0) wait = std::chrono::nanoseconds(static_cast<int64_t>(-tokens_ / qps_ * 1e9));
@@ -41,7 +42,7 @@ class RateLimiter {
   }
 
  private:
-  void Refill() {
+  void Refill() REQUIRES(mu_) {
     auto now = clock_.SteadyNow();
     double elapsed = std::chrono::duration<double>(now - last_).count();
     last_ = now;
@@ -51,9 +52,9 @@ class RateLimiter {
   Clock& clock_;
   const double qps_;
   const int burst_;
-  std::mutex mu_;
-  double tokens_;
-  std::chrono::steady_clock::time_point last_;
+  Mutex mu_;
+  double tokens_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_ GUARDED_BY(mu_);
 };
 
 }  // namespace cronlane

@@ -28,17 +28,17 @@ bool ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record) {
 CheckpointFollower::CheckpointFollower(CheckpointFollowerOptions options) : options_(std::move(options)) {}
 
 size_t CheckpointFollower::Size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return checkpoints_.size();
 }
 
 uint64_t CheckpointFollower::Records() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return records_;
 }
 
 uint64_t CheckpointFollower::Invalid() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return invalid_;
 }
 
@@ -47,12 +47,12 @@ void CheckpointFollower::Run(CancelToken& cancel) {
   while (!cancel.cancelled()) {
     Status s = Follow(cancel);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (handed_over_) return;
     }
     if (s.ok()) continue;  // cancelled (the loop ends) or the partition count changed
     if (options_.once) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       failed_ = s;
       cv_.notify_all();
       return;
@@ -89,7 +89,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
     return a;
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     checkpoints_.clear();  // every attempt reads from the beginning
   }
   // How far each partition has been read: past the last record seen, or to the
@@ -100,7 +100,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
   while (!cancel.cancelled()) {
     bool requested = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       requested = requested_;
     }
     if (!requested) {
@@ -123,7 +123,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
       target = std::move(hw);
     }
     if (target && std::equal(read.begin(), read.end(), target->begin(), std::greater_equal<>())) {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (requested_) {
         result_ = std::move(checkpoints_);
         checkpoints_ = Checkpoints{};
@@ -142,7 +142,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
       continue;
     }
     polled_error = false;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (const auto& m = polled->message; m && m->partition >= 0 && m->partition < *parts) {
       auto& r = read[static_cast<size_t>(m->partition)];
       r = std::max(r, m->offset + 1);
@@ -166,11 +166,12 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
 }
 
 Result<Checkpoints> CheckpointFollower::TakeOver(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (handed_over_) return Unavailable("the checkpoints were handed over already");
   if (failed_) return *failed_;
   requested_ = true;
-  const bool done = cv_.wait_for(lock, timeout, [&] { return result_.has_value() || failed_.has_value(); });
+  const bool done =
+      cv_.wait_for(lock.native(), timeout, [&]() REQUIRES(mu_) { return result_.has_value() || failed_.has_value(); });
   requested_ = false;
   if (failed_ && !result_) return *failed_;
   if (!done) {

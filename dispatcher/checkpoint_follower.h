@@ -23,6 +23,7 @@
 #include "common/kafka.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "dispatcher/fire_sink.h"
 
 namespace cronlane::dispatcher {
@@ -76,16 +77,16 @@ class CheckpointFollower {
   Status Follow(CancelToken& cancel);
 
   const CheckpointFollowerOptions options_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  Checkpoints checkpoints_;
-  uint64_t records_ = 0;
-  uint64_t invalid_ = 0;
-  LogThrottle invalid_log_;
-  bool requested_ = false;                     // a TakeOver() waits
-  std::optional<Result<Checkpoints>> result_;  // what Run() hands to the waiting TakeOver()
-  std::optional<Status> failed_;               // options_.once: why Run() ended
-  bool handed_over_ = false;
+  Checkpoints checkpoints_ GUARDED_BY(mu_);
+  uint64_t records_ GUARDED_BY(mu_) = 0;
+  uint64_t invalid_ GUARDED_BY(mu_) = 0;
+  LogThrottle invalid_log_ GUARDED_BY(mu_);
+  bool requested_ GUARDED_BY(mu_) = false;                     // a TakeOver() waits
+  std::optional<Result<Checkpoints>> result_ GUARDED_BY(mu_);  // what Run() hands to the waiting TakeOver()
+  std::optional<Status> failed_ GUARDED_BY(mu_);               // options_.once: why Run() ended
+  bool handed_over_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace cronlane::dispatcher

@@ -34,6 +34,7 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/thread_annotations.h"
 #include "dispatcher/fire_sink.h"
 #include "dispatcher/task.h"
 
@@ -173,53 +174,54 @@ class Dispatcher final : public TaskSink {
     bool operator>(const HeapItem& o) const { return fire_at > o.fire_at; }
   };
 
-  void ScheduleLocked(Entry& e, Instant now);
+  void ScheduleLocked(Entry& e, Instant now) REQUIRES(mu_);
   // Re-applies each task's catch-up policy to pending_ (after a failed commit, or
   // when held occurrences come back): what became too late is skipped.
-  void ReapplyPoliciesLocked();
+  void ReapplyPoliciesLocked() REQUIRES(mu_);
   // Moves held_ back to the front of pending_ once its retry time has come.
-  bool ReleaseHeldLocked(Instant now);
+  bool ReleaseHeldLocked(Instant now) REQUIRES(mu_);
   // A restored checkpoint as the task's last fired occurrence, or none when it cannot
   // be one: later than now or earlier than the task's creation by more than an hour
   // of clock offset (garbage on the topic, or a clock far off). Trusting it would
   // stop the task until that time, or replay its occurrences since 1970.
-  std::optional<Instant> PlausibleCheckpoint(const TaskDefinition& task, int64_t value, Instant now);
+  std::optional<Instant> PlausibleCheckpoint(const TaskDefinition& task, int64_t value, Instant now) REQUIRES(mu_);
   // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
   // previous occurrence runs, and keeps only the latest when several are due.
-  std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now);
-  void PushLocked(Entry& e);
+  std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) REQUIRES(mu_);
+  void PushLocked(Entry& e) REQUIRES(mu_);
   // Applies the task's policy to `occ` (its occurrences due now, oldest first).
   // `dropped` older occurrences were already cut off by the collection window
   // (the first of them at `dropped_first`); they are reported together.
   std::vector<Instant> ApplyPolicyLocked(const Entry& e, const std::vector<Instant>& occ, Instant now,
-                                         size_t dropped = 0, std::optional<Instant> dropped_first = std::nullopt);
+                                         size_t dropped = 0, std::optional<Instant> dropped_first = std::nullopt)
+      REQUIRES(mu_);
   Instant Now() const;
   // Hands the skips collected under the lock to the observer; call without mu_ held.
-  void DeliverSkips();
+  void DeliverSkips() EXCLUDES(mu_);
   // CollectDue() without delivering skips: takes mu_ and leaves them in skips_.
-  size_t MoveDueToPending(Instant now);
+  size_t MoveDueToPending(Instant now) EXCLUDES(mu_);
 
   Clock& clock_;
   FireSink& sink_;
   DispatcherObserver* observer_;
   const DispatcherOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;                    // wakes the timer (new tasks) and fire threads (pending)
-  std::unordered_map<std::string, Entry> tasks_;  // by task id
-  std::map<std::string, Instant> finished_;       // latest finished occurrence per task id (Forbid)
-  std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_;
-  std::deque<Occurrence> held_;  // due, for a topic that does not exist
-  Instant held_until_{};         // when held_ goes back to pending_
-  LogThrottle missing_topic_log_;
-  std::deque<Occurrence> pending_;             // due, oldest first; batches leave from the front
-  std::vector<SkipReport> skips_;              // collected under mu_, delivered by DeliverSkips()
-  LogThrottle implausible_log_;                // warnings for checkpoints that cannot be
-  Checkpoints restored_;                       // checkpoints read at Start(), until a task takes its own
-  std::unordered_set<std::string> forgotten_;  // tombstones for the next commit
-  bool started_ = false;
+  mutable Mutex mu_;
+  std::condition_variable cv_;  // wakes the timer (new tasks) and fire threads (pending)
+  std::unordered_map<std::string, Entry> tasks_ GUARDED_BY(mu_);  // by task id
+  std::map<std::string, Instant> finished_ GUARDED_BY(mu_);       // latest finished occurrence per task id (Forbid)
+  std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_ GUARDED_BY(mu_);
+  std::deque<Occurrence> held_ GUARDED_BY(mu_);  // due, for a topic that does not exist
+  Instant held_until_ GUARDED_BY(mu_){};         // when held_ goes back to pending_
+  LogThrottle missing_topic_log_ GUARDED_BY(mu_);
+  std::deque<Occurrence> pending_ GUARDED_BY(mu_);  // due, oldest first; batches leave from the front
+  std::vector<SkipReport> skips_ GUARDED_BY(mu_);   // collected under mu_, delivered by DeliverSkips()
+  LogThrottle implausible_log_ GUARDED_BY(mu_);     // warnings for checkpoints that cannot be
+  Checkpoints restored_ GUARDED_BY(mu_);            // checkpoints read at Start(), until a task takes its own
+  std::unordered_set<std::string> forgotten_ GUARDED_BY(mu_);  // tombstones for the next commit
+  bool started_ GUARDED_BY(mu_) = false;
   std::atomic<bool> fenced_{false};
-  DispatcherStats stats_;
+  DispatcherStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace cronlane::dispatcher

@@ -43,12 +43,12 @@ std::unique_ptr<ResultsSource> ResultsHub::Subscribe(std::function<bool(const st
 }
 
 size_t ResultsHub::Remembered() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return std::max(finished_.size(), succeeded_.size());
 }
 
 void ResultsHub::Prune() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   PruneLocked();
 }
 
@@ -60,7 +60,7 @@ void ResultsHub::PruneLocked() {
 }
 
 void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (++since_prune_ >= 4096) PruneLocked();
   auto [it, added] = finished_.try_emplace(task_id, scheduled);
   if (!added && it->second < scheduled) it->second = scheduled;
@@ -72,7 +72,7 @@ void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
 }
 
 void ResultsHub::Success(const std::string& subject, const std::string& task_id, Instant at) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (++since_prune_ >= 4096) PruneLocked();
   auto [it, added] = succeeded_.try_emplace(task_id, Succeeded{subject, at});
   if (!added && it->second.at < at) it->second = Succeeded{subject, at};
@@ -83,7 +83,7 @@ void ResultsHub::Success(const std::string& subject, const std::string& task_id,
 }
 
 int ResultsHub::Add(Subscriber s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // What a replay would have said about this subscriber's tasks.
   for (const auto& [task_id, at] : finished_) {
     if (!s.owns(task_id)) continue;
@@ -99,7 +99,7 @@ int ResultsHub::Add(Subscriber s) {
 }
 
 void ResultsHub::Remove(int id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   subscribers_.erase(id);
 }
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/thread_annotations.h"
 #include "dispatcher/results_follower.h"
 
 namespace cronlane::dispatcher {
@@ -69,17 +70,17 @@ class ResultsHub {
   void Success(const std::string& subject, const std::string& task_id, Instant at);
   int Add(Subscriber s);
   void Remove(int id);
-  void PruneLocked();
+  void PruneLocked() REQUIRES(mu_);
 
   Clock& clock_;
   const std::chrono::seconds lookback_;
-  mutable std::mutex mu_;
-  uint64_t since_prune_ = 0;                              // guarded by mu_
-  std::unordered_map<std::string, Instant> finished_;     // guarded by mu_: latest finished occurrence per task
-  std::unordered_map<std::string, Succeeded> succeeded_;  // guarded by mu_: latest success per task
-  std::unordered_map<int, Subscriber> subscribers_;       // guarded by mu_
-  int next_id_ = 1;                                       // guarded by mu_
-  ResultsFollower follower_;                              // last: its callbacks use the members above
+  mutable Mutex mu_;
+  uint64_t since_prune_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::string, Instant> finished_ GUARDED_BY(mu_);     // latest finished occurrence per task
+  std::unordered_map<std::string, Succeeded> succeeded_ GUARDED_BY(mu_);  // latest success per task
+  std::unordered_map<int, Subscriber> subscribers_ GUARDED_BY(mu_);
+  int next_id_ GUARDED_BY(mu_) = 1;
+  ResultsFollower follower_;  // last: its callbacks use the members above
 };
 
 }  // namespace cronlane::dispatcher

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread_annotations.h"
 #include "operator/informer.h"
 #include "operator/scheduled_task.h"
 #include "operator/workerpool.h"
@@ -38,7 +39,7 @@ class KindCache {
     for (const auto& ns : nss) {
       auto inf = std::make_unique<Informer<T>>(client, resource, ns, transform, clock, options);
       inf->AddHandler([this](const std::string& key, const T* old, const T* now) {
-        std::shared_lock lock(handlers_mu_);
+        ReaderLock lock(handlers_mu_);
         for (auto& [id, h] : handlers_) h(key, old, now);
       });
       informers_.push_back(std::move(inf));
@@ -83,20 +84,20 @@ class KindCache {
 
   // Calls `h` for every change from now on; returns an id for Unsubscribe().
   int Subscribe(Handler h) {
-    std::unique_lock lock(handlers_mu_);
+    WriterLock lock(handlers_mu_);
     handlers_[next_id_] = std::move(h);
     return next_id_++;
   }
   void Unsubscribe(int id) {
-    std::unique_lock lock(handlers_mu_);  // waits for handler calls in progress
+    WriterLock lock(handlers_mu_);  // waits for handler calls in progress
     handlers_.erase(id);
   }
 
  private:
   std::vector<std::unique_ptr<Informer<T>>> informers_;
-  mutable std::shared_mutex handlers_mu_;
-  std::map<int, Handler> handlers_;  // guarded by handlers_mu_
-  int next_id_ = 0;
+  mutable SharedMutex handlers_mu_;
+  std::map<int, Handler> handlers_ GUARDED_BY(handlers_mu_);
+  int next_id_ GUARDED_BY(handlers_mu_) = 0;
 };
 
 // A Transform for decoders that share nothing with the previous object.

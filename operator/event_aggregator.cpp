@@ -9,7 +9,7 @@ EventAggregator::EventAggregator(EventRecorder& sink, Clock& clock, EventAggrega
 
 void EventAggregator::Record(const ObjectRef& regarding, const std::string& type, const std::string& reason,
                              const std::string& action, const std::string& note) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (queue_.size() >= options_.max_queued) {
     ++dropped_;
     return;
@@ -20,7 +20,7 @@ void EventAggregator::Record(const ObjectRef& regarding, const std::string& type
 int EventAggregator::Flush() {
   std::deque<Queued> queued;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queued.swap(queue_);
   }
   const auto now = clock_.SteadyNow();
@@ -61,22 +61,22 @@ int EventAggregator::Flush() {
     }
   }
   for (const auto& e : out) sink_.Record(e.ref, e.type, e.reason, e.action, e.note);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   sent_ += out.size();
   combined_ += folded_now;
   return static_cast<int>(out.size());
 }
 
 uint64_t EventAggregator::sent() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return sent_;
 }
 uint64_t EventAggregator::combined() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return combined_;
 }
 uint64_t EventAggregator::dropped() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return dropped_;
 }
 

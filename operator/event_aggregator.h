@@ -26,6 +26,7 @@
 #include <tuple>
 
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "operator/events.h"
 
 namespace cronlane::op {
@@ -69,10 +70,12 @@ class EventAggregator final : public EventRecorder {
   EventRecorder& sink_;
   Clock& clock_;
   const EventAggregatorOptions options_;
-  mutable std::mutex mu_;
-  std::deque<Queued> queue_;                        // guarded by mu_
-  std::map<GroupKey, Group> groups_;                // used by Flush() only
-  uint64_t sent_ = 0, combined_ = 0, dropped_ = 0;  // guarded by mu_
+  mutable Mutex mu_;
+  std::deque<Queued> queue_ GUARDED_BY(mu_);
+  std::map<GroupKey, Group> groups_;  // used by Flush() only
+  uint64_t sent_ GUARDED_BY(mu_) = 0;
+  uint64_t combined_ GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cronlane::op

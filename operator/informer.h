@@ -28,6 +28,7 @@
 #include "common/backoff.h"
 #include "common/cancel.h"
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "operator/kube/client.h"
 
 namespace cronlane::op {
@@ -96,24 +97,24 @@ class Informer {
 
   bool HasSynced() const { return synced_.load(); }
   std::optional<T> Get(const std::string& key) const {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     auto it = cache_.find(key);
     if (it == cache_.end()) return std::nullopt;
     return it->second;
   }
   std::vector<std::string> Keys() const {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     std::vector<std::string> out;
     out.reserve(cache_.size());
     for (const auto& [k, _] : cache_) out.push_back(k);
     return out;
   }
   size_t Size() const {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     return cache_.size();
   }
   std::string ResourceVersion() const {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     return rv_;
   }
   uint64_t relists() const { return relists_.load(); }
@@ -150,7 +151,7 @@ class Informer {
         std::string key = KeyOf(item);
         std::optional<T> obj;
         {
-          std::shared_lock lock(mu_);
+          ReaderLock lock(mu_);
           auto prev = cache_.find(key);
           obj = transform_(item, prev == cache_.end() ? nullptr : &prev->second);
         }
@@ -171,7 +172,7 @@ class Informer {
 
     std::map<std::string, T> old;
     {
-      std::unique_lock lock(mu_);
+      WriterLock lock(mu_);
       old.swap(cache_);
       cache_ = std::move(fresh);  // no second copy of a 100k list
       rv_ = rv;
@@ -182,11 +183,11 @@ class Informer {
     // hundreds of MiB that malloc would otherwise keep as resident).
     malloc_trim(0);
 #endif
-    // Only this thread writes cache_, so reading it here without the lock is safe.
+    const std::map<std::string, T>& cache = CacheOnRunThread();
     for (const auto& [k, v] : old) {
-      if (cache_.count(k) == 0) Notify(k, &v, nullptr);
+      if (cache.count(k) == 0) Notify(k, &v, nullptr);
     }
-    for (const auto& [k, v] : cache_) {
+    for (const auto& [k, v] : cache) {
       auto it = old.find(k);
       Notify(k, it == old.end() ? nullptr : &it->second, &v);
     }
@@ -204,7 +205,7 @@ class Informer {
         [this](std::string_view type, Json& object) {
           std::string rv = object["metadata"].value("resourceVersion", "");
           if (type == "BOOKMARK") {
-            std::unique_lock lock(mu_);
+            WriterLock lock(mu_);
             if (!rv.empty()) rv_ = rv;
             return true;
           }
@@ -212,13 +213,13 @@ class Informer {
           std::optional<T> old;
           std::optional<T> obj;
           if (type != "DELETED") {
-            std::shared_lock lock(mu_);
+            ReaderLock lock(mu_);
             auto prev = cache_.find(key);
             obj = transform_(object, prev == cache_.end() ? nullptr : &prev->second);
             if (!obj) ++decode_errors_;
           }
           {
-            std::unique_lock lock(mu_);
+            WriterLock lock(mu_);
             auto it = cache_.find(key);
             if (it != cache_.end()) old = std::move(it->second);
             if (obj)
@@ -231,6 +232,12 @@ class Informer {
           return true;
         },
         cancel);
+  }
+
+  // The cache as the thread that runs Run() sees it: it is the only writer, so it
+  // reads without the lock (the analysis cannot know which thread calls).
+  const std::map<std::string, T>& CacheOnRunThread() const NO_THREAD_SAFETY_ANALYSIS {
+    return cache_;
   }
 
   void Notify(const std::string& key, const T* old, const T* now) {
@@ -246,9 +253,9 @@ class Informer {
   std::mt19937_64 rng_;
   std::vector<Handler> handlers_;
 
-  mutable std::shared_mutex mu_;
-  std::map<std::string, T> cache_;
-  std::string rv_;
+  mutable SharedMutex mu_;
+  std::map<std::string, T> cache_ GUARDED_BY(mu_);
+  std::string rv_ GUARDED_BY(mu_);
   std::atomic<bool> synced_{false};
   std::atomic<uint64_t> relists_{0};
   std::atomic<uint64_t> errors_{0};

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "common/thread_annotations.h"
+
 namespace cronlane::op {
 
 template <typename T, typename Hash>
@@ -23,7 +25,7 @@ class Interner {
 
   Ptr Intern(T value) {
     const size_t h = Hash{}(value);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto [lo, hi] = table_.equal_range(h);
     for (auto it = lo; it != hi; ++it) {
       if (Ptr held = it->second.lock(); held && *held == value) return held;
@@ -35,21 +37,21 @@ class Interner {
   }
 
   size_t size() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return table_.size();
   }
 
  private:
   // Drops the entries nobody holds any more; sweeps again when the table has
   // doubled since, so the cost per Intern() stays constant.
-  void Sweep() {
+  void Sweep() REQUIRES(mu_) {
     std::erase_if(table_, [](const auto& e) { return e.second.expired(); });
     sweep_at_ = std::max<size_t>(1024, 2 * table_.size());
   }
 
-  mutable std::mutex mu_;
-  std::unordered_multimap<size_t, std::weak_ptr<const T>> table_;  // guarded by mu_
-  size_t sweep_at_ = 1024;                                         // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_multimap<size_t, std::weak_ptr<const T>> table_ GUARDED_BY(mu_);
+  size_t sweep_at_ GUARDED_BY(mu_) = 1024;
 };
 
 }  // namespace cronlane::op

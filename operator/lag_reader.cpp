@@ -7,7 +7,7 @@ KafkaLagReader::KafkaLagReader(kafka::Properties props, std::chrono::millisecond
 
 Result<std::vector<kafka::PartitionOffsets>> KafkaLagReader::Offsets(const std::string& group,
                                                                      const std::string& topic) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!client_) {
     kafka::Properties p = props_;
     p.erase("group.id");

@@ -10,6 +10,7 @@
 
 #include "common/kafka.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace cronlane::op {
 
@@ -32,8 +33,8 @@ class KafkaLagReader final : public LagReader {
  private:
   kafka::Properties props_;
   std::chrono::milliseconds timeout_;
-  std::mutex mu_;
-  kafka::HandlePtr client_;  // guarded by mu_
+  Mutex mu_;
+  kafka::HandlePtr client_ GUARDED_BY(mu_);
 };
 
 }  // namespace cronlane::op

@@ -12,7 +12,6 @@ namespace cronlane::op {
 
 Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, ManagerOptions options)
     : client_(client),
-      clock_(clock),
       options_(std::move(options)),
       cache_(client, options_.namespaces, clock, options_.workerpools, options_.informer) {
   if (options_.leader_election) {
@@ -61,7 +60,7 @@ void Manager::Add(std::unique_ptr<Runnable> runnable) {
 }
 
 void Manager::Fail(const Status& s) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (failure_.ok()) failure_ = s;
   if (stop_ != nullptr) stop_->Cancel();
 }
@@ -121,7 +120,7 @@ Status Manager::Run(CancelToken& cancel) {
 
   CancelToken stop;  // ends the run: `cancel`, or a runnable that failed
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = &stop;
     failure_ = Status::Ok();
   }
@@ -158,7 +157,7 @@ Status Manager::Run(CancelToken& cancel) {
   for (auto& t : everywhere) t.join();
   cache_thread.join();
   cancel.Unregister(reg);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stop_ = nullptr;
   return failure_;
 }

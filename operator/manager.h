@@ -31,6 +31,7 @@
 #include "common/clock.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/thread_annotations.h"
 #include "operator/cache.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
@@ -79,7 +80,6 @@ class Manager {
   void Fail(const Status& s);
 
   kube::KubeClient& client_;
-  Clock& clock_;
   ManagerOptions options_;
   Cache cache_;
   CallbackMetrics metrics_;
@@ -88,9 +88,9 @@ class Manager {
   std::vector<std::pair<std::string, std::function<bool()>>> ready_checks_;
   std::atomic<bool> leading_{false};
 
-  std::mutex mu_;
-  Status failure_;               // guarded by mu_: the first error that stopped the run
-  CancelToken* stop_ = nullptr;  // guarded by mu_: set while Run() runs
+  Mutex mu_;
+  Status failure_ GUARDED_BY(mu_);               // the first error that stopped the run
+  CancelToken* stop_ GUARDED_BY(mu_) = nullptr;  // set while Run() runs
 };
 
 }  // namespace cronlane::op

@@ -58,7 +58,7 @@ ShardCoordinator::~ShardCoordinator() {
 }
 
 std::vector<int> ShardCoordinator::Owned() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return owned_;
 }
 
@@ -260,7 +260,7 @@ void ShardCoordinator::Tick() {
     }
   }
   if (!list.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     owned_.clear();
     for (const auto& [shard, at] : last_renew_) owned_.push_back(shard);
     return;  // no plan without a fresh view
@@ -333,7 +333,7 @@ void ShardCoordinator::Tick() {
                    config_.identity + " acquired shard " + std::to_string(shard));
     StartTerm(shard);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   owned_.clear();
   for (const auto& [shard, at] : last_renew_) owned_.push_back(shard);
 }
@@ -354,7 +354,7 @@ void ShardCoordinator::Shutdown() {
   if (!held.empty()) spdlog::info("shards: released {} shard(s) on shutdown", held.size());
   last_renew_.clear();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     owned_.clear();
   }
   Status d = client_.Delete(kLeases.Path(config_.lease_namespace, member_name_));

@@ -38,6 +38,7 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/thread_annotations.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
 #include "operator/runnable.h"
@@ -135,8 +136,8 @@ class ShardCoordinator final : public Runnable {
   std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
   std::set<int> releasing_;  // held, work stopping; the Lease is released once it stopped
 
-  mutable std::mutex mu_;
-  std::vector<int> owned_;  // guarded by mu_: a copy of last_renew_'s keys for other threads
+  mutable Mutex mu_;
+  std::vector<int> owned_ GUARDED_BY(mu_);  // a copy of last_renew_'s keys for other threads
   std::atomic<size_t> members_{0};
   std::atomic<uint64_t> acquired_{0}, released_{0}, lost_{0};
 };

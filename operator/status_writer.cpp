@@ -61,7 +61,7 @@ void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generat
                                 std::optional<Instant> next_schedule_time, int32_t shard) {
   const std::string key = t.Key();
   SharedConditions shared = InternConditions(std::move(conditions));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Pending& p = EntryLocked(key, t.uid);
   p.observed_generation = observed_generation;
   p.conditions = std::move(shared);
@@ -73,14 +73,14 @@ void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generat
 }
 
 void StatusWriter::Forget(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   tasks_.erase(key);  // a queued key is skipped when its turn comes
 }
 
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
   const std::string key = task.ns + "/" + task.name;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Pending& p = EntryLocked(key, task.id);
   if (!p.last || *p.last < scheduled) p.last = scheduled;
   p.next = next;
@@ -92,7 +92,7 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
                              dispatcher::Instant, const std::string& reason, const std::string& message) {
   {
     const std::string key = task.ns + "/" + task.name;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Pending& p = EntryLocked(key, task.id);
     p.missed += count;
     MarkTimesLocked(key, p);
@@ -104,7 +104,7 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
 
 void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
   if (subject.find('/') == std::string::npos) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.
   auto known = tasks_.find(subject);
@@ -121,7 +121,7 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
 
 void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) {
   const std::string key = task.ns + "/" + task.name;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = tasks_.find(key);
   if (it == tasks_.end() || it->second.uid_hash != UidHash(task.id)) {
     // No entry: write only if status shows another time (a restart writes nothing).
@@ -141,14 +141,14 @@ void StatusWriter::OnFenced(const std::string& message) {
 }
 
 size_t StatusWriter::backlog() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_t n = 0;
   for (const auto& [k, p] : tasks_) n += p.times_dirty || p.conditions_dirty ? 1 : 0;
   return n;
 }
 
 size_t StatusWriter::tracked() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return tasks_.size();
 }
 
@@ -180,7 +180,7 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
       ++writes_;
       continue;
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = tasks_.find(key);
     if (it == tasks_.end() || it->second.uid_hash != p.uid_hash) continue;
     Pending& now = it->second;
@@ -206,7 +206,7 @@ int StatusWriter::Flush() {
   std::vector<Write> with_conditions;
   std::vector<Write> times_only;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     while (!conditions_queue_.empty()) {
       auto it = tasks_.find(conditions_queue_.front());
       if (it != tasks_.end() && it->second.conditions_dirty) {

@@ -34,6 +34,7 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/rate_limiter.h"
+#include "common/thread_annotations.h"
 #include "dispatcher/dispatcher.h"
 #include "operator/event_aggregator.h"
 #include "operator/kube/client.h"
@@ -108,13 +109,13 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     Pending p;
   };
   static size_t UidHash(std::string_view uid) { return std::hash<std::string_view>{}(uid); }
-  Pending& EntryLocked(const std::string& key, const std::string& uid);
+  Pending& EntryLocked(const std::string& key, const std::string& uid) REQUIRES(mu_);
   // Marks fields dirty and queues the key at the back of its queue (once).
-  void MarkTimesLocked(const std::string& key, Pending& p);
-  void MarkConditionsLocked(const std::string& key, Pending& p);
+  void MarkTimesLocked(const std::string& key, Pending& p) REQUIRES(mu_);
+  void MarkConditionsLocked(const std::string& key, Pending& p) REQUIRES(mu_);
   static kube::Json PatchFor(const Pending& p, bool with_conditions);
   // Writes `batch`; entries that failed are marked dirty again (at the back).
-  int WriteBatch(const std::vector<Write>& batch, bool with_conditions);
+  int WriteBatch(const std::vector<Write>& batch, bool with_conditions) EXCLUDES(mu_);
 
   kube::KubeClient& client_;
   Lookup lookup_;
@@ -122,15 +123,15 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   RateLimiter times_budget_;
   RateLimiter conditions_budget_;
   std::function<void(const std::string&)> on_fenced_;
-  mutable std::mutex mu_;
-  std::map<std::string, Pending> tasks_;  // by namespace/name; guarded by mu_
+  mutable Mutex mu_;
+  std::map<std::string, Pending> tasks_ GUARDED_BY(mu_);  // by namespace/name
   // Dirty keys in the order they became dirty, so every task gets its turn under
   // the budget (a pass that walked tasks_ in key order would write the same first
   // keys every minute and never reach the rest), and a pass costs what it writes,
   // not a walk over 100k entries. A key may appear in a queue after its entry went
-  // or became clean: a pass skips it. Guarded by mu_.
-  std::deque<std::string> conditions_queue_;
-  std::deque<std::string> times_queue_;
+  // or became clean: a pass skips it.
+  std::deque<std::string> conditions_queue_ GUARDED_BY(mu_);
+  std::deque<std::string> times_queue_ GUARDED_BY(mu_);
   std::atomic<uint64_t> writes_{0};
 };
 

@@ -39,7 +39,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
 Status TaskReconciler::Reconcile(const std::string& key) {
   auto cached = lookup_(key);
   if (!cached || cached->deleting) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = known_.find(key); it != known_.end()) {
       sink_.Forget(it->second.def->id);  // deleted: its checkpoint goes too
       spdlog::info("task {} removed from the dispatcher", key);
@@ -50,7 +50,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   }
   const ScheduledTask& t = *cached;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Known& k = known_[key];
     if (k.def && k.def->id != t.uid) {
       sink_.Forget(k.def->id);  // deleted and re-created (a new UID)
@@ -79,7 +79,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
                        (!t.status.next_schedule_time && next) || t.status.shard != shard;
   if (!changed) return Status::Ok();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     Known& k = known_[key];
     const size_t hash = HashConditions(conditions) * 31 + static_cast<size_t>(shard + 1);
     if (k.reported_generation == t.generation && k.reported_hash == hash) return Status::Ok();  // handed over

@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "dispatcher/task.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
@@ -67,8 +68,8 @@ class TaskReconciler {
     int64_t reported_generation = -1;
     size_t reported_hash = 0;  // of the conditions (a hash, not a copy: memory per task)
   };
-  std::mutex mu_;
-  std::map<std::string, Known> known_;  // by key; guarded by mu_
+  Mutex mu_;
+  std::map<std::string, Known> known_ GUARDED_BY(mu_);  // by key
   std::atomic<uint64_t> status_updates_{0};
 };
 

@@ -59,7 +59,7 @@ void WorkerPoolController::RegisterMetrics(CallbackMetrics::Scope& scope) {
 }
 
 std::vector<PoolSnapshot> WorkerPoolController::Snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::vector<PoolSnapshot> out;
   for (const auto& [_, s] : pools_) {
     if (!s.snapshot.name.empty()) out.push_back(s.snapshot);
@@ -69,7 +69,7 @@ std::vector<PoolSnapshot> WorkerPoolController::Snapshot() const {
 
 void WorkerPoolController::MarkDue(const std::string& key) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = pools_.find(key);
     if (it != pools_.end())
       it->second.next_poll = {};
@@ -84,7 +84,7 @@ Result<std::string> WorkerPoolController::ScalePath(const WorkerPool& pool) {
   std::string cache_key = s.target_api_version + "/" + s.target_kind;
   std::string plural;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = resource_by_kind_.find(cache_key); it != resource_by_kind_.end()) plural = it->second;
   }
   std::string prefix = s.target_api_version.find('/') == std::string::npos ? "/api/" + s.target_api_version
@@ -111,7 +111,7 @@ Result<std::string> WorkerPoolController::ScalePath(const WorkerPool& pool) {
     }
     if (plural.empty())
       return NotFound("the API server serves no kind " + s.target_kind + " in " + s.target_api_version);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     resource_by_kind_[cache_key] = plural;
   }
   return prefix + "/namespaces/" + pool.ns + "/" + plural + "/" + s.target_name + "/scale";
@@ -120,7 +120,7 @@ Result<std::string> WorkerPoolController::ScalePath(const WorkerPool& pool) {
 Status WorkerPoolController::Reconcile(const std::string& key) {
   auto found = Lookup(key);
   if (!found || found->deleting) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     pools_.erase(key);
     return Status::Ok();
   }
@@ -130,7 +130,7 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
   const auto now = clock_.Now();
   PoolState* state = nullptr;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     state = &pools_[key];
     if (state->uid != pool.uid) {
       state->uid = pool.uid;
@@ -219,7 +219,7 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
   SetCondition(st.conditions, ready, pool.status.conditions, FormatRfc3339(now));
 
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     state->snapshot = {pool.ns,
                        pool.name,
                        lag.ok() ? total : -1,
@@ -248,7 +248,7 @@ void WorkerPoolController::Run(CancelToken& cancel) {
     if (GenerationChanged(old, now)) MarkDue(key);
   });
   int id = cancel.Register([this] {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     wake_.notify_all();
   });
   while (!cancel.cancelled()) {
@@ -261,7 +261,7 @@ void WorkerPoolController::Run(CancelToken& cancel) {
     std::vector<std::string> due;
     auto steady = clock_.SteadyNow();
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& k : keys) pools_.try_emplace(k);
       for (const auto& [k, s] : pools_) {
         if (s.next_poll <= steady) due.push_back(k);
@@ -272,17 +272,17 @@ void WorkerPoolController::Run(CancelToken& cancel) {
       Status s = Reconcile(k);
       if (!s.ok()) spdlog::warn("workerpool {}: {}", k, s.ToString());
       auto pool = Lookup(k);
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (auto it = pools_.find(k); it != pools_.end()) {
         int interval = pool ? pool->spec.poll_interval_seconds : 5;
         it->second.next_poll = clock_.SteadyNow() + std::chrono::seconds(interval);
       }
     }
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     auto next = clock_.SteadyNow() + std::chrono::seconds(1);
     for (const auto& [_, s] : pools_) next = std::min(next, s.next_poll);
     if (!cancel.cancelled()) {
-      wake_.wait_for(lock, std::max(std::chrono::steady_clock::duration::zero(), next - clock_.SteadyNow()));
+      wake_.wait_for(lock.native(), std::max(std::chrono::steady_clock::duration::zero(), next - clock_.SteadyNow()));
     }
   }
   cancel.Unregister(id);

@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/kafka.h"
 #include "common/metrics.h"
+#include "common/thread_annotations.h"
 #include "operator/cache.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
@@ -89,10 +90,13 @@ class WorkerPoolController {
   KindCache<WorkerPool>& cache_;
   LookupFn lookup_override_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable wake_;
-  std::map<std::string, PoolState> pools_;
-  std::map<std::string, std::string> resource_by_kind_;  // "apps/v1/Deployment" -> "deployments"
+  // Entries are added and erased only by the thread that runs Run() (and
+  // Reconcile()), which also reads its entry's stabilizer without the lock; other
+  // threads (metrics) read snapshots under mu_.
+  std::map<std::string, PoolState> pools_ GUARDED_BY(mu_);
+  std::map<std::string, std::string> resource_by_kind_ GUARDED_BY(mu_);  // "apps/v1/Deployment" -> "deployments"
   std::atomic<uint64_t> scales_{0};
   std::atomic<uint64_t> polls_{0};
 };

@@ -21,14 +21,14 @@ void WorkQueue::AddLocked(const std::string& key) {
 }
 
 void WorkQueue::Add(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   delayed_.erase(key);
   AddLocked(key);
 }
 
 void WorkQueue::AddAfter(const std::string& key, std::chrono::nanoseconds delay) {
   if (delay.count() <= 0) return Add(key);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (shutdown_ || queued_.count(key) != 0) return;
   auto when = clock_.SteadyNow() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay);
   auto it = delayed_.find(key);
@@ -39,7 +39,7 @@ void WorkQueue::AddAfter(const std::string& key, std::chrono::nanoseconds delay)
 void WorkQueue::AddRateLimited(const std::string& key) {
   std::chrono::nanoseconds delay;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     int n = failures_[key]++;
     delay = Backoff::Delay<std::chrono::nanoseconds>(options_.base_backoff, options_.max_backoff, n);
   }
@@ -47,12 +47,12 @@ void WorkQueue::AddRateLimited(const std::string& key) {
 }
 
 void WorkQueue::Forget(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   failures_.erase(key);
 }
 
 int WorkQueue::Retries(const std::string& key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = failures_.find(key);
   return it == failures_.end() ? 0 : it->second;
 }
@@ -71,7 +71,7 @@ void WorkQueue::PromoteDueLocked() {
 }
 
 std::optional<std::string> WorkQueue::Get() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     if (shutdown_) return std::nullopt;
     PromoteDueLocked();
@@ -84,35 +84,35 @@ std::optional<std::string> WorkQueue::Get() {
     }
     ++waiting_;
     if (delayed_.empty()) {
-      cv_.wait(lock);
+      cv_.wait(lock.native());
     } else {
       // Delayed keys are due on the injected clock; re-check it often (a fake clock
       // does not signal us).
-      cv_.wait_for(lock, std::chrono::milliseconds(10));
+      cv_.wait_for(lock.native(), std::chrono::milliseconds(10));
     }
     --waiting_;
   }
 }
 
 void WorkQueue::Done(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   processing_.erase(key);
   if (dirty_.erase(key) != 0) AddLocked(key);
 }
 
 void WorkQueue::ShutDown() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   shutdown_ = true;
   cv_.notify_all();
 }
 
 size_t WorkQueue::Waiting() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return waiting_;
 }
 
 size_t WorkQueue::Len() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return queue_.size();
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 
 namespace cronlane::op {
 
@@ -47,21 +48,21 @@ class WorkQueue {
   size_t Waiting() const;  // Get() calls blocked now, waiting for a key
 
  private:
-  void PromoteDueLocked();
-  void AddLocked(const std::string& key);
+  void PromoteDueLocked() REQUIRES(mu_);
+  void AddLocked(const std::string& key) REQUIRES(mu_);
 
   Clock& clock_;
   const Options options_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::set<std::string> queued_;  // in queue_
-  std::set<std::string> processing_;
-  std::set<std::string> dirty_;  // added while processing
-  std::map<std::string, std::chrono::steady_clock::time_point> delayed_;
-  std::map<std::string, int> failures_;
-  bool shutdown_ = false;
-  size_t waiting_ = 0;
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  std::set<std::string> queued_ GUARDED_BY(mu_);  // in queue_
+  std::set<std::string> processing_ GUARDED_BY(mu_);
+  std::set<std::string> dirty_ GUARDED_BY(mu_);  // added while processing
+  std::map<std::string, std::chrono::steady_clock::time_point> delayed_ GUARDED_BY(mu_);
+  std::map<std::string, int> failures_ GUARDED_BY(mu_);
+  bool shutdown_ GUARDED_BY(mu_) = false;
+  size_t waiting_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cronlane::op

@@ -16,13 +16,13 @@ Worker::Worker(WorkerOptions options, Handler handler, Clock& clock)
     : options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {}
 
 WorkerStats Worker::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
 Worker::~Worker() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -32,17 +32,17 @@ Worker::~Worker() {
 }
 
 int Worker::InFlight() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return in_flight_;
 }
 
 void Worker::Forget(const std::string& id) {
-  std::lock_guard lock(seen_mu_);
+  MutexLock lock(seen_mu_);
   recent_set_.erase(id);
 }
 
 bool Worker::Seen(const std::string& id) {
-  std::lock_guard lock(seen_mu_);
+  MutexLock lock(seen_mu_);
   if (recent_set_.count(id) != 0) return true;
   recent_.push_back(id);
   recent_set_.insert(id);
@@ -62,7 +62,7 @@ bool Worker::Record(const std::string& topic, const std::optional<std::string>& 
     Status s = kafka::ProduceAndWait(producer_.get(), topic, k, value, headers, options_.record_timeout);
     if (s.ok()) return true;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.record_failures;
     }
     spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", topic, s.ToString());
@@ -84,14 +84,14 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     if (!options_.dead_letter_topic.empty() && !Record(options_.dead_letter_topic, m.key, m.value, m.headers, cancel)) {
       return false;  // shutting down before the dead letter was written: hand it back
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.invalid;
     return true;
   }
   const FiredTask& t = *decoded;
   if (Seen(t.id)) {
     spdlog::info("{} already processed recently: skipped", t.id);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.duplicates;
     return true;
   }
@@ -99,7 +99,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.attempts;
     }
     Outcome o = handler_(t, attempt, cancel);
@@ -109,7 +109,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
         Forget(t.id);  // shutting down before the result was written: hand it back
         return false;
       }
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       ++stats_.succeeded;
       return true;
     }
@@ -139,7 +139,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     Forget(t.id);
     return false;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.failed;
   if (!options_.dead_letter_topic.empty()) ++stats_.dead_lettered;
   return true;
@@ -149,15 +149,15 @@ void Worker::PoolThread(CancelToken& cancel) {
   while (true) {
     kafka::Message m;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and nothing left
       m = std::move(queue_.front());
       queue_.pop_front();
     }
     bool finished = Process(m, cancel);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       PartitionState& p = partitions_[{m.topic, m.partition}];
       --p.running;
       --in_flight_;
@@ -173,7 +173,7 @@ void Worker::PoolThread(CancelToken& cancel) {
 void Worker::CommitReady(const std::vector<TopicPartition>* only) {
   std::vector<std::pair<TopicPartition, int64_t>> todo;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto consider = [&](const TopicPartition& tp, const PartitionState& p) {
       // Everything before the lowest unfinished message is done; with nothing
       // unfinished, everything up to the end last reached (markers included) is.
@@ -197,7 +197,7 @@ void Worker::CommitReady(const std::vector<TopicPartition>* only) {
       spdlog::warn("commit {}[{}]@{}: {}", tp.first, tp.second, offset, c.ToString());
       continue;
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     partitions_[tp].committed = offset;
   }
 }
@@ -210,7 +210,7 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
   // Finish what runs on these partitions and commit it before another member
   // starts reading them from the committed offset.
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     // Queued messages of revoked partitions are handed back unprocessed.
     for (auto it = queue_.begin(); it != queue_.end();) {
       TopicPartition tp{it->topic, it->partition};
@@ -223,8 +223,8 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
         ++it;
       }
     }
-    cv_.wait(lock, [&] {
-      return std::all_of(partitions.begin(), partitions.end(), [&](const TopicPartition& tp) {
+    cv_.wait(lock.native(), [&]() REQUIRES(mu_) {
+      return std::all_of(partitions.begin(), partitions.end(), [&](const TopicPartition& tp) REQUIRES(mu_) {
         auto it = partitions_.find(tp);
         return it == partitions_.end() || it->second.running == 0;
       });
@@ -232,7 +232,7 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
   }
   cv_.notify_all();
   CommitReady(&partitions);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& tp : partitions) partitions_.erase(tp);
   spdlog::info("revoked {} partition(s) after finishing their running tasks", partitions.size());
 }
@@ -264,8 +264,9 @@ Status Worker::Run(CancelToken& cancel) {
   int wake_id = cancel.Register([this] { cv_.notify_all(); });
   while (!cancel.cancelled()) {
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, 200ms, [&] { return in_flight_ < concurrency || cancel.cancelled(); });
+      MutexLock lock(mu_);
+      cv_.wait_for(lock.native(), 200ms,
+                   [&]() REQUIRES(mu_) { return in_flight_ < concurrency || cancel.cancelled(); });
       if (in_flight_ >= concurrency || cancel.cancelled()) continue;
     }
     CommitReady();
@@ -276,13 +277,13 @@ Status Worker::Run(CancelToken& cancel) {
     }
     if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
       // Every message before this end was consumed; it is committed once finished.
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       int64_t& end = partitions_[{eof->topic, eof->partition}].end;
       end = std::max(end, eof->offset);
     }
     if (!polled->message) continue;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       kafka::Message& m = *polled->message;
       PartitionState& p = partitions_[{m.topic, m.partition}];
       p.unfinished.insert(m.offset);
@@ -295,7 +296,7 @@ Status Worker::Run(CancelToken& cancel) {
   // Shutdown: stop fetching, let running attempts finish (a retry wait is cut
   // short and its message handed back), commit, leave the group.
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     // Messages not started yet are handed back: their offsets stay unfinished, so
     // the commit stops before them and the next owner runs them.
     for (const auto& q : queue_) {
@@ -303,7 +304,7 @@ Status Worker::Run(CancelToken& cancel) {
       --in_flight_;
     }
     queue_.clear();
-    cv_.wait(lock, [&] { return in_flight_ == 0; });
+    cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return in_flight_ == 0; });
     stopping_ = true;
   }
   cv_.notify_all();

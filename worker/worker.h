@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/cloudevent.h"
 #include "common/kafka.h"
+#include "common/thread_annotations.h"
 
 namespace cronlane::worker {
 
@@ -108,18 +109,18 @@ class Worker final : private kafka::RebalanceListener {
   kafka::HandlePtr consumer_;
   kafka::HandlePtr producer_;  // dead letters and results
 
-  std::mutex seen_mu_;
-  std::deque<std::string> recent_;
-  std::unordered_set<std::string> recent_set_;
+  Mutex seen_mu_;
+  std::deque<std::string> recent_ GUARDED_BY(seen_mu_);
+  std::unordered_set<std::string> recent_set_ GUARDED_BY(seen_mu_);
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  WorkerStats stats_;
-  std::map<TopicPartition, PartitionState> partitions_;
-  std::deque<kafka::Message> queue_;  // consumed, waiting for a pool thread
-  int in_flight_ = 0;                 // queued + running
-  bool stopping_ = false;
-  std::vector<std::thread> pool_;
+  WorkerStats stats_ GUARDED_BY(mu_);
+  std::map<TopicPartition, PartitionState> partitions_ GUARDED_BY(mu_);
+  std::deque<kafka::Message> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
+  int in_flight_ GUARDED_BY(mu_) = 0;                 // queued + running
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> pool_;  // started and joined by the poll thread only
 };
 
 }  // namespace cronlane::worker
