@@ -5,7 +5,9 @@
 //     lag until a read_committed consumer sees the message;
 //   - sustained fires/s of the dispatcher (transactions of up to 20k occurrences);
 //   - RSS per task in the dispatcher's table;
-//   - start-up with N checkpoints restored (fence + read checkpoints + upsert);
+//   - start-up with N checkpoints restored (fence + read checkpoints + upsert), and
+//     the same after N more tasks fired once and were deleted (their checkpoints
+//     and tombstones on the topic);
 //   - in the same run, raw librdkafka producer throughput with the same message
 //     size and acks, so the dispatcher's cost shows as a ratio.
 #include <unistd.h>
@@ -89,6 +91,7 @@ struct BenchResult {
   double fires_per_s = 0;
   double rss_per_task_bytes = 0;
   double restore_s = 0;
+  double restore_deleted_s = 0;  // the same restart after n more tasks fired and were deleted
   size_t messages = 0;
   double raw_msgs_per_s = 0;
 };
@@ -157,6 +160,51 @@ BenchResult RunOne(const std::string& bootstrap, int n, int bursts, const std::s
     auto s = d2.Start();
     r.restore_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!s.ok()) std::cerr << "restore failed: " << s.ToString() << "\n";
+  }
+
+  // Deleted tasks: n more tasks fire once each and are then deleted (Forget: a
+  // tombstone for each checkpoint), as the operator does. The same restart as above
+  // then reads a checkpoint topic holding n live and n deleted tasks: the deleted
+  // ones' checkpoints and tombstones stay until the broker compacts them away.
+  {
+    dispatcher::KafkaFireSink sink3(so);
+    dispatcher::Dispatcher d3(RealClock::Get(), sink3, &obs, {.default_topic = topic});
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; ++i) {
+      auto t = Task(i, topic);
+      t.id = "bench-deleted-" + std::to_string(i);
+      t.name = "deleted-" + std::to_string(i);
+      ids.push_back(t.id);
+      (void)d3.Upsert(t);
+    }
+    if (d3.Start().ok()) {
+      CancelToken stop;
+      std::thread runner3([&] { d3.Run(stop); });
+      auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (d3.Stats().fired < static_cast<uint64_t>(n) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+      }
+      for (const auto& id : ids) d3.Forget(id);
+      while (d3.Stats().tombstones < static_cast<uint64_t>(n) && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+      }
+      stop.Cancel();
+      runner3.join();
+      auto st3 = d3.Stats();
+      if (st3.tombstones < static_cast<uint64_t>(n)) {
+        std::cerr << "deleted tasks: " << st3.fired << " fired, " << st3.tombstones << " tombstones of " << n << "\n";
+      }
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    dispatcher::KafkaFireSink sink4(so);
+    dispatcher::Dispatcher d4(RealClock::Get(), sink4, &obs, {.default_topic = topic});
+    for (int i = 0; i < n; ++i) (void)d4.Upsert(Task(i, topic));
+    auto s = d4.Start();
+    r.restore_deleted_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!s.ok()) std::cerr << "restore with deleted tasks failed: " << s.ToString() << "\n";
+    if (auto left = d4.UnclaimedCheckpoints(); !left.empty()) {
+      std::cerr << "restore with deleted tasks: " << left.size() << " checkpoints of deleted tasks came back\n";
+    }
   }
 
   // Raw librdkafka: the same messages, acks=all + idempotence, no transactions.
@@ -257,14 +305,15 @@ int main(int argc, char** argv) {
   }
   if (!consume_topic.empty()) return ConsumeOnly(bootstrap, consume_topic, consume_seconds, lag_out, ids_out);
   std::string run_id = std::to_string(getpid());
-  std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
-              "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s", "raw_msgs/s",
-              "ratio");
+  std::printf("%8s %10s %10s %10s %12s %12s %12s %12s %10s %12s %14s %12s %8s\n", "tasks", "lag_p50ms", "lag_p99ms",
+              "lag_maxms", "visible_p50", "visible_p99", "visible_max", "fires/s", "B/task", "restore_s",
+              "restore_+del_s", "raw_msgs/s", "ratio");
   for (int n : sizes) {
     BenchResult r = RunOne(bootstrap, n, bursts, run_id, producer_extra);
-    std::printf("%8d %10.0f %10.0f %10.0f %12.0f %12.0f %12.0f %12.0f %10.0f %12.2f %12.0f %8.2f\n", r.tasks, r.lag_p50,
-                r.lag_p99, r.lag_max, r.vis_p50, r.vis_p99, r.vis_max, r.fires_per_s, r.rss_per_task_bytes, r.restore_s,
-                r.raw_msgs_per_s, r.fires_per_s > 0 ? r.raw_msgs_per_s / r.fires_per_s : 0.0);
+    std::printf("%8d %10.0f %10.0f %10.0f %12.0f %12.0f %12.0f %12.0f %10.0f %12.2f %14.2f %12.0f %8.2f\n", r.tasks,
+                r.lag_p50, r.lag_p99, r.lag_max, r.vis_p50, r.vis_p99, r.vis_max, r.fires_per_s, r.rss_per_task_bytes,
+                r.restore_s, r.restore_deleted_s, r.raw_msgs_per_s,
+                r.fires_per_s > 0 ? r.raw_msgs_per_s / r.fires_per_s : 0.0);
     std::fflush(stdout);
     if (r.messages != static_cast<size_t>(n) * static_cast<size_t>(bursts)) {
       std::fprintf(stderr, "warning: %zu of %d messages seen for %d tasks\n", r.messages, n * bursts, n);
