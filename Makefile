@@ -6,6 +6,11 @@ PRESET ?= dev
 BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
+# One compiler cache for every clone of the repo (CI builds a fresh clone): paths
+# under the checkout are hashed relative to it, and the build directory is not
+# hashed, so a clone elsewhere reuses the objects of this one.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= true
 
 .PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards lint format fuzz tsan thread-safety clean image
 
