@@ -11,7 +11,7 @@ namespace cronlane::dispatcher {
 
 using namespace std::chrono_literals;
 
-KafkaFireSink::KafkaFireSink(KafkaSinkOptions options) : options_(std::move(options)) {}
+KafkaFireSink::KafkaFireSink(KafkaSinkOptions options, Clock& clock) : options_(std::move(options)), clock_(clock) {}
 
 KafkaFireSink::~KafkaFireSink() = default;
 
@@ -163,7 +163,7 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
   // by the coordinator (then abortable here). Re-firing after an unknown outcome
   // could duplicate; giving up stops this dispatcher, and the next one restores
   // from the checkpoints, which are exact.
-  auto started = std::chrono::steady_clock::now();
+  auto started = clock_.SteadyNow();
   while (true) {
     rd_kafka_error_t* err = rd_kafka_commit_transaction(rk, options_.commit_timeout_ms);
     if (err == nullptr) return Status::Ok();
@@ -171,7 +171,7 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
     const bool requires_abort = rd_kafka_error_txn_requires_abort(err);
     Status why = kafka::FromError(err);  // destroys err
     if (retriable && !requires_abort) {
-      if (std::chrono::steady_clock::now() - started > options_.max_commit_retry) {
+      if (clock_.SteadyNow() - started > options_.max_commit_retry) {
         fenced_ = true;  // unusable: stop rather than guess
         return Fenced("commit outcome still unknown after retrying for " +
                       std::to_string(options_.max_commit_retry.count()) + " s: " + why.message());

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "common/clock.h"
 #include "common/kafka.h"
 #include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/fire_sink.h"
@@ -54,7 +55,8 @@ Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, i
 
 class KafkaFireSink final : public FireSink {
  public:
-  explicit KafkaFireSink(KafkaSinkOptions options);
+  // `clock` bounds how long an unknown commit outcome is retried (max_commit_retry).
+  explicit KafkaFireSink(KafkaSinkOptions options, Clock& clock = RealClock::Get());
   ~KafkaFireSink() override;
 
   // Creates the checkpoint topic if missing (CheckpointTopicConfig()), then
@@ -77,6 +79,7 @@ class KafkaFireSink final : public FireSink {
   Status EnsureTopic(const std::string& topic);
 
   KafkaSinkOptions options_;
+  Clock& clock_;
   kafka::HandlePtr producer_;
   bool fenced_ = false;
   bool reinit_ = false;

@@ -3,9 +3,7 @@
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cpp' '*.h')
-echo "clang-format: ${#files[@]} files"
-clang-format --dry-run -Werror "${files[@]}"
+hack/format-check.sh
 mapfile -t srcs < <(git ls-files '*.cpp' | grep -v '^tests/')
 echo "clang-tidy: ${#srcs[@]} files"
 # librdkafka's RD_KAFKA_V_* macros use GNU statement expressions.

@@ -38,9 +38,9 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& task_v
 
 }  // namespace
 
-Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout) {
+Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout, Clock& clock) {
   signal(SIGPIPE, SIG_IGN);  // a command that exits without reading stdin: EPIPE, not death
-  return [command, default_timeout](const FiredTask& t, int attempt, CancelToken&) {
+  return [command, default_timeout, &clock](const FiredTask& t, int attempt, CancelToken&) {
     const auto timeout = t.timeout_seconds > 0 ? std::chrono::seconds(t.timeout_seconds) : default_timeout;
     std::vector<std::string> env = ChildEnvironment(
         {"CE_ID=" + t.id, "CE_SOURCE=" + t.source, "CE_TYPE=" + t.type, "CE_TIME=" + t.time, "CE_SUBJECT=" + t.subject,
@@ -92,7 +92,7 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
     };
     size_t off = 0;
     if (t.payload.empty()) close_input();
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto deadline = clock.SteadyNow() + timeout;
     bool termed = false;
     int status = 0;
     while (true) {
@@ -109,7 +109,7 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
       }
       pid_t r = waitpid(pid, &status, WNOHANG);
       if (r == pid) break;
-      auto now = std::chrono::steady_clock::now();
+      auto now = clock.SteadyNow();
       if (!termed && now > deadline) {
         kill(-pid, SIGTERM);
         close_input();
@@ -123,7 +123,7 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
         pollfd p{wfd, POLLOUT, 0};
         poll(&p, 1, 20);  // until the command reads, or the next check
       } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        clock.SleepFor(std::chrono::milliseconds(20));
       }
     }
     close_input();

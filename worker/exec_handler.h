@@ -3,15 +3,18 @@
 // in the environment (CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CE_SUBJECT, CE_SHARDINDEX,
 // CE_SHARDCOUNT, CRONLANE_ATTEMPT), exit status 0 = success. An attempt that runs
 // past its timeout gets SIGTERM, then SIGKILL 5 s later. An attempt in progress at
-// shutdown is allowed to finish (within its timeout).
+// shutdown is allowed to finish (within its timeout). Timeouts run on `clock`: its
+// SteadyNow() and SleepFor() between checks of the child (a 20 ms wait for a full
+// stdin pipe to drain is the one real-time wait).
 
 #include <chrono>
 #include <string>
 
+#include "common/clock.h"
 #include "worker/worker.h"
 
 namespace cronlane::worker {
 
-Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout);
+Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout, Clock& clock = RealClock::Get());
 
 }  // namespace cronlane::worker

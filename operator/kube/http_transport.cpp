@@ -6,10 +6,8 @@
 
 #include <boost/asio/ssl.hpp>
 #include <chrono>
-#include <fstream>
-#include <mutex>
-#include <sstream>
 
+#include "operator/kube/token_source.h"
 #include "operator/kube/transport.h"
 
 namespace cronlane::kube {
@@ -17,33 +15,6 @@ namespace {
 
 namespace http = web::http;
 namespace client = web::http::client;
-
-class TokenSource {
- public:
-  TokenSource(std::string token, std::string file) : token_(std::move(token)), file_(std::move(file)) {}
-  std::string Get() {
-    if (file_.empty()) return token_;
-    std::lock_guard lock(mu_);
-    auto now = std::chrono::steady_clock::now();
-    if (cached_.empty() || now - read_at_ > std::chrono::minutes(1)) {
-      std::ifstream in(file_);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::string t = ss.str();
-      while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-      if (!t.empty()) cached_ = t;  // keep the old token if the file is mid-rotation
-      read_at_ = now;
-    }
-    return cached_;
-  }
-
- private:
-  std::string token_;
-  std::string file_;
-  std::mutex mu_;
-  std::string cached_;
-  std::chrono::steady_clock::time_point read_at_;
-};
 
 class HttpTransport final : public Transport {
  public:

@@ -43,6 +43,25 @@ TEST(ExecHandler, ATimeoutHoldsForACommandThatNeverReadsAPayloadLargerThanThePip
   EXPECT_EQ(result.get(), Outcome::kTimedOut);
 }
 
+// The timeout runs on the injected clock: an hour of simulated time passes in the
+// handler's waits, so these return at once (on the real clock they would hang
+// until ctest's timeout).
+TEST(ExecHandler, TheTimeoutRunsOnTheInjectedClock) {
+  FakeClock clock;
+  Handler h = ExecHandler("sleep 600", std::chrono::hours(1), clock);
+  CancelToken cancel;
+  EXPECT_EQ(h(Task("slow", ""), 1, cancel), Outcome::kTimedOut);
+  EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1));
+}
+
+TEST(ExecHandler, ACommandThatIgnoresSigtermIsKilledFiveSecondsLater) {
+  FakeClock clock;
+  Handler h = ExecHandler("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
+  CancelToken cancel;
+  EXPECT_EQ(h(Task("stubborn", ""), 1, cancel), Outcome::kTimedOut);
+  EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1) + 5s);
+}
+
 TEST(ExecHandler, AttemptsRunningAtOnceEachSeeTheEndOfTheirOwnStdin) {
   // A command inheriting another attempt's pipe would hold that stdin open, and
   // `cat` there would wait for an end of input that never comes.

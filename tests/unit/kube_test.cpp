@@ -11,6 +11,7 @@
 #include "common/rate_limiter.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
+#include "operator/kube/token_source.h"
 
 namespace cronlane::kube {
 namespace {
@@ -151,6 +152,26 @@ TEST(InCluster, ServiceAccountFiles) {
   EXPECT_EQ(cfg->default_namespace, "cronlane-system");
   EXPECT_EQ(LoadInCluster([](const std::string&) { return std::string(); }, d.path()).status().code(),
             StatusCode::kNotFound);
+}
+
+// A projected ServiceAccount token is replaced by the kubelet: the file is read
+// again once a minute (on the injected clock), and a file caught empty mid-rotation
+// keeps the token already read.
+TEST(TokenSource, FollowsARotatedTokenFileOnceAMinute) {
+  TempDir d;
+  std::string file = d.Write("token", "first\n");
+  FakeClock clock;
+  TokenSource tokens("", file, clock);
+  EXPECT_EQ(tokens.Get(), "first");
+  d.Write("token", "second\n");
+  clock.Advance(std::chrono::seconds(59));
+  EXPECT_EQ(tokens.Get(), "first");  // read less than a minute ago
+  clock.Advance(std::chrono::seconds(1));
+  EXPECT_EQ(tokens.Get(), "second");
+  d.Write("token", "");
+  clock.Advance(std::chrono::minutes(1));
+  EXPECT_EQ(tokens.Get(), "second");  // empty mid-rotation: keep the last one
+  EXPECT_EQ(TokenSource("static", "", clock).Get(), "static");
 }
 
 TEST(LoadDefault, FlagThenEnvThenInClusterThenHome) {
