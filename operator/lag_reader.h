@@ -34,7 +34,7 @@ class KafkaLagReader final : public LagReader {
   kafka::Properties props_;
   std::chrono::milliseconds timeout_;
   Mutex mu_;
-  kafka::HandlePtr client_ GUARDED_BY(mu_);
+  kafka::HandlePtr client_ GUARDED_BY(mu_);  // made once, then used without the lock
 };
 
 }  // namespace cronlane::op

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/time.h"
+#include "operator/workqueue.h"
 
 namespace cronlane::op {
 namespace {
@@ -67,18 +68,6 @@ std::vector<PoolSnapshot> WorkerPoolController::Snapshot() const {
   return out;
 }
 
-void WorkerPoolController::MarkDue(const std::string& key) {
-  {
-    MutexLock lock(mu_);
-    auto it = pools_.find(key);
-    if (it != pools_.end())
-      it->second.next_poll = {};
-    else
-      pools_[key];  // a new entry is due at once
-  }
-  wake_.notify_all();
-}
-
 Result<std::string> WorkerPoolController::ScalePath(const WorkerPool& pool) {
   const auto& s = pool.spec;
   std::string cache_key = s.target_api_version + "/" + s.target_kind;
@@ -117,17 +106,15 @@ Result<std::string> WorkerPoolController::ScalePath(const WorkerPool& pool) {
   return prefix + "/namespaces/" + pool.ns + "/" + plural + "/" + s.target_name + "/scale";
 }
 
-Status WorkerPoolController::Reconcile(const std::string& key) {
+Result<std::optional<std::chrono::seconds>> WorkerPoolController::Reconcile(const std::string& key) {
   auto found = Lookup(key);
   if (!found || found->deleting) {
     MutexLock lock(mu_);
     pools_.erase(key);
-    return Status::Ok();
+    return std::optional<std::chrono::seconds>();
   }
   ++polls_;
   const WorkerPool& pool = *found;
-  const WorkerPoolSpec& spec = pool.spec;
-  const auto now = clock_.Now();
   PoolState* state = nullptr;
   {
     MutexLock lock(mu_);
@@ -137,102 +124,120 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
       state->stabilizer = Stabilizer();
     }
   }
+  Poll poll{.now = clock_.Now(),
+            .st = pool.status,
+            .ready = {"Ready", "True", kReasonMeasured, "", "", pool.generation},
+            .target = pool.spec.target_kind + "/" + pool.spec.target_name};
+  poll.st.observed_generation = pool.generation;
+  if (Status s = ReadScale(pool, poll); !s.ok()) return s;
+  MeasureLag(pool, poll);
+  if (Status s = Decide(key, pool, *state, poll); !s.ok()) return s;
+  if (Status s = Report(key, pool, *state, poll); !s.ok()) return s;
+  return std::optional<std::chrono::seconds>(std::max(1, pool.spec.poll_interval_seconds));
+}
 
-  WorkerPoolStatus st = pool.status;
-  st.observed_generation = pool.generation;
-  ObjectRef ref = pool.Ref(kWorkerPoolApiVersion, "WorkerPool");
-  std::string target = spec.target_kind + "/" + spec.target_name;
-
-  // The target's current scale.
-  std::optional<Json> scale;
-  std::string scale_path;
-  Condition ready{"Ready", "True", kReasonMeasured, "", "", pool.generation};
+Status WorkerPoolController::ReadScale(const WorkerPool& pool, Poll& poll) {
   auto path = ScalePath(pool);
   if (!path.ok()) {
     if (path.status().code() != StatusCode::kNotFound) return path.status();
-    ready = {"Ready", "False", kReasonTargetNotScalable, path.status().message(), "", pool.generation};
+    poll.ready = {"Ready", "False", kReasonTargetNotScalable, path.status().message(), "", pool.generation};
+    return Status::Ok();
+  }
+  poll.scale_path = *path;
+  auto got = client_.Get(poll.scale_path);
+  if (got.ok()) {
+    poll.scale = std::move(*got);
+    poll.st.current_replicas = ReplicasAt(*poll.scale, "status");
+  } else if (got.status().code() == StatusCode::kNotFound) {
+    poll.ready = {
+        "Ready", "False",        kReasonTargetNotFound, poll.target + " does not exist in namespace " + pool.ns,
+        "",      pool.generation};
   } else {
-    scale_path = *path;
-    auto got = client_.Get(scale_path);
-    if (got.ok()) {
-      scale = std::move(*got);
-    } else if (got.status().code() == StatusCode::kNotFound) {
-      ready = {"Ready", "False",        kReasonTargetNotFound, target + " does not exist in namespace " + pool.ns,
-               "",      pool.generation};
-    } else {
-      return got.status();
-    }
+    return got.status();
   }
-  if (scale) st.current_replicas = ReplicasAt(*scale, "status");
+  return Status::Ok();
+}
 
-  // The lag.
+void WorkerPoolController::MeasureLag(const WorkerPool& pool, Poll& poll) {
+  const WorkerPoolSpec& spec = pool.spec;
   auto lag = lag_.Offsets(spec.consumer_group, spec.topic);
-  const int64_t total = lag.ok() ? TotalLag(*lag) : 0;
   if (lag.ok()) {
-    st.lag = total;
-    st.partitions = static_cast<int32_t>(lag->size());
-  } else if (ready.status == "True") {
+    poll.total = TotalLag(*lag);
+    poll.partitions = static_cast<int32_t>(lag->size());
+    poll.st.lag = poll.total;
+    poll.st.partitions = poll.partitions;
+    poll.measured = true;
+  } else if (poll.ready.status == "True") {
     bool missing = lag.status().code() == StatusCode::kNotFound;
-    ready = {"Ready",
-             "False",
-             missing ? kReasonTopicNotFound : kReasonKafkaUnavailable,
-             missing ? "topic " + spec.topic + " does not exist"
-                     : "cannot measure the lag of group " + spec.consumer_group + ": " + lag.status().message(),
-             "",
-             pool.generation};
+    poll.ready = {"Ready",
+                  "False",
+                  missing ? kReasonTopicNotFound : kReasonKafkaUnavailable,
+                  missing ? "topic " + spec.topic + " does not exist"
+                          : "cannot measure the lag of group " + spec.consumer_group + ": " + lag.status().message(),
+                  "",
+                  pool.generation};
   }
+}
 
-  // Decide and scale.
-  if (scale && lag.ok()) {
-    int32_t current = ReplicasAt(*scale, "spec");
-    if (state->stabilizer.empty()) state->stabilizer.Seed(now, current);
-    int32_t recommended = Recommend(spec, total, static_cast<int32_t>(lag->size()), current);
-    int32_t desired =
-        state->stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
-    desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
-    st.desired_replicas = desired;
-    ready.message = "lag " + std::to_string(total) + " on " + std::to_string(lag->size()) + " partition(s); " +
-                    std::to_string(desired) + " replica(s) wanted";
-    if (desired != current) {
-      auto patched = client_.Patch(scale_path, Json{{"spec", {{"replicas", desired}}}});
-      if (patched.ok()) {
-        ++scales_;
-        st.last_scale_time = FormatRfc3339(now);
-        std::string note = "Scaled " + target + " from " + std::to_string(current) + " to " + std::to_string(desired) +
-                           " replicas: lag " + std::to_string(total) + " on " + std::to_string(lag->size()) +
-                           " partition(s)";
-        spdlog::info("workerpool {}: {}", key, note);
-        events_.Record(ref, "Normal", "Scaled", "Scale", note);
-        st.current_replicas = ReplicasAt(*patched, "status");
-      } else if (patched.status().code() == StatusCode::kUnavailable) {
-        return patched.status();
-      } else {
-        ready = {"Ready", "False",        kReasonScaleFailed, "scaling " + target + ": " + patched.status().message(),
-                 "",      pool.generation};
-      }
+Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& pool, PoolState& state, Poll& poll) {
+  if (!poll.scale || !poll.measured) return Status::Ok();
+  const WorkerPoolSpec& spec = pool.spec;
+  const auto now = poll.now;
+  int32_t current = ReplicasAt(*poll.scale, "spec");
+  if (state.stabilizer.empty()) state.stabilizer.Seed(now, current);
+  int32_t recommended = Recommend(spec, poll.total, poll.partitions, current);
+  int32_t desired =
+      state.stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
+  desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
+  poll.st.desired_replicas = desired;
+  poll.ready.message = "lag " + std::to_string(poll.total) + " on " + std::to_string(poll.partitions) +
+                       " partition(s); " + std::to_string(desired) + " replica(s) wanted";
+  if (desired != current) {
+    auto patched = client_.Patch(poll.scale_path, Json{{"spec", {{"replicas", desired}}}});
+    if (patched.ok()) {
+      ++scales_;
+      poll.st.last_scale_time = FormatRfc3339(now);
+      std::string note = "Scaled " + poll.target + " from " + std::to_string(current) + " to " +
+                         std::to_string(desired) + " replicas: lag " + std::to_string(poll.total) + " on " +
+                         std::to_string(poll.partitions) + " partition(s)";
+      spdlog::info("workerpool {}: {}", key, note);
+      events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Normal", "Scaled", "Scale", note);
+      poll.st.current_replicas = ReplicasAt(*patched, "status");
+    } else if (patched.status().code() == StatusCode::kUnavailable) {
+      return patched.status();
+    } else {
+      poll.ready = {
+          "Ready", "False",        kReasonScaleFailed, "scaling " + poll.target + ": " + patched.status().message(),
+          "",      pool.generation};
     }
-    SetCondition(st.conditions,
-                 {"Active", desired > 0 ? "True" : "False", desired > 0 ? "LagPresent" : "Idle",
-                  desired > 0 ? "the pool has work" : "no lag: the pool is at minReplicas", "", pool.generation},
-                 pool.status.conditions, FormatRfc3339(now));
   }
-  SetCondition(st.conditions, ready, pool.status.conditions, FormatRfc3339(now));
+  SetCondition(poll.st.conditions,
+               {"Active", desired > 0 ? "True" : "False", desired > 0 ? "LagPresent" : "Idle",
+                desired > 0 ? "the pool has work" : "no lag: the pool is at minReplicas", "", pool.generation},
+               pool.status.conditions, FormatRfc3339(now));
+  return Status::Ok();
+}
 
+Status WorkerPoolController::Report(const std::string& key, const WorkerPool& pool, PoolState& state,
+                                    const Poll& poll) {
+  const WorkerPoolStatus& st0 = poll.st;
+  WorkerPoolStatus st = st0;
+  const Condition& ready = poll.ready;
+  SetCondition(st.conditions, ready, pool.status.conditions, FormatRfc3339(poll.now));
   {
     MutexLock lock(mu_);
-    state->snapshot = {pool.ns,
-                       pool.name,
-                       lag.ok() ? total : -1,
-                       st.partitions.value_or(0),
-                       st.desired_replicas.value_or(0),
-                       st.current_replicas.value_or(0),
-                       ready.status == "True"};
+    state.snapshot = {pool.ns,
+                      pool.name,
+                      poll.measured ? poll.total : -1,
+                      st.partitions.value_or(0),
+                      st.desired_replicas.value_or(0),
+                      st.current_replicas.value_or(0),
+                      ready.status == "True"};
   }
-
   const Condition* before = pool.status.Find("Ready");
   if (ready.status == "False" && (before == nullptr || before->reason != ready.reason)) {
     spdlog::warn("workerpool {}: {}: {}", key, ready.reason, ready.message);
-    events_.Record(ref, "Warning", ready.reason, "Measure", ready.message);
+    events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Warning", ready.reason, "Measure", ready.message);
   } else if (ready.status == "True" && before != nullptr && before->status == "False") {
     spdlog::info("workerpool {}: recovered from {}", key, before->reason);
   }
@@ -242,49 +247,37 @@ Status WorkerPoolController::Reconcile(const std::string& key) {
   return Status::Ok();
 }
 
-void WorkerPoolController::Run(CancelToken& cancel) {
-  int sub = cache_.Subscribe([this](const std::string& key, const WorkerPool* old, const WorkerPool* now) {
+void WorkerPoolController::Run(CancelToken& cancel, int workers) {
+  WorkQueue queue(clock_);
+  int sub = cache_.Subscribe([&queue](const std::string& key, const WorkerPool* old, const WorkerPool* now) {
     // New, deleted, or a spec change: poll now. Our own status writes are not.
-    if (GenerationChanged(old, now)) MarkDue(key);
+    if (GenerationChanged(old, now)) queue.Add(key);
   });
-  int id = cancel.Register([this] {
-    MutexLock lock(mu_);
-    wake_.notify_all();
-  });
-  while (!cancel.cancelled()) {
-    if (!cache_.Synced()) {
-      cancel.WaitFor(std::chrono::milliseconds(100));
-      continue;
-    }
-    // Every cached pool gets a state entry; deleted ones are dropped by Reconcile.
-    std::vector<std::string> keys = cache_.Keys();
-    std::vector<std::string> due;
-    auto steady = clock_.SteadyNow();
-    {
-      MutexLock lock(mu_);
-      for (const auto& k : keys) pools_.try_emplace(k);
-      for (const auto& [k, s] : pools_) {
-        if (s.next_poll <= steady) due.push_back(k);
+  int id = cancel.Register([&queue] { queue.ShutDown(); });
+  while (!keys_override_ && !cache_.Synced() && !cancel.cancelled()) cancel.WaitFor(std::chrono::milliseconds(100));
+  // Every cached pool is polled once now; each poll queues the next one.
+  for (const auto& k : keys_override_ ? *keys_override_ : cache_.Keys()) queue.Add(k);
+  // Pools are polled concurrently (controller-runtime's MaxConcurrentReconciles): a
+  // pool whose broker or API call waits for its timeout holds one worker, not all.
+  // The queue never hands one pool to two workers at once.
+  std::vector<std::thread> threads;
+  for (int i = 0; i < std::max(1, workers); ++i) {
+    threads.emplace_back([&] {
+      while (auto key = queue.Get()) {
+        auto next = Reconcile(*key);
+        if (!next.ok()) {
+          spdlog::warn("workerpool {}: {}", *key, next.status().ToString());
+          // The Kubernetes API failed: poll again after the pool's interval.
+          auto pool = Lookup(*key);
+          queue.AddAfter(*key, std::chrono::seconds(pool ? std::max(1, pool->spec.poll_interval_seconds) : 5));
+        } else if (next->has_value()) {
+          queue.AddAfter(*key, **next);
+        }
+        queue.Done(*key);
       }
-    }
-    for (const auto& k : due) {
-      if (cancel.cancelled()) break;
-      Status s = Reconcile(k);
-      if (!s.ok()) spdlog::warn("workerpool {}: {}", k, s.ToString());
-      auto pool = Lookup(k);
-      MutexLock lock(mu_);
-      if (auto it = pools_.find(k); it != pools_.end()) {
-        int interval = pool ? pool->spec.poll_interval_seconds : 5;
-        it->second.next_poll = clock_.SteadyNow() + std::chrono::seconds(interval);
-      }
-    }
-    MutexLock lock(mu_);
-    auto next = clock_.SteadyNow() + std::chrono::seconds(1);
-    for (const auto& [_, s] : pools_) next = std::min(next, s.next_poll);
-    if (!cancel.cancelled()) {
-      wake_.wait_for(lock.native(), std::max(std::chrono::steady_clock::duration::zero(), next - clock_.SteadyNow()));
-    }
+    });
   }
+  for (auto& t : threads) t.join();
   cancel.Unregister(id);
   cache_.Unsubscribe(sub);
 }

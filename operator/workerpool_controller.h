@@ -12,10 +12,10 @@
 // next poll succeeds.
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,14 +54,19 @@ class WorkerPoolController {
                        Clock& clock);
   ~WorkerPoolController();
 
-  // Subscribes to the cache and runs the poll loop until `cancel` fires.
-  void Run(CancelToken& cancel);
+  // Subscribes to the cache and polls every pool until `cancel` fires, on a
+  // WorkQueue: `workers` threads poll pools at once (never one pool on two), and
+  // each poll requeues its pool after its pollIntervalSeconds (a pool created or
+  // changed is queued at once).
+  void Run(CancelToken& cancel, int workers = 4);
   // Adds the per-pool metrics (lag, partitions, replicas, ready, scales) to `scope`.
   void RegisterMetrics(CallbackMetrics::Scope& scope);
 
-  // One poll of one pool ("namespace/name"), as the loop runs it. OK unless the
-  // Kubernetes API failed (the loop then retries at the next poll).
-  Status Reconcile(const std::string& key);
+  // One poll of one pool ("namespace/name"), as a worker of Run() does it: when
+  // to poll it again (its pollIntervalSeconds; none when the pool is gone), or the
+  // Kubernetes API's error (Run() then polls it again after the interval).
+  // Problems of the pool itself (target, topic, broker) are its status, not errors.
+  Result<std::optional<std::chrono::seconds>> Reconcile(const std::string& key);
 
   std::optional<WorkerPool> Lookup(const std::string& key) const;
   std::vector<PoolSnapshot> Snapshot() const;
@@ -71,17 +76,36 @@ class WorkerPoolController {
   // For tests without a running cache: where Reconcile() reads pools from.
   using LookupFn = std::function<std::optional<WorkerPool>(const std::string& key)>;
   void SetLookupForTest(LookupFn fn) { lookup_override_ = std::move(fn); }
+  // For tests of Run() without a running cache: the pools it polls (the cache then
+  // counts as synced).
+  void SetKeysForTest(std::vector<std::string> keys) { keys_override_ = std::move(keys); }
 
  private:
   struct PoolState {
     std::string uid;
     Stabilizer stabilizer;
-    std::chrono::steady_clock::time_point next_poll{};
     PoolSnapshot snapshot;
   };
-  // The /scale path of a pool's target, through API discovery (cached per kind).
+  // What one poll found and decided so far.
+  struct Poll {
+    std::chrono::system_clock::time_point now;
+    WorkerPoolStatus st;  // the status to write
+    Condition ready;
+    std::string target;  // "Kind/name"
+    std::optional<kube::Json> scale;
+    std::string scale_path;
+    bool measured = false;  // the lag is known
+    int64_t total = 0;
+    int32_t partitions = 0;
+  };
+  // The steps of a poll: the target's /scale (and its path, through API discovery,
+  // cached per kind); the lag; the replicas wanted, patched onto the target when they
+  // differ; the status and Events. A non-OK Status is a Kubernetes API failure.
+  Status ReadScale(const WorkerPool& pool, Poll& poll);
+  void MeasureLag(const WorkerPool& pool, Poll& poll);
+  Status Decide(const std::string& key, const WorkerPool& pool, PoolState& state, Poll& poll);
+  Status Report(const std::string& key, const WorkerPool& pool, PoolState& state, const Poll& poll);
   Result<std::string> ScalePath(const WorkerPool& pool);
-  void MarkDue(const std::string& key);
 
   kube::KubeClient& client_;
   LagReader& lag_;
@@ -89,12 +113,12 @@ class WorkerPoolController {
   Clock& clock_;
   KindCache<WorkerPool>& cache_;
   LookupFn lookup_override_;
+  std::optional<std::vector<std::string>> keys_override_;
 
   mutable Mutex mu_;
-  std::condition_variable wake_;
-  // Entries are added and erased only by the thread that runs Run() (and
-  // Reconcile()), which also reads its entry's stabilizer without the lock; other
-  // threads (metrics) read snapshots under mu_.
+  // A pool's entry is added, erased and its stabilizer used (without the lock) only
+  // by the worker polling that pool, and the WorkQueue hands a pool to one worker at
+  // a time; snapshots are written and read (metrics) under mu_.
   std::map<std::string, PoolState> pools_ GUARDED_BY(mu_);
   std::map<std::string, std::string> resource_by_kind_ GUARDED_BY(mu_);  // "apps/v1/Deployment" -> "deployments"
   std::atomic<uint64_t> scales_{0};

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
 #include "operator/workerpool.h"
 #include "operator/workerpool_controller.h"
@@ -284,9 +285,63 @@ TEST_F(ControllerTest, KindWithoutScaleIsNotScalable) {
 TEST_F(ControllerTest, ApiOutageIsRetriedNotReported) {
   transport_->Route(std::string("GET ") + kScalePath, {503, R"({"kind":"Status","message":"etcd down"})"});
   lag_.Set({5});
-  Status s = controller_->Reconcile("ns/p");
-  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  auto s = controller_->Reconcile("ns/p");
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
   EXPECT_TRUE(transport_->Sent("PATCH", "/status").empty());
+}
+
+TEST_F(ControllerTest, APollRequeuesThePoolAfterItsIntervalAndAGonePoolNot) {
+  pool_.spec.poll_interval_seconds = 7;
+  lag_.Set({5});
+  auto next = controller_->Reconcile("ns/p");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, std::optional<std::chrono::seconds>(7s));
+  controller_->SetLookupForTest([](const std::string&) { return std::optional<WorkerPool>(); });
+  next = controller_->Reconcile("ns/p");
+  ASSERT_TRUE(next.ok());
+  EXPECT_FALSE(next->has_value());
+}
+
+// A LagReader whose "slow" topic answers only when released, as a broker call that
+// waits for its timeout; every other topic has a lag of 5.
+class BlockingLag : public LagReader {
+ public:
+  Result<std::vector<kafka::PartitionOffsets>> Offsets(const std::string&, const std::string& topic) override {
+    if (topic == "slow") {
+      slow_started.Cancel();
+      release.WaitFor(60s);
+      return Unavailable("timed out");
+    }
+    return std::vector<kafka::PartitionOffsets>{{0, 0, 0, 5}};
+  }
+  CancelToken slow_started, release;
+};
+
+// Pools are polled concurrently: one whose broker call waits holds one worker, and
+// the others are polled meanwhile (polled one after another, ns/p waited for
+// ns/slow's timeout).
+TEST_F(ControllerTest, APoolWaitingForItsBrokerDoesNotDelayTheOthers) {
+  BlockingLag lag;
+  WorkerPoolController c(*client_, *pool_cache_, lag, events_, clock_);
+  WorkerPool slow = pool_;
+  slow.name = "slow";
+  slow.uid = "u2";
+  slow.spec.topic = "slow";
+  c.SetLookupForTest(
+      [&](const std::string& key) { return std::optional<WorkerPool>(key == "ns/slow" ? slow : pool_); });
+  c.SetKeysForTest({"ns/slow", "ns/p"});  // the slow one first
+  CancelToken stop;
+  std::thread run([&] { c.Run(stop, 2); });
+  ASSERT_TRUE(lag.slow_started.WaitFor(30s));
+  bool polled = false;
+  for (auto until = std::chrono::steady_clock::now() + 30s; !polled && std::chrono::steady_clock::now() < until;) {
+    polled = !transport_->Sent("PATCH", "/workerpools/p/status").empty();
+    if (!polled) lag.release.WaitFor(10ms);
+  }
+  EXPECT_TRUE(polled) << "ns/p was not polled while ns/slow waited for its broker";
+  lag.release.Cancel();
+  stop.Cancel();
+  run.join();
 }
 
 }  // namespace
