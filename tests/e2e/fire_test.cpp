@@ -44,8 +44,11 @@ class FireTest : public OperatorFixture {
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
                                    "--leader-elect-retry-period=1"};
+    // Kubectl's output carries its stderr: before the Lease exists it is an error
+    // message, not a holder.
     auto holder = [&] {
-      return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'").output;
+      auto got = Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'");
+      return got.exit_code == 0 ? got.output : std::string();
     };
     std::vector<std::string> first = le;
     first.insert(first.end(), first_extra.begin(), first_extra.end());
