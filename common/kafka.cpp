@@ -42,6 +42,69 @@ struct PartitionListDeleter {
 };
 using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
 
+struct HeadersDeleter {
+  void operator()(rd_kafka_headers_t* h) const { rd_kafka_headers_destroy(h); }
+};
+using HeadersPtr = std::unique_ptr<rd_kafka_headers_t, HeadersDeleter>;
+
+struct ErrorDeleter {
+  void operator()(rd_kafka_error_t* e) const { rd_kafka_error_destroy(e); }
+};
+using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
+
+struct AdminOptionsDeleter {
+  void operator()(rd_kafka_AdminOptions_t* o) const { rd_kafka_AdminOptions_destroy(o); }
+};
+using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter>;
+
+struct NewTopicDeleter {
+  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
+};
+using NewTopicPtr = std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter>;
+
+struct DeleteTopicDeleter {
+  void operator()(rd_kafka_DeleteTopic_t* t) const { rd_kafka_DeleteTopic_destroy(t); }
+};
+using DeleteTopicPtr = std::unique_ptr<rd_kafka_DeleteTopic_t, DeleteTopicDeleter>;
+
+struct ListGroupOffsetsDeleter {
+  void operator()(rd_kafka_ListConsumerGroupOffsets_t* r) const { rd_kafka_ListConsumerGroupOffsets_destroy(r); }
+};
+using ListGroupOffsetsPtr = std::unique_ptr<rd_kafka_ListConsumerGroupOffsets_t, ListGroupOffsetsDeleter>;
+
+struct TopicDeleter {
+  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
+};
+using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
+
+struct MetadataDeleter {
+  void operator()(const rd_kafka_metadata_t* m) const { rd_kafka_metadata_destroy(m); }
+};
+using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, MetadataDeleter>;
+
+// Admin options for `op` with `timeout`: the broker's operation timeout for the
+// operations that have one (creating and deleting topics; the request itself then
+// times out after socket.timeout.ms), else the request timeout.
+Result<AdminOptionsPtr> AdminOptions(rd_kafka_t* client, rd_kafka_admin_op_t op, std::chrono::milliseconds timeout) {
+  AdminOptionsPtr opts(rd_kafka_AdminOptions_new(client, op));
+  if (!opts) return Internal("librdkafka refused admin options for operation " + std::to_string(op));
+  std::array<char, 512> err{};
+  const int ms = static_cast<int>(timeout.count());
+  const bool has_operation_timeout = op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS;
+  const rd_kafka_resp_err_t e =
+      has_operation_timeout ? rd_kafka_AdminOptions_set_operation_timeout(opts.get(), ms, err.data(), err.size())
+                            : rd_kafka_AdminOptions_set_request_timeout(opts.get(), ms, err.data(), err.size());
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return InvalidArgument(std::string("admin timeout: ") + err.data());
+  return opts;
+}
+
+// Logs a failed (incremental) assignment in a rebalance callback, where nobody
+// can be returned an error: the consumer then holds no partitions it was given.
+void LogAssignError(rd_kafka_t* rk, std::string_view what, rd_kafka_resp_err_t err) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  spdlog::error("kafka {}: {} failed in a rebalance: {}", rd_kafka_name(rk), what, rd_kafka_err2str(err));
+}
+
 // Delivery errors are recorded per producer handle through the opaque pointer.
 struct ProducerState {
   std::mutex mu;
@@ -196,16 +259,18 @@ static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     listener->OnAssigned(rk, list);
     if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) rd_kafka_error_destroy(e);
+      ErrorPtr e(rd_kafka_incremental_assign(rk, parts));
+      if (e) LogAssignError(rk, "incremental assign", rd_kafka_error_code(e.get()));
     } else {
-      rd_kafka_assign(rk, parts);
+      LogAssignError(rk, "assign", rd_kafka_assign(rk, parts));
     }
   } else {
     listener->OnRevoked(rk, list);
     if (cooperative) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts)) rd_kafka_error_destroy(e);
+      ErrorPtr e(rd_kafka_incremental_unassign(rk, parts));
+      if (e) LogAssignError(rk, "incremental unassign", rd_kafka_error_code(e.get()));
     } else {
-      rd_kafka_assign(rk, nullptr);
+      LogAssignError(rk, "unassign", rd_kafka_assign(rk, nullptr));
     }
   }
 }
@@ -228,8 +293,11 @@ Result<HandlePtr> NewConsumer(const Properties& in, RebalanceListener* listener)
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err.data(), err.size());
   if (rk == nullptr) return InvalidArgument(std::string("creating Kafka consumer: ") + err.data());
   (void)conf->release();
-  rd_kafka_poll_set_consumer(rk);
-  return HandlePtr(rk);
+  HandlePtr handle(rk);
+  if (rd_kafka_resp_err_t e = rd_kafka_poll_set_consumer(rk); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(e, "redirecting the consumer's queue");
+  }
+  return handle;
 }
 
 namespace {
@@ -240,10 +308,11 @@ namespace {
 Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                   std::optional<std::string_view> value, const std::vector<Header>& headers, int32_t partition,
                   void* opaque) {
-  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+  HeadersPtr hdrs(rd_kafka_headers_new(headers.size()));
   for (const auto& h : headers) {
-    rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
-                        static_cast<ssize_t>(h.value.size()));
+    rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
+                                                h.value.data(), static_cast<ssize_t>(h.value.size()));
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(e, "header " + h.name);
   }
   std::string topic_str(topic);
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
@@ -256,17 +325,16 @@ Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<st
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wgnu-statement-expression"
 #endif
-  rd_kafka_resp_err_t err = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_str.c_str()),
-                                              RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
-                                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+                        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs.get()),
+                        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    rd_kafka_headers_destroy(hdrs);
-    return FromErrorCode(err, "producing to " + topic_str);
-  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "producing to " + topic_str);
+  (void)hdrs.release();  // librdkafka owns the headers of a message it accepted
   return Status::Ok();
 }
 
@@ -442,15 +510,19 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
                    const Properties& configs, bool ok_if_exists, std::chrono::milliseconds timeout) {
   std::array<char, 512> err{};
   std::string t(topic);
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err.data(), err.size());
-  if (nt == nullptr) return InvalidArgument("topic " + t + ": " + err.data());
-  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+  NewTopicPtr nt(rd_kafka_NewTopic_new(t.c_str(), partitions, replication_factor, err.data(), err.size()));
+  if (!nt) return InvalidArgument("topic " + t + ": " + err.data());
+  for (const auto& [k, v] : configs) {
+    if (rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt.get(), k.c_str(), v.c_str());
+        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromErrorCode(e, "topic " + t + " config " + k);
+    }
+  }
+  auto opts = AdminOptions(client, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout);
+  if (!opts.ok()) return opts.status();
   QueuePtr queue(rd_kafka_queue_new(client));
-  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), err.data(), err.size());
-  rd_kafka_CreateTopics(client, &nt, 1, opts, queue.get());
-  rd_kafka_AdminOptions_destroy(opts);
-  rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_NewTopic_t* list[] = {nt.get()};
+  rd_kafka_CreateTopics(client, list, 1, opts->get(), queue.get());
 
   EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
   if (!ev) return DeadlineExceeded("creating topic " + t + ": no answer from the broker");
@@ -471,20 +543,42 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
   return Status::Ok();
 }
 
+Status DeleteTopic(rd_kafka_t* client, std::string_view topic, std::chrono::milliseconds timeout) {
+  std::string t(topic);
+  DeleteTopicPtr del(rd_kafka_DeleteTopic_new(t.c_str()));
+  if (!del) return InvalidArgument("topic " + t + ": librdkafka refused to delete it");
+  auto opts = AdminOptions(client, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout);
+  if (!opts.ok()) return opts.status();
+  QueuePtr queue(rd_kafka_queue_new(client));
+  rd_kafka_DeleteTopic_t* list[] = {del.get()};
+  rd_kafka_DeleteTopics(client, list, 1, opts->get(), queue.get());
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
+  if (!ev) return DeadlineExceeded("deleting topic " + t + ": no answer from the broker");
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(rd_kafka_event_error(ev.get()), "deleting topic " + t);
+  }
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev.get()), &n);
+  for (size_t i = 0; i < n; ++i) {
+    if (rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromErrorCode(e, "deleting topic " + t);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::chrono::milliseconds timeout) {
   std::string t(topic);
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(client, t.c_str(), nullptr);
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err = rd_kafka_metadata(client, 0, rkt, &md, static_cast<int>(timeout.count()));
-  rd_kafka_topic_destroy(rkt);
+  TopicPtr rkt(rd_kafka_topic_new(client, t.c_str(), nullptr));
+  if (!rkt) return FromErrorCode(rd_kafka_last_error(), "topic handle for " + t);
+  const rd_kafka_metadata_t* raw = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(client, 0, rkt.get(), &raw, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "metadata for " + t);
-  Result<int32_t> out = NotFound("topic " + t + " does not exist");
-  if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-    out = md->topics[0].partition_cnt;
-  else if (md->topic_cnt == 1)
-    out = FromErrorCode(md->topics[0].err, "metadata for " + t);
-  rd_kafka_metadata_destroy(md);
-  return out;
+  MetadataPtr md(raw);
+  if (md->topic_cnt != 1) return NotFound("topic " + t + " does not exist");
+  if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(md->topics[0].err, "metadata for " + t);
+  return md->topics[0].partition_cnt;
 }
 
 Result<std::vector<PartitionOffsets>> GroupOffsets(rd_kafka_t* client, std::string_view group, std::string_view topic,
@@ -499,14 +593,13 @@ Result<std::vector<PartitionOffsets>> GroupOffsets(rd_kafka_t* client, std::stri
   std::vector<PartitionOffsets> out(static_cast<size_t>(*partitions));
   for (int32_t p = 0; p < *partitions; ++p) out[static_cast<size_t>(p)].partition = p;
   {
-    std::array<char, 512> err{};
+    auto opts = AdminOptions(client, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeout);
+    if (!opts.ok()) return opts.status();
+    ListGroupOffsetsPtr req(rd_kafka_ListConsumerGroupOffsets_new(g.c_str(), wanted.get()));
+    if (!req) return InvalidArgument("committed offsets of group " + g + ": librdkafka refused the request");
     QueuePtr queue(rd_kafka_queue_new(client));
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err.data(), err.size());
-    rd_kafka_ListConsumerGroupOffsets_t* req = rd_kafka_ListConsumerGroupOffsets_new(g.c_str(), wanted.get());
-    rd_kafka_ListConsumerGroupOffsets(client, &req, 1, opts, queue.get());
-    rd_kafka_ListConsumerGroupOffsets_destroy(req);
-    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ListConsumerGroupOffsets_t* list[] = {req.get()};
+    rd_kafka_ListConsumerGroupOffsets(client, list, 1, opts->get(), queue.get());
     EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
     if (!ev) return DeadlineExceeded("committed offsets of group " + g + ": no answer from the broker");
     if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -159,6 +159,10 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
                    const Properties& configs = {}, bool ok_if_exists = true,
                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// Deletes a topic through the admin API (as `kafka-topics.sh --delete` does).
+Status DeleteTopic(rd_kafka_t* client, std::string_view topic,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // Number of partitions of a topic from cluster metadata; NotFound if it does not exist.
 Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic,
                                std::chrono::milliseconds timeout = std::chrono::seconds(10));

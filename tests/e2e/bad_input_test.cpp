@@ -35,7 +35,7 @@ class BadInputTest : public OperatorFixture {
     return nullptr;
   }
   std::string Jsonpath(const std::string& name, const std::string& path) {
-    return Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='" + path + "'").output;
+    return KubectlGet("get st " + name + " -n " + ns_ + " -o jsonpath='" + path + "'");
   }
   kafka::HandlePtr Producer() {
     auto p = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});

@@ -44,11 +44,8 @@ class FireTest : public OperatorFixture {
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
                                    "--leader-elect-retry-period=1"};
-    // Kubectl's output carries its stderr: before the Lease exists it is an error
-    // message, not a holder.
     auto holder = [&] {
-      auto got = Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'");
-      return got.exit_code == 0 ? got.output : std::string();
+      return KubectlGet("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'");
     };
     std::vector<std::string> first = le;
     first.insert(first.end(), first_extra.begin(), first_extra.end());
@@ -107,8 +104,7 @@ TEST_F(FireTest, EveryOccurrenceOnceWithHeadersKeyAndPayload) {
   std::sort(times.begin(), times.end());
   for (size_t i = 1; i < times.size(); ++i) EXPECT_EQ(times[i], times[i - 1] + 1) << "no gaps";
   EXPECT_TRUE(WaitUntil(
-      [&] { return !Kubectl("get st tick -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").output.empty(); },
-      5s));
+      [&] { return !KubectlGet("get st tick -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").empty(); }, 5s));
 
   // Suspend: no more occurrences after it takes effect.
   Apply(task("* * * * * *", true));

@@ -18,6 +18,7 @@
 #include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace cronlane::testing {
 namespace {
@@ -123,12 +124,8 @@ class WorkerPoolE2E : public ::testing::Test {
     ASSERT_EQ(Kubectl("create namespace " + ns_).exit_code, 0);
     metrics_port_ = FreePort();
     op_ = std::make_unique<Process>(
-        std::vector<std::string>{std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                 "--kubeconfig=" + EnvVar("KUBECONFIG"), "--namespaces=" + ns_,
-                                 "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"), "--transactional-id=" + ns_,
-                                 "--checkpoint-topic=" + ns_ + ".checkpoints", "--results-topic=" + ns_ + ".results",
-                                 "--metrics-bind-address=127.0.0.1:" + std::to_string(metrics_port_),
-                                 "--health-probe-bind-address=0", "--log-format=text"},
+        OperatorCommand(ns_, {"--results-topic=" + ns_ + ".results",
+                              "--metrics-bind-address=127.0.0.1:" + std::to_string(metrics_port_)}),
         (dir_ / "operator.log").string());
   }
   void TearDown() override {
@@ -138,14 +135,8 @@ class WorkerPoolE2E : public ::testing::Test {
     }
     Kubectl("delete namespace " + ns_ + " --wait=false");
   }
-  void CreateTopic(const std::string& topic, int partitions) {
-    auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
-    ASSERT_TRUE(admin.ok());
-    ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, partitions, 1).ok());
-  }
   void Apply(const std::string& yaml) {
-    auto r = RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " +
-                      ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f -");
+    auto r = KubectlApply(ns_, yaml);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   void ApplyDeployment(const std::string& name) {
@@ -161,7 +152,7 @@ class WorkerPoolE2E : public ::testing::Test {
           "\n  lagThreshold: 5\n  pollIntervalSeconds: 2\n" + extra);
   }
   std::string PoolField(const std::string& pool, const std::string& jsonpath) {
-    return Kubectl("get workerpool " + pool + " -n " + ns_ + " -o jsonpath=" + ShellQuote("{" + jsonpath + "}")).output;
+    return KubectlGet("get workerpool " + pool + " -n " + ns_ + " -o jsonpath=" + ShellQuote("{" + jsonpath + "}"));
   }
   std::string Reason(const std::string& pool) {
     return PoolField(pool, ".status.conditions[?(@.type==\"Ready\")].reason");
@@ -196,7 +187,7 @@ class WorkerPoolE2E : public ::testing::Test {
 
 TEST_F(WorkerPoolE2E, ScalesFromZeroByLagDrainsAndReturnsToMinAfterTheWindow) {
   const std::string topic = ns_ + ".tasks";
-  CreateTopic(topic, 4);
+  CreateTestTopic(topic, 4);
   ApplyDeployment("workers");
   ApplyPool("pool", "workers", topic, "  maxReplicas: 10\n  scaleDownStabilizationSeconds: 8\n");
   const std::string done = (dir_ / "done").string();
@@ -249,7 +240,7 @@ TEST_F(WorkerPoolE2E, ScalesFromZeroByLagDrainsAndReturnsToMinAfterTheWindow) {
   for (int code : kubelet.ExitCodes()) EXPECT_EQ(code, 0) << WorkerLogs();
   EXPECT_EQ(PoolField("pool", ".status.desiredReplicas"), "0");
   EXPECT_FALSE(PoolField("pool", ".status.lastScaleTime").empty());
-  EXPECT_FALSE(Kubectl("get events -n " + ns_ + " --field-selector reason=Scaled -o name").output.empty());
+  EXPECT_FALSE(KubectlGet("get events -n " + ns_ + " --field-selector reason=Scaled -o name").empty());
   std::string metrics = HttpGet(metrics_port_, "/metrics");
   EXPECT_THAT(metrics,
               ::testing::HasSubstr("cronlane_workerpool_lag{namespace=\"" + ns_ + "\",workerpool=\"pool\"} 0"));
@@ -260,7 +251,7 @@ TEST_F(WorkerPoolE2E, ScalesFromZeroByLagDrainsAndReturnsToMinAfterTheWindow) {
 TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatRecover) {
   const std::string topic = ns_ + ".tasks";
   const std::string later = ns_ + ".later";
-  CreateTopic(topic, 2);
+  CreateTestTopic(topic, 2);
   ApplyDeployment("present");
   ApplyPool("no-target", "absent", topic);
   ApplyPool("no-topic", "present", later);
@@ -270,15 +261,13 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
               ::testing::HasSubstr(later + " does not exist"));
   for (const char* reason : {"TargetNotFound", "TopicNotFound"}) {
     EXPECT_TRUE(WaitUntil(
-        [&] {
-          return !Kubectl("get events -n " + ns_ + " --field-selector reason=" + reason + " -o name").output.empty();
-        },
+        [&] { return !KubectlGet("get events -n " + ns_ + " --field-selector reason=" + reason + " -o name").empty(); },
         10s))
         << reason;
   }
 
   ApplyDeployment("absent");
-  CreateTopic(later, 2);
+  CreateTestTopic(later, 2);
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "Measured"; }, 30s)) << op_->Log();
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-topic") == "Measured"; }, 30s)) << op_->Log();
 
@@ -293,8 +282,8 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
 
 TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess) {
   const std::string topic = ns_ + ".tasks";
-  CreateTopic(topic, 2);
-  CreateTopic(ns_ + ".results", 1);
+  CreateTestTopic(topic, 2);
+  CreateTestTopic(ns_ + ".results", 1);
   const std::string runs = (dir_ / "runs").string();
   // Each run takes 5 s; the task is due every 2 s; the worker runs up to 4 tasks at
   // once, so without the policy runs would overlap.
@@ -305,9 +294,7 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
       "\"*/2 * * * * *\"\n  concurrencyPolicy: Forbid\n  target: {topic: " +
       topic + "}\n");
   ASSERT_TRUE(WaitUntil(
-      [&] {
-        return !Kubectl("get st forbid -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").output.empty();
-      },
+      [&] { return !KubectlGet("get st forbid -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").empty(); },
       40s))
       << op_->Log() << WorkerLogs();
   const std::string last_success =
@@ -344,8 +331,7 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
   EXPECT_TRUE(at_an_end) << "lastSuccessfulTime " << last_success << " is not when a run ended";
   EXPECT_TRUE(WaitUntil(
       [&] {
-        return !Kubectl("get events -n " + ns_ + " --field-selector reason=ConcurrencyForbidden -o name")
-                    .output.empty();
+        return !KubectlGet("get events -n " + ns_ + " --field-selector reason=ConcurrencyForbidden -o name").empty();
       },
       10s))
       << op_->Log();

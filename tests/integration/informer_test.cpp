@@ -89,9 +89,7 @@ std::string Task(const std::string& name, const std::string& schedule) {
 }
 
 void Apply(const std::string& ns, const std::string& yaml) {
-  auto r =
-      cronlane::testing::RunShell("printf '%s' " + cronlane::testing::ShellQuote(yaml) + " | kubectl --kubeconfig " +
-                                  cronlane::testing::ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns + " -f -");
+  auto r = cronlane::testing::KubectlApply(ns, yaml);
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 

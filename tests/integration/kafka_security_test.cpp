@@ -37,11 +37,8 @@ class KafkaSecurityTest : public ::testing::Test {
   std::unique_ptr<Process> Operator(const std::string& props, const std::string& log,
                                     const std::string& bootstrap = EnvVar("KAFKA_SASL_BOOTSTRAP")) {
     return std::make_unique<Process>(
-        std::vector<std::string>{
-            std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + EnvVar("KUBECONFIG"),
-            "--namespaces=" + ns_, "--kafka-bootstrap=" + bootstrap, "--transactional-id=" + ns_,
-            "--checkpoint-topic=" + ns_ + ".checkpoints", "--results-topic=" + ns_ + ".results",
-            "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-format=text", "--log-level=debug"},
+        OperatorCommand(ns_,
+                        {"--kafka-bootstrap=" + bootstrap, "--results-topic=" + ns_ + ".results", "--log-level=debug"}),
         (dir_ / log).string(), std::map<std::string, std::string>{{"CRONLANE_KAFKA_PROPERTIES", props}});
   }
   std::unique_ptr<Process> Worker(const std::string& props, const std::string& log,
@@ -56,8 +53,7 @@ class KafkaSecurityTest : public ::testing::Test {
   void Apply(const std::string& name) {
     std::string yaml = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
                        "}\nspec:\n  schedule: \"*/2 * * * * *\"\n  target: {topic: " + ns_ + ".tasks}\n";
-    auto r = RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " +
-                      ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f -");
+    auto r = KubectlApply(ns_, yaml);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   // Applies task `name`, waits until the worker ran it and the operator recorded
@@ -68,8 +64,7 @@ class KafkaSecurityTest : public ::testing::Test {
         << op.Log() << wk.Log();
     EXPECT_TRUE(WaitUntil(
         [&] {
-          return !Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'")
-                      .output.empty();
+          return !KubectlGet("get st " + name + " -n " + ns_ + " -o jsonpath='{.status.lastSuccessfulTime}'").empty();
         },
         30s))
         << op.Log();

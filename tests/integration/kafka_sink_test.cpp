@@ -17,12 +17,15 @@
 #include "dispatcher/kafka_fire_sink.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace cronlane::dispatcher {
 namespace {
 
 using namespace std::chrono_literals;
+using cronlane::testing::CreateTestTopic;
 using cronlane::testing::EnvVar;
+using cronlane::testing::ReadTopic;
 using cronlane::testing::UniqueName;
 
 kafka::Properties Base() {
@@ -38,28 +41,6 @@ KafkaSinkOptions Options(const std::string& suffix) {
   return o;
 }
 
-void CreateTopic(const std::string& topic, int partitions) {
-  auto admin = kafka::NewProducer(Base());
-  ASSERT_TRUE(admin.ok());
-  ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, partitions, 1).ok());
-}
-
-std::vector<kafka::Message> ReadCommitted(const std::string& topic, int partitions, size_t want,
-                                          std::chrono::seconds wait) {
-  auto props = Base();
-  props["isolation.level"] = "read_committed";
-  auto c = kafka::NewConsumer(props);
-  EXPECT_TRUE(c.ok());
-  EXPECT_TRUE(kafka::AssignAll(c->get(), topic, partitions).ok());
-  std::vector<kafka::Message> out;
-  auto until = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < until && out.size() < want) {
-    auto m = kafka::Poll(c->get(), 200ms);
-    if (m.ok() && m->has_value()) out.push_back(**m);
-  }
-  return out;
-}
-
 OutMessage Msg(const std::string& topic, const std::string& id) {
   return {topic, "k", "{}", {{"ce_id", id}}};
 }
@@ -67,7 +48,7 @@ OutMessage Msg(const std::string& topic, const std::string& id) {
 TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
   std::string s = UniqueName("sink");
   std::string topic = "fired-" + s;
-  CreateTopic(topic, 1);
+  CreateTestTopic(topic, 1);
   KafkaFireSink sink(Options(s));
   ASSERT_TRUE(sink.Init().ok());
   auto empty = sink.ReadCheckpoints();
@@ -75,7 +56,7 @@ TEST(KafkaFireSink, CommitsMessagesAndCheckpointsTogether) {
   EXPECT_TRUE(empty->empty());
   ASSERT_TRUE(sink.Commit({Msg(topic, "a:1"), Msg(topic, "b:1")}, {{"a", 1}, {"b", 1}}).ok());
   ASSERT_TRUE(sink.Commit({Msg(topic, "a:2")}, {{"a", 2}}).ok());
-  auto got = ReadCommitted(topic, 1, 3, 20s);
+  auto got = ReadTopic(topic, 1, 3, 20s);
   ASSERT_EQ(got.size(), 3U);
   EXPECT_EQ(got[2].HeaderValue("ce_id").value_or(""), "a:2");
   auto cps = sink.ReadCheckpoints();
@@ -108,7 +89,7 @@ std::vector<bool> NullValues(const std::string& topic, int partitions, const std
 TEST(KafkaFireSink, ATombstoneDeletesACheckpoint) {
   std::string s = UniqueName("tomb");
   std::string topic = "fired-" + s;
-  CreateTopic(topic, 1);
+  CreateTestTopic(topic, 1);
   auto o = Options(s);
   KafkaFireSink sink(o);
   ASSERT_TRUE(sink.Init().ok());
@@ -226,7 +207,7 @@ TEST(KafkaFireSink, CheckpointTopicIsCompactedInSmallSegments) {
 TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
   std::string s = UniqueName("fence");
   std::string topic = "fired-" + s;
-  CreateTopic(topic, 1);
+  CreateTestTopic(topic, 1);
   KafkaFireSink old_leader(Options(s));
   ASSERT_TRUE(old_leader.Init().ok());
   ASSERT_TRUE(old_leader.Commit({Msg(topic, "x:1")}, {{"x", 1}}).ok());
@@ -235,7 +216,7 @@ TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
   Status stale = old_leader.Commit({Msg(topic, "x:2-from-old")}, {{"x", 2}});
   EXPECT_EQ(stale.code(), StatusCode::kFenced) << stale.ToString();
   ASSERT_TRUE(new_leader.Commit({Msg(topic, "x:2")}, {{"x", 2}}).ok());
-  auto got = ReadCommitted(topic, 1, 3, 5s);
+  auto got = ReadTopic(topic, 1, 3, 5s);
   std::vector<std::string> ids;
   for (const auto& m : got) ids.push_back(std::string(m.HeaderValue("ce_id").value_or("")));
   EXPECT_EQ(ids, (std::vector<std::string>{"x:1", "x:2"}));
@@ -244,7 +225,7 @@ TEST(KafkaFireSink, NewLeaderFencesTheOldOne) {
 TEST(KafkaFireSink, AbandonedTransactionIsAbortedByTheNextLeader) {
   std::string s = UniqueName("abandon");
   std::string topic = "fired-" + s;
-  CreateTopic(topic, 1);
+  CreateTestTopic(topic, 1);
   {
     // A leader that dies mid-transaction: produced, never committed.
     auto props = Base();
@@ -261,7 +242,7 @@ TEST(KafkaFireSink, AbandonedTransactionIsAbortedByTheNextLeader) {
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(next.Init().ok());
   ASSERT_TRUE(next.Commit({Msg(topic, "after:1")}, {{"after", 1}}).ok());
-  auto got = ReadCommitted(topic, 1, 1, 20s);
+  auto got = ReadTopic(topic, 1, 1, 20s);
   auto stall = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   std::cout << "read_committed saw the new leader's commit " << stall.count() << " ms after it started\n";
   ASSERT_EQ(got.size(), 1U);
@@ -279,7 +260,7 @@ class NullObserver : public DispatcherObserver {
 TEST(DispatcherWithKafka, FiresEverySecondInRealTime) {
   std::string s = UniqueName("rt");
   std::string topic = "fired-" + s;
-  CreateTopic(topic, 1);
+  CreateTestTopic(topic, 1);
   KafkaFireSink sink(Options(s));
   NullObserver obs;
   Dispatcher d(RealClock::Get(), sink, &obs, {.default_topic = topic});
@@ -297,7 +278,7 @@ TEST(DispatcherWithKafka, FiresEverySecondInRealTime) {
   runner.join();
   auto st = d.Stats();
   EXPECT_GE(st.fired, 3U);
-  auto got = ReadCommitted(topic, 1, st.fired, 10s);
+  auto got = ReadTopic(topic, 1, st.fired, 10s);
   ASSERT_EQ(got.size(), st.fired);
   std::set<std::string> ids;
   for (const auto& m : got) {

@@ -73,8 +73,7 @@ TEST(KubeEnv, SchemaRejectsBadInputAtApply) {
   ASSERT_EQ(Kubectl("create namespace " + ns).exit_code, 0);
   auto apply = [&ns](const std::string& spec) {
     std::string doc = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata:\n  name: bad\nspec:\n" + spec;
-    return RunShell("printf '%s' " + ShellQuote(doc) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns + " -f -");
+    return KubectlApply(ns, doc);
   };
   auto tz = apply("  schedule: \"TZ=UTC 0 * * * *\"\n  target: {topic: t}\n");
   EXPECT_NE(tz.exit_code, 0);

@@ -27,9 +27,7 @@ std::string Jsonpath(const std::string& ns, const std::string& obj, const std::s
 }
 
 std::string ApplyYaml(const std::string& ns, const std::string& yaml) {
-  auto r = RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns + " -f -");
-  return r.output;
+  return KubectlApply(ns, yaml).output;
 }
 
 std::string TaskYaml(const std::string& name, const std::string& schedule, const std::string& extra = "") {
@@ -53,17 +51,9 @@ class OperatorTest : public ::testing::Test {
   // Starts an operator watching only this test's namespace; returns its metrics port.
   Process& StartOperator(std::vector<std::string> extra = {}, int* metrics_port = nullptr, int* health_port = nullptr) {
     int mp = FreePort(), hp = FreePort();
-    std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                     "--kubeconfig=" + EnvVar("KUBECONFIG"),
-                                     "--namespaces=" + ns_,
-                                     "--metrics-bind-address=127.0.0.1:" + std::to_string(mp),
-                                     "--health-probe-bind-address=127.0.0.1:" + std::to_string(hp),
-                                     "--log-format=text",
-                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-                                     "--transactional-id=" + ns_,
-                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
-                                     "--default-topic=" + ns_ + ".tasks"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
+    extra.insert(extra.begin(), {"--metrics-bind-address=127.0.0.1:" + std::to_string(mp),
+                                 "--health-probe-bind-address=127.0.0.1:" + std::to_string(hp)});
+    std::vector<std::string> argv = OperatorCommand(ns_, extra);
     std::string log = (std::filesystem::temp_directory_path() / (UniqueName("operator") + ".log")).string();
     procs_.push_back(std::make_unique<Process>(argv, log));
     if (metrics_port) *metrics_port = mp;
@@ -235,18 +225,10 @@ TEST_F(OperatorTest, JsonLogsAreOneObjectPerLineAndNeverShowTheKafkaPassword) {
   // Kafka refuses the connection (nothing listens on the port), so librdkafka logs
   // its own errors; a task with a bad schedule adds the operator's warnings.
   const std::string password = "s3cr3t-" + UniqueName("pw");
-  std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                   "--kubeconfig=" + EnvVar("KUBECONFIG"),
-                                   "--namespaces=" + ns_,
-                                   "--metrics-bind-address=0",
-                                   "--health-probe-bind-address=0",
-                                   "--log-format=json",
-                                   "--log-level=debug",
-                                   "--kafka-bootstrap=127.0.0.1:" + std::to_string(FreePort()),
-                                   "--kafka-property=security.protocol=SASL_PLAINTEXT",
-                                   "--kafka-property=sasl.mechanisms=PLAIN",
-                                   "--kafka-property=sasl.username=cronlane",
-                                   "--kafka-property=sasl.password=" + password};
+  std::vector<std::string> argv = OperatorCommand(
+      ns_, {"--log-format=json", "--log-level=debug", "--kafka-bootstrap=127.0.0.1:" + std::to_string(FreePort()),
+            "--kafka-property=security.protocol=SASL_PLAINTEXT", "--kafka-property=sasl.mechanisms=PLAIN",
+            "--kafka-property=sasl.username=cronlane", "--kafka-property=sasl.password=" + password});
   std::string log = (std::filesystem::temp_directory_path() / (UniqueName("operator") + ".log")).string();
   procs_.push_back(std::make_unique<Process>(argv, log));
   Process& op = *procs_.back();

@@ -74,18 +74,14 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
                                 << "\ncontexts:\n- name: sa\n  context: {cluster: local, user: sa}\n";
   int mport = FreePort();
   std::string lease = UniqueName("lease");
-  Process op(
-      {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator", "--kubeconfig=" + (dir / "config").string(),
-       "--namespaces=" + ns, "--leader-elect", "--leader-election-namespace=cronlane-system",
-       "--leader-election-id=" + lease, "--shards=2", "--metrics-bind-address=127.0.0.1:" + std::to_string(mport),
-       "--health-probe-bind-address=0", "--log-format=text", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-       "--transactional-id=" + ns, "--checkpoint-topic=" + ns + ".checkpoints"},
-      (dir / "operator.log").string());
+  Process op(OperatorCommand(ns, {"--kubeconfig=" + (dir / "config").string(), "--leader-elect",
+                                  "--leader-election-namespace=cronlane-system", "--leader-election-id=" + lease,
+                                  "--shards=2", "--metrics-bind-address=127.0.0.1:" + std::to_string(mport)}),
+             (dir / "operator.log").string());
   auto apply = [&](const std::string& name, const std::string& schedule) {
     std::string yaml = "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
                        "}\nspec:\n  schedule: \"" + schedule + "\"\n  target: {topic: t}\n";
-    return RunShell("printf '%s' " + ShellQuote(yaml) + " | kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
-                    " apply -n " + ns + " -f -");
+    return KubectlApply(ns, yaml);
   };
   ASSERT_EQ(apply("good", "0 * * * *").exit_code, 0);
   ASSERT_EQ(apply("bad", "0 0 30 2 *").exit_code, 0);
@@ -95,9 +91,7 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
   EXPECT_TRUE(WaitUntil([&] { return reason("good") == "Scheduled" && reason("bad") == "InvalidSchedule"; }, 30s))
       << op.Log();
   EXPECT_TRUE(WaitUntil(
-      [&] {
-        return !Kubectl("get events -n " + ns + " --field-selector reason=InvalidSchedule -o name").output.empty();
-      },
+      [&] { return !KubectlGet("get events -n " + ns + " --field-selector reason=InvalidSchedule -o name").empty(); },
       10s));
   // With --shards the leader Lease guards the WorkerPool controller; the shards
   // have Leases of their own, listed by label.

@@ -17,6 +17,7 @@
 #include "tests/support/fired_tasks.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace cronlane::testing {
 namespace {
@@ -25,12 +26,6 @@ using namespace std::chrono_literals;
 
 kafka::Properties Base() {
   return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}};
-}
-
-void Create(const std::string& topic) {
-  auto admin = kafka::NewProducer(Base());
-  ASSERT_TRUE(admin.ok());
-  ASSERT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
 }
 
 std::vector<std::string> Fire(const std::string& topic, const std::vector<std::string>& payloads, int max_attempts) {
@@ -44,25 +39,13 @@ std::vector<std::string> Lines(const std::string& path) {
   return out;
 }
 
-std::vector<kafka::Message> ReadAll(const std::string& topic, size_t want, std::chrono::seconds wait) {
-  auto c = kafka::NewConsumer(Base());
-  EXPECT_TRUE(kafka::AssignAll(c->get(), topic, 3).ok());
-  std::vector<kafka::Message> out;
-  auto until = std::chrono::steady_clock::now() + wait;
-  while (out.size() < want && std::chrono::steady_clock::now() < until) {
-    auto m = kafka::Poll(c->get(), 200ms);
-    if (m.ok() && m->has_value()) out.push_back(**m);
-  }
-  return out;
-}
-
 class WorkerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     id_ = UniqueName("worker");
     dir_ = std::filesystem::temp_directory_path() / id_;
     std::filesystem::create_directories(dir_);
-    for (auto t : {".tasks", ".results", ".dlq"}) Create(id_ + t);
+    for (auto t : {".tasks", ".results", ".dlq"}) CreateTestTopic(id_ + t, 3);
   }
   std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1, std::string dlq = "") {
     if (dlq.empty()) dlq = id_ + ".dlq";
@@ -92,7 +75,7 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
   std::string done = (dir_ / "done").string(), attempts = (dir_ / "attempts").string();
   auto w = StartWorker("echo \"$CE_ID $CRONLANE_ATTEMPT\" >> " + attempts +
                        "; grep -q fail && exit 3; echo \"$CE_ID $CE_SUBJECT\" >> " + done);
-  auto results = ReadAll(id_ + ".results", 12, 60s);
+  auto results = ReadTopic(id_ + ".results", 3, 12, 60s);
   ASSERT_EQ(results.size(), 12U) << w->Log();
   int succeeded = 0, failed = 0;
   for (const auto& r : results) {
@@ -108,7 +91,7 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
   EXPECT_EQ(lines.size(), 9U);
   EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()).size(), 9U) << "each task ran once";
   EXPECT_EQ(Lines(attempts).size(), 9U + 3U * 2U) << "failures are retried up to ce_maxattempts";
-  auto dlq = ReadAll(id_ + ".dlq", 3, 20s);
+  auto dlq = ReadTopic(id_ + ".dlq", 3, 3, 20s);
   ASSERT_EQ(dlq.size(), 3U);
   EXPECT_EQ(dlq[0].HeaderValue("cronlane_attempts").value_or(""), "2");
   w->Signal(SIGTERM);
@@ -136,13 +119,10 @@ void SetTopicConfig(const std::string& topic, const std::string& name, const std
 TEST_F(WorkerTest, NothingIsCommittedPastAFailedTaskWhoseDeadLetterWasRefused) {
   // A dead-letter topic that refuses the record (larger than its max.message.bytes).
   const std::string dlq = id_ + ".dlq-small";
-  {
-    auto admin = kafka::NewProducer(Base());
-    ASSERT_TRUE(kafka::CreateTopic(admin->get(), dlq, 1, 1, {{"max.message.bytes", "64"}}).ok());
-  }
+  CreateTestTopic(dlq, 1, {{"max.message.bytes", "64"}});
   Fire(id_ + ".tasks", {R"({"mode":"fail"})"}, 1);
   auto w = StartWorker("exit 3", 1, dlq);
-  ASSERT_EQ(ReadAll(id_ + ".results", 1, 60s).size(), 1U) << w->Log();
+  ASSERT_EQ(ReadTopic(id_ + ".results", 3, 1, 60s).size(), 1U) << w->Log();
   // Two refusals: the worker is retrying the dead letter, its task still unfinished.
   auto refusals = [&] {
     const std::string log = w->Log();
@@ -157,7 +137,7 @@ TEST_F(WorkerTest, NothingIsCommittedPastAFailedTaskWhoseDeadLetterWasRefused) {
   EXPECT_EQ(Lag(), 1) << "the failed task's offset stays uncommitted while its dead letter is not written";
 
   SetTopicConfig(dlq, "max.message.bytes", "1048588");
-  auto letters = ReadAll(dlq, 1, 60s);
+  auto letters = ReadTopic(dlq, 1, 1, 60s);
   ASSERT_EQ(letters.size(), 1U) << w->Log();
   EXPECT_EQ(letters[0].HeaderValue("cronlane_attempts").value_or(""), "1");
   ASSERT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "committed once the dead letter is durable";
@@ -182,7 +162,7 @@ TEST_F(WorkerTest, SigtermMidTaskFinishesItAndLosesNothing) {
   w2->Signal(SIGTERM);
   w2->Wait(30s);
   // The results topic agrees: one Succeeded record per occurrence.
-  auto results = ReadAll(id_ + ".results", 5, 10s);
+  auto results = ReadTopic(id_ + ".results", 3, 5, 10s);
   std::multiset<std::string> reported;
   for (const auto& r : results) {
     auto decoded = DecodeTaskResult(r.value);

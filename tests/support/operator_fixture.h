@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -35,46 +34,15 @@ class OperatorFixture : public ::testing::Test {
     ops_.clear();
     Kubectl("delete namespace " + ns_ + " --wait=false");
   }
-  // An operator watching the test's namespace, firing to `<ns>.tasks` by default,
-  // checkpoints in `<ns>.checkpoints`, plus `extra` flags (a `--kubeconfig=` among
-  // them replaces the environment's).
+  // An operator watching the test's namespace: OperatorCommand(ns_, extra).
   Process& StartOperator(const std::vector<std::string>& extra = {}) {
     std::string log = (std::filesystem::temp_directory_path() / (UniqueName(prefix_ + "-op") + ".log")).string();
     logs_.push_back(log);
-    std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
-                                     "--kubeconfig=" + EnvVar("KUBECONFIG"),
-                                     "--namespaces=" + ns_,
-                                     "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
-                                     "--transactional-id=" + ns_,
-                                     "--checkpoint-topic=" + ns_ + ".checkpoints",
-                                     "--default-topic=" + ns_ + ".tasks",
-                                     "--metrics-bind-address=0",
-                                     "--health-probe-bind-address=0",
-                                     "--log-format=text",
-                                     "--status-qps=50"};
-    for (const auto& e : extra) {
-      if (e.rfind("--kubeconfig=", 0) == 0)
-        argv[1] = e;
-      else
-        argv.push_back(e);
-    }
-    ops_.push_back(std::make_unique<Process>(argv, log));
+    ops_.push_back(std::make_unique<Process>(OperatorCommand(ns_, extra), log));
     return *ops_.back();
   }
-  // `kubectl apply -n <ns> -f FILE` of `yaml` (through a file: one command-line
-  // argument holds at most 128 KiB); returns kubectl's output.
-  std::string Apply(const std::string& yaml) {
-    const std::string file =
-        (std::filesystem::temp_directory_path() / (UniqueName(prefix_ + "-apply") + ".yaml")).string();
-    {
-      std::ofstream out(file);
-      out << yaml;
-    }
-    auto r = RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " apply -n " + ns_ + " -f " +
-                      ShellQuote(file));
-    std::filesystem::remove(file);
-    return r.output;
-  }
+  // KubectlApply(ns_, yaml); returns kubectl's output.
+  std::string Apply(const std::string& yaml) { return KubectlApply(ns_, yaml).output; }
   // YAML of `n` ScheduledTasks t0..t<n-1>, each due every second with
   // catchUpPolicy All, firing to `topic`.
   static std::string EverySecondTasks(int n, const std::string& topic) {

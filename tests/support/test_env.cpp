@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -89,6 +90,46 @@ CommandResult RunShell(const std::string& command) {
 
 CommandResult Kubectl(const std::string& args) {
   return RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
+}
+
+std::string KubectlGet(const std::string& args) {
+  auto r = Kubectl(args);
+  return r.exit_code == 0 ? r.output : std::string();
+}
+
+CommandResult KubectlApply(const std::string& ns, const std::string& yaml) {
+  const std::filesystem::path file = std::filesystem::temp_directory_path() / (UniqueName("apply") + ".yaml");
+  std::ofstream(file) << yaml;
+  auto r = Kubectl("apply -n " + ShellQuote(ns) + " -f " + ShellQuote(file.string()));
+  std::filesystem::remove(file);
+  return r;
+}
+
+std::vector<std::string> OperatorCommand(const std::string& ns, const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {std::string(CRONLANE_BIN_DIR) + "/cronlane-operator",
+                                   "--kubeconfig=" + EnvVar("KUBECONFIG"),
+                                   "--namespaces=" + ns,
+                                   "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+                                   "--transactional-id=" + ns,
+                                   "--checkpoint-topic=" + ns + ".checkpoints",
+                                   "--default-topic=" + ns + ".tasks",
+                                   "--metrics-bind-address=0",
+                                   "--health-probe-bind-address=0",
+                                   "--log-format=text",
+                                   "--status-qps=50"};
+  const size_t defaults = argv.size();
+  for (const auto& flag : flags) {
+    const auto eq = flag.find('=');
+    auto is_default = [&](const std::string& a) {
+      return eq != std::string::npos && a.compare(0, eq + 1, flag, 0, eq + 1) == 0;
+    };
+    auto same = std::find_if(argv.begin() + 1, argv.begin() + static_cast<std::ptrdiff_t>(defaults), is_default);
+    if (same != argv.begin() + static_cast<std::ptrdiff_t>(defaults))
+      *same = flag;
+    else
+      argv.push_back(flag);
+  }
+  return argv;
 }
 
 std::string UniqueName(const std::string& prefix) {

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace cronlane::testing {
 
@@ -23,6 +24,22 @@ CommandResult RunShell(const std::string& command);
 
 // Runs kubectl against the test apiserver: "kubectl --kubeconfig <env> " + args.
 CommandResult Kubectl(const std::string& args);
+// What a successful Kubectl(args) printed, or "" when it failed: its output then
+// is an error message (NotFound, a refused connection), which must not pass for
+// a value in a wait such as `!KubectlGet(...).empty()`.
+std::string KubectlGet(const std::string& args);
+
+// `kubectl apply -n <ns> -f FILE` of `yaml`, the way users apply manifests,
+// through a file (one command-line argument holds at most 128 KiB).
+CommandResult KubectlApply(const std::string& ns, const std::string& yaml);
+
+// The command line of a cronlane-operator for a test: the environment's
+// kubeconfig and broker, watching `ns`, named after it (transactional.id,
+// `<ns>.checkpoints`, default topic `<ns>.tasks`), text logs, metrics and probes
+// on ephemeral ports, status writes at 50/s. Each of `flags` of the form
+// `--name=value` replaces the default of that name; the others are appended in
+// order (so a flag given twice, such as --kafka-property, stays twice).
+std::vector<std::string> OperatorCommand(const std::string& ns, const std::vector<std::string>& flags = {});
 
 // A name unique to this process and call, for topics and objects.
 std::string UniqueName(const std::string& prefix);

@@ -14,8 +14,6 @@
 #include <tuple>
 #include <vector>
 
-#include <librdkafka/rdkafka.h>
-
 #include "common/kafka.h"
 #include "common/time.h"
 #include "tests/support/test_env.h"
@@ -26,35 +24,33 @@ namespace cronlane::testing {
 // calling test when the broker refuses.
 inline void DeleteTopic(const std::string& topic) {
   auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
-  ASSERT_TRUE(admin.ok());
-  rd_kafka_t* rk = admin->get();
-  rd_kafka_DeleteTopic_t* del = rd_kafka_DeleteTopic_new(topic.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
-  rd_kafka_DeleteTopics(rk, &del, 1, nullptr, queue);
-  rd_kafka_DeleteTopic_destroy(del);
-  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
-  ASSERT_NE(ev, nullptr) << "no answer to deleting " << topic;
-  size_t n = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-  const rd_kafka_resp_err_t err = n == 1 ? rd_kafka_topic_result_error(results[0]) : rd_kafka_event_error(ev);
-  rd_kafka_event_destroy(ev);
-  rd_kafka_queue_destroy(queue);
-  ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << "deleting " << topic << ": " << rd_kafka_err2str(err);
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  auto deleted = kafka::DeleteTopic(admin->get(), topic);
+  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
 }
 
-// A read_committed consumer of one topic that keeps everything it has read.
+// Creates `topic` on the environment's broker with `partitions` and topic
+// `configs` (one that exists already is left as it is); fails the calling test
+// when the broker refuses.
+inline void CreateTestTopic(const std::string& topic, int partitions, const kafka::Properties& configs = {}) {
+  auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  auto created = kafka::CreateTopic(admin->get(), topic, partitions, 1, configs);
+  ASSERT_TRUE(created.ok()) << "creating " << topic << ": " << created.ToString();
+}
+
+// A read_committed consumer of every partition of one topic (created with
+// `partitions` when it does not exist) that keeps everything it has read.
 class TopicReader {
  public:
-  explicit TopicReader(const std::string& topic) {
-    auto admin = kafka::NewProducer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}});
-    EXPECT_TRUE(admin.ok());
-    EXPECT_TRUE(kafka::CreateTopic(admin->get(), topic, 3, 1).ok());
+  explicit TopicReader(const std::string& topic, int partitions = 3) {
+    CreateTestTopic(topic, partitions);
     auto c =
         kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"isolation.level", "read_committed"}});
     EXPECT_TRUE(c.ok());
+    if (!c.ok()) return;
     consumer_ = std::move(*c);
-    EXPECT_TRUE(kafka::AssignAll(consumer_.get(), topic, 3).ok());
+    EXPECT_TRUE(kafka::AssignAll(consumer_.get(), topic, partitions).ok());
   }
   // Reads for `d`; returns everything read so far.
   const std::vector<kafka::Message>& ReadFor(std::chrono::milliseconds d) {
@@ -80,6 +76,15 @@ class TopicReader {
   kafka::HandlePtr consumer_;
   std::vector<kafka::Message> messages_;
 };
+
+// The committed messages of `topic` (`partitions` of them) once `want` were read,
+// or all of them after `wait`.
+inline std::vector<kafka::Message> ReadTopic(const std::string& topic, int partitions, size_t want,
+                                             std::chrono::milliseconds wait) {
+  TopicReader reader(topic, partitions);
+  reader.ReadUntil(want, wait);
+  return reader.messages();
+}
 
 inline int64_t ScheduledUnix(const kafka::Message& m) {
   auto t = ParseRfc3339(std::string(m.HeaderValue("ce_time").value_or("")));
