@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "common/time.h"
@@ -74,6 +75,29 @@ Status LeaderElector::TryAcquireOrRenew() {
   return Status::Ok();
 }
 
+void LeaderElector::Renew(RenewState& state) {
+  while (true) {
+    {
+      MutexLock lock(state.mu);
+      // Not a CancelToken: the leading loop waits on the same condition variable.
+      state.changed.wait_for(lock.native(), config_.retry_period, [&]() REQUIRES(state.mu) { return state.stop; });
+      if (state.stop) return;
+    }
+    const auto sent = clock_.SteadyNow();
+    Status s = TryAcquireOrRenew();
+    MutexLock lock(state.mu);
+    if (s.ok()) {
+      state.last_renew_sent = std::max(state.last_renew_sent, sent);
+    } else {
+      spdlog::warn("leader election: renew failed: {}", s.ToString());
+      // Someone else holds the Lease now: lost at once, deadline or not.
+      if (s.code() == StatusCode::kFailedPrecondition) state.refused = true;
+    }
+    state.changed.notify_all();
+    if (state.refused) return;
+  }
+}
+
 void LeaderElector::Release() {
   if (observed_holder_ != config_.identity || !observed_.is_object()) return;
   kube::Json update = observed_;
@@ -87,7 +111,9 @@ void LeaderElector::Release() {
 bool LeaderElector::Run(CancelToken& cancel, const std::function<void(CancelToken& leading)>& lead) {
   ObjectRef lease_ref{"coordination.k8s.io/v1", "Lease", config_.lease_namespace, config_.lease_name, "", ""};
   // Campaign.
+  auto acquire_sent = clock_.SteadyNow();
   while (!cancel.cancelled()) {
+    acquire_sent = clock_.SteadyNow();
     Status s = TryAcquireOrRenew();
     if (s.ok()) break;
     if (s.code() != StatusCode::kFailedPrecondition) spdlog::warn("leader election: {}", s.ToString());
@@ -106,21 +132,47 @@ bool LeaderElector::Run(CancelToken& cancel, const std::function<void(CancelToke
     lead_returned.Cancel();
   });
 
-  bool lost = false;
-  auto last_renew = clock_.SteadyNow();
-  while (!cancel.cancelled()) {
-    if (cancel.WaitFor(config_.retry_period)) break;
-    Status s = TryAcquireOrRenew();
-    if (s.ok()) {
-      last_renew = clock_.SteadyNow();
-      continue;
-    }
-    spdlog::warn("leader election: renew failed: {}", s.ToString());
-    if (s.code() == StatusCode::kFailedPrecondition || clock_.SteadyNow() - last_renew > config_.renew_deadline) {
-      lost = true;
-      break;
-    }
+  // Renewals run on a thread of their own, so the renew deadline holds even while
+  // a renewal hangs (a GET then a PUT, each up to the client's request timeout, on
+  // a network that drops packets): this thread gives up at the deadline, not when
+  // the hung request returns. client-go bounds the renewal with a context instead.
+  // The deadline counts from when the last successful renewal was *sent*: the
+  // renewTime it wrote is no later than that, and a standby counts the lease
+  // duration from when it saw that renewTime.
+  RenewState state;
+  {
+    MutexLock lock(state.mu);
+    state.last_renew_sent = acquire_sent;
   }
+  const int on_cancel = cancel.Register([&] {
+    MutexLock lock(state.mu);
+    state.cancelled = true;
+    state.changed.notify_all();
+  });
+  std::thread renewer([&] { Renew(state); });
+  bool lost = false;
+  {
+    MutexLock lock(state.mu);
+    while (true) {
+      if (state.cancelled) break;
+      if (state.refused) {
+        lost = true;
+        break;
+      }
+      const auto left = config_.renew_deadline - (clock_.SteadyNow() - state.last_renew_sent);
+      if (left < std::chrono::nanoseconds::zero()) {
+        spdlog::warn("leader election: no renewal within the renew deadline ({} ms)", config_.renew_deadline.count());
+        lost = true;
+        break;
+      }
+      // Woken by a renewal's outcome or by `cancel`, else at the deadline.
+      state.changed.wait_for(
+          lock.native(), std::min<std::chrono::nanoseconds>(left, config_.retry_period) + std::chrono::milliseconds(1));
+    }
+    state.stop = true;
+  }
+  state.changed.notify_all();
+  cancel.Unregister(on_cancel);  // not under state.mu: it waits for a running callback
   leader_ = false;
   if (lost) spdlog::error("lost the lease {}/{}: stopping", config_.lease_namespace, config_.lease_name);
   leading.Cancel();
@@ -130,6 +182,7 @@ bool LeaderElector::Run(CancelToken& cancel, const std::function<void(CancelToke
     config_.on_stop_overdue();
   }
   worker.join();
+  renewer.join();  // at most one renewal still in flight, bounded by the request timeout
   if (lost) {
     events_.Record(lease_ref, "Warning", "LeaderElection", "Lose", config_.identity + " stopped leading");
   } else {

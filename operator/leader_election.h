@@ -7,11 +7,13 @@
 // releases the lease so a standby takes over without waiting.
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <string>
 
 #include "common/cancel.h"
 #include "common/clock.h"
+#include "common/thread_annotations.h"
 #include "operator/events.h"
 #include "operator/kube/client.h"
 
@@ -49,7 +51,20 @@ class LeaderElector {
   const std::string& identity() const { return config_.identity; }
 
  private:
-  // One acquire-or-renew attempt; OK when we hold the lease afterwards.
+  // Shared by Run()'s leading loop and the renewing thread while leading.
+  struct RenewState {
+    Mutex mu;
+    std::condition_variable changed;  // any field changed
+    std::chrono::steady_clock::time_point last_renew_sent GUARDED_BY(mu);
+    bool refused GUARDED_BY(mu) = false;    // the Lease is someone else's
+    bool cancelled GUARDED_BY(mu) = false;  // Run()'s `cancel` fired
+    bool stop GUARDED_BY(mu) = false;       // set by Run(): renew no more
+  };
+  // The renewing thread while leading: an attempt every retry period until `stop`
+  // or a refusal. The only caller of TryAcquireOrRenew() while it runs.
+  void Renew(RenewState& state);
+  // One acquire-or-renew attempt; OK when we hold the lease afterwards. Called by
+  // one thread at a time (Run()'s while campaigning, Renew()'s while leading).
   Status TryAcquireOrRenew();
   void Release();
 

@@ -3,6 +3,7 @@
 // from a route table, and an EventRecorder that keeps what it was given.
 // Thread-safe, so a component's own threads may use them.
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <string>
@@ -22,6 +23,14 @@ class RoutedTransport : public kube::Transport {
     routes_[method_and_path] = std::move(response);
   }
   Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
+    {
+      std::unique_lock lock(hang_mu_);
+      if (hanging_) {
+        ++hung_;
+        hang_cv_.wait(lock, [&] { return !hanging_; });
+        return Unavailable("the network dropped the request");
+      }
+    }
     std::lock_guard lock(mu_);
     sent_.push_back(req);
     auto it = routes_.find(req.method + " " + req.path);
@@ -34,6 +43,22 @@ class RoutedTransport : public kube::Transport {
                      std::string*) override {
     return Unavailable("no watches here");
   }
+  // From now on every request hangs (a network that drops packets) until
+  // Unhang(), and then fails with Unavailable.
+  void Hang() {
+    std::lock_guard lock(hang_mu_);
+    hanging_ = true;
+  }
+  void Unhang() {
+    std::lock_guard lock(hang_mu_);
+    hanging_ = false;
+    hang_cv_.notify_all();
+  }
+  // How many requests hung so far.
+  int hung() const {
+    std::lock_guard lock(hang_mu_);
+    return hung_;
+  }
   // The requests sent with `method` whose path contains `path_part`, oldest first.
   std::vector<kube::HttpRequest> Sent(const std::string& method, const std::string& path_part) const {
     std::lock_guard lock(mu_);
@@ -45,6 +70,10 @@ class RoutedTransport : public kube::Transport {
   }
 
  private:
+  mutable std::mutex hang_mu_;
+  std::condition_variable hang_cv_;
+  bool hanging_ = false;
+  int hung_ = 0;
   mutable std::mutex mu_;
   std::map<std::string, kube::HttpResponse> routes_;
   std::vector<kube::HttpRequest> sent_;

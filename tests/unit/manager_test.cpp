@@ -177,6 +177,37 @@ TEST_F(LeaseElectorTest, WorkThatStopsInTimeIsNotOverdue) {
   EXPECT_FALSE(overdue);
 }
 
+TEST_F(LeaseElectorTest, ARenewalThatHangsDoesNotKeepTheLeaderPastTheRenewDeadline) {
+  // A cut network drops packets: the renewal neither succeeds nor fails until its
+  // request times out (here: never). The leader must stop at the renew deadline
+  // anyway, before a standby may take the Lease, not when the request returns.
+  LeaderElectionConfig config{.lease_namespace = "ns",
+                              .lease_name = "l",
+                              .identity = "me",
+                              .lease_duration = 600ms,
+                              .renew_deadline = 300ms,
+                              .retry_period = 50ms};
+  LeaderElector elector(client_, RealClock::Get(), events_, config);
+  CancelToken cancel;
+  std::atomic<bool> stopped_leading{false};
+  bool lost = false;
+  std::thread run([&] {
+    lost = elector.Run(cancel, [&](CancelToken& leading) {
+      leading.WaitFor(1h);
+      stopped_leading = true;
+    });
+  });
+  ASSERT_TRUE(testing::WaitUntil([&] { return elector.IsLeader(); }, 5s));
+  transport_->Hang();
+  EXPECT_TRUE(testing::WaitUntil([&] { return stopped_leading.load(); }, 10s))
+      << "leading must stop while the renewal still hangs";
+  EXPECT_GE(transport_->hung(), 1);
+  EXPECT_FALSE(elector.IsLeader());
+  transport_->Unhang();
+  run.join();
+  EXPECT_TRUE(lost);
+}
+
 TEST(CallbackMetricsScope, RemovesItsMetricsAndKeepsTheRest) {
   CallbackMetrics m;
   m.Add("kept", "h", CallbackMetrics::Type::kGauge, [] { return 1.0; });
