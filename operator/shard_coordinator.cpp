@@ -141,7 +141,7 @@ Status ShardCoordinator::Hold(const std::string& name, const std::string& role) 
 }
 
 void ShardCoordinator::StartTerm(int shard) {
-  auto term = std::make_unique<Term>();
+  auto term = std::make_shared<Term>();
   term->shard = shard;
   Term* t = term.get();
   term->thread = std::thread([this, t] {
@@ -182,9 +182,64 @@ void ShardCoordinator::Drop(int shard, const std::string& why) {
   events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Warning", "ShardLost", "Stop",
                  config_.identity + " lost shard " + std::to_string(shard) + ": " + why);
   StopTerm(shard, false);
-  last_renew_.erase(shard);
+  Forget(shard);
   releasing_.erase(shard);
   ++lost_;
+}
+
+void ShardCoordinator::Forget(int shard) {
+  last_renew_.erase(shard);
+  MutexLock lock(mu_);
+  watched_.erase(shard);
+}
+
+void ShardCoordinator::Renewed(int shard, std::chrono::steady_clock::time_point sent) {
+  last_renew_[shard] = sent;
+  auto term = terms_.find(shard);
+  MutexLock lock(mu_);
+  Watch& w = watched_[shard];
+  w.deadline = sent + config_.renew_deadline;
+  w.term = term != terms_.end() ? term->second : nullptr;
+  watch_cv_.notify_all();
+}
+
+bool ShardCoordinator::WatchExpired(int shard) const {
+  MutexLock lock(mu_);
+  auto it = watched_.find(shard);
+  return it != watched_.end() && it->second.expired;
+}
+
+void ShardCoordinator::Watchdog() {
+  MutexLock lock(mu_);
+  while (!watchdog_stop_) {
+    const auto now = clock_.SteadyNow();
+    std::vector<std::pair<int, std::shared_ptr<Term>>> expired;
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (auto& [shard, w] : watched_) {
+      if (w.expired) continue;
+      if (now > w.deadline) {
+        w.expired = true;
+        expired.emplace_back(shard, w.term);
+      } else {
+        next = std::min(next, w.deadline);
+      }
+    }
+    if (!expired.empty()) {
+      lock.Unlock();  // Cancel() runs the work's callbacks
+      for (auto& [shard, term] : expired) {
+        spdlog::error("shard {}: no renewal within the renew deadline ({} ms); stopping its work", shard,
+                      config_.renew_deadline.count());
+        if (term) term->cancel.Cancel();
+      }
+      lock.Lock();
+      continue;
+    }
+    std::chrono::nanoseconds wait = config_.retry_period;
+    if (next != std::chrono::steady_clock::time_point::max()) {
+      wait = std::min<std::chrono::nanoseconds>(wait, next - now + std::chrono::milliseconds(1));
+    }
+    watch_cv_.wait_for(lock.native(), wait);
+  }
 }
 
 void ShardCoordinator::Reap() {
@@ -200,7 +255,7 @@ void ShardCoordinator::Reap() {
       // Its work has stopped: now the Lease goes (renewed until here, so no one
       // took the shard while we might still fire it).
       ReleaseLease(shard);
-      last_renew_.erase(shard);
+      Forget(shard);
       ++released_;
       spdlog::info("shard {}: released", shard);
       events_.Record(LeaseRef(ShardLeaseName(config_.lease_prefix, shard)), "Normal", "ShardReleased", "Release",
@@ -250,9 +305,17 @@ void ShardCoordinator::Tick() {
       Drop(shard, it == seen_.end() ? "its Lease was deleted" : "Lease taken by " + it->second.holder);
       continue;
     }
+    // The watchdog stopped its work at the deadline while this thread waited.
+    if (WatchExpired(shard)) {
+      Drop(shard, "no renewal within the renew deadline");
+      continue;
+    }
+    const auto sent = clock_.SteadyNow();
     Status s = Hold(name, kShardRole);
-    if (s.ok()) {
-      last_renew_[shard] = clock_.SteadyNow();
+    if (s.ok() && WatchExpired(shard)) {
+      Drop(shard, "renewed only after the renew deadline");
+    } else if (s.ok()) {
+      Renewed(shard, sent);
     } else if (clock_.SteadyNow() - last_renew_[shard] > config_.renew_deadline) {
       Drop(shard, "no renewal within the renew deadline: " + s.ToString());
     } else {
@@ -310,7 +373,7 @@ void ShardCoordinator::Tick() {
   for (int shard : plan.release) {
     if (terms_.count(shard) == 0) {  // no work running: release at once
       ReleaseLease(shard);
-      last_renew_.erase(shard);
+      Forget(shard);
       ++released_;
       continue;
     }
@@ -321,17 +384,18 @@ void ShardCoordinator::Tick() {
   // 6. Take: the Lease first, then the work (which fences earlier holders).
   for (int shard : plan.acquire) {
     const std::string name = ShardLeaseName(config_.lease_prefix, shard);
+    const auto sent = clock_.SteadyNow();
     Status s = Hold(name, kShardRole);
     if (!s.ok()) {
       spdlog::debug("shard {}: not acquired: {}", shard, s.ToString());
       continue;
     }
-    last_renew_[shard] = clock_.SteadyNow();
     ++acquired_;
     spdlog::info("shard {}: acquired", shard);
     events_.Record(LeaseRef(name), "Normal", "ShardAcquired", "Acquire",
                    config_.identity + " acquired shard " + std::to_string(shard));
     StartTerm(shard);
+    Renewed(shard, sent);
   }
   MutexLock lock(mu_);
   owned_.clear();
@@ -356,6 +420,7 @@ void ShardCoordinator::Shutdown() {
   {
     MutexLock lock(mu_);
     owned_.clear();
+    watched_.clear();
   }
   Status d = client_.Delete(kLeases.Path(config_.lease_namespace, member_name_));
   if (!d.ok() && d.code() != StatusCode::kNotFound) {
@@ -369,10 +434,17 @@ Status ShardCoordinator::Start(CancelToken& cancel) {
   }
   spdlog::info("shards: {} as {} (Leases {}-shard-0..{})", config_.shards, config_.identity, config_.lease_prefix,
                config_.shards - 1);
+  std::thread watchdog([this] { Watchdog(); });
   while (!cancel.cancelled()) {
     Tick();
     cancel.WaitFor(config_.retry_period);
   }
+  {
+    MutexLock lock(mu_);
+    watchdog_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  watchdog.join();
   Shutdown();
   return Status::Ok();
 }

@@ -19,13 +19,16 @@
 // work. On shutdown it stops every shard's work, releases every Lease and deletes
 // its member Lease, so the others take the shards at once.
 //
-// Threads: Start() runs the loop on the Manager's thread; each held shard's work
-// runs on a thread of its own. Owned(), Members() and the counters are safe from
-// any thread (metrics); Tick() and Shutdown() are called by Start() only (tests
-// call them directly, on one thread, with a simulated clock).
+// Threads: Start() runs the loop on the Manager's thread, and a watchdog thread
+// that stops a held shard's work at its renew deadline even while the loop hangs
+// in a request; each held shard's work runs on a thread of its own. Owned(),
+// Members() and the counters are safe from any thread (metrics); Tick() and
+// Shutdown() are called by Start() only (tests call them directly, on one thread,
+// with a simulated clock, and no watchdog).
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -119,6 +122,18 @@ class ShardCoordinator final : public Runnable {
   // Joins terms that ended; a term that ended by itself gives its shard up.
   void Reap();
   void Drop(int shard, const std::string& why);  // lost: stop at once, no release
+  // A held shard's Lease was renewed by a request sent at `sent`: its deadline
+  // moves to sent + renew_deadline (a standby counts the lease duration from
+  // when it saw that renewal, which is later).
+  void Renewed(int shard, std::chrono::steady_clock::time_point sent);
+  void Forget(int shard);  // no longer held
+  // Whether the watchdog stopped the shard's work at its renew deadline.
+  bool WatchExpired(int shard) const;
+  // Start()'s second thread: cancels a held shard's work once its renew deadline
+  // passed without a renewal, even while the coordinator thread hangs in a
+  // request on a cut network (each request may take its timeout, and one period
+  // makes several). The coordinator thread then drops the shard at its next look.
+  void Watchdog();
   ObjectRef LeaseRef(const std::string& name) const;
 
   kube::KubeClient& client_;
@@ -131,13 +146,21 @@ class ShardCoordinator final : public Runnable {
 
   // The coordinator thread's own state.
   std::map<std::string, Seen> seen_;                                 // by Lease name
-  std::map<int, std::unique_ptr<Term>> terms_;                       // running or stopping
+  std::map<int, std::shared_ptr<Term>> terms_;                       // running or stopping
   std::map<int, std::chrono::steady_clock::time_point> last_renew_;  // held shards
   std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
   std::set<int> releasing_;  // held, work stopping; the Lease is released once it stopped
 
   mutable Mutex mu_;
   std::vector<int> owned_ GUARDED_BY(mu_);  // a copy of last_renew_'s keys for other threads
+  struct Watch {
+    std::chrono::steady_clock::time_point deadline;
+    std::shared_ptr<Term> term;  // null when the shard has no work running
+    bool expired = false;        // the watchdog cancelled the work
+  };
+  std::map<int, Watch> watched_ GUARDED_BY(mu_);  // held shards, for the watchdog
+  std::condition_variable watch_cv_;              // watched_ or watchdog_stop_ changed
+  bool watchdog_stop_ GUARDED_BY(mu_) = false;
   std::atomic<size_t> members_{0};
   std::atomic<uint64_t> acquired_{0}, released_{0}, lost_{0};
 };

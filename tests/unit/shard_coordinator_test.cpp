@@ -103,6 +103,11 @@ class Link : public kube::Transport {
  public:
   explicit Link(LeaseApi& api) : api_(api) {}
   Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
+    if (hang) {  // packets dropped: the request waits until the test lets it fail
+      ++hung;
+      unhang.WaitFor(std::chrono::hours(1));
+      return Unavailable("the network dropped the request");
+    }
     if (down) return kube::HttpResponse{503, R"({"kind":"Status","reason":"ServiceUnavailable"})"};
     return api_.Handle(req);
   }
@@ -111,6 +116,9 @@ class Link : public kube::Transport {
     return Unavailable("no watches");
   }
   std::atomic<bool> down{false};
+  std::atomic<bool> hang{false};
+  std::atomic<int> hung{0};
+  CancelToken unhang;
 
  private:
   LeaseApi& api_;
@@ -259,6 +267,39 @@ TEST_F(ShardCoordinatorTest, AReplicaCutOffFromTheApiserverStopsItsWorkBeforeAno
   EXPECT_GT(*taken - renewed, 15s);
   EXPECT_LT(*works_.Stopped("a", shard), *taken);
   EXPECT_TRUE(WaitUntil([&] { return works_.Running("b").count(shard) == 1; }, 5s));
+}
+
+TEST(ShardCoordinatorWatchdog, AReplicaWhoseRequestsHangStopsItsWorkAtTheRenewDeadline) {
+  // On a cut network a request neither succeeds nor fails until it times out, and
+  // one period makes several (member Lease, list, each shard). The work of every
+  // held shard must stop at its renew deadline anyway, while the loop still waits.
+  LeaseApi api;
+  auto link = std::make_unique<Link>(api);
+  Link* l = link.get();
+  kube::KubeClient client(std::move(link), RealClock::Get(), 1e6, 1000000);
+  testing::RecordingEvents events;
+  Works works(RealClock::Get());
+  ShardingConfig config{.lease_namespace = "ns",
+                        .lease_prefix = "group",
+                        .identity = "a",
+                        .shards = 2,
+                        .lease_duration = 600ms,
+                        .renew_deadline = 300ms,
+                        .retry_period = 50ms};
+  ShardCoordinator c(
+      client, RealClock::Get(), events, config, [] { return true; }, works.For("a"));
+  CancelToken cancel;
+  std::thread run([&] { (void)c.Start(cancel); });
+  ASSERT_TRUE(WaitUntil([&] { return works.Running("a").size() == 2; }, 10s));
+  l->hang = true;
+  EXPECT_TRUE(WaitUntil([&] { return works.Running("a").empty(); }, 10s))
+      << "the work must stop while the coordinator's request still hangs";
+  EXPECT_GE(l->hung.load(), 1);
+  l->unhang.Cancel();
+  l->hang = false;
+  EXPECT_TRUE(WaitUntil([&] { return c.Lost() == 2; }, 10s)) << "both shards counted as lost";
+  cancel.Cancel();
+  run.join();
 }
 
 TEST_F(ShardCoordinatorTest, ShutdownHandsEverythingOverInOnePeriod) {
