@@ -8,12 +8,24 @@ function(cronlane_warnings target)
     -Wno-missing-field-initializers)  # designated initializers leave defaults on purpose
 endfunction()
 
-# cronlane_library(NAME SOURCES ... DEPS ...): a static library rooted at the repo
-# top, so includes read "common/status.h", "dispatcher/cron.h".
+# cronlane_library(NAME MODULE dir SOURCES ... DEPS ...): a static library of the
+# module `dir` (common, dispatcher, operator, worker, cli). Includes read
+# "common/status.h", "dispatcher/cron.h", but a module's include root holds only
+# its own directory (build/include/<dir>/<dir> -> <dir>/): another module's
+# headers are found only through DEPS, so an include that crosses the layering of
+# docs/architecture.md without a dependency fails to compile.
 function(cronlane_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "MODULE" "SOURCES;DEPS" ${ARGN})
+  if(NOT ARG_MODULE)
+    message(FATAL_ERROR "cronlane_library(${name}): MODULE is required")
+  endif()
+  set(root ${PROJECT_BINARY_DIR}/include/${ARG_MODULE})
+  if(NOT EXISTS ${root}/${ARG_MODULE})
+    file(MAKE_DIRECTORY ${root})
+    file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${ARG_MODULE} ${root}/${ARG_MODULE} SYMBOLIC)
+  endif()
   add_library(${name} STATIC ${ARG_SOURCES})
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
+  target_include_directories(${name} PUBLIC ${root} ${PROJECT_BINARY_DIR}/generated)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   cronlane_warnings(${name})
 endfunction()
@@ -26,6 +38,8 @@ function(cronlane_test name)
     set(ARG_TIMEOUT 120)
   endif()
   add_executable(${name} ${ARG_SOURCES})
+  # Tests may look anywhere (tests/support/, any module).
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   cronlane_warnings(${name})
