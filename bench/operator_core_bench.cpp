@@ -14,7 +14,7 @@
 // real apiserver and broker, where they share the cores; this separates the two.
 //
 //   operator_core_bench [--tasks N] [--page-size P] [--seconds S] [--fresh] [--same-second]
-#define _TURN_OFF_PLATFORM_STRING
+#define _TURN_OFF_PLATFORM_STRING  // NOLINT(bugprone-reserved-identifier): cpprestsdk's switch
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 

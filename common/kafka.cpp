@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.h"
@@ -515,7 +516,7 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
   for (const auto& [k, v] : configs) {
     if (rd_kafka_resp_err_t e = rd_kafka_NewTopic_set_config(nt.get(), k.c_str(), v.c_str());
         e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromErrorCode(e, "topic " + t + " config " + k);
+      return FromErrorCode(e, fmt::format("topic {} config {}", t, k));
     }
   }
   auto opts = AdminOptions(client, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout);

@@ -20,7 +20,7 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
   TermWorld w;
   w.sink = [sink] { return std::make_unique<dispatcher::KafkaFireSink>(sink); };
   w.lag_reader = [base = sink.base] { return std::make_unique<KafkaLagReader>(base); };
-  w.results = [results, &clock](TaskFilter owns, dispatcher::ResultsFollower::OnFinished finished,
+  w.results = [results, &clock](const TaskFilter& owns, dispatcher::ResultsFollower::OnFinished finished,
                                 dispatcher::ResultsFollower::OnSucceeded succeeded) {
     if (owns && finished) {
       finished = [owns, f = std::move(finished)](const std::string& id, dispatcher::Instant at) {
@@ -56,7 +56,8 @@ LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards
   return base;
 }
 
-TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink, std::shared_ptr<dispatcher::ResultsHub> hub) {
+TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink,
+                         const std::shared_ptr<dispatcher::ResultsHub>& hub) {
   TermWorld w;
   w.sink = [shard_sink] { return std::make_unique<dispatcher::KafkaFireSink>(shard_sink); };
   w.lag_reader = [base = shard_sink.base] { return std::make_unique<KafkaLagReader>(base); };

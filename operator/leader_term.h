@@ -88,7 +88,8 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
 // WorkerPool controller (the leader Lease's), and results from the replica's hub.
 dispatcher::KafkaSinkOptions ShardSinkOptions(dispatcher::KafkaSinkOptions base, int shard, int shards);
 LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards);
-TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink, std::shared_ptr<dispatcher::ResultsHub> hub);
+TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink,
+                         const std::shared_ptr<dispatcher::ResultsHub>& hub);
 
 class LeaderTerm final : public Runnable {
  public:

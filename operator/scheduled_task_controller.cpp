@@ -59,6 +59,7 @@ void ScheduledTaskController::Run(CancelToken& cancel) {
   spdlog::info("scheduledtask controller: {} cached tasks queued", queued);
 
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(workers_));
   for (int i = 0; i < workers_; ++i) threads.emplace_back([this] { Worker(); });
   int id = cancel.Register([this] { queue_.ShutDown(); });
   for (auto& t : threads) t.join();
