@@ -32,9 +32,18 @@ Status KafkaFireSink::Init() {
   auto producer = kafka::NewProducer(p);
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
-  Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
-                                      options_.replication_factor, CheckpointTopicConfig());
-  if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
+  // Looked up first and created only when missing: a principal allowed to write
+  // the topic may not be allowed to create topics, and a broker answers a create
+  // of an existing topic with that refusal rather than "exists".
+  auto existing = kafka::PartitionCount(producer_.get(), options_.checkpoint_topic, std::chrono::milliseconds(10000));
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+    return Status(existing.status().code(), "checkpoint topic: " + existing.status().message());
+  }
+  if (!existing.ok()) {
+    Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
+                                        options_.replication_factor, CheckpointTopicConfig());
+    if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
+  }
   if (options_.shard >= 0) {
     Status parts =
         CheckCheckpointPartitions(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions);
