@@ -99,6 +99,31 @@ Result<AdminOptionsPtr> AdminOptions(rd_kafka_t* client, rd_kafka_admin_op_t op,
   return opts;
 }
 
+// Waits for the answer to an admin request sent to `queue` (the broker's
+// timeout plus a second); DeadlineExceeded without one, the request's own error
+// when it failed as a whole.
+Result<EventPtr> AwaitAdminResult(rd_kafka_queue_t* queue, std::chrono::milliseconds timeout, const std::string& what) {
+  EventPtr ev(rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000));
+  if (!ev) return DeadlineExceeded(what + ": no answer from the broker");
+  if (rd_kafka_resp_err_t e = rd_kafka_event_error(ev.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(e, what);
+  }
+  return ev;
+}
+
+// The first error among the per-topic results of a topic admin request;
+// TOPIC_ALREADY_EXISTS counts as success when `ok_if_exists`.
+Status TopicResults(const rd_kafka_topic_result_t** results, size_t n, const std::string& what,
+                    bool ok_if_exists = false) {
+  for (size_t i = 0; i < n; ++i) {
+    const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR || (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && ok_if_exists)) continue;
+    const char* why = rd_kafka_topic_result_error_string(results[i]);
+    return FromErrorCode(e, what + (why != nullptr ? std::string(" (") + why + ")" : ""));
+  }
+  return Status::Ok();
+}
+
 // Logs a failed (incremental) assignment in a rebalance callback, where nobody
 // can be returned an error: the consumer then holds no partitions it was given.
 void LogAssignError(rd_kafka_t* rk, std::string_view what, rd_kafka_resp_err_t err) {
@@ -524,24 +549,13 @@ Status CreateTopic(rd_kafka_t* client, std::string_view topic, int partitions, i
   QueuePtr queue(rd_kafka_queue_new(client));
   rd_kafka_NewTopic_t* list[] = {nt.get()};
   rd_kafka_CreateTopics(client, list, 1, opts->get(), queue.get());
-
-  EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
-  if (!ev) return DeadlineExceeded("creating topic " + t + ": no answer from the broker");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromErrorCode(rd_kafka_event_error(ev.get()), "creating topic " + t);
-  }
-  const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev.get());
+  const std::string what = "creating topic " + t;
+  auto ev = AwaitAdminResult(queue.get(), timeout, what);
+  if (!ev.ok()) return ev.status();
   size_t n = 0;
-  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
-  for (size_t i = 0; i < n; ++i) {
-    rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
-    if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS && ok_if_exists) continue;
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* why = rd_kafka_topic_result_error_string(results[i]);
-      return FromErrorCode(e, "creating topic " + t + (why != nullptr ? std::string(" (") + why + ")" : ""));
-    }
-  }
-  return Status::Ok();
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev->get()), &n);
+  return TopicResults(results, n, what, ok_if_exists);
 }
 
 Status DeleteTopic(rd_kafka_t* client, std::string_view topic, std::chrono::milliseconds timeout) {
@@ -553,20 +567,13 @@ Status DeleteTopic(rd_kafka_t* client, std::string_view topic, std::chrono::mill
   QueuePtr queue(rd_kafka_queue_new(client));
   rd_kafka_DeleteTopic_t* list[] = {del.get()};
   rd_kafka_DeleteTopics(client, list, 1, opts->get(), queue.get());
-  EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
-  if (!ev) return DeadlineExceeded("deleting topic " + t + ": no answer from the broker");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromErrorCode(rd_kafka_event_error(ev.get()), "deleting topic " + t);
-  }
+  const std::string what = "deleting topic " + t;
+  auto ev = AwaitAdminResult(queue.get(), timeout, what);
+  if (!ev.ok()) return ev.status();
   size_t n = 0;
   const rd_kafka_topic_result_t** results =
-      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev.get()), &n);
-  for (size_t i = 0; i < n; ++i) {
-    if (rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromErrorCode(e, "deleting topic " + t);
-    }
-  }
-  return Status::Ok();
+      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev->get()), &n);
+  return TopicResults(results, n, what);
 }
 
 Result<int32_t> PartitionCount(rd_kafka_t* client, std::string_view topic, std::chrono::milliseconds timeout) {
@@ -601,12 +608,9 @@ Result<std::vector<PartitionOffsets>> GroupOffsets(rd_kafka_t* client, std::stri
     QueuePtr queue(rd_kafka_queue_new(client));
     rd_kafka_ListConsumerGroupOffsets_t* list[] = {req.get()};
     rd_kafka_ListConsumerGroupOffsets(client, list, 1, opts->get(), queue.get());
-    EventPtr ev(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
-    if (!ev) return DeadlineExceeded("committed offsets of group " + g + ": no answer from the broker");
-    if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return FromErrorCode(rd_kafka_event_error(ev.get()), "committed offsets of group " + g);
-    }
-    const rd_kafka_ListConsumerGroupOffsets_result_t* res = rd_kafka_event_ListConsumerGroupOffsets_result(ev.get());
+    auto ev = AwaitAdminResult(queue.get(), timeout, "committed offsets of group " + g);
+    if (!ev.ok()) return ev.status();
+    const rd_kafka_ListConsumerGroupOffsets_result_t* res = rd_kafka_event_ListConsumerGroupOffsets_result(ev->get());
     size_t n = 0;
     const rd_kafka_group_result_t** groups = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &n);
     if (n != 1) return Internal("committed offsets of group " + g + ": " + std::to_string(n) + " results");
