@@ -15,6 +15,19 @@ KafkaFireSink::KafkaFireSink(KafkaSinkOptions options, Clock& clock) : options_(
 
 KafkaFireSink::~KafkaFireSink() = default;
 
+namespace {
+
+// OK when the checkpoint topic's `partitions` fit `shards`, else what to do.
+Status PartitionsFitShards(const std::string& topic, int32_t partitions, int shards) {
+  if (partitions == shards) return Status::Ok();
+  return FailedPrecondition(
+      "the checkpoint topic " + topic + " has " + std::to_string(partitions) + " partitions, but --shards is " +
+      std::to_string(shards) + ": each shard keeps its checkpoints in a partition of its own. Keep --shards at " +
+      std::to_string(partitions) + ", or follow docs/operations.md, \"Changing the number of shards\"");
+}
+
+}  // namespace
+
 Status KafkaFireSink::Init() {
   kafka::Properties p = options_.base;
   p["transactional.id"] = options_.transactional_id;
@@ -35,19 +48,20 @@ Status KafkaFireSink::Init() {
   // Looked up first and created only when missing: a principal allowed to write
   // the topic may not be allowed to create topics, and a broker answers a create
   // of an existing topic with that refusal rather than "exists".
-  auto existing = kafka::PartitionCount(producer_.get(), options_.checkpoint_topic, std::chrono::milliseconds(10000));
-  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) {
+  // A shard's checkpoints live in partition `shard`: an existing topic must have
+  // one partition per shard (one this call creates has).
+  auto existing = kafka::PartitionCount(producer_.get(), options_.checkpoint_topic);
+  if (existing.ok()) {
+    if (options_.shard >= 0) {
+      Status fit = PartitionsFitShards(options_.checkpoint_topic, *existing, options_.checkpoint_partitions);
+      if (!fit.ok()) return fit;
+    }
+  } else if (existing.status().code() != StatusCode::kNotFound) {
     return Status(existing.status().code(), "checkpoint topic: " + existing.status().message());
-  }
-  if (!existing.ok()) {
+  } else {
     Status created = kafka::CreateTopic(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions,
                                         options_.replication_factor, CheckpointTopicConfig());
     if (!created.ok()) return Status(created.code(), "checkpoint topic: " + created.message());
-  }
-  if (options_.shard >= 0) {
-    Status parts =
-        CheckCheckpointPartitions(producer_.get(), options_.checkpoint_topic, options_.checkpoint_partitions);
-    if (!parts.ok()) return parts;
   }
   Status init = kafka::InitTransactions(producer_.get(), std::chrono::milliseconds(options_.commit_timeout_ms * 3));
   if (!init.ok()) return Status(init.code(), "init_transactions: " + init.message());
@@ -72,11 +86,7 @@ Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, i
   auto parts = kafka::PartitionCount(client, topic, std::chrono::milliseconds(5000));
   if (!parts.ok() && parts.status().code() == StatusCode::kNotFound) return Status::Ok();
   if (!parts.ok()) return Status(parts.status().code(), "checkpoint topic " + topic + ": " + parts.status().message());
-  if (*parts == shards) return Status::Ok();
-  return FailedPrecondition(
-      "the checkpoint topic " + topic + " has " + std::to_string(*parts) + " partitions, but --shards is " +
-      std::to_string(shards) + ": each shard keeps its checkpoints in a partition of its own. Keep --shards at " +
-      std::to_string(*parts) + ", or follow docs/operations.md, \"Changing the number of shards\"");
+  return PartitionsFitShards(topic, *parts, shards);
 }
 
 Status KafkaFireSink::Fail(const Status& why) {

@@ -105,6 +105,19 @@ TEST_F(MockKafka, CommitsMessagesAndCheckpointsTogetherAndReadsThemBack) {
   EXPECT_EQ(*cps, (Checkpoints{{"a", 2}})) << "b's tombstone deletes its checkpoint";
 }
 
+TEST_F(MockKafka, AShardsSinkRefusesACheckpointTopicWithAnotherPartitionCount) {
+  KafkaSinkOptions o = Options();  // the topic exists with 3 partitions
+  o.shard = 0;
+  o.checkpoint_partitions = 4;  // --shards 4
+  KafkaFireSink sink(o);
+  Status s = sink.Init();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("has 3 partitions, but --shards is 4"), std::string::npos) << s.ToString();
+  o.checkpoint_partitions = 3;
+  KafkaFireSink fits(o);
+  EXPECT_TRUE(fits.Init().ok());
+}
+
 TEST_F(MockKafka, ACommitWhoseOutcomeIsUnknownIsRetriedUntilItIsKnownAndLandsOnce) {
   KafkaFireSink sink(Options());
   ASSERT_TRUE(sink.Init().ok());
