@@ -87,7 +87,7 @@ void LeaderElector::Renew(RenewState& state) {
     Status s = TryAcquireOrRenew();
     MutexLock lock(state.mu);
     if (s.ok()) {
-      state.last_renew_sent = std::max(state.last_renew_sent, sent);
+      state.last_renew_sent = sent;
     } else {
       spdlog::warn("leader election: renew failed: {}", s.ToString());
       // Someone else holds the Lease now: lost at once, deadline or not.

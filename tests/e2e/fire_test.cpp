@@ -44,30 +44,26 @@ class FireTest : public OperatorFixture {
     std::vector<std::string> le = {"--leader-elect", "--leader-election-namespace=" + ns_,
                                    "--leader-elect-lease-duration=4", "--leader-elect-renew-deadline=3",
                                    "--leader-elect-retry-period=1"};
-    auto holder = [&] {
-      return KubectlGet("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'");
-    };
     std::vector<std::string> first = le;
     first.insert(first.end(), first_extra.begin(), first_extra.end());
     Process& a = StartOperator(first);
-    EXPECT_TRUE(WaitUntil([&] { return !holder().empty(); }, 30s)) << "the first operator leads";
+    EXPECT_TRUE(WaitUntil([&] { return !LeaseHolder().empty(); }, 30s)) << "the first operator leads";
     Process& b = StartOperator(le);
     if (!reader.ReadUntil(21, 30s)) {
       ADD_FAILURE() << "fewer than 21 occurrences fired before the failover";
       return {nullptr, nullptr};
     }
-    Process* leader = holder().find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
+    Process* leader = LeaseHolder().find("_" + std::to_string(a.pid()) + "_") != std::string::npos ? &a : &b;
     return {leader, leader == &a ? &b : &a};
+  }
+  // The leader Lease's holder, or "" (none yet, or kubectl failed).
+  std::string LeaseHolder() {
+    return KubectlGet("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'");
   }
   // Whether `op` holds the leader Lease within 30 s.
   bool WaitForLeader(const Process& op) {
     const std::string id = "_" + std::to_string(op.pid()) + "_";
-    return WaitUntil(
-        [&] {
-          return Kubectl("get lease cronlane-operator -n " + ns_ + " -o jsonpath='{.spec.holderIdentity}'")
-                     .output.find(id) != std::string::npos;
-        },
-        30s);
+    return WaitUntil([&] { return LeaseHolder().find(id) != std::string::npos; }, 30s);
   }
 };
 
