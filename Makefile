@@ -20,7 +20,7 @@ help: ## Show this help
 deps: ## Install missing Debian packages (quiet when nothing is missing)
 	@hack/deps.sh
 
-tools: deps ## Build/download etcd, kube-apiserver and Kafka into ~/.cache/cronlane (cached)
+tools: deps ## Build/download etcd, Kubernetes (control plane, kubelet, kube-proxy) and Kafka into ~/.cache/cronlane (cached)
 	@tests/env/build-etcd.sh
 	@tests/env/build-kube.sh
 	@tests/env/fetch-kafka.sh
@@ -40,7 +40,7 @@ test: build tools ## Install what is missing, build, and run every test (unit, i
 integration: build tools ## Run the integration tests (starts and stops the local environment)
 	@ctest --test-dir $(BUILD_DIR) -L integration --output-on-failure $(CTEST_ARGS)
 
-env-up: deps tools ## Start the local apiserver + Kafka; writes .cronlane/env
+env-up: deps tools ## Start the local cluster (apiserver, controllers, one node) + Kafka; writes .cronlane/env
 	@tests/env/up.sh
 
 env-down: ## Stop exactly what env-up started
@@ -49,7 +49,7 @@ env-down: ## Stop exactly what env-up started
 env-status: ## Show whether the local environment is up
 	@tests/env/status.sh
 
-demo: build tools ## Bring up the environment and show sample tasks firing
+demo: build tools ## The local cluster, cronlane installed on it from manifests/overlays/local, sample tasks firing and worker Pods scaling
 	@hack/demo.sh
 
 bench: deps tools ## Run the benchmarks (release build; fire_bench against a local Kafka) and print results

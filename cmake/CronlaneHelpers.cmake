@@ -30,10 +30,11 @@ function(cronlane_library name)
   cronlane_warnings(${name})
 endfunction()
 
-# cronlane_test(NAME SOURCES ... DEPS ... LABEL unit|integration|e2e [FIXTURES ...])
-# A GoogleTest binary whose tests are discovered into ctest with a label.
+# cronlane_test(NAME SOURCES ... DEPS ... LABEL unit|integration|e2e [FIXTURES ...] [WHOLE])
+# A GoogleTest binary whose tests are discovered into ctest with a label (WHOLE: one
+# ctest test runs the whole binary).
 function(cronlane_test name)
-  cmake_parse_arguments(ARG "" "LABEL;TIMEOUT" "SOURCES;DEPS;FIXTURES" ${ARGN})
+  cmake_parse_arguments(ARG "WHOLE" "LABEL;TIMEOUT" "SOURCES;DEPS;FIXTURES" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
@@ -50,5 +51,11 @@ function(cronlane_test name)
   if(ARG_FIXTURES)
     list(APPEND props FIXTURES_REQUIRED "${ARG_FIXTURES}")
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
+  if(ARG_WHOLE)
+    # One ctest test for the whole binary (a suite that sets up once for its tests).
+    add_test(NAME ${name} COMMAND ${name})
+    set_tests_properties(${name} PROPERTIES ${props})
+  else()
+    gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${props})
+  endif()
 endfunction()

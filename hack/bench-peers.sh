@@ -26,6 +26,9 @@ out=$dir/bench-peers
 NS=${BENCH_PEERS_N:-100 1000 5000}
 MINUTES=${BENCH_PEERS_MINUTES:-3}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-peers
+# The figures in docs/benchmarks.md were measured without a node (no kubelet, no
+# kube-controller-manager caching every object): keep them comparable.
+export CRONLANE_WITH_NODE=${CRONLANE_WITH_NODE:-0}
 CLK=$(getconf CLK_TCK)
 mkdir -p "$out"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -23,6 +23,9 @@ out=$dir/bench-results
 mkdir -p "$out"
 secs=${SCALE_SECONDS:-180}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-scale
+# The figures in docs/benchmarks.md were measured without a node (no kubelet, no
+# kube-controller-manager caching every object): keep them comparable.
+export CRONLANE_WITH_NODE=${CRONLANE_WITH_NODE:-0}
 trap 'tests/env/down.sh >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 # shellcheck source=hack/bench-lib.sh

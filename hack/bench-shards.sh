@@ -28,6 +28,9 @@ n=${SHARD_TASKS:-100000}
 shards=${SHARD_COUNT:-16}
 secs=${SHARD_SECONDS:-120}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-shards
+# The figures in docs/benchmarks.md were measured without a node (no kubelet, no
+# kube-controller-manager caching every object): keep them comparable.
+export CRONLANE_WITH_NODE=${CRONLANE_WITH_NODE:-0}
 trap 'tests/env/down.sh >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT
 
 # shellcheck source=hack/bench-lib.sh

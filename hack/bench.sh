@@ -29,6 +29,9 @@ done | tee "$out/operator_core_bench.txt"
 
 echo "== fire_bench (real Kafka)"
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench
+# The figures in docs/benchmarks.md were measured without a node (no kubelet, no
+# kube-controller-manager caching every object): keep them comparable.
+export CRONLANE_WITH_NODE=${CRONLANE_WITH_NODE:-0}
 trap 'tests/env/down.sh >/dev/null 2>&1 || true' EXIT
 tests/env/up.sh
 # shellcheck disable=SC1091

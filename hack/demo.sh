@@ -1,74 +1,71 @@
 #!/usr/bin/env bash
-# `make demo`: brings up the local control plane and Kafka, applies the samples, runs
-# the operator and a WorkerPool-scaled set of workers, and shows the sample tasks
-# firing, being run, and the pool scaling. Stop it all with `make env-down`.
+# `make demo`: brings up the local cluster (apiserver, etcd, Kafka and one real node),
+# builds the image and loads it into the node, installs cronlane with
+# `kubectl apply -k manifests/overlays/local` so the operator runs as a Pod, applies
+# the samples, and shows the tasks firing, the WorkerPool scaling the demo-workers
+# Deployment and its Pods coming, running the tasks and going. Stop it all with
+# `make env-down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-SECONDS_TO_WATCH=${DEMO_SECONDS:-45}
+SECONDS_TO_WATCH=${DEMO_SECONDS:-75}
 
-bold "1/5 local environment (real kube-apiserver + etcd + Kafka on 127.0.0.1)"
+bold "1/6 local cluster: kube-apiserver + etcd, Kafka, and a node (containerd, kubelet, kube-proxy, scheduler, controllers)"
 tests/env/up.sh
 # shellcheck disable=SC1091
 . .cronlane/env
+kubectl get nodes -o wide
 
-bold "2/5 kubectl apply -f manifests/samples/"
+bold "2/6 the image (make image), loaded into the node"
+hack/image.sh
+tests/env/load-image.sh
+
+bold "3/6 kubectl apply -k manifests/overlays/local: the operator as a Pod"
+kubectl apply -k manifests/overlays/local
+kubectl rollout status deployment/cronlane-operator -n cronlane-system --timeout=180s
+kubectl get pods -n cronlane-system -o wide
+
+bold "4/6 kubectl apply -f manifests/samples/ (the workers reach Kafka on the node's bridge)"
 build/bin/cronlane validate manifests/samples/
 kubectl apply -f manifests/samples/
-
-bold "3/5 when will they fire? (cronlane next)"
+kubectl set env deployment/demo-workers "CRONLANE_KAFKA_BOOTSTRAP=$KAFKA_NODE_BOOTSTRAP" >/dev/null
 for name in $(kubectl get st -o jsonpath='{.items[*].metadata.name}'); do
   sched=$(kubectl get st "$name" -o jsonpath='{.spec.schedule}')
   tz=$(kubectl get st "$name" -o jsonpath='{.spec.timeZone}')
   echo "$name: \"$sched\" ${tz:+in $tz}"
-  build/bin/cronlane next --schedule "$sched" ${tz:+--time-zone "$tz"} --count 3 --local | sed 's/^/   /'
+  build/bin/cronlane next --schedule "$sched" ${tz:+--time-zone "$tz"} --count 2 --local | sed 's/^/   /'
 done
 
-bold "4/5 the operator fires them into Kafka ($KAFKA_BOOTSTRAP); the WorkerPool scales the workers (${SECONDS_TO_WATCH}s)"
-mkdir -p .cronlane/logs/demo
-rm -f .cronlane/logs/demo/worker-*.log
-build/bin/cronlane-operator --kafka-bootstrap "$KAFKA_BOOTSTRAP" --log-format text \
-  --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 0 >.cronlane/logs/demo-operator.log 2>&1 &
-OP=$!
-# No nodes here: hack/demo-kubelet.sh runs as many cronlane-worker processes as the
-# demo-workers Deployment asks for, as a kubelet would run its pods.
-hack/demo-kubelet.sh default demo-workers .cronlane/logs/demo -- \
-  --kafka-bootstrap "$KAFKA_BOOTSTRAP" --topic cronlane.demo --group demo-workers \
-  --results-topic cronlane.results --concurrency 1 --log-format text \
-  --metrics-bind-address 0 --health-probe-bind-address 0 \
-  --exec 'sleep 1; echo "ran $CE_SUBJECT scheduled $CE_TIME shard $CE_SHARDINDEX/$CE_SHARDCOUNT"' &
-KL=$!
-trap 'kill $OP $KL 2>/dev/null || true' EXIT
-echo "operator pid $OP (log .cronlane/logs/demo-operator.log); workers' logs in .cronlane/logs/demo/"
-echo "every 3 s: the WorkerPool's lag and replicas, and what the workers ran"
+bold "5/6 the operator Pod fires them into Kafka; the WorkerPool scales the worker Pods (${SECONDS_TO_WATCH}s)"
+echo "every 5 s: the WorkerPool, the worker Pods, and what they ran"
 start=$(date +%s)
-shown=0
+seen=0
 while (($(date +%s) - start < SECONDS_TO_WATCH)); do
-  sleep 3
-  pool=$(kubectl get workerpool demo-workers -o jsonpath='lag {.status.lag}, desired {.status.desiredReplicas}, running {.status.currentReplicas}' 2>/dev/null || true)
-  [[ "$pool" == "lag , desired , running "* ]] && pool="(first measurement pending)"
-  ran=$(cat .cronlane/logs/demo/worker-*.log 2>/dev/null | grep -c '^ran ' || true)
-  printf '  [+%2ds] workerpool demo-workers: %-40s tasks run so far: %s\n' "$(($(date +%s) - start))" "$pool" "$ran"
-  if ((shown < 4)); then
-    { cat .cronlane/logs/demo/worker-*.log 2>/dev/null | grep '^ran ' | sed -n "$((shown + 1)),4p" |
-      sed 's/^/      worker: /'; } || true
-    shown=$(cat .cronlane/logs/demo/worker-*.log 2>/dev/null | grep -c '^ran ' || true)
+  sleep 5
+  pool=$(kubectl get workerpool demo-workers -o jsonpath='lag {.status.lag}, desired {.status.desiredReplicas}' 2>/dev/null || true)
+  [[ "$pool" == "lag , desired "* ]] && pool="(first measurement pending)"
+  pods=$(kubectl get pods -l app.kubernetes.io/name=demo-workers --no-headers \
+    -o custom-columns=NAME:.metadata.name,PHASE:.status.phase 2>/dev/null | awk '{printf "%s%s(%s)", (NR>1?" ":""), $1, $2}')
+  printf '  [+%2ds] workerpool: %-28s pods: %s\n' "$(($(date +%s) - start))" "$pool" "${pods:-none}"
+  ran=$(kubectl logs -l app.kubernetes.io/name=demo-workers --prefix --tail=-1 2>/dev/null | grep ' ran ' || true)
+  total=$(grep -c . <<<"$ran" || true)
+  [[ -z "$ran" ]] && total=0
+  ((total < seen)) && seen=0  # Pods gone (scaled in) take their logs with them
+  if ((total > seen)); then
+    sed -n "$((seen + 1)),$((seen + 3))p" <<<"$ran" | sed -E 's#^\[pod/([^/]*)/[^]]*\] #      \1: #'
+    seen=$total
   fi
 done
 
-bold "5/5 status"
+bold "6/6 status"
 kubectl get scheduledtasks
 kubectl get workerpools
 kubectl get events --field-selector reason=Scaled -o custom-columns=TIME:.eventTime,MESSAGE:.message 2>/dev/null | tail -6 || true
-kill $OP $KL 2>/dev/null || true
-wait $OP $KL 2>/dev/null || true
-trap - EXIT
 
 cat <<MSG
 
-The environment stays up:  . .cronlane/env && kubectl get st
-Run the operator again:    build/bin/cronlane-operator --kafka-bootstrap \$KAFKA_BOOTSTRAP --log-format text
-Run a worker:              build/bin/cronlane-worker --kafka-bootstrap \$KAFKA_BOOTSTRAP --topic cronlane.demo --exec 'cat; echo'
-
-Stop everything:           make env-down
+The cluster stays up:   . .cronlane/env && kubectl get pods -A
+Operator logs:          kubectl logs -n cronlane-system deployment/cronlane-operator
+Worker logs:            kubectl logs -l app.kubernetes.io/name=demo-workers --prefix
+Stop everything:        make env-down
 MSG

@@ -17,6 +17,7 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy libclang-rt-14-dev kcat gnuplot-nox
   podman runc debootstrap
+  containerd containernetworking-plugins iptables
   golang-go default-jre-headless maven
 )
 case "${1:-all}" in

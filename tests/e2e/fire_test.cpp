@@ -221,8 +221,9 @@ TEST_F(FireTest, ALeaderCutOffFromTheApiserverStopsBeforeTheStandbyFires) {
   // dropped: its requests hang), while Kafka and everyone else still reach their
   // servers. It cannot renew; it must stop firing within the renew deadline, before
   // its Lease can expire and the standby takes over, and exit 1.
-  const std::string api = EnvVar("KUBE_APISERVER_URL");  // https://127.0.0.1:PORT
-  TcpProxy proxy("127.0.0.1", std::stoi(api.substr(api.rfind(':') + 1)));
+  const std::string api = EnvVar("KUBE_APISERVER_URL");
+  const auto [api_host, api_port] = ApiserverAddress();
+  TcpProxy proxy(api_host, api_port);
   const std::string kubeconfig = (std::filesystem::temp_directory_path() / (ns_ + ".kubeconfig")).string();
   auto written = RunShell("sed 's#" + api + "#https://127.0.0.1:" + std::to_string(proxy.port()) + "#' " +
                           ShellQuote(EnvVar("KUBECONFIG")) + " > " + ShellQuote(kubeconfig));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager $KUBE_VERSION from the Go module
+# Builds the control plane (kube-apiserver, kube-controller-manager, kube-scheduler)
+# and the node (kubelet, kube-proxy) of Kubernetes $KUBE_VERSION from the Go module
 # proxy into $CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin. A no-op when cached.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod requires the staging modules
@@ -10,7 +11,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 out="$CRONLANE_CACHE/kubernetes-$KUBE_VERSION"
-bins=(kube-apiserver kube-controller-manager)
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 have_all=1
 for b in "${bins[@]}"; do [[ -x "$out/bin/$b" ]] || have_all=0; done
 [[ $have_all == 1 ]] && exit 0

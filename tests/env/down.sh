@@ -4,6 +4,8 @@
 #   --check   exit non-zero, printing its log, if a component had died before now
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=node.sh
+. "$ENV_DIR/node.sh"
 REPO=$(cd "$ENV_DIR/../.." && pwd)
 STATE=${CRONLANE_STATE_DIR:-$REPO/.cronlane}
 ENV_FILE=$STATE/env
@@ -34,7 +36,15 @@ stop() {  # name pid log
   if ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   log "stopped $name (pid $pid)"
 }
-# Reverse start order: clients before the servers they talk to.
+# Reverse start order: clients before the servers they talk to. The node first.
+if [[ -n "${CRONLANE_NODE:-}" ]]; then
+  for c in CONTAINERD KUBELET KUBE_PROXY KUBE_SCHEDULER; do
+    pid_var=${c}_PID
+    name=$(tr 'A-Z_' 'a-z-' <<<"$c")
+    ours "${!pid_var:-}" || died+=("$name:$CRONLANE_LOG_DIR/$name.log")
+  done
+  KUBE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin node_down
+fi
 stop kafka "${KAFKA_PID:-}" "${KAFKA_LOG:-}"
 stop kube-controller-manager "${KCM_PID:-}" "${KCM_LOG:-}"
 stop kube-apiserver "${APISERVER_PID:-}" "${APISERVER_LOG:-}"

@@ -5,11 +5,17 @@
 # $CRONLANE_STATE_DIR/env (shell syntax) for `. .cronlane/env`.
 #
 #   CRONLANE_STATE_DIR   where certs, logs and the env file go (default: <repo>/.cronlane)
-#   CRONLANE_WITH_KCM=1  also start kube-controller-manager (CronJob, ReplicaSet, GC)
+#   CRONLANE_WITH_NODE=0 no node: no containerd, kubelet, kube-proxy, kube-scheduler;
+#                        the apiserver then listens on 127.0.0.1 only (default 1:
+#                        a node, see node.sh, and the apiserver on the node's bridge)
+#   CRONLANE_WITH_KCM=1  start kube-controller-manager without a node (with a node it
+#                        always runs); CRONLANE_KCM_CONTROLLERS overrides its list
 #
 # Idempotent: if the environment in the state dir is already up, it says so and exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=node.sh
+. "$ENV_DIR/node.sh"
 
 REPO=$(cd "$ENV_DIR/../.." && pwd)
 STATE=${CRONLANE_STATE_DIR:-$REPO/.cronlane}
@@ -26,6 +32,9 @@ if [[ -f "$ENV_FILE" ]]; then
   "$ENV_DIR/down.sh" >/dev/null 2>&1 || true
 fi
 
+WITH_NODE=${CRONLANE_WITH_NODE:-1}
+WITH_KCM=${CRONLANE_WITH_KCM:-0}
+[[ $WITH_NODE == 1 ]] && WITH_KCM=1
 # Tools first (cached after the first run).
 "$ENV_DIR/build-etcd.sh"
 "$ENV_DIR/build-kube.sh"
@@ -45,6 +54,10 @@ CERTS=$STATE/certs
 rm -rf "$LOGS" "$CERTS"
 mkdir -p "$LOGS" "$CERTS"
 
+# With a node, the apiserver listens on the node's bridge (Pods reach it there through
+# the `kubernetes` Service); clients on this machine use the same address.
+API_HOST=127.0.0.1
+[[ $WITH_NODE == 1 ]] && API_HOST=$NODE_IP
 ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port)
 API_PORT=$(free_port)
 KAFKA_PORT=$(free_port); KAFKA_CONTROLLER_PORT=$(free_port); KAFKA_SASL_PORT=$(free_port)
@@ -68,7 +81,7 @@ write_env() {
     printf 'export KAFKA_SASL_SSL_BOOTSTRAP=%q\n' "127.0.0.1:$KAFKA_SASL_SSL_PORT"
     printf 'export KAFKA_CA_FILE=%q\n' "$CERTS/ca.crt"
     printf 'export KAFKA_CLIENT_CERT_FILE=%q\nexport KAFKA_CLIENT_KEY_FILE=%q\n' "$CERTS/kafka-client.crt" "$CERTS/kafka-client.key"
-    printf 'export KUBE_APISERVER_URL=%q\n' "https://127.0.0.1:$API_PORT"
+    printf 'export KUBE_APISERVER_URL=%q\n' "https://$API_HOST:$API_PORT"
     printf 'export ETCD_URL=%q\n' "http://127.0.0.1:$ETCD_PORT"
     printf 'export KUBE_CA_FILE=%q\n' "$CERTS/ca.crt"
     printf 'CRONLANE_DATA_DIR=%q\n' "$DATA"
@@ -77,6 +90,17 @@ write_env() {
     printf 'APISERVER_PID=%q\nAPISERVER_LOG=%q\n' "${APISERVER_PID:-}" "$LOGS/kube-apiserver.log"
     printf 'KCM_PID=%q\nKCM_LOG=%q\n' "${KCM_PID:-}" "$LOGS/kube-controller-manager.log"
     printf 'KAFKA_PID=%q\nKAFKA_LOG=%q\n' "${KAFKA_PID:-}" "$LOGS/kafka.log"
+    if [[ $WITH_NODE == 1 ]]; then
+      echo "# The node (tests/env/node.sh): Pods reach Kafka at KAFKA_NODE_BOOTSTRAP."
+      printf 'export CRONLANE_NODE=%q\nexport NODE_IP=%q\n' "$NODE_NAME" "$NODE_IP"
+      printf 'export KAFKA_NODE_BOOTSTRAP=%q\n' "$NODE_IP:$NODE_KAFKA_PORT"
+      printf 'export CONTAINERD_ADDRESS=%q\n' "$STATE/node/containerd.sock"
+      local c
+      for c in CONTAINERD KUBELET KUBE_PROXY KUBE_SCHEDULER; do
+        local pid_var=${c}_PID
+        printf '%s_PID=%q\n' "$c" "${!pid_var:-}"
+      done
+    fi
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -104,8 +128,13 @@ wait_for() {  # name logfile pid timeout_s check-cmd...
     (( SECONDS - start > timeout )) && fail_component "$name" "$logfile" "was not ready after ${timeout}s"
     sleep 0.5
   done
-  log "$name ready on 127.0.0.1 in $((SECONDS - start))s"
+  log "$name ready in $((SECONDS - start))s"
 }
+
+if [[ $WITH_NODE == 1 ]]; then
+  node_claim "$STATE"
+  node_network
+fi
 
 # --- certificates ----------------------------------------------------------------
 log "making certificates in $CERTS"
@@ -113,7 +142,7 @@ log "making certificates in $CERTS"
   cd "$CERTS"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj "/CN=cronlane-local-ca" 2>/dev/null
   cat >serving.ext <<EXT
-subjectAltName=DNS:localhost,IP:127.0.0.1,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:$API_HOST,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth
 EXT
   openssl req -newkey rsa:2048 -nodes -keyout serving.key -out serving.csr -subj "/CN=kube-apiserver" 2>/dev/null
@@ -134,6 +163,7 @@ EXT
   openssl req -newkey rsa:2048 -nodes -keyout kafka-client.key -out kafka-client.csr -subj "/CN=cronlane-kafka-client" 2>/dev/null
   openssl x509 -req -in kafka-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out kafka-client.crt -days 3650 -extfile client.ext 2>/dev/null
   openssl genrsa -out sa.key 2048 2>/dev/null
+  [[ $WITH_NODE == 1 ]] && node_certs
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 )
 
@@ -150,16 +180,25 @@ wait_for etcd "$LOGS/etcd.log" "$ETCD_PID" 60 curl -sf "http://127.0.0.1:$ETCD_P
 # tests/env/ctl.sh restarts the apiserver with exactly this command (restart tests).
 APISERVER_CMD=("$KUBE_BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --bind-address "$API_HOST" --advertise-address "$API_HOST" --secure-port "$API_PORT" \
   --tls-cert-file "$CERTS/serving.crt" --tls-private-key-file "$CERTS/serving.key" \
   --client-ca-file "$CERTS/ca.crt" \
-  --authorization-mode RBAC \
-  --service-account-issuer "https://127.0.0.1:$API_PORT/" \
+  --service-account-issuer "https://$API_HOST:$API_PORT/" \
   --service-account-key-file "$CERTS/sa.pub" --service-account-signing-key-file "$CERTS/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-  --disable-admission-plugins ServiceAccount \
-  --endpoint-reconciler-type none --enable-priority-and-fairness=false \
+  --enable-priority-and-fairness=false \
   --event-ttl 1h)
+if [[ $WITH_NODE == 1 ]]; then
+  # A real node: the Node authorizer and NodeRestriction for the kubelet, Pods'
+  # ServiceAccount tokens, the `kubernetes` Service's endpoint, logs and exec.
+  APISERVER_CMD+=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --kubelet-client-certificate "$CERTS/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$CERTS/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP)
+else
+  APISERVER_CMD+=(--authorization-mode RBAC --disable-admission-plugins ServiceAccount \
+    --endpoint-reconciler-type none)
+fi
 {
   echo '#!/usr/bin/env bash'
   printf 'exec'; printf ' %q' "${APISERVER_CMD[@]}"; echo
@@ -169,10 +208,10 @@ APISERVER_PID=$(start kube-apiserver "$LOGS/kube-apiserver.log" "$STATE/kube-api
 write_env
 wait_for kube-apiserver "$LOGS/kube-apiserver.log" "$APISERVER_PID" 120 \
   curl -sf --cacert "$CERTS/ca.crt" --cert "$CERTS/admin.crt" --key "$CERTS/admin.key" \
-  "https://127.0.0.1:$API_PORT/readyz"
+  "https://$API_HOST:$API_PORT/readyz"
 
 KC=$STATE/kubeconfig
-kubectl config --kubeconfig "$KC" set-cluster cronlane-local --server "https://127.0.0.1:$API_PORT" \
+kubectl config --kubeconfig "$KC" set-cluster cronlane-local --server "https://$API_HOST:$API_PORT" \
   --certificate-authority "$CERTS/ca.crt" --embed-certs=true >/dev/null
 kubectl config --kubeconfig "$KC" set-credentials cronlane-admin \
   --client-certificate "$CERTS/admin.crt" --client-key "$CERTS/admin.key" --embed-certs=true >/dev/null
@@ -180,9 +219,9 @@ kubectl config --kubeconfig "$KC" set-context cronlane-local --cluster cronlane-
   --namespace default >/dev/null
 kubectl config --kubeconfig "$KC" use-context cronlane-local >/dev/null
 
-if [[ "${CRONLANE_WITH_KCM:-0}" == 1 ]]; then
+if [[ $WITH_KCM == 1 ]]; then
   KCM_KC=$STATE/kcm.kubeconfig
-  kubectl config --kubeconfig "$KCM_KC" set-cluster local --server "https://127.0.0.1:$API_PORT" \
+  kubectl config --kubeconfig "$KCM_KC" set-cluster local --server "https://$API_HOST:$API_PORT" \
     --certificate-authority "$CERTS/ca.crt" --embed-certs=true >/dev/null
   kubectl config --kubeconfig "$KCM_KC" set-credentials kcm --client-certificate "$CERTS/kcm.crt" \
     --client-key "$CERTS/kcm.key" --embed-certs=true >/dev/null
@@ -193,24 +232,30 @@ if [[ "${CRONLANE_WITH_KCM:-0}" == 1 ]]; then
     --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
     --service-account-private-key-file "$CERTS/sa.key" --root-ca-file "$CERTS/ca.crt" \
     --use-service-account-credentials=false \
-    --controllers "${CRONLANE_KCM_CONTROLLERS:-cronjob,job,replicaset,deployment,garbagecollector,namespace}")
+    --controllers "${CRONLANE_KCM_CONTROLLERS:-cronjob-controller,job-controller,replicaset-controller,deployment-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller,endpointslice-mirroring-controller,pod-garbage-collector-controller}")
   write_env
   wait_for kube-controller-manager "$LOGS/kube-controller-manager.log" "$KCM_PID" 60 \
     grep -q "Started controller" "$LOGS/kube-controller-manager.log"
 fi
 
+# --- the node --------------------------------------------------------------------
+[[ $WITH_NODE == 1 ]] && node_up
+
 # --- Kafka -----------------------------------------------------------------------
 KDIR=$DATA/kafka
 mkdir -p "$KDIR/logs"
+# With a node, one more plain-text listener on the node's bridge, for Pods.
+KAFKA_NODE_LISTENER=""
+[[ $WITH_NODE == 1 ]] && KAFKA_NODE_LISTENER=",NODE://$NODE_IP:$NODE_KAFKA_PORT"
 cat >"$STATE/kafka.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT$KAFKA_NODE_LISTENER
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT$KAFKA_NODE_LISTENER
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,NODE:PLAINTEXT
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
@@ -269,4 +314,8 @@ if [[ -f "$REPO/crds/kustomization.yaml" ]]; then
   log "CRDs from crds/ applied and established"
 fi
 
-log "environment up: . $ENV_FILE  (kube-apiserver :$API_PORT, kafka :$KAFKA_PORT)"
+if [[ $WITH_NODE == 1 ]]; then
+  log "environment up: . $ENV_FILE  (kube-apiserver $API_HOST:$API_PORT, kafka 127.0.0.1:$KAFKA_PORT and $NODE_IP:$NODE_KAFKA_PORT, node $NODE_NAME)"
+else
+  log "environment up: . $ENV_FILE  (kube-apiserver :$API_PORT, kafka :$KAFKA_PORT)"
+fi

@@ -147,8 +147,8 @@ namespace {
 // other requests and a watch hang on the same cut: a leader's Lease renewals rely
 // on it to notice in time.
 TEST(KubeClientTimeouts, EveryRequestThroughACutNetworkEndsWithinTheTimeout) {
-  const std::string api = EnvVar("KUBE_APISERVER_URL");
-  cronlane::testing::TcpProxy proxy("127.0.0.1", std::stoi(api.substr(api.rfind(':') + 1)));
+  const auto [api_host, api_port] = cronlane::testing::ApiserverAddress();
+  cronlane::testing::TcpProxy proxy(api_host, api_port);
   auto cfg = LoadKubeconfig(EnvVar("KUBECONFIG"));
   ASSERT_TRUE(cfg.ok());
   cfg->server = "https://127.0.0.1:" + std::to_string(proxy.port());

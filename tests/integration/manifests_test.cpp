@@ -16,7 +16,16 @@ std::string Overlay(const std::string& name) {
   return std::string(CRONLANE_SOURCE_DIR) + "/manifests/overlays/" + name;
 }
 
-class ManifestsTest : public ::testing::TestWithParam<std::string> {};
+// Each test installs from scratch and leaves nothing behind: on the environment's
+// node an install runs real Pods (the operator's Lease, its Kafka settings).
+class Installs {
+ protected:
+  Installs() { UninstallCronlane(); }
+  ~Installs() { UninstallCronlane(); }
+};
+
+class ManifestsTest : public ::testing::TestWithParam<std::string>, protected Installs {};
+class Manifests : public ::testing::Test, protected Installs {};
 
 TEST_P(ManifestsTest, AppliesDryRunThenForRealWithNoDrift) {
   const std::string dir = Overlay(GetParam());
@@ -40,7 +49,7 @@ TEST_P(ManifestsTest, AppliesDryRunThenForRealWithNoDrift) {
 
 INSTANTIATE_TEST_SUITE_P(Overlays, ManifestsTest, ::testing::Values("dev", "production"));
 
-TEST(Manifests, OverlaysDifferWhereTheyShould) {
+TEST_F(Manifests, OverlaysDifferWhereTheyShould) {
   ASSERT_EQ(Kubectl("apply -k " + Overlay("dev")).exit_code, 0);
   EXPECT_EQ(Kubectl("get deployment cronlane-operator -n cronlane-system -o jsonpath='{.spec.replicas}'").output, "1");
   EXPECT_EQ(Kubectl("get workerpool cronlane-worker -n cronlane-system -o jsonpath='{.spec.maxReplicas}'").output, "2");

@@ -54,6 +54,17 @@ const std::map<std::string, std::string>& TestEnv() {
   return env;
 }
 
+HostPort ApiserverAddress() {
+  const std::string url = EnvVar("KUBE_APISERVER_URL");
+  const auto scheme = url.find("://");
+  const auto colon = url.rfind(':');
+  if (scheme == std::string::npos || colon == std::string::npos || colon <= scheme + 3) {
+    ADD_FAILURE() << "KUBE_APISERVER_URL is not https://HOST:PORT: " << url;
+    return {};
+  }
+  return {url.substr(scheme + 3, colon - scheme - 3), std::stoi(url.substr(colon + 1))};
+}
+
 std::string EnvVar(const std::string& name) {
   const auto& env = TestEnv();
   auto it = env.find(name);
@@ -137,10 +148,28 @@ std::string UniqueName(const std::string& prefix) {
   return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
 }
 
+CommandResult EnvScript(const std::string& script_and_args) {
+  const std::string state = std::filesystem::path(EnvFilePath()).parent_path().string();
+  return RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) + "/tests/env/" +
+                  script_and_args);
+}
+
+void LoadImageIntoNode(const std::string& also) {
+  auto built = RunShell(std::string(CRONLANE_SOURCE_DIR) + "/hack/image.sh");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  auto loaded = EnvScript("load-image.sh" + (also.empty() ? "" : " --also " + ShellQuote(also)));
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
+}
+
+void UninstallCronlane() {
+  auto ns = Kubectl("delete namespace cronlane-system --ignore-not-found --wait=true --timeout=180s");
+  EXPECT_EQ(ns.exit_code, 0) << ns.output;
+  auto rbac = Kubectl("delete clusterrole,clusterrolebinding cronlane-operator --ignore-not-found");
+  EXPECT_EQ(rbac.exit_code, 0) << rbac.output;
+}
+
 void ServerCtl(const std::string& server, const std::string& what) {
-  std::string state = std::filesystem::path(EnvFilePath()).parent_path().string();
-  auto r = RunShell("CRONLANE_STATE_DIR=" + ShellQuote(state) + " " + std::string(CRONLANE_SOURCE_DIR) +
-                    "/tests/env/ctl.sh " + server + " " + what);
+  auto r = EnvScript("ctl.sh " + server + " " + what);
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 

@@ -14,6 +14,14 @@ const std::map<std::string, std::string>& TestEnv();
 // TestEnv().at(name), or "" with a test failure.
 std::string EnvVar(const std::string& name);
 
+// The apiserver's address from KUBE_APISERVER_URL (https://HOST:PORT): 127.0.0.1, or
+// the node's bridge address when the environment has a node.
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+HostPort ApiserverAddress();
+
 struct CommandResult {
   int exit_code = -1;
   std::string output;  // stdout and stderr, interleaved
@@ -43,6 +51,23 @@ std::vector<std::string> OperatorCommand(const std::string& ns, const std::vecto
 
 // A name unique to this process and call, for topics and objects.
 std::string UniqueName(const std::string& prefix);
+
+// The project's image (hack/image.sh: cached, rebuilt only when a source changed)
+// loaded into the environment's node (tests/env/load-image.sh) under
+// cronlane/cronlane:<version>, and also as `also` when given. Fails the calling test
+// otherwise.
+void LoadImageIntoNode(const std::string& also = "");
+
+// Removes what an install from manifests/overlays/* made, except the CRDs (the
+// environment's other tests use them): the cronlane-system namespace, waiting until
+// it is gone (its Pods stopped), and the cluster-wide RBAC. Tests that install
+// cronlane call it before and after, so no install outlives its test: on the
+// environment's node an install runs real Pods.
+void UninstallCronlane();
+
+// Runs tests/env/SCRIPT ARGS... (e.g. "load-image.sh") for the test environment
+// (CRONLANE_STATE_DIR set to its state directory).
+CommandResult EnvScript(const std::string& script_and_args);
 
 // Stops or starts a server of the test environment, keeping its data
 // (tests/env/ctl.sh kafka|kube-apiserver stop|start); `start` returns once it
