@@ -39,7 +39,8 @@ done
 bold "5/6 the operator Pod fires them into Kafka; the WorkerPool scales the worker Pods (${SECONDS_TO_WATCH}s)"
 echo "every 5 s: the WorkerPool, the worker Pods, and what they ran"
 start=$(date +%s)
-seen=0
+seen_file=$(mktemp) now_file=$(mktemp)
+trap 'rm -f "$seen_file" "$now_file"' EXIT
 while (($(date +%s) - start < SECONDS_TO_WATCH)); do
   sleep 5
   pool=$(kubectl get workerpool demo-workers -o jsonpath='lag {.status.lag}, desired {.status.desiredReplicas}' 2>/dev/null || true)
@@ -47,14 +48,11 @@ while (($(date +%s) - start < SECONDS_TO_WATCH)); do
   pods=$(kubectl get pods -l app.kubernetes.io/name=demo-workers --no-headers \
     -o custom-columns=NAME:.metadata.name,PHASE:.status.phase 2>/dev/null | awk '{printf "%s%s(%s)", (NR>1?" ":""), $1, $2}')
   printf '  [+%2ds] workerpool: %-28s pods: %s\n' "$(($(date +%s) - start))" "$pool" "${pods:-none}"
-  ran=$(kubectl logs -l app.kubernetes.io/name=demo-workers --prefix --tail=-1 2>/dev/null | grep ' ran ' || true)
-  total=$(grep -c . <<<"$ran" || true)
-  [[ -z "$ran" ]] && total=0
-  ((total < seen)) && seen=0  # Pods gone (scaled in) take their logs with them
-  if ((total > seen)); then
-    sed -n "$((seen + 1)),$((seen + 3))p" <<<"$ran" | sed -E 's#^\[pod/([^/]*)/[^]]*\] #      \1: #'
-    seen=$total
-  fi
+  # What the worker Pods ran since the last look (a Pod's log goes with the Pod).
+  kubectl logs -l app.kubernetes.io/name=demo-workers --prefix --tail=-1 2>/dev/null | grep ' ran ' |
+    sed -E 's#^\[pod/([^/]*)/[^]]*\] #      \1: #' | sort >"$now_file" || true
+  comm -13 "$seen_file" "$now_file" | head -3
+  sort -u "$seen_file" "$now_file" -o "$seen_file"
 done
 
 bold "6/6 status"

@@ -44,6 +44,9 @@ ETCD_BIN=$CRONLANE_CACHE/etcd-$ETCD_VERSION/bin/etcd
 KAFKA_LIBS=$CRONLANE_CACHE/kafka-$KAFKA_VERSION/libs
 command -v kubectl >/dev/null || die "kubectl is not on PATH"
 command -v java >/dev/null || die "java is not on PATH (make deps installs it)"
+# The node is machine-wide: claim it before anything starts (or refuse, naming the
+# environment that has it).
+[[ $WITH_NODE == 1 ]] && node_claim "$STATE"
 
 # Data on tmpfs when there is one.
 SHM=/dev/shm
@@ -132,7 +135,6 @@ wait_for() {  # name logfile pid timeout_s check-cmd...
 }
 
 if [[ $WITH_NODE == 1 ]]; then
-  node_claim "$STATE"
   node_network
 fi
 
