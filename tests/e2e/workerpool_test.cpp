@@ -213,7 +213,9 @@ TEST_F(WorkerPoolE2E, ScalesWorkerPodsFromZeroByLagDrainsOnceAndReturnsToZeroAft
   }
   EXPECT_EQ(ran.size(), 40U) << "each task ran once";
   EXPECT_EQ(std::set<std::string>(ran.begin(), ran.end()), std::set<std::string>(ids.begin(), ids.end()));
-  EXPECT_EQ(PoolField("pool", ".status.desiredReplicas"), "0");
+  // The status is written after the scale it reports: wait for it, briefly.
+  EXPECT_TRUE(WaitUntil([&] { return PoolField("pool", ".status.desiredReplicas") == "0"; }, 15s))
+      << PoolField("pool", ".status.desiredReplicas");
   EXPECT_FALSE(PoolField("pool", ".status.lastScaleTime").empty());
   std::string metrics = HttpGet(metrics_port_, "/metrics");
   EXPECT_THAT(metrics,
