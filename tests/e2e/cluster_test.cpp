@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
@@ -96,15 +97,8 @@ class ClusterTest : public ::testing::Test {
     }
     Kubectl("delete namespace " + ns_ + " --wait=false");
   }
-  // `n` ScheduledTasks due every second (catchUpPolicy All) firing to `topic`.
-  std::string Apply(int n, const std::string& topic) {
-    std::string yaml;
-    for (int i = 0; i < n; ++i) {
-      yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
-              "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-    }
-    return KubectlApply(ns_, yaml).output;
-  }
+  // EverySecondTasks(n, topic) in the test's namespace; kubectl's output.
+  std::string Apply(int n, const std::string& topic) { return KubectlApply(ns_, EverySecondTasks(n, topic)).output; }
   // The operator Pods until `n` are Ready, within `timeout`.
   static bool WaitForReadyPods(size_t n, std::chrono::milliseconds timeout) {
     return WaitUntil([n] { return ReadyOperatorPods().size() == n; }, timeout);

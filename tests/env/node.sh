@@ -110,10 +110,14 @@ node_clear() {
       xargs -r kill -KILL <"$f" 2>/dev/null || true
     done < <(find "$cg" -name cgroup.procs 2>/dev/null)
   done
-  sleep 0.2
+  # A cgroup can be removed once its killed processes are gone: retry until the
+  # hierarchy is, for at most 5 s.
   for cg in /sys/fs/cgroup/*/kubepods; do
-    [[ -d $cg ]] || continue
-    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    for _ in $(seq 50); do
+      [[ -d $cg ]] || break
+      find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [[ -d $cg ]] && sleep 0.1
+    done
   done
   if [[ -n "$dir" && -d "$dir" ]]; then
     # The kubelet's volume mounts, containerd's rootfs and netns mounts: deepest first.
@@ -340,14 +344,9 @@ node_down() {
   local sock=$STATE/node/containerd.sock pid t
   for pid in ${KUBE_SCHEDULER_PID:-} ${KUBELET_PID:-} ${KUBE_PROXY_PID:-}; do kill -TERM "$pid" 2>/dev/null || true; done
   if [[ -S $sock ]] && ctr --address "$sock" version >/dev/null 2>&1; then
-    local tasks
-    tasks=$(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null || true)
-    for t in $tasks; do ctr --address "$sock" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true; done
-    for t in $tasks; do
-      for _ in $(seq 50); do
-        ctr --address "$sock" -n k8s.io tasks delete "$t" >/dev/null 2>&1 && break
-        sleep 0.1
-      done
+    # `delete --force` kills the task and returns once it is gone.
+    for t in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null || true); do
+      ctr --address "$sock" -n k8s.io tasks delete --force "$t" >/dev/null 2>&1 || true
     done
   fi
   node_clear

@@ -18,6 +18,17 @@
 
 namespace cronlane::testing {
 
+// YAML of `n` ScheduledTasks t0..t<n-1>, each due every second with catchUpPolicy
+// All, firing to `topic`.
+inline std::string EverySecondTasks(int n, const std::string& topic) {
+  std::string yaml;
+  for (int i = 0; i < n; ++i) {
+    yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
+            "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
+  }
+  return yaml;
+}
+
 class OperatorFixture : public ::testing::Test {
  protected:
   // `prefix` names the namespace and the operators' log files.
@@ -43,16 +54,6 @@ class OperatorFixture : public ::testing::Test {
   }
   // KubectlApply(ns_, yaml); returns kubectl's output.
   std::string Apply(const std::string& yaml) { return KubectlApply(ns_, yaml).output; }
-  // YAML of `n` ScheduledTasks t0..t<n-1>, each due every second with
-  // catchUpPolicy All, firing to `topic`.
-  static std::string EverySecondTasks(int n, const std::string& topic) {
-    std::string yaml;
-    for (int i = 0; i < n; ++i) {
-      yaml += "---\napiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: t" + std::to_string(i) +
-              "}\nspec:\n  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " + topic + "}\n";
-    }
-    return yaml;
-  }
 
   std::string ns_;
   std::vector<std::unique_ptr<Process>> ops_;
