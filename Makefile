@@ -24,6 +24,7 @@ tools: deps ## Build/download etcd, Kubernetes (control plane, kubelet, kube-pro
 	@tests/env/build-etcd.sh
 	@tests/env/build-kube.sh
 	@tests/env/fetch-kafka.sh
+	@tests/env/build-gitops-tools.sh >/dev/null
 
 $(BUILD_DIR)/CMakeCache.txt:
 	@cmake --preset $(PRESET) >/dev/null

@@ -123,4 +123,20 @@ void SetCondition(std::vector<Condition>& conditions, Condition c, const std::ve
   conditions.push_back(std::move(c));
 }
 
+void SetReadiness(std::vector<Condition>& conditions, const Condition& ready, bool stalled,
+                  const std::vector<Condition>& before, const std::string& now) {
+  conditions.erase(
+      std::remove_if(conditions.begin(), conditions.end(),
+                     [](const Condition& x) { return x.type == kConditionReconciling || x.type == kConditionStalled; }),
+      conditions.end());
+  if (stalled) {
+    SetCondition(conditions, {kConditionStalled, "True", ready.reason, ready.message, "", ready.observed_generation},
+                 before, now);
+  }
+  SetCondition(conditions, ready, before, now);
+  // Ready first: `kubectl get -o jsonpath={.status.conditions[0]}` and people read it.
+  std::stable_partition(conditions.begin(), conditions.end(),
+                        [](const Condition& x) { return x.type == kConditionReady; });
+}
+
 }  // namespace cronlane::op

@@ -82,4 +82,21 @@ const Condition* FindCondition(const std::vector<Condition>& conditions, const s
 void SetCondition(std::vector<Condition>& conditions, Condition c, const std::vector<Condition>& before,
                   const std::string& now);
 
+// The condition types GitOps tools read (kstatus, the health library of Flux and
+// kpt; Argo CD's health check in manifests/gitops/argocd), by the Kubernetes API
+// conventions:
+inline constexpr const char* kConditionReady = "Ready";
+// True until the operator first writes status: the CRDs default it (crds/), so an
+// object the operator has not seen is InProgress, not Current.
+inline constexpr const char* kConditionReconciling = "Reconciling";
+// True when the spec cannot work until a person changes it: kstatus says Failed.
+inline constexpr const char* kConditionStalled = "Stalled";
+
+// Sets `ready` (its observedGeneration as given) and, when `stalled`, Stalled=True
+// with ready's reason and message; removes Stalled otherwise and always removes
+// Reconciling (writing status means the operator observed the generation). Other
+// condition types are kept. Ready stays the first condition.
+void SetReadiness(std::vector<Condition>& conditions, const Condition& ready, bool stalled,
+                  const std::vector<Condition>& before, const std::string& now);
+
 }  // namespace cronlane::op

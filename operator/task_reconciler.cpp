@@ -22,17 +22,20 @@ bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTas
 std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
                                                          const std::optional<dispatcher::TaskProblem>& problem) const {
   std::vector<Condition> out = t.status.Conditions();
-  Condition ready{"Ready", "True", kReasonScheduled, "The task fires according to spec.schedule", "", t.generation};
+  Condition ready{kConditionReady, "True", kReasonScheduled, "The task fires according to spec.schedule", "",
+                  t.generation};
   if (problem) {
+    // Every problem CheckTask finds is in the spec: nothing fires until a person
+    // changes it, so the task is Stalled as well as not Ready.
     ready.status = "False";
     ready.reason = problem->reason;
     ready.message = problem->Message();
   } else if (t.def->suspend) {
-    ready.status = "False";
+    // Suspension is intended and healthy: Ready, and the reason says no occurrence fires.
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
   }
-  SetCondition(out, ready, t.status.Conditions(), FormatRfc3339(clock_.Now()));
+  SetReadiness(out, ready, problem.has_value(), t.status.Conditions(), FormatRfc3339(clock_.Now()));
   return out;
 }
 
@@ -86,8 +89,8 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     k.reported_generation = t.generation;
     k.reported_hash = hash;
   }
-  const Condition* before = t.status.Find("Ready");
-  const Condition* after = FindCondition(conditions, "Ready");
+  const Condition* before = t.status.Find(kConditionReady);
+  const Condition* after = FindCondition(conditions, kConditionReady);
   const bool reason_changed = before == nullptr || before->reason != after->reason || before->message != after->message;
   status_.OnReconciled(t, t.generation, conditions, state.next_fire, shard);
   ++status_updates_;

@@ -126,7 +126,7 @@ Result<std::optional<std::chrono::seconds>> WorkerPoolController::Reconcile(cons
   }
   Poll poll{.now = clock_.Now(),
             .st = pool.status,
-            .ready = {"Ready", "True", kReasonMeasured, "", "", pool.generation},
+            .ready = {kConditionReady, "True", kReasonMeasured, "", "", pool.generation},
             .target = pool.spec.target_kind + "/" + pool.spec.target_name};
   poll.st.observed_generation = pool.generation;
   if (Status s = ReadScale(pool, poll); !s.ok()) return s;
@@ -140,7 +140,7 @@ Status WorkerPoolController::ReadScale(const WorkerPool& pool, Poll& poll) {
   auto path = ScalePath(pool);
   if (!path.ok()) {
     if (path.status().code() != StatusCode::kNotFound) return path.status();
-    poll.ready = {"Ready", "False", kReasonTargetNotScalable, path.status().message(), "", pool.generation};
+    poll.ready = {kConditionReady, "False", kReasonTargetNotScalable, path.status().message(), "", pool.generation};
     return Status::Ok();
   }
   poll.scale_path = *path;
@@ -150,8 +150,8 @@ Status WorkerPoolController::ReadScale(const WorkerPool& pool, Poll& poll) {
     poll.st.current_replicas = ReplicasAt(*poll.scale, "status");
   } else if (got.status().code() == StatusCode::kNotFound) {
     poll.ready = {
-        "Ready", "False",        kReasonTargetNotFound, poll.target + " does not exist in namespace " + pool.ns,
-        "",      pool.generation};
+        kConditionReady, "False", kReasonTargetNotFound, poll.target + " does not exist in namespace " + pool.ns, "",
+        pool.generation};
   } else {
     return got.status();
   }
@@ -168,14 +168,24 @@ void WorkerPoolController::MeasureLag(const WorkerPool& pool, Poll& poll) {
     poll.st.partitions = poll.partitions;
     poll.measured = true;
   } else if (poll.ready.status == "True") {
-    bool missing = lag.status().code() == StatusCode::kNotFound;
-    poll.ready = {"Ready",
-                  "False",
-                  missing ? kReasonTopicNotFound : kReasonKafkaUnavailable,
-                  missing ? "topic " + spec.topic + " does not exist"
-                          : "cannot measure the lag of group " + spec.consumer_group + ": " + lag.status().message(),
-                  "",
-                  pool.generation};
+    if (lag.status().code() == StatusCode::kNotFound) {
+      // A topic is created when the first task fires into it (or by whoever owns
+      // it): until then there is no work, and the pool is not broken. Ready, with
+      // the reason saying so (and a Warning Event, in case the name is a typo).
+      poll.ready = {kConditionReady,
+                    "True",
+                    kReasonTopicNotFound,
+                    "topic " + spec.topic + " does not exist yet: no lag to measure, no scaling until it does",
+                    "",
+                    pool.generation};
+    } else {
+      poll.ready = {kConditionReady,
+                    "False",
+                    kReasonKafkaUnavailable,
+                    "cannot measure the lag of group " + spec.consumer_group + ": " + lag.status().message(),
+                    "",
+                    pool.generation};
+    }
   }
 }
 
@@ -206,9 +216,12 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
     } else if (patched.status().code() == StatusCode::kUnavailable) {
       return patched.status();
     } else {
-      poll.ready = {
-          "Ready", "False",        kReasonScaleFailed, "scaling " + poll.target + ": " + patched.status().message(),
-          "",      pool.generation};
+      poll.ready = {kConditionReady,
+                    "False",
+                    kReasonScaleFailed,
+                    "scaling " + poll.target + ": " + patched.status().message(),
+                    "",
+                    pool.generation};
     }
   }
   SetCondition(poll.st.conditions,
@@ -223,7 +236,10 @@ Status WorkerPoolController::Report(const std::string& key, const WorkerPool& po
   const WorkerPoolStatus& st0 = poll.st;
   WorkerPoolStatus st = st0;
   const Condition& ready = poll.ready;
-  SetCondition(st.conditions, ready, pool.status.conditions, FormatRfc3339(poll.now));
+  // A target that does not exist or cannot scale needs a person (spec.target, or
+  // the missing Deployment): Stalled. Kafka and scale failures are retried.
+  const bool stalled = ready.reason == kReasonTargetNotFound || ready.reason == kReasonTargetNotScalable;
+  SetReadiness(st.conditions, ready, stalled, pool.status.conditions, FormatRfc3339(poll.now));
   {
     MutexLock lock(mu_);
     state.snapshot = {pool.ns,
@@ -234,11 +250,11 @@ Status WorkerPoolController::Report(const std::string& key, const WorkerPool& po
                       st.current_replicas.value_or(0),
                       ready.status == "True"};
   }
-  const Condition* before = pool.status.Find("Ready");
-  if (ready.status == "False" && (before == nullptr || before->reason != ready.reason)) {
+  const Condition* before = pool.status.Find(kConditionReady);
+  if (ready.reason != kReasonMeasured && (before == nullptr || before->reason != ready.reason)) {
     spdlog::warn("workerpool {}: {}: {}", key, ready.reason, ready.message);
     events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Warning", ready.reason, "Measure", ready.message);
-  } else if (ready.status == "True" && before != nullptr && before->status == "False") {
+  } else if (ready.reason == kReasonMeasured && before != nullptr && before->reason != kReasonMeasured) {
     spdlog::info("workerpool {}: recovered from {}", key, before->reason);
   }
   if (st == pool.status) return Status::Ok();

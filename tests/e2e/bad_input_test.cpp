@@ -89,9 +89,10 @@ TEST_F(BadInputTest, TasksAtTheSizeLimitsFireIntactAndOneByteOverIsRefused) {
   EXPECT_EQ(with_headers.key.value_or(""), "clé/✓");
   for (const auto& [k, v] : headers) EXPECT_EQ(with_headers.HeaderValue(k).value_or(""), v) << k;
 
-  EXPECT_TRUE(WaitUntil([&] { return Jsonpath(over, "{.status.conditions[0].reason}") == "PayloadTooLarge"; }, 30s))
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Jsonpath(over, "{.status.conditions[?(@.type==\"Ready\")].reason}") == "PayloadTooLarge"; }, 30s))
       << Kubectl("get st " + over + " -n " + ns_ + " -o yaml").output;
-  EXPECT_THAT(Jsonpath(over, "{.status.conditions[0].message}"),
+  EXPECT_THAT(Jsonpath(over, "{.status.conditions[?(@.type==\"Ready\")].message}"),
               HasSubstr("is 131073 bytes as JSON, over the limit of 131072"));
   EXPECT_EQ(Find(reader, over), nullptr) << "the task over the limit never fires";
   // The Event's own name is made from the task's and must stay within 253 too.

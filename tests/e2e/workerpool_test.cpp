@@ -235,6 +235,11 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-topic") == "TopicNotFound"; }, 30s)) << op_->Log();
   EXPECT_THAT(PoolField("no-topic", ".status.conditions[?(@.type==\"Ready\")].message"),
               ::testing::HasSubstr(later + " does not exist"));
+  // A missing target needs a person (Stalled: GitOps tools report it Failed); a topic
+  // that does not exist yet is no work, not a broken pool.
+  EXPECT_EQ(PoolField("no-target", ".status.conditions[?(@.type==\"Stalled\")].status"), "True");
+  EXPECT_EQ(PoolField("no-topic", ".status.conditions[?(@.type==\"Ready\")].status"), "True");
+  EXPECT_EQ(PoolField("no-topic", ".status.conditions[?(@.type==\"Stalled\")].status"), "");
   for (const char* reason : {"TargetNotFound", "TopicNotFound"}) {
     EXPECT_TRUE(WaitUntil(
         [&] { return !KubectlGet("get events -n " + ns_ + " --field-selector reason=" + reason + " -o name").empty(); },
@@ -245,6 +250,7 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
   ApplyDeployment("absent");
   CreateTestTopic(later, 2);
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-target") == "Measured"; }, 30s)) << op_->Log();
+  EXPECT_EQ(PoolField("no-target", ".status.conditions[?(@.type==\"Stalled\")].status"), "");
   EXPECT_TRUE(WaitUntil([&] { return Reason("no-topic") == "Measured"; }, 30s)) << op_->Log();
 
   KafkaCtl("stop");

@@ -71,8 +71,9 @@ TEST_F(OperatorTest, CreateUpdateSuspendDeleteReachTheDispatcher) {
   auto scheduled = [&] { return MetricValue(HttpGet(mport, "/metrics"), "cronlane_tasks_scheduled").value_or(-1); };
 
   ApplyYaml(ns_, TaskYaml("hourly", "0 * * * *"));
-  ASSERT_TRUE(WaitUntil([&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[0].status}") == "True"; }, 15s));
-  EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[0].reason}"), "Scheduled");
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"; }, 15s));
+  EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[?(@.type==\"Ready\")].reason}"), "Scheduled");
   EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.observedGeneration}"), "1");
   std::string next = Jsonpath(ns_, "st/hourly", "{.status.nextScheduleTime}");
   EXPECT_THAT(next, ::testing::MatchesRegex("[0-9-]+T[0-9]{2}:00:00Z"));
@@ -83,11 +84,14 @@ TEST_F(OperatorTest, CreateUpdateSuspendDeleteReachTheDispatcher) {
   ASSERT_TRUE(WaitUntil([&] { return Jsonpath(ns_, "st/hourly", "{.status.observedGeneration}") == "2"; }, 15s));
   EXPECT_THAT(Jsonpath(ns_, "st/hourly", "{.status.nextScheduleTime}"), ::testing::MatchesRegex(".*T[0-9]{2}:30:00Z"));
 
-  // Suspend: Ready=False/Suspended, no next fire.
+  // Suspend: Ready=True/Suspended (intended, healthy: GitOps tools must not wait on
+  // it), no next fire, no Stalled.
   ApplyYaml(ns_, TaskYaml("hourly", "30 * * * *", "  suspend: true\n"));
-  ASSERT_TRUE(
-      WaitUntil([&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[0].reason}") == "Suspended"; }, 15s));
-  EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[0].status}"), "False");
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Jsonpath(ns_, "st/hourly", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "Suspended"; },
+      15s));
+  EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[?(@.type==\"Ready\")].status}"), "True");
+  EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.conditions[?(@.type==\"Stalled\")].status}"), "");
   EXPECT_EQ(Jsonpath(ns_, "st/hourly", "{.status.nextScheduleTime}"), "");
 
   // Delete: gone from the dispatcher's table.
@@ -147,7 +151,7 @@ TEST_F(OperatorTest, BadSpecsAreRefusedOrReportedAndTheOperatorKeepsRunning) {
     // Valid tasks are Scheduled (or Suspended: one sample says `suspend: yes`).
     EXPECT_TRUE(WaitUntil(
         [&] {
-          std::string reason = Jsonpath(ns_, "st/" + name, "{.status.conditions[0].reason}");
+          std::string reason = Jsonpath(ns_, "st/" + name, "{.status.conditions[?(@.type==\"Ready\")].reason}");
           return c.expect == "valid" ? reason == "Scheduled" || reason == "Suspended" : !reason.empty();
         },
         15s))
@@ -155,8 +159,9 @@ TEST_F(OperatorTest, BadSpecsAreRefusedOrReportedAndTheOperatorKeepsRunning) {
     if (c.expect == "semantic") {
       ++semantic;
       std::string reason = reason_for.at(c.field);
-      EXPECT_EQ(Jsonpath(ns_, "st/" + name, "{.status.conditions[0].reason}"), reason) << c.path;
-      EXPECT_THAT(Jsonpath(ns_, "st/" + name, "{.status.conditions[0].message}"), HasSubstr(c.field));
+      EXPECT_EQ(Jsonpath(ns_, "st/" + name, "{.status.conditions[?(@.type==\"Ready\")].reason}"), reason) << c.path;
+      EXPECT_THAT(Jsonpath(ns_, "st/" + name, "{.status.conditions[?(@.type==\"Ready\")].message}"),
+                  HasSubstr(c.field));
       EXPECT_TRUE(WaitUntil(
           [&] {
             return Kubectl("get events -n " + ns_ + " --field-selector involvedObject.name=" + name +
@@ -213,7 +218,9 @@ TEST_F(OperatorTest, OneLeaderAndFailoverAfterKill9) {
   EXPECT_THAT(Jsonpath(ns_, "lease/cronlane-operator", "{.spec.holderIdentity}"),
               HasSubstr("_" + std::to_string(standby.pid()) + "_"));
   // The new leader reconciles.
-  EXPECT_TRUE(WaitUntil([&] { return Jsonpath(ns_, "st/failover", "{.status.conditions[0].status}") == "True"; }, 15s));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return Jsonpath(ns_, "st/failover", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"; },
+      15s));
 
   // A clean shutdown releases the lease at once.
   standby.Signal(SIGTERM);

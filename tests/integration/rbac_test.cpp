@@ -86,7 +86,8 @@ TEST_F(RbacTest, OperatorWorksWithOnlyItsServiceAccountToken) {
   ASSERT_EQ(apply("good", "0 * * * *").exit_code, 0);
   ASSERT_EQ(apply("bad", "0 0 30 2 *").exit_code, 0);
   auto reason = [&](const std::string& name) {
-    return Kubectl("get st " + name + " -n " + ns + " -o jsonpath='{.status.conditions[0].reason}'").output;
+    return Kubectl("get st " + name + " -n " + ns + " -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].reason}'")
+        .output;
   };
   EXPECT_TRUE(WaitUntil([&] { return reason("good") == "Scheduled" && reason("bad") == "InvalidSchedule"; }, 30s))
       << op.Log();

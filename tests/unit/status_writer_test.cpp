@@ -284,7 +284,72 @@ TEST_F(StatusPathTest, InvalidSpecIsAConditionAndOneWarning) {
   ASSERT_EQ(p.size(), 1U);
   EXPECT_EQ(p[0]["conditions"][0]["status"], "False");
   EXPECT_EQ(p[0]["conditions"][0]["reason"], "InvalidSchedule");
+  EXPECT_EQ(p[0]["conditions"][1]["type"], "Stalled");
+  EXPECT_EQ(p[0]["conditions"][1]["status"], "True");
   EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Warning InvalidSchedule")));
+}
+
+// What kstatus (Flux, kpt) and Argo CD's health check read: Reconciling (as the CRD
+// defaults it) goes with the first write, suspension is Ready, a spec problem is
+// Stalled as well as not Ready, and a fix removes Stalled. Every condition carries
+// the generation it describes.
+TEST_F(StatusPathTest, ConditionsFollowTheKstatusConventions) {
+  auto conditions = [&](const std::string& name) {
+    auto p = Patches(name);
+    EXPECT_FALSE(p.empty());
+    std::map<std::string, std::string> out;  // type -> "status/reason/generation"
+    if (p.empty()) return out;
+    for (const auto& c : p.back()["conditions"]) {
+      out[c["type"].get<std::string>()] = c["status"].get<std::string>() + "/" + c["reason"].get<std::string>() + "/" +
+                                          std::to_string(c["observedGeneration"].get<int64_t>());
+    }
+    EXPECT_EQ(p.back()["conditions"][0]["type"], "Ready") << "Ready comes first";
+    return out;
+  };
+  using M = std::map<std::string, std::string>;
+  ScheduledTask t = Task("a", 3);
+  t.status.conditions =
+      InternConditions({{kConditionReconciling, "True", "Pending", "not yet observed", "", 0}});  // CRD default
+  Cache(t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  writer_->Flush();
+  EXPECT_EQ(conditions("a"), (M{{"Ready", "True/Scheduled/3"}}));
+
+  auto suspended = std::make_shared<dispatcher::TaskDefinition>(*t.def);
+  suspended->suspend = true;
+  t.def = suspended;
+  t.generation = 4;
+  Cache(t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  writer_->Flush();
+  EXPECT_EQ(conditions("a"), (M{{"Ready", "True/Suspended/4"}})) << "suspension is intended: Ready";
+  EXPECT_EQ(sink_.tasks.count("uid-a"), 1U);
+
+  auto bad = std::make_shared<dispatcher::TaskDefinition>(*t.def);
+  bad->suspend = false;
+  bad->time_zone = "Mars/Olympus_Mons";
+  t.def = bad;
+  t.generation = 5;
+  Cache(t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  writer_->Flush();
+  EXPECT_EQ(conditions("a"), (M{{"Ready", "False/UnknownTimeZone/5"}, {"Stalled", "True/UnknownTimeZone/5"}}));
+
+  // The cache now shows that write; the fix removes Stalled.
+  std::vector<Condition> written;
+  for (const auto& c : Patches("a").back()["conditions"]) {
+    written.push_back(
+        {c["type"], c["status"], c["reason"], c["message"], c["lastTransitionTime"], c["observedGeneration"]});
+  }
+  t.status.conditions = InternConditions(written);
+  auto fixed = std::make_shared<dispatcher::TaskDefinition>(*bad);
+  fixed->time_zone = "Europe/Berlin";
+  t.def = fixed;
+  t.generation = 6;
+  Cache(t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  writer_->Flush();
+  EXPECT_EQ(conditions("a"), (M{{"Ready", "True/Scheduled/6"}}));
 }
 
 TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {

@@ -242,6 +242,9 @@ TEST_F(ControllerTest, MissingTargetIsAConditionAndRecovers) {
   auto st = LastStatus();
   EXPECT_EQ(st.Find("Ready")->status, "False");
   EXPECT_EQ(st.Find("Ready")->reason, kReasonTargetNotFound);
+  ASSERT_NE(st.Find("Stalled"), nullptr) << "a missing target needs a person: kstatus says Failed";
+  EXPECT_EQ(st.Find("Stalled")->status, "True");
+  EXPECT_EQ(st.Find("Stalled")->reason, kReasonTargetNotFound);
   EXPECT_EQ(st.lag, 40) << "the lag is still reported";
   EXPECT_TRUE(ScalePatches().empty());
   EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Warning TargetNotFound")));
@@ -253,6 +256,7 @@ TEST_F(ControllerTest, MissingTargetIsAConditionAndRecovers) {
   clock_.Advance(5s);
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
   EXPECT_EQ(LastStatus().Find("Ready")->reason, kReasonMeasured);
+  EXPECT_EQ(LastStatus().Find("Stalled"), nullptr) << "recovered: no longer stalled";
   EXPECT_EQ(ScalePatches(), std::vector<int>{1}) << "40 on one partition: capped at 1";
 }
 
@@ -261,10 +265,15 @@ TEST_F(ControllerTest, TopicAndBrokerProblemsKeepTheReplicas) {
   lag_.result = NotFound("topic t does not exist");
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
   EXPECT_EQ(LastStatus().Find("Ready")->reason, kReasonTopicNotFound);
+  EXPECT_EQ(LastStatus().Find("Ready")->status, "True") << "no topic yet is no work, not a broken pool";
+  EXPECT_EQ(LastStatus().Find("Stalled"), nullptr);
+  EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Warning TopicNotFound")));
   lag_.result = Unavailable("Local: Broker transport failure");
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
   auto st = LastStatus();
   EXPECT_EQ(st.Find("Ready")->reason, kReasonKafkaUnavailable);
+  EXPECT_EQ(st.Find("Ready")->status, "False");
+  EXPECT_EQ(st.Find("Stalled"), nullptr) << "a broker outage is retried, not a person's problem";
   EXPECT_THAT(st.Find("Ready")->message, HasSubstr("Broker transport failure"));
   EXPECT_EQ(st.current_replicas, 2);
   EXPECT_TRUE(ScalePatches().empty()) << "an unknown lag never scales";
@@ -276,6 +285,7 @@ TEST_F(ControllerTest, KindWithoutScaleIsNotScalable) {
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
   auto st = LastStatus();
   EXPECT_EQ(st.Find("Ready")->reason, kReasonTargetNotScalable);
+  EXPECT_EQ(st.Find("Stalled")->reason, kReasonTargetNotScalable);
   EXPECT_THAT(st.Find("Ready")->message, HasSubstr("no /scale subresource"));
   pool_.spec.target_kind = "Gizmo";
   ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
