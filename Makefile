@@ -60,7 +60,7 @@ bench: deps tools ## Run the benchmarks (release build; fire_bench against a loc
 image: deps ## Build the container image cronlane/cronlane:<version> (podman + runc; local debian base)
 	@hack/image.sh
 
-bench-peers: deps tools ## cronlane vs Kubernetes CronJob (kube-controller-manager), N=100/1000/5000; about 40 min
+bench-peers: deps tools ## cronlane vs Kubernetes CronJob: firing at N=100/1000/5000, then runs started on a node (warm workers vs a Pod per run) at N=100/1000; about 70 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-peers.sh build-release
 

@@ -18,12 +18,26 @@
 #
 # Output in BUILD_DIR/bench-peers/: summary.tsv, lateness-<system>-<N>.txt (seconds),
 # lateness-vs-n.png and cronlane-lateness-cdf.png (gnuplot).
+#
+# Then, on a real node (CRONLANE_WITH_NODE=1: containerd, kubelet, kube-proxy), what
+# CronJob users wait for: the scheduled time until the run's command starts. For each
+# N in BENCH_PEERS_POD_N (default "100 1000"), each system in a fresh environment,
+# both on the same node with the same image (`make image`, loaded into the node):
+#   cronjob   N CronJobs due once, at the same minute: a Job and a Pod per run;
+#             start = the container's startedAt (1 s resolution, +0.5 s).
+#   cronlane  N ScheduledTasks due at that minute, run by 2 warm cronlane-worker Pods
+#             (--concurrency 4, 16 partitions); start = the worker's result record
+#             timestamp - its durationMs (ms resolution).
+# Output: pods-summary.tsv, start-<system>-<N>.txt (seconds after the scheduled time).
+# BENCH_PEERS_N="" runs only this part; BENCH_PEERS_POD_N="" skips it.
 #   hack/bench-peers.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-release}
 out=$dir/bench-peers
-NS=${BENCH_PEERS_N:-100 1000 5000}
+NS=${BENCH_PEERS_N-100 1000 5000}
+POD_NS=${BENCH_PEERS_POD_N-100 1000}
+POD_TIMEOUT=${BENCH_PEERS_POD_TIMEOUT:-1200}
 MINUTES=${BENCH_PEERS_MINUTES:-3}
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench-peers
 # The figures in docs/benchmarks.md were measured without a node (no kubelet, no
@@ -174,6 +188,178 @@ for n in $NS; do
   run_cronjob "$n"
   run_cronlane "$n"
 done
+
+# ---- On a node: the scheduled time -> the run's command started ----
+# shellcheck disable=SC1091
+. tests/env/versions.sh
+kafka_class() { java -Dlog4j.configuration=file:/dev/null -cp "$CRONLANE_CACHE/kafka-$KAFKA_VERSION/libs/*" "$@"; }
+pod_summary=$out/pods-summary.tsv
+printf 'system\tn\tseen\tp50_s\tp90_s\tp99_s\tmax_s\n' >"$pod_summary"
+summarize_starts() { # system n file
+  python3 - "$@" >>"$pod_summary" <<'PY'
+import sys
+system, n, path = sys.argv[1:4]
+v = sorted(float(x) for x in open(path) if x.strip())
+def pct(p):
+    return v[min(len(v) - 1, int(p * len(v)))] if v else float("nan")
+print("\t".join([system, n, str(len(v)), f"{pct(0.5):.3f}", f"{pct(0.9):.3f}", f"{pct(0.99):.3f}",
+                 f"{v[-1] if v else float('nan'):.3f}"]))
+PY
+}
+# The first minute boundary at least $1 seconds away.
+boundary_after() { local now; now=$(date +%s); echo $((((now + $1) / 60 + 1) * 60)); }
+node_env() {
+  CRONLANE_WITH_NODE=1 tests/env/up.sh >/dev/null
+  # shellcheck disable=SC1091
+  . "$CRONLANE_STATE_DIR/env"
+  tests/env/load-image.sh "$IMAGE" >/dev/null
+  kubectl create namespace bench >/dev/null
+}
+# Once-a-day schedules due at Unix time $3 (UTC): each object runs exactly once.
+apply_once() { # kind count due
+  local work
+  work=$(mktemp -d)
+  python3 - "$1" "$2" "$3" "$work" "$IMAGE" <<'PY'
+import sys, time
+kind, n, due, work, image = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+t = time.gmtime(due)
+for start in range(0, n, 500):
+    with open(f"{work}/{kind}-{start:06d}.yaml", "w") as f:
+        for i in range(start, min(n, start + 500)):
+            if kind == "cronjob":
+                f.write(f"""---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: t{i}}}
+spec:
+  schedule: "{t.tm_min} {t.tm_hour} * * *"
+  timeZone: Etc/UTC
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          automountServiceAccountToken: false
+          containers: [{{name: c, image: "{image}", imagePullPolicy: Never, command: ["true"]}}]
+""")
+            else:
+                f.write(f"""---
+apiVersion: cronlane.dev/v1alpha1
+kind: ScheduledTask
+metadata: {{name: t{i}}}
+spec:
+  schedule: "0 {t.tm_min} {t.tm_hour} * * *"
+  timeZone: Etc/UTC
+  target: {{topic: bench-pods}}
+""")
+PY
+  kubectl apply -n bench -f "$work" >/dev/null
+  rm -rf "$work"
+}
+
+run_cronjob_pods() {
+  local n=$1 b finished=0
+  log "pods: cronjob n=$n: environment with a node"
+  node_env
+  b=$(boundary_after 90)
+  apply_once cronjob "$n" "$b"
+  log "pods: cronjob n=$n: $n CronJobs due at $(date -ud "@$b" +%H:%M:%S); waiting for their Pods (at most $POD_TIMEOUT s)"
+  sleep_until "$b"
+  while ((finished < n && $(date +%s) < b + POD_TIMEOUT)); do
+    sleep 10
+    finished=$(kubectl get pods -n bench --no-headers -o custom-columns=P:.status.phase 2>/dev/null |
+      grep -c -E 'Succeeded|Failed' || true)
+  done
+  log "pods: cronjob n=$n: $finished Pods finished $(($(date +%s) - b)) s after the scheduled time"
+  kubectl get pods -n bench -o json | python3 -c '
+import json, sys, datetime
+b = int(sys.argv[1])
+def t(s): return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+for p in json.load(sys.stdin)["items"]:
+    for c in p.get("status", {}).get("containerStatuses", []):
+        st = c.get("state", {})
+        s = st.get("terminated", {}).get("startedAt") or st.get("running", {}).get("startedAt")
+        if s: print(f"{t(s) - b + 0.5:.3f}")
+' "$b" >"$out/start-cronjob-$n.txt"
+  summarize_starts cronjob "$n" "$out/start-cronjob-$n.txt"
+  tests/env/down.sh >/dev/null
+}
+
+run_cronlane_pods() {
+  local n=$1 b port op
+  log "pods: cronlane n=$n: environment with a node, 2 worker Pods"
+  node_env
+  for t in bench-pods:16 bench-results:1; do
+    kafka_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" --create \
+      --topic "${t%:*}" --partitions "${t#*:}" --replication-factor 1 >/dev/null
+  done
+  kubectl apply -n bench -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: workers}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: workers}}
+  template:
+    metadata: {labels: {app: workers}}
+    spec:
+      automountServiceAccountToken: false
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: worker
+        image: $IMAGE
+        imagePullPolicy: Never
+        command: [/usr/local/bin/cronlane-worker]
+        args: [--kafka-bootstrap=$KAFKA_NODE_BOOTSTRAP, --topic=bench-pods, --group=bench-workers,
+               --results-topic=bench-results, --concurrency=4, --exec=true, --log-level=warn]
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+YAML
+  kubectl rollout status deployment/workers -n bench --timeout=180s >/dev/null
+  b=$(boundary_after 90)
+  apply_once scheduledtask "$n" "$b"
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces bench --log-level warn \
+    --metrics-bind-address "127.0.0.1:$port" --health-probe-bind-address 0 \
+    >"$out/operator-pods-$n.log" 2>&1 &
+  op=$!
+  until [[ "$(curl -s "127.0.0.1:$port/metrics" | awk '$1=="cronlane_tasks_scheduled" {print $2}')" == "$n" ]]; do
+    sleep 0.5
+    kill -0 $op 2>/dev/null || { tail "$out/operator-pods-$n.log"; exit 1; }
+  done
+  log "pods: cronlane n=$n: $n ScheduledTasks due at $(date -ud "@$b" +%H:%M:%S); reading their results (at most $POD_TIMEOUT s)"
+  # One result record per run, printed as "CreateTime:<ms><TAB>{... "time": <scheduled>,
+  # "durationMs": <ms> ...}": the command started at CreateTime - durationMs.
+  kafka_class org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
+    --topic bench-results --from-beginning --max-messages "$n" --timeout-ms $((POD_TIMEOUT * 1000)) \
+    --property print.timestamp=true 2>"$out/consumer-pods-$n.log" | python3 -c '
+import json, sys, datetime
+for line in sys.stdin:
+    ts, _, value = line.partition("\t")
+    if not ts.startswith("CreateTime:"): continue
+    r = json.loads(value)
+    due = datetime.datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp()
+    started = (int(ts[len("CreateTime:"):]) - r["durationMs"]) / 1000
+    print(f"{started - due:.3f}")
+' >"$out/start-cronlane-$n.txt" || true
+  log "pods: cronlane n=$n: $(wc -l <"$out/start-cronlane-$n.txt") results $(($(date +%s) - b)) s after the scheduled time"
+  summarize_starts cronlane "$n" "$out/start-cronlane-$n.txt"
+  kill -TERM $op
+  wait $op || true
+  tests/env/down.sh >/dev/null
+}
+
+if [[ -n $POD_NS ]]; then
+  VERSION=$(sed -nE 's/^project\(cronlane VERSION ([0-9.]+).*/\1/p' CMakeLists.txt)
+  IMAGE=cronlane/cronlane:$VERSION
+  log "pods: building the image $IMAGE (make image)"
+  hack/image.sh "$IMAGE" >"$out/image.log" 2>&1 || { tail "$out/image.log"; exit 1; }
+  for n in $POD_NS; do
+    run_cronjob_pods "$n"
+    run_cronlane_pods "$n"
+  done
+  column -t "$pod_summary"
+fi
+[[ -n $NS ]] || exit 0
 
 log "fire_bench: dispatcher with transactions vs raw librdkafka, same messages"
 tests/env/up.sh >/dev/null
