@@ -18,6 +18,11 @@ void CallbackMetrics::AddFamily(std::string name, std::string help, Type type,
   entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read)});
 }
 
+void CallbackMetrics::AddHistogram(std::string name, std::string help, std::function<prometheus::ClientMetric()> read) {
+  MutexLock lock(mu_);
+  entries_.push_back({std::move(name), std::move(help), Type::kHistogram, nullptr, nullptr, 0, {}, std::move(read)});
+}
+
 CallbackMetrics::Scope::Scope(CallbackMetrics& registry) : registry_(registry) {
   MutexLock lock(registry_.mu_);
   owner_ = registry_.next_owner_++;
@@ -44,6 +49,13 @@ void CallbackMetrics::Scope::AddFamily(std::string name, std::string help, Type 
   registry_.entries_.push_back({std::move(name), std::move(help), type, nullptr, std::move(read), owner_, labels_});
 }
 
+void CallbackMetrics::Scope::AddHistogram(std::string name, std::string help,
+                                          std::function<prometheus::ClientMetric()> read) {
+  MutexLock lock(registry_.mu_);
+  registry_.entries_.push_back(
+      {std::move(name), std::move(help), Type::kHistogram, nullptr, nullptr, owner_, labels_, std::move(read)});
+}
+
 std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
   MutexLock lock(mu_);
   std::vector<prometheus::MetricFamily> out;
@@ -54,9 +66,17 @@ std::vector<prometheus::MetricFamily> CallbackMetrics::Collect() const {
       out.emplace_back();
       out.back().name = e.name;
       out.back().help = e.help;
-      out.back().type = e.type == Type::kGauge ? prometheus::MetricType::Gauge : prometheus::MetricType::Counter;
+      out.back().type = e.type == Type::kGauge     ? prometheus::MetricType::Gauge
+                        : e.type == Type::kCounter ? prometheus::MetricType::Counter
+                                                   : prometheus::MetricType::Histogram;
     }
     prometheus::MetricFamily& f = out[at->second];
+    if (e.read_histogram) {
+      prometheus::ClientMetric m = e.read_histogram();
+      for (const auto& [k, v] : e.labels) m.label.push_back({k, v});
+      f.metric.push_back(std::move(m));
+      continue;
+    }
     std::vector<Sample> samples;
     if (e.read_family) {
       samples = e.read_family();

@@ -2,6 +2,7 @@
 // Prometheus metrics whose values are read at scrape time from callbacks, so hot
 // paths only bump their own atomics. Serialized in the text exposition format.
 
+#include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
 #include <prometheus/registry.h>
 
@@ -18,10 +19,13 @@ namespace cronlane {
 
 class CallbackMetrics final : public prometheus::Collectable {
  public:
-  enum class Type { kGauge, kCounter };
+  enum class Type { kGauge, kCounter, kHistogram };
   // Registers a metric; `read` is called on every scrape, from the scraping thread,
   // with the registry's lock held.
   void Add(std::string name, std::string help, Type type, std::function<double()> read);
+  // Registers a histogram kept by its owner (a prometheus::Histogram, which is
+  // thread-safe); `read` returns its state (Histogram::Collect()), called like Add's.
+  void AddHistogram(std::string name, std::string help, std::function<prometheus::ClientMetric()> read);
 
   // One labelled sample of a family.
   struct Sample {
@@ -47,6 +51,7 @@ class CallbackMetrics final : public prometheus::Collectable {
     Scope& operator=(const Scope&) = delete;
     void Add(std::string name, std::string help, Type type, std::function<double()> read);
     void AddFamily(std::string name, std::string help, Type type, std::function<std::vector<Sample>()> read);
+    void AddHistogram(std::string name, std::string help, std::function<prometheus::ClientMetric()> read);
 
    private:
     CallbackMetrics& registry_;
@@ -62,6 +67,7 @@ class CallbackMetrics final : public prometheus::Collectable {
     std::function<std::vector<Sample>()> read_family;
     int owner = 0;                                            // 0: for the registry's life; else a Scope's
     std::vector<std::pair<std::string, std::string>> labels;  // added to every sample
+    std::function<prometheus::ClientMetric()> read_histogram;
   };
   mutable Mutex mu_;
   std::vector<Entry> entries_ GUARDED_BY(mu_);

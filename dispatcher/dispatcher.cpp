@@ -527,7 +527,9 @@ Status Dispatcher::FireOnce() {
   // earlier batch with its checkpoint commits gets its tombstone after it.
   for (const auto& id : tombstones) checkpoints.push_back({id, 0, true});
 
+  const auto commit_start = clock_.SteadyNow();
   Status s = sink_.Commit(messages, checkpoints);
+  commit_duration_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - commit_start).count());
   std::vector<std::pair<DefPtr, std::pair<Instant, std::optional<Instant>>>> fired;
   {
     MutexLock lock(mu_);
@@ -543,6 +545,10 @@ Status Dispatcher::FireOnce() {
       stats_.tombstones += tombstones.size();
       stats_.fired += batch.size();
       stats_.messages += messages.size();
+      const auto committed = clock_.Now();
+      for (const auto& o : batch) {
+        fire_lag_.Observe(std::max(0.0, std::chrono::duration<double>(committed - o.fire_at).count()));
+      }
       for (const auto& o : batch) {
         auto it = tasks_.find(o.task_id);
         if (it == tasks_.end()) continue;

@@ -31,6 +31,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include <prometheus/client_metric.h>
+#include <prometheus/histogram.h>
+
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/logging.h"
@@ -133,6 +136,12 @@ class Dispatcher final : public TaskSink {
   void OnFinished(const std::string& id, Instant scheduled);
 
   DispatcherStats Stats() const;
+  // Histograms (prometheus::Histogram::Collect(); thread-safe, no dispatcher lock):
+  // fire lag, each occurrence's due time (scheduled + jitter) to the commit of the
+  // transaction that fired it, by the injected clock; and the duration of each
+  // commit attempt, failed ones included.
+  prometheus::ClientMetric FireLag() const { return fire_lag_.Collect(); }
+  prometheus::ClientMetric CommitDuration() const { return commit_duration_.Collect(); }
 
   // Ids whose checkpoints Start() restored but no Upsert has claimed yet: tasks not
   // upserted so far (invalid ones among them) and tasks deleted while no leader
@@ -222,6 +231,12 @@ class Dispatcher final : public TaskSink {
   bool started_ GUARDED_BY(mu_) = false;
   std::atomic<bool> fenced_{false};
   DispatcherStats stats_ GUARDED_BY(mu_);
+  // Seconds. From 5 ms (a commit on an idle broker) to 5 minutes (an outage the
+  // catch-up policy still fires).
+  prometheus::Histogram fire_lag_{
+      prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}};
+  prometheus::Histogram commit_duration_{
+      prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
 };
 
 }  // namespace cronlane::dispatcher

@@ -19,7 +19,7 @@ TEST_PACKAGES=(
   podman runc debootstrap
   containerd containernetworking-plugins iptables
   golang-go default-jre-headless maven
-  lua5.1 lua-cjson
+  lua5.1 lua-cjson prometheus
 )
 case "${1:-all}" in
   build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;

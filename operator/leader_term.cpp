@@ -109,6 +109,32 @@ void LeaderTerm::ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher) {
 }
 
 Status LeaderTerm::Start(CancelToken& leading) {
+  int restarts = 0;
+  auto window_start = clock_.SteadyNow();
+  while (true) {
+    CancelToken term;
+    const int reg = leading.Register([&term] { term.Cancel(); });
+    Status s = RunOnce(term);
+    leading.Unregister(reg);
+    if (s.code() != StatusCode::kFenced || leading.cancelled()) return s;
+    if (clock_.SteadyNow() - window_start > std::chrono::minutes(10)) {
+      restarts = 0;
+      window_start = clock_.SteadyNow();
+    }
+    if (++restarts > options_.fenced_restarts) {
+      spdlog::error("fenced {} times in 10 minutes while leading: another process uses this transactional.id?",
+                    restarts);
+      return s;
+    }
+    spdlog::warn(
+        "{}; this replica still leads, so the broker aborted our own transaction (Kafka unreachable for longer "
+        "than transaction.timeout.ms): starting a new term in {} ms",
+        s.message(), options_.fenced_restart_delay.count());
+    if (leading.WaitFor(options_.fenced_restart_delay)) return Status::Ok();
+  }
+}
+
+Status LeaderTerm::RunOnce(CancelToken& leading) {
   // Objects of the term, in the order they are built; destroyed in reverse.
   EventAggregator aggregated(events_, clock_);
   std::unique_ptr<dispatcher::FireSink> sink = world_.sink();
@@ -166,6 +192,11 @@ Status LeaderTerm::Start(CancelToken& leading) {
         T::kCounter, [&] { return static_cast<double>(dispatcher.Stats().tombstones); });
   m.Add("cronlane_occurrences_pending", "Occurrences due and waiting for a commit", T::kGauge,
         [&] { return static_cast<double>(dispatcher.Stats().pending); });
+  m.AddHistogram("cronlane_fire_lag_seconds",
+                 "Due time (scheduled + jitter) to the commit of the transaction that fired the occurrence",
+                 [&] { return dispatcher.FireLag(); });
+  m.AddHistogram("cronlane_kafka_commit_duration_seconds", "Duration of each transaction commit attempt",
+                 [&] { return dispatcher.CommitDuration(); });
   m.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
         [&] { return static_cast<double>(tasks.reconciles()); });
   m.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,

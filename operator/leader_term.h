@@ -69,6 +69,12 @@ struct LeaderTermOptions {
   std::chrono::milliseconds start_backoff{500};
   std::chrono::milliseconds max_start_backoff{10000};
   std::chrono::milliseconds status_period{1000};
+  // A producer fenced while this replica still leads (see Start): the term starts
+  // again after this delay (longer than the leader election's retry period, so a
+  // replica that lost its Lease to a newer leader notices first), at most
+  // `fenced_restarts` times in 10 minutes; then Start returns the fence.
+  std::chrono::milliseconds fenced_restart_delay{5000};
+  int fenced_restarts = 3;
   std::string kafka_description;  // for logs: the bootstrap servers
   // A shard's term (--shards > 1, run by the ShardCoordinator): only the tasks of
   // shard `shard` of `shards` are scheduled, results of other shards' tasks are
@@ -96,11 +102,18 @@ class LeaderTerm final : public Runnable {
   LeaderTerm(kube::KubeClient& client, Cache& cache, EventRecorder& events, Clock& clock, CallbackMetrics& metrics,
              TermWorld world, LeaderTermOptions options);
 
+  // Runs terms until `leading` is cancelled. A term whose producer was fenced
+  // while `leading` still holds starts again (a new producer, init_transactions,
+  // checkpoints restored: what the next leader would do), as options say: the
+  // broker fences a producer whose own transaction it aborted (Kafka unreachable
+  // for longer than transaction.timeout.ms), and no newer leader exists then.
   Status Start(CancelToken& leading) override;
   bool NeedsLeaderElection() const override { return true; }
   std::string Name() const override { return "leader-term"; }
 
  private:
+  // One term: returns when `leading` is cancelled (OK) or the producer is fenced.
+  Status RunOnce(CancelToken& leading);
   // After the dispatcher started: tombstones for the restored checkpoints of tasks
   // the (synced) cache no longer holds, deleted while no leader ran.
   void ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher);

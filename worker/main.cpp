@@ -88,6 +88,9 @@ int main(int argc, char** argv) {
               [&] { return static_cast<double>(w.InFlight()); });
   metrics.Add("cronlane_worker_concurrency", "Tasks this worker runs at once (--concurrency)", T::kGauge,
               [c = o.concurrency] { return static_cast<double>(c); });
+  metrics.AddHistogram("cronlane_worker_task_duration_seconds",
+                       "Start to outcome of each occurrence (all attempts and backoffs)",
+                       [&] { return w.TaskDuration(); });
   HttpServer metrics_server(metrics_addr);
   metrics_server.Handle("/metrics", [&] {
     return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4"};

@@ -109,6 +109,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
         Forget(t.id);  // shutting down before the result was written: hand it back
         return false;
       }
+      task_duration_.Observe(std::chrono::duration<double>(took).count());
       MutexLock lock(mu_);
       ++stats_.succeeded;
       return true;
@@ -128,6 +129,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     }
   }
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
+  task_duration_.Observe(std::chrono::duration<double>(took).count());
   // The outcome is durable (result, dead letter) before the offset may move past it.
   bool recorded = Report(t, "Failed", t.max_attempts, took, cancel);
   if (recorded && !options_.dead_letter_topic.empty()) {

@@ -29,6 +29,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include <prometheus/client_metric.h>
+#include <prometheus/histogram.h>
+
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/cloudevent.h"
@@ -73,6 +76,9 @@ class Worker final : private kafka::RebalanceListener {
   Status Run(CancelToken& cancel);
   WorkerStats Stats() const;
   int InFlight() const;
+  // Seconds from an occurrence's start to its outcome (every attempt and backoff),
+  // for the occurrences that reached one; thread-safe.
+  prometheus::ClientMetric TaskDuration() const { return task_duration_.Collect(); }
 
  private:
   using TopicPartition = std::pair<std::string, int32_t>;
@@ -121,6 +127,8 @@ class Worker final : private kafka::RebalanceListener {
   int in_flight_ GUARDED_BY(mu_) = 0;                 // queued + running
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
+  prometheus::Histogram task_duration_{
+      prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}};
 };
 
 }  // namespace cronlane::worker

@@ -23,6 +23,7 @@ namespace cronlane::testing {
 namespace {
 
 using namespace std::chrono_literals;
+using ::testing::HasSubstr;
 
 kafka::Properties Base() {
   return {{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}};
@@ -47,14 +48,18 @@ class WorkerTest : public ::testing::Test {
     std::filesystem::create_directories(dir_);
     for (auto t : {".tasks", ".results", ".dlq"}) CreateTestTopic(id_ + t, 3);
   }
-  std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1, std::string dlq = "") {
+  // `metrics_port` 0: no /metrics.
+  std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1, std::string dlq = "",
+                                       int metrics_port = 0) {
     if (dlq.empty()) dlq = id_ + ".dlq";
     return std::make_unique<Process>(
         std::vector<std::string>{
             std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
             "--topic=" + id_ + ".tasks", "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
-            "--dead-letter-topic=" + dlq, "--metrics-bind-address=0", "--health-probe-bind-address=0",
-            "--log-format=text", "--concurrency=" + std::to_string(concurrency)},
+            "--dead-letter-topic=" + dlq,
+            "--metrics-bind-address=" +
+                (metrics_port == 0 ? std::string("0") : "127.0.0.1:" + std::to_string(metrics_port)),
+            "--health-probe-bind-address=0", "--log-format=text", "--concurrency=" + std::to_string(concurrency)},
         (dir_ / ("worker-" + std::to_string(n_++) + ".log")).string());
   }
   int64_t Lag() {
@@ -73,8 +78,10 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
   for (int i = 0; i < 12; ++i) payloads.push_back(i % 4 == 3 ? R"({"mode":"fail"})" : R"({"mode":"ok"})");
   auto ids = Fire(id_ + ".tasks", payloads, 2);
   std::string done = (dir_ / "done").string(), attempts = (dir_ / "attempts").string();
+  const int port = FreePort();
   auto w = StartWorker("echo \"$CE_ID $CRONLANE_ATTEMPT\" >> " + attempts +
-                       "; grep -q fail && exit 3; echo \"$CE_ID $CE_SUBJECT\" >> " + done);
+                           "; grep -q fail && exit 3; echo \"$CE_ID $CE_SUBJECT\" >> " + done,
+                       1, "", port);
   auto results = ReadTopic(id_ + ".results", 3, 12, 60s);
   ASSERT_EQ(results.size(), 12U) << w->Log();
   int succeeded = 0, failed = 0;
@@ -94,6 +101,13 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
   auto dlq = ReadTopic(id_ + ".dlq", 3, 3, 20s);
   ASSERT_EQ(dlq.size(), 3U);
   EXPECT_EQ(dlq[0].HeaderValue("cronlane_attempts").value_or(""), "2");
+  // The worker's /metrics, scraped: every occurrence's duration is in the histogram,
+  // the failed ones with their retry backoff (2 attempts), so they are the slowest.
+  const std::string metrics = HttpGet(port, "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("# TYPE cronlane_worker_task_duration_seconds histogram"));
+  EXPECT_THAT(metrics, HasSubstr("cronlane_worker_task_duration_seconds_count 12"));
+  EXPECT_THAT(metrics, HasSubstr("cronlane_worker_succeeded_total 9"));
+  EXPECT_THAT(metrics, HasSubstr("cronlane_worker_failed_total 3"));
   w->Signal(SIGTERM);
   EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
 }

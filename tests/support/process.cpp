@@ -78,7 +78,8 @@ bool WaitUntil(const std::function<bool()>& pred, std::chrono::milliseconds time
 }
 
 std::string HttpGet(int port, const std::string& path) {
-  auto r = RunShell("curl -sf --max-time 5 http://127.0.0.1:" + std::to_string(port) + path);
+  // Quoted: a path with a query (`?q=a>0`) must not reach the shell as syntax.
+  auto r = RunShell("curl -gsf --max-time 5 " + ShellQuote("http://127.0.0.1:" + std::to_string(port) + path));
   return r.exit_code == 0 ? r.output : "";
 }
 

@@ -38,7 +38,8 @@ class Process {
 // Polls `pred` every 100 ms until it is true or `timeout` passes.
 bool WaitUntil(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
-// GET http://127.0.0.1:port/path with curl; "" on failure.
+// GET http://127.0.0.1:port/path with curl; "" on failure. `path` may carry a query
+// with any characters curl accepts unencoded (`?query=up>0`).
 std::string HttpGet(int port, const std::string& path);
 // The value of an unlabelled Prometheus sample, or nullopt.
 std::optional<double> MetricValue(const std::string& exposition, const std::string& name);

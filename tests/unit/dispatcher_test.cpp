@@ -567,6 +567,35 @@ TEST_F(DispatcherTest, FailedCommitsAreRetriedWithoutLossOrDuplicates) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(ids[i], "uid-a:" + std::to_string(1767225601 + i));
 }
 
+// Fire lag is the due time to the commit by the injected clock; every commit attempt
+// is timed, a failed one too, and only committed occurrences count as fired.
+TEST_F(DispatcherTest, FireLagAndCommitDurationAreHistograms) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(Task("a", "*/10 * * * * *")).ok());
+  auto cumulative = [](const prometheus::ClientMetric& m, double le) {
+    for (const auto& b : m.histogram.bucket) {
+      if (b.upper_bound == le) return b.cumulative_count;
+    }
+    ADD_FAILURE() << "no bucket le=" << le;
+    return std::uint64_t{0};
+  };
+  clock.Advance(10s);
+  d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  clock.Advance(300ms);  // due at :10, committed at :10.3
+  sink.fail_next = 1;
+  EXPECT_FALSE(d.FireOnce().ok());
+  EXPECT_EQ(d.FireLag().histogram.sample_count, 0U) << "a failed commit fired nothing";
+  EXPECT_EQ(d.CommitDuration().histogram.sample_count, 1U);
+  ASSERT_TRUE(d.FireOnce().ok());
+  auto lag = d.FireLag();
+  EXPECT_EQ(lag.histogram.sample_count, 1U);
+  EXPECT_NEAR(lag.histogram.sample_sum, 0.3, 1e-9);
+  EXPECT_EQ(cumulative(lag, 0.25), 0U);
+  EXPECT_EQ(cumulative(lag, 0.5), 1U);
+  EXPECT_EQ(d.CommitDuration().histogram.sample_count, 2U);
+}
+
 TEST_F(DispatcherTest, FencedProducerStops) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());

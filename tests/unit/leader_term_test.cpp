@@ -112,23 +112,32 @@ class LeaderTermTest : public ::testing::Test {
     cache_stop_.Cancel();
     cache_thread_.join();
   }
-  std::unique_ptr<LeaderTerm> Term() {
+  std::unique_ptr<LeaderTerm> Term(int fenced_restarts = 3) {
     TermWorld w;
     w.sink = [this] {
       auto s = std::make_unique<FakeSink>();
       s->restore = restore_;
+      if (fence_new_sinks_) {  // Kafka up, and every commit fenced
+        s->kafka_up = true;
+        s->fenced = true;
+      }
+      ++sinks_made_;
       sink_ = s.get();
       return s;
     };
     w.results = [this](auto, auto, auto) {
       auto r = std::make_unique<FakeResults>();
+      r->replayed = fence_new_sinks_.load();
       results_ = r.get();
       return r;
     };
-    return std::make_unique<LeaderTerm>(
-        *client_, *cache_, events_, RealClock::Get(), metrics_, std::move(w),
-        LeaderTermOptions{
-            .results_barrier = 60s, .start_backoff = 20ms, .max_start_backoff = 50ms, .status_period = 50ms});
+    return std::make_unique<LeaderTerm>(*client_, *cache_, events_, RealClock::Get(), metrics_, std::move(w),
+                                        LeaderTermOptions{.results_barrier = 60s,
+                                                          .start_backoff = 20ms,
+                                                          .max_start_backoff = 50ms,
+                                                          .status_period = 50ms,
+                                                          .fenced_restart_delay = 20ms,
+                                                          .fenced_restarts = fenced_restarts});
   }
   size_t StatusPatches() const { return transport_->Sent("PATCH", "/status").size(); }
 
@@ -142,6 +151,8 @@ class LeaderTermTest : public ::testing::Test {
   dispatcher::Checkpoints restore_;  // for the next sink
   std::atomic<FakeSink*> sink_{nullptr};
   std::atomic<FakeResults*> results_{nullptr};
+  std::atomic<bool> fence_new_sinks_{false};
+  std::atomic<int> sinks_made_{0};
 };
 
 TEST_F(LeaderTermTest, StartUpOrder) {
@@ -195,17 +206,42 @@ TEST_F(LeaderTermTest, CheckpointsOfTasksDeletedWhileNoLeaderRanAreTombstoned) {
   EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
-TEST_F(LeaderTermTest, AFencedDispatcherEndsTheTermWithKFenced) {
+// The broker fences a producer whose transaction it aborted (Kafka unreachable for
+// longer than transaction.timeout.ms) while this replica still leads: a new term
+// with a new producer, not an exit.
+TEST_F(LeaderTermTest, AProducerFencedWhileLeadingStartsANewTerm) {
   auto term = Term();
+  CancelToken leading;
+  Status result = Internal("not returned");
+  std::thread t([&] { result = term->Start(leading); });
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load() != nullptr && results_.load() != nullptr; }, 10s));
+  FakeSink* first = sink_.load();
+  first->fenced = true;
+  first->kafka_up = true;
+  results_.load()->replayed = true;
+  // (The new sink may reuse the old one's address: count them.)
+  ASSERT_TRUE(WaitUntil([&] { return sinks_made_.load() == 2 && !results_.load()->Replayed(); }, 10s))
+      << "a new term, with a new producer";
+  sink_.load()->kafka_up = true;
+  results_.load()->replayed = true;
+  ASSERT_TRUE(WaitUntil([&] { return sink_.load()->commits > 0; }, 10s)) << "and it fires";
+  EXPECT_EQ(sinks_made_.load(), 2);
+  leading.Cancel();
+  t.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+}
+
+// Fenced again and again (another process with the same transactional.id): after
+// `fenced_restarts` new terms the fence ends the runnable, and the replica exits.
+TEST_F(LeaderTermTest, RepeatedFencesEndTheTermWithKFenced) {
+  fence_new_sinks_ = true;
+  auto term = Term(/*fenced_restarts=*/2);
   CancelToken leading;
   Status result;
   std::thread t([&] { result = term->Start(leading); });
-  ASSERT_TRUE(WaitUntil([&] { return sink_.load() != nullptr && results_.load() != nullptr; }, 10s));
-  sink_.load()->fenced = true;
-  sink_.load()->kafka_up = true;
-  results_.load()->replayed = true;
   t.join();  // returns on its own
   EXPECT_EQ(result.code(), StatusCode::kFenced) << result.ToString();
+  EXPECT_EQ(sinks_made_.load(), 3) << "the first term and two new ones";
 }
 
 TEST(ShardTerm, AShardsTermGetsItsOwnTransactionalIdPartitionAndBudgetShare) {

@@ -15,6 +15,9 @@
 #include <mutex>
 #include <thread>
 
+#include <prometheus/histogram.h>
+
+#include "common/metrics.h"
 #include "tests/support/fake_kube.h"
 #include "tests/support/process.h"
 
@@ -222,6 +225,21 @@ TEST(CallbackMetricsScope, RemovesItsMetricsAndKeepsTheRest) {
     EXPECT_THAT(names(), ElementsAre("kept", "scoped"));
   }
   EXPECT_THAT(names(), ElementsAre("kept"));
+}
+
+// A histogram its owner keeps is exposed as one, with the Scope's labels.
+TEST(CallbackMetricsScope, HistogramsAreSerializedWithBucketsAndLabels) {
+  CallbackMetrics m;
+  prometheus::Histogram h(prometheus::Histogram::BucketBoundaries{0.1, 1});
+  h.Observe(0.05);
+  h.Observe(0.5);
+  CallbackMetrics::Scope scope(m, {{"shard", "3"}});
+  scope.AddHistogram("lag_seconds", "h", [&] { return h.Collect(); });
+  const std::string text = SerializeMetrics({&m});
+  EXPECT_THAT(text, ::testing::HasSubstr("# TYPE lag_seconds histogram"));
+  EXPECT_THAT(text, ::testing::HasSubstr("lag_seconds_bucket{shard=\"3\",le=\"0.1\"} 1"));
+  EXPECT_THAT(text, ::testing::HasSubstr("lag_seconds_bucket{shard=\"3\",le=\"1\"} 2"));
+  EXPECT_THAT(text, ::testing::HasSubstr("lag_seconds_count{shard=\"3\"} 2"));
 }
 
 }  // namespace
