@@ -337,7 +337,8 @@ TEST_F(StatusPathTest, ConditionsFollowTheKstatusConventions) {
 
   // The cache now shows that write; the fix removes Stalled.
   std::vector<Condition> written;
-  for (const auto& c : Patches("a").back()["conditions"]) {
+  const std::vector<Json> patches = Patches("a");  // held: the loop reads into it
+  for (const auto& c : patches.back()["conditions"]) {
     written.push_back(
         {c["type"], c["status"], c["reason"], c["message"], c["lastTransitionTime"], c["observedGeneration"]});
   }
