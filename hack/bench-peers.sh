@@ -60,12 +60,23 @@ next_boundary() {
   echo "$b"
 }
 sleep_until() { local d; d=$(echo "$1 - $(date +%s.%N)" | bc); (($(echo "$d > 0" | bc))) && sleep "$d"; true; }
-apply_generated() { # kind count
+# Applies `count` generated objects of `kind` (cronjob or scheduledtask) to the bench
+# namespace. Without `due`: due every minute, to the firing measurements (CronJob Pods
+# would run busybox, never started: there is no node). With `due` (Unix time, UTC):
+# due once, at that minute, with Pods from $IMAGE (the node part) and tasks to the
+# topic bench-pods.
+apply_generated() { # kind count [due]
   local work
   work=$(mktemp -d)
-  python3 - "$1" "$2" "$work" <<'PY'
-import sys
-kind, n, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+  python3 - "$1" "$2" "${3:-}" "$work" "${IMAGE:-busybox}" <<'PY'
+import sys, time
+kind, n, due, work, image = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+if due:
+    t = time.gmtime(int(due))
+    minutes, pull, zone = f"{t.tm_min} {t.tm_hour} * * *", ", imagePullPolicy: Never", "\n  timeZone: Etc/UTC"
+    seconds, topic, sa = f"0 {t.tm_min} {t.tm_hour} * * *", "bench-pods", "\n          automountServiceAccountToken: false"
+else:
+    minutes, pull, zone, seconds, topic, sa = "* * * * *", "", "", "0 * * * * *", "bench-peers", ""
 for start in range(0, n, 500):
     with open(f"{work}/{kind}-{start:06d}.yaml", "w") as f:
         for i in range(start, min(n, start + 500)):
@@ -75,13 +86,13 @@ apiVersion: batch/v1
 kind: CronJob
 metadata: {{name: t{i}}}
 spec:
-  schedule: "* * * * *"
+  schedule: "{minutes}"{zone}
   jobTemplate:
     spec:
       template:
         spec:
-          restartPolicy: Never
-          containers: [{{name: c, image: busybox, command: ["true"]}}]
+          restartPolicy: Never{sa}
+          containers: [{{name: c, image: "{image}"{pull}, command: ["true"]}}]
 """)
             else:
                 f.write(f"""---
@@ -89,8 +100,8 @@ apiVersion: cronlane.dev/v1alpha1
 kind: ScheduledTask
 metadata: {{name: t{i}}}
 spec:
-  schedule: "0 * * * * *"
-  target: {{topic: bench-peers}}
+  schedule: "{seconds}"{zone}
+  target: {{topic: {topic}}}
 """)
 PY
   kubectl apply -n bench -f "$work" >/dev/null
@@ -215,54 +226,12 @@ node_env() {
   tests/env/load-image.sh "$IMAGE" >/dev/null
   kubectl create namespace bench >/dev/null
 }
-# Once-a-day schedules due at Unix time $3 (UTC): each object runs exactly once.
-apply_once() { # kind count due
-  local work
-  work=$(mktemp -d)
-  python3 - "$1" "$2" "$3" "$work" "$IMAGE" <<'PY'
-import sys, time
-kind, n, due, work, image = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-t = time.gmtime(due)
-for start in range(0, n, 500):
-    with open(f"{work}/{kind}-{start:06d}.yaml", "w") as f:
-        for i in range(start, min(n, start + 500)):
-            if kind == "cronjob":
-                f.write(f"""---
-apiVersion: batch/v1
-kind: CronJob
-metadata: {{name: t{i}}}
-spec:
-  schedule: "{t.tm_min} {t.tm_hour} * * *"
-  timeZone: Etc/UTC
-  jobTemplate:
-    spec:
-      template:
-        spec:
-          restartPolicy: Never
-          automountServiceAccountToken: false
-          containers: [{{name: c, image: "{image}", imagePullPolicy: Never, command: ["true"]}}]
-""")
-            else:
-                f.write(f"""---
-apiVersion: cronlane.dev/v1alpha1
-kind: ScheduledTask
-metadata: {{name: t{i}}}
-spec:
-  schedule: "0 {t.tm_min} {t.tm_hour} * * *"
-  timeZone: Etc/UTC
-  target: {{topic: bench-pods}}
-""")
-PY
-  kubectl apply -n bench -f "$work" >/dev/null
-  rm -rf "$work"
-}
-
 run_cronjob_pods() {
   local n=$1 b finished=0
   log "pods: cronjob n=$n: environment with a node"
   node_env
   b=$(boundary_after 90)
-  apply_once cronjob "$n" "$b"
+  apply_generated cronjob "$n" "$b"
   log "pods: cronjob n=$n: $n CronJobs due at $(date -ud "@$b" +%H:%M:%S); waiting for their Pods (at most $POD_TIMEOUT s)"
   sleep_until "$b"
   while ((finished < n && $(date +%s) < b + POD_TIMEOUT)); do
@@ -316,7 +285,7 @@ spec:
 YAML
   kubectl rollout status deployment/workers -n bench --timeout=180s >/dev/null
   b=$(boundary_after 90)
-  apply_once scheduledtask "$n" "$b"
+  apply_generated scheduledtask "$n" "$b"
   port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
   "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces bench --log-level warn \
     --metrics-bind-address "127.0.0.1:$port" --health-probe-bind-address 0 \
