@@ -233,6 +233,11 @@ std::optional<Instant> Dispatcher::NextDue() const {
   return heap_.top().fire_at;
 }
 
+std::map<std::string, NamespaceCounts> Dispatcher::CountsByNamespace() const {
+  MutexLock lock(mu_);
+  return by_namespace_;
+}
+
 DispatcherStats Dispatcher::Stats() const {
   MutexLock lock(mu_);
   DispatcherStats s = stats_;
@@ -298,6 +303,7 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
     const Instant first = dropped_first ? *dropped_first : skipped.front();
     const Instant last = skipped.empty() ? *dropped_first : skipped.back();
     stats_.skipped += total;
+    by_namespace_[e.def->ns].skipped += total;
     if (observer_ != nullptr) {
       skips_.push_back({e.def, static_cast<int>(total), first, last, reason,
                         std::string(dropped >= kMaxCountedSkips ? "at least " : "") + std::to_string(total) +
@@ -333,6 +339,7 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
   }
   if (!skipped.empty()) {
     stats_.skipped += skipped.size();
+    by_namespace_[e.def->ns].skipped += skipped.size();
     if (observer_ != nullptr) {
       std::string why = running ? "the occurrence of " + FormatRfc3339(*running) + " has not finished"
                                 : "only the latest of several due occurrences runs";
@@ -553,6 +560,7 @@ Status Dispatcher::FireOnce() {
         auto it = tasks_.find(o.task_id);
         if (it == tasks_.end()) continue;
         Entry& e = it->second;
+        ++by_namespace_[e.def->ns].fired;
         if (!e.last_fired || *e.last_fired < o.scheduled) e.last_fired = o.scheduled;
         fired.push_back({e.def, {o.scheduled, e.next}});
       }

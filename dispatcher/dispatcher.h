@@ -101,6 +101,13 @@ struct DispatcherStats {
   size_t pending = 0;  // occurrences waiting for a commit
 };
 
+// Occurrences of one namespace's tasks (metrics: one series per namespace, never one
+// per task).
+struct NamespaceCounts {
+  uint64_t fired = 0;    // committed
+  uint64_t skipped = 0;  // not fired by policy or deadline
+};
+
 // The CloudEvents id of an occurrence: "<task uid>:<scheduled unix seconds>[:<shard>]".
 std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards);
 // The deterministic jitter of an occurrence, in [0, jitter_seconds].
@@ -141,6 +148,9 @@ class Dispatcher final : public TaskSink {
   // transaction that fired it, by the injected clock; and the duration of each
   // commit attempt, failed ones included.
   prometheus::ClientMetric FireLag() const { return fire_lag_.Collect(); }
+  // DispatcherStats' fired and skipped by the tasks' namespace, since this dispatcher
+  // was made; a namespace stays once counted.
+  std::map<std::string, NamespaceCounts> CountsByNamespace() const;
   prometheus::ClientMetric CommitDuration() const { return commit_duration_.Collect(); }
 
   // Ids whose checkpoints Start() restored but no Upsert has claimed yet: tasks not
@@ -231,6 +241,7 @@ class Dispatcher final : public TaskSink {
   bool started_ GUARDED_BY(mu_) = false;
   std::atomic<bool> fenced_{false};
   DispatcherStats stats_ GUARDED_BY(mu_);
+  std::map<std::string, NamespaceCounts> by_namespace_ GUARDED_BY(mu_);
   // Seconds. From 5 ms (a commit on an idle broker) to 5 minutes (an outage the
   // catch-up policy still fires).
   prometheus::Histogram fire_lag_{

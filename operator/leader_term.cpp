@@ -197,6 +197,20 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
                  [&] { return dispatcher.FireLag(); });
   m.AddHistogram("cronlane_kafka_commit_duration_seconds", "Duration of each transaction commit attempt",
                  [&] { return dispatcher.CommitDuration(); });
+  for (const bool fired : {true, false}) {
+    m.AddFamily(fired ? "cronlane_namespace_occurrences_fired_total" : "cronlane_namespace_occurrences_skipped_total",
+                fired ? "Occurrences committed to Kafka, by the tasks' namespace"
+                      : "Occurrences not fired (catch-up policy, deadline), by the tasks' namespace",
+                T::kCounter, [&dispatcher, fired] {
+                  std::vector<CallbackMetrics::Sample> out;
+                  for (const auto& [ns, c] : dispatcher.CountsByNamespace()) {
+                    out.push_back({{{"namespace", ns}}, static_cast<double>(fired ? c.fired : c.skipped)});
+                  }
+                  return out;
+                });
+  }
+  m.AddHistogram("cronlane_reconcile_duration_seconds", "Duration of each ScheduledTask reconcile",
+                 [&] { return tasks.ReconcileDuration(); });
   m.Add("cronlane_reconcile_total", "Reconciles run", T::kCounter,
         [&] { return static_cast<double>(tasks.reconciles()); });
   m.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,

@@ -20,14 +20,17 @@ ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache
             if (t && owns_ && !owns_(*t)) return std::nullopt;
             return t;
           },
-          sink, status, events, clock, shards) {}
+          sink, status, events, clock, shards),
+      clock_(clock) {}
 
 ScheduledTaskController::~ScheduledTaskController() = default;
 
 void ScheduledTaskController::Worker() {
   while (auto key = queue_.Get()) {
     ++reconciles_;
+    const auto started = clock_.SteadyNow();
     Status s = reconciler_.Reconcile(*key);
+    reconcile_duration_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - started).count());
     if (s.ok()) {
       queue_.Forget(*key);
     } else {

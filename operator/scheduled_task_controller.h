@@ -9,6 +9,9 @@
 #include <memory>
 #include <string>
 
+#include <prometheus/client_metric.h>
+#include <prometheus/histogram.h>
+
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "dispatcher/task.h"
@@ -39,6 +42,9 @@ class ScheduledTaskController {
 
   uint64_t reconciles() const { return reconciles_.load(); }
   uint64_t reconcile_errors() const { return reconcile_errors_.load(); }
+  // Seconds each reconcile took (the API server is not called from it: the cache,
+  // the dispatcher's table and the status writer's queue); thread-safe.
+  prometheus::ClientMetric ReconcileDuration() const { return reconcile_duration_.Collect(); }
   const TaskReconciler& reconciler() const { return reconciler_; }
   size_t QueueLength() const { return queue_.Len(); }
 
@@ -52,6 +58,9 @@ class ScheduledTaskController {
   TaskReconciler reconciler_;
   std::atomic<uint64_t> reconciles_{0};
   std::atomic<uint64_t> reconcile_errors_{0};
+  Clock& clock_;
+  prometheus::Histogram reconcile_duration_{
+      prometheus::Histogram::BucketBoundaries{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1}};
 };
 
 }  // namespace cronlane::op

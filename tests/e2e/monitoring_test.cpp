@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -51,9 +52,20 @@ class MonitoringTest : public OperatorFixture {
         (dir_ / "prometheus.log").string());
     ASSERT_TRUE(WaitUntil([&] { return !HttpGet(port_, "/-/ready").empty(); }, 30s)) << prometheus_->Log();
   }
-  // The result of an instant query (no characters that need URL encoding).
+  // The result of an instant query.
   Json Query(const std::string& q) {
-    std::string body = HttpGet(port_, "/api/v1/query?query=" + q);
+    std::string encoded;
+    for (unsigned char c : q) {
+      if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+        encoded += static_cast<char>(c);
+      } else {
+        static const char* hex = "0123456789ABCDEF";
+        encoded += '%';
+        encoded += hex[c >> 4];
+        encoded += hex[c & 15];
+      }
+    }
+    std::string body = HttpGet(port_, "/api/v1/query?query=" + encoded);
     Json j = Json::parse(body, nullptr, false);
     if (j.is_discarded() || j.value("status", "") != "success") return Json::array();
     return j["data"]["result"];
@@ -84,6 +96,14 @@ TEST_F(MonitoringTest, PrometheusScrapesTheHistogramsAndTheCommitAlertFiresAndRe
                   "--log-format=text"},
                  (dir_ / "worker.log").string());
   ASSERT_THAT(Apply(EverySecondTasks(2, topic)), ::testing::HasSubstr("created"));
+  // A pool for the dashboard's WorkerPool panels (a Deployment at 0: no Pods needed).
+  ASSERT_THAT(Apply("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: workers}\nspec:\n  replicas: 0\n"
+                    "  selector: {matchLabels: {app: workers}}\n  template:\n    metadata: {labels: {app: workers}}\n"
+                    "    spec:\n      containers: [{name: w, image: cronlane/cronlane:0.1.0}]\n---\n"
+                    "apiVersion: cronlane.dev/v1alpha1\nkind: WorkerPool\nmetadata: {name: pool}\nspec:\n"
+                    "  scaleTargetRef: {name: workers}\n  topic: " +
+                    topic + "\n  consumerGroup: other-group\n  maxReplicas: 1\n  pollIntervalSeconds: 1\n"),
+              ::testing::HasSubstr("workerpool.cronlane.dev/pool created"));
   StartPrometheus({{"cronlane-operator", op_port}, {"cronlane-worker", worker_port}});
   ASSERT_FALSE(HasFatalFailure());
 
@@ -95,6 +115,11 @@ TEST_F(MonitoringTest, PrometheusScrapesTheHistogramsAndTheCommitAlertFiresAndRe
       << op.Log();
   ASSERT_TRUE(WaitUntil([&] { return has("cronlane_worker_task_duration_seconds_count>0"); }, 60s)) << worker.Log();
   EXPECT_TRUE(has("cronlane_leader==1"));
+  EXPECT_TRUE(has("cronlane_reconcile_duration_seconds_count>0"));
+  // Fires by namespace: one series, the test's namespace.
+  Json by_ns = Query("cronlane_namespace_occurrences_fired_total>0");
+  ASSERT_EQ(by_ns.size(), 1U) << by_ns.dump();
+  EXPECT_EQ(by_ns[0]["metric"].value("namespace", ""), ns_);
   // A rate needs two scrapes in its window; the first rule evaluation may precede
   // the first scrape (NoLeader pending on `absent`) and clears at the next.
   EXPECT_TRUE(
@@ -102,6 +127,19 @@ TEST_F(MonitoringTest, PrometheusScrapesTheHistogramsAndTheCommitAlertFiresAndRe
   EXPECT_TRUE(WaitUntil([&] { return AlertState("CronlaneNoLeader").empty(); }, 20s))
       << AlertState("CronlaneNoLeader") << " " << Query("cronlane_leader").dump();
   EXPECT_EQ(AlertState("CronlaneCommitsFailing"), "");
+
+  // Every query of the Grafana dashboard returns series.
+  std::ifstream dashboard_file(std::string(CRONLANE_SOURCE_DIR) + "/manifests/monitoring/dashboard.json");
+  Json dashboard = Json::parse(dashboard_file);
+  int queries = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      const std::string expr = target["expr"];
+      ++queries;
+      EXPECT_TRUE(WaitUntil([&] { return has(expr); }, 30s)) << panel["title"] << ": " << expr;
+    }
+  }
+  EXPECT_GE(queries, 10);
 
   KafkaCtl("stop");
   EXPECT_TRUE(WaitUntil([&] { return AlertState("CronlaneCommitsFailing") == "firing"; }, 120s))

@@ -29,7 +29,8 @@ trap 'rm -rf "$work" "$overlay"' EXIT
 printf 'resources: [../../manifests/overlays/production]\ncomponents: [../../manifests/monitoring]\n' \
   >"$overlay/kustomization.yaml"
 rendered=$(kubectl kustomize "$overlay")
-for kind in 'kind: PrometheusRule' 'kind: ServiceMonitor' 'name: cronlane-worker-metrics'; do
+python3 -m json.tool manifests/monitoring/dashboard.json >/dev/null
+for kind in 'kind: PrometheusRule' 'kind: ServiceMonitor' 'name: cronlane-worker-metrics' 'name: cronlane-dashboard'; do
   grep -q "$kind" <<<"$rendered" || { echo "the monitoring component did not render $kind" >&2; exit 1; }
 done
 echo "manifests/monitoring renders into the production overlay"

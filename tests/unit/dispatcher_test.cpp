@@ -385,6 +385,17 @@ TEST_F(DispatcherTest, SkippedOccurrencesAreReported) {
   d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
   EXPECT_THAT(rec.skipped, ElementsAre("m:TooManyMissed:3"));
   EXPECT_EQ(d.Stats().skipped, 3U);
+  // By namespace, for metrics: the 2 caught-up occurrences fire, 3 were skipped.
+  ASSERT_TRUE(d.FireOnce().ok());
+  auto other = Task("o", "* * * * *");
+  other.id = "uid-o";
+  other.ns = "other";
+  ASSERT_TRUE(d.Upsert(other).ok());
+  auto by_ns = d.CountsByNamespace();
+  ASSERT_EQ(by_ns.count("team"), 1U);
+  EXPECT_EQ(by_ns["team"].skipped, 3U);
+  EXPECT_EQ(by_ns["team"].fired, 2U);
+  EXPECT_EQ(by_ns.count("other"), 0U) << "nothing counted yet";
 }
 
 TEST_F(DispatcherTest, ForbidSkipsWhileThePreviousOccurrenceRuns) {
