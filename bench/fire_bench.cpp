@@ -76,7 +76,6 @@ dispatcher::TaskDefinition Task(int i, const std::string& topic) {
   t.id = "bench-task-" + std::to_string(i);
   t.ns = "bench";
   t.name = "task-" + std::to_string(i);
-  t.source = "/apis/cronlane.dev/v1alpha1/namespaces/bench/scheduledtasks/task-" + std::to_string(i);
   t.schedule = "*/10 * * * * *";
   t.topic = topic;
   t.payload_json = R"({"job":"report","tenant":42,"dryRun":false})";

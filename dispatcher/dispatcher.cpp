@@ -41,8 +41,12 @@ std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, in
   return seconds{static_cast<int64_t>(h % static_cast<uint64_t>(jitter_seconds + 1))};
 }
 
+std::string DefaultEventSource(const TaskDefinition& task) {
+  return "/" + task.ns + "/" + task.name;
+}
+
 std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled, std::chrono::seconds jitter,
-                                      const std::string& default_topic) {
+                                      const std::string& default_topic, const std::string& source) {
   std::vector<OutMessage> out;
   out.reserve(static_cast<size_t>(t.shards));
   const std::string topic = t.topic.empty() ? default_topic : t.topic;
@@ -54,7 +58,7 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
     OutMessage m{topic, t.key.empty() && t.shards > 1 ? key + "#" + std::to_string(shard) : key, t.payload_json, {}};
     m.headers = {{"ce_specversion", "1.0"},
                  {"ce_id", OccurrenceId(t.id, scheduled, shard, t.shards)},
-                 {"ce_source", t.source},
+                 {"ce_source", source.empty() ? DefaultEventSource(t) : source},
                  {"ce_type", "dev.cronlane.task.fired"},
                  {"ce_time", FormatRfc3339(scheduled)},
                  {"ce_subject", t.ns + "/" + t.name},
@@ -97,7 +101,7 @@ Status Dispatcher::Start() {
     Instant now = Now();
     scheduled.reserve(tasks_.size());
     for (auto& [id, e] : tasks_) {
-      if (auto it = restored_.find(id); it != restored_.end()) {
+      if (auto it = restored_.find(e.def->id); it != restored_.end()) {
         e.last_fired = PlausibleCheckpoint(*e.def, it->second, now);
         restored_.erase(it);  // the entry carries it from now on (memory per task)
       }
@@ -153,12 +157,13 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
 
 Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   const TaskDefinition& task = *ptr;
-  if (auto problem = CheckTask(task)) {
+  std::optional<Schedule> parsed;
+  if (auto problems = TaskProblems(task, &parsed); !problems.empty()) {
     Remove(task.id);
-    return InvalidArgument(problem->reason + ": " + problem->Message());
+    TaskState refused;
+    refused.problem = std::move(problems.front());
+    return refused;
   }
-  auto parsed = Schedule::Parse(task.schedule, task.time_zone);
-  if (!parsed.ok()) return parsed.status();
   MutexLock lock(mu_);
   Instant now = Now();
   auto it = tasks_.find(task.id);
@@ -169,14 +174,23 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
       e.last_fired = PlausibleCheckpoint(task, r->second, now);
       restored_.erase(r);
     }
-    it = tasks_.emplace(task.id, std::move(e)).first;
+    it = tasks_.emplace(std::string_view(ptr->id), std::move(e)).first;
     ScheduleLocked(it->second, now);
   } else {
+    const TaskDefinition& old = *it->second.def;
+    const bool timing_changed = old.schedule != task.schedule || old.time_zone != task.time_zone ||
+                                old.jitter_seconds != task.jitter_seconds || old.created != task.created;
+    const bool resumed = old.suspend && !task.suspend;
+    if (it->second.def != ptr) {
+      // Equal or not: share the caller's copy and drop ours. The key views the id in
+      // the definition it belongs to, so it moves to the new one (the node itself
+      // stays where it is).
+      auto node = tasks_.extract(it);
+      node.key() = std::string_view(ptr->id);
+      node.mapped().def = ptr;
+      it = tasks_.insert(std::move(node)).position;
+    }
     Entry& e = it->second;
-    const bool timing_changed = e.def->schedule != task.schedule || e.def->time_zone != task.time_zone ||
-                                e.def->jitter_seconds != task.jitter_seconds || e.def->created != task.created;
-    const bool resumed = e.def->suspend && !task.suspend;
-    e.def = ptr;  // equal or not: share the caller's copy, drop ours
     e.schedule = parsed->Anchored(task.created);
     if (task.suspend) {
       e.next.reset();
@@ -521,7 +535,8 @@ Status Dispatcher::FireOnce() {
   for (size_t i = 0; i < batch.size(); ++i) {
     const Occurrence& o = batch[i];
     const TaskDefinition& d = *defs[i];
-    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic);
+    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic,
+                              options_.event_source ? options_.event_source(d) : std::string());
     messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
     int64_t& cp = checkpoint_values[d.id];
     cp = std::max(cp, o.scheduled.time_since_epoch().count());

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -88,6 +89,11 @@ struct DispatcherOptions {
   // that died, results not configured). With a timeout the limit is derived from
   // timeout, attempts and backoff.
   std::chrono::seconds forbid_running_limit{3600};
+  // The CloudEvents `source` of a task's occurrences, a URI-reference naming the
+  // task (the operator gives the ScheduledTask's API path); unset:
+  // DefaultEventSource. Called on the fire thread, per occurrence, with no lock
+  // held: derived when firing rather than stored with each task (memory per task).
+  std::function<std::string(const TaskDefinition&)> event_source;
 };
 
 struct DispatcherStats {
@@ -112,9 +118,13 @@ struct NamespaceCounts {
 std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards);
 // The deterministic jitter of an occurrence, in [0, jitter_seconds].
 std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds);
-// The messages of one occurrence (one per shard), CloudEvents binary mode.
+// The CloudEvents `source` of a task's occurrences when the embedder names none
+// (DispatcherOptions::event_source): "/<namespace>/<name>".
+std::string DefaultEventSource(const TaskDefinition& task);
+// The messages of one occurrence (one per shard), CloudEvents binary mode; `source`
+// empty: DefaultEventSource.
 std::vector<OutMessage> BuildMessages(const TaskDefinition& task, Instant scheduled, std::chrono::seconds jitter,
-                                      const std::string& default_topic);
+                                      const std::string& default_topic, const std::string& source = "");
 
 class Dispatcher final : public TaskSink {
  public:
@@ -227,8 +237,10 @@ class Dispatcher final : public TaskSink {
 
   mutable Mutex mu_;
   std::condition_variable cv_;  // wakes the timer (new tasks) and fire threads (pending)
-  std::unordered_map<std::string, Entry> tasks_ GUARDED_BY(mu_);  // by task id
-  std::map<std::string, Instant> finished_ GUARDED_BY(mu_);       // latest finished occurrence per task id (Forbid)
+  // By task id; the key views the id inside the entry's own definition (no copy of
+  // the UID per task), so replacing `def` re-keys the entry (Upsert).
+  std::unordered_map<std::string_view, Entry> tasks_ GUARDED_BY(mu_);
+  std::map<std::string, Instant> finished_ GUARDED_BY(mu_);  // latest finished occurrence per task id (Forbid)
   std::priority_queue<HeapItem, std::vector<HeapItem>, std::greater<>> heap_ GUARDED_BY(mu_);
   std::deque<Occurrence> held_ GUARDED_BY(mu_);  // due, for a topic that does not exist
   Instant held_until_ GUARDED_BY(mu_){};         // when held_ goes back to pending_

@@ -16,7 +16,7 @@ bool IsReservedHeader(std::string_view name) {
   return n.rfind("ce_", 0) == 0 || n == "content-type";
 }
 
-std::vector<TaskProblem> TaskProblems(const TaskDefinition& task) {
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule) {
   std::vector<TaskProblem> out;
   auto zone = LocateZone(task.time_zone);
   if (!zone.ok()) out.push_back({"UnknownTimeZone", "spec.timeZone", zone.status().message(), ""});
@@ -54,6 +54,7 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task) {
   range("spec.execution.timeoutSeconds", task.timeout_seconds, 0, 86400);  // 0: unset
   range("spec.execution.maxAttempts", task.max_attempts, 1, 100);
   range("spec.execution.backoffSeconds", task.backoff_seconds, 0, 3600);
+  if (schedule != nullptr && out.empty()) *schedule = std::move(*s);
   return out;
 }
 

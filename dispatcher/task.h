@@ -22,7 +22,6 @@ struct TaskDefinition {
   std::string id;  // stable unique id: the ScheduledTask's UID
   std::string ns;  // namespace/name, for keys, sources and logs
   std::string name;
-  std::string source;  // CloudEvents source: the object's API path
   int64_t generation = 0;
   Instant created{};  // anchor of "@every" schedules
   std::string schedule;
@@ -68,8 +67,10 @@ bool IsReservedHeader(std::string_view name);
 // Everything that keeps the dispatcher from firing the task, one problem per field
 // (one per reserved header); empty when it can fire. The schedule is checked in
 // UTC when the zone is the problem, so the two are reported independently.
-// `cronlane validate` runs the same checks on files.
-std::vector<TaskProblem> TaskProblems(const TaskDefinition& task);
+// `cronlane validate` runs the same checks on files. The schedule is parsed once:
+// when `schedule` is given and nothing is wrong, it receives the parsed schedule
+// (not yet anchored), so a caller that goes on to fire the task does not parse again.
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule = nullptr);
 // The first of TaskProblems(), or nullopt.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
 
@@ -81,15 +82,19 @@ using TaskDefinitionPtr = std::shared_ptr<const TaskDefinition>;
 struct TaskState {
   std::optional<Instant> next_fire;  // none when suspended or never firing again
   std::optional<Instant> last_fire;  // scheduled time of the last fired occurrence
+  // Set by an Upsert that refused the task (the first of TaskProblems()).
+  std::optional<TaskProblem> problem;
 };
 
 // The operator's handle on the dispatcher. Implementations are thread-safe.
 class TaskSink {
  public:
   virtual ~TaskSink() = default;
-  // Adds or replaces a task (keyed by id). A task CheckTask() refuses is not
-  // scheduled: the call returns InvalidArgument and any previous version is removed.
-  // The sink keeps `task` itself (never null), not a copy.
+  // Adds or replaces a task (keyed by id). A task TaskProblems() refuses is not
+  // scheduled: the call succeeds with `problem` set and no fire times, and any
+  // previous version is removed (the caller reports the problem; it need not check
+  // the task itself first, which would parse its schedule twice). Errors are for
+  // the sink's own failures. The sink keeps `task` itself (never null), not a copy.
   virtual Result<TaskState> Upsert(TaskDefinitionPtr task) = 0;
   // The same with a copy of `task`.
   Result<TaskState> Upsert(const TaskDefinition& task) { return Upsert(std::make_shared<const TaskDefinition>(task)); }

@@ -10,11 +10,14 @@
 #      leads, the other is a warm standby;
 #   3. recorded: cache sync and "every task scheduled" after start, fire lag
 #      (Kafka timestamp - scheduled time, read_committed) over SCALE_SECONDS (180),
-#      the leader's RSS (and peak RSS) and CPU, API requests per minute;
+#      the leader's RSS (sampled every 5 s over that window: median, max, and the
+#      last sample; and peak RSS) and CPU, API requests per minute;
 #   4. failover: the leader is killed with SIGKILL; the time from the kill to the
 #      standby's first fire, and every occurrence due from a minute before the kill
 #      to the end is checked for missing and duplicated ids.
-# Results: one line per run in $out/scale.txt. Needs a release build and the tools.
+# Results: one line per run in $out/scale.txt, and two plots (gnuplot): the fire lag
+# distribution of every run (scale-lag-cdf.png) and the leader's RSS per task over
+# the window (scale-rss.png). Needs a release build and the tools.
 #   hack/bench-scale.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,10 +81,19 @@ for n in ${SCALE_TASKS:-10000 100000}; do
     # Fire lag over $secs seconds (from the next minute boundary on).
     sleep $((60 - 10#$(date +%S)))
     req0=$(metric "$lp" cronlane_kube_requests_total); cpu0=$(cpu_s "$lpid")
+    # RSS every 5 s over the window: one sample depends on where it falls between the
+    # operator's malloc trims and fire batches; the median does not.
+    (t_rss=$(now); while kill -0 "$lpid" 2>/dev/null; do
+       echo "$(since "$t_rss") $(awk '/VmRSS/ {print $2}' "/proc/$lpid/status")"; sleep 5; done) >"$work/rss.txt" &
+    sampler=$!
     lag=$("$dir/bench/fire_bench" --bootstrap "$KAFKA_BOOTSTRAP" --consume-topic "$topic" \
       --consume-seconds "$secs" --lag-out "$work/lag.txt" 2>/dev/null)
+    kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     req1=$(metric "$lp" cronlane_kube_requests_total); cpu1=$(cpu_s "$lpid")
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$lpid/status")
+    rss_median=$(awk '{print $2}' "$work/rss.txt" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    rss_max=$(awk '{print $2}' "$work/rss.txt" | sort -n | tail -1)
+    awk -v n="$n" '{printf "%.1f %.0f\n", $1, $2 * 1024 / n}' "$work/rss.txt" >"$out/scale-rss-$n-$mode.dat"
     peak=$(awk '/VmHWM/ {print $2}' "/proc/$lpid/status")
     standby_cached=$(metric "${ports[$standby]}" cronlane_tasks_cached)
     standby_rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$standby]}/status")
@@ -123,7 +135,8 @@ PY
     for i in 0 1; do cp "$work/operator-$i.log" "$out/scale-operator-$n-$mode-$([[ $i == "$leader" ]] && echo killed || echo standby).log"; done
     echo "kill at $(date -u -d @"${kill_ms%???}" +%H:%M:%S).${kill_ms: -3}" >>"$out/scale-operator-$n-$mode-standby.log"
     line="tasks=$n mode=$mode create_s=$create_s created=$created cache_sync_s=$t_sync all_scheduled_s=$t_sched"
-    line+=" $lag rss_kib=$rss rss_per_task_b=$((rss * 1024 / n)) peak_rss_kib=$peak cpu_s_per_min=$cpu_per_min"
+    line+=" $lag rss_kib=$rss rss_median_kib=$rss_median rss_max_kib=$rss_max"
+    line+=" rss_median_per_task_b=$((rss_median * 1024 / n)) peak_rss_kib=$peak cpu_s_per_min=$cpu_per_min"
     line+=" api_requests_per_min=$api_per_min standby_cached=$standby_cached standby_rss_kib=$standby_rss $failover"
     echo "$line" | tee -a "$out/scale.txt"
     kill "${pids[$standby]}" 2>/dev/null || true
@@ -132,4 +145,42 @@ PY
   done
 done
 tests/env/down.sh >/dev/null 2>&1 || true
+
+# Plots of every run in $out (this run's and earlier ones with the same names).
+cdf="" rssplot=""
+for f in "$out"/scale-lag-*.txt; do
+  [[ -e "$f" ]] || continue
+  name=${f##*/scale-lag-}; name=${name%.txt}
+  sort -g "$f" | awk '{a[NR]=$1} END {for (i = 1; i <= NR; i += (NR > 20000 ? int(NR / 20000) : 1)) print (a[i] < 1 ? 1 : a[i]), i / NR}' \
+    >"$out/scale-cdf-$name.dat"
+  cdf+="\"$out/scale-cdf-$name.dat\" using 1:2 with lines lw 2 title \"${name/-/ tasks, }\", "
+  [[ -e "$out/scale-rss-$name.dat" ]] &&
+    rssplot+="\"$out/scale-rss-$name.dat\" using 1:2 with linespoints lw 2 title \"${name/-/ tasks, }\", "
+done
+if [[ -n "$cdf" ]]; then
+  gnuplot <<GP
+set terminal pngcairo size 900,560 font "sans,11"
+set output "$out/scale-lag-cdf.png"
+set title "Fire lag (Kafka timestamp - scheduled time), every occurrence over 3 min"
+set logscale x
+set xlabel "fire lag (ms, log; under 1 ms drawn at 1)"
+set ylabel "fraction of occurrences"
+set key bottom right
+set grid
+plot ${cdf%, }
+GP
+fi
+if [[ -n "$rssplot" ]]; then
+  gnuplot <<GP
+set terminal pngcairo size 900,560 font "sans,11"
+set output "$out/scale-rss.png"
+set title "Leader RSS per task while firing (sampled every 5 s)"
+set xlabel "seconds into the 3-minute window"
+set ylabel "RSS / tasks (bytes)"
+set yrange [0:*]
+set key bottom right
+set grid
+plot 2048 with lines lw 1 dt 2 title "aim: 2 KiB", ${rssplot%, }
+GP
+fi
 echo "results in $out/scale.txt"

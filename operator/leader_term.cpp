@@ -151,7 +151,10 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
         }
         leading.Cancel();
       });
-  dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, options_.dispatcher);
+  dispatcher::DispatcherOptions fire_options = options_.dispatcher;
+  // A fired occurrence's CloudEvents source is its ScheduledTask's API path.
+  fire_options.event_source = [](const dispatcher::TaskDefinition& t) { return kScheduledTasks.Path(t.ns, t.name); };
+  dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, fire_options);
   const int shard = options_.shard, shards = options_.shards;
   TaskFilter owns;  // null: every task
   if (shards > 1) owns = [shard, shards](const std::string& uid) { return ShardOf(uid, shards) == shard; };

@@ -289,6 +289,7 @@ int main(int argc, char** argv) {
                           "Checkpoints a standby holds from following the checkpoint topic (0 once it leads)",
                           CallbackMetrics::Type::kGauge, [follower] { return static_cast<double>(follower->Size()); });
   }
+  op::MemoryTrimmer::FixMmapThreshold();
   manager.Add(std::make_unique<op::MemoryTrimmer>());
   const op::LeaderTermOptions term{.dispatcher = {.default_topic = f.default_topic,
                                                   .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)},

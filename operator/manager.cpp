@@ -42,6 +42,12 @@ Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, 
 
 Manager::~Manager() = default;
 
+void MemoryTrimmer::FixMmapThreshold() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);  // also turns the dynamic threshold off
+#endif
+}
+
 Status MemoryTrimmer::Start(CancelToken& cancel) {
   while (!cancel.WaitFor(period_)) {
 #ifdef __GLIBC__

@@ -36,7 +36,6 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   d.id = t.uid;
   d.ns = t.ns;
   d.name = t.name;
-  d.source = kScheduledTasks.Path(t.ns, t.name);
   d.generation = t.generation;
   if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");

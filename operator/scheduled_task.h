@@ -14,6 +14,7 @@
 
 namespace cronlane::op {
 
+// Also the CloudEvents source of every fired occurrence: kScheduledTasks.Path(ns, name).
 inline const kube::ResourceRef kScheduledTasks{"cronlane.dev", "v1alpha1", "scheduledtasks"};
 inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
 

@@ -18,9 +18,9 @@ StatusWriter::StatusWriter(kube::KubeClient& client, Lookup lookup, EventAggrega
       conditions_budget_(clock, conditions.qps, conditions.burst),
       on_fenced_(std::move(on_fenced)) {}
 
-StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& key, const std::string& uid) {
+StatusWriter::Entries::iterator StatusWriter::EntryLocked(const std::string& key, const std::string& uid) {
   auto it = tasks_.find(key);
-  if (it == tasks_.end() || it->second.uid_hash != UidHash(uid)) {
+  if (it == tasks_.end() || it->second.gone || it->second.uid_hash != UidHash(uid)) {
     Pending p;
     p.uid_hash = UidHash(uid);
     if (auto cached = lookup_(key); cached && cached->uid == uid) {
@@ -32,28 +32,57 @@ StatusWriter::Pending& StatusWriter::EntryLocked(const std::string& key, const s
       p.observed_generation = cached->status.observed_generation;
     }
     if (it != tasks_.end()) {
-      // A new incarnation of the name: it waits in the queues where the old one did.
+      // A new incarnation of the name (or the same task back): it waits in the
+      // queues where the old entry did, so the queues' iterators stay valid.
       p.in_times_queue = it->second.in_times_queue;
       p.in_conditions_queue = it->second.in_conditions_queue;
+      if (it->second.gone) --gone_;
+      it->second = std::move(p);
+    } else {
+      it = tasks_.emplace(key, std::move(p)).first;
     }
-    it = tasks_.insert_or_assign(key, std::move(p)).first;
   }
-  return it->second;
+  return it;
 }
 
-void StatusWriter::MarkTimesLocked(const std::string& key, Pending& p) {
+void StatusWriter::MarkTimesLocked(Entries::iterator it) {
+  Pending& p = it->second;
   p.times_dirty = true;
   if (!p.in_times_queue) {
-    times_queue_.push_back(key);
+    times_queue_.push_back(it);
     p.in_times_queue = true;
   }
 }
 
-void StatusWriter::MarkConditionsLocked(const std::string& key, Pending& p) {
+void StatusWriter::MarkConditionsLocked(Entries::iterator it) {
+  Pending& p = it->second;
   p.conditions_dirty = true;
   if (!p.in_conditions_queue) {
-    conditions_queue_.push_back(key);
+    conditions_queue_.push_back(it);
     p.in_conditions_queue = true;
+  }
+}
+
+void StatusWriter::EraseLocked(Entries::iterator it) {
+  Pending& p = it->second;
+  if (!p.in_times_queue && !p.in_conditions_queue) {
+    if (p.gone) --gone_;
+    tasks_.erase(it);
+    return;
+  }
+  if (!p.gone) ++gone_;
+  Pending tombstone;  // clean, so its turns in the queues write nothing
+  tombstone.gone = true;
+  tombstone.in_times_queue = p.in_times_queue;
+  tombstone.in_conditions_queue = p.in_conditions_queue;
+  p = std::move(tombstone);
+}
+
+void StatusWriter::EraseIfGoneLocked(Entries::iterator it) {
+  const Pending& p = it->second;
+  if (p.gone && !p.in_times_queue && !p.in_conditions_queue) {
+    --gone_;
+    tasks_.erase(it);
   }
 }
 
@@ -62,11 +91,12 @@ void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generat
   const std::string key = t.Key();
   SharedConditions shared = InternConditions(std::move(conditions));
   MutexLock lock(mu_);
-  Pending& p = EntryLocked(key, t.uid);
+  auto it = EntryLocked(key, t.uid);
+  Pending& p = it->second;
   p.observed_generation = observed_generation;
   p.conditions = std::move(shared);
   p.shard = shard;
-  MarkConditionsLocked(key, p);
+  MarkConditionsLocked(it);
   // A fire committed after the reconcile read the dispatcher has the newer next
   // time; the next fire is always after the last one.
   if (!next_schedule_time || !p.last || *next_schedule_time > *p.last) p.next = next_schedule_time;
@@ -74,18 +104,19 @@ void StatusWriter::OnReconciled(const ScheduledTask& t, int64_t observed_generat
 
 void StatusWriter::Forget(const std::string& key) {
   MutexLock lock(mu_);
-  tasks_.erase(key);  // a queued key is skipped when its turn comes
+  if (auto it = tasks_.find(key); it != tasks_.end()) EraseLocked(it);
 }
 
 void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::Instant scheduled,
                            std::optional<dispatcher::Instant> next) {
   const std::string key = task.ns + "/" + task.name;
   MutexLock lock(mu_);
-  Pending& p = EntryLocked(key, task.id);
+  auto it = EntryLocked(key, task.id);
+  Pending& p = it->second;
   if (!p.last || *p.last < scheduled) p.last = scheduled;
   p.next = next;
   ++p.fired;
-  MarkTimesLocked(key, p);
+  MarkTimesLocked(it);
 }
 
 void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant,
@@ -93,9 +124,9 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
   {
     const std::string key = task.ns + "/" + task.name;
     MutexLock lock(mu_);
-    Pending& p = EntryLocked(key, task.id);
-    p.missed += count;
-    MarkTimesLocked(key, p);
+    auto it = EntryLocked(key, task.id);
+    it->second.missed += count;
+    MarkTimesLocked(it);
   }
   spdlog::warn("task {}/{}: {}", task.ns, task.name, message);
   events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""}, "Warning", reason,
@@ -108,31 +139,33 @@ void StatusWriter::OnSucceeded(const std::string& subject, const std::string& ui
   // A task that fires has an entry already: no copy from the informer cache per
   // result. Otherwise the cache says whether the result is for this incarnation.
   auto known = tasks_.find(subject);
-  if (known == tasks_.end() || known->second.uid_hash != UidHash(uid)) {
+  if (known == tasks_.end() || known->second.gone || known->second.uid_hash != UidHash(uid)) {
     auto cached = lookup_(subject);
     if (!cached || cached->uid != uid) return;
   }
-  Pending& p = EntryLocked(subject, uid);
+  auto it = EntryLocked(subject, uid);
+  Pending& p = it->second;
   if (!p.last_success || *p.last_success < finished) {
     p.last_success = finished;
-    MarkTimesLocked(subject, p);
+    MarkTimesLocked(it);
   }
 }
 
 void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) {
   const std::string key = task.ns + "/" + task.name;
   MutexLock lock(mu_);
-  auto it = tasks_.find(key);
-  if (it == tasks_.end() || it->second.uid_hash != UidHash(task.id)) {
+  auto known = tasks_.find(key);
+  if (known == tasks_.end() || known->second.gone || known->second.uid_hash != UidHash(task.id)) {
     // No entry: write only if status shows another time (a restart writes nothing).
     auto cached = lookup_(key);
     if (!cached || cached->uid != task.id) return;
     if (cached->status.next_schedule_time == next) return;
   }
-  Pending& p = EntryLocked(key, task.id);
+  auto it = EntryLocked(key, task.id);
+  Pending& p = it->second;
   if (p.next == next) return;
   p.next = next;
-  if (!p.conditions_dirty) MarkTimesLocked(key, p);  // a pending conditions write carries it
+  if (!p.conditions_dirty) MarkTimesLocked(it);  // a pending conditions write carries it
 }
 
 void StatusWriter::OnFenced(const std::string& message) {
@@ -149,7 +182,7 @@ size_t StatusWriter::backlog() const {
 
 size_t StatusWriter::tracked() const {
   MutexLock lock(mu_);
-  return tasks_.size();
+  return tasks_.size() - gone_;
 }
 
 kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
@@ -182,11 +215,11 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
     }
     MutexLock lock(mu_);
     auto it = tasks_.find(key);
-    if (it == tasks_.end() || it->second.uid_hash != p.uid_hash) continue;
+    if (it == tasks_.end() || it->second.gone || it->second.uid_hash != p.uid_hash) continue;
     Pending& now = it->second;
     if (r.status().code() == StatusCode::kNotFound) {
       // Deleted meanwhile: drop the entry unless something newer arrived for it.
-      if (!now.times_dirty && !now.conditions_dirty) tasks_.erase(it);
+      if (!now.times_dirty && !now.conditions_dirty) EraseLocked(it);
       continue;
     }
     spdlog::warn("status of {}: {}", key, r.status().ToString());
@@ -194,9 +227,9 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
     // are already newer.
     if (with_conditions && !now.conditions_dirty) {
       now.conditions = p.conditions;
-      MarkConditionsLocked(key, now);
+      MarkConditionsLocked(it);
     } else if (!now.conditions_dirty) {
-      MarkTimesLocked(key, now);
+      MarkTimesLocked(it);
     }
   }
   return written;
@@ -208,28 +241,31 @@ int StatusWriter::Flush() {
   {
     MutexLock lock(mu_);
     while (!conditions_queue_.empty()) {
-      auto it = tasks_.find(conditions_queue_.front());
-      if (it != tasks_.end() && it->second.conditions_dirty) {
+      auto it = conditions_queue_.front();
+      Pending& p = it->second;
+      if (p.conditions_dirty) {
         if (!conditions_budget_.TryAcquire()) break;  // the rest waits for the next pass
-        Pending& p = it->second;
         with_conditions.push_back({it->first, p});
         p.conditions_dirty = false;
         p.times_dirty = false;  // the write carries them
         p.conditions.reset();   // written: the cache holds them now
       }
-      if (it != tasks_.end()) it->second.in_conditions_queue = false;
+      p.in_conditions_queue = false;
       conditions_queue_.pop_front();
+      EraseIfGoneLocked(it);
     }
     while (!times_queue_.empty()) {
-      auto it = tasks_.find(times_queue_.front());
+      auto it = times_queue_.front();
+      Pending& p = it->second;
       // A pending conditions write carries the times when its turn comes.
-      if (it != tasks_.end() && it->second.times_dirty && !it->second.conditions_dirty) {
+      if (p.times_dirty && !p.conditions_dirty) {
         if (!times_budget_.TryAcquire()) break;
-        times_only.push_back({it->first, it->second});
-        it->second.times_dirty = false;
+        times_only.push_back({it->first, p});
+        p.times_dirty = false;
       }
-      if (it != tasks_.end()) it->second.in_times_queue = false;
+      p.in_times_queue = false;
       times_queue_.pop_front();
+      EraseIfGoneLocked(it);
     }
   }
   int written = WriteBatch(with_conditions, true) + WriteBatch(times_only, false);

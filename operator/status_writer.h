@@ -100,19 +100,26 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     int32_t shard = -1;
     bool times_dirty = false;
     bool conditions_dirty = false;
-    // Whether the key waits in times_queue_ / conditions_queue_.
+    // Whether the entry waits in times_queue_ / conditions_queue_.
     bool in_times_queue = false;
     bool in_conditions_queue = false;
+    // Forgotten (deleted) while a queue still points at it: erased once no queue does.
+    bool gone = false;
   };
+  using Entries = std::map<std::string, Pending>;
   struct Write {
     std::string key;  // namespace/name
     Pending p;
   };
   static size_t UidHash(std::string_view uid) { return std::hash<std::string_view>{}(uid); }
-  Pending& EntryLocked(const std::string& key, const std::string& uid) REQUIRES(mu_);
-  // Marks fields dirty and queues the key at the back of its queue (once).
-  void MarkTimesLocked(const std::string& key, Pending& p) REQUIRES(mu_);
-  void MarkConditionsLocked(const std::string& key, Pending& p) REQUIRES(mu_);
+  Entries::iterator EntryLocked(const std::string& key, const std::string& uid) REQUIRES(mu_);
+  // Marks fields dirty and queues the entry at the back of its queue (once).
+  void MarkTimesLocked(Entries::iterator it) REQUIRES(mu_);
+  void MarkConditionsLocked(Entries::iterator it) REQUIRES(mu_);
+  // Drops an entry: now, or (when a queue points at it) once the queues let go.
+  void EraseLocked(Entries::iterator it) REQUIRES(mu_);
+  // Erases a gone entry no queue points at any more.
+  void EraseIfGoneLocked(Entries::iterator it) REQUIRES(mu_);
   static kube::Json PatchFor(const Pending& p, bool with_conditions);
   // Writes `batch`; entries that failed are marked dirty again (at the back).
   int WriteBatch(const std::vector<Write>& batch, bool with_conditions) EXCLUDES(mu_);
@@ -124,14 +131,17 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   RateLimiter conditions_budget_;
   std::function<void(const std::string&)> on_fenced_;
   mutable Mutex mu_;
-  std::map<std::string, Pending> tasks_ GUARDED_BY(mu_);  // by namespace/name
-  // Dirty keys in the order they became dirty, so every task gets its turn under
+  Entries tasks_ GUARDED_BY(mu_);    // by namespace/name
+  size_t gone_ GUARDED_BY(mu_) = 0;  // entries of tasks_ that are gone
+  // Dirty entries in the order they became dirty, so every task gets its turn under
   // the budget (a pass that walked tasks_ in key order would write the same first
   // keys every minute and never reach the rest), and a pass costs what it writes,
-  // not a walk over 100k entries. A key may appear in a queue after its entry went
-  // or became clean: a pass skips it.
-  std::deque<std::string> conditions_queue_ GUARDED_BY(mu_);
-  std::deque<std::string> times_queue_ GUARDED_BY(mu_);
+  // not a walk over 100k entries. The queues hold iterators, not copies of the key
+  // (with 100k every-minute tasks both queues hold every task: 8 bytes each instead
+  // of a heap string); an entry is never erased while a queue points at it
+  // (EraseLocked). An entry may be clean or gone when its turn comes: a pass skips it.
+  std::deque<Entries::iterator> conditions_queue_ GUARDED_BY(mu_);
+  std::deque<Entries::iterator> times_queue_ GUARDED_BY(mu_);
   std::atomic<uint64_t> writes_{0};
 };
 

@@ -25,7 +25,7 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
   Condition ready{kConditionReady, "True", kReasonScheduled, "The task fires according to spec.schedule", "",
                   t.generation};
   if (problem) {
-    // Every problem CheckTask finds is in the spec: nothing fires until a person
+    // Every problem the dispatcher finds (TaskProblems) is in the spec: nothing fires until a person
     // changes it, so the task is Stalled as well as not Ready.
     ready.status = "False";
     ready.reason = problem->reason;
@@ -62,15 +62,12 @@ Status TaskReconciler::Reconcile(const std::string& key) {
     k.def = t.def;
   }
 
-  std::optional<dispatcher::TaskProblem> problem = dispatcher::CheckTask(*t.def);
-  dispatcher::TaskState state;
-  if (problem) {
-    sink_.Remove(t.uid);
-  } else {
-    auto upserted = sink_.Upsert(t.def);
-    if (!upserted.ok()) return upserted.status();
-    state = *upserted;
-  }
+  // The dispatcher checks the task (one parse of its schedule) and refuses it with
+  // the problem, or schedules it.
+  auto upserted = sink_.Upsert(t.def);
+  if (!upserted.ok()) return upserted.status();
+  const dispatcher::TaskState& state = *upserted;
+  const std::optional<dispatcher::TaskProblem>& problem = state.problem;
 
   std::vector<Condition> conditions = DesiredConditions(t, problem);
   const std::optional<Instant>& next = state.next_fire;

@@ -38,7 +38,8 @@ class TaskReconciler {
                  int shards = 1);
 
   // OK: converged (the caller forgets the key's backoff). An error: retry later
-  // with backoff (the dispatcher refused the task for a reason CheckTask missed).
+  // with backoff (the dispatcher failed; a task it refuses is converged, with
+  // the problem in its conditions).
   Status Reconcile(const std::string& key);
 
   // Whether a cache change for a key needs a reconcile: new, deleted, or a spec

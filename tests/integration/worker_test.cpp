@@ -238,7 +238,6 @@ TEST_F(WorkerTest, GroupLagCountsAFreshGroupAndReachesZeroOnATransactionalTopic)
     t.id = "uid-" + std::to_string(batch);
     t.ns = "ns";
     t.name = "t";
-    t.source = "/x";
     t.payload_json = "{}";
     t.shards = 2;
     for (auto& m :
@@ -276,7 +275,6 @@ TEST_F(WorkerTest, AWorkerStepsOverTheMarkerThePreviousOwnerLeftUncommitted) {
   t.id = "uid";
   t.ns = "ns";
   t.name = "t";
-  t.source = "/x";
   for (auto& m :
        dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}}, 0s, id_ + ".tasks")) {
     ASSERT_TRUE(kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers).ok());

@@ -26,7 +26,6 @@ inline std::vector<std::string> ProduceFiredTasks(const std::string& bootstrap, 
     t.id = "uid-" + prefix + std::to_string(i);
     t.ns = "ns";
     t.name = prefix + std::to_string(i);
-    t.source = "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/" + t.name;
     t.payload_json = payloads[i];
     t.max_attempts = max_attempts;
     t.backoff_seconds = 0;

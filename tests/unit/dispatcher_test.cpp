@@ -105,7 +105,6 @@ TaskDefinition Task(const std::string& name, const std::string& schedule) {
   t.id = "uid-" + name;
   t.ns = "team";
   t.name = name;
-  t.source = "/apis/cronlane.dev/v1alpha1/namespaces/team/scheduledtasks/" + name;
   t.schedule = schedule;
   t.topic = "jobs";
   t.payload_json = R"({"n":1})";
@@ -283,7 +282,10 @@ TEST_F(DispatcherTest, UnclaimedCheckpointsAreTheRestoredOnesNoTaskTook) {
 }
 
 TEST_F(DispatcherTest, FiresOnTimeWithCloudEventHeaders) {
-  Dispatcher d(clock, sink, &rec);
+  // The embedder names the source (the operator: the object's API path).
+  Dispatcher d(clock, sink, &rec, {.event_source = [](const TaskDefinition& t) {
+                 return "/apis/x/namespaces/" + t.ns + "/st/" + t.name;
+               }});
   ASSERT_TRUE(d.Start().ok());
   auto state = d.Upsert(Task("a", "*/10 * * * * *"));
   ASSERT_TRUE(state.ok());
@@ -298,7 +300,15 @@ TEST_F(DispatcherTest, FiresOnTimeWithCloudEventHeaders) {
   for (const auto& x : m.headers) h[x.name] = x.value;
   EXPECT_EQ(h["ce_specversion"], "1.0");
   EXPECT_EQ(h["ce_type"], "dev.cronlane.task.fired");
-  EXPECT_EQ(h["ce_source"], "/apis/cronlane.dev/v1alpha1/namespaces/team/scheduledtasks/a");
+  EXPECT_EQ(h["ce_source"], "/apis/x/namespaces/team/st/a");
+  // Without one: "/<namespace>/<name>".
+  auto plain = BuildMessages(Task("b", "* * * * *"), Instant{}, 0s, "jobs");
+  ASSERT_EQ(plain.size(), 1U);
+  for (const auto& x : plain[0].headers) {
+    if (x.name == "ce_source") {
+      EXPECT_EQ(x.value, "/team/b");
+    }
+  }
   EXPECT_EQ(h["ce_time"], "2026-01-01T00:00:10Z");
   EXPECT_EQ(h["content-type"], "application/json");
   EXPECT_EQ(h["ce_shardcount"], "1");
@@ -674,12 +684,37 @@ TEST_F(DispatcherTest, ShardsAndDeterministicJitter) {
   EXPECT_LE(*seen.rbegin(), 20);
 }
 
+// The table is keyed by the id inside the definition it holds: after an Upsert
+// replaces a definition, the table does not depend on the old one (which its owner
+// may free, and malloc may reuse; queued heap items keep theirs alive).
+TEST_F(DispatcherTest, AReplacedDefinitionIsNotReferencedAnyMore) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto first = std::make_shared<TaskDefinition>(Task("a", "*/10 * * * * *"));
+  ASSERT_TRUE(d.Upsert(first).ok());
+  auto second = std::make_shared<TaskDefinition>(*first);
+  ASSERT_TRUE(d.Upsert(second).ok());
+  first->id = "what-reused-memory-holds";
+  ASSERT_TRUE(d.State("uid-a").ok());
+  EXPECT_FALSE(d.State("what-reused-memory-holds").ok());
+  d.Remove("uid-a");
+  EXPECT_FALSE(d.State("uid-a").ok());
+}
+
 TEST_F(DispatcherTest, InvalidTasksAreRefused) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(Task("bad", "* * * * *")).ok());
+  ASSERT_TRUE(d.State("uid-bad").ok());
+  // The same id with a schedule that never fires: refused, with the problem, and the
+  // earlier version is no longer scheduled.
   auto r = d.Upsert(Task("bad", "0 0 31 2 *"));
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("InvalidSchedule"));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_TRUE(r->problem.has_value());
+  EXPECT_EQ(r->problem->reason, "InvalidSchedule");
+  EXPECT_EQ(r->problem->field, "spec.schedule");
+  EXPECT_FALSE(r->next_fire.has_value());
+  EXPECT_EQ(d.State("uid-bad").status().code(), StatusCode::kNotFound);
 }
 
 // An observer that calls back into the dispatcher from OnSkipped, as an observer
@@ -770,6 +805,24 @@ TEST_F(DispatcherTest, TasksHeldBeforeStartAreReportedWhenScheduled) {
   EXPECT_TRUE(obs.scheduled.empty());
   ASSERT_TRUE(d.Start().ok());
   EXPECT_THAT(obs.scheduled, ElementsAre("held@2026-01-01T01:00:00Z"));
+}
+
+TEST(TaskProblems, HandsOverTheScheduleItParsed) {
+  TaskDefinition t = Task("z", "30 9 * * 1-5");
+  t.time_zone = "Europe/Berlin";
+  std::optional<Schedule> parsed;
+  EXPECT_TRUE(TaskProblems(t, &parsed).empty());
+  ASSERT_TRUE(parsed.has_value());
+  auto direct = Schedule::Parse(t.schedule, t.time_zone);
+  ASSERT_TRUE(direct.ok());
+  const Instant from = T("2026-03-27T12:00:00Z");  // across the spring-forward weekend
+  EXPECT_EQ(parsed->Next(from), direct->Next(from));
+  EXPECT_EQ(parsed->Next(from), T("2026-03-30T07:30:00Z"));
+  // A task with a problem hands over nothing, even when the schedule itself parses.
+  t.shards = 0;
+  std::optional<Schedule> refused;
+  EXPECT_FALSE(TaskProblems(t, &refused).empty());
+  EXPECT_FALSE(refused.has_value());
 }
 
 }  // namespace

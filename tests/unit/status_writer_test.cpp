@@ -33,9 +33,15 @@ class FakeTaskSink : public dispatcher::TaskSink {
   std::map<std::string, dispatcher::TaskDefinition> tasks;
   using TaskSink::Upsert;
   Result<dispatcher::TaskState> Upsert(dispatcher::TaskDefinitionPtr t) override {
+    ++upserts;
+    if (auto problem = dispatcher::CheckTask(*t)) {  // refused as the dispatcher refuses
+      tasks.erase(t->id);
+      return dispatcher::TaskState{std::nullopt, std::nullopt, std::move(problem)};
+    }
     tasks[t->id] = *t;
     return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
   }
+  int upserts = 0;
   void Remove(const std::string& id) override { tasks.erase(id); }
   void Forget(const std::string& id) override {
     tasks.erase(id);
@@ -266,6 +272,42 @@ TEST_F(StatusPathTest, DeletedTaskIsForgotten) {
   writer_->OnFired(*Task("gone").def, T("2026-01-01T01:00:00Z"), std::nullopt);
   EXPECT_EQ(writer_->tracked(), 1U);
   EXPECT_EQ(writer_->Flush(), 0) << "404: not a write";
+  EXPECT_EQ(writer_->tracked(), 0U);
+}
+
+// The queues point at entries (no key copies): an entry forgotten while queued waits
+// for the queues to let go, a name that comes back meanwhile takes it over, and a
+// forgotten task is never written.
+TEST_F(StatusPathTest, ForgottenWhileQueuedAndBackUnderTheSameName) {
+  Cache(Task("a"));
+  Cache(Task("b"));
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  ASSERT_TRUE(reconciler_->Reconcile("ns/b").ok());
+  writer_->OnFired(*cache_["ns/b"].def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));  // both queues
+  writer_->Forget("ns/a");
+  writer_->Forget("ns/b");
+  EXPECT_EQ(writer_->tracked(), 0U);
+  EXPECT_EQ(writer_->backlog(), 0U);
+
+  ScheduledTask again = Task("a");  // created again under the old name
+  again.uid = "uid-a-2";
+  auto def = std::make_shared<dispatcher::TaskDefinition>(*again.def);
+  def->id = again.uid;
+  again.def = def;
+  Cache(again);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(writer_->tracked(), 1U);
+
+  EXPECT_EQ(writer_->Flush(), 1) << "the new incarnation is written, the forgotten task is not";
+  EXPECT_EQ(Patches("a").size(), 1U);
+  EXPECT_TRUE(Patches("b").empty());
+  EXPECT_EQ(writer_->tracked(), 1U);
+  // b's fire-times turn comes and goes; a fires and is written again.
+  writer_->OnFired(*again.def, T("2026-01-01T01:00:00Z"), T("2026-01-01T02:00:00Z"));
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_EQ(Patches("a").size(), 2U);
+  EXPECT_EQ(writer_->Flush(), 0);
+  writer_->Forget("ns/a");
   EXPECT_EQ(writer_->tracked(), 0U);
 }
 
