@@ -253,7 +253,8 @@ int main(int argc, char** argv) {
   op::TermWorld world;
   world.sink = [sink] { return std::make_unique<SinkHandle>(*sink); };
   world.results = [](auto, auto, auto) { return std::make_unique<ReplayedResults>(); };
-  manager.Add(std::make_unique<op::MemoryTrimmer>());  // as operator/main.cpp does
+  op::MemoryTrimmer::FixMmapThreshold();  // as operator/main.cpp does
+  manager.Add(std::make_unique<op::MemoryTrimmer>());
   manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(), world,
                                                op::LeaderTermOptions{.dispatcher = {.default_topic = "scale"}}));
 

@@ -50,10 +50,11 @@ class MemoryTrimmer final : public Runnable {
   explicit MemoryTrimmer(std::chrono::milliseconds period = std::chrono::seconds(30)) : period_(period) {}
   // Call once at start-up, before the first list: allocations of 256 KiB and more
   // (a list response, simdjson's index of it, the fire heap, hash buckets) are
-  // mapped and unmapped on their own. glibc's default raises that threshold to
-  // 32 MiB after the first large free, so the next big buffers come from the arenas
-  // and leave holes there between long-lived task data. Measured with 100k tasks:
-  // leader RSS 210 → 199 MiB with the same live heap (docs/benchmarks.md).
+  // mapped and unmapped on their own. By default glibc raises that threshold to the
+  // size of each mapped block freed (up to 32 MiB), so after a 100k list the next
+  // big buffers come from the arenas and leave holes there between long-lived task
+  // data. One pair of samples with 100k tasks, same live heap: leader RSS 210 →
+  // 199 MiB (docs/benchmarks.md, "Memory per task at 100k").
   static void FixMmapThreshold();
   Status Start(CancelToken& cancel) override;
   bool NeedsLeaderElection() const override { return false; }

@@ -33,7 +33,6 @@ class FakeTaskSink : public dispatcher::TaskSink {
   std::map<std::string, dispatcher::TaskDefinition> tasks;
   using TaskSink::Upsert;
   Result<dispatcher::TaskState> Upsert(dispatcher::TaskDefinitionPtr t) override {
-    ++upserts;
     if (auto problem = dispatcher::CheckTask(*t)) {  // refused as the dispatcher refuses
       tasks.erase(t->id);
       return dispatcher::TaskState{std::nullopt, std::nullopt, std::move(problem)};
@@ -41,7 +40,6 @@ class FakeTaskSink : public dispatcher::TaskSink {
     tasks[t->id] = *t;
     return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
   }
-  int upserts = 0;
   void Remove(const std::string& id) override { tasks.erase(id); }
   void Forget(const std::string& id) override {
     tasks.erase(id);
