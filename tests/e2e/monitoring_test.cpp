@@ -7,11 +7,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "operator/kube/client.h"
 #include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
@@ -54,18 +54,7 @@ class MonitoringTest : public OperatorFixture {
   }
   // The result of an instant query.
   Json Query(const std::string& q) {
-    std::string encoded;
-    for (unsigned char c : q) {
-      if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-        encoded += static_cast<char>(c);
-      } else {
-        static const char* hex = "0123456789ABCDEF";
-        encoded += '%';
-        encoded += hex[c >> 4];
-        encoded += hex[c & 15];
-      }
-    }
-    std::string body = HttpGet(port_, "/api/v1/query?query=" + encoded);
+    std::string body = HttpGet(port_, "/api/v1/query?query=" + kube::UrlEscape(q));
     Json j = Json::parse(body, nullptr, false);
     if (j.is_discarded() || j.value("status", "") != "success") return Json::array();
     return j["data"]["result"];
