@@ -13,15 +13,24 @@ using namespace std::chrono_literals;
 
 bool ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record) {
   if (!record.key) return false;
+  const bool typed = record.key->find('/') != std::string::npos;
   if (record.value.empty()) {
-    into.erase(*record.key);  // tombstone
+    if (typed) {
+      into.records.erase(*record.key);  // tombstone
+    } else {
+      into.fired.erase(*record.key);
+    }
+    return true;
+  }
+  if (typed) {
+    into.records[*record.key] = record.value;
     return true;
   }
   int64_t v = 0;
   const char* end = record.value.data() + record.value.size();
   auto [ptr, ec] = std::from_chars(record.value.data(), end, v);
   if (ec != std::errc() || ptr != end) return false;  // not a checkpoint (someone else wrote to the topic)
-  into[*record.key] = v;
+  into.fired[*record.key] = v;
   return true;
 }
 
@@ -90,7 +99,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
   }
   {
     MutexLock lock(mu_);
-    checkpoints_.clear();  // every attempt reads from the beginning
+    checkpoints_ = Checkpoints{};  // every attempt reads from the beginning
   }
   // How far each partition has been read: past the last record seen, or to the
   // end a partition-EOF reported (for read_committed, past transaction markers).

@@ -43,9 +43,10 @@ struct CheckpointFollowerOptions {
 };
 
 // Applies one record of the checkpoint topic: a value is the unix time of the
-// task's last fired occurrence, a null (empty) value a tombstone. Records that are
-// not checkpoints (no key, a value that is not a number) change nothing and return
-// false (the follower counts them and warns, throttled).
+// task's last fired occurrence, a null (empty) value a tombstone. A key with a '/'
+// is a typed record ("<uid>/run-now") whose value is kept as text. Records that are
+// not checkpoints (no key, a plain key whose value is not a number) change nothing
+// and return false (the follower counts them and warns, throttled).
 bool ApplyCheckpointRecord(Checkpoints& into, const kafka::Message& record);
 
 class CheckpointFollower {

@@ -1,6 +1,7 @@
 #include "dispatcher/dispatcher.h"
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <functional>
 #include <set>
@@ -27,12 +28,61 @@ std::string Unix(Instant t) {
   return std::to_string(t.time_since_epoch().count());
 }
 
+// A run-now record's value: "<unix> <Fired|Skipped> <token>".
+std::string RunNowRecord(Instant at, Trigger trigger, const std::string& token) {
+  return Unix(at) + (trigger == Trigger::kManual ? " Fired " : " Skipped ") + token;
+}
+
+struct ParsedRunNowRecord {
+  Instant at;
+  bool fired = false;
+  std::string token;
+};
+std::optional<ParsedRunNowRecord> ParseRunNowRecord(std::string_view v) {
+  const auto sp1 = v.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : v.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return std::nullopt;
+  int64_t unix = 0;
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + sp1, unix);
+  if (ec != std::errc() || ptr != v.data() + sp1) return std::nullopt;
+  const std::string_view result = v.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view token = v.substr(sp2 + 1);
+  if ((result != "Fired" && result != "Skipped") || !ValidRunToken(token)) return std::nullopt;
+  return ParsedRunNowRecord{Instant{seconds{unix}}, result == "Fired", std::string(token)};
+}
+
 }  // namespace
 
 std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards) {
   std::string id = task_id + ":" + Unix(scheduled);
   if (shards > 1) id += ":" + std::to_string(shard);
   return id;
+}
+
+std::string ManualOccurrenceId(const std::string& task_id, const std::string& token, int shard, int shards) {
+  std::string id = task_id + ":run-now:" + token;
+  if (shards > 1) id += ":" + std::to_string(shard);
+  return id;
+}
+
+ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
+  ParsedOccurrenceId out;
+  const auto first = id.find(':');
+  out.task_id = std::string(id.substr(0, first));
+  if (first == std::string_view::npos) {
+    out.base = out.task_id;
+    return out;
+  }
+  std::string_view rest = id.substr(first + 1);
+  constexpr std::string_view kManual = "run-now:";
+  if (rest.substr(0, kManual.size()) == kManual) {
+    const std::string_view token = rest.substr(kManual.size());
+    out.token = std::string(token.substr(0, token.find(':')));
+    out.base = out.task_id + ":run-now:" + out.token;
+  } else {
+    out.base = out.task_id + ":" + std::string(rest.substr(0, rest.find(':')));
+  }
+  return out;
 }
 
 std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds) {
@@ -46,7 +96,8 @@ std::string DefaultEventSource(const TaskDefinition& task) {
 }
 
 std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled, std::chrono::seconds jitter,
-                                      const std::string& default_topic, const std::string& source) {
+                                      const std::string& default_topic, const std::string& source,
+                                      const std::string& manual_token) {
   std::vector<OutMessage> out;
   out.reserve(static_cast<size_t>(t.shards));
   const std::string topic = t.topic.empty() ? default_topic : t.topic;
@@ -57,7 +108,8 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
     // by shard) still keep their order.
     OutMessage m{topic, t.key.empty() && t.shards > 1 ? key + "#" + std::to_string(shard) : key, t.payload_json, {}};
     m.headers = {{"ce_specversion", "1.0"},
-                 {"ce_id", OccurrenceId(t.id, scheduled, shard, t.shards)},
+                 {"ce_id", manual_token.empty() ? OccurrenceId(t.id, scheduled, shard, t.shards)
+                                                : ManualOccurrenceId(t.id, manual_token, shard, t.shards)},
                  {"ce_source", source.empty() ? DefaultEventSource(t) : source},
                  {"ce_type", "dev.cronlane.task.fired"},
                  {"ce_time", FormatRfc3339(scheduled)},
@@ -69,6 +121,7 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
                  {"ce_maxattempts", std::to_string(t.max_attempts)},
                  {"ce_backoffseconds", std::to_string(t.backoff_seconds)}};
     if (t.timeout_seconds > 0) m.headers.push_back({"ce_timeoutseconds", std::to_string(t.timeout_seconds)});
+    if (!manual_token.empty()) m.headers.push_back({"ce_trigger", "manual"});
     for (const auto& [k, v] : t.headers) m.headers.push_back({k, v});
     out.push_back(std::move(m));
   }
@@ -96,7 +149,8 @@ Status Dispatcher::Start() {
   std::vector<std::pair<DefPtr, std::optional<Instant>>> scheduled;
   {
     MutexLock lock(mu_);
-    restored_ = std::move(*cps);
+    restored_ = std::move(cps->fired);
+    restored_records_ = std::move(cps->records);
     started_ = true;
     Instant now = Now();
     scheduled.reserve(tasks_.size());
@@ -105,13 +159,19 @@ Status Dispatcher::Start() {
         e.last_fired = PlausibleCheckpoint(*e.def, it->second, now);
         restored_.erase(it);  // the entry carries it from now on (memory per task)
       }
+      if (!restored_records_.empty()) ClaimRecordLocked(e.def);
       ScheduleLocked(e, now);
       scheduled.emplace_back(e.def, e.next);
+    }
+    // Run-now requests held until the records said which tokens were handled.
+    for (auto& [id, m] : manual_) {
+      if (auto it = tasks_.find(id); it != tasks_.end()) DecideRunLocked(it->second, m, now);
     }
     cv_.notify_all();
   }
   if (observer_ != nullptr) {
     for (const auto& [def, next] : scheduled) observer_->OnScheduled(*def, next);
+    DeliverRestoredRuns();
   }
   using ms = std::chrono::milliseconds;
   spdlog::info(
@@ -168,12 +228,17 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   Instant now = Now();
   auto it = tasks_.find(task.id);
   if (it == tasks_.end()) {
-    forgotten_.erase(task.id);  // back before its tombstone was written: keep the checkpoint
+    if (!forgotten_.empty()) {
+      // Back before its tombstones were written: keep the checkpoint and records.
+      forgotten_.erase(task.id);
+      forgotten_.erase(task.id + kRunNowSuffix);
+    }
     Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
     if (auto r = restored_.find(task.id); r != restored_.end()) {
       e.last_fired = PlausibleCheckpoint(task, r->second, now);
       restored_.erase(r);
     }
+    if (!restored_records_.empty()) ClaimRecordLocked(ptr);
     it = tasks_.emplace(std::string_view(ptr->id), std::move(e)).first;
     ScheduleLocked(it->second, now);
   } else {
@@ -208,6 +273,9 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   TaskState state;
   state.next_fire = it->second.next;
   state.last_fire = it->second.last_fired;
+  const bool restored_run = !restored_runs_.empty();
+  lock.Unlock();
+  if (restored_run) DeliverRestoredRuns();
   return state;
 }
 
@@ -215,6 +283,9 @@ void Dispatcher::Remove(const std::string& id) {
   MutexLock lock(mu_);
   tasks_.erase(id);  // heap items become stale; pending occurrences are dropped at fire time
   finished_.erase(id);
+  // The handled token stays: a task that comes back must not fire it again. The
+  // request is the caller's to repeat once the task is valid.
+  if (auto m = manual_.find(id); m != manual_.end()) m->second.requested = RunRequest{};
 }
 
 void Dispatcher::Forget(const std::string& id) {
@@ -223,7 +294,40 @@ void Dispatcher::Forget(const std::string& id) {
   finished_.erase(id);
   restored_.erase(id);
   forgotten_.insert(id);
+  const std::string record = id + kRunNowSuffix;
+  bool has_record = restored_records_.erase(record) > 0;
+  if (auto m = manual_.find(id); m != manual_.end()) {
+    has_record = has_record || !m->second.handled.empty() || !m->second.in_flight.empty();
+    manual_.erase(m);
+  }
+  if (has_record) forgotten_.insert(record);
   cv_.notify_all();
+}
+
+void Dispatcher::ClaimRecordLocked(const DefPtr& def) {
+  const std::string& id = def->id;
+  auto r = restored_records_.find(id + kRunNowSuffix);
+  if (r == restored_records_.end()) return;
+  if (auto rec = ParseRunNowRecord(r->second)) {
+    Manual& m = manual_[id];
+    m.handled = rec->token;
+    if (rec->fired) m.running = rec->at;  // until its result says otherwise (Forbid)
+    if (observer_ != nullptr) {
+      restored_runs_.push_back({def, rec->token, rec->at, rec->fired ? RunNowResult::kFired : RunNowResult::kSkipped});
+    }
+  } else {
+    spdlog::warn("task {}: run-now record {:?} is not \"<unix> <Fired|Skipped> <token>\": ignored", id, r->second);
+  }
+  restored_records_.erase(r);
+}
+
+void Dispatcher::DeliverRestoredRuns() {
+  std::vector<RestoredRun> runs;
+  {
+    MutexLock lock(mu_);
+    runs.swap(restored_runs_);
+  }
+  for (const auto& r : runs) observer_->OnRunNowRestored(*r.def, r.token, r.at, r.result);
 }
 
 std::vector<std::string> Dispatcher::UnclaimedCheckpoints() const {
@@ -231,7 +335,49 @@ std::vector<std::string> Dispatcher::UnclaimedCheckpoints() const {
   std::vector<std::string> out;
   out.reserve(restored_.size());
   for (const auto& [id, v] : restored_) out.push_back(id);
+  for (const auto& [key, v] : restored_records_) {
+    // A task with a record and no checkpoint (run by hand, never fired on schedule).
+    if (std::string owner(CheckpointOwner(key)); restored_.count(owner) == 0) out.push_back(std::move(owner));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+Status Dispatcher::RequestRun(const std::string& id, const RunRequest& request) {
+  if (!ValidRunToken(request.token)) {
+    return InvalidArgument("run-now token \"" + request.token +
+                           "\" is not 1 to 63 letters, digits, '.', '_' or '-' starting with a letter or digit");
+  }
+  MutexLock lock(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return NotFound("task " + id + " is not scheduled");
+  Manual& m = manual_[id];
+  if (m.requested == request) return Status::Ok();
+  m.requested = request;
+  if (started_) DecideRunLocked(it->second, m, Now());
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void Dispatcher::DecideRunLocked(const Entry& e, Manual& m, Instant now) {
+  const std::string& token = m.requested.token;
+  if (token.empty() || token == m.handled || token == m.in_flight || !m.in_flight.empty()) return;
+  Trigger trigger = Trigger::kManual;
+  if (e.def->concurrency == ConcurrencyPolicy::kForbid && !m.requested.force && RunningLocked(e, now)) {
+    trigger = Trigger::kManualSkipped;
+  } else {
+    m.running = now;
+  }
+  m.in_flight = token;
+  // Ahead of scheduled occurrences: a person is waiting for it.
+  pending_.push_front({e.def->id, now, now, trigger});
+}
+
+void Dispatcher::OnManualFinished(const std::string& id, const std::string& token) {
+  MutexLock lock(mu_);
+  auto m = manual_.find(id);
+  if (m != manual_.end() && m->second.running && token == m->second.handled) m->second.running.reset();
 }
 
 Result<TaskState> Dispatcher::State(const std::string& id) const {
@@ -329,12 +475,16 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   return fire;
 }
 
-std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) {
+std::optional<Instant> Dispatcher::RunningLocked(const Entry& e, Instant now) {
   std::optional<Instant> running = e.started;
   if (!running || (e.last_fired && *e.last_fired > *running)) running = e.last_fired;
   if (running) {
     auto done = finished_.find(e.def->id);
     if (done != finished_.end() && done->second >= *running) running.reset();
+  }
+  // A run-now occurrence without a result yet (its own result clears it).
+  if (auto m = manual_.find(e.def->id); m != manual_.end() && m->second.running) {
+    if (!running || *running < *m->second.running) running = m->second.running;
   }
   if (running) {
     // A result may never come (a worker died, results not configured): after the
@@ -343,6 +493,11 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
     const seconds limit = retry.LongestRun().value_or(options_.forbid_running_limit);
     if (now - *running >= limit) running.reset();
   }
+  return running;
+}
+
+std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) {
+  const std::optional<Instant> running = RunningLocked(e, now);
   std::vector<Instant> skipped;
   if (running) {
     skipped = std::move(fire);
@@ -464,7 +619,8 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
 
 Status Dispatcher::FireOnce() {
   std::vector<Occurrence> batch;
-  std::vector<DefPtr> defs;  // batch[i]'s definition, as the table held it
+  std::vector<DefPtr> defs;         // batch[i]'s definition, as the table held it
+  std::vector<std::string> tokens;  // batch[i]'s run-now token; empty for scheduled ones
   std::vector<OutMessage> messages;
   std::vector<std::string> tombstones;
   {
@@ -480,8 +636,16 @@ Status Dispatcher::FireOnce() {
     for (size_t i = 0; i < n; ++i) {
       Occurrence& o = pending_[i];
       auto it = tasks_.find(o.task_id);
-      if (it == tasks_.end() || it->second.def->suspend) continue;  // deleted or suspended since
+      const bool manual = o.trigger != Trigger::kSchedule;
+      auto m = manual ? manual_.find(o.task_id) : manual_.end();
+      if (it == tasks_.end()) {  // deleted or refused since
+        if (m != manual_.end()) m->second.in_flight.clear();
+        continue;
+      }
+      if (!manual && it->second.def->suspend) continue;  // suspended since (run now works on a suspended task)
+      if (manual && (m == manual_.end() || m->second.in_flight.empty())) continue;
       defs.push_back(it->second.def);
+      tokens.push_back(manual ? m->second.in_flight : std::string());
       batch.push_back(std::move(o));
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
@@ -503,20 +667,25 @@ Status Dispatcher::FireOnce() {
     if (!missing.empty()) {
       std::vector<Occurrence> kept;
       std::vector<DefPtr> kept_defs;
+      std::vector<std::string> kept_tokens;
       size_t held = 0;
       MutexLock lock(mu_);
       for (size_t i = 0; i < batch.size(); ++i) {
-        if (std::find(missing.begin(), missing.end(), topic_of(*defs[i])) != missing.end()) {
+        // A skipped run-now record has no message, so no topic to wait for.
+        if (batch[i].trigger != Trigger::kManualSkipped &&
+            std::find(missing.begin(), missing.end(), topic_of(*defs[i])) != missing.end()) {
           held_.push_back(std::move(batch[i]));
           ++held;
         } else {
           kept.push_back(std::move(batch[i]));
           kept_defs.push_back(std::move(defs[i]));
+          kept_tokens.push_back(std::move(tokens[i]));
         }
       }
       held_until_ = Now() + std::chrono::ceil<std::chrono::seconds>(options_.missing_topic_retry);
       batch.swap(kept);
       defs.swap(kept_defs);
+      tokens.swap(kept_tokens);
       if (auto n = missing_topic_log_.Allow()) {
         std::string names;
         for (const auto& t : missing) names += (names.empty() ? "" : ", ") + t;
@@ -532,17 +701,27 @@ Status Dispatcher::FireOnce() {
   std::unordered_map<std::string_view, int64_t> checkpoint_values;
   checkpoint_values.reserve(batch.size());
   messages.reserve(batch.size());
+  std::vector<Checkpoint> checkpoints;
+  size_t fired_count = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const Occurrence& o = batch[i];
     const TaskDefinition& d = *defs[i];
+    if (o.trigger != Trigger::kSchedule) {
+      // Run now: the record of its token commits with its messages (or alone, when
+      // skipped), so a new leader knows it was handled. The schedule's checkpoint
+      // is left alone: catch-up does not see a manual run.
+      checkpoints.push_back({d.id, 0, false, kRunNowSuffix, RunNowRecord(o.scheduled, o.trigger, tokens[i])});
+      if (o.trigger == Trigger::kManualSkipped) continue;
+    }
+    ++fired_count;
     auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic,
-                              options_.event_source ? options_.event_source(d) : std::string());
+                              options_.event_source ? options_.event_source(d) : std::string(), tokens[i]);
     messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+    if (o.trigger != Trigger::kSchedule) continue;
     int64_t& cp = checkpoint_values[d.id];
     cp = std::max(cp, o.scheduled.time_since_epoch().count());
   }
-  std::vector<Checkpoint> checkpoints;
-  checkpoints.reserve(checkpoint_values.size() + tombstones.size());
+  checkpoints.reserve(checkpoints.size() + checkpoint_values.size() + tombstones.size());
   for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({std::string(id), v});
   // Never the same id as a checkpoint above: a forgotten task has no entry, and an
   // Upsert cancels its tombstone (both under mu_). A task forgotten while an
@@ -553,25 +732,54 @@ Status Dispatcher::FireOnce() {
   Status s = sink_.Commit(messages, checkpoints);
   commit_duration_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - commit_start).count());
   std::vector<std::pair<DefPtr, std::pair<Instant, std::optional<Instant>>>> fired;
+  struct RunNowReport {
+    DefPtr def;
+    std::string token;
+    Instant at;
+    RunNowResult result;
+    std::string message;
+  };
+  std::vector<RunNowReport> run_now;
   {
     MutexLock lock(mu_);
     if (!s.ok()) {
       ++stats_.commit_failures;
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
       for (auto& id : tombstones) {
-        if (tasks_.count(id) == 0) forgotten_.insert(std::move(id));  // unless upserted again since
+        // Unless upserted again since.
+        if (tasks_.count(std::string(CheckpointOwner(id))) == 0) forgotten_.insert(std::move(id));
       }
       if (s.code() == StatusCode::kFenced) fenced_ = true;
     } else {
       ++stats_.commits;
       stats_.tombstones += tombstones.size();
-      stats_.fired += batch.size();
+      stats_.fired += fired_count;
       stats_.messages += messages.size();
       const auto committed = clock_.Now();
       for (const auto& o : batch) {
+        if (o.trigger != Trigger::kSchedule) continue;  // fire lag is the schedule's
         fire_lag_.Observe(std::max(0.0, std::chrono::duration<double>(committed - o.fire_at).count()));
       }
-      for (const auto& o : batch) {
+      const Instant now = Now();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const Occurrence& o = batch[i];
+        if (o.trigger != Trigger::kSchedule) {
+          if (o.trigger == Trigger::kManual) ++by_namespace_[defs[i]->ns].fired;
+          auto m = manual_.find(o.task_id);
+          if (m != manual_.end() && m->second.in_flight == tokens[i]) {
+            m->second.handled = tokens[i];
+            m->second.in_flight.clear();
+            auto it = tasks_.find(o.task_id);
+            if (it != tasks_.end()) DecideRunLocked(it->second, m->second, now);  // a newer request waits
+          }
+          run_now.push_back({defs[i], tokens[i], o.scheduled,
+                             o.trigger == Trigger::kManual ? RunNowResult::kFired : RunNowResult::kSkipped,
+                             o.trigger == Trigger::kManual
+                                 ? "fired"
+                                 : "not fired: concurrencyPolicy Forbid and an occurrence is still running (set "
+                                   "cronlane.dev/run-now-force to run it anyway)"});
+          continue;
+        }
         auto it = tasks_.find(o.task_id);
         if (it == tasks_.end()) continue;
         Entry& e = it->second;
@@ -579,6 +787,7 @@ Status Dispatcher::FireOnce() {
         if (!e.last_fired || *e.last_fired < o.scheduled) e.last_fired = o.scheduled;
         fired.push_back({e.def, {o.scheduled, e.next}});
       }
+      if (!run_now.empty()) cv_.notify_all();
     }
   }
   if (!s.ok()) {
@@ -587,13 +796,21 @@ Status Dispatcher::FireOnce() {
   }
   if (observer_ != nullptr) {
     for (const auto& [def, t] : fired) observer_->OnFired(*def, t.first, t.second);
+    for (const auto& r : run_now) observer_->OnRunNow(*r.def, r.token, r.at, r.result, r.message);
   }
   return Status::Ok();
 }
 
 void Dispatcher::ReapplyPoliciesLocked() {
   std::map<std::string, std::vector<Instant>> by_task;
-  for (const auto& o : pending_) by_task[o.task_id].push_back(o.scheduled);
+  std::deque<Occurrence> manual;  // run-now occurrences: no catch-up policy applies, they stay first
+  for (auto& o : pending_) {
+    if (o.trigger == Trigger::kSchedule) {
+      by_task[o.task_id].push_back(o.scheduled);
+    } else {
+      manual.push_back(std::move(o));
+    }
+  }
   std::deque<Occurrence> rebuilt;
   Instant now = Now();
   for (auto& [id, occ] : by_task) {
@@ -605,6 +822,7 @@ void Dispatcher::ReapplyPoliciesLocked() {
   }
   std::sort(rebuilt.begin(), rebuilt.end(),
             [](const Occurrence& a, const Occurrence& b) { return a.scheduled < b.scheduled; });
+  rebuilt.insert(rebuilt.begin(), std::make_move_iterator(manual.begin()), std::make_move_iterator(manual.end()));
   pending_.swap(rebuilt);
 }
 

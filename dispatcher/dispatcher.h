@@ -44,13 +44,25 @@
 
 namespace cronlane::dispatcher {
 
+// What made an occurrence: the schedule, or a run-now request (TaskSink::RequestRun).
+enum class Trigger : uint8_t {
+  kSchedule,
+  kManual,         // fires the request's token
+  kManualSkipped,  // records the token as handled without firing (concurrencyPolicy Forbid)
+};
+
 // One occurrence of a task: its scheduled time (the ce_time and checkpoint value)
-// and when it fires (scheduled time + the occurrence's jitter).
+// and when it fires (scheduled time + the occurrence's jitter). A manual one is
+// "scheduled" when the request was handled; its token is the task's in-flight one.
 struct Occurrence {
   std::string task_id;
   Instant scheduled;
   Instant fire_at;
+  Trigger trigger = Trigger::kSchedule;
 };
+
+// How a run-now request ended (DispatcherObserver::OnRunNow).
+enum class RunNowResult : uint8_t { kFired, kSkipped };
 
 // Called on the dispatcher's timer and fire threads, never with the dispatcher's
 // lock held. Implementations should return quickly (queue, do not call the network).
@@ -70,6 +82,26 @@ class DispatcherObserver {
   virtual void OnScheduled(const TaskDefinition& task, std::optional<Instant> next) {
     (void)task;
     (void)next;
+  }
+  // After a commit: the run-now request `token` of `task`, handled at `at`, fired
+  // (its occurrence is in Kafka) or was skipped (`message` says why); either way the
+  // token is recorded and never fires again.
+  virtual void OnRunNow(const TaskDefinition& task, const std::string& token, Instant at, RunNowResult result,
+                        const std::string& message) {
+    (void)task;
+    (void)token;
+    (void)at;
+    (void)result;
+    (void)message;
+  }
+  // A new leader restored the record of the task's last run-now request (handled
+  // by an earlier leader, whose status write may not have happened): the same
+  // facts as OnRunNow, to be shown again, not counted again.
+  virtual void OnRunNowRestored(const TaskDefinition& task, const std::string& token, Instant at, RunNowResult result) {
+    (void)task;
+    (void)token;
+    (void)at;
+    (void)result;
   }
 };
 
@@ -116,15 +148,30 @@ struct NamespaceCounts {
 
 // The CloudEvents id of an occurrence: "<task uid>:<scheduled unix seconds>[:<shard>]".
 std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shard, int shards);
+// The CloudEvents id of a run-now occurrence: "<task uid>:run-now:<token>[:<shard>]",
+// never equal to a scheduled occurrence's id.
+std::string ManualOccurrenceId(const std::string& task_id, const std::string& token, int shard, int shards);
+// An occurrence id taken apart (ids of both forms; TaskResult::TaskId() is `task_id`).
+struct ParsedOccurrenceId {
+  std::string task_id;
+  std::string token;  // run-now token; empty for a scheduled occurrence
+  std::string base;   // the id without its shard suffix: one per occurrence
+};
+ParsedOccurrenceId ParseOccurrenceId(std::string_view id);
+// The checkpoint record that says which run-now token of a task was handled last:
+// key "<uid>" + kRunNowSuffix, value "<unix> <Fired|Skipped> <token>".
+inline constexpr const char* kRunNowSuffix = "/run-now";
 // The deterministic jitter of an occurrence, in [0, jitter_seconds].
 std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds);
 // The CloudEvents `source` of a task's occurrences when the embedder names none
 // (DispatcherOptions::event_source): "/<namespace>/<name>".
 std::string DefaultEventSource(const TaskDefinition& task);
 // The messages of one occurrence (one per shard), CloudEvents binary mode; `source`
-// empty: DefaultEventSource.
+// empty: DefaultEventSource. With a `manual_token` they are the run-now occurrence
+// of that token (ManualOccurrenceId, and a `ce_trigger: manual` attribute).
 std::vector<OutMessage> BuildMessages(const TaskDefinition& task, Instant scheduled, std::chrono::seconds jitter,
-                                      const std::string& default_topic, const std::string& source = "");
+                                      const std::string& default_topic, const std::string& source = "",
+                                      const std::string& manual_token = "");
 
 class Dispatcher final : public TaskSink {
  public:
@@ -145,12 +192,16 @@ class Dispatcher final : public TaskSink {
   // id before that commit cancels the tombstone.
   void Forget(const std::string& id) override;
   Result<TaskState> State(const std::string& id) const override;
+  Status RequestRun(const std::string& id, const RunRequest& request) override;
 
   // A worker reported that the occurrence of task `id` scheduled at `scheduled`
   // finished (succeeded, or failed every attempt). concurrencyPolicy Forbid fires
   // a task's next occurrence only after its previous one finished. Ids not known
   // (yet) are remembered. Thread-safe.
   void OnFinished(const std::string& id, Instant scheduled);
+  // A worker reported that the run-now occurrence `token` of task `id` finished: it
+  // no longer counts as running for concurrencyPolicy Forbid. Thread-safe.
+  void OnManualFinished(const std::string& id, const std::string& token);
 
   DispatcherStats Stats() const;
   // Histograms (prometheus::Histogram::Collect(); thread-safe, no dispatcher lock):
@@ -188,6 +239,14 @@ class Dispatcher final : public TaskSink {
     uint64_t version = 0;               // bumps on every change; stale heap items are skipped
     std::optional<Instant> started;     // latest occurrence handed to the sink (Forbid)
   };
+  // Run-now state of a task that has had a request or a record (few tasks): kept
+  // apart from Entry so the other 100k tasks pay nothing for it.
+  struct Manual {
+    RunRequest requested;            // the latest request
+    std::string handled;             // the last token committed (Fired or Skipped), from the record
+    std::string in_flight;           // the token queued or being committed
+    std::optional<Instant> running;  // when the last fired run was handled, until its result (Forbid)
+  };
   // A skip decided under the lock, reported to the observer after releasing it, so
   // the observer may block (log, queue an Event) without stalling the timer.
   struct SkipReport {
@@ -217,6 +276,22 @@ class Dispatcher final : public TaskSink {
   // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
   // previous occurrence runs, and keeps only the latest when several are due.
   std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) REQUIRES(mu_);
+  // The start of the task's occurrence (scheduled or run now) that still runs, for
+  // concurrencyPolicy Forbid: no result yet, and not older than the longest it can run.
+  std::optional<Instant> RunningLocked(const Entry& e, Instant now) REQUIRES(mu_);
+  // Queues the task's requested run-now token if it is new and nothing is in flight:
+  // to fire, or (Forbid, not forced, a run in progress) to be recorded as skipped.
+  void DecideRunLocked(const Entry& e, Manual& m, Instant now) REQUIRES(mu_);
+  // Takes the task's restored run-now record (Start, Upsert) into manual_, and
+  // queues it for the observer (DeliverRestoredRuns).
+  void ClaimRecordLocked(const DefPtr& def) REQUIRES(mu_);
+  void DeliverRestoredRuns() EXCLUDES(mu_);
+  struct RestoredRun {
+    DefPtr def;
+    std::string token;
+    Instant at;
+    RunNowResult result;
+  };
   void PushLocked(Entry& e) REQUIRES(mu_);
   // Applies the task's policy to `occ` (its occurrences due now, oldest first).
   // `dropped` older occurrences were already cut off by the collection window
@@ -248,8 +323,12 @@ class Dispatcher final : public TaskSink {
   std::deque<Occurrence> pending_ GUARDED_BY(mu_);  // due, oldest first; batches leave from the front
   std::vector<SkipReport> skips_ GUARDED_BY(mu_);   // collected under mu_, delivered by DeliverSkips()
   LogThrottle implausible_log_ GUARDED_BY(mu_);     // warnings for checkpoints that cannot be
-  Checkpoints restored_ GUARDED_BY(mu_);            // checkpoints read at Start(), until a task takes its own
-  std::unordered_set<std::string> forgotten_ GUARDED_BY(mu_);  // tombstones for the next commit
+  std::unordered_map<std::string, int64_t> restored_ GUARDED_BY(mu_);  // checkpoints read at Start(), until claimed
+  CheckpointRecords restored_records_ GUARDED_BY(mu_);                 // typed records read at Start(), until claimed
+  // Keys to tombstone in the next commit: forgotten tasks' ids and their records' keys.
+  std::unordered_set<std::string> forgotten_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Manual> manual_ GUARDED_BY(mu_);  // by task id
+  std::vector<RestoredRun> restored_runs_ GUARDED_BY(mu_);          // claimed, for the observer
   bool started_ GUARDED_BY(mu_) = false;
   std::atomic<bool> fenced_{false};
   DispatcherStats stats_ GUARDED_BY(mu_);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -24,14 +25,34 @@ struct OutMessage {
 // A checkpoint: the scheduled time (unix seconds) of the last occurrence of a task
 // that was fired and committed. `deleted`: a tombstone instead (the task is gone
 // for good), which removes the task's checkpoint from the compacted topic.
+//
+// With a `suffix` it is a typed record of the task instead: key task_id + suffix
+// ("/run-now"), value `text`; `last_fired` is unused. A UID never contains '/', so
+// plain checkpoints and records never share a key (CheckpointOwner).
 struct Checkpoint {
   std::string task_id;
   int64_t last_fired = 0;
   bool deleted = false;
+  std::string suffix;
+  std::string text;
 };
 
-// The latest checkpoint of every task: task id -> last_fired.
-using Checkpoints = std::unordered_map<std::string, int64_t>;
+// What the checkpoint topic holds: the latest checkpoint of every task (task id ->
+// last_fired) and the typed records ("<task id>/<kind>" -> text). Records are few
+// (tasks run by hand), so they live apart from the 100k plain values.
+using CheckpointRecords = std::unordered_map<std::string, std::string>;
+struct Checkpoints {
+  std::unordered_map<std::string, int64_t> fired;
+  CheckpointRecords records;
+
+  size_t size() const { return fired.size() + records.size(); }
+  bool operator==(const Checkpoints&) const = default;
+};
+
+// The task a checkpoint key belongs to: the key up to its first '/'.
+inline std::string_view CheckpointOwner(std::string_view key) {
+  return key.substr(0, key.find('/'));
+}
 
 class FireSink {
  public:

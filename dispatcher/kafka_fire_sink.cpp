@@ -172,8 +172,10 @@ Status KafkaFireSink::Commit(const std::vector<OutMessage>& messages, const std:
   const int32_t cp_partition = options_.shard >= 0 ? options_.shard : RD_KAFKA_PARTITION_UA;
   for (const auto& c : checkpoints) {
     Status p = produce([&] {
-      return c.deleted ? kafka::ProduceTombstone(rk, cp_topic, c.task_id, cp_partition)
-                       : kafka::Produce(rk, cp_topic, c.task_id, std::to_string(c.last_fired), {}, cp_partition);
+      const std::string key = c.suffix.empty() ? c.task_id : c.task_id + c.suffix;
+      if (c.deleted) return kafka::ProduceTombstone(rk, cp_topic, key, cp_partition);
+      return kafka::Produce(rk, cp_topic, key, c.suffix.empty() ? std::to_string(c.last_fired) : c.text, {},
+                            cp_partition);
     });
     if (!p.ok()) return Fail(p);
   }

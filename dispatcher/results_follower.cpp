@@ -5,6 +5,7 @@
 #include <set>
 
 #include "common/backoff.h"
+#include "dispatcher/dispatcher.h"
 
 namespace cronlane::dispatcher {
 
@@ -32,21 +33,21 @@ void ResultsFollower::Handle(const kafka::Message& m) {
   auto scheduled = ParseRfc3339(r->time);
   if (!scheduled.ok()) return invalid("result record's \"time\" is not RFC 3339");
   ++results_;
-  const std::string task_id = r->TaskId();
+  ParsedOccurrenceId occurrence = ParseOccurrenceId(r->id);
+  const std::string& task_id = occurrence.task_id;
   if (r->succeeded && on_succeeded_) {
     Instant finished = m.timestamp_ms >= 0 ? Instant{std::chrono::seconds{m.timestamp_ms / 1000}}
                                            : std::chrono::floor<std::chrono::seconds>(clock_.Now());
     on_succeeded_(r->subject, task_id, finished);
   }
   if (r->shard_count <= 1) {
-    if (on_finished_) on_finished_(task_id, *scheduled);
+    if (on_finished_) on_finished_(task_id, *scheduled, occurrence.token);
     return;
   }
-  std::string occurrence = task_id + ":" + std::to_string(scheduled->time_since_epoch().count());
-  int& done = shards_done_[occurrence];
+  int& done = shards_done_[occurrence.base];
   if (++done >= r->shard_count) {
-    shards_done_.erase(occurrence);
-    if (on_finished_) on_finished_(task_id, *scheduled);
+    shards_done_.erase(occurrence.base);
+    if (on_finished_) on_finished_(task_id, *scheduled, occurrence.token);
   } else if (shards_done_.size() > kMaxPartialOccurrences) {
     // Shard results that never complete (lost workers) must not grow without bound.
     spdlog::warn("results: {} occurrences with missing shard results; forgetting them", shards_done_.size());

@@ -42,8 +42,11 @@ class ResultsSource {
 
 class ResultsFollower final : public ResultsSource {
  public:
-  // Every shard of the occurrence of `task_id` at `scheduled` finished.
-  using OnFinished = std::function<void(const std::string& task_id, Instant scheduled)>;
+  // Every shard of an occurrence of `task_id` finished: the one scheduled at
+  // `scheduled` (`manual_token` empty), or the run-now occurrence of `manual_token`
+  // (`scheduled` is then when it was handled, and means nothing for the schedule).
+  using OnFinished =
+      std::function<void(const std::string& task_id, Instant scheduled, const std::string& manual_token)>;
   // One occurrence (or shard) of task `subject` (namespace/name) with UID `task_id`
   // succeeded; `finished` is when the worker reported it.
   using OnSucceeded = std::function<void(const std::string& subject, const std::string& task_id, Instant finished)>;
@@ -68,7 +71,7 @@ class ResultsFollower final : public ResultsSource {
   Clock& clock_;
   OnFinished on_finished_;
   OnSucceeded on_succeeded_;
-  std::unordered_map<std::string, int> shards_done_;  // "<uid>:<unix>" -> shards finished so far
+  std::unordered_map<std::string, int> shards_done_;  // occurrence id without shard -> shards finished so far
   std::atomic<bool> replayed_{false};
   std::atomic<uint64_t> results_{0};
   std::atomic<uint64_t> invalid_{0};

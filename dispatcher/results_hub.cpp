@@ -28,7 +28,8 @@ ResultsHub::ResultsHub(ResultsFollowerOptions options, Clock& clock)
     : clock_(clock),
       lookback_(options.lookback),
       follower_(
-          std::move(options), clock, [this](const std::string& id, Instant at) { Finished(id, at); },
+          std::move(options), clock,
+          [this](const std::string& id, Instant at, const std::string& token) { Finished(id, at, token); },
           [this](const std::string& subject, const std::string& id, Instant at) { Success(subject, id, at); }) {}
 
 void ResultsHub::Run(CancelToken& cancel) {
@@ -44,7 +45,7 @@ std::unique_ptr<ResultsSource> ResultsHub::Subscribe(std::function<bool(const st
 
 size_t ResultsHub::Remembered() const {
   MutexLock lock(mu_);
-  return std::max(finished_.size(), succeeded_.size());
+  return std::max({finished_.size(), succeeded_.size(), manual_finished_.size()});
 }
 
 void ResultsHub::Prune() {
@@ -56,17 +57,22 @@ void ResultsHub::PruneLocked() {
   since_prune_ = 0;
   const Instant horizon = std::chrono::floor<std::chrono::seconds>(clock_.Now()) - lookback_;
   std::erase_if(finished_, [&](const auto& e) { return e.second < horizon; });
+  std::erase_if(manual_finished_, [&](const auto& e) { return e.second.at < horizon; });
   std::erase_if(succeeded_, [&](const auto& e) { return e.second.at < horizon; });
 }
 
-void ResultsHub::Finished(const std::string& task_id, Instant scheduled) {
+void ResultsHub::Finished(const std::string& task_id, Instant scheduled, const std::string& manual_token) {
   MutexLock lock(mu_);
   if (++since_prune_ >= 4096) PruneLocked();
-  auto [it, added] = finished_.try_emplace(task_id, scheduled);
-  if (!added && it->second < scheduled) it->second = scheduled;
+  if (manual_token.empty()) {
+    auto [it, added] = finished_.try_emplace(task_id, scheduled);
+    if (!added && it->second < scheduled) it->second = scheduled;
+  } else {
+    manual_finished_[task_id] = ManualFinished{manual_token, scheduled};
+  }
   for (auto& [id, s] : subscribers_) {
     if (!s.owns(task_id)) continue;
-    if (s.on_finished) s.on_finished(task_id, scheduled);
+    if (s.on_finished) s.on_finished(task_id, scheduled, manual_token);
     ++*s.delivered;
   }
 }
@@ -85,10 +91,14 @@ void ResultsHub::Success(const std::string& subject, const std::string& task_id,
 int ResultsHub::Add(Subscriber s) {
   MutexLock lock(mu_);
   // What a replay would have said about this subscriber's tasks.
+  static const std::string kScheduled;
   for (const auto& [task_id, at] : finished_) {
     if (!s.owns(task_id)) continue;
-    if (s.on_finished) s.on_finished(task_id, at);
+    if (s.on_finished) s.on_finished(task_id, at, kScheduled);
     ++*s.delivered;
+  }
+  for (const auto& [task_id, m] : manual_finished_) {
+    if (s.owns(task_id) && s.on_finished) s.on_finished(task_id, m.at, m.token);
   }
   for (const auto& [task_id, ok] : succeeded_) {
     if (s.owns(task_id) && s.on_succeeded) s.on_succeeded(ok.subject, task_id, ok.at);

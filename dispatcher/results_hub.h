@@ -5,7 +5,8 @@
 // shards.
 //
 // The hub runs a ResultsFollower for the replica's life and remembers, per task,
-// the latest finished occurrence and the latest success. A shard's term
+// the latest finished occurrence, the latest finished run-now token and the latest
+// success. A shard's term
 // subscribes with a predicate for its tasks: the subscription first hands it
 // what the hub remembers of those tasks (what a replay of the lookback window
 // would have told it, and everything since), then every new result of those
@@ -66,7 +67,7 @@ class ResultsHub {
     std::string subject;
     Instant at;
   };
-  void Finished(const std::string& task_id, Instant scheduled);
+  void Finished(const std::string& task_id, Instant scheduled, const std::string& manual_token);
   void Success(const std::string& subject, const std::string& task_id, Instant at);
   int Add(Subscriber s);
   void Remove(int id);
@@ -76,8 +77,13 @@ class ResultsHub {
   const std::chrono::seconds lookback_;
   mutable Mutex mu_;
   uint64_t since_prune_ GUARDED_BY(mu_) = 0;
-  std::unordered_map<std::string, Instant> finished_ GUARDED_BY(mu_);     // latest finished occurrence per task
-  std::unordered_map<std::string, Succeeded> succeeded_ GUARDED_BY(mu_);  // latest success per task
+  std::unordered_map<std::string, Instant> finished_ GUARDED_BY(mu_);  // latest finished occurrence per task
+  struct ManualFinished {
+    std::string token;
+    Instant at;  // when it was handled (for pruning)
+  };
+  std::unordered_map<std::string, ManualFinished> manual_finished_ GUARDED_BY(mu_);  // latest run-now per task
+  std::unordered_map<std::string, Succeeded> succeeded_ GUARDED_BY(mu_);             // latest success per task
   std::unordered_map<int, Subscriber> subscribers_ GUARDED_BY(mu_);
   int next_id_ GUARDED_BY(mu_) = 1;
   ResultsFollower follower_;  // last: its callbacks use the members above

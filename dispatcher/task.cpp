@@ -1,5 +1,7 @@
 #include "dispatcher/task.h"
 
+#include <algorithm>
+
 #include "common/limits.h"
 
 #include <limits>
@@ -56,6 +58,12 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
   range("spec.execution.backoffSeconds", task.backoff_seconds, 0, 3600);
   if (schedule != nullptr && out.empty()) *schedule = std::move(*s);
   return out;
+}
+
+bool ValidRunToken(std::string_view token) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (token.empty() || token.size() > 63 || !alnum(token.front())) return false;
+  return std::all_of(token.begin(), token.end(), [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task) {

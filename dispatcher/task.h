@@ -86,6 +86,20 @@ struct TaskState {
   std::optional<TaskProblem> problem;
 };
 
+// A request to fire a task once, now, besides its schedule (the
+// cronlane.dev/run-now annotation). `token` names the request: each token fires at
+// most once. `force` ignores concurrencyPolicy Forbid.
+struct RunRequest {
+  std::string token;
+  bool force = false;
+
+  bool operator==(const RunRequest&) const = default;
+};
+
+// Whether `token` may name a run request: 1 to 63 of [A-Za-z0-9._-], starting with
+// a letter or digit (it becomes part of the occurrence's ce_id).
+bool ValidRunToken(std::string_view token);
+
 // The operator's handle on the dispatcher. Implementations are thread-safe.
 class TaskSink {
  public:
@@ -108,6 +122,13 @@ class TaskSink {
   virtual void Forget(const std::string& id) = 0;
   // Current state of a task, NotFound when unknown.
   virtual Result<TaskState> State(const std::string& id) const = 0;
+  // Fires one extra occurrence of the upserted task `id` now, once per token across
+  // restarts and leaders: a token equal to the last one handled (its record is
+  // committed with the run) or to the one in flight changes nothing, so every
+  // reconcile may repeat the call. A newer token fires after the one in flight.
+  // NotFound when the task is not scheduled (never upserted, or refused);
+  // InvalidArgument for a token ValidRunToken() refuses. Works on a suspended task.
+  virtual Status RequestRun(const std::string& id, const RunRequest& request) = 0;
 };
 
 }  // namespace cronlane::dispatcher

@@ -23,8 +23,9 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
   w.results = [results, &clock](const TaskFilter& owns, dispatcher::ResultsFollower::OnFinished finished,
                                 dispatcher::ResultsFollower::OnSucceeded succeeded) {
     if (owns && finished) {
-      finished = [owns, f = std::move(finished)](const std::string& id, dispatcher::Instant at) {
-        if (owns(id)) f(id, at);
+      finished = [owns, f = std::move(finished)](const std::string& id, dispatcher::Instant at,
+                                                 const std::string& token) {
+        if (owns(id)) f(id, at, token);
       };
     }
     if (owns && succeeded) {
@@ -159,7 +160,14 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   TaskFilter owns;  // null: every task
   if (shards > 1) owns = [shard, shards](const std::string& uid) { return ShardOf(uid, shards) == shard; };
   std::unique_ptr<dispatcher::ResultsSource> results = world_.results(
-      owns, [&dispatcher](const std::string& id, dispatcher::Instant at) { dispatcher.OnFinished(id, at); },
+      owns,
+      [&dispatcher](const std::string& id, dispatcher::Instant at, const std::string& token) {
+        if (token.empty()) {
+          dispatcher.OnFinished(id, at);
+        } else {
+          dispatcher.OnManualFinished(id, token);
+        }
+      },
       [&writer](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
         writer.OnSucceeded(subject, uid, at);
       });

@@ -76,6 +76,17 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     t.def = std::move(def);
   }
 
+  if (auto ann = meta.find("annotations"); ann != meta.end() && ann->is_object()) {
+    if (auto token = ann->find(kRunNowAnnotation); token != ann->end() && token->is_string()) {
+      dispatcher::RunRequest r{token->get<std::string>(), JsonString(*ann, kRunNowForceAnnotation) == "true"};
+      if (previous != nullptr && previous->run_now && *previous->run_now == r) {
+        t.run_now = previous->run_now;
+      } else {
+        t.run_now = std::make_shared<const dispatcher::RunRequest>(std::move(r));
+      }
+    }
+  }
+
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     TaskStatus& s = t.status;
     s.observed_generation = JsonInt(*st, "observedGeneration", 0);

@@ -17,6 +17,11 @@ namespace cronlane::op {
 // Also the CloudEvents source of every fired occurrence: kScheduledTasks.Path(ns, name).
 inline const kube::ResourceRef kScheduledTasks{"cronlane.dev", "v1alpha1", "scheduledtasks"};
 inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
+// Run the task once, now: the value is a token naming the request (each token fires
+// at most once), e.g. `kubectl annotate st/x cronlane.dev/run-now=$(date +%s)`.
+inline constexpr const char* kRunNowAnnotation = "cronlane.dev/run-now";
+// "true": the run-now request ignores concurrencyPolicy Forbid.
+inline constexpr const char* kRunNowForceAnnotation = "cronlane.dev/run-now-force";
 
 struct TaskStatus {
   int64_t observed_generation = 0;
@@ -40,6 +45,9 @@ struct ScheduledTask : ObjectMeta {
   // The spec, as the dispatcher takes it; shared with the dispatcher, never null
   // in an object decoded by ScheduledTaskFromJson.
   dispatcher::TaskDefinitionPtr def;
+  // The run-now annotations; null when there are none (most tasks: 16 bytes, not a
+  // string per task).
+  std::shared_ptr<const dispatcher::RunRequest> run_now;
   TaskStatus status;
 };
 

@@ -119,6 +119,38 @@ void StatusWriter::OnFired(const dispatcher::TaskDefinition& task, dispatcher::I
   MarkTimesLocked(it);
 }
 
+void StatusWriter::OnRunNow(const dispatcher::TaskDefinition& task, const std::string& token, dispatcher::Instant at,
+                            dispatcher::RunNowResult result, const std::string& message) {
+  const bool fired = result == dispatcher::RunNowResult::kFired;
+  {
+    const std::string key = task.ns + "/" + task.name;
+    MutexLock lock(mu_);
+    auto it = EntryLocked(key, task.id);
+    Pending& p = it->second;
+    p.run_now = std::make_shared<const RunNow>(RunNow{token, at, result, message});
+    if (fired) ++p.fired;
+    MarkTimesLocked(it);
+  }
+  const std::string text = std::string(kRunNowAnnotation) + "=" + token + ": " + message;
+  if (fired) {
+    spdlog::info("task {}/{}: {}", task.ns, task.name, text);
+  } else {
+    spdlog::warn("task {}/{}: {}", task.ns, task.name, text);
+  }
+  events_.Record({kScheduledTaskApiVersion, "ScheduledTask", task.ns, task.name, task.id, ""},
+                 fired ? "Normal" : "Warning", fired ? "RunNow" : "RunNowSkipped", "RunNow", text);
+}
+
+void StatusWriter::OnRunNowRestored(const dispatcher::TaskDefinition& task, const std::string& token,
+                                    dispatcher::Instant at, dispatcher::RunNowResult result) {
+  const std::string key = task.ns + "/" + task.name;
+  MutexLock lock(mu_);
+  auto it = EntryLocked(key, task.id);
+  it->second.run_now = std::make_shared<const RunNow>(RunNow{
+      token, at, result, result == dispatcher::RunNowResult::kFired ? "fired" : "not fired: concurrencyPolicy Forbid"});
+  MarkTimesLocked(it);
+}
+
 void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant,
                              dispatcher::Instant, const std::string& reason, const std::string& message) {
   {
@@ -194,6 +226,12 @@ kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
                        {"firedCount", p.fired},
                        {"missedCount", p.missed}};
   if (p.last_success) status["lastSuccessfulTime"] = FormatRfc3339(*p.last_success);
+  if (p.run_now) {
+    status["lastRunNow"] = {{"token", p.run_now->token},
+                            {"time", FormatRfc3339(p.run_now->at)},
+                            {"result", p.run_now->result == dispatcher::RunNowResult::kFired ? "Fired" : "Skipped"},
+                            {"message", p.run_now->message}};
+  }
   if (with_conditions) {
     status["observedGeneration"] = p.observed_generation;
     status["conditions"] = ConditionsToJson(p.conditions ? *p.conditions : std::vector<Condition>{});
@@ -223,6 +261,7 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
       continue;
     }
     spdlog::warn("status of {}: {}", key, r.status().ToString());
+    if (!now.run_now) now.run_now = p.run_now;  // unless a newer one came meanwhile
     // Retry on a later pass, behind the others; conditions that changed meanwhile
     // are already newer.
     if (with_conditions && !now.conditions_dirty) {
@@ -249,6 +288,7 @@ int StatusWriter::Flush() {
         p.conditions_dirty = false;
         p.times_dirty = false;  // the write carries them
         p.conditions.reset();   // written: the cache holds them now
+        p.run_now.reset();
       }
       p.in_conditions_queue = false;
       conditions_queue_.pop_front();
@@ -262,6 +302,7 @@ int StatusWriter::Flush() {
         if (!times_budget_.TryAcquire()) break;
         times_only.push_back({it->first, p});
         p.times_dirty = false;
+        p.run_now.reset();  // written (merge patches keep it)
       }
       p.in_times_queue = false;
       times_queue_.pop_front();

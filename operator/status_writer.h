@@ -7,7 +7,8 @@
 // read from the cache):
 // - the reconciler decides `observedGeneration` and `conditions` (OnReconciled);
 // - the dispatcher's commits decide `lastScheduleTime`, `nextScheduleTime`,
-//   `firedCount` and `missedCount` (OnFired, OnSkipped), the results topic decides
+//   `firedCount`, `missedCount` and `lastRunNow` (OnFired, OnSkipped, OnRunNow),
+//   the results topic decides
 //   `lastSuccessfulTime` (OnSucceeded).
 // The writer keeps the latest value of each per task and writes them with merge
 // patches on /status:
@@ -66,6 +67,16 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first, dispatcher::Instant last,
                  const std::string& reason, const std::string& message) override;
   void OnFenced(const std::string& message) override;
+  // A run-now request was handled: status.lastRunNow says which token, when and
+  // how (written with the fire times, under their budget), and a Normal Event
+  // RunNow (Fired) or a Warning RunNowSkipped is recorded. A fired run counts in
+  // firedCount.
+  void OnRunNow(const dispatcher::TaskDefinition& task, const std::string& token, dispatcher::Instant at,
+                dispatcher::RunNowResult result, const std::string& message) override;
+  // A new leader restored the last run-now record: lastRunNow is written again (the
+  // previous leader may have died before writing it); no Event, no count.
+  void OnRunNowRestored(const dispatcher::TaskDefinition& task, const std::string& token, dispatcher::Instant at,
+                        dispatcher::RunNowResult result) override;
   // The dispatcher started and scheduled a task the reconciler handed it earlier:
   // its nextScheduleTime is written if it differs from what status shows.
   void OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) override;
@@ -85,6 +96,12 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   size_t tracked() const;  // tasks with an entry (memory)
 
  private:
+  struct RunNow {
+    std::string token;
+    Instant at;
+    dispatcher::RunNowResult result;
+    std::string message;
+  };
   struct Pending {
     // Which incarnation of the name the entry is for: a hash of its UID, not a copy
     // (8 bytes instead of about 80 per task; 64-bit collisions between two
@@ -98,6 +115,9 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     int64_t observed_generation = 0;
     SharedConditions conditions;  // interned: 100k new tasks wait with a handful of copies
     int32_t shard = -1;
+    // The last run-now request handled, until written (merge patches leave the
+    // written value alone); null for almost every task.
+    std::shared_ptr<const RunNow> run_now;
     bool times_dirty = false;
     bool conditions_dirty = false;
     // Whether the entry waits in times_queue_ / conditions_queue_.

@@ -16,7 +16,9 @@ TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, Status
     : lookup_(std::move(lookup)), sink_(sink), status_(status), events_(events), clock_(clock), shards_(shards) {}
 
 bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now) {
-  return GenerationChanged(old, now);
+  if (GenerationChanged(old, now)) return true;
+  auto request = [](const ScheduledTask* t) { return t->run_now ? *t->run_now : dispatcher::RunRequest{}; };
+  return request(old) != request(now);
 }
 
 std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
@@ -37,6 +39,20 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
   }
   SetReadiness(out, ready, problem.has_value(), t.status.Conditions(), FormatRfc3339(clock_.Now()));
   return out;
+}
+
+void TaskReconciler::RequestRun(const ScheduledTask& t, const std::optional<dispatcher::TaskProblem>& problem) {
+  std::string why;
+  if (problem) {
+    why = "the task is not scheduled: " + problem->Message();
+  } else if (Status s = sink_.RequestRun(t.uid, *t.run_now); !s.ok()) {
+    why = s.message();
+  }
+  if (why.empty()) return;
+  // Not handled: the request fires once the problem is fixed (the same token).
+  const std::string message = std::string(kRunNowAnnotation) + "=" + t.run_now->token + " not run: " + why;
+  spdlog::warn("task {}/{}: {}", t.ns, t.name, message);
+  events_.Record(t.Ref(kScheduledTaskApiVersion, "ScheduledTask"), "Warning", "RunNowRefused", "RunNow", message);
 }
 
 Status TaskReconciler::Reconcile(const std::string& key) {
@@ -68,6 +84,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   if (!upserted.ok()) return upserted.status();
   const dispatcher::TaskState& state = *upserted;
   const std::optional<dispatcher::TaskProblem>& problem = state.problem;
+  if (t.run_now) RequestRun(t, problem);
 
   std::vector<Condition> conditions = DesiredConditions(t, problem);
   const std::optional<Instant>& next = state.next_fire;

@@ -42,14 +42,18 @@ class TaskReconciler {
   // the problem in its conditions).
   Status Reconcile(const std::string& key);
 
-  // Whether a cache change for a key needs a reconcile: new, deleted, or a spec
-  // change (generation). Our own status writes do not qualify.
+  // Whether a cache change for a key needs a reconcile: new, deleted, a spec
+  // change (generation) or a new run-now request (annotations do not bump the
+  // generation). Our own status writes do not qualify.
   static bool NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now);
 
   // Status changes handed to the StatusWriter.
   uint64_t status_updates() const { return status_updates_.load(); }
 
  private:
+  // Hands `t`'s run-now request to the sink; a request that cannot be handled (the
+  // task is refused, the token is invalid) is a Warning Event RunNowRefused.
+  void RequestRun(const ScheduledTask& t, const std::optional<dispatcher::TaskProblem>& problem);
   // The Ready condition for `t`, with lastTransitionTime kept when unchanged.
   std::vector<Condition> DesiredConditions(const ScheduledTask& t,
                                            const std::optional<dispatcher::TaskProblem>& problem) const;

@@ -36,7 +36,8 @@ class FakeSink : public FireSink {
   bool fenced = false;
   int inits = 0;
   std::vector<OutMessage> committed;
-  Checkpoints checkpoints;
+  std::unordered_map<std::string, int64_t> checkpoints;
+  CheckpointRecords records;            // typed records ("<uid>/run-now")
   std::vector<std::string> tombstones;  // in commit order
   int commits = 0;
   std::set<std::string> missing;  // topics that do not exist: a Commit with one fails
@@ -58,7 +59,10 @@ class FakeSink : public FireSink {
     for (const auto& c : cps) {
       if (c.deleted) {
         checkpoints.erase(c.task_id);
+        records.erase(c.task_id);
         tombstones.push_back(c.task_id);
+      } else if (!c.suffix.empty()) {
+        records[c.task_id + c.suffix] = c.text;
       } else {
         checkpoints[c.task_id] = c.last_fired;
       }
@@ -66,7 +70,7 @@ class FakeSink : public FireSink {
     ++commits;
     return Status::Ok();
   }
-  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return checkpoints; }
+  Result<dispatcher::Checkpoints> ReadCheckpoints() override { return dispatcher::Checkpoints{checkpoints, records}; }
   std::vector<std::string> MissingTopics(const std::vector<std::string>& topics) override {
     std::vector<std::string> out;
     for (const auto& t : topics) {
@@ -98,6 +102,12 @@ class Recorder : public DispatcherObserver {
     skipped.push_back(t.name + ":" + reason + ":" + std::to_string(count));
   }
   void OnFenced(const std::string&) override { fenced = true; }
+  std::vector<std::string> run_now;
+  void OnRunNow(const TaskDefinition& t, const std::string& token, Instant at, RunNowResult result,
+                const std::string&) override {
+    run_now.push_back(t.name + ":" + token + "@" + FormatRfc3339(at) + ":" +
+                      (result == RunNowResult::kFired ? "Fired" : "Skipped"));
+  }
 };
 
 TaskDefinition Task(const std::string& name, const std::string& schedule) {
@@ -138,7 +148,8 @@ TEST(CheckpointRecords, GarbageOnTheTopicIsIgnoredAndTombstonesDelete) {
   EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225600")));
   EXPECT_TRUE(ApplyCheckpointRecord(cps, record("b", "1767225600")));
   EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225660")));
-  EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}, {"b", 1767225600}})) << "the latest per task";
+  EXPECT_EQ(cps.fired, (std::unordered_map<std::string, int64_t>{{"a", 1767225660}, {"b", 1767225600}}))
+      << "the latest per task";
   for (const char* garbage : {"yesterday", "12abc", "", "1e9", "99999999999999999999", " 5"}) {
     Checkpoints before = cps;
     if (std::string(garbage).empty()) continue;  // empty is a tombstone, below
@@ -148,7 +159,7 @@ TEST(CheckpointRecords, GarbageOnTheTopicIsIgnoredAndTombstonesDelete) {
   EXPECT_FALSE(ApplyCheckpointRecord(cps, record(std::nullopt, "1767225999")));
   EXPECT_EQ(cps.size(), 2U) << "a record without a key is not a checkpoint";
   ApplyCheckpointRecord(cps, record("b", ""));
-  EXPECT_EQ(cps, (Checkpoints{{"a", 1767225660}})) << "a tombstone deletes";
+  EXPECT_EQ(cps.fired, (std::unordered_map<std::string, int64_t>{{"a", 1767225660}})) << "a tombstone deletes";
   ApplyCheckpointRecord(cps, record("never-seen", ""));
   EXPECT_EQ(cps.size(), 1U);
 }
@@ -480,7 +491,10 @@ TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
   std::vector<std::string> finished, succeeded;
   ResultsFollower f(
-      {}, clock, [&](const std::string& id, Instant at) { finished.push_back(id + "@" + FormatRfc3339(at)); },
+      {}, clock,
+      [&](const std::string& id, Instant at, const std::string& token) {
+        finished.push_back(id + "@" + FormatRfc3339(at) + (token.empty() ? "" : " run-now " + token));
+      },
       [&](const std::string& subject, const std::string& id, Instant at) {
         succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
       });
@@ -514,7 +528,7 @@ TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUnti
   std::condition_variable cv;
   std::vector<std::string> finished, succeeded;
   auto source = hub.Subscribe([](const std::string& id) { return id == "uid-a"; },
-                              [&](const std::string& id, Instant at) {
+                              [&](const std::string& id, Instant at, const std::string&) {
                                 std::lock_guard lock(mu);
                                 finished.push_back(id + "@" + FormatRfc3339(at));
                                 cv.notify_all();
@@ -823,6 +837,274 @@ TEST(TaskProblems, HandsOverTheScheduleItParsed) {
   std::optional<Schedule> refused;
   EXPECT_FALSE(TaskProblems(t, &refused).empty());
   EXPECT_FALSE(refused.has_value());
+}
+
+}  // namespace
+}  // namespace cronlane::dispatcher
+
+namespace cronlane::dispatcher {
+namespace {
+
+std::string HeaderOf(const OutMessage& m, const std::string& name) {
+  for (const auto& h : m.headers) {
+    if (h.name == name) return h.value;
+  }
+  return "";
+}
+
+TEST(CheckpointRecords, TypedRecordsAreKeptApartAndPlainValuesStillParse) {
+  Checkpoints cps;
+  auto record = [](std::string key, std::string value) {
+    kafka::Message m;
+    m.key = std::move(key);
+    m.value = std::move(value);
+    return m;
+  };
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a/run-now", "1767225601 Fired tok-1")));
+  EXPECT_EQ(cps.fired.at("a"), 1767225600) << "the record does not touch the task's checkpoint";
+  EXPECT_EQ(cps.records.at("a/run-now"), "1767225601 Fired tok-1");
+  EXPECT_FALSE(ApplyCheckpointRecord(cps, record("b", "1767225601 Fired tok-1"))) << "a plain key needs a number";
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a/run-now", "")));
+  EXPECT_TRUE(cps.records.empty()) << "a tombstone deletes the record";
+  EXPECT_EQ(cps.fired.size(), 1U) << "and not the checkpoint";
+  EXPECT_EQ(CheckpointOwner("a/run-now"), "a");
+  EXPECT_EQ(CheckpointOwner("a"), "a");
+}
+
+TEST(OccurrenceIds, ManualIdsNeverLookLikeScheduledOnesAndParseBack) {
+  EXPECT_EQ(ManualOccurrenceId("uid", "tok", 0, 1), "uid:run-now:tok");
+  EXPECT_EQ(ManualOccurrenceId("uid", "tok", 2, 3), "uid:run-now:tok:2");
+  auto m = ParseOccurrenceId("uid:run-now:tok:2");
+  EXPECT_EQ(m.task_id, "uid");
+  EXPECT_EQ(m.token, "tok");
+  EXPECT_EQ(m.base, "uid:run-now:tok");
+  auto s = ParseOccurrenceId("uid:1767225600:1");
+  EXPECT_EQ(s.task_id, "uid");
+  EXPECT_EQ(s.token, "");
+  EXPECT_EQ(s.base, "uid:1767225600");
+  EXPECT_TRUE(ValidRunToken("20261201T120000Z-a1b2c3"));
+  EXPECT_TRUE(ValidRunToken("1"));
+  for (const char* bad : {"", "-x", "a:b", "a b", "a/b", "ä"}) EXPECT_FALSE(ValidRunToken(bad)) << bad;
+  EXPECT_FALSE(ValidRunToken(std::string(64, 'a')));
+}
+
+class RunNowTest : public ::testing::Test {
+ protected:
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  FakeSink sink;
+  Recorder rec;
+  TaskDefinition yearly = Task("r", "0 0 0 1 1 *");
+};
+
+TEST_F(RunNowTest, FiresOnceWithItsOwnIdAndTriggerHeader) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(yearly).ok());
+  EXPECT_EQ(d.RequestRun("uid-unknown", {"tok-1"}).code(), StatusCode::kNotFound);
+  EXPECT_EQ(d.RequestRun("uid-r", {"bad token"}).code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok-1"}).ok());
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok-1"}).ok()) << "every reconcile repeats it";
+  ASSERT_TRUE(d.FireOnce().ok());
+  ASSERT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok-1"));
+  EXPECT_EQ(HeaderOf(sink.committed[0], "ce_trigger"), "manual");
+  EXPECT_EQ(HeaderOf(sink.committed[0], "ce_time"), "2026-01-01T00:00:00Z") << "the moment it was handled";
+  EXPECT_EQ(sink.records["uid-r/run-now"], "1767225600 Fired tok-1");
+  EXPECT_EQ(sink.checkpoints.count("uid-r"), 0U) << "the schedule's checkpoint is not touched";
+  EXPECT_THAT(rec.run_now, ElementsAre("r:tok-1@2026-01-01T00:00:00Z:Fired"));
+  EXPECT_TRUE(rec.fired.empty()) << "not a scheduled occurrence";
+  // The same token again (a relist, a resync): nothing.
+  RunFor(clock, d, 3s);
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok-1"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().size(), 1U);
+  // A new token fires again.
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok-2"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok-1", "uid-r:run-now:tok-2"));
+  EXPECT_EQ(sink.records["uid-r/run-now"], "1767225603 Fired tok-2");
+  EXPECT_EQ(d.Stats().fired, 2U);
+  // A scheduled message carries no trigger attribute.
+  auto every = Task("e", "* * * * * *");
+  ASSERT_TRUE(d.Upsert(every).ok());
+  RunFor(clock, d, 1s);
+  ASSERT_EQ(sink.committed.size(), 3U);
+  EXPECT_EQ(HeaderOf(sink.committed[2], "ce_trigger"), "");
+}
+
+TEST_F(RunNowTest, ANewLeaderFromTheCommittedRecordsDoesNotFireItAgain) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(yearly).ok());
+    ASSERT_TRUE(d.RequestRun("uid-r", {"tok-1"}).ok());
+    ASSERT_TRUE(d.FireOnce().ok());
+  }
+  ASSERT_EQ(sink.Ids().size(), 1U);
+  // The next leader: tasks and their annotations arrive before Start().
+  Dispatcher d2(clock, sink, &rec);
+  ASSERT_TRUE(d2.Upsert(yearly).ok());
+  ASSERT_TRUE(d2.RequestRun("uid-r", {"tok-1"}).ok());
+  ASSERT_TRUE(d2.Start().ok());
+  ASSERT_TRUE(d2.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().size(), 1U) << "tok-1 was handled by the previous leader";
+  ASSERT_TRUE(d2.RequestRun("uid-r", {"tok-2"}).ok());
+  ASSERT_TRUE(d2.FireOnce().ok());
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok-1", "uid-r:run-now:tok-2"));
+}
+
+TEST_F(RunNowTest, AFailedCommitLeavesNoRecordSoItFiresOnceLater) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(yearly).ok());
+    ASSERT_TRUE(d.RequestRun("uid-r", {"tok-1"}).ok());
+    sink.fail_next = 1;
+    EXPECT_FALSE(d.FireOnce().ok());
+    ASSERT_TRUE(d.FireOnce().ok()) << "retried";
+    ASSERT_TRUE(d.FireOnce().ok());
+  }
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok-1"));
+  // A leader that dies after an aborted commit: the next one fires the token.
+  sink.records.clear();
+  sink.committed.clear();
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Upsert(yearly).ok());
+    ASSERT_TRUE(d.RequestRun("uid-r", {"tok-9"}).ok());
+    ASSERT_TRUE(d.Start().ok());
+    sink.fail_next = 1;
+    EXPECT_FALSE(d.FireOnce().ok());
+  }
+  Dispatcher d2(clock, sink, &rec);
+  ASSERT_TRUE(d2.Upsert(yearly).ok());
+  ASSERT_TRUE(d2.RequestRun("uid-r", {"tok-9"}).ok());
+  ASSERT_TRUE(d2.Start().ok());
+  ASSERT_TRUE(d2.FireOnce().ok());
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok-9"));
+}
+
+TEST_F(RunNowTest, FiresOnASuspendedTask) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("s", "* * * * * *");
+  t.suspend = true;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  ASSERT_TRUE(d.RequestRun("uid-s", {"tok"}).ok());
+  RunFor(clock, d, 3s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-s:run-now:tok")) << "the schedule stays suspended";
+  EXPECT_EQ(sink.checkpoints.count("uid-s"), 0U);
+}
+
+TEST_F(RunNowTest, ForbidSkipsWhileRunningUnlessForcedAndAManualRunBlocksTheSchedule) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("f", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kForbid;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 10s);  // :10 fires and runs
+  ASSERT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610"));
+  ASSERT_TRUE(d.RequestRun("uid-f", {"tok-1"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().size(), 1U) << "Forbid: not fired while :10 runs";
+  EXPECT_EQ(sink.records["uid-f/run-now"], "1767225610 Skipped tok-1") << "but handled: it never fires later";
+  ASSERT_TRUE(d.RequestRun("uid-f", {"tok-2", true}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610", "uid-f:run-now:tok-2")) << "forced";
+  EXPECT_THAT(rec.run_now, ElementsAre("f:tok-1@2026-01-01T00:00:10Z:Skipped", "f:tok-2@2026-01-01T00:00:10Z:Fired"));
+  // :10 finishes, the forced run still runs: :20 is skipped.
+  d.OnFinished("uid-f", T("2026-01-01T00:00:10Z"));
+  RunFor(clock, d, 10s);
+  EXPECT_EQ(sink.Ids().size(), 2U);
+  EXPECT_THAT(rec.skipped, ElementsAre("f:ConcurrencyForbidden:1"));
+  d.OnManualFinished("uid-f", "tok-1");  // not the one that runs
+  RunFor(clock, d, 10s);
+  EXPECT_EQ(sink.Ids().size(), 2U);
+  d.OnManualFinished("uid-f", "tok-2");
+  RunFor(clock, d, 10s);  // :40 fires
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-f:1767225610", "uid-f:run-now:tok-2", "uid-f:1767225640"));
+}
+
+TEST_F(RunNowTest, HeldForAMissingTopicItIsNotSkippedByTheCatchUpPolicy) {
+  DispatcherOptions o;
+  o.missing_topic_retry = 5s;
+  Dispatcher d(clock, sink, &rec, o);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = yearly;
+  t.catch_up = CatchUpPolicy::kNone;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  sink.missing = {"jobs"};
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.Ids().empty()) << "held";
+  sink.missing.clear();
+  RunFor(clock, d, 10s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:run-now:tok")) << "late, but no catch-up policy applies to it";
+  EXPECT_TRUE(rec.skipped.empty());
+}
+
+TEST_F(RunNowTest, ForgettingTheTaskTombstonesItsRecordAndUnclaimedRecordsAreReported) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(yearly).ok());
+    ASSERT_TRUE(d.RequestRun("uid-r", {"tok"}).ok());
+    ASSERT_TRUE(d.FireOnce().ok());
+  }
+  ASSERT_EQ(sink.records.count("uid-r/run-now"), 1U);
+  // Deleted while no leader ran: the next leader finds a record and no checkpoint.
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  EXPECT_THAT(d.UnclaimedCheckpoints(), ElementsAre("uid-r"));
+  d.Forget("uid-r");
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.records.empty());
+  EXPECT_THAT(sink.tombstones, ::testing::UnorderedElementsAre("uid-r", "uid-r/run-now"));
+  // A live task forgotten after a run: both go as well.
+  ASSERT_TRUE(d.Upsert(Task("x", "0 0 0 1 1 *")).ok());
+  ASSERT_TRUE(d.RequestRun("uid-x", {"tok"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  ASSERT_EQ(sink.records.count("uid-x/run-now"), 1U);
+  d.Forget("uid-x");
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.records.empty());
+}
+
+TEST(ResultsFollower, AManualResultDoesNotFinishAScheduledOccurrence) {
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  std::vector<std::string> finished;
+  ResultsFollower f(
+      {}, clock,
+      [&](const std::string& id, Instant at, const std::string& token) {
+        finished.push_back(id + "@" + FormatRfc3339(at) + (token.empty() ? "" : " run-now " + token));
+      },
+      nullptr);
+  f.Handle(ResultRecord({"uid-m:run-now:tok:0", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 0, 2}));
+  EXPECT_TRUE(finished.empty()) << "one of two shards";
+  f.Handle(ResultRecord({"uid-m:run-now:tok:1", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 1, 2}));
+  EXPECT_THAT(finished, ElementsAre("uid-m@2026-01-01T00:05:00Z run-now tok"));
+  // Through the hub, and to a late subscriber too.
+  ResultsHub hub({}, clock);
+  hub.Handle(ResultRecord({"uid-m:run-now:tok", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 0, 1}));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> got;
+  auto source = hub.Subscribe([](const std::string&) { return true; },
+                              [&](const std::string& id, Instant, const std::string& token) {
+                                std::lock_guard lock(mu);
+                                got.push_back(id + " " + token);
+                                cv.notify_all();
+                              },
+                              nullptr);
+  CancelToken cancel;
+  std::thread t([&] { source->Run(cancel); });
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return !got.empty(); }));
+  }
+  cancel.Cancel();
+  t.join();
+  EXPECT_THAT(got, ElementsAre("uid-m tok"));
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ TEST_F(MockKafka, CommitsMessagesAndCheckpointsTogetherAndReadsThemBack) {
   EXPECT_EQ(Committed("fired", 2, 3).size(), 3U);
   auto cps = sink.ReadCheckpoints();
   ASSERT_TRUE(cps.ok()) << cps.status().ToString();
-  EXPECT_EQ(*cps, (Checkpoints{{"a", 2}})) << "b's tombstone deletes its checkpoint";
+  EXPECT_EQ(cps->fired, (std::unordered_map<std::string, int64_t>{{"a", 2}})) << "b's tombstone deletes its checkpoint";
 }
 
 TEST_F(MockKafka, AShardsSinkRefusesACheckpointTopicWithAnotherPartitionCount) {
@@ -134,7 +134,7 @@ TEST_F(MockKafka, ACommitWhoseOutcomeIsUnknownIsRetriedUntilItIsKnownAndLandsOnc
   EXPECT_EQ(got, (std::vector<std::string>{"a:1", "a:2", "b:2"})) << "each exactly once";
   auto cps = sink.ReadCheckpoints();
   ASSERT_TRUE(cps.ok()) << cps.status().ToString();
-  EXPECT_EQ(*cps, (Checkpoints{{"a", 2}, {"b", 2}}));
+  EXPECT_EQ(cps->fired, (std::unordered_map<std::string, int64_t>{{"a", 2}, {"b", 2}}));
 }
 
 TEST_F(MockKafka, AnOutcomeStillUnknownAfterMaxCommitRetryStopsTheSinkInsteadOfGuessing) {
@@ -172,7 +172,7 @@ TEST_F(MockKafka, ARefusedRecordFailsItsCommitWithoutStoppingTheSinkAndTheBatchI
   ASSERT_TRUE(retried.ok()) << retried.ToString();
   auto cps = sink.ReadCheckpoints();
   ASSERT_TRUE(cps.ok()) << cps.status().ToString();
-  EXPECT_EQ(*cps, (Checkpoints{{"a", 2}}));
+  EXPECT_EQ(cps->fired, (std::unordered_map<std::string, int64_t>{{"a", 2}}));
   // Not checked here: that the aborted records stay invisible. The mock cluster of
   // librdkafka 2.0 neither filters aborted transactions for read_committed readers
   // nor fences older producer epochs; the real broker does, and

@@ -188,7 +188,7 @@ TEST_F(LeaderTermTest, StartUpOrder) {
 }
 
 TEST_F(LeaderTermTest, CheckpointsOfTasksDeletedWhileNoLeaderRanAreTombstoned) {
-  restore_ = {{"uid-a", 1767225600}, {"uid-deleted", 1767225600}};
+  restore_.fired = {{"uid-a", 1767225600}, {"uid-deleted", 1767225600}};
   auto term = Term();
   CancelToken leading;
   Status result;
@@ -267,8 +267,9 @@ TEST(ShardTerm, TheSingleLeadersResultsFollowerHandsOnOnlyTheTasksItIsAskedFor) 
   FakeClock clock;
   TermWorld world = KafkaTermWorld({}, {}, clock);
   std::vector<std::string> finished;
-  auto source = world.results([](const std::string& id) { return id == "uid-a"; },
-                              [&](const std::string& id, dispatcher::Instant) { finished.push_back(id); }, nullptr);
+  auto source = world.results(
+      [](const std::string& id) { return id == "uid-a"; },
+      [&](const std::string& id, dispatcher::Instant, const std::string&) { finished.push_back(id); }, nullptr);
   auto* follower = dynamic_cast<dispatcher::ResultsFollower*>(source.get());
   ASSERT_NE(follower, nullptr);
   for (const char* id : {"uid-a:1767225600", "uid-b:1767225600"}) {

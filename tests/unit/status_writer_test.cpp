@@ -47,6 +47,13 @@ class FakeTaskSink : public dispatcher::TaskSink {
   }
   std::vector<std::string> forgotten;
   Result<dispatcher::TaskState> State(const std::string&) const override { return NotFound("x"); }
+  Status RequestRun(const std::string& id, const dispatcher::RunRequest& request) override {
+    if (tasks.count(id) == 0) return NotFound("task " + id + " is not scheduled");
+    if (!dispatcher::ValidRunToken(request.token)) return InvalidArgument("bad token " + request.token);
+    requests.emplace_back(id, request);
+    return Status::Ok();
+  }
+  std::vector<std::pair<std::string, dispatcher::RunRequest>> requests;
 };
 
 ScheduledTask Task(const std::string& name, int64_t generation = 1) {
@@ -423,6 +430,65 @@ TEST_F(StatusPathTest, SkipEventsAreQueuedAndAggregated) {
   writer_->OnSkipped(*Task("t1").def, 1, T("2026-01-01T00:00:00Z"), T("2026-01-01T00:00:00Z"), "TooManyMissed", "x");
   writer_->Flush();
   EXPECT_THAT(events_.Lines().back(), HasSubstr("Warning TooManyMissed: x"));
+}
+
+TEST_F(StatusPathTest, ARunNowAnnotationReconcilesWithoutAGenerationChange) {
+  Json obj = Json::parse(R"({"metadata": {"namespace": "ns", "name": "a", "uid": "uid-a", "generation": 1},
+                             "spec": {"schedule": "0 * * * *", "target": {"topic": "t"}}})");
+  auto before = ScheduledTaskFromJson(obj);
+  ASSERT_TRUE(before);
+  EXPECT_FALSE(before->run_now);
+  obj["metadata"]["annotations"] = {{"cronlane.dev/run-now", "tok-1"}, {"other", "x"}};
+  auto annotated = ScheduledTaskFromJson(obj, &*before);
+  ASSERT_TRUE(annotated && annotated->run_now);
+  EXPECT_EQ(annotated->run_now->token, "tok-1");
+  EXPECT_FALSE(annotated->run_now->force);
+  EXPECT_EQ(annotated->def.get(), before->def.get()) << "the spec did not change";
+  EXPECT_TRUE(TaskReconciler::NeedsReconcile(&*before, &*annotated)) << "same generation, a new request";
+  auto again = ScheduledTaskFromJson(obj, &*annotated);
+  EXPECT_EQ(again->run_now.get(), annotated->run_now.get()) << "shared, not a copy per update";
+  EXPECT_FALSE(TaskReconciler::NeedsReconcile(&*annotated, &*again)) << "a status write is not a request";
+  obj["metadata"]["annotations"]["cronlane.dev/run-now-force"] = "true";
+  auto forced = ScheduledTaskFromJson(obj, &*again);
+  EXPECT_TRUE(forced->run_now->force);
+  EXPECT_TRUE(TaskReconciler::NeedsReconcile(&*again, &*forced));
+
+  Cache(*forced);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  ASSERT_EQ(sink_.requests.size(), 1U);
+  EXPECT_EQ(sink_.requests[0].first, "uid-a");
+  EXPECT_EQ(sink_.requests[0].second, (dispatcher::RunRequest{"tok-1", true}));
+
+  // A bad token is refused with a Warning, not handed on.
+  obj["metadata"]["annotations"]["cronlane.dev/run-now"] = "not a token";
+  Cache(*ScheduledTaskFromJson(obj, &*forced));
+  ASSERT_TRUE(reconciler_->Reconcile("ns/a").ok());
+  EXPECT_EQ(sink_.requests.size(), 1U);
+  writer_->Flush();
+  EXPECT_THAT(events_.Lines(), ::testing::Contains(HasSubstr("Warning RunNowRefused")));
+}
+
+TEST_F(StatusPathTest, AHandledRunNowIsWrittenOnceWithTheFireTimes) {
+  ScheduledTask t = Task("a");
+  Cache(t);
+  writer_->OnRunNow(*t.def, "tok-1", T("2026-01-01T00:00:05Z"), dispatcher::RunNowResult::kFired, "fired");
+  EXPECT_EQ(writer_->Flush(), 1);
+  auto p = Patches("a");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0]["lastRunNow"]["token"], "tok-1");
+  EXPECT_EQ(p[0]["lastRunNow"]["time"], "2026-01-01T00:00:05Z");
+  EXPECT_EQ(p[0]["lastRunNow"]["result"], "Fired");
+  EXPECT_EQ(p[0]["firedCount"], 1) << "a manual run counts as fired";
+  writer_->OnFired(*t.def, T("2026-01-01T01:00:00Z"), std::nullopt);
+  EXPECT_EQ(writer_->Flush(), 1);
+  p = Patches("a");
+  ASSERT_EQ(p.size(), 2U);
+  EXPECT_FALSE(p[1].contains("lastRunNow")) << "written once: the merge patch keeps it";
+  writer_->OnRunNow(*t.def, "tok-2", T("2026-01-01T00:00:06Z"), dispatcher::RunNowResult::kSkipped, "busy");
+  writer_->Flush();
+  p = Patches("a");
+  EXPECT_EQ(p.back()["lastRunNow"]["result"], "Skipped");
+  EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Normal RunNow"), HasSubstr("Warning RunNowSkipped")));
 }
 
 // An object's name may be 253 characters long; the Event's name is made from it
