@@ -2,9 +2,11 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <random>
 
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
+#include "cli/trigger_command.h"
 #include "cli/validate_command.h"
 #include "common/version.h"
 
@@ -34,6 +36,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   shard_cmd->add_option("uids", shard.uids, "Task UIDs (metadata.uid); none or - reads them from stdin");
 
+  cronlane::cli::TriggerOptions trigger;
+  auto* trigger_cmd =
+      app.add_subcommand("trigger", "Print the kubectl command that runs a ScheduledTask now, once (pipe it to sh)");
+  trigger_cmd->add_option("task", trigger.task, "[NAMESPACE/]NAME of the ScheduledTask")->required();
+  trigger_cmd->add_flag("--force", trigger.force, "Run even if concurrencyPolicy Forbid finds an occurrence running");
+  trigger_cmd->add_option("--token", trigger.token, "The run's token (default: the UTC time and 6 random hex digits)");
+  trigger_cmd->add_option("--output,-o", trigger.output, "command (kubectl annotate) or patch (a merge patch)")
+      ->capture_default_str();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -44,6 +55,11 @@ int main(int argc, char** argv) {
   if (*next_cmd) return cronlane::cli::RunNext(next, std::cout, std::cerr);
   if (*validate_cmd) return cronlane::cli::RunValidate(validate, std::cout, std::cerr);
   if (*shard_cmd) return cronlane::cli::RunShard(shard, std::cin, std::cout, std::cerr);
+  if (*trigger_cmd) {
+    trigger.now = std::chrono::system_clock::now();
+    trigger.random = std::random_device{}();
+    return cronlane::cli::RunTrigger(trigger, std::cout, std::cerr);
+  }
   if (*version_cmd) {
     std::cout << "cronlane " << cronlane::kVersion << "\n";
     return 0;

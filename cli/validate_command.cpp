@@ -98,6 +98,20 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
     return std::any_of(schema_problems.begin(), schema_problems.end(),
                        [&](const SchemaProblem& p) { return p.field.rfind(prefix, 0) == 0; });
   };
+  // The run-now annotations, as crds/policies/run-now.yaml refuses them at apply.
+  if (const YAML::Node ann = At(At(doc, "metadata"), "annotations"); ann.IsMap()) {
+    const YAML::Node token = At(ann, "cronlane.dev/run-now");
+    if (token.IsDefined() && !(token.IsScalar() && dispatcher::ValidRunToken(token.Scalar()))) {
+      out.push_back({"metadata.annotations[cronlane.dev/run-now]", Line(token),
+                     "\"" + (token.IsScalar() ? token.Scalar() : std::string()) +
+                         "\" is not a run-now token: 1 to 63 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit"});
+    }
+    const YAML::Node force = At(ann, "cronlane.dev/run-now-force");
+    if (force.IsDefined() && !(force.IsScalar() && (force.Scalar() == "true" || force.Scalar() == "false"))) {
+      out.push_back({"metadata.annotations[cronlane.dev/run-now-force]", Line(force), "must be \"true\" or \"false\""});
+    }
+  }
   const YAML::Node spec = At(doc, "spec");
   if (!spec.IsMap()) return;
   const YAML::Node schedule = At(spec, "schedule");

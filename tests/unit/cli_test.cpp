@@ -1,5 +1,7 @@
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
+#include "cli/trigger_command.h"
+#include "dispatcher/task.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -66,6 +68,50 @@ TEST(CliShard, ReadsUidsFromStdinAndRefusesBadInput) {
   EXPECT_EQ(RunShard({.shards = 0, .uids = {"abc"}}, none, out2, err2), 2);
   EXPECT_EQ(out2.str(), "");
   EXPECT_THAT(err2.str(), ::testing::HasSubstr("--shards must be at least 1"));
+}
+
+}  // namespace
+}  // namespace cronlane::cli
+
+namespace cronlane::cli {
+namespace {
+
+TEST(Trigger, PrintsAnAnnotateCommandWithAFreshToken) {
+  TriggerOptions o;
+  o.task = "team/report";
+  o.now = std::chrono::system_clock::time_point(std::chrono::seconds(1796144400));  // 2026-12-01T17:00:00Z
+  o.random = 0xa1b2c3;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunTrigger(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(),
+            "kubectl annotate --overwrite -n team scheduledtask/report cronlane.dev/run-now=20261201T170000Z-a1b2c3 "
+            "cronlane.dev/run-now-force=false\n");
+  EXPECT_TRUE(dispatcher::ValidRunToken(FreshRunToken(o.now, 0xffffffff)));
+  EXPECT_NE(FreshRunToken(o.now, 0xa1b2c3), FreshRunToken(o.now, 0xa1b2c4)) << "two triggers in one second differ";
+
+  TriggerOptions p;
+  p.task = "report";
+  p.force = true;
+  p.token = "manual-1";
+  p.output = "patch";
+  std::ostringstream out2;
+  ASSERT_EQ(RunTrigger(p, out2, err), 0) << err.str();
+  EXPECT_EQ(out2.str(),
+            R"({"metadata":{"annotations":{"cronlane.dev/run-now":"manual-1","cronlane.dev/run-now-force":"true"}}})"
+            "\n");
+}
+
+TEST(Trigger, RefusesABadTokenTaskOrOutput) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunTrigger({.task = "team/report", .token = "a b"}, out, err), 2);
+  EXPECT_THAT(err.str(), ::testing::HasSubstr("not a run-now token"));
+  for (const char* task : {"", "team/", "/report", "Team/report", "team/report;rm -rf /", "a/b/c"}) {
+    std::ostringstream e;
+    EXPECT_EQ(RunTrigger({.task = task, .token = "t"}, out, e), 2) << task;
+  }
+  std::ostringstream e;
+  EXPECT_EQ(RunTrigger({.task = "report", .token = "t", .output = "yaml"}, out, e), 2);
+  EXPECT_TRUE(out.str().empty()) << "nothing printed for a refused trigger";
 }
 
 }  // namespace
