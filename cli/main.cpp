@@ -17,8 +17,10 @@ int main(int argc, char** argv) {
 
   cronlane::cli::NextOptions next;
   auto* next_cmd = app.add_subcommand("next", "Print the next fire times of a schedule");
-  next_cmd->add_option("--schedule,-s", next.schedule, "Cron expression (5 fields, or 6 with leading seconds)")
-      ->required();
+  next_cmd->add_option("--schedule,-s", next.schedule, "Cron expression (5 fields, or 6 with leading seconds)");
+  next_cmd->add_option("--run-at", next.run_at, "A one-shot task's runAt, instead of --schedule");
+  next_cmd->add_option("--start", next.start, "startTime: the schedule fires at or after it");
+  next_cmd->add_option("--end", next.end, "endTime: the schedule fires before it");
   next_cmd->add_option("--time-zone,-z", next.time_zone, "IANA time zone (default UTC)");
   next_cmd->add_option("--from", next.from, "RFC 3339 instant to start after (default now)");
   next_cmd->add_option("--count,-n", next.count, "How many fire times to print")->capture_default_str();

@@ -120,9 +120,30 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   const YAML::Node headers = target.IsMap() ? At(target, "headers") : YAML::Node();
   const YAML::Node payload = At(spec, "payload");
   const YAML::Node shards = At(spec, "shards");
+  const YAML::Node run_at = At(spec, "runAt");
+  const YAML::Node start = At(spec, "startTime");
+  const YAML::Node end = At(spec, "endTime");
+
+  // The CRD's CEL rules on spec, checked offline as the apiserver checks them; the
+  // operator's checks below would only repeat what they find.
+  bool cel_refused = false;
+  if (schedule.IsDefined() == run_at.IsDefined()) {
+    out.push_back({"spec.schedule", Line(schedule.IsDefined() ? schedule : spec),
+                   "set exactly one of schedule (recurring) or runAt (once)"});
+    cel_refused = true;
+  }
+  if (run_at.IsDefined() && (start.IsDefined() || end.IsDefined())) {
+    out.push_back({"spec.runAt", Line(run_at), "startTime and endTime bound a recurring schedule; runAt fires once"});
+    cel_refused = true;
+  }
+  if (cel_refused) return;
 
   dispatcher::TaskDefinition t;
   t.schedule = schedule.IsScalar() ? schedule.Scalar() : "";
+  if (run_at.IsDefined() || start.IsDefined() || end.IsDefined()) {
+    auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
+    t.bounds = dispatcher::TimeBounds{text(run_at), text(start), text(end)};
+  }
   t.time_zone = tz.IsScalar() ? tz.Scalar() : "";
   if (headers.IsMap()) {
     for (const auto& kv : headers) {
@@ -136,10 +157,16 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   for (const auto& p : dispatcher::TaskProblems(t)) {
     if (has_problem(p.field)) continue;
     if (p.field == "spec.schedule" && !schedule.IsScalar()) continue;  // missing: the schema says so
-    YAML::Node at = p.field == "spec.timeZone"   ? tz
-                    : p.field == "spec.schedule" ? schedule
-                    : p.field == "spec.payload"  ? payload
-                                                 : YAML::Node();
+    if ((p.field == "spec.startTime" || p.field == "spec.endTime" || p.field == "spec.runAt") && has_problem(p.field)) {
+      continue;  // the pattern said so already
+    }
+    YAML::Node at = p.field == "spec.timeZone"    ? tz
+                    : p.field == "spec.schedule"  ? schedule
+                    : p.field == "spec.payload"   ? payload
+                    : p.field == "spec.runAt"     ? run_at
+                    : p.field == "spec.startTime" ? start
+                    : p.field == "spec.endTime"   ? end
+                                                  : YAML::Node();
     if (p.field == "spec.target.headers") {
       for (const auto& kv : headers) {
         if (kv.first.as<std::string>() == p.item) at = kv.first;

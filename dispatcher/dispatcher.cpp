@@ -162,6 +162,7 @@ Status Dispatcher::Start() {
       if (!restored_records_.empty()) ClaimRecordLocked(e.def);
       ScheduleLocked(e, now);
       scheduled.emplace_back(e.def, e.next);
+      if (CompleteLocked(e)) completions_.emplace_back(e.def, e.last_fired);
     }
     // Run-now requests held until the records said which tokens were handled.
     for (auto& [id, m] : manual_) {
@@ -172,6 +173,7 @@ Status Dispatcher::Start() {
   if (observer_ != nullptr) {
     for (const auto& [def, next] : scheduled) observer_->OnScheduled(*def, next);
     DeliverRestoredRuns();
+    DeliverSkips();  // and completions
   }
   using ms = std::chrono::milliseconds;
   spdlog::info(
@@ -203,6 +205,10 @@ std::optional<Instant> Dispatcher::PlausibleCheckpoint(const TaskDefinition& tas
   return std::nullopt;
 }
 
+bool Dispatcher::CompleteLocked(const Entry& e) const {
+  return started_ && e.window && !e.def->suspend && !e.next;
+}
+
 void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
   if (!started_ || e.def->suspend) {
     e.next.reset();
@@ -210,15 +216,25 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
     return;
   }
   // Resume after the last fired occurrence (missed ones are caught up per policy);
-  // a task never fired starts from now.
-  e.next = e.schedule.Next(e.last_fired ? *e.last_fired : now);
+  // a task never fired starts from now. A one-shot task never fired has its one
+  // occurrence ahead of it, however late: a runAt already past when the task was
+  // created (or while no leader ran) is a missed occurrence, and catchUpPolicy and
+  // startingDeadlineSeconds decide whether it still fires.
+  Instant from = now;
+  if (e.last_fired) {
+    from = *e.last_fired;
+  } else if (e.window && e.window->run_at) {
+    from = std::min(now, *e.window->run_at - seconds{1});
+  }
+  e.next = Times(e).Next(from);
   PushLocked(e);
 }
 
 Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   const TaskDefinition& task = *ptr;
   std::optional<Schedule> parsed;
-  if (auto problems = TaskProblems(task, &parsed); !problems.empty()) {
+  FireWindow window;
+  if (auto problems = TaskProblems(task, &parsed, &window); !problems.empty()) {
     Remove(task.id);
     TaskState refused;
     refused.problem = std::move(problems.front());
@@ -233,7 +249,12 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
       forgotten_.erase(task.id);
       forgotten_.erase(task.id + kRunNowSuffix);
     }
-    Entry e{ptr, parsed->Anchored(task.created), std::nullopt, std::nullopt, 0};
+    Entry e{ptr,
+            parsed ? parsed->Anchored(task.created) : Schedule(),
+            task.bounds ? std::make_unique<const FireWindow>(window) : nullptr,
+            std::nullopt,
+            std::nullopt,
+            0};
     if (auto r = restored_.find(task.id); r != restored_.end()) {
       e.last_fired = PlausibleCheckpoint(task, r->second, now);
       restored_.erase(r);
@@ -244,7 +265,8 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   } else {
     const TaskDefinition& old = *it->second.def;
     const bool timing_changed = old.schedule != task.schedule || old.time_zone != task.time_zone ||
-                                old.jitter_seconds != task.jitter_seconds || old.created != task.created;
+                                old.jitter_seconds != task.jitter_seconds || old.created != task.created ||
+                                !(old.bounds == task.bounds);
     const bool resumed = old.suspend && !task.suspend;
     if (it->second.def != ptr) {
       // Equal or not: share the caller's copy and drop ours. The key views the id in
@@ -256,16 +278,17 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
       it = tasks_.insert(std::move(node)).position;
     }
     Entry& e = it->second;
-    e.schedule = parsed->Anchored(task.created);
+    e.schedule = parsed ? parsed->Anchored(task.created) : Schedule();
+    if (timing_changed) e.window = task.bounds ? std::make_unique<const FireWindow>(window) : nullptr;
     if (task.suspend) {
       e.next.reset();
       ++e.version;
-    } else if (resumed || !e.next) {
+    } else if (resumed || !e.next || (timing_changed && e.window && e.window->run_at)) {
       ScheduleLocked(e, now);  // from the last fired occurrence: the policy decides about missed ones
     } else if (timing_changed) {
       // A new schedule takes effect at its next occurrence; its past is not caught up.
       Instant from = e.last_fired ? std::max(*e.last_fired, now) : now;
-      e.next = e.schedule.Next(from);
+      e.next = Times(e).Next(from);
       if (started_) PushLocked(e);
     }
   }
@@ -273,6 +296,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   TaskState state;
   state.next_fire = it->second.next;
   state.last_fire = it->second.last_fired;
+  state.complete = CompleteLocked(it->second);
   const bool restored_run = !restored_runs_.empty();
   lock.Unlock();
   if (restored_run) DeliverRestoredRuns();
@@ -529,11 +553,15 @@ void Dispatcher::OnFinished(const std::string& id, Instant scheduled) {
 
 void Dispatcher::DeliverSkips() {
   std::vector<SkipReport> skips;
+  std::vector<std::pair<DefPtr, std::optional<Instant>>> completions;
   {
     MutexLock lock(mu_);
     skips.swap(skips_);
+    completions.swap(completions_);
   }
+  if (observer_ == nullptr) return;
   for (const auto& r : skips) observer_->OnSkipped(*r.def, r.count, r.first, r.last, r.reason, r.message);
+  for (const auto& [def, last] : completions) observer_->OnCompleted(*def, last);
 }
 
 size_t Dispatcher::CollectDue(Instant now) {
@@ -574,18 +602,19 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
     // walking every missed one (a day of an every-second task is 86,400 steps per
     // task); the ones jumped over are counted up to kMaxCountedSkips.
     {
-      std::optional<Instant> back = e.schedule.Prev(now);
+      const FireTimes times = Times(e);
+      std::optional<Instant> back = times.Prev(now);
       size_t steps = 0;
       while (back && *back > t && steps < cap) {
-        back = e.schedule.Prev(*back - seconds{1});
+        back = times.Prev(*back - seconds{1});
         ++steps;
       }
       if (steps == cap && back && *back >= t) {
         first_beyond = t;
-        for (std::optional<Instant> c = t; c && *c <= *back && beyond_cap < kMaxCountedSkips; c = e.schedule.Next(*c)) {
+        for (std::optional<Instant> c = t; c && *c <= *back && beyond_cap < kMaxCountedSkips; c = times.Next(*c)) {
           ++beyond_cap;
         }
-        if (auto n = e.schedule.Next(*back)) t = *n;
+        if (auto n = times.Next(*back)) t = *n;
       }
     }
     std::deque<Instant> window;
@@ -598,7 +627,7 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
       }
       window.push_back(t);
       latest = t;
-      auto n = e.schedule.Next(t);
+      auto n = Times(e).Next(t);
       if (!n) break;
       t = *n;
     }
@@ -610,8 +639,11 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
       if (!e.started || *e.started < f) e.started = f;
       ++added;
     }
-    e.next = latest ? e.schedule.Next(*latest) : e.next;
+    e.next = latest ? Times(e).Next(*latest) : e.next;
     PushLocked(e);
+    // Nothing left and nothing to commit (all skipped): complete now; otherwise
+    // once the last occurrence is committed (FireOnce).
+    if (fire.empty() && CompleteLocked(e)) completions_.emplace_back(e.def, e.last_fired);
   }
   if (added > 0) cv_.notify_all();
   return added;
@@ -786,6 +818,7 @@ Status Dispatcher::FireOnce() {
         ++by_namespace_[e.def->ns].fired;
         if (!e.last_fired || *e.last_fired < o.scheduled) e.last_fired = o.scheduled;
         fired.push_back({e.def, {o.scheduled, e.next}});
+        if (e.last_fired == o.scheduled && CompleteLocked(e)) completions_.emplace_back(e.def, e.last_fired);
       }
       if (!run_now.empty()) cv_.notify_all();
     }
@@ -798,6 +831,7 @@ Status Dispatcher::FireOnce() {
     for (const auto& [def, t] : fired) observer_->OnFired(*def, t.first, t.second);
     for (const auto& r : run_now) observer_->OnRunNow(*r.def, r.token, r.at, r.result, r.message);
   }
+  DeliverSkips();  // completions of tasks whose last occurrence this commit fired
   return Status::Ok();
 }
 

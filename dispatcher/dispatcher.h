@@ -77,6 +77,13 @@ class DispatcherObserver {
                          const std::string& message) = 0;
   // The sink reported that another producer fenced this one: stop dispatching.
   virtual void OnFenced(const std::string& message) = 0;
+  // A one-shot (runAt) or bounded (endTime) task has nothing left to fire: its last
+  // occurrence was committed or skipped, or its window closed. `last` is the
+  // scheduled time of its last fired occurrence, if any.
+  virtual void OnCompleted(const TaskDefinition& task, std::optional<Instant> last) {
+    (void)task;
+    (void)last;
+  }
   // Start() scheduled `task` (held since its Upsert) from its restored checkpoint:
   // its next fire is `next` (none when suspended or never firing again).
   virtual void OnScheduled(const TaskDefinition& task, std::optional<Instant> next) {
@@ -233,11 +240,12 @@ class Dispatcher final : public TaskSink {
   using DefPtr = TaskDefinitionPtr;
   struct Entry {
     DefPtr def;
-    Schedule schedule;
-    std::optional<Instant> last_fired;  // from checkpoints and commits
-    std::optional<Instant> next;        // next occurrence to consider (scheduled time)
-    uint64_t version = 0;               // bumps on every change; stale heap items are skipped
-    std::optional<Instant> started;     // latest occurrence handed to the sink (Forbid)
+    Schedule schedule;                         // unused by a runAt task
+    std::unique_ptr<const FireWindow> window;  // runAt/startTime/endTime; null for almost every task
+    std::optional<Instant> last_fired;         // from checkpoints and commits
+    std::optional<Instant> next;               // next occurrence to consider (scheduled time)
+    uint64_t version = 0;                      // bumps on every change; stale heap items are skipped
+    std::optional<Instant> started;            // latest occurrence handed to the sink (Forbid)
   };
   // Run-now state of a task that has had a request or a record (few tasks): kept
   // apart from Entry so the other 100k tasks pay nothing for it.
@@ -263,6 +271,12 @@ class Dispatcher final : public TaskSink {
   };
 
   void ScheduleLocked(Entry& e, Instant now) REQUIRES(mu_);
+  // The task's fire times: its schedule within its window, or its runAt.
+  static FireTimes Times(const Entry& e) { return FireTimes(e.schedule, e.window.get()); }
+  // A bounded or one-shot task with nothing left to fire (not suspended).
+  bool CompleteLocked(const Entry& e) const REQUIRES(mu_);
+  // Completions found under the lock, for DeliverSkips() to hand to the observer.
+  std::vector<std::pair<DefPtr, std::optional<Instant>>> completions_ GUARDED_BY(mu_);
   // Re-applies each task's catch-up policy to pending_ (after a failed commit, or
   // when held occurrences come back): what became too late is skipped.
   void ReapplyPoliciesLocked() REQUIRES(mu_);

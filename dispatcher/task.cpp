@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "common/limits.h"
+#include "common/time.h"
+#include "common/zone.h"
 
 #include <limits>
 
@@ -18,12 +20,46 @@ bool IsReservedHeader(std::string_view name) {
   return n.rfind("ce_", 0) == 0 || n == "content-type";
 }
 
-std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule) {
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule,
+                                      FireWindow* window) {
   std::vector<TaskProblem> out;
   auto zone = LocateZone(task.time_zone);
   if (!zone.ok()) out.push_back({"UnknownTimeZone", "spec.timeZone", zone.status().message(), ""});
-  auto s = Schedule::Parse(task.schedule, zone.ok() ? task.time_zone : "");
-  if (!s.ok()) out.push_back({"InvalidSchedule", "spec.schedule", s.status().message(), ""});
+  const Zone* z = zone.ok() ? *zone : nullptr;
+  const bool one_shot = task.bounds && !task.bounds->run_at.empty();
+  FireWindow w;
+  auto time = [&](const char* field, const std::string& text, std::optional<Instant>& into) {
+    if (text.empty()) return;
+    auto t = ParseSpecTime(text, z);
+    if (t.ok()) {
+      into = *t;
+    } else {
+      out.push_back({"InvalidSpec", field, t.status().message(), ""});
+    }
+  };
+  Result<Schedule> s = InvalidArgument("not parsed");
+  if (one_shot) {
+    time("spec.runAt", task.bounds->run_at, w.run_at);
+    if (!task.schedule.empty()) {
+      out.push_back(
+          {"InvalidSpec", "spec.runAt", "is set together with spec.schedule: a task has one or the other", ""});
+    }
+    if (!task.bounds->start_time.empty() || !task.bounds->end_time.empty()) {
+      out.push_back({"InvalidSpec", "spec.runAt",
+                     "fires once: spec.startTime and spec.endTime only bound a recurring schedule", ""});
+    }
+  } else {
+    s = Schedule::Parse(task.schedule, zone.ok() ? task.time_zone : "");
+    if (!s.ok()) out.push_back({"InvalidSchedule", "spec.schedule", s.status().message(), ""});
+    if (task.bounds) {
+      time("spec.startTime", task.bounds->start_time, w.start);
+      time("spec.endTime", task.bounds->end_time, w.end);
+      if (w.start && w.end && *w.start >= *w.end) {
+        out.push_back({"InvalidSpec", "spec.endTime",
+                       "is not after spec.startTime (" + FormatRfc3339(*w.start) + "): nothing could fire", ""});
+      }
+    }
+  }
   if (task.payload_json.size() > kMaxPayloadBytes) {
     out.push_back({"PayloadTooLarge", "spec.payload",
                    "is " + std::to_string(task.payload_json.size()) + " bytes as JSON, over the limit of " +
@@ -56,7 +92,8 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
   range("spec.execution.timeoutSeconds", task.timeout_seconds, 0, 86400);  // 0: unset
   range("spec.execution.maxAttempts", task.max_attempts, 1, 100);
   range("spec.execution.backoffSeconds", task.backoff_seconds, 0, 3600);
-  if (schedule != nullptr && out.empty()) *schedule = std::move(*s);
+  if (schedule != nullptr && out.empty() && s.ok()) *schedule = std::move(*s);
+  if (window != nullptr && out.empty()) *window = w;
   return out;
 }
 

@@ -12,10 +12,37 @@
 
 #include "common/status.h"
 #include "dispatcher/cron.h"
+#include "dispatcher/fire_times.h"
 
 namespace cronlane::dispatcher {
 
 enum class CatchUpPolicy { kLatest, kAll, kNone };
+
+// A shared immutable value compared by value (null equals only null): a part of a
+// definition that almost no task has costs 16 bytes, not its size.
+template <class T>
+class SharedValue {
+ public:
+  SharedValue() = default;
+  SharedValue(T v) : p_(std::make_shared<const T>(std::move(v))) {}  // NOLINT(google-explicit-constructor)
+  explicit operator bool() const { return p_ != nullptr; }
+  const T& operator*() const { return *p_; }
+  const T* operator->() const { return p_.get(); }
+  bool operator==(const SharedValue& o) const { return p_ == o.p_ || (p_ && o.p_ && *p_ == *o.p_); }
+
+ private:
+  std::shared_ptr<const T> p_;
+};
+
+// spec.runAt, spec.startTime and spec.endTime as written ("" when unset): the
+// dispatcher parses them (ParseSpecTime, in the task's zone).
+struct TimeBounds {
+  std::string run_at;      // fire once at this time, instead of a schedule
+  std::string start_time;  // the schedule fires at or after (inclusive)
+  std::string end_time;    // and before (exclusive)
+
+  bool operator==(const TimeBounds&) const = default;
+};
 enum class ConcurrencyPolicy { kAllow, kForbid };
 
 struct TaskDefinition {
@@ -40,6 +67,7 @@ struct TaskDefinition {
   int timeout_seconds = 0;
   int max_attempts = 1;
   int backoff_seconds = 10;
+  SharedValue<TimeBounds> bounds;  // null: an unbounded schedule (almost every task)
 
   bool operator==(const TaskDefinition&) const = default;
 };
@@ -69,8 +97,10 @@ bool IsReservedHeader(std::string_view name);
 // UTC when the zone is the problem, so the two are reported independently.
 // `cronlane validate` runs the same checks on files. The schedule is parsed once:
 // when `schedule` is given and nothing is wrong, it receives the parsed schedule
-// (not yet anchored), so a caller that goes on to fire the task does not parse again.
-std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule = nullptr);
+// (not yet anchored; none for a runAt task), so a caller that goes on to fire the
+// task does not parse again; `window` likewise receives its parsed bounds.
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule = nullptr,
+                                      FireWindow* window = nullptr);
 // The first of TaskProblems(), or nullopt.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
 
@@ -84,6 +114,8 @@ struct TaskState {
   std::optional<Instant> last_fire;  // scheduled time of the last fired occurrence
   // Set by an Upsert that refused the task (the first of TaskProblems()).
   std::optional<TaskProblem> problem;
+  // A one-shot (runAt) or bounded (endTime) task with nothing left to fire.
+  bool complete = false;
 };
 
 // A request to fire a task once, now, besides its schedule (the

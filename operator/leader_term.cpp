@@ -181,6 +181,7 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   if (owns) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
   ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task,
                                 shards);
+  writer.SetOnCompleted([&tasks](const std::string& key) { tasks.Requeue(key); });
 
   std::vector<std::pair<std::string, std::string>> labels;
   if (shards > 1) labels.emplace_back("shard", std::to_string(shard));

@@ -91,6 +91,9 @@ inline constexpr const char* kConditionReady = "Ready";
 inline constexpr const char* kConditionReconciling = "Reconciling";
 // True when the spec cannot work until a person changes it: kstatus says Failed.
 inline constexpr const char* kConditionStalled = "Stalled";
+// True when a one-shot (runAt) or bounded (endTime) ScheduledTask has nothing left
+// to fire, as a Job's Complete (`kubectl wait --for=condition=Complete`).
+inline constexpr const char* kConditionComplete = "Complete";
 
 // Sets `ready` (its observedGeneration as given) and, when `stalled`, Stalled=True
 // with ready's reason and message; removes Stalled otherwise and always removes

@@ -39,6 +39,10 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   d.generation = t.generation;
   if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");
+  if (spec.contains("runAt") || spec.contains("startTime") || spec.contains("endTime")) {
+    d.bounds =
+        dispatcher::TimeBounds{JsonString(spec, "runAt"), JsonString(spec, "startTime"), JsonString(spec, "endTime")};
+  }
   d.time_zone = JsonString(spec, "timeZone");
   d.suspend = JsonBool(spec, "suspend", false);
   if (auto it = spec.find("startingDeadlineSeconds"); it != spec.end() && it->is_number_integer()) {

@@ -47,6 +47,8 @@ class ScheduledTaskController {
   prometheus::ClientMetric ReconcileDuration() const { return reconcile_duration_.Collect(); }
   const TaskReconciler& reconciler() const { return reconciler_; }
   size_t QueueLength() const { return queue_.Len(); }
+  // Reconciles `key` again (the dispatcher found it complete). Thread-safe.
+  void Requeue(const std::string& key) { queue_.Add(key); }
 
  private:
   void Worker();

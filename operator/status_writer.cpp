@@ -151,6 +151,19 @@ void StatusWriter::OnRunNowRestored(const dispatcher::TaskDefinition& task, cons
   MarkTimesLocked(it);
 }
 
+void StatusWriter::OnCompleted(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant>) {
+  const std::string key = task.ns + "/" + task.name;
+  {
+    MutexLock lock(mu_);
+    auto it = EntryLocked(key, task.id);
+    if (it->second.next) {
+      it->second.next.reset();
+      MarkTimesLocked(it);
+    }
+  }
+  if (on_completed_) on_completed_(key);
+}
+
 void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant,
                              dispatcher::Instant, const std::string& reason, const std::string& message) {
   {

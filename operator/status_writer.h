@@ -67,6 +67,14 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   void OnSkipped(const dispatcher::TaskDefinition& task, int count, dispatcher::Instant first, dispatcher::Instant last,
                  const std::string& reason, const std::string& message) override;
   void OnFenced(const std::string& message) override;
+  // A one-shot or bounded task has nothing left to fire: nextScheduleTime is cleared
+  // and the task's key goes to `on_completed` (the controller reconciles it into
+  // Ready=Completed and Complete=True).
+  void OnCompleted(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> last) override;
+  // Where OnCompleted() sends keys. Set once, before the dispatcher starts.
+  void SetOnCompleted(std::function<void(const std::string& key)> on_completed) {
+    on_completed_ = std::move(on_completed);
+  }
   // A run-now request was handled: status.lastRunNow says which token, when and
   // how (written with the fire times, under their budget), and a Normal Event
   // RunNow (Fired) or a Warning RunNowSkipped is recorded. A fired run counts in
@@ -150,6 +158,7 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   RateLimiter times_budget_;
   RateLimiter conditions_budget_;
   std::function<void(const std::string&)> on_fenced_;
+  std::function<void(const std::string&)> on_completed_;
   mutable Mutex mu_;
   Entries tasks_ GUARDED_BY(mu_);    // by namespace/name
   size_t gone_ GUARDED_BY(mu_) = 0;  // entries of tasks_ that are gone

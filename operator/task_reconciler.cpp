@@ -22,8 +22,10 @@ bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTas
 }
 
 std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
-                                                         const std::optional<dispatcher::TaskProblem>& problem) const {
+                                                         const dispatcher::TaskState& state) const {
+  const std::optional<dispatcher::TaskProblem>& problem = state.problem;
   std::vector<Condition> out = t.status.Conditions();
+  std::erase_if(out, [](const Condition& c) { return c.type == kConditionComplete; });
   Condition ready{kConditionReady, "True", kReasonScheduled, "The task fires according to spec.schedule", "",
                   t.generation};
   if (problem) {
@@ -36,8 +38,23 @@ std::vector<Condition> TaskReconciler::DesiredConditions(const ScheduledTask& t,
     // Suspension is intended and healthy: Ready, and the reason says no occurrence fires.
     ready.reason = kReasonSuspended;
     ready.message = "spec.suspend is true: no occurrence fires";
+  } else if (state.complete) {
+    // Done, as a Job is: healthy (Ready, so kstatus says Current), and Complete.
+    ready.reason = kReasonCompleted;
+    const dispatcher::TimeBounds& b = *t.def->bounds;
+    ready.message = !b.run_at.empty()
+                        ? (state.last_fire ? "spec.runAt fired at " + FormatRfc3339(*state.last_fire)
+                                           : "spec.runAt " + b.run_at + " passed without firing (see Events)")
+                        : "nothing fires before spec.endTime " + b.end_time;
+  } else if (t.def->bounds && !t.def->bounds->run_at.empty()) {
+    ready.message = "The task fires once, at spec.runAt";
   }
-  SetReadiness(out, ready, problem.has_value(), t.status.Conditions(), FormatRfc3339(clock_.Now()));
+  const std::string now = FormatRfc3339(clock_.Now());
+  if (ready.reason == kReasonCompleted) {
+    SetCondition(out, {kConditionComplete, "True", kReasonCompleted, ready.message, "", t.generation},
+                 t.status.Conditions(), now);
+  }
+  SetReadiness(out, ready, problem.has_value(), t.status.Conditions(), now);
   return out;
 }
 
@@ -86,7 +103,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   const std::optional<dispatcher::TaskProblem>& problem = state.problem;
   if (t.run_now) RequestRun(t, problem);
 
-  std::vector<Condition> conditions = DesiredConditions(t, problem);
+  std::vector<Condition> conditions = DesiredConditions(t, state);
   const std::optional<Instant>& next = state.next_fire;
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from

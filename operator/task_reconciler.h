@@ -26,6 +26,7 @@ namespace cronlane::op {
 // Ready condition reasons (besides dispatcher::TaskProblem reasons).
 inline constexpr const char* kReasonScheduled = "Scheduled";
 inline constexpr const char* kReasonSuspended = "Suspended";
+inline constexpr const char* kReasonCompleted = "Completed";
 
 class TaskReconciler {
  public:
@@ -55,8 +56,7 @@ class TaskReconciler {
   // task is refused, the token is invalid) is a Warning Event RunNowRefused.
   void RequestRun(const ScheduledTask& t, const std::optional<dispatcher::TaskProblem>& problem);
   // The Ready condition for `t`, with lastTransitionTime kept when unchanged.
-  std::vector<Condition> DesiredConditions(const ScheduledTask& t,
-                                           const std::optional<dispatcher::TaskProblem>& problem) const;
+  std::vector<Condition> DesiredConditions(const ScheduledTask& t, const dispatcher::TaskState& state) const;
 
   Lookup lookup_;
   dispatcher::TaskSink& sink_;

@@ -6,11 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "common/kafka.h"
+#include "common/time.h"
 #include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
@@ -144,6 +147,56 @@ TEST_F(LifecycleTest, RunNowOnASuspendedTaskAndABadTokenIsRefusedAtApply) {
   EXPECT_THAT(force.output, ::testing::HasSubstr("must be \"true\" or \"false\""));
   reader.ReadFor(2s);
   EXPECT_EQ(reader.messages().size(), 1U);
+}
+
+// The scheduled time of a message, from its ce_time.
+int64_t Scheduled(const kafka::Message& m) {
+  auto t = ParseRfc3339(m.HeaderValue("ce_time").value_or(""));
+  return t.ok() ? t->time_since_epoch().count() : -1;
+}
+
+TEST_F(LifecycleTest, AOneShotFiresOnceAcrossKill9ThenIsComplete) {
+  const std::string topic = ns_ + ".once";
+  TopicReader reader(topic);
+  const auto run_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 8s;
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: once}\nspec:\n"
+                    "  runAt: \"" +
+                    FormatRfc3339(run_at) + "\"\n  target: {topic: " + topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  const std::string uid = Uid("once");
+  Process& first = StartOperator();
+  ASSERT_TRUE(reader.ReadUntil(1, 40s)) << "runAt fires";
+  first.Signal(SIGKILL);
+  first.Wait(5s);
+  StartOperator();  // restores the checkpoint: nothing fires again
+  ASSERT_EQ(Kubectl("wait --for=condition=Complete --timeout=60s -n " + ns_ + " st/once").exit_code, 0);
+  reader.ReadFor(3s);
+  ASSERT_EQ(reader.messages().size(), 1U) << "exactly once";
+  EXPECT_EQ(reader.messages()[0].HeaderValue("ce_id").value_or(""),
+            uid + ":" + std::to_string(run_at.time_since_epoch().count()));
+  EXPECT_EQ(KubectlGet("get st once -n " + ns_ + " -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].reason}'"),
+            "Completed");
+  EXPECT_EQ(KubectlGet("get st once -n " + ns_ + " -o jsonpath='{.status.nextScheduleTime}'"), "");
+}
+
+TEST_F(LifecycleTest, ABoundedScheduleFiresOnlyInsideItsWindowThenIsComplete) {
+  const std::string topic = ns_ + ".bounded";
+  TopicReader reader(topic);
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const auto start = now + 8s, end = now + 11s;
+  ASSERT_THAT(
+      Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: window}\nspec:\n"
+            "  schedule: \"* * * * * *\"\n  startTime: \"" +
+            FormatRfc3339(start) + "\"\n  endTime: \"" + FormatRfc3339(end) + "\"\n  target: {topic: " + topic + "}\n"),
+      ::testing::HasSubstr("created"));
+  StartOperator();
+  ASSERT_EQ(Kubectl("wait --for=condition=Complete --timeout=60s -n " + ns_ + " st/window").exit_code, 0);
+  reader.ReadFor(3s);
+  std::vector<int64_t> times;
+  for (const auto& m : reader.messages()) times.push_back(Scheduled(m));
+  std::sort(times.begin(), times.end());
+  const int64_t s = start.time_since_epoch().count();
+  EXPECT_THAT(times, ::testing::ElementsAre(s, s + 1, s + 2)) << "[startTime, endTime): three seconds";
 }
 
 }  // namespace

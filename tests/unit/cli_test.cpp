@@ -116,3 +116,39 @@ TEST(Trigger, RefusesABadTokenTaskOrOutput) {
 
 }  // namespace
 }  // namespace cronlane::cli
+
+namespace cronlane::cli {
+namespace {
+
+TEST(Next, HonoursRunAtStartAndEnd) {
+  NextOptions o;
+  o.schedule = "0 9 * * *";
+  o.time_zone = "Europe/Berlin";
+  o.start = "2026-12-30T00:00:00";
+  o.end = "2027-01-01T09:00:00";  // exclusive: New Year's 09:00 does not fire
+  o.from = "2026-12-01T00:00:00Z";
+  o.count = 10;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunNext(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), "2026-12-30T08:00:00Z\n2026-12-31T08:00:00Z\n");
+
+  NextOptions once;
+  once.run_at = "2026-12-24T18:00:00+01:00";
+  once.from = "2026-12-01T00:00:00Z";
+  std::ostringstream out2;
+  ASSERT_EQ(RunNext(once, out2, err), 0) << err.str();
+  EXPECT_EQ(out2.str(), "2026-12-24T17:00:00Z\n") << "once, however large --count";
+
+  for (NextOptions bad :
+       {NextOptions{}, NextOptions{.schedule = "* * * * *", .run_at = "2026-12-24T18:00:00Z"},
+        NextOptions{.run_at = "2026-12-24T18:00:00Z", .end = "2026-12-25T00:00:00Z"},
+        NextOptions{.schedule = "* * * * *", .start = "2027-01-01T00:00:00Z", .end = "2026-01-01T00:00:00Z"},
+        NextOptions{.run_at = "someday"}}) {
+    std::ostringstream e;
+    EXPECT_EQ(RunNext(bad, out, e), 2) << bad.schedule << bad.run_at;
+    EXPECT_FALSE(e.str().empty());
+  }
+}
+
+}  // namespace
+}  // namespace cronlane::cli

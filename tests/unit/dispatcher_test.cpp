@@ -6,6 +6,9 @@
 #include "dispatcher/results_follower.h"
 #include "dispatcher/results_hub.h"
 
+#include "common/zone.h"
+#include "dispatcher/fire_times.h"
+
 #include <gmock/gmock.h>
 
 #include <gtest/gtest.h>
@@ -102,6 +105,10 @@ class Recorder : public DispatcherObserver {
     skipped.push_back(t.name + ":" + reason + ":" + std::to_string(count));
   }
   void OnFenced(const std::string&) override { fenced = true; }
+  std::vector<std::string> completed;
+  void OnCompleted(const TaskDefinition& t, std::optional<Instant> last) override {
+    completed.push_back(t.name + (last ? "@" + FormatRfc3339(*last) : std::string(" never fired")));
+  }
   std::vector<std::string> run_now;
   void OnRunNow(const TaskDefinition& t, const std::string& token, Instant at, RunNowResult result,
                 const std::string&) override {
@@ -1107,5 +1114,132 @@ TEST(ResultsFollower, AManualResultDoesNotFinishAScheduledOccurrence) {
   EXPECT_THAT(got, ElementsAre("uid-m tok"));
 }
 
+TEST(FireTimes, ParseSpecTimeReadsOffsetsAndLocalTimesInTheZone) {
+  EXPECT_EQ(*ParseSpecTime("2026-12-24T18:00:00Z", nullptr), T("2026-12-24T18:00:00Z"));
+  EXPECT_EQ(*ParseSpecTime("2026-12-24T18:00:00+01:00", nullptr), T("2026-12-24T17:00:00Z"));
+  EXPECT_EQ(*ParseSpecTime("2026-12-24T18:00:00", nullptr), T("2026-12-24T18:00:00Z")) << "no zone: UTC";
+  const Zone* berlin = *LocateZone("Europe/Berlin");
+  EXPECT_EQ(*ParseSpecTime("2026-12-24T18:00:00", berlin), T("2026-12-24T17:00:00Z")) << "CET";
+  EXPECT_EQ(*ParseSpecTime("2026-07-01T12:00:00", berlin), T("2026-07-01T10:00:00Z")) << "CEST";
+  EXPECT_EQ(*ParseSpecTime("2026-12-24T18:00:00Z", berlin), T("2026-12-24T18:00:00Z")) << "an offset wins";
+  auto gap = ParseSpecTime("2027-03-28T02:30:00", berlin);
+  ASSERT_FALSE(gap.ok());
+  EXPECT_THAT(gap.status().message(), ::testing::HasSubstr("does not exist in Europe/Berlin"));
+  EXPECT_EQ(*ParseSpecTime("2026-10-25T02:30:00", berlin), T("2026-10-25T00:30:00Z"))
+      << "a repeated local time is its first occurrence (still CEST)";
+  EXPECT_FALSE(ParseSpecTime("tomorrow", nullptr).ok());
+}
+
+TEST(FireTimes, RunAtFiresOnceAndOnlyOnce) {
+  FireWindow w{T("2026-12-24T18:00:00Z"), std::nullopt, std::nullopt};
+  Schedule unused;
+  FireTimes f(unused, &w);
+  EXPECT_EQ(f.Next(T("2026-01-01T00:00:00Z")), T("2026-12-24T18:00:00Z"));
+  EXPECT_EQ(f.Next(T("2026-12-24T18:00:00Z")), std::nullopt);
+  EXPECT_EQ(f.Prev(T("2026-12-24T18:00:00Z")), T("2026-12-24T18:00:00Z"));
+  EXPECT_EQ(f.Prev(T("2026-12-24T17:59:59Z")), std::nullopt);
+}
+
+TEST(FireTimes, BoundedNextAndPrevAgreeWithBruteForce) {
+  auto s = *Schedule::Parse("*/7 * * * *", "America/New_York");
+  const Instant start = T("2026-11-01T05:03:00Z"), end = T("2026-11-01T07:31:00Z");  // across the fall-back
+  FireWindow w{std::nullopt, start, end};
+  FireTimes f(s, &w);
+  std::vector<Instant> expect;  // the schedule's own times in [start, end)
+  for (auto t = s.Next(start - 1s); t && *t < end; t = s.Next(*t)) expect.push_back(*t);
+  ASSERT_GT(expect.size(), 10U);
+  std::vector<Instant> got;
+  for (auto t = f.Next(T("2026-10-01T00:00:00Z")); t; t = f.Next(*t)) got.push_back(*t);
+  EXPECT_EQ(got, expect);
+  for (Instant at = start - 600s; at < end + 600s; at += 97s) {
+    std::optional<Instant> want;
+    for (Instant e : expect) {
+      if (e <= at) want = e;
+    }
+    EXPECT_EQ(f.Prev(at), want) << FormatRfc3339(at);
+  }
+  FireWindow only_start{std::nullopt, start, std::nullopt};
+  EXPECT_EQ(FireTimes(s, &only_start).Next(T("2026-10-01T00:00:00Z")), expect.front());
+  EXPECT_EQ(FireTimes(s, nullptr).Next(start), s.Next(start)) << "no window: the schedule";
+}
+
+TaskDefinition OneShot(const std::string& name, const std::string& run_at) {
+  TaskDefinition t = Task(name, "");
+  t.bounds = TimeBounds{run_at, "", ""};
+  return t;
+}
+
+TEST_F(RunNowTest, OneShotFiresOnceCompletesAndStaysCompleteAfterRestart) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    auto t = OneShot("once", "2026-01-01T00:00:05Z");
+    t.created = T("2025-12-31T23:00:00Z");
+    auto state = d.Upsert(t);
+    ASSERT_TRUE(state.ok() && !state->problem) << (state->problem ? state->problem->Message() : "");
+    EXPECT_EQ(state->next_fire, T("2026-01-01T00:00:05Z"));
+    EXPECT_FALSE(state->complete);
+    RunFor(clock, d, 10s);
+    EXPECT_THAT(sink.Ids(), ElementsAre("uid-once:1767225605"));
+    EXPECT_THAT(rec.completed, ElementsAre("once@2026-01-01T00:00:05Z"));
+    EXPECT_TRUE(d.Upsert(t)->complete);
+    EXPECT_EQ(d.Upsert(t)->next_fire, std::nullopt);
+  }
+  // The next leader restores the checkpoint: nothing fires again, and it is complete.
+  rec.completed.clear();
+  Dispatcher d2(clock, sink, &rec);
+  auto t = OneShot("once", "2026-01-01T00:00:05Z");
+  t.created = T("2025-12-31T23:00:00Z");
+  ASSERT_TRUE(d2.Upsert(t).ok());
+  ASSERT_TRUE(d2.Start().ok());
+  RunFor(clock, d2, 10s);
+  EXPECT_EQ(sink.Ids().size(), 1U);
+  EXPECT_THAT(rec.completed, ElementsAre("once@2026-01-01T00:00:05Z"));
+}
+
+TEST_F(RunNowTest, APastRunAtFiresUnderLatestAndNotUnderNone) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto latest = OneShot("latest", "2025-12-31T23:30:00Z");
+  latest.created = T("2025-12-31T23:00:00Z");
+  auto none = OneShot("none", "2025-12-31T23:30:00Z");
+  none.created = T("2025-12-31T23:00:00Z");
+  none.catch_up = CatchUpPolicy::kNone;
+  auto future = OneShot("created-after", "2025-12-31T23:30:00Z");
+  future.created = T("2026-01-01T00:00:00Z");  // created after its runAt: still a missed one
+  ASSERT_TRUE(d.Upsert(latest).ok());
+  ASSERT_TRUE(d.Upsert(none).ok());
+  ASSERT_TRUE(d.Upsert(future).ok());
+  RunFor(clock, d, 2s);
+  EXPECT_THAT(sink.Ids(), ::testing::UnorderedElementsAre("uid-latest:1767223800", "uid-created-after:1767223800"));
+  EXPECT_THAT(rec.skipped, ElementsAre("none:MissedSchedule:1"));
+  EXPECT_THAT(rec.completed, ::testing::UnorderedElementsAre("none never fired", "latest@2025-12-31T23:30:00Z",
+                                                             "created-after@2025-12-31T23:30:00Z"));
+}
+
+TEST_F(RunNowTest, ABoundedScheduleFiresOnlyInsideItsWindowThenCompletes) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("b", "* * * * * *");
+  t.bounds = TimeBounds{"", "2026-01-01T00:00:03Z", "2026-01-01T00:00:06Z"};
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 10s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-b:1767225603", "uid-b:1767225604", "uid-b:1767225605"));
+  EXPECT_THAT(rec.completed, ElementsAre("b@2026-01-01T00:00:05Z"));
+  // A window that already closed: complete at once, nothing fires.
+  auto late = Task("late", "* * * * * *");
+  late.bounds = TimeBounds{"", "", "2026-01-01T00:00:01Z"};
+  auto state = d.Upsert(late);
+  EXPECT_TRUE(state->complete);
+  // A bad window is refused.
+  auto bad = Task("bad", "* * * * * *");
+  bad.bounds = TimeBounds{"", "2026-01-01T00:00:06Z", "2026-01-01T00:00:03Z"};
+  auto refused = d.Upsert(bad);
+  ASSERT_TRUE(refused->problem);
+  EXPECT_EQ(refused->problem->field, "spec.endTime");
+  auto both = Task("both", "* * * * * *");
+  both.bounds = TimeBounds{"2026-01-01T00:00:06Z", "", ""};
+  EXPECT_EQ(d.Upsert(both)->problem->field, "spec.runAt");
+}
 }  // namespace
 }  // namespace cronlane::dispatcher

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <map>
 
 #include "operator/event_aggregator.h"
@@ -38,6 +40,9 @@ class FakeTaskSink : public dispatcher::TaskSink {
       return dispatcher::TaskState{std::nullopt, std::nullopt, std::move(problem)};
     }
     tasks[t->id] = *t;
+    if (complete.count(t->id) != 0) {
+      return dispatcher::TaskState{std::nullopt, T("2026-01-01T00:00:05Z"), std::nullopt, true};
+    }
     return dispatcher::TaskState{T("2026-01-01T01:00:00Z"), std::nullopt};
   }
   void Remove(const std::string& id) override { tasks.erase(id); }
@@ -46,6 +51,7 @@ class FakeTaskSink : public dispatcher::TaskSink {
     forgotten.push_back(id);
   }
   std::vector<std::string> forgotten;
+  std::set<std::string> complete;  // ids the sink reports complete
   Result<dispatcher::TaskState> State(const std::string&) const override { return NotFound("x"); }
   Status RequestRun(const std::string& id, const dispatcher::RunRequest& request) override {
     if (tasks.count(id) == 0) return NotFound("task " + id + " is not scheduled");
@@ -489,6 +495,53 @@ TEST_F(StatusPathTest, AHandledRunNowIsWrittenOnceWithTheFireTimes) {
   p = Patches("a");
   EXPECT_EQ(p.back()["lastRunNow"]["result"], "Skipped");
   EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Normal RunNow"), HasSubstr("Warning RunNowSkipped")));
+}
+
+TEST_F(StatusPathTest, ACompletedOneShotIsReadyAndCompleteUntilItsSpecChanges) {
+  Json obj = Json::parse(R"({"metadata": {"namespace": "ns", "name": "once", "uid": "uid-once", "generation": 1},
+                             "spec": {"runAt": "2026-01-01T00:00:05Z", "target": {"topic": "t"}}})");
+  auto t = ScheduledTaskFromJson(obj);
+  ASSERT_TRUE(t && t->def->bounds);
+  EXPECT_EQ(t->def->bounds->run_at, "2026-01-01T00:00:05Z");
+  EXPECT_EQ(t->def->schedule, "");
+  auto same = ScheduledTaskFromJson(obj, &*t);
+  EXPECT_EQ(same->def.get(), t->def.get()) << "bounds compare by value: the definition is shared";
+  Cache(*t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/once").ok());
+  writer_->Flush();
+  auto p = Patches("once");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_EQ(p[0]["conditions"][0]["reason"], "Scheduled");
+  EXPECT_EQ(p[0]["conditions"][0]["message"], "The task fires once, at spec.runAt");
+  EXPECT_EQ(p[0]["conditions"].size(), 1U);
+
+  // The dispatcher fired it: complete.
+  sink_.complete.insert("uid-once");
+  t->status.conditions = InternConditions(ConditionsFromJson(p[0]));
+  Cache(*t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/once").ok());
+  writer_->Flush();
+  p = Patches("once");
+  ASSERT_EQ(p.size(), 2U);
+  EXPECT_EQ(p[1]["conditions"][0]["type"], "Ready");
+  EXPECT_EQ(p[1]["conditions"][0]["status"], "True");
+  EXPECT_EQ(p[1]["conditions"][0]["reason"], "Completed");
+  EXPECT_EQ(p[1]["conditions"][0]["message"], "spec.runAt fired at 2026-01-01T00:00:05Z");
+  ASSERT_EQ(p[1]["conditions"].size(), 2U);
+  EXPECT_EQ(p[1]["conditions"][1]["type"], "Complete");
+  EXPECT_EQ(p[1]["conditions"][1]["status"], "True");
+
+  // A new runAt: no longer complete, and the Complete condition goes.
+  sink_.complete.clear();
+  t->status.conditions = InternConditions(ConditionsFromJson(p[1]));
+  t->generation = 2;
+  Cache(*t);
+  ASSERT_TRUE(reconciler_->Reconcile("ns/once").ok());
+  writer_->Flush();
+  p = Patches("once");
+  ASSERT_EQ(p.size(), 3U);
+  EXPECT_EQ(p[2]["conditions"].size(), 1U);
+  EXPECT_EQ(p[2]["conditions"][0]["reason"], "Scheduled");
 }
 
 // An object's name may be 253 characters long; the Event's name is made from it
