@@ -146,9 +146,11 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   }
   t.time_zone = tz.IsScalar() ? tz.Scalar() : "";
   if (headers.IsMap()) {
+    dispatcher::MessageExtras extras;
     for (const auto& kv : headers) {
-      t.headers.emplace_back(kv.first.as<std::string>(), kv.second.IsScalar() ? kv.second.Scalar() : "");
+      extras.headers.emplace_back(kv.first.as<std::string>(), kv.second.IsScalar() ? kv.second.Scalar() : "");
     }
+    t.message = std::move(extras);
   }
   t.payload_json = payload.IsDefined() && !payload.IsNull() ? ToJson(payload).dump() : "null";
   // Shards are the schema's to check (1-1024).

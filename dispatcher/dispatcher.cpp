@@ -101,12 +101,12 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
   std::vector<OutMessage> out;
   out.reserve(static_cast<size_t>(t.shards));
   const std::string topic = t.topic.empty() ? default_topic : t.topic;
-  const std::string key = t.key.empty() ? t.ns + "/" + t.name : t.key;
+  const std::string key = t.key().empty() ? t.ns + "/" + t.name : t.key();
   for (int shard = 0; shard < t.shards; ++shard) {
     // Without an explicit key, shards get keys of their own so they spread over the
     // partitions and run in parallel across the pool; one task's occurrences (shard
     // by shard) still keep their order.
-    OutMessage m{topic, t.key.empty() && t.shards > 1 ? key + "#" + std::to_string(shard) : key, t.payload_json, {}};
+    OutMessage m{topic, t.key().empty() && t.shards > 1 ? key + "#" + std::to_string(shard) : key, t.payload_json, {}};
     m.headers = {{"ce_specversion", "1.0"},
                  {"ce_id", manual_token.empty() ? OccurrenceId(t.id, scheduled, shard, t.shards)
                                                 : ManualOccurrenceId(t.id, manual_token, shard, t.shards)},
@@ -122,7 +122,7 @@ std::vector<OutMessage> BuildMessages(const TaskDefinition& t, Instant scheduled
                  {"ce_backoffseconds", std::to_string(t.backoff_seconds)}};
     if (t.timeout_seconds > 0) m.headers.push_back({"ce_timeoutseconds", std::to_string(t.timeout_seconds)});
     if (!manual_token.empty()) m.headers.push_back({"ce_trigger", "manual"});
-    for (const auto& [k, v] : t.headers) m.headers.push_back({k, v});
+    for (const auto& [k, v] : t.headers()) m.headers.push_back({k, v});
     out.push_back(std::move(m));
   }
   return out;

@@ -66,7 +66,7 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
                        std::to_string(kMaxPayloadBytes),
                    ""});
   }
-  for (const auto& [name, value] : task.headers) {
+  for (const auto& [name, value] : task.headers()) {
     if (IsReservedHeader(name)) {
       out.push_back(
           {"InvalidTarget", "spec.target.headers",
@@ -95,6 +95,16 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
   if (schedule != nullptr && out.empty() && s.ok()) *schedule = std::move(*s);
   if (window != nullptr && out.empty()) *window = w;
   return out;
+}
+
+const std::string& TaskDefinition::key() const {
+  static const std::string kNone;
+  return message ? message->key : kNone;
+}
+
+const std::vector<std::pair<std::string, std::string>>& TaskDefinition::headers() const {
+  static const std::vector<std::pair<std::string, std::string>> kNone;
+  return message ? message->headers : kNone;
 }
 
 bool ValidRunToken(std::string_view token) {

@@ -34,6 +34,14 @@ class SharedValue {
   std::shared_ptr<const T> p_;
 };
 
+// spec.target.key and spec.target.headers: most tasks set neither.
+struct MessageExtras {
+  std::string key;  // "" = namespace/name
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  bool operator==(const MessageExtras&) const = default;
+};
+
 // spec.runAt, spec.startTime and spec.endTime as written ("" when unset): the
 // dispatcher parses them (ParseSpecTime, in the task's zone).
 struct TimeBounds {
@@ -59,9 +67,8 @@ struct TaskDefinition {
   int max_catch_up = 100;
   ConcurrencyPolicy concurrency = ConcurrencyPolicy::kAllow;
   int jitter_seconds = 0;
-  std::string topic;  // "" = the operator's default topic
-  std::string key;    // "" = namespace/name
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::string topic;                   // "" = the operator's default topic
+  SharedValue<MessageExtras> message;  // key and headers; null when neither is set (memory per task)
   std::string payload_json = "null";
   int shards = 1;
   int timeout_seconds = 0;
@@ -70,6 +77,10 @@ struct TaskDefinition {
   SharedValue<TimeBounds> bounds;  // null: an unbounded schedule (almost every task)
 
   bool operator==(const TaskDefinition&) const = default;
+
+  // spec.target.key ("" = namespace/name) and spec.target.headers.
+  const std::string& key() const;
+  const std::vector<std::pair<std::string, std::string>>& headers() const;
 };
 
 // Why a task cannot be scheduled: a CamelCase condition `reason`

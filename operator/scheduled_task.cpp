@@ -58,12 +58,14 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   d.jitter_seconds = JsonInt32(spec, "jitterSeconds", 0);
   if (auto target = spec.find("target"); target != spec.end() && target->is_object()) {
     d.topic = JsonString(*target, "topic");
-    d.key = JsonString(*target, "key");
+    dispatcher::MessageExtras extras;
+    extras.key = JsonString(*target, "key");
     if (auto h = target->find("headers"); h != target->end() && h->is_object()) {
       for (const auto& [k, v] : h->items()) {
-        if (v.is_string()) d.headers.emplace_back(k, v.get<std::string>());
+        if (v.is_string()) extras.headers.emplace_back(k, v.get<std::string>());
       }
     }
+    if (!extras.key.empty() || !extras.headers.empty()) d.message = std::move(extras);
   }
   d.payload_json = spec.contains("payload") ? spec["payload"].dump() : "null";
   d.shards = JsonInt32(spec, "shards", 1);

@@ -796,10 +796,10 @@ TEST_F(DispatcherTest, StartingDeadlineCountsFromTheJitteredFireTime) {
 
 TEST(CheckTask, ReservedHeadersAreRefused) {
   auto t = Task("h", "0 * * * *");
-  t.headers = {{"team", "billing"}};
+  t.message = MessageExtras{"", {{"team", "billing"}}};
   EXPECT_FALSE(CheckTask(t));
   for (const char* name : {"ce_id", "ce_type", "CE_Source", "content-type", "Content-Type"}) {
-    t.headers = {{"team", "billing"}, {name, "forged"}};
+    t.message = MessageExtras{"", {{"team", "billing"}, {name, "forged"}}};
     auto p = CheckTask(t);
     ASSERT_TRUE(p) << name;
     EXPECT_EQ(p->reason, "InvalidTarget");
