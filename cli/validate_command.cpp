@@ -136,6 +136,12 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
     out.push_back({"spec.runAt", Line(run_at), "startTime and endTime bound a recurring schedule; runAt fires once"});
     cel_refused = true;
   }
+  if (const YAML::Node ttl = At(spec, "ttlSecondsAfterFinished");
+      ttl.IsDefined() && !run_at.IsDefined() && !end.IsDefined()) {
+    out.push_back({"spec.ttlSecondsAfterFinished", Line(ttl),
+                   "ttlSecondsAfterFinished needs runAt or endTime (only those tasks finish)"});
+    cel_refused = true;
+  }
   if (cel_refused) return;
 
   dispatcher::TaskDefinition t;

@@ -1,5 +1,7 @@
 #include "operator/leader_term.h"
 
+#include "operator/ttl_cleaner.h"
+
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.h"
@@ -182,6 +184,7 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task,
                                 shards);
   writer.SetOnCompleted([&tasks](const std::string& key) { tasks.Requeue(key); });
+  TtlCleaner ttl(cache_.tasks, client_, clock_, owns_task);
 
   std::vector<std::pair<std::string, std::string>> labels;
   if (shards > 1) labels.emplace_back("shard", std::to_string(shard));
@@ -227,6 +230,8 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
         [&] { return static_cast<double>(tasks.reconciles()); });
   m.Add("cronlane_reconcile_errors_total", "Reconciles that failed and were retried", T::kCounter,
         [&] { return static_cast<double>(tasks.reconcile_errors()); });
+  m.Add("cronlane_tasks_deleted_after_ttl_total", "Finished ScheduledTasks deleted after ttlSecondsAfterFinished",
+        T::kCounter, [&] { return static_cast<double>(ttl.deleted()); });
   m.Add("cronlane_workqueue_depth", "Keys waiting in the work queue", T::kGauge,
         [&] { return static_cast<double>(tasks.QueueLength()); });
   m.Add("cronlane_status_writes_total", "Status patches written (conditions and fire times)", T::kCounter,
@@ -249,6 +254,8 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   Joined results_thread{std::thread([&] { results->Run(results_stop); })};
   // 2. Every cached task into the dispatcher (held until it starts).
   Joined tasks_thread{std::thread([&] { tasks.Run(tasks_stop); })};
+  // Finished tasks past their ttlSecondsAfterFinished (API deletes, off the reconcile path).
+  Joined ttl_thread{std::thread([&] { ttl.Run(tasks_stop); })};
   // Whatever ends the term stops everything; the Joined guards then join in reverse.
   int reg = leading.Register([&] {
     firing.Cancel();

@@ -39,6 +39,9 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   d.generation = t.generation;
   if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");
+  if (auto ttl = spec.find("ttlSecondsAfterFinished"); ttl != spec.end() && ttl->is_number_integer()) {
+    t.ttl_seconds_after_finished = JsonInt32(spec, "ttlSecondsAfterFinished", -1);
+  }
   if (spec.contains("runAt") || spec.contains("startTime") || spec.contains("endTime")) {
     d.bounds =
         dispatcher::TimeBounds{JsonString(spec, "runAt"), JsonString(spec, "startTime"), JsonString(spec, "endTime")};

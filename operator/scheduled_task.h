@@ -22,6 +22,8 @@ inline constexpr const char* kScheduledTaskApiVersion = "cronlane.dev/v1alpha1";
 inline constexpr const char* kRunNowAnnotation = "cronlane.dev/run-now";
 // "true": the run-now request ignores concurrencyPolicy Forbid.
 inline constexpr const char* kRunNowForceAnnotation = "cronlane.dev/run-now-force";
+// The condition a finished one-shot or bounded task carries (operator/object_fields.h
+// kConditionComplete) is what ttlSecondsAfterFinished counts from.
 
 struct TaskStatus {
   int64_t observed_generation = 0;
@@ -42,6 +44,9 @@ struct TaskStatus {
 };
 
 struct ScheduledTask : ObjectMeta {
+  // spec.ttlSecondsAfterFinished; -1 when unset (first: it fits in ObjectMeta's
+  // tail padding, no bytes per task).
+  int32_t ttl_seconds_after_finished = -1;
   // The spec, as the dispatcher takes it; shared with the dispatcher, never null
   // in an object decoded by ScheduledTaskFromJson.
   dispatcher::TaskDefinitionPtr def;

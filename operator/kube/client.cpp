@@ -155,8 +155,8 @@ Result<Json> KubeClient::Patch(const std::string& path, const Json& body, PatchT
   return Do("PATCH", path, body.dump(), ct);
 }
 
-Status KubeClient::Delete(const std::string& path) {
-  auto r = Do("DELETE", path, "", "");
+Status KubeClient::Delete(const std::string& path, const Json& body) {
+  auto r = body.is_null() ? Do("DELETE", path, "", "") : Do("DELETE", path, body.dump(), "application/json");
   return r.ok() ? Status::Ok() : r.status();
 }
 

@@ -57,7 +57,9 @@ class KubeClient {
   Result<Json> Create(const std::string& path, const Json& body);
   Result<Json> Replace(const std::string& path, const Json& body);
   Result<Json> Patch(const std::string& path, const Json& body, PatchType type = PatchType::kMerge);
-  Status Delete(const std::string& path);
+  // With `body` (DeleteOptions), e.g. {"preconditions": {"uid": ...}}: a
+  // precondition that does not hold fails with the apiserver's 409 (Aborted).
+  Status Delete(const std::string& path, const Json& body = nullptr);
 
   // Opens a watch (`path` must include watch=1 and the resourceVersion query) and
   // calls `on_event(type, object)` for each event until the server ends it,

@@ -199,5 +199,28 @@ TEST_F(LifecycleTest, ABoundedScheduleFiresOnlyInsideItsWindowThenIsComplete) {
   EXPECT_THAT(times, ::testing::ElementsAre(s, s + 1, s + 2)) << "[startTime, endTime): three seconds";
 }
 
+TEST_F(LifecycleTest, AOneShotWithTtlIsDeletedAfterItFinished) {
+  const std::string topic = ns_ + ".ttl";
+  TopicReader reader(topic);
+  const auto run_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 5s;
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: brief}\nspec:\n"
+                    "  runAt: \"" +
+                    FormatRfc3339(run_at) + "\"\n  ttlSecondsAfterFinished: 2\n  target: {topic: " + topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  StartOperator();
+  ASSERT_TRUE(reader.ReadUntil(1, 40s)) << "it fires";
+  EXPECT_TRUE(
+      WaitUntil([&] { return Kubectl("get st brief -n " + ns_).output.find("NotFound") != std::string::npos; }, 40s))
+      << "deleted once Complete for 2 s";
+  reader.ReadFor(2s);
+  EXPECT_EQ(reader.messages().size(), 1U);
+  // Refused at apply without runAt or endTime: nothing would ever finish.
+  auto refused = KubectlApply(ns_,
+                              "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: forever}\n"
+                              "spec:\n  schedule: \"* * * * *\"\n  ttlSecondsAfterFinished: 5\n  target: {topic: x}\n");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, ::testing::HasSubstr("ttlSecondsAfterFinished needs runAt or endTime"));
+}
+
 }  // namespace
 }  // namespace cronlane::testing

@@ -4,6 +4,7 @@
 // before the dispatcher started and the results replay finished; a fenced sink
 // ends the term with kFenced; the term's metrics go when it ends.
 #include "operator/leader_term.h"
+#include "operator/ttl_cleaner.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -278,6 +279,63 @@ TEST(ShardTerm, TheSingleLeadersResultsFollowerHandsOnOnlyTheTasksItIsAskedFor) 
     follower->Handle(m);
   }
   EXPECT_THAT(finished, ::testing::ElementsAre("uid-a"));
+}
+
+TEST(TtlCleaner, DeletesAFinishedTaskAfterItsTtlWithAUidPrecondition) {
+  auto task = [](const std::string& name, int ttl, const char* complete_since) {
+    Json t = {
+        {"metadata",
+         {{"namespace", "ns"}, {"name", name}, {"uid", "uid-" + name}, {"generation", 1}, {"resourceVersion", "5"}}},
+        {"spec", {{"runAt", "2026-01-01T00:00:00Z"}, {"target", {{"topic", "jobs"}}}}}};
+    if (ttl >= 0) t["spec"]["ttlSecondsAfterFinished"] = ttl;
+    if (complete_since != nullptr) {
+      t["status"] = {{"conditions",
+                      {{{"type", "Complete"},
+                        {"status", "True"},
+                        {"reason", "Completed"},
+                        {"message", "x"},
+                        {"lastTransitionTime", complete_since}}}}};
+    }
+    return t;
+  };
+  auto t = std::make_unique<RoutedTransport>();
+  RoutedTransport* transport = t.get();
+  Json list = {{"items",
+                {task("due", 60, "2026-01-01T00:00:00Z"), task("later", 3600, "2026-01-01T00:00:00Z"),
+                 task("no-ttl", -1, "2026-01-01T00:00:00Z"), task("running", 0, nullptr),
+                 task("recreated", 0, "2026-01-01T00:00:00Z")}},
+               {"metadata", {{"resourceVersion", "7"}}}};
+  transport->Route("GET /apis/cronlane.dev/v1alpha1/scheduledtasks?limit=500&resourceVersion=0", {200, list.dump()});
+  const std::string path = "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/";
+  transport->Route("DELETE " + path + "due", {200, "{}"});
+  transport->Route("DELETE " + path + "later", {200, "{}"});
+  transport->Route(
+      "DELETE " + path + "recreated",
+      {409, R"({"kind":"Status","reason":"Conflict","message":"Precondition failed: UID in precondition"})"});
+  kube::KubeClient client(std::move(t), RealClock::Get(), 0, 1);
+  Cache cache(client, {}, RealClock::Get(), false);
+  CancelToken stop;
+  std::thread cache_thread([&] { cache.Run(stop); });
+  ASSERT_TRUE(WaitUntil([&] { return cache.Synced(); }, 10s));
+
+  FakeClock clock{std::chrono::system_clock::time_point(*ParseRfc3339("2026-01-01T00:02:00Z"))};
+  TtlCleaner cleaner(cache.tasks, client, clock);
+  EXPECT_EQ(TtlCleaner::DeleteAt(*cache.tasks.Get("ns/due")), *ParseRfc3339("2026-01-01T00:01:00Z"));
+  EXPECT_FALSE(TtlCleaner::DeleteAt(*cache.tasks.Get("ns/no-ttl")));
+  EXPECT_FALSE(TtlCleaner::DeleteAt(*cache.tasks.Get("ns/running"))) << "not complete";
+  EXPECT_TRUE(cleaner.Handle("ns/due"));
+  EXPECT_FALSE(cleaner.Handle("ns/later")) << "an hour to go";
+  EXPECT_FALSE(cleaner.Handle("ns/no-ttl"));
+  EXPECT_FALSE(cleaner.Handle("ns/running"));
+  EXPECT_FALSE(cleaner.Handle("ns/recreated")) << "a new object under the name: the precondition refuses";
+  auto deletes = transport->Sent("DELETE", "/scheduledtasks/");
+  ASSERT_EQ(deletes.size(), 2U) << "due and recreated only";
+  EXPECT_EQ(Json::parse(deletes[0].body)["preconditions"]["uid"], "uid-due");
+  EXPECT_EQ(cleaner.deleted(), 1U);
+  clock.Advance(3600s);
+  EXPECT_TRUE(cleaner.Handle("ns/later"));
+  stop.Cancel();
+  cache_thread.join();
 }
 
 }  // namespace
