@@ -45,7 +45,7 @@ int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
     task.bounds = dispatcher::TimeBounds{opts.run_at, opts.start, opts.end};
   }
   std::optional<dispatcher::Schedule> schedule;
-  dispatcher::FireWindow window;
+  dispatcher::FireSpec window;
   if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
     err << "cronlane next: " << FlagOf(problems.front().field) << ": " << problems.front().detail << "\n";
     return 2;

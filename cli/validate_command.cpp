@@ -123,14 +123,27 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   const YAML::Node run_at = At(spec, "runAt");
   const YAML::Node start = At(spec, "startTime");
   const YAML::Node end = At(spec, "endTime");
+  const YAML::Node schedules = At(spec, "schedules");
 
   // The CRD's CEL rules on spec, checked offline as the apiserver checks them; the
   // operator's checks below would only repeat what they find.
   bool cel_refused = false;
-  if (schedule.IsDefined() == run_at.IsDefined()) {
+  if (int(schedule.IsDefined()) + int(schedules.IsDefined()) + int(run_at.IsDefined()) != 1) {
     out.push_back({"spec.schedule", Line(schedule.IsDefined() ? schedule : spec),
-                   "set exactly one of schedule (recurring) or runAt (once)"});
+                   "set exactly one of schedule, schedules (recurring) or runAt (once)"});
     cel_refused = true;
+  }
+  if (schedules.IsSequence()) {
+    for (size_t i = 0; i < schedules.size(); ++i) {
+      const YAML::Node si = At(schedules[i], "schedule");
+      for (size_t j = 0; j < i; ++j) {
+        const YAML::Node sj = At(schedules[j], "schedule");
+        if (si.IsScalar() && sj.IsScalar() && si.Scalar() == sj.Scalar()) {
+          out.push_back({"spec.schedules", Line(si), "duplicate schedule"});
+          cel_refused = true;
+        }
+      }
+    }
   }
   if (run_at.IsDefined() && (start.IsDefined() || end.IsDefined())) {
     out.push_back({"spec.runAt", Line(run_at), "startTime and endTime bound a recurring schedule; runAt fires once"});
@@ -146,6 +159,22 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
 
   dispatcher::TaskDefinition t;
   t.schedule = schedule.IsScalar() ? schedule.Scalar() : "";
+  if (schedules.IsSequence()) {
+    std::vector<dispatcher::ScheduleEntry> entries;
+    for (const auto& item : schedules) {
+      const YAML::Node s = At(item, "schedule");
+      const YAML::Node j = At(item, "jitterSeconds");
+      int jitter = -1;
+      if (j.IsScalar() && ScalarJsonType(j) == "integer") {
+        try {
+          jitter = std::stoi(j.Scalar());
+        } catch (...) {
+        }
+      }
+      entries.push_back({s.IsScalar() ? s.Scalar() : "", jitter});
+    }
+    t.schedules = std::move(entries);
+  }
   if (run_at.IsDefined() || start.IsDefined() || end.IsDefined()) {
     auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
     t.bounds = dispatcher::TimeBounds{text(run_at), text(start), text(end)};
@@ -179,6 +208,11 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
       for (const auto& kv : headers) {
         if (kv.first.as<std::string>() == p.item) at = kv.first;
       }
+    }
+    if (p.field.rfind("spec.schedules[", 0) == 0 && schedules.IsSequence()) {
+      // spec.schedules[i].schedule / .jitterSeconds: the entry's own line.
+      const size_t i = std::stoul(p.field.substr(15));
+      if (i < schedules.size()) at = schedules[i];
     }
     out.push_back({p.field, at.IsDefined() ? Line(at) : Line(spec), p.detail});
   }

@@ -186,7 +186,8 @@ Status Dispatcher::Start() {
 void Dispatcher::PushLocked(Entry& e) {
   ++e.version;
   if (!e.next) return;
-  heap_.push({*e.next + JitterFor(e.def->id, *e.next, e.def->jitter_seconds), e.def, e.version});
+  heap_.push({*e.next + JitterFor(e.def->id, *e.next, Times(e).JitterSeconds(*e.next, e.def->jitter_seconds)), e.def,
+              e.version});
 }
 
 std::optional<Instant> Dispatcher::PlausibleCheckpoint(const TaskDefinition& task, int64_t value, Instant now) {
@@ -233,7 +234,7 @@ void Dispatcher::ScheduleLocked(Entry& e, Instant now) {
 Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
   const TaskDefinition& task = *ptr;
   std::optional<Schedule> parsed;
-  FireWindow window;
+  FireSpec window;
   if (auto problems = TaskProblems(task, &parsed, &window); !problems.empty()) {
     Remove(task.id);
     TaskState refused;
@@ -251,7 +252,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
     }
     Entry e{ptr,
             parsed ? parsed->Anchored(task.created) : Schedule(),
-            task.bounds ? std::make_unique<const FireWindow>(window) : nullptr,
+            task.bounds || task.schedules ? std::make_unique<const FireSpec>(std::move(window)) : nullptr,
             std::nullopt,
             std::nullopt,
             0};
@@ -266,7 +267,7 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
     const TaskDefinition& old = *it->second.def;
     const bool timing_changed = old.schedule != task.schedule || old.time_zone != task.time_zone ||
                                 old.jitter_seconds != task.jitter_seconds || old.created != task.created ||
-                                !(old.bounds == task.bounds);
+                                !(old.bounds == task.bounds) || !(old.schedules == task.schedules);
     const bool resumed = old.suspend && !task.suspend;
     if (it->second.def != ptr) {
       // Equal or not: share the caller's copy and drop ours. The key views the id in
@@ -279,7 +280,9 @@ Result<TaskState> Dispatcher::Upsert(TaskDefinitionPtr ptr) {
     }
     Entry& e = it->second;
     e.schedule = parsed ? parsed->Anchored(task.created) : Schedule();
-    if (timing_changed) e.window = task.bounds ? std::make_unique<const FireWindow>(window) : nullptr;
+    if (timing_changed) {
+      e.window = task.bounds || task.schedules ? std::make_unique<const FireSpec>(std::move(window)) : nullptr;
+    }
     if (task.suspend) {
       e.next.reset();
       ++e.version;
@@ -436,7 +439,7 @@ std::vector<Instant> Dispatcher::ApplyPolicyLocked(const Entry& e, const std::ve
   std::vector<Instant> late;
   std::vector<Instant> expired;  // past startingDeadlineSeconds
   for (Instant t : occ) {
-    Instant fire_at = t + JitterFor(e.def->id, t, e.def->jitter_seconds);
+    Instant fire_at = t + JitterFor(e.def->id, t, Times(e).JitterSeconds(t, e.def->jitter_seconds));
     // The deadline counts from the jittered fire time: jitter larger than the
     // deadline must not make occurrences expire before they were due.
     if (e.def->starting_deadline_seconds && now - fire_at > seconds{*e.def->starting_deadline_seconds}) {
@@ -619,7 +622,7 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
     }
     std::deque<Instant> window;
     std::optional<Instant> latest;
-    while (t + JitterFor(e.def->id, t, e.def->jitter_seconds) <= now) {
+    while (t + JitterFor(e.def->id, t, Times(e).JitterSeconds(t, e.def->jitter_seconds)) <= now) {
       if (window.size() == cap) {
         if (!first_beyond) first_beyond = window.front();
         window.pop_front();
@@ -635,7 +638,7 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
     std::vector<Instant> fire = ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond);
     if (e.def->concurrency == ConcurrencyPolicy::kForbid && !fire.empty()) fire = ForbidLocked(e, fire, now);
     for (Instant f : fire) {
-      pending_.push_back({e.def->id, f, f + JitterFor(e.def->id, f, e.def->jitter_seconds)});
+      pending_.push_back({e.def->id, f, f + JitterFor(e.def->id, f, Times(e).JitterSeconds(f, e.def->jitter_seconds))});
       if (!e.started || *e.started < f) e.started = f;
       ++added;
     }
@@ -851,7 +854,8 @@ void Dispatcher::ReapplyPoliciesLocked() {
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
     for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
-      rebuilt.push_back({id, f, f + JitterFor(id, f, it->second.def->jitter_seconds)});
+      rebuilt.push_back(
+          {id, f, f + JitterFor(id, f, Times(it->second).JitterSeconds(f, it->second.def->jitter_seconds))});
     }
   }
   std::sort(rebuilt.begin(), rebuilt.end(),

@@ -240,12 +240,12 @@ class Dispatcher final : public TaskSink {
   using DefPtr = TaskDefinitionPtr;
   struct Entry {
     DefPtr def;
-    Schedule schedule;                         // unused by a runAt task
-    std::unique_ptr<const FireWindow> window;  // runAt/startTime/endTime; null for almost every task
-    std::optional<Instant> last_fired;         // from checkpoints and commits
-    std::optional<Instant> next;               // next occurrence to consider (scheduled time)
-    uint64_t version = 0;                      // bumps on every change; stale heap items are skipped
-    std::optional<Instant> started;            // latest occurrence handed to the sink (Forbid)
+    Schedule schedule;                       // unused by a runAt task
+    std::unique_ptr<const FireSpec> window;  // runAt/startTime/endTime; null for almost every task
+    std::optional<Instant> last_fired;       // from checkpoints and commits
+    std::optional<Instant> next;             // next occurrence to consider (scheduled time)
+    uint64_t version = 0;                    // bumps on every change; stale heap items are skipped
+    std::optional<Instant> started;          // latest occurrence handed to the sink (Forbid)
   };
   // Run-now state of a task that has had a request or a record (few tasks): kept
   // apart from Entry so the other 100k tasks pay nothing for it.

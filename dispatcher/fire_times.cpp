@@ -60,6 +60,11 @@ std::optional<Instant> FireTimes::Next(Instant after) const {
   }
   if (window_ != nullptr && window_->start && after < *window_->start) after = *window_->start - seconds{1};
   std::optional<Instant> n = schedule_.Next(after);
+  if (window_ != nullptr) {
+    for (const Schedule& s : window_->more) {
+      if (auto m = s.Next(after); m && (!n || *m < *n)) n = m;
+    }
+  }
   if (n && window_ != nullptr && window_->end && *n >= *window_->end) return std::nullopt;
   return n;
 }
@@ -70,8 +75,22 @@ std::optional<Instant> FireTimes::Prev(Instant at) const {
   }
   if (window_ != nullptr && window_->end && at >= *window_->end) at = *window_->end - seconds{1};
   std::optional<Instant> p = schedule_.Prev(at);
+  if (window_ != nullptr) {
+    for (const Schedule& s : window_->more) {
+      if (auto m = s.Prev(at); m && (!p || *m > *p)) p = m;
+    }
+  }
   if (p && window_ != nullptr && window_->start && *p < *window_->start) return std::nullopt;
   return p;
+}
+
+int FireTimes::JitterSeconds(Instant t, int task_jitter) const {
+  if (window_ == nullptr || window_->jitter.empty()) return task_jitter;
+  for (size_t i = 0; i < window_->jitter.size(); ++i) {
+    const Schedule& s = i == 0 ? schedule_ : window_->more[i - 1];
+    if (s.Prev(t) == t) return window_->jitter[i] >= 0 ? window_->jitter[i] : task_jitter;
+  }
+  return task_jitter;
 }
 
 }  // namespace cronlane::dispatcher

@@ -20,14 +20,13 @@ bool IsReservedHeader(std::string_view name) {
   return n.rfind("ce_", 0) == 0 || n == "content-type";
 }
 
-std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule,
-                                      FireWindow* window) {
+std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule, FireSpec* window) {
   std::vector<TaskProblem> out;
   auto zone = LocateZone(task.time_zone);
   if (!zone.ok()) out.push_back({"UnknownTimeZone", "spec.timeZone", zone.status().message(), ""});
   const Zone* z = zone.ok() ? *zone : nullptr;
   const bool one_shot = task.bounds && !task.bounds->run_at.empty();
-  FireWindow w;
+  FireSpec w;
   auto time = [&](const char* field, const std::string& text, std::optional<Instant>& into) {
     if (text.empty()) return;
     auto t = ParseSpecTime(text, z);
@@ -38,7 +37,41 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
     }
   };
   Result<Schedule> s = InvalidArgument("not parsed");
-  if (one_shot) {
+  if (task.schedules) {
+    // spec.schedules: the first entry is the task's schedule, the rest go with the spec.
+    if (!task.schedule.empty() || one_shot) {
+      out.push_back({"InvalidSpec", "spec.schedules",
+                     "is set together with spec.schedule or spec.runAt: a task has exactly one of them", ""});
+    }
+    const auto& entries = *task.schedules;
+    if (entries.empty() || entries.size() > 16) {
+      out.push_back({"InvalidSpec", "spec.schedules", std::to_string(entries.size()) + " entries, not 1-16", ""});
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const std::string field = "spec.schedules[" + std::to_string(i) + "]";
+      auto parsed = Schedule::Parse(entries[i].schedule, zone.ok() ? task.time_zone : "");
+      if (!parsed.ok()) {
+        out.push_back({"InvalidSchedule", field + ".schedule", parsed.status().message(), ""});
+      } else if (i == 0) {
+        s = std::move(parsed);
+      } else {
+        w.more.push_back(parsed->Anchored(task.created));
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (entries[j].schedule == entries[i].schedule) {
+          out.push_back({"InvalidSpec", field + ".schedule", "repeats spec.schedules[" + std::to_string(j) + "]", ""});
+        }
+      }
+      if (entries[i].jitter_seconds < -1 || entries[i].jitter_seconds > 3600) {
+        out.push_back({"InvalidSpec", field + ".jitterSeconds",
+                       std::to_string(entries[i].jitter_seconds) + " is out of range 0-3600", ""});
+      }
+      w.jitter.push_back(entries[i].jitter_seconds);
+    }
+  }
+  if (task.schedules) {
+    // parsed above, entry by entry
+  } else if (one_shot) {
     time("spec.runAt", task.bounds->run_at, w.run_at);
     if (!task.schedule.empty()) {
       out.push_back(
@@ -51,13 +84,13 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
   } else {
     s = Schedule::Parse(task.schedule, zone.ok() ? task.time_zone : "");
     if (!s.ok()) out.push_back({"InvalidSchedule", "spec.schedule", s.status().message(), ""});
-    if (task.bounds) {
-      time("spec.startTime", task.bounds->start_time, w.start);
-      time("spec.endTime", task.bounds->end_time, w.end);
-      if (w.start && w.end && *w.start >= *w.end) {
-        out.push_back({"InvalidSpec", "spec.endTime",
-                       "is not after spec.startTime (" + FormatRfc3339(*w.start) + "): nothing could fire", ""});
-      }
+  }
+  if (task.bounds && !one_shot) {
+    time("spec.startTime", task.bounds->start_time, w.start);
+    time("spec.endTime", task.bounds->end_time, w.end);
+    if (w.start && w.end && *w.start >= *w.end) {
+      out.push_back({"InvalidSpec", "spec.endTime",
+                     "is not after spec.startTime (" + FormatRfc3339(*w.start) + "): nothing could fire", ""});
     }
   }
   if (task.payload_json.size() > kMaxPayloadBytes) {

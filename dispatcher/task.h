@@ -42,6 +42,14 @@ struct MessageExtras {
   bool operator==(const MessageExtras&) const = default;
 };
 
+// One entry of spec.schedules.
+struct ScheduleEntry {
+  std::string schedule;
+  int jitter_seconds = -1;  // -1: the task's jitterSeconds
+
+  bool operator==(const ScheduleEntry&) const = default;
+};
+
 // spec.runAt, spec.startTime and spec.endTime as written ("" when unset): the
 // dispatcher parses them (ParseSpecTime, in the task's zone).
 struct TimeBounds {
@@ -75,6 +83,8 @@ struct TaskDefinition {
   int max_attempts = 1;
   int backoff_seconds = 10;
   SharedValue<TimeBounds> bounds;  // null: an unbounded schedule (almost every task)
+  // spec.schedules, instead of `schedule`: fires at the union of the entries.
+  SharedValue<std::vector<ScheduleEntry>> schedules;
 
   bool operator==(const TaskDefinition&) const = default;
 
@@ -111,7 +121,7 @@ bool IsReservedHeader(std::string_view name);
 // (not yet anchored; none for a runAt task), so a caller that goes on to fire the
 // task does not parse again; `window` likewise receives its parsed bounds.
 std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<Schedule>* schedule = nullptr,
-                                      FireWindow* window = nullptr);
+                                      FireSpec* window = nullptr);
 // The first of TaskProblems(), or nullopt.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
 

@@ -39,6 +39,14 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
   d.generation = t.generation;
   if (auto created = ParseRfc3339(JsonString(meta, "creationTimestamp")); created.ok()) d.created = *created;
   d.schedule = JsonString(spec, "schedule");
+  if (auto list = spec.find("schedules"); list != spec.end() && list->is_array()) {
+    std::vector<dispatcher::ScheduleEntry> entries;
+    for (const auto& item : *list) {
+      if (!item.is_object()) continue;
+      entries.push_back({JsonString(item, "schedule"), JsonInt32(item, "jitterSeconds", -1)});
+    }
+    d.schedules = std::move(entries);
+  }
   if (auto ttl = spec.find("ttlSecondsAfterFinished"); ttl != spec.end() && ttl->is_number_integer()) {
     t.ttl_seconds_after_finished = JsonInt32(spec, "ttlSecondsAfterFinished", -1);
   }

@@ -222,5 +222,29 @@ TEST_F(LifecycleTest, AOneShotWithTtlIsDeletedAfterItFinished) {
   EXPECT_THAT(refused.output, ::testing::HasSubstr("ttlSecondsAfterFinished needs runAt or endTime"));
 }
 
+TEST_F(LifecycleTest, TwoSchedulesFireTheirUnionOnce) {
+  const std::string topic = ns_ + ".union";
+  TopicReader reader(topic);
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: union}\nspec:\n"
+                    "  schedules:\n  - schedule: \"*/2 * * * * *\"\n  - schedule: \"*/3 * * * * *\"\n"
+                    "  target: {topic: " +
+                    topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  StartOperator();
+  ASSERT_TRUE(reader.ReadUntil(8, 40s));
+  reader.ReadFor(2s);
+  std::vector<int64_t> times;
+  for (const auto& m : reader.messages()) times.push_back(Scheduled(m));
+  std::sort(times.begin(), times.end());
+  EXPECT_EQ(std::adjacent_find(times.begin(), times.end()), times.end()) << "an instant both select fires once";
+  for (size_t i = 0; i < times.size(); ++i) {
+    EXPECT_TRUE(times[i] % 2 == 0 || times[i] % 3 == 0) << times[i];
+    // Between the first and last read, every instant of the union is there.
+    if (i > 0) {
+      for (int64_t t = times[i - 1] + 1; t < times[i]; ++t) EXPECT_FALSE(t % 2 == 0 || t % 3 == 0) << "missing " << t;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cronlane::testing

@@ -1131,7 +1131,7 @@ TEST(FireTimes, ParseSpecTimeReadsOffsetsAndLocalTimesInTheZone) {
 }
 
 TEST(FireTimes, RunAtFiresOnceAndOnlyOnce) {
-  FireWindow w{T("2026-12-24T18:00:00Z"), std::nullopt, std::nullopt};
+  FireSpec w{T("2026-12-24T18:00:00Z"), std::nullopt, std::nullopt};
   Schedule unused;
   FireTimes f(unused, &w);
   EXPECT_EQ(f.Next(T("2026-01-01T00:00:00Z")), T("2026-12-24T18:00:00Z"));
@@ -1143,7 +1143,7 @@ TEST(FireTimes, RunAtFiresOnceAndOnlyOnce) {
 TEST(FireTimes, BoundedNextAndPrevAgreeWithBruteForce) {
   auto s = *Schedule::Parse("*/7 * * * *", "America/New_York");
   const Instant start = T("2026-11-01T05:03:00Z"), end = T("2026-11-01T07:31:00Z");  // across the fall-back
-  FireWindow w{std::nullopt, start, end};
+  FireSpec w{std::nullopt, start, end};
   FireTimes f(s, &w);
   std::vector<Instant> expect;  // the schedule's own times in [start, end)
   for (auto t = s.Next(start - 1s); t && *t < end; t = s.Next(*t)) expect.push_back(*t);
@@ -1158,7 +1158,7 @@ TEST(FireTimes, BoundedNextAndPrevAgreeWithBruteForce) {
     }
     EXPECT_EQ(f.Prev(at), want) << FormatRfc3339(at);
   }
-  FireWindow only_start{std::nullopt, start, std::nullopt};
+  FireSpec only_start{std::nullopt, start, std::nullopt};
   EXPECT_EQ(FireTimes(s, &only_start).Next(T("2026-10-01T00:00:00Z")), expect.front());
   EXPECT_EQ(FireTimes(s, nullptr).Next(start), s.Next(start)) << "no window: the schedule";
 }
@@ -1241,5 +1241,68 @@ TEST_F(RunNowTest, ABoundedScheduleFiresOnlyInsideItsWindowThenCompletes) {
   both.bounds = TimeBounds{"2026-01-01T00:00:06Z", "", ""};
   EXPECT_EQ(d.Upsert(both)->problem->field, "spec.runAt");
 }
+TaskDefinition Union(const std::string& name, std::vector<ScheduleEntry> entries) {
+  TaskDefinition t = Task(name, "");
+  t.schedules = std::move(entries);
+  return t;
+}
+
+TEST(FireTimes, UnionAgreesWithBruteForceAndTheFirstMatchingEntryDecidesJitter) {
+  auto t = Union("u", {{"*/2 * * * * *", -1}, {"*/3 * * * * *", 7}});
+  t.jitter_seconds = 1;
+  std::optional<Schedule> first;
+  FireSpec spec;
+  ASSERT_TRUE(TaskProblems(t, &first, &spec).empty());
+  FireTimes f(*first, &spec);
+  const Instant from = T("2026-01-01T00:00:00Z");
+  std::vector<Instant> want, got;
+  for (int i = 1; i <= 60; ++i) {
+    if (i % 2 == 0 || i % 3 == 0) want.push_back(from + std::chrono::seconds{i});
+  }
+  for (auto n = f.Next(from); n && *n <= from + 60s; n = f.Next(*n)) got.push_back(*n);
+  EXPECT_EQ(got, want) << "the union, each instant once";
+  EXPECT_EQ(f.Prev(from + 59s), from + 58s);
+  EXPECT_EQ(f.Prev(from + 57s), from + 57s);
+  EXPECT_EQ(f.JitterSeconds(from + 3s, 1), 7) << "only the second entry: its own jitter";
+  EXPECT_EQ(f.JitterSeconds(from + 6s, 1), 1) << "both: the first entry's, which is the task's";
+  EXPECT_EQ(f.JitterSeconds(from + 2s, 1), 1);
+  // Problems name the entry.
+  auto bad = Union("b", {{"*/2 * * * * *", -1}, {"61 * * * * *", -1}, {"*/2 * * * * *", -1}});
+  auto problems = TaskProblems(bad);
+  ASSERT_EQ(problems.size(), 2U);
+  EXPECT_EQ(problems[0].field, "spec.schedules[1].schedule");
+  EXPECT_EQ(problems[1].field, "spec.schedules[2].schedule");
+  EXPECT_THAT(problems[1].detail, ::testing::HasSubstr("repeats spec.schedules[0]"));
+  auto both = Union("c", {{"*/2 * * * * *", -1}});
+  both.schedule = "* * * * *";
+  EXPECT_EQ(TaskProblems(both).at(0).field, "spec.schedules");
+}
+
+TEST_F(RunNowTest, TwoSchedulesFireTheirUnionOnceAndCatchUpWalksTheUnion) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    auto t = Union("u", {{"*/2 * * * * *", -1}, {"*/3 * * * * *", -1}});
+    t.catch_up = CatchUpPolicy::kAll;
+    ASSERT_TRUE(d.Upsert(t).ok());
+    RunFor(clock, d, 12s);
+  }
+  std::vector<std::string> want;
+  for (int i : {2, 3, 4, 6, 8, 9, 10, 12}) want.push_back("uid-u:" + std::to_string(1767225600 + i));
+  EXPECT_EQ(sink.Ids(), want) << "6 and 12 match both entries and fire once";
+  EXPECT_EQ(sink.checkpoints["uid-u"], 1767225612);
+  // Down for 6 seconds, then a new leader catches up on the union (All).
+  clock.Advance(6s);
+  Dispatcher d2(clock, sink, &rec);
+  auto t = Union("u", {{"*/2 * * * * *", -1}, {"*/3 * * * * *", -1}});
+  t.catch_up = CatchUpPolicy::kAll;
+  ASSERT_TRUE(d2.Upsert(t).ok());
+  ASSERT_TRUE(d2.Start().ok());
+  d2.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
+  ASSERT_TRUE(d2.FireOnce().ok());
+  for (int i : {14, 15, 16, 18}) want.push_back("uid-u:" + std::to_string(1767225600 + i));
+  EXPECT_EQ(sink.Ids(), want);
+}
+
 }  // namespace
 }  // namespace cronlane::dispatcher
