@@ -86,7 +86,8 @@ TEST(KubeEnv, SchemaRejectsBadInputAtApply) {
   EXPECT_THAT(deadline.output, HasSubstr("should be greater than or equal to 0"));
   auto missing = apply("  target: {topic: t}\n");
   EXPECT_NE(missing.exit_code, 0);
-  EXPECT_THAT(missing.output, HasSubstr("spec.schedule: Required value"));
+  EXPECT_THAT(missing.output, HasSubstr("spec.schedule: Invalid value: \"object\": set exactly one of schedule, "
+                                        "schedules (recurring) or runAt (once)"));
   EXPECT_EQ(Kubectl("delete namespace " + ns + " --wait=false").exit_code, 0);
 }
 
