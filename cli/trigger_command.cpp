@@ -44,8 +44,7 @@ int RunTrigger(const TriggerOptions& opts, std::ostream& out, std::ostream& err)
   }
   const std::string token = opts.token.empty() ? FreshRunToken(opts.now, opts.random) : opts.token;
   if (!dispatcher::ValidRunToken(token)) {
-    err << "cronlane trigger: \"" << token
-        << "\" is not a run-now token: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit\n";
+    err << "cronlane trigger: \"" << token << "\" is not a run-now token: " << dispatcher::kRunTokenRule << "\n";
     return 2;
   }
   const std::string force = opts.force ? "true" : "false";  // always set: a force left from before must not stick

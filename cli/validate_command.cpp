@@ -104,8 +104,7 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
     if (token.IsDefined() && !(token.IsScalar() && dispatcher::ValidRunToken(token.Scalar()))) {
       out.push_back({"metadata.annotations[cronlane.dev/run-now]", Line(token),
                      "\"" + (token.IsScalar() ? token.Scalar() : std::string()) +
-                         "\" is not a run-now token: 1 to 63 letters, digits, '.', '_' or '-', starting with a "
-                         "letter or digit"});
+                         "\" is not a run-now token: " + dispatcher::kRunTokenRule});
     }
     const YAML::Node force = At(ann, "cronlane.dev/run-now-force");
     if (force.IsDefined() && !(force.IsScalar() && (force.Scalar() == "true" || force.Scalar() == "false"))) {

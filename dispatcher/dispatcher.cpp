@@ -373,8 +373,7 @@ std::vector<std::string> Dispatcher::UnclaimedCheckpoints() const {
 
 Status Dispatcher::RequestRun(const std::string& id, const RunRequest& request) {
   if (!ValidRunToken(request.token)) {
-    return InvalidArgument("run-now token \"" + request.token +
-                           "\" is not 1 to 63 letters, digits, '.', '_' or '-' starting with a letter or digit");
+    return InvalidArgument("\"" + request.token + "\" is not a run-now token: " + kRunTokenRule);
   }
   MutexLock lock(mu_);
   auto it = tasks_.find(id);

@@ -152,6 +152,10 @@ struct RunRequest {
 // Whether `token` may name a run request: 1 to 63 of [A-Za-z0-9._-], starting with
 // a letter or digit (it becomes part of the occurrence's ce_id).
 bool ValidRunToken(std::string_view token);
+// What ValidRunToken() asks for, in words: every refusal (operator, validate,
+// trigger) says the same.
+inline constexpr const char* kRunTokenRule =
+    "1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 // The operator's handle on the dispatcher. Implementations are thread-safe.
 class TaskSink {

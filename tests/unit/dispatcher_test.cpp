@@ -144,30 +144,32 @@ class DispatcherTest : public ::testing::Test {
   Recorder rec;
 };
 
+// A record of the checkpoint topic as the follower reads it.
+kafka::Message CheckpointRecord(std::optional<std::string> key, std::string value) {
+  kafka::Message m;
+  m.key = std::move(key);
+  m.value = std::move(value);
+  return m;
+}
+
 TEST(CheckpointRecords, GarbageOnTheTopicIsIgnoredAndTombstonesDelete) {
   Checkpoints cps;
-  auto record = [](std::optional<std::string> key, std::string value) {
-    kafka::Message m;
-    m.key = std::move(key);
-    m.value = std::move(value);
-    return m;
-  };
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225600")));
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("b", "1767225600")));
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225660")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("a", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("b", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("a", "1767225660")));
   EXPECT_EQ(cps.fired, (std::unordered_map<std::string, int64_t>{{"a", 1767225660}, {"b", 1767225600}}))
       << "the latest per task";
   for (const char* garbage : {"yesterday", "12abc", "", "1e9", "99999999999999999999", " 5"}) {
     Checkpoints before = cps;
     if (std::string(garbage).empty()) continue;  // empty is a tombstone, below
-    EXPECT_FALSE(ApplyCheckpointRecord(cps, record("a", garbage))) << garbage;
+    EXPECT_FALSE(ApplyCheckpointRecord(cps, CheckpointRecord("a", garbage))) << garbage;
     EXPECT_EQ(cps, before) << "\"" << garbage << "\" is not a checkpoint";
   }
-  EXPECT_FALSE(ApplyCheckpointRecord(cps, record(std::nullopt, "1767225999")));
+  EXPECT_FALSE(ApplyCheckpointRecord(cps, CheckpointRecord(std::nullopt, "1767225999")));
   EXPECT_EQ(cps.size(), 2U) << "a record without a key is not a checkpoint";
-  ApplyCheckpointRecord(cps, record("b", ""));
+  ApplyCheckpointRecord(cps, CheckpointRecord("b", ""));
   EXPECT_EQ(cps.fired, (std::unordered_map<std::string, int64_t>{{"a", 1767225660}})) << "a tombstone deletes";
-  ApplyCheckpointRecord(cps, record("never-seen", ""));
+  ApplyCheckpointRecord(cps, CheckpointRecord("never-seen", ""));
   EXPECT_EQ(cps.size(), 1U);
 }
 
@@ -861,18 +863,13 @@ std::string HeaderOf(const OutMessage& m, const std::string& name) {
 
 TEST(CheckpointRecords, TypedRecordsAreKeptApartAndPlainValuesStillParse) {
   Checkpoints cps;
-  auto record = [](std::string key, std::string value) {
-    kafka::Message m;
-    m.key = std::move(key);
-    m.value = std::move(value);
-    return m;
-  };
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a", "1767225600")));
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a/run-now", "1767225601 Fired tok-1")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("a", "1767225600")));
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("a/run-now", "1767225601 Fired tok-1")));
   EXPECT_EQ(cps.fired.at("a"), 1767225600) << "the record does not touch the task's checkpoint";
   EXPECT_EQ(cps.records.at("a/run-now"), "1767225601 Fired tok-1");
-  EXPECT_FALSE(ApplyCheckpointRecord(cps, record("b", "1767225601 Fired tok-1"))) << "a plain key needs a number";
-  EXPECT_TRUE(ApplyCheckpointRecord(cps, record("a/run-now", "")));
+  EXPECT_FALSE(ApplyCheckpointRecord(cps, CheckpointRecord("b", "1767225601 Fired tok-1")))
+      << "a plain key needs a number";
+  EXPECT_TRUE(ApplyCheckpointRecord(cps, CheckpointRecord("a/run-now", "")));
   EXPECT_TRUE(cps.records.empty()) << "a tombstone deletes the record";
   EXPECT_EQ(cps.fired.size(), 1U) << "and not the checkpoint";
   EXPECT_EQ(CheckpointOwner("a/run-now"), "a");
@@ -1163,13 +1160,16 @@ TEST(FireTimes, BoundedNextAndPrevAgreeWithBruteForce) {
   EXPECT_EQ(FireTimes(s, nullptr).Next(start), s.Next(start)) << "no window: the schedule";
 }
 
+// One-shot, bounded and several-schedule tasks: the same world as run now.
+class FireTimesTest : public RunNowTest {};
+
 TaskDefinition OneShot(const std::string& name, const std::string& run_at) {
   TaskDefinition t = Task(name, "");
   t.bounds = TimeBounds{run_at, "", ""};
   return t;
 }
 
-TEST_F(RunNowTest, OneShotFiresOnceCompletesAndStaysCompleteAfterRestart) {
+TEST_F(FireTimesTest, OneShotFiresOnceCompletesAndStaysCompleteAfterRestart) {
   {
     Dispatcher d(clock, sink, &rec);
     ASSERT_TRUE(d.Start().ok());
@@ -1197,7 +1197,7 @@ TEST_F(RunNowTest, OneShotFiresOnceCompletesAndStaysCompleteAfterRestart) {
   EXPECT_THAT(rec.completed, ElementsAre("once@2026-01-01T00:00:05Z"));
 }
 
-TEST_F(RunNowTest, APastRunAtFiresUnderLatestAndNotUnderNone) {
+TEST_F(FireTimesTest, APastRunAtFiresUnderLatestAndNotUnderNone) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());
   auto latest = OneShot("latest", "2025-12-31T23:30:00Z");
@@ -1217,7 +1217,7 @@ TEST_F(RunNowTest, APastRunAtFiresUnderLatestAndNotUnderNone) {
                                                              "created-after@2025-12-31T23:30:00Z"));
 }
 
-TEST_F(RunNowTest, ABoundedScheduleFiresOnlyInsideItsWindowThenCompletes) {
+TEST_F(FireTimesTest, ABoundedScheduleFiresOnlyInsideItsWindowThenCompletes) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());
   auto t = Task("b", "* * * * * *");
@@ -1278,7 +1278,7 @@ TEST(FireTimes, UnionAgreesWithBruteForceAndTheFirstMatchingEntryDecidesJitter) 
   EXPECT_EQ(TaskProblems(both).at(0).field, "spec.schedules");
 }
 
-TEST_F(RunNowTest, TwoSchedulesFireTheirUnionOnceAndCatchUpWalksTheUnion) {
+TEST_F(FireTimesTest, TwoSchedulesFireTheirUnionOnceAndCatchUpWalksTheUnion) {
   {
     Dispatcher d(clock, sink, &rec);
     ASSERT_TRUE(d.Start().ok());
