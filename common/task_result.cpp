@@ -6,15 +6,34 @@
 
 namespace cronlane {
 
+const char* RunOutcomeName(RunOutcome o) {
+  switch (o) {
+    case RunOutcome::kSucceeded:
+      return "Succeeded";
+    case RunOutcome::kCancelled:
+      return "Cancelled";
+    case RunOutcome::kFailed:
+      break;
+  }
+  return "Failed";
+}
+
+RunOutcome ParseRunOutcome(std::string_view name) {
+  if (name == "Succeeded") return RunOutcome::kSucceeded;
+  if (name == "Cancelled") return RunOutcome::kCancelled;
+  return RunOutcome::kFailed;
+}
+
 std::string EncodeTaskResult(const TaskResult& r) {
   nlohmann::json j = {{"id", r.id},
                       {"subject", r.subject},
                       {"time", r.time},
-                      {"outcome", r.succeeded ? "Succeeded" : "Failed"},
+                      {"outcome", RunOutcomeName(r.outcome)},
                       {"attempts", r.attempts},
                       {"durationMs", r.duration_ms},
                       {"shardIndex", r.shard_index},
                       {"shardCount", r.shard_count}};
+  if (r.dead_lettered) j["deadLettered"] = true;
   // The id and subject come from Kafka headers, which are bytes: invalid UTF-8 is
   // replaced (U+FFFD) instead of throwing.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -30,7 +49,11 @@ Result<TaskResult> DecodeTaskResult(std::string_view json) {
   r.id = j["id"].get<std::string>();
   r.subject = j["subject"].get<std::string>();
   r.time = j["time"].get<std::string>();
-  r.succeeded = j["outcome"].get<std::string>() == "Succeeded";
+  r.outcome = ParseRunOutcome(j["outcome"].get_ref<const std::string&>());
+  if (auto dl = j.find("deadLettered"); dl != j.end()) {
+    if (!dl->is_boolean()) return InvalidArgument("result record's \"deadLettered\" is not a boolean");
+    r.dead_lettered = dl->get<bool>();
+  }
   // Numbers outside what a worker writes are refused, not wrapped into an int.
   auto num = [&](const char* f, int64_t def, int64_t lo, int64_t hi, int64_t& out) -> Status {
     out = def;

@@ -14,11 +14,11 @@ constexpr size_t kMaxPartialOccurrences = 100000;
 }
 
 ResultsFollower::ResultsFollower(ResultsFollowerOptions options, Clock& clock, OnFinished on_finished,
-                                 OnSucceeded on_succeeded)
+                                 OnResult on_result)
     : options_(std::move(options)),
       clock_(clock),
       on_finished_(std::move(on_finished)),
-      on_succeeded_(std::move(on_succeeded)) {}
+      on_result_(std::move(on_result)) {}
 
 void ResultsFollower::Handle(const kafka::Message& m) {
   auto invalid = [&](const std::string& why) {
@@ -35,10 +35,18 @@ void ResultsFollower::Handle(const kafka::Message& m) {
   ++results_;
   ParsedOccurrenceId occurrence = ParseOccurrenceId(r->id);
   const std::string& task_id = occurrence.task_id;
-  if (r->succeeded && on_succeeded_) {
-    Instant finished = m.timestamp_ms >= 0 ? Instant{std::chrono::seconds{m.timestamp_ms / 1000}}
-                                           : std::chrono::floor<std::chrono::seconds>(clock_.Now());
-    on_succeeded_(r->subject, task_id, finished);
+  if (on_result_) {
+    RunResult run;
+    run.subject = std::move(r->subject);
+    run.trigger = occurrence.token.empty() ? Trigger::kSchedule : Trigger::kManual;
+    run.scheduled = *scheduled;
+    run.finished = m.timestamp_ms >= 0 ? Instant{std::chrono::seconds{m.timestamp_ms / 1000}}
+                                       : std::chrono::floor<std::chrono::seconds>(clock_.Now());
+    run.outcome = r->outcome;
+    run.dead_lettered = r->dead_lettered;
+    run.attempts = r->attempts;
+    run.duration_ms = r->duration_ms;
+    on_result_(task_id, run);
   }
   if (r->shard_count <= 1) {
     if (on_finished_) on_finished_(task_id, *scheduled, occurrence.token);

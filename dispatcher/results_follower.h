@@ -1,7 +1,7 @@
 #pragma once
 // Follows the workers' results topic for the leader: tells the dispatcher when an
 // occurrence finished (all its shards), for concurrencyPolicy Forbid, and reports
-// each success (for status.lastSuccessfulTime). It reads without a consumer group:
+// each result (for status.recentRuns, lastSuccessfulTime and lastFailureTime). It reads without a consumer group:
 // every term starts by replaying the last `lookback` of results, so a new leader
 // knows which occurrences finished under the old one, then follows new records.
 // A missing topic (no worker writes results) is waited for, not an error.
@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "common/task_result.h"
 #include "dispatcher/cron.h"
+#include "dispatcher/dispatcher.h"
 
 namespace cronlane::dispatcher {
 
@@ -25,6 +26,19 @@ struct ResultsFollowerOptions {
   kafka::Properties base;  // bootstrap.servers, security
   std::string topic = "cronlane.results";
   std::chrono::seconds lookback{3600};
+};
+
+// One result a worker reported (an occurrence, or one shard of it), as status
+// needs it.
+struct RunResult {
+  std::string subject;                   // namespace/name
+  Trigger trigger = Trigger::kSchedule;  // kSchedule or kManual (from the id)
+  Instant scheduled;                     // ce_time: the scheduled instant, or when a run-now was handled
+  Instant finished;                      // when the worker reported it (the record's timestamp)
+  RunOutcome outcome = RunOutcome::kFailed;
+  bool dead_lettered = false;
+  int attempts = 0;
+  int64_t duration_ms = 0;
 };
 
 // What the leader needs of a results follower. Thread-safe but for Run(), which
@@ -47,11 +61,12 @@ class ResultsFollower final : public ResultsSource {
   // (`scheduled` is then when it was handled, and means nothing for the schedule).
   using OnFinished =
       std::function<void(const std::string& task_id, Instant scheduled, const std::string& manual_token)>;
-  // One occurrence (or shard) of task `subject` (namespace/name) with UID `task_id`
-  // succeeded; `finished` is when the worker reported it.
-  using OnSucceeded = std::function<void(const std::string& subject, const std::string& task_id, Instant finished)>;
+  // A worker reported an occurrence (or one shard of it) of the task with UID
+  // `task_id`, whatever its trigger and outcome (status.recentRuns,
+  // lastSuccessfulTime, lastFailureTime).
+  using OnResult = std::function<void(const std::string& task_id, const RunResult& result)>;
 
-  ResultsFollower(ResultsFollowerOptions options, Clock& clock, OnFinished on_finished, OnSucceeded on_succeeded);
+  ResultsFollower(ResultsFollowerOptions options, Clock& clock, OnFinished on_finished, OnResult on_result);
 
   // Replays, then follows, until `cancel` fires. Retries while the topic is missing
   // or the broker unreachable.
@@ -70,7 +85,7 @@ class ResultsFollower final : public ResultsSource {
   ResultsFollowerOptions options_;
   Clock& clock_;
   OnFinished on_finished_;
-  OnSucceeded on_succeeded_;
+  OnResult on_result_;
   std::unordered_map<std::string, int> shards_done_;  // occurrence id without shard -> shards finished so far
   std::atomic<bool> replayed_{false};
   std::atomic<uint64_t> results_{0};

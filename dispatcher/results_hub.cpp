@@ -30,7 +30,7 @@ ResultsHub::ResultsHub(ResultsFollowerOptions options, Clock& clock)
       follower_(
           std::move(options), clock,
           [this](const std::string& id, Instant at, const std::string& token) { Finished(id, at, token); },
-          [this](const std::string& subject, const std::string& id, Instant at) { Success(subject, id, at); }) {}
+          [this](const std::string& id, const RunResult& r) { Result(id, r); }) {}
 
 void ResultsHub::Run(CancelToken& cancel) {
   follower_.Run(cancel);
@@ -38,14 +38,14 @@ void ResultsHub::Run(CancelToken& cancel) {
 
 std::unique_ptr<ResultsSource> ResultsHub::Subscribe(std::function<bool(const std::string& task_id)> owns,
                                                      ResultsFollower::OnFinished on_finished,
-                                                     ResultsFollower::OnSucceeded on_succeeded) {
+                                                     ResultsFollower::OnResult on_result) {
   return std::make_unique<Subscription>(*this,
-                                        Subscriber{std::move(owns), std::move(on_finished), std::move(on_succeeded)});
+                                        Subscriber{std::move(owns), std::move(on_finished), std::move(on_result)});
 }
 
 size_t ResultsHub::Remembered() const {
   MutexLock lock(mu_);
-  return std::max({finished_.size(), succeeded_.size(), manual_finished_.size()});
+  return std::max({finished_.size(), succeeded_.size(), manual_finished_.size(), unsuccessful_.size()});
 }
 
 void ResultsHub::Prune() {
@@ -58,7 +58,8 @@ void ResultsHub::PruneLocked() {
   const Instant horizon = std::chrono::floor<std::chrono::seconds>(clock_.Now()) - lookback_;
   std::erase_if(finished_, [&](const auto& e) { return e.second < horizon; });
   std::erase_if(manual_finished_, [&](const auto& e) { return e.second.at < horizon; });
-  std::erase_if(succeeded_, [&](const auto& e) { return e.second.at < horizon; });
+  std::erase_if(succeeded_, [&](const auto& e) { return e.second.finished < horizon; });
+  std::erase_if(unsuccessful_, [&](const auto& e) { return e.second.finished < horizon; });
 }
 
 void ResultsHub::Finished(const std::string& task_id, Instant scheduled, const std::string& manual_token) {
@@ -77,14 +78,22 @@ void ResultsHub::Finished(const std::string& task_id, Instant scheduled, const s
   }
 }
 
-void ResultsHub::Success(const std::string& subject, const std::string& task_id, Instant at) {
+void ResultsHub::Result(const std::string& task_id, const RunResult& r) {
   MutexLock lock(mu_);
   if (++since_prune_ >= 4096) PruneLocked();
-  auto [it, added] = succeeded_.try_emplace(task_id, Succeeded{subject, at});
-  if (!added && it->second.at < at) it->second = Succeeded{subject, at};
+  if (r.outcome == RunOutcome::kSucceeded) {
+    auto [it, added] = succeeded_.try_emplace(task_id, r);
+    if (!added && it->second.finished <= r.finished) it->second = r;
+    if (auto u = unsuccessful_.find(task_id); u != unsuccessful_.end() && u->second.finished <= r.finished) {
+      unsuccessful_.erase(u);
+    }
+  } else if (auto ok = succeeded_.find(task_id); ok == succeeded_.end() || ok->second.finished <= r.finished) {
+    auto [it, added] = unsuccessful_.try_emplace(task_id, r);
+    if (!added && it->second.finished <= r.finished) it->second = r;
+  }
   for (auto& [id, s] : subscribers_) {
     if (!s.owns(task_id)) continue;
-    if (s.on_succeeded) s.on_succeeded(subject, task_id, at);
+    if (s.on_result) s.on_result(task_id, r);
   }
 }
 
@@ -100,8 +109,10 @@ int ResultsHub::Add(Subscriber s) {
   for (const auto& [task_id, m] : manual_finished_) {
     if (s.owns(task_id) && s.on_finished) s.on_finished(task_id, m.at, m.token);
   }
-  for (const auto& [task_id, ok] : succeeded_) {
-    if (s.owns(task_id) && s.on_succeeded) s.on_succeeded(ok.subject, task_id, ok.at);
+  for (const auto* results : {&succeeded_, &unsuccessful_}) {
+    for (const auto& [task_id, r] : *results) {
+      if (s.owns(task_id) && s.on_result) s.on_result(task_id, r);
+    }
   }
   int id = next_id_++;
   subscribers_.emplace(id, std::move(s));

@@ -5,8 +5,8 @@
 // shards.
 //
 // The hub runs a ResultsFollower for the replica's life and remembers, per task,
-// the latest finished occurrence, the latest finished run-now token and the latest
-// success. A shard's term
+// the latest finished occurrence, the latest finished run-now token, the latest
+// success and the latest other result when it is newer. A shard's term
 // subscribes with a predicate for its tasks: the subscription first hands it
 // what the hub remembers of those tasks (what a replay of the lookback window
 // would have told it, and everything since), then every new result of those
@@ -18,7 +18,7 @@
 // subscribers, and is held while results are handed to subscribers, so a
 // subscription's callbacks are never called after its Run() returned. Callbacks
 // must be quick and must not call back into the hub (Dispatcher::OnFinished and
-// StatusWriter::OnSucceeded queue and return).
+// StatusWriter::OnResult queue and return).
 
 #include <atomic>
 #include <functional>
@@ -43,7 +43,7 @@ class ResultsHub {
   // A source for one shard's term: `owns(task_id)` selects its tasks.
   std::unique_ptr<ResultsSource> Subscribe(std::function<bool(const std::string& task_id)> owns,
                                            ResultsFollower::OnFinished on_finished,
-                                           ResultsFollower::OnSucceeded on_succeeded);
+                                           ResultsFollower::OnResult on_result);
 
   // Tasks remembered (for metrics and tests).
   size_t Remembered() const;
@@ -60,15 +60,11 @@ class ResultsHub {
   struct Subscriber {
     std::function<bool(const std::string&)> owns;
     ResultsFollower::OnFinished on_finished;
-    ResultsFollower::OnSucceeded on_succeeded;
+    ResultsFollower::OnResult on_result;
     std::atomic<uint64_t>* delivered;
   };
-  struct Succeeded {
-    std::string subject;
-    Instant at;
-  };
   void Finished(const std::string& task_id, Instant scheduled, const std::string& manual_token);
-  void Success(const std::string& subject, const std::string& task_id, Instant at);
+  void Result(const std::string& task_id, const RunResult& r);
   int Add(Subscriber s);
   void Remove(int id);
   void PruneLocked() REQUIRES(mu_);
@@ -83,7 +79,10 @@ class ResultsHub {
     Instant at;  // when it was handled (for pruning)
   };
   std::unordered_map<std::string, ManualFinished> manual_finished_ GUARDED_BY(mu_);  // latest run-now per task
-  std::unordered_map<std::string, Succeeded> succeeded_ GUARDED_BY(mu_);             // latest success per task
+  std::unordered_map<std::string, RunResult> succeeded_ GUARDED_BY(mu_);             // latest success per task
+  // The latest result that was not a success, while it is newer than the latest
+  // success (a task that fails now); most tasks have none.
+  std::unordered_map<std::string, RunResult> unsuccessful_ GUARDED_BY(mu_);
   std::unordered_map<int, Subscriber> subscribers_ GUARDED_BY(mu_);
   int next_id_ GUARDED_BY(mu_) = 1;
   ResultsFollower follower_;  // last: its callbacks use the members above

@@ -23,20 +23,19 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
   w.sink = [sink] { return std::make_unique<dispatcher::KafkaFireSink>(sink); };
   w.lag_reader = [base = sink.base] { return std::make_unique<KafkaLagReader>(base); };
   w.results = [results, &clock](const TaskFilter& owns, dispatcher::ResultsFollower::OnFinished finished,
-                                dispatcher::ResultsFollower::OnSucceeded succeeded) {
+                                dispatcher::ResultsFollower::OnResult result) {
     if (owns && finished) {
       finished = [owns, f = std::move(finished)](const std::string& id, dispatcher::Instant at,
                                                  const std::string& token) {
         if (owns(id)) f(id, at, token);
       };
     }
-    if (owns && succeeded) {
-      succeeded = [owns, f = std::move(succeeded)](const std::string& subject, const std::string& id,
-                                                   dispatcher::Instant at) {
-        if (owns(id)) f(subject, id, at);
+    if (owns && result) {
+      result = [owns, f = std::move(result)](const std::string& id, const dispatcher::RunResult& r) {
+        if (owns(id)) f(id, r);
       };
     }
-    return std::make_unique<dispatcher::ResultsFollower>(results, clock, std::move(finished), std::move(succeeded));
+    return std::make_unique<dispatcher::ResultsFollower>(results, clock, std::move(finished), std::move(result));
   };
   return w;
 }
@@ -65,9 +64,9 @@ TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink,
   w.sink = [shard_sink] { return std::make_unique<dispatcher::KafkaFireSink>(shard_sink); };
   w.lag_reader = [base = shard_sink.base] { return std::make_unique<KafkaLagReader>(base); };
   w.results = [hub](TaskFilter owns, dispatcher::ResultsFollower::OnFinished finished,
-                    dispatcher::ResultsFollower::OnSucceeded succeeded) {
+                    dispatcher::ResultsFollower::OnResult result) {
     if (!owns) owns = [](const std::string&) { return true; };
-    return hub->Subscribe(std::move(owns), std::move(finished), std::move(succeeded));
+    return hub->Subscribe(std::move(owns), std::move(finished), std::move(result));
   };
   return w;
 }
@@ -170,9 +169,7 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
           dispatcher.OnManualFinished(id, token);
         }
       },
-      [&writer](const std::string& subject, const std::string& uid, dispatcher::Instant at) {
-        writer.OnSucceeded(subject, uid, at);
-      });
+      [&writer](const std::string& uid, const dispatcher::RunResult& r) { writer.OnResult(uid, r); });
   std::unique_ptr<LagReader> lag;
   std::unique_ptr<WorkerPoolController> pools;
   if (cache_.pools && options_.workerpools) {

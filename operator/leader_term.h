@@ -56,7 +56,7 @@ struct TermWorld {
   std::function<std::unique_ptr<LagReader>()> lag_reader;
   // A source of results for the tasks `owns` selects (the one place that filters).
   std::function<std::unique_ptr<dispatcher::ResultsSource>(TaskFilter owns, dispatcher::ResultsFollower::OnFinished,
-                                                           dispatcher::ResultsFollower::OnSucceeded)>
+                                                           dispatcher::ResultsFollower::OnResult)>
       results;
 };
 

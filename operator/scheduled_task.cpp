@@ -20,7 +20,7 @@ bool TaskStatus::operator==(const TaskStatus& o) const {
   return observed_generation == o.observed_generation && Conditions() == o.Conditions() &&
          last_schedule_time == o.last_schedule_time && next_schedule_time == o.next_schedule_time &&
          last_successful_time == o.last_successful_time && fired_count == o.fired_count &&
-         missed_count == o.missed_count && shard == o.shard;
+         missed_count == o.missed_count && shard == o.shard && SameHistory(runs, o.runs);
 }
 
 std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const ScheduledTask* previous) {
@@ -117,6 +117,7 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
     s.fired_count = JsonInt(*st, "firedCount", 0);
     s.shard = JsonInt32(*st, "shard", -1);
     s.missed_count = JsonInt(*st, "missedCount", 0);
+    s.runs = RunHistoryFromJson(*st, previous != nullptr ? previous->status.runs : nullptr);
     std::vector<Condition> conditions = ConditionsFromJson(*st);
     // A status write that left the conditions alone shares them without the
     // interner's lock.

@@ -11,6 +11,7 @@
 #include "dispatcher/task.h"
 #include "operator/kube/client.h"
 #include "operator/object_fields.h"
+#include "operator/run_history.h"
 
 namespace cronlane::op {
 
@@ -36,7 +37,9 @@ struct TaskStatus {
   int64_t fired_count = 0;
   int64_t missed_count = 0;
   int32_t shard = -1;  // with --shards: the shard that fires the task; -1 when unset
-  // Compares conditions by value.
+  // recentRuns and lastFailureTime; null while no worker reported a run.
+  SharedRunHistory runs;
+  // Compares conditions and runs by value.
   bool operator==(const TaskStatus& o) const;
 
   const std::vector<Condition>& Conditions() const;  // empty when none

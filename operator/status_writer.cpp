@@ -29,6 +29,7 @@ StatusWriter::Entries::iterator StatusWriter::EntryLocked(const std::string& key
       p.last = cached->status.last_schedule_time;
       p.last_success = cached->status.last_successful_time;
       p.next = cached->status.next_schedule_time;
+      p.runs = cached->status.runs;
       p.observed_generation = cached->status.observed_generation;
     }
     if (it != tasks_.end()) {
@@ -178,22 +179,42 @@ void StatusWriter::OnSkipped(const dispatcher::TaskDefinition& task, int count, 
                  "Fire", message);
 }
 
-void StatusWriter::OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished) {
-  if (subject.find('/') == std::string::npos) return;
-  MutexLock lock(mu_);
-  // A task that fires has an entry already: no copy from the informer cache per
-  // result. Otherwise the cache says whether the result is for this incarnation.
-  auto known = tasks_.find(subject);
-  if (known == tasks_.end() || known->second.gone || known->second.uid_hash != UidHash(uid)) {
-    auto cached = lookup_(subject);
-    if (!cached || cached->uid != uid) return;
+void StatusWriter::OnResult(const std::string& uid, const dispatcher::RunResult& r) {
+  const std::string& subject = r.subject;
+  const auto slash = subject.find('/');
+  if (slash == std::string::npos) return;
+  RunMerge merged;
+  {
+    MutexLock lock(mu_);
+    // A task that fires has an entry already: no copy from the informer cache per
+    // result. Otherwise the cache says whether the result is for this incarnation.
+    auto known = tasks_.find(subject);
+    if (known == tasks_.end() || known->second.gone || known->second.uid_hash != UidHash(uid)) {
+      auto cached = lookup_(subject);
+      if (!cached || cached->uid != uid) return;
+    }
+    auto it = EntryLocked(subject, uid);
+    Pending& p = it->second;
+    if (r.outcome == RunOutcome::kSucceeded && (!p.last_success || *p.last_success < r.finished)) {
+      p.last_success = r.finished;
+      MarkTimesLocked(it);
+    }
+    merged = MergeRun(p.runs, r);
+    if (merged.changed) {
+      p.runs = merged.history;
+      p.runs_dirty = true;
+      MarkTimesLocked(it);
+    }
   }
-  auto it = EntryLocked(subject, uid);
-  Pending& p = it->second;
-  if (!p.last_success || *p.last_success < finished) {
-    p.last_success = finished;
-    MarkTimesLocked(it);
-  }
+  if (!merged.newly_failed && !merged.newly_dead_lettered) return;
+  const bool manual = r.trigger != dispatcher::Trigger::kSchedule;
+  std::string text = (manual ? "the run-now handled at " : "the occurrence scheduled at ") +
+                     FormatRfc3339(r.scheduled) + " failed after " + std::to_string(r.attempts) + " attempt(s)";
+  if (r.dead_lettered) text += "; the worker dead-lettered it";
+  spdlog::warn("task {}: {}", subject, text);
+  events_.Record(
+      {kScheduledTaskApiVersion, "ScheduledTask", subject.substr(0, slash), subject.substr(slash + 1), uid, ""},
+      "Warning", r.dead_lettered ? "RunDeadLettered" : "RunFailed", "Run", text);
 }
 
 void StatusWriter::OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) {
@@ -239,6 +260,10 @@ kube::Json StatusWriter::PatchFor(const Pending& p, bool with_conditions) {
                        {"firedCount", p.fired},
                        {"missedCount", p.missed}};
   if (p.last_success) status["lastSuccessfulTime"] = FormatRfc3339(*p.last_success);
+  if (p.runs_dirty && p.runs) {
+    status["recentRuns"] = RecentRunsJson(*p.runs);
+    if (p.runs->last_failure) status["lastFailureTime"] = FormatRfc3339(*p.runs->last_failure);
+  }
   if (p.run_now) {
     status["lastRunNow"] = {{"token", p.run_now->token},
                             {"time", FormatRfc3339(p.run_now->at)},
@@ -262,6 +287,7 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
     if (r.ok()) {
       ++written;
       ++writes_;
+      if (p.runs_dirty) settling_.push_back({key, 5});
       continue;
     }
     MutexLock lock(mu_);
@@ -275,6 +301,7 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
     }
     spdlog::warn("status of {}: {}", key, r.status().ToString());
     if (!now.run_now) now.run_now = p.run_now;  // unless a newer one came meanwhile
+    if (p.runs_dirty) now.runs_dirty = true;    // `now.runs` is the newest
     // Retry on a later pass, behind the others; conditions that changed meanwhile
     // are already newer.
     if (with_conditions && !now.conditions_dirty) {
@@ -287,7 +314,26 @@ int StatusWriter::WriteBatch(const std::vector<Write>& batch, bool with_conditio
   return written;
 }
 
+void StatusWriter::Settle() {
+  std::vector<Settling> waiting;
+  waiting.swap(settling_);
+  for (auto& s : waiting) {
+    auto cached = lookup_(s.key);  // no lock of ours held: the cache takes its own
+    MutexLock lock(mu_);
+    auto it = tasks_.find(s.key);
+    if (it == tasks_.end() || it->second.gone || !cached || it->second.uid_hash != UidHash(cached->uid)) continue;
+    Pending& p = it->second;
+    if (p.runs == cached->status.runs) continue;
+    if (SameHistory(p.runs, cached->status.runs)) {
+      p.runs = cached->status.runs;
+    } else if (--s.passes_left > 0) {
+      settling_.push_back(std::move(s));  // the watch has not delivered the write yet
+    }
+  }
+}
+
 int StatusWriter::Flush() {
+  Settle();
   std::vector<Write> with_conditions;
   std::vector<Write> times_only;
   {
@@ -302,6 +348,7 @@ int StatusWriter::Flush() {
         p.times_dirty = false;  // the write carries them
         p.conditions.reset();   // written: the cache holds them now
         p.run_now.reset();
+        p.runs_dirty = false;
       }
       p.in_conditions_queue = false;
       conditions_queue_.pop_front();
@@ -316,6 +363,7 @@ int StatusWriter::Flush() {
         times_only.push_back({it->first, p});
         p.times_dirty = false;
         p.run_now.reset();  // written (merge patches keep it)
+        p.runs_dirty = false;
       }
       p.in_times_queue = false;
       times_queue_.pop_front();

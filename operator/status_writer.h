@@ -8,8 +8,8 @@
 // - the reconciler decides `observedGeneration` and `conditions` (OnReconciled);
 // - the dispatcher's commits decide `lastScheduleTime`, `nextScheduleTime`,
 //   `firedCount`, `missedCount` and `lastRunNow` (OnFired, OnSkipped, OnRunNow),
-//   the results topic decides
-//   `lastSuccessfulTime` (OnSucceeded).
+//   the results topic decides `lastSuccessfulTime`, `recentRuns` and
+//   `lastFailureTime` (OnResult).
 // The writer keeps the latest value of each per task and writes them with merge
 // patches on /status:
 // - condition changes first, under the condition budget (--condition-qps/-burst):
@@ -17,7 +17,7 @@
 //   never gates it;
 // - fire times under the status budget (--status-qps/-burst), coalesced: 100k
 //   every-minute tasks cost the budget, not 1,700 writes a second.
-// Warning Events (skips, invalid specs) go through an EventAggregator that this
+// Warning Events (skips, invalid specs, failed runs) go through an EventAggregator that this
 // writer flushes on its thread, so the dispatcher never waits on the API server.
 //
 // Threading: every On*() and Forget() is safe from any thread and only takes the
@@ -88,10 +88,15 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   // The dispatcher started and scheduled a task the reconciler handed it earlier:
   // its nextScheduleTime is written if it differs from what status shows.
   void OnScheduled(const dispatcher::TaskDefinition& task, std::optional<dispatcher::Instant> next) override;
-  // A worker reported an occurrence of task `subject` ("namespace/name", UID `uid`)
-  // succeeded at `finished`: status.lastSuccessfulTime moves forward (results for
-  // tasks not in the cache, or for an older incarnation of the name, are ignored).
-  void OnSucceeded(const std::string& subject, const std::string& uid, dispatcher::Instant finished);
+  // A worker reported a run (an occurrence, or a shard of it) of task UID `uid`,
+  // named r.subject ("namespace/name"); results for tasks not in the cache, or for
+  // an older incarnation of the name, are ignored. It merges into recentRuns
+  // (operator/run_history.h); a success moves lastSuccessfulTime forward, a failure
+  // lastFailureTime. A run that turns Failed (or dead-lettered) for the first time
+  // is a Warning Event RunFailed (RunDeadLettered), aggregated like the others; a
+  // replayed result changes nothing and records nothing. Written with the fire
+  // times, under their budget.
+  void OnResult(const std::string& uid, const dispatcher::RunResult& r);
 
   // Writes pending status and Events every `period` within the budgets, until
   // cancelled; a last pass on the way out.
@@ -126,6 +131,11 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
     // The last run-now request handled, until written (merge patches leave the
     // written value alone); null for almost every task.
     std::shared_ptr<const RunNow> run_now;
+    // The run history as last merged (null: none). Kept after it is written, since
+    // the cache may not show the write yet when the next result arrives; once the
+    // cache shows it, the entry shares the cache's copy (Settle).
+    SharedRunHistory runs;
+    bool runs_dirty = false;  // `runs` changed since the last write
     bool times_dirty = false;
     bool conditions_dirty = false;
     // Whether the entry waits in times_queue_ / conditions_queue_.
@@ -151,6 +161,9 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   static kube::Json PatchFor(const Pending& p, bool with_conditions);
   // Writes `batch`; entries that failed are marked dirty again (at the back).
   int WriteBatch(const std::vector<Write>& batch, bool with_conditions) EXCLUDES(mu_);
+  // Entries whose run history was written share the cache's copy once the cache
+  // shows it (one copy per task, not two); each waits a few passes at most.
+  void Settle() EXCLUDES(mu_);
 
   kube::KubeClient& client_;
   Lookup lookup_;
@@ -171,6 +184,11 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   // (EraseLocked). An entry may be clean or gone when its turn comes: a pass skips it.
   std::deque<Entries::iterator> conditions_queue_ GUARDED_BY(mu_);
   std::deque<Entries::iterator> times_queue_ GUARDED_BY(mu_);
+  struct Settling {
+    std::string key;
+    int passes_left;
+  };
+  std::vector<Settling> settling_;  // Run()/Flush()'s thread only
   std::atomic<uint64_t> writes_{0};
 };
 

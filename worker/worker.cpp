@@ -70,10 +70,12 @@ bool Worker::Record(const std::string& topic, const std::optional<std::string>& 
   }
 }
 
-bool Worker::Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took,
+bool Worker::Report(const FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took,
                     CancelToken& cancel) {
   if (options_.results_topic.empty()) return true;
-  TaskResult r{t.id, t.subject, t.time, outcome == "Succeeded", attempts, took.count(), t.shard_index, t.shard_count};
+  TaskResult r{t.id, t.subject, t.time, outcome, attempts, took.count(), t.shard_index, t.shard_count};
+  // A failure is dead-lettered right after its result is recorded (Process).
+  r.dead_lettered = outcome == RunOutcome::kFailed && !options_.dead_letter_topic.empty();
   return Record(options_.results_topic, t.subject, EncodeTaskResult(r), {}, cancel);
 }
 
@@ -105,7 +107,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     Outcome o = handler_(t, attempt, cancel);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
     if (o == Outcome::kSucceeded) {
-      if (!Report(t, "Succeeded", attempt, took, cancel)) {
+      if (!Report(t, RunOutcome::kSucceeded, attempt, took, cancel)) {
         Forget(t.id);  // shutting down before the result was written: hand it back
         return false;
       }
@@ -131,7 +133,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
   task_duration_.Observe(std::chrono::duration<double>(took).count());
   // The outcome is durable (result, dead letter) before the offset may move past it.
-  bool recorded = Report(t, "Failed", t.max_attempts, took, cancel);
+  bool recorded = Report(t, RunOutcome::kFailed, t.max_attempts, took, cancel);
   if (recorded && !options_.dead_letter_topic.empty()) {
     auto headers = m.headers;
     headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});

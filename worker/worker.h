@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "common/cloudevent.h"
 #include "common/kafka.h"
+#include "common/task_result.h"
 #include "common/thread_annotations.h"
 
 namespace cronlane::worker {
@@ -94,7 +95,7 @@ class Worker final : private kafka::RebalanceListener {
   bool Process(const kafka::Message& m, CancelToken& cancel);
   // Writes the task's result (when results are configured) durably; false when
   // cancelled before it was.
-  bool Report(const FiredTask& t, const std::string& outcome, int attempts, std::chrono::milliseconds took,
+  bool Report(const FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took,
               CancelToken& cancel);
   // Writes one record and waits until the broker has it, retrying with backoff;
   // false when cancelled first.

@@ -129,7 +129,7 @@ TEST_F(BadInputTest, GarbageOnTheResultsAndCheckpointTopicsIsSkippedWithAWarning
   TaskResult r{std::string(fired.HeaderValue("ce_id").value_or("")),
                std::string(fired.HeaderValue("ce_subject").value_or("")),
                std::string(fired.HeaderValue("ce_time").value_or("")),
-               true,
+               RunOutcome::kSucceeded,
                1,
                5,
                0,

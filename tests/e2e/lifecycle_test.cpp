@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/kafka.h"
 #include "common/time.h"
 #include "tests/support/operator_fixture.h"
@@ -244,6 +246,80 @@ TEST_F(LifecycleTest, TwoSchedulesFireTheirUnionOnce) {
       for (int64_t t = times[i - 1] + 1; t < times[i]; ++t) EXPECT_FALSE(t % 2 == 0 || t % 3 == 0) << "missing " << t;
     }
   }
+}
+
+// Run history (slice 6): a real worker reports on the results topic; status shows
+// the last runs newest first with their outcomes, a failure that was dead-lettered
+// is a Warning Event, and `kubectl get st` shows the last outcome.
+TEST_F(LifecycleTest, RecentRunsShowSuccessFailureAndDeadLetter) {
+  const std::string topic = ns_ + ".runs", results = ns_ + ".results";
+  CreateTestTopic(topic, 1);
+  auto task = [&](const std::string& name, const std::string& mode) {
+    return "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: " + name +
+           "}\nspec:\n  schedule: \"*/2 * * * * *\"\n  target: {topic: " + topic + "}\n  payload: {mode: " + mode +
+           "}\n  execution: {maxAttempts: 2, backoffSeconds: 0}\n";
+  };
+  ASSERT_THAT(Apply(task("good", "ok") + "---\n" + task("bad", "fail")), ::testing::HasSubstr("created"));
+  StartOperator({"--results-topic=" + results});
+  Process worker({std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+                  "--topic=" + topic, "--group=" + ns_, "--exec=grep -q fail && exit 3; exit 0",
+                  "--results-topic=" + results, "--dead-letter-topic=" + ns_ + ".dlq", "--metrics-bind-address=0",
+                  "--health-probe-bind-address=0", "--log-format=text"},
+                 (std::filesystem::temp_directory_path() / (UniqueName("life-worker") + ".log")).string());
+  auto field = [&](const std::string& name, const std::string& path) {
+    return KubectlGet("get st " + name + " -n " + ns_ + " -o jsonpath='{" + path + "}'");
+  };
+  ASSERT_TRUE(WaitUntil([&] { return field("good", ".status.recentRuns[2].outcome") == "Succeeded"; }, 60s))
+      << field("good", ".status");
+  ASSERT_TRUE(WaitUntil([&] { return field("bad", ".status.recentRuns[1].outcome") == "Failed"; }, 60s))
+      << field("bad", ".status");
+
+  auto runs = [&](const std::string& name) {
+    return nlohmann::json::parse(KubectlGet("get st " + name + " -n " + ns_ + " -o json"))["status"];
+  };
+  nlohmann::json good = runs("good"), bad = runs("bad");
+  for (const auto* status : {&good, &bad}) {
+    const auto& list = (*status)["recentRuns"];
+    ASSERT_GE(list.size(), 2U);
+    EXPECT_LE(list.size(), 10U);
+    for (size_t i = 1; i < list.size(); ++i) {
+      EXPECT_GT(list[i - 1]["scheduledTime"].get<std::string>(), list[i]["scheduledTime"].get<std::string>())
+          << "newest first, one entry per occurrence: " << list.dump();
+    }
+  }
+  for (const auto& r : good["recentRuns"]) {
+    EXPECT_EQ(r["outcome"], "Succeeded") << r.dump();
+    EXPECT_EQ(r["trigger"], "Scheduled");
+    EXPECT_EQ(r["attempts"], 1);
+    EXPECT_FALSE(r.contains("deadLettered"));
+  }
+  EXPECT_TRUE(good.contains("lastSuccessfulTime"));
+  EXPECT_FALSE(good.contains("lastFailureTime"));
+  for (const auto& r : bad["recentRuns"]) {
+    EXPECT_EQ(r["outcome"], "Failed") << r.dump();
+    EXPECT_EQ(r["attempts"], 2) << "both attempts";
+    EXPECT_TRUE(r.value("deadLettered", false)) << r.dump();
+    EXPECT_GE(r["finishedTime"].get<std::string>(), r["scheduledTime"].get<std::string>());
+  }
+  EXPECT_TRUE(bad.contains("lastFailureTime"));
+  EXPECT_FALSE(bad.contains("lastSuccessfulTime"));
+  // The LastRun column.
+  EXPECT_THAT(KubectlGet("get st bad -n " + ns_), ::testing::HasSubstr("Failed"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return Kubectl("get events -n " + ns_ +
+                       " --field-selector reason=RunDeadLettered -o jsonpath='{.items[*].involvedObject.name}'")
+                   .output.find("bad") != std::string::npos;
+      },
+      20s));
+
+  // A run by hand on the suspended good task is an entry of its own, Manual.
+  ASSERT_EQ(Kubectl("patch st good -n " + ns_ + " --type merge -p '{\"spec\":{\"suspend\":true}}'").exit_code, 0);
+  RunNow("good", "history-1");
+  EXPECT_TRUE(WaitUntil([&] { return field("good", ".status.recentRuns[0].trigger") == "Manual"; }, 30s))
+      << field("good", ".status.recentRuns");
+  EXPECT_EQ(field("good", ".status.recentRuns[0].outcome"), "Succeeded");
+  EXPECT_EQ(field("good", ".status.recentRuns[0].scheduledTime"), field("good", ".status.lastRunNow.time"));
 }
 
 }  // namespace

@@ -208,7 +208,7 @@ TEST_F(WorkerPoolE2E, ScalesWorkerPodsFromZeroByLagDrainsOnceAndReturnsToZeroAft
   for (const auto& m : done.messages()) {
     auto r = DecodeTaskResult(m.value);
     ASSERT_TRUE(r.ok()) << m.value;
-    EXPECT_TRUE(r->succeeded) << m.value;
+    EXPECT_TRUE(r->succeeded()) << m.value;
     ran.insert(r->id);
   }
   EXPECT_EQ(ran.size(), 40U) << "each task ran once";

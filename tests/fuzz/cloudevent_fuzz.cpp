@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (t->payload != m.value) __builtin_trap();
   // The worker records the outcome under the event's own attributes, whatever bytes
   // they hold; the record must encode (an exception here ends the worker).
-  cronlane::TaskResult r{t->id, t->subject, t->time, true, 1, 0, t->shard_index, t->shard_count};
+  cronlane::TaskResult r{t->id, t->subject, t->time,        cronlane::RunOutcome::kSucceeded,
+                         1,     0,          t->shard_index, t->shard_count};
   if (!cronlane::DecodeTaskResult(cronlane::EncodeTaskResult(r)).ok()) __builtin_trap();
   return 0;
 }

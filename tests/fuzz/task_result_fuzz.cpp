@@ -20,9 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // An accepted record survives its own encoding unchanged.
   auto again = DecodeTaskResult(cronlane::EncodeTaskResult(*r));
   if (!again.ok()) __builtin_trap();
-  if (again->id != r->id || again->subject != r->subject || again->time != r->time ||
-      again->succeeded != r->succeeded || again->attempts != r->attempts || again->duration_ms != r->duration_ms ||
-      again->shard_index != r->shard_index || again->shard_count != r->shard_count) {
+  if (again->id != r->id || again->subject != r->subject || again->time != r->time || again->outcome != r->outcome ||
+      again->dead_lettered != r->dead_lettered || again->attempts != r->attempts ||
+      again->duration_ms != r->duration_ms || again->shard_index != r->shard_index ||
+      again->shard_count != r->shard_count) {
     __builtin_trap();
   }
   return 0;

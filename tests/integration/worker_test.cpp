@@ -90,6 +90,11 @@ TEST_F(WorkerTest, RunsCommandsRetriesAndDeadLetters) {
     if (r.value.find("\"outcome\":\"Failed\"") != std::string::npos) {
       ++failed;
       EXPECT_NE(r.value.find("\"attempts\":2"), std::string::npos) << r.value;
+      auto decoded = DecodeTaskResult(r.value);
+      ASSERT_TRUE(decoded.ok()) << r.value;
+      EXPECT_TRUE(decoded->dead_lettered) << "the worker has a dead-letter topic: " << r.value;
+    } else {
+      EXPECT_EQ(r.value.find("deadLettered"), std::string::npos) << r.value;
     }
   }
   EXPECT_EQ(succeeded, 9);
@@ -181,7 +186,7 @@ TEST_F(WorkerTest, SigtermMidTaskFinishesItAndLosesNothing) {
   for (const auto& r : results) {
     auto decoded = DecodeTaskResult(r.value);
     ASSERT_TRUE(decoded.ok()) << r.value;
-    EXPECT_TRUE(decoded->succeeded);
+    EXPECT_TRUE(decoded->succeeded());
     reported.insert(decoded->id);
   }
   EXPECT_EQ(reported, std::multiset<std::string>(ids.begin(), ids.end()));

@@ -66,21 +66,52 @@ TEST(CloudEvent, RefusesShardsOutsideTheCountAndNegativeTimes) {
 }
 
 TEST(TaskResult, RoundTrips) {
-  TaskResult r{"uid:1:0", "ns/t", "2027-01-15T08:00:00Z", true, 2, 1500, 1, 4};
+  TaskResult r{"uid:1:0", "ns/t", "2027-01-15T08:00:00Z", RunOutcome::kSucceeded, 2, 1500, 1, 4};
   auto back = DecodeTaskResult(EncodeTaskResult(r));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->id, r.id);
-  EXPECT_TRUE(back->succeeded);
+  EXPECT_TRUE(back->succeeded());
   EXPECT_EQ(back->attempts, 2);
   EXPECT_EQ(back->duration_ms, 1500);
   EXPECT_EQ(back->shard_index, 1);
   EXPECT_EQ(back->shard_count, 4);
+  EXPECT_FALSE(back->dead_lettered);
+}
+
+// Slice 6 of the task lifecycle: Cancelled and deadLettered travel; records written
+// before them (no deadLettered) still decode, and an outcome this reader does not
+// know counts as Failed.
+TEST(TaskResult, CancelledAndDeadLetteredRoundTripAndOldRecordsDecode) {
+  TaskResult cancelled{"u:1", "ns/t", "t", RunOutcome::kCancelled, 1, 20, 0, 1};
+  auto back = DecodeTaskResult(EncodeTaskResult(cancelled));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->outcome, RunOutcome::kCancelled);
+  EXPECT_EQ(EncodeTaskResult(cancelled).find("deadLettered"), std::string::npos) << "written only when true";
+
+  TaskResult dead{"u:2", "ns/t", "t", RunOutcome::kFailed, 3, 20, 0, 1};
+  dead.dead_lettered = true;
+  back = DecodeTaskResult(EncodeTaskResult(dead));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->outcome, RunOutcome::kFailed);
+  EXPECT_TRUE(back->dead_lettered);
+
+  back = DecodeTaskResult(R"({"id":"u:3","subject":"s","time":"t","outcome":"Succeeded","attempts":1})");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->succeeded());
+  EXPECT_FALSE(back->dead_lettered);
+  back = DecodeTaskResult(R"({"id":"u:4","subject":"s","time":"t","outcome":"Exploded"})");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->outcome, RunOutcome::kFailed);
+  EXPECT_EQ(DecodeTaskResult(R"({"id":"u:5","subject":"s","time":"t","outcome":"Failed","deadLettered":"yes"})")
+                .status()
+                .message(),
+            "result record's \"deadLettered\" is not a boolean");
 }
 
 // Found by tests/fuzz/cloudevent_fuzz.cpp: an event's id and subject are Kafka
 // header bytes; encoding its result threw (and ended the worker) on invalid UTF-8.
 TEST(TaskResult, EncodesAttributesThatAreNotUtf8) {
-  TaskResult r{"\xff\xfe", "ns/\xc3", "t", false, 1, 0, 0, 1};
+  TaskResult r{"\xff\xfe", "ns/\xc3", "t", RunOutcome::kFailed, 1, 0, 0, 1};
   std::string json;
   ASSERT_NO_THROW(json = EncodeTaskResult(r));
   auto back = DecodeTaskResult(json);

@@ -496,55 +496,69 @@ kafka::Message ResultRecord(const TaskResult& r) {
   return m;
 }
 
-TEST(ResultsFollower, ReportsSuccessesAndFinishesOccurrencesWhenAllShardsDid) {
+// A RunResult as one line: "team/a/uid-a Succeeded Scheduled 2026-...Z->2026-...Z x1 10ms".
+std::string Describe(const std::string& id, const RunResult& r) {
+  return r.subject + "/" + id + " " + RunOutcomeName(r.outcome) + (r.dead_lettered ? "+DeadLettered" : "") + " " +
+         (r.trigger == Trigger::kSchedule ? "Scheduled " : "Manual ") + FormatRfc3339(r.scheduled) + "->" +
+         FormatRfc3339(r.finished) + " x" + std::to_string(r.attempts) + " " + std::to_string(r.duration_ms) + "ms";
+}
+
+TEST(ResultsFollower, ReportsEveryResultAndFinishesOccurrencesWhenAllShardsDid) {
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
-  std::vector<std::string> finished, succeeded;
+  std::vector<std::string> finished, results;
   ResultsFollower f(
       {}, clock,
       [&](const std::string& id, Instant at, const std::string& token) {
         finished.push_back(id + "@" + FormatRfc3339(at) + (token.empty() ? "" : " run-now " + token));
       },
-      [&](const std::string& subject, const std::string& id, Instant at) {
-        succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
-      });
-  f.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+      [&](const std::string& id, const RunResult& r) { results.push_back(Describe(id, r)); });
+  f.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z"));
-  EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z"));
+  EXPECT_THAT(results,
+              ElementsAre("team/a/uid-a Succeeded Scheduled 2026-01-01T00:00:00Z->2026-01-01T00:00:05Z x1 10ms"));
+  TaskResult dead{"uid-m:run-now:tok", "team/m", "2026-01-01T00:00:01Z", RunOutcome::kFailed, 3, 40, 0, 1};
+  dead.dead_lettered = true;
+  f.Handle(ResultRecord(dead));
+  EXPECT_EQ(results.back(),
+            "team/m/uid-m Failed+DeadLettered Manual 2026-01-01T00:00:01Z->2026-01-01T00:00:05Z x3 40ms");
+  results.clear();
   // Three shards: finished after the third result, failed ones included.
-  f.Handle(ResultRecord({"uid-s:1767225600:0", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 0, 3}));
-  f.Handle(ResultRecord({"uid-s:1767225600:2", "team/s", "2026-01-01T00:00:00Z", false, 3, 10, 2, 3}));
-  EXPECT_EQ(finished.size(), 1U);
-  f.Handle(ResultRecord({"uid-s:1767225600:1", "team/s", "2026-01-01T00:00:00Z", true, 1, 10, 1, 3}));
-  EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z", "uid-s@2026-01-01T00:00:00Z"));
+  f.Handle(ResultRecord({"uid-s:1767225600:0", "team/s", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 0, 3}));
+  f.Handle(ResultRecord({"uid-s:1767225600:2", "team/s", "2026-01-01T00:00:00Z", RunOutcome::kFailed, 3, 10, 2, 3}));
+  EXPECT_EQ(finished.size(), 2U);
+  f.Handle(ResultRecord({"uid-s:1767225600:1", "team/s", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 1, 3}));
+  EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:00:00Z", "uid-m@2026-01-01T00:00:01Z run-now tok",
+                                    "uid-s@2026-01-01T00:00:00Z"));
+  EXPECT_EQ(results.size(), 3U) << "every shard's result, whatever its outcome";
   kafka::Message junk;
   junk.value = "{not json";
   f.Handle(junk);
   junk.value = R"({"id": "x", "subject": "a/b", "time": "yesterday", "outcome": "Succeeded"})";
   f.Handle(junk);
   EXPECT_EQ(f.invalid(), 2U);
-  EXPECT_EQ(f.results(), 4U);
+  EXPECT_EQ(f.results(), 5U);
 }
 
 TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUntilItLeaves) {
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
   ResultsHub hub({}, clock);
-  hub.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
-  hub.Handle(ResultRecord({"uid-a:1767225660", "team/a", "2026-01-01T00:01:00Z", false, 3, 10, 0, 1}));
-  hub.Handle(ResultRecord({"uid-b:1767225600", "team/b", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225600", "team/a", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225660", "team/a", "2026-01-01T00:01:00Z", RunOutcome::kFailed, 3, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-b:1767225600", "team/b", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
   EXPECT_EQ(hub.Remembered(), 2U);
 
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<std::string> finished, succeeded;
+  std::vector<std::string> finished, results;
   auto source = hub.Subscribe([](const std::string& id) { return id == "uid-a"; },
                               [&](const std::string& id, Instant at, const std::string&) {
                                 std::lock_guard lock(mu);
                                 finished.push_back(id + "@" + FormatRfc3339(at));
                                 cv.notify_all();
                               },
-                              [&](const std::string& subject, const std::string& id, Instant at) {
+                              [&](const std::string& id, const RunResult& r) {
                                 std::lock_guard lock(mu);
-                                succeeded.push_back(subject + "/" + id + "@" + FormatRfc3339(at));
+                                results.push_back(Describe(id, r));
                               });
   CancelToken stop;
   std::thread t([&] { source->Run(stop); });
@@ -554,13 +568,18 @@ TEST(ResultsHub, ASubscriberGetsWhatTheHubRememberedOfItsTasksThenNewResultsUnti
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !finished.empty(); }));
   }
   // The latest finished occurrence and the latest success of its own task only.
-  hub.Handle(ResultRecord({"uid-b:1767225660", "team/b", "2026-01-01T00:01:00Z", true, 1, 10, 0, 1}));
-  hub.Handle(ResultRecord({"uid-a:1767225720", "team/a", "2026-01-01T00:02:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-b:1767225660", "team/b", "2026-01-01T00:01:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225720", "team/a", "2026-01-01T00:02:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
   stop.Cancel();
   t.join();
-  hub.Handle(ResultRecord({"uid-a:1767225780", "team/a", "2026-01-01T00:03:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(ResultRecord({"uid-a:1767225780", "team/a", "2026-01-01T00:03:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
   EXPECT_THAT(finished, ElementsAre("uid-a@2026-01-01T00:01:00Z", "uid-a@2026-01-01T00:02:00Z"));
-  EXPECT_THAT(succeeded, ElementsAre("team/a/uid-a@2026-01-01T00:00:05Z", "team/a/uid-a@2026-01-01T00:00:05Z"));
+  // The latest success and the failure after it (the task fails now), then the new
+  // success; nothing of uid-b.
+  EXPECT_THAT(results,
+              ElementsAre("team/a/uid-a Succeeded Scheduled 2026-01-01T00:00:00Z->2026-01-01T00:00:05Z x1 10ms",
+                          "team/a/uid-a Failed Scheduled 2026-01-01T00:01:00Z->2026-01-01T00:00:05Z x3 10ms",
+                          "team/a/uid-a Succeeded Scheduled 2026-01-01T00:02:00Z->2026-01-01T00:00:05Z x1 10ms"));
   EXPECT_EQ(source->results(), 2U);
 
   // What is older than the lookback is forgotten, as a replay would not find it.
@@ -1083,13 +1102,16 @@ TEST(ResultsFollower, AManualResultDoesNotFinishAScheduledOccurrence) {
         finished.push_back(id + "@" + FormatRfc3339(at) + (token.empty() ? "" : " run-now " + token));
       },
       nullptr);
-  f.Handle(ResultRecord({"uid-m:run-now:tok:0", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 0, 2}));
+  f.Handle(
+      ResultRecord({"uid-m:run-now:tok:0", "team/m", "2026-01-01T00:05:00Z", RunOutcome::kSucceeded, 1, 10, 0, 2}));
   EXPECT_TRUE(finished.empty()) << "one of two shards";
-  f.Handle(ResultRecord({"uid-m:run-now:tok:1", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 1, 2}));
+  f.Handle(
+      ResultRecord({"uid-m:run-now:tok:1", "team/m", "2026-01-01T00:05:00Z", RunOutcome::kSucceeded, 1, 10, 1, 2}));
   EXPECT_THAT(finished, ElementsAre("uid-m@2026-01-01T00:05:00Z run-now tok"));
   // Through the hub, and to a late subscriber too.
   ResultsHub hub({}, clock);
-  hub.Handle(ResultRecord({"uid-m:run-now:tok", "team/m", "2026-01-01T00:05:00Z", true, 1, 10, 0, 1}));
+  hub.Handle(
+      ResultRecord({"uid-m:run-now:tok", "team/m", "2026-01-01T00:05:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::string> got;

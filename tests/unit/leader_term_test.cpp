@@ -275,7 +275,7 @@ TEST(ShardTerm, TheSingleLeadersResultsFollowerHandsOnOnlyTheTasksItIsAskedFor) 
   ASSERT_NE(follower, nullptr);
   for (const char* id : {"uid-a:1767225600", "uid-b:1767225600"}) {
     kafka::Message m;
-    m.value = EncodeTaskResult({id, "team/x", "2026-01-01T00:00:00Z", true, 1, 10, 0, 1});
+    m.value = EncodeTaskResult({id, "team/x", "2026-01-01T00:00:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1});
     follower->Handle(m);
   }
   EXPECT_THAT(finished, ::testing::ElementsAre("uid-a"));

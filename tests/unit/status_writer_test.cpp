@@ -497,6 +497,190 @@ TEST_F(StatusPathTest, AHandledRunNowIsWrittenOnceWithTheFireTimes) {
   EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr("Normal RunNow"), HasSubstr("Warning RunNowSkipped")));
 }
 
+// A worker's result for task "ns/<name>": scheduled at `scheduled`, reported at
+// scheduled + 5 s.
+dispatcher::RunResult Result(const std::string& name, const char* scheduled, RunOutcome outcome, int attempts = 1,
+                             dispatcher::Trigger trigger = dispatcher::Trigger::kSchedule) {
+  dispatcher::RunResult r;
+  r.subject = "ns/" + name;
+  r.trigger = trigger;
+  r.scheduled = T(scheduled);
+  r.finished = r.scheduled + 5s;
+  r.outcome = outcome;
+  r.attempts = attempts;
+  r.duration_ms = 1000 * attempts;
+  return r;
+}
+
+// "Succeeded@00:01" for each entry of a written recentRuns (minutes of the hour).
+std::vector<std::string> Runs(const Json& status) {
+  std::vector<std::string> out;
+  for (const auto& r : status["recentRuns"]) {
+    out.push_back(r["outcome"].get<std::string>() + "@" + r["scheduledTime"].get<std::string>().substr(14, 5) +
+                  (r.value("trigger", "") == "Manual" ? " manual" : "") + (r.contains("deadLettered") ? " dlq" : ""));
+  }
+  return out;
+}
+
+TEST(RunHistory, ShardsAndDuplicatesMergeIntoOneEntryAndAReplayChangesNothing) {
+  auto ok = Result("a", "2026-01-01T00:01:00Z", RunOutcome::kSucceeded);
+  RunMerge m = MergeRun(nullptr, ok);
+  ASSERT_TRUE(m.changed && m.history);
+  EXPECT_FALSE(m.newly_failed);
+  // Another shard of the same occurrence failed after 3 attempts, later.
+  auto shard = Result("a", "2026-01-01T00:01:00Z", RunOutcome::kFailed, 3);
+  shard.finished += 10s;
+  m = MergeRun(m.history, shard);
+  EXPECT_TRUE(m.changed);
+  EXPECT_TRUE(m.newly_failed);
+  ASSERT_EQ(m.history->runs.size(), 1U) << "one entry per occurrence";
+  const RecentRun& e = m.history->runs[0];
+  EXPECT_EQ(e.outcome, RunOutcome::kFailed);
+  EXPECT_EQ(e.attempts, 3);
+  EXPECT_EQ(e.duration_ms, 3000);
+  EXPECT_EQ(e.Finished(), T("2026-01-01T00:01:15Z"));
+  EXPECT_EQ(m.history->last_failure, T("2026-01-01T00:01:15Z"));
+  // Replays of either result (a new leader reading the lookback) change nothing.
+  for (const dispatcher::RunResult& again : {ok, shard}) {
+    RunMerge r = MergeRun(m.history, again);
+    EXPECT_FALSE(r.changed);
+    EXPECT_FALSE(r.newly_failed);
+    EXPECT_EQ(r.history.get(), m.history.get()) << "the same object, not a copy";
+  }
+  // A run-now handled in the same second is an occurrence of its own.
+  auto manual = Result("a", "2026-01-01T00:01:00Z", RunOutcome::kSucceeded, 1, dispatcher::Trigger::kManual);
+  m = MergeRun(m.history, manual);
+  ASSERT_EQ(m.history->runs.size(), 2U);
+  // Dead-lettered later: a new event is due, the outcome stays Failed.
+  shard.dead_lettered = true;
+  m = MergeRun(m.history, shard);
+  EXPECT_TRUE(m.changed);
+  EXPECT_FALSE(m.newly_failed);
+  EXPECT_TRUE(m.newly_dead_lettered);
+}
+
+TEST(RunHistory, KeepsTheTenNewestNewestFirstAndRoundTripsThroughStatus) {
+  SharedRunHistory h;
+  // Out of order: minutes 0..11, odd ones first.
+  for (int minute : {1, 3, 5, 7, 9, 11, 0, 2, 4, 6, 8, 10}) {
+    char at[32];
+    std::snprintf(at, sizeof at, "2026-01-01T00:%02d:00Z", minute);
+    h = MergeRun(h, Result("a", at, minute % 4 == 0 ? RunOutcome::kFailed : RunOutcome::kSucceeded)).history;
+  }
+  ASSERT_EQ(h->runs.size(), kMaxRecentRuns);
+  Json status = {{"recentRuns", RecentRunsJson(*h)}};
+  EXPECT_THAT(Runs(status),
+              ::testing::ElementsAre("Succeeded@11:00", "Succeeded@10:00", "Succeeded@09:00", "Failed@08:00",
+                                     "Succeeded@07:00", "Succeeded@06:00", "Succeeded@05:00", "Failed@04:00",
+                                     "Succeeded@03:00", "Succeeded@02:00"));
+  EXPECT_EQ(h->last_failure, T("2026-01-01T00:08:05Z"));
+  // Older than every entry of a full history: dropped, nothing changes.
+  EXPECT_FALSE(MergeRun(h, Result("a", "2026-01-01T00:00:30Z", RunOutcome::kSucceeded)).changed);
+  status["lastFailureTime"] = FormatRfc3339(*h->last_failure);
+  auto back = RunHistoryFromJson(status, nullptr);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, *h);
+  EXPECT_EQ(RunHistoryFromJson(status, back).get(), back.get()) << "an unchanged history is shared";
+  EXPECT_FALSE(RunHistoryFromJson(Json::object(), nullptr)) << "no results: no history";
+  // Entries that do not parse are left out, not a failure.
+  status["recentRuns"].push_back({{"scheduledTime", "yesterday"}});
+  status["recentRuns"].push_back(7);
+  EXPECT_EQ(RunHistoryFromJson(status, nullptr)->runs.size(), kMaxRecentRuns);
+}
+
+TEST_F(StatusPathTest, RecentRunsKeepTenNewestFirstOnTheFireTimesBudget) {
+  MakeWriter({1, 1}, {0, 1});
+  ScheduledTask t = Task("a");
+  Cache(t);
+  for (int minute = 0; minute < 12; ++minute) {
+    char at[32];
+    std::snprintf(at, sizeof at, "2026-01-01T00:%02d:00Z", minute);
+    writer_->OnResult("uid-a", Result("a", at, minute == 7 ? RunOutcome::kFailed : RunOutcome::kSucceeded));
+  }
+  writer_->OnResult("uid-other", Result("a", "2026-01-01T00:30:00Z", RunOutcome::kFailed));  // another incarnation
+  EXPECT_EQ(writer_->Flush(), 1) << "twelve results, one write";
+  auto p = Patches("a");
+  ASSERT_EQ(p.size(), 1U);
+  EXPECT_THAT(Runs(p[0]),
+              ::testing::ElementsAre("Succeeded@11:00", "Succeeded@10:00", "Succeeded@09:00", "Succeeded@08:00",
+                                     "Failed@07:00", "Succeeded@06:00", "Succeeded@05:00", "Succeeded@04:00",
+                                     "Succeeded@03:00", "Succeeded@02:00"));
+  EXPECT_EQ(p[0]["recentRuns"][0], Json::parse(R"({"trigger": "Scheduled", "scheduledTime": "2026-01-01T00:11:00Z",
+                            "finishedTime": "2026-01-01T00:11:05Z", "outcome": "Succeeded", "attempts": 1,
+                            "durationMs": 1000})"));
+  EXPECT_EQ(p[0]["lastSuccessfulTime"], "2026-01-01T00:11:05Z");
+  EXPECT_EQ(p[0]["lastFailureTime"], "2026-01-01T00:07:05Z");
+
+  // The watch has not delivered the write yet when the next result comes: the
+  // write carries the runs the cache does not show.
+  writer_->OnResult("uid-a",
+                    Result("a", "2026-01-01T00:12:00Z", RunOutcome::kSucceeded, 1, dispatcher::Trigger::kManual));
+  EXPECT_EQ(writer_->Flush(), 0) << "one write a second";
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 1);
+  p = Patches("a");
+  ASSERT_EQ(p.size(), 2U);
+  EXPECT_THAT(Runs(p[1]),
+              ::testing::ElementsAre("Succeeded@12:00 manual", "Succeeded@11:00", "Succeeded@10:00", "Succeeded@09:00",
+                                     "Succeeded@08:00", "Failed@07:00", "Succeeded@06:00", "Succeeded@05:00",
+                                     "Succeeded@04:00", "Succeeded@03:00"));
+
+  // The watch delivers it: the writer then shares the cache's copy (one per task).
+  cache_["ns/a"].status.runs = RunHistoryFromJson(p[1], nullptr);
+  const SharedRunHistory& cached = cache_["ns/a"].status.runs;
+  EXPECT_EQ(cached.use_count(), 1);
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 0);
+  EXPECT_EQ(cached.use_count(), 2) << "the writer let its own copy go";
+
+  // A fire-times write without new runs leaves recentRuns alone; replays write nothing.
+  writer_->OnFired(*t.def, T("2026-01-01T01:00:00Z"), std::nullopt);
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 1);
+  EXPECT_FALSE(Patches("a").back().contains("recentRuns"));
+  writer_->OnResult("uid-a", Result("a", "2026-01-01T00:11:00Z", RunOutcome::kSucceeded));
+  clock_.Advance(1s);
+  EXPECT_EQ(writer_->Flush(), 0) << "a replayed result changes nothing";
+  EXPECT_TRUE(events_.Lines().size() == 1U && events_.Lines()[0].rfind("Warning RunFailed:", 0) == 0)
+      << ::testing::PrintToString(events_.Lines());
+}
+
+TEST_F(StatusPathTest, FailedRunsAreAggregatedWarnings) {
+  ScheduledTask t = Task("a");
+  Cache(t);
+  // Three shards of one occurrence fail: one Event.
+  for (int i = 0; i < 3; ++i) writer_->OnResult("uid-a", Result("a", "2026-01-01T00:00:00Z", RunOutcome::kFailed, 2));
+  auto dead = Result("a", "2026-01-01T00:01:00Z", RunOutcome::kFailed, 3, dispatcher::Trigger::kManual);
+  dead.dead_lettered = true;
+  writer_->OnResult("uid-a", dead);
+  writer_->OnResult("uid-a", Result("a", "2026-01-01T00:02:00Z", RunOutcome::kCancelled));
+  writer_->Flush();
+  EXPECT_THAT(events_.Lines(),
+              ::testing::ElementsAre(
+                  "Warning RunFailed: the occurrence scheduled at 2026-01-01T00:00:00Z failed after 2 attempt(s)",
+                  "Warning RunDeadLettered: the run-now handled at 2026-01-01T00:01:00Z failed after 3 attempt(s); "
+                  "the worker dead-lettered it"));
+  EXPECT_EQ(events_.recorded()[0].ref.uid, "uid-a");
+  // A new leader replays them: no more Events.
+  auto replay = std::make_unique<StatusWriter>(*client_, lookup_, *aggregator_, clock_, StatusBudget{0, 1},
+                                               StatusBudget{0, 1}, nullptr);
+  cache_["ns/a"].status.runs = RunHistoryFromJson(Patches("a").back(), nullptr);
+  for (int i = 0; i < 3; ++i) replay->OnResult("uid-a", Result("a", "2026-01-01T00:00:00Z", RunOutcome::kFailed, 2));
+  replay->OnResult("uid-a", dead);
+  EXPECT_EQ(replay->Flush(), 0);
+  EXPECT_EQ(events_.Lines().size(), 2U);
+  // Thirty failing tasks: RunFailed Events up to ten in the window (the first was
+  // a's), then one combined.
+  for (int i = 0; i < 30; ++i) {
+    ScheduledTask f = Task("f" + std::to_string(i));
+    Cache(f);
+    writer_->OnResult(f.uid, Result(f.name, "2026-01-01T00:05:00Z", RunOutcome::kFailed));
+  }
+  writer_->Flush();
+  EXPECT_EQ(events_.Lines().size(), 2U + 9U + 1U);
+  EXPECT_THAT(events_.Lines().back(), HasSubstr("(combined from 21 similar events in namespace ns"));
+}
+
 TEST_F(StatusPathTest, ACompletedOneShotIsReadyAndCompleteUntilItsSpecChanges) {
   Json obj = Json::parse(R"({"metadata": {"namespace": "ns", "name": "once", "uid": "uid-once", "generation": 1},
                              "spec": {"runAt": "2026-01-01T00:00:05Z", "target": {"topic": "t"}}})");
