@@ -51,4 +51,32 @@ Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
   return t;
 }
 
+std::vector<kafka::Header> CancelEventHeaders(const CancelEvent& e, const std::string& time) {
+  return {{"ce_specversion", "1.0"},
+          {"ce_id", e.id},
+          {"ce_source", e.source},
+          {"ce_type", kCancelEventType},
+          {"ce_time", time},
+          {"ce_subject", e.subject},
+          {"ce_canceltask", e.task_id},
+          {"ce_cancelbefore", e.before}};
+}
+
+Result<CancelEvent> DecodeCancelEvent(const kafka::Message& m) {
+  auto get = [&](std::string_view name) {
+    for (const auto& h : m.headers) {
+      if (h.name == name) return h.value;
+    }
+    return std::string();
+  };
+  if (get("ce_specversion") != "1.0" || get("ce_type") != kCancelEventType) {
+    return InvalidArgument(std::string("not a CloudEvent 1.0 of type ") + kCancelEventType);
+  }
+  CancelEvent e{get("ce_id"), get("ce_source"), get("ce_subject"), get("ce_canceltask"), get("ce_cancelbefore")};
+  if (e.id.empty() || e.task_id.empty() || e.before.empty()) {
+    return InvalidArgument("cancel event without ce_id, ce_canceltask or ce_cancelbefore");
+  }
+  return e;
+}
+
 }  // namespace cronlane

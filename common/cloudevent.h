@@ -1,9 +1,12 @@
 #pragma once
 // Decoding a fired task from a Kafka message (CloudEvents 1.0, Kafka protocol
-// binding, binary mode), as cronlane's dispatcher writes it. Shared by workers.
+// binding, binary mode), as cronlane's dispatcher writes it, and the cancel event
+// of concurrencyPolicy Replace on the control topic. Shared by the dispatcher and
+// workers.
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/kafka.h"
 #include "common/status.h"
@@ -24,10 +27,33 @@ struct FiredTask {
   int backoff_seconds = 10;
   int timeout_seconds = 0;                     // 0 = the worker's default
   std::map<std::string, std::string> headers;  // every header as received
+
+  // The task's UID: the id up to its first ':'.
+  std::string TaskId() const { return id.substr(0, id.find(':')); }
 };
 
 // InvalidArgument when a required attribute (specversion 1.0, id, source, type) is
 // missing or a number is malformed.
 Result<FiredTask> DecodeFiredTask(const kafka::Message& m);
+
+// concurrencyPolicy Replace: a CloudEvent on the control topic, committed in the
+// same transaction as the occurrence that replaces the running one. Every
+// occurrence of task `task_id` whose ce_time is before `before` stops: a worker
+// running one stops its command and reports it Cancelled; one not yet started is
+// reported Cancelled without running. Headers (binary mode, no data):
+//   ce_specversion 1.0, ce_type dev.cronlane.task.cancel, ce_id <new ce_id>:cancel,
+//   ce_source, ce_time <now>, ce_subject <ns>/<name>,
+//   ce_canceltask <task UID>, ce_cancelbefore <ce_time of the new occurrence>.
+inline constexpr const char* kCancelEventType = "dev.cronlane.task.cancel";
+struct CancelEvent {
+  std::string id;       // ce_id
+  std::string source;   // ce_source
+  std::string subject;  // ce_subject: namespace/name
+  std::string task_id;  // ce_canceltask: the task's UID
+  std::string before;   // ce_cancelbefore: RFC 3339
+};
+std::vector<kafka::Header> CancelEventHeaders(const CancelEvent& e, const std::string& time);
+// InvalidArgument when `m` is not a cancel event or lacks one of its attributes.
+Result<CancelEvent> DecodeCancelEvent(const kafka::Message& m);
 
 }  // namespace cronlane

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.h"
+#include "common/cloudevent.h"
 #include "common/hash.h"
 #include "common/retry_policy.h"
 
@@ -390,14 +391,17 @@ void Dispatcher::DecideRunLocked(const Entry& e, Manual& m, Instant now) {
   const std::string& token = m.requested.token;
   if (token.empty() || token == m.handled || token == m.in_flight || !m.in_flight.empty()) return;
   Trigger trigger = Trigger::kManual;
+  bool replaces = false;
   if (e.def->concurrency == ConcurrencyPolicy::kForbid && !m.requested.force && RunningLocked(e, now)) {
     trigger = Trigger::kManualSkipped;
   } else {
+    replaces = e.def->concurrency == ConcurrencyPolicy::kReplace && !options_.control_topic.empty() &&
+               RunningLocked(e, now).has_value();
     m.running = now;
   }
   m.in_flight = token;
   // Ahead of scheduled occurrences: a person is waiting for it.
-  pending_.push_front({e.def->id, now, now, trigger});
+  pending_.push_front({e.def->id, now, now, trigger, replaces});
 }
 
 void Dispatcher::OnManualFinished(const std::string& id, const std::string& token) {
@@ -547,6 +551,23 @@ std::vector<Instant> Dispatcher::ForbidLocked(Entry& e, std::vector<Instant> fir
   return fire;
 }
 
+std::vector<Instant> Dispatcher::ReplaceLocked(Entry& e, std::vector<Instant> fire, Instant now, bool& replaces) {
+  replaces = !options_.control_topic.empty() && RunningLocked(e, now).has_value();
+  if (fire.size() > 1) {
+    const size_t skipped = fire.size() - 1;
+    stats_.skipped += skipped;
+    by_namespace_[e.def->ns].skipped += skipped;
+    if (observer_ != nullptr) {
+      skips_.push_back({e.def, static_cast<int>(skipped), fire.front(), fire[skipped - 1], "ConcurrencyReplaced",
+                        std::to_string(skipped) + " occurrence(s) from " + FormatRfc3339(fire.front()) + " to " +
+                            FormatRfc3339(fire[skipped - 1]) +
+                            " not fired: concurrencyPolicy Replace runs only the latest of several due occurrences"});
+    }
+    fire.erase(fire.begin(), fire.end() - 1);
+  }
+  return fire;
+}
+
 void Dispatcher::OnFinished(const std::string& id, Instant scheduled) {
   MutexLock lock(mu_);
   Instant& f = finished_[id];
@@ -635,9 +656,14 @@ size_t Dispatcher::MoveDueToPending(Instant now) {
     }
     std::vector<Instant> occ(window.begin(), window.end());
     std::vector<Instant> fire = ApplyPolicyLocked(e, occ, now, beyond_cap, first_beyond);
+    bool replaces = false;
     if (e.def->concurrency == ConcurrencyPolicy::kForbid && !fire.empty()) fire = ForbidLocked(e, fire, now);
+    if (e.def->concurrency == ConcurrencyPolicy::kReplace && !fire.empty()) {
+      fire = ReplaceLocked(e, fire, now, replaces);
+    }
     for (Instant f : fire) {
-      pending_.push_back({e.def->id, f, f + JitterFor(e.def->id, f, Times(e).JitterSeconds(f, e.def->jitter_seconds))});
+      pending_.push_back({e.def->id, f, f + JitterFor(e.def->id, f, Times(e).JitterSeconds(f, e.def->jitter_seconds)),
+                          Trigger::kSchedule, replaces});
       if (!e.started || *e.started < f) e.started = f;
       ++added;
     }
@@ -697,6 +723,10 @@ Status Dispatcher::FireOnce() {
     for (const auto& d : defs) {
       if (seen.insert(topic_of(*d)).second) topics.push_back(topic_of(*d));
     }
+    const std::string& control = options_.control_topic;
+    for (const auto& o : batch) {
+      if (o.replaces && seen.insert(control).second) topics.push_back(control);
+    }
     std::vector<std::string> missing = sink_.MissingTopics(topics);
     if (!missing.empty()) {
       std::vector<Occurrence> kept;
@@ -706,8 +736,11 @@ Status Dispatcher::FireOnce() {
       MutexLock lock(mu_);
       for (size_t i = 0; i < batch.size(); ++i) {
         // A skipped run-now record has no message, so no topic to wait for.
+        auto is_missing = [&](const std::string& topic) {
+          return std::find(missing.begin(), missing.end(), topic) != missing.end();
+        };
         if (batch[i].trigger != Trigger::kManualSkipped &&
-            std::find(missing.begin(), missing.end(), topic_of(*defs[i])) != missing.end()) {
+            (is_missing(topic_of(*defs[i])) || (batch[i].replaces && is_missing(control)))) {
           held_.push_back(std::move(batch[i]));
           ++held;
         } else {
@@ -736,7 +769,8 @@ Status Dispatcher::FireOnce() {
   checkpoint_values.reserve(batch.size());
   messages.reserve(batch.size());
   std::vector<Checkpoint> checkpoints;
-  size_t fired_count = 0;
+  size_t fired_count = 0, cancels = 0;
+  const std::string now_text = FormatRfc3339(Now());
   for (size_t i = 0; i < batch.size(); ++i) {
     const Occurrence& o = batch[i];
     const TaskDefinition& d = *defs[i];
@@ -748,8 +782,19 @@ Status Dispatcher::FireOnce() {
       if (o.trigger == Trigger::kManualSkipped) continue;
     }
     ++fired_count;
-    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic,
-                              options_.event_source ? options_.event_source(d) : std::string(), tokens[i]);
+    const std::string source = options_.event_source ? options_.event_source(d) : DefaultEventSource(d);
+    if (o.replaces && !options_.control_topic.empty()) {
+      // concurrencyPolicy Replace: the cancel of the running occurrence commits
+      // exactly when its replacement does.
+      const std::string id =
+          tokens[i].empty() ? OccurrenceId(d.id, o.scheduled, 0, 1) : ManualOccurrenceId(d.id, tokens[i], 0, 1);
+      const std::string subject = d.ns + "/" + d.name;
+      messages.push_back(
+          {options_.control_topic, subject, std::string(),
+           CancelEventHeaders({id + ":cancel", source, subject, d.id, FormatRfc3339(o.scheduled)}, now_text)});
+      ++cancels;
+    }
+    auto msgs = BuildMessages(d, o.scheduled, o.fire_at - o.scheduled, options_.default_topic, source, tokens[i]);
     messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
     if (o.trigger != Trigger::kSchedule) continue;
     int64_t& cp = checkpoint_values[d.id];
@@ -787,6 +832,7 @@ Status Dispatcher::FireOnce() {
     } else {
       ++stats_.commits;
       stats_.tombstones += tombstones.size();
+      stats_.cancels += cancels;
       stats_.fired += fired_count;
       stats_.messages += messages.size();
       const auto committed = clock_.Now();
@@ -839,10 +885,12 @@ Status Dispatcher::FireOnce() {
 
 void Dispatcher::ReapplyPoliciesLocked() {
   std::map<std::string, std::vector<Instant>> by_task;
+  std::set<std::pair<std::string_view, Instant>> replacing;  // keep concurrencyPolicy Replace's decision
   std::deque<Occurrence> manual;  // run-now occurrences: no catch-up policy applies, they stay first
   for (auto& o : pending_) {
     if (o.trigger == Trigger::kSchedule) {
       by_task[o.task_id].push_back(o.scheduled);
+      if (o.replaces) replacing.emplace(by_task.find(o.task_id)->first, o.scheduled);
     } else {
       manual.push_back(std::move(o));
     }
@@ -853,8 +901,9 @@ void Dispatcher::ReapplyPoliciesLocked() {
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
     for (Instant f : ApplyPolicyLocked(it->second, occ, now)) {
-      rebuilt.push_back(
-          {id, f, f + JitterFor(id, f, Times(it->second).JitterSeconds(f, it->second.def->jitter_seconds))});
+      rebuilt.push_back({id, f,
+                         f + JitterFor(id, f, Times(it->second).JitterSeconds(f, it->second.def->jitter_seconds)),
+                         Trigger::kSchedule, replacing.count({id, f}) != 0});
     }
   }
   std::sort(rebuilt.begin(), rebuilt.end(),

@@ -59,6 +59,9 @@ struct Occurrence {
   Instant scheduled;
   Instant fire_at;
   Trigger trigger = Trigger::kSchedule;
+  // concurrencyPolicy Replace: the previous occurrence still ran when this one was
+  // due; its commit carries a cancel event on DispatcherOptions::control_topic.
+  bool replaces = false;
 };
 
 // How a run-now request ended (DispatcherObserver::OnRunNow).
@@ -128,6 +131,9 @@ struct DispatcherOptions {
   // that died, results not configured). With a timeout the limit is derived from
   // timeout, attempts and backoff.
   std::chrono::seconds forbid_running_limit{3600};
+  // concurrencyPolicy Replace: where the cancel events go (common/cloudevent.h
+  // CancelEvent), read by every worker. Empty: Replace tasks fire as Allow.
+  std::string control_topic;
   // The CloudEvents `source` of a task's occurrences, a URI-reference naming the
   // task (the operator gives the ScheduledTask's API path); unset:
   // DefaultEventSource. Called on the fire thread, per occurrence, with no lock
@@ -142,6 +148,7 @@ struct DispatcherStats {
   uint64_t commits = 0;
   uint64_t commit_failures = 0;
   uint64_t tombstones = 0;  // checkpoints of forgotten tasks deleted
+  uint64_t cancels = 0;     // cancel events committed (concurrencyPolicy Replace)
   size_t tasks = 0;
   size_t pending = 0;  // occurrences waiting for a commit
 };
@@ -290,6 +297,10 @@ class Dispatcher final : public TaskSink {
   // concurrencyPolicy Forbid: drops `fire` (reporting it skipped) while the task's
   // previous occurrence runs, and keeps only the latest when several are due.
   std::vector<Instant> ForbidLocked(Entry& e, std::vector<Instant> fire, Instant now) REQUIRES(mu_);
+  // concurrencyPolicy Replace: keeps only the latest of several due occurrences
+  // (reporting the others skipped); `replaces` says whether the previous one still
+  // runs (a cancel event goes with it). Without a control topic, Replace is Allow.
+  std::vector<Instant> ReplaceLocked(Entry& e, std::vector<Instant> fire, Instant now, bool& replaces) REQUIRES(mu_);
   // The start of the task's occurrence (scheduled or run now) that still runs, for
   // concurrencyPolicy Forbid: no result yet, and not older than the longest it can run.
   std::optional<Instant> RunningLocked(const Entry& e, Instant now) REQUIRES(mu_);

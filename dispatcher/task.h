@@ -59,7 +59,9 @@ struct TimeBounds {
 
   bool operator==(const TimeBounds&) const = default;
 };
-enum class ConcurrencyPolicy { kAllow, kForbid };
+// Replace: an occurrence due while the previous one runs cancels it
+// (DispatcherOptions::control_topic, common/cloudevent.h CancelEvent).
+enum class ConcurrencyPolicy { kAllow, kForbid, kReplace };
 
 struct TaskDefinition {
   std::string id;  // stable unique id: the ScheduledTask's UID

@@ -198,6 +198,9 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
         [&] { return static_cast<double>(dispatcher.Stats().skipped); });
   m.Add("cronlane_kafka_commits_total", "Kafka transactions committed", T::kCounter,
         [&] { return static_cast<double>(dispatcher.Stats().commits); });
+  m.Add("cronlane_replace_cancels_total",
+        "Cancel events committed for concurrencyPolicy Replace (an occurrence replaced a running one)", T::kCounter,
+        [&] { return static_cast<double>(dispatcher.Stats().cancels); });
   m.Add("cronlane_kafka_commit_failures_total", "Kafka transactions that failed and were retried", T::kCounter,
         [&] { return static_cast<double>(dispatcher.Stats().commit_failures); });
   m.Add("cronlane_checkpoint_tombstones_total", "Checkpoints of deleted tasks removed from the checkpoint topic",

@@ -56,6 +56,7 @@ struct Flags {
   bool create_topics = true;
   bool workerpools = true;
   std::string results_topic = "cronlane.results";
+  std::string control_topic = "cronlane.control";
   int results_lookback = 3600;
   int forbid_running_limit = 3600;
   std::vector<std::string> kafka_properties;
@@ -102,6 +103,11 @@ int main(int argc, char** argv) {
   app.add_option("--results-topic", f.results_topic,
                  "Topic workers report finished occurrences on (lastSuccessfulTime, concurrencyPolicy Forbid)")
       ->envname("CRONLANE_RESULTS_TOPIC")
+      ->capture_default_str();
+  app.add_option("--control-topic", f.control_topic,
+                 "Topic of the cancel events of concurrencyPolicy Replace, followed by every worker (empty: "
+                 "Replace fires as Allow)")
+      ->envname("CRONLANE_CONTROL_TOPIC")
       ->capture_default_str();
   app.add_option("--results-lookback", f.results_lookback,
                  "Seconds of results a new leader replays to learn which occurrences finished")
@@ -292,7 +298,8 @@ int main(int argc, char** argv) {
   op::MemoryTrimmer::FixMmapThreshold();
   manager.Add(std::make_unique<op::MemoryTrimmer>());
   const op::LeaderTermOptions term{.dispatcher = {.default_topic = f.default_topic,
-                                                  .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit)},
+                                                  .forbid_running_limit = std::chrono::seconds(f.forbid_running_limit),
+                                                  .control_topic = f.control_topic},
                                    .fire_times = {f.status_qps, f.status_burst},
                                    .conditions = {f.condition_qps, f.condition_burst},
                                    .workers = f.workers,

@@ -64,8 +64,10 @@ std::optional<ScheduledTask> ScheduledTaskFromJson(const Json& obj, const Schedu
                : catch_up == "None" ? dispatcher::CatchUpPolicy::kNone
                                     : dispatcher::CatchUpPolicy::kLatest;
   d.max_catch_up = JsonInt32(spec, "maxCatchUp", 100);
-  d.concurrency = JsonString(spec, "concurrencyPolicy") == "Forbid" ? dispatcher::ConcurrencyPolicy::kForbid
-                                                                    : dispatcher::ConcurrencyPolicy::kAllow;
+  const std::string concurrency = JsonString(spec, "concurrencyPolicy");
+  d.concurrency = concurrency == "Forbid"    ? dispatcher::ConcurrencyPolicy::kForbid
+                  : concurrency == "Replace" ? dispatcher::ConcurrencyPolicy::kReplace
+                                             : dispatcher::ConcurrencyPolicy::kAllow;
   d.jitter_seconds = JsonInt32(spec, "jitterSeconds", 0);
   if (auto target = spec.find("target"); target != spec.end() && target->is_object()) {
     d.topic = JsonString(*target, "topic");

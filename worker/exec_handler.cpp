@@ -40,7 +40,7 @@ std::vector<std::string> ChildEnvironment(const std::vector<std::string>& task_v
 
 Handler ExecHandler(const std::string& command, std::chrono::seconds default_timeout, Clock& clock) {
   signal(SIGPIPE, SIG_IGN);  // a command that exits without reading stdin: EPIPE, not death
-  return [command, default_timeout, &clock](const FiredTask& t, int attempt, CancelToken&) {
+  return [command, default_timeout, &clock](const FiredTask& t, int attempt, CancelToken&, CancelToken& abort) {
     const auto timeout = t.timeout_seconds > 0 ? std::chrono::seconds(t.timeout_seconds) : default_timeout;
     std::vector<std::string> env = ChildEnvironment(
         {"CE_ID=" + t.id, "CE_SOURCE=" + t.source, "CE_TYPE=" + t.type, "CE_TIME=" + t.time, "CE_SUBJECT=" + t.subject,
@@ -93,7 +93,7 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
     size_t off = 0;
     if (t.payload.empty()) close_input();
     auto deadline = clock.SteadyNow() + timeout;
-    bool termed = false;
+    bool termed = false, aborted = false;
     int status = 0;
     while (true) {
       bool progressed = false;
@@ -110,11 +110,12 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
       pid_t r = waitpid(pid, &status, WNOHANG);
       if (r == pid) break;
       auto now = clock.SteadyNow();
-      if (!termed && now > deadline) {
+      if (!termed && (now > deadline || abort.cancelled())) {
+        aborted = now <= deadline;  // cancelled (concurrencyPolicy Replace), not timed out
         kill(-pid, SIGTERM);
         close_input();
         termed = true;
-        deadline = now + std::chrono::seconds(5);
+        deadline = now + kKillGrace;
       } else if (termed && now > deadline) {
         kill(-pid, SIGKILL);
       }
@@ -127,6 +128,7 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
       }
     }
     close_input();
+    if (aborted) return Outcome::kCancelled;
     if (termed) return Outcome::kTimedOut;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Outcome::kSucceeded : Outcome::kFailed;
   };

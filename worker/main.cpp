@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "common/signals.h"
 #include "common/version.h"
+#include "worker/control_listener.h"
 #include "worker/exec_handler.h"
 #include "worker/worker.h"
 
@@ -46,6 +47,17 @@ int main(int argc, char** argv) {
       ->envname("CRONLANE_RESULTS_TOPIC");
   app.add_option("--dead-letter-topic", o.dead_letter_topic, "Topic for tasks that failed every attempt")
       ->envname("CRONLANE_DEAD_LETTER_TOPIC");
+  worker::ControlListenerOptions control;
+  int control_lookback = 600;
+  app.add_option("--control-topic", control.topic,
+                 "Topic of cancel events (concurrencyPolicy Replace), as the operator's --control-topic; empty: "
+                 "occurrences are never cancelled")
+      ->envname("CRONLANE_CONTROL_TOPIC")
+      ->capture_default_str();
+  app.add_option("--control-lookback", control_lookback,
+                 "Seconds of cancel events read at start (and how long a cancel is remembered)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
   app.add_option("--metrics-bind-address", metrics_addr, "/metrics address, 0 disables")->capture_default_str();
   app.add_option("--health-probe-bind-address", health_addr, "/healthz address, 0 disables")->capture_default_str();
   app.add_option("--log-level", log_level)->capture_default_str();
@@ -62,12 +74,17 @@ int main(int argc, char** argv) {
   }
   TerminationSignals signals;
 
-  worker::Handler handler = exec.empty() ? worker::Handler([](const FiredTask& t, int, CancelToken&) {
+  worker::Handler handler = exec.empty() ? worker::Handler([](const FiredTask& t, int, CancelToken&, CancelToken&) {
     spdlog::info("task {} ({}) scheduled {} payload {}", t.subject, t.id, t.time, t.payload);
     return worker::Outcome::kSucceeded;
   })
                                          : worker::ExecHandler(exec, std::chrono::seconds(timeout));
+  o.cancel_memory = std::chrono::seconds(control_lookback);
   worker::Worker w(o, handler, RealClock::Get());
+  control.base = o.base;
+  control.lookback = std::chrono::seconds(control_lookback);
+  worker::ControlListener listener(control, RealClock::Get(),
+                                   [&w](const std::string& task_id, Instant before) { w.Cancel(task_id, before); });
 
   CallbackMetrics metrics;
   using T = CallbackMetrics::Type;
@@ -79,6 +96,9 @@ int main(int argc, char** argv) {
               [&] { return static_cast<double>(w.Stats().attempts); });
   metrics.Add("cronlane_worker_duplicates_total", "Redelivered tasks skipped", T::kCounter,
               [&] { return static_cast<double>(w.Stats().duplicates); });
+  metrics.Add("cronlane_worker_cancelled_total",
+              "Occurrences cancelled by a newer one (concurrencyPolicy Replace), running or not yet started",
+              T::kCounter, [&] { return static_cast<double>(w.Stats().cancelled); });
   metrics.Add("cronlane_worker_dead_lettered_total", "Tasks sent to the dead-letter topic", T::kCounter,
               [&] { return static_cast<double>(w.Stats().dead_lettered); });
   metrics.Add("cronlane_worker_record_failures_total",
@@ -105,7 +125,19 @@ int main(int argc, char** argv) {
   }
   CancelToken cancel;
   signals.CancelOnSignal(cancel, "finishing running tasks, then leaving the group");
+  // The listener stops only after the worker: a cancel still reaches the attempts
+  // that finish during shutdown.
+  CancelToken stop_listener;
+  std::thread listening;
+  if (!control.topic.empty()) listening = std::thread([&] { listener.Run(stop_listener); });
+  // Cancels already on the topic are known before the first message is consumed
+  // (up to 10 s: a broker that does not answer must not keep the worker idle).
+  for (int i = 0; i < 100 && !control.topic.empty() && !listener.Replayed() && !cancel.cancelled(); ++i) {
+    cancel.WaitFor(std::chrono::milliseconds(100));
+  }
   Status s = w.Run(cancel);
+  stop_listener.Cancel();
+  if (listening.joinable()) listening.join();
   if (!s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;

@@ -97,14 +97,54 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     ++stats_.duplicates;
     return true;
   }
+  // concurrencyPolicy Replace: `abort` fires when a cancel event names this
+  // occurrence (or already did). An occurrence without a readable ce_time is never
+  // cancelled.
+  const std::string task_id = t.TaskId();
+  const auto scheduled = ParseRfc3339(t.time);
+  CancelToken abort;
+  {
+    MutexLock lock(mu_);
+    if (scheduled.ok() && CancelledLocked(task_id, *scheduled)) abort.Cancel();
+    if (scheduled.ok()) running_.emplace(task_id, Running{*scheduled, &abort});
+  }
+  struct Unlist {
+    Worker& w;
+    const std::string& task_id;
+    const CancelToken* abort;
+    ~Unlist() {
+      MutexLock lock(w.mu_);
+      auto [from, to] = w.running_.equal_range(task_id);
+      for (auto it = from; it != to; ++it) {
+        if (it->second.abort == abort) {
+          w.running_.erase(it);
+          break;
+        }
+      }
+    }
+  } unlist{*this, task_id, &abort};
   auto started = clock_.SteadyNow();
+  // Reports the occurrence Cancelled after `attempts` attempts; false if shutting
+  // down before the result was written (it is handed back).
+  auto report_cancelled = [&](int attempts) {
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
+    if (!Report(t, RunOutcome::kCancelled, attempts, took, cancel)) {
+      Forget(t.id);
+      return false;
+    }
+    spdlog::info("{} cancelled by a newer occurrence (concurrencyPolicy Replace) after {} attempt(s)", t.id, attempts);
+    MutexLock lock(mu_);
+    ++stats_.cancelled;
+    return true;
+  };
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
+    if (abort.cancelled()) return report_cancelled(attempt - 1);
     {
       MutexLock lock(mu_);
       ++stats_.attempts;
     }
-    Outcome o = handler_(t, attempt, cancel);
+    Outcome o = handler_(t, attempt, cancel, abort);
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
     if (o == Outcome::kSucceeded) {
       if (!Report(t, RunOutcome::kSucceeded, attempt, took, cancel)) {
@@ -116,6 +156,7 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
       ++stats_.succeeded;
       return true;
     }
+    if (o == Outcome::kCancelled || abort.cancelled()) return report_cancelled(attempt);
     if (cancel.cancelled()) {
       // Shutting down mid-task: hand it back (no commit) so another worker runs it.
       Forget(t.id);
@@ -124,12 +165,20 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     spdlog::warn("{} attempt {}/{} {}", t.id, attempt, t.max_attempts,
                  o == Outcome::kTimedOut ? "timed out" : "failed");
     if (attempt < t.max_attempts) {
-      if (cancel.WaitFor(retry.BackoffAfter(attempt))) {
+      // The backoff ends early on shutdown (handed back) or a cancel (reported).
+      CancelToken wake;
+      const int on_shutdown = cancel.Register([&wake] { wake.Cancel(); });
+      const int on_abort = abort.Register([&wake] { wake.Cancel(); });
+      wake.WaitFor(retry.BackoffAfter(attempt));
+      cancel.Unregister(on_shutdown);
+      abort.Unregister(on_abort);
+      if (cancel.cancelled()) {
         Forget(t.id);
         return false;
       }
     }
   }
+  if (abort.cancelled()) return report_cancelled(t.max_attempts);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
   task_duration_.Observe(std::chrono::duration<double>(took).count());
   // The outcome is durable (result, dead letter) before the offset may move past it.
@@ -147,6 +196,27 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   ++stats_.failed;
   if (!options_.dead_letter_topic.empty()) ++stats_.dead_lettered;
   return true;
+}
+
+void Worker::Cancel(const std::string& task_id, Instant before) {
+  MutexLock lock(mu_);
+  auto [it, added] = cancels_.try_emplace(task_id, before);
+  if (!added && it->second < before) it->second = before;
+  auto [from, to] = running_.equal_range(task_id);
+  for (auto r = from; r != to; ++r) {
+    if (r->second.scheduled < before) r->second.abort->Cancel();
+  }
+  // Cancels of occurrences older than the memory no longer matter: their messages
+  // were consumed long ago (or the next worker start replays the same window).
+  if (cancels_.size() > 10000) {
+    const Instant horizon = std::chrono::floor<std::chrono::seconds>(clock_.Now()) - options_.cancel_memory;
+    std::erase_if(cancels_, [&](const auto& c) { return c.second < horizon; });
+  }
+}
+
+bool Worker::CancelledLocked(const std::string& task_id, Instant scheduled) const {
+  auto it = cancels_.find(task_id);
+  return it != cancels_.end() && scheduled < it->second;
 }
 
 void Worker::PoolThread(CancelToken& cancel) {

@@ -8,6 +8,12 @@
 // finish, hands back a message waiting for a retry (no commit, so another worker
 // gets it), commits, and leaves the group.
 //
+// concurrencyPolicy Replace: Cancel(task, before), fed from the control topic
+// (worker/control_listener.h), aborts the running attempts of that task's
+// occurrences scheduled before `before` (the handler stops its command) and marks
+// later-consumed ones of them cancelled: each is reported Cancelled, never retried
+// or dead-lettered, and committed.
+//
 // Concurrency: up to `concurrency` messages run at once on a pool of threads, in
 // any order (also within a partition). A partition's offset is committed up to its
 // lowest unfinished message, so nothing is skipped. When the group rebalances, the
@@ -26,6 +32,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -38,15 +45,18 @@
 #include "common/kafka.h"
 #include "common/task_result.h"
 #include "common/thread_annotations.h"
+#include "common/time.h"
 
 namespace cronlane::worker {
 
 // What a handler reports for one attempt.
-enum class Outcome { kSucceeded, kFailed, kTimedOut };
+enum class Outcome { kSucceeded, kFailed, kTimedOut, kCancelled };
 
-// Runs one attempt. `cancel` fires when the worker shuts down; a handler that
+// Runs one attempt. `shutdown` fires when the worker shuts down; a handler that
 // returns early because of it should return kFailed (the message is handed back).
-using Handler = std::function<Outcome(const FiredTask& task, int attempt, CancelToken& cancel)>;
+// `abort` fires when the occurrence was cancelled (concurrencyPolicy Replace): the
+// handler stops the attempt and returns kCancelled.
+using Handler = std::function<Outcome(const FiredTask& task, int attempt, CancelToken& shutdown, CancelToken& abort)>;
 
 struct WorkerOptions {
   kafka::Properties base;  // bootstrap.servers, security
@@ -61,10 +71,12 @@ struct WorkerOptions {
   std::chrono::milliseconds record_retry{500};
   std::chrono::milliseconds max_record_retry{30000};
   std::chrono::milliseconds record_timeout{30000};  // per attempt: the delivery report
+  std::chrono::seconds cancel_memory{600};          // how long a cancel is remembered
 };
 
 struct WorkerStats {
   uint64_t succeeded = 0, failed = 0, dead_lettered = 0, duplicates = 0, invalid = 0, attempts = 0;
+  uint64_t cancelled = 0;        // occurrences cancelled (concurrencyPolicy Replace), run or not
   uint64_t record_failures = 0;  // attempts to write a result or dead letter that failed (retried)
 };
 
@@ -77,6 +89,11 @@ class Worker final : private kafka::RebalanceListener {
   Status Run(CancelToken& cancel);
   WorkerStats Stats() const;
   int InFlight() const;
+  // A cancel event (concurrencyPolicy Replace): occurrences of task UID `task_id`
+  // scheduled before `before` stop (running) or never start (not yet consumed).
+  // Thread-safe; the control listener's thread calls it. Cancels are remembered for
+  // `cancel_memory` (the listener replays that much on start).
+  void Cancel(const std::string& task_id, Instant before);
   // Seconds from an occurrence's start to its outcome (every attempt and backoff),
   // for the occurrences that reached one; thread-safe.
   prometheus::ClientMetric TaskDuration() const { return task_duration_.Collect(); }
@@ -102,6 +119,9 @@ class Worker final : private kafka::RebalanceListener {
   bool Record(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
               const std::vector<kafka::Header>& headers, CancelToken& cancel);
   bool Seen(const std::string& id);
+  // The latest cancel of the task, if its occurrence scheduled at `scheduled` is
+  // cancelled by it.
+  bool CancelledLocked(const std::string& task_id, Instant scheduled) const REQUIRES(mu_);
   void Forget(const std::string& id);
   void PoolThread(CancelToken& cancel);
   // Commits every partition whose commit point moved (after flushing results and
@@ -128,6 +148,14 @@ class Worker final : private kafka::RebalanceListener {
   int in_flight_ GUARDED_BY(mu_) = 0;                 // queued + running
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
+  // Cancels by task UID: occurrences scheduled before the instant are cancelled.
+  std::unordered_map<std::string, Instant> cancels_ GUARDED_BY(mu_);
+  // Running occurrences by task UID: their scheduled time and abort token.
+  struct Running {
+    Instant scheduled;
+    CancelToken* abort;
+  };
+  std::unordered_multimap<std::string, Running> running_ GUARDED_BY(mu_);
   prometheus::Histogram task_duration_{
       prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}};
 };

@@ -8,13 +8,16 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/cloudevent.h"
 #include "common/kafka.h"
+#include "common/task_result.h"
 #include "common/time.h"
 #include "tests/support/operator_fixture.h"
 #include "tests/support/process.h"
@@ -320,6 +323,61 @@ TEST_F(LifecycleTest, RecentRunsShowSuccessFailureAndDeadLetter) {
       << field("good", ".status.recentRuns");
   EXPECT_EQ(field("good", ".status.recentRuns[0].outcome"), "Succeeded");
   EXPECT_EQ(field("good", ".status.recentRuns[0].scheduledTime"), field("good", ".status.lastRunNow.time"));
+}
+
+// concurrencyPolicy Replace end to end: each occurrence of a task whose command
+// never ends cancels the previous one through the control topic; the worker stops
+// the command and reports it Cancelled, and status shows it.
+TEST_F(LifecycleTest, ReplaceCancelsTheRunningOccurrence) {
+  const std::string topic = ns_ + ".replace", results = ns_ + ".results", control = ns_ + ".control";
+  CreateTestTopic(topic, 1);
+  CreateTestTopic(control, 1);
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: replace}\nspec:\n"
+                    "  schedule: \"*/4 * * * * *\"\n  concurrencyPolicy: Replace\n  target: {topic: " +
+                    topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  StartOperator({"--results-topic=" + results, "--control-topic=" + control});
+  const std::string started = (std::filesystem::temp_directory_path() / UniqueName("life-started")).string();
+  Process worker({std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
+                  "--topic=" + topic, "--group=" + ns_, "--exec=echo \"$CE_ID\" >> " + started + "; exec sleep 600",
+                  "--results-topic=" + results, "--control-topic=" + control, "--concurrency=2",
+                  "--metrics-bind-address=0", "--health-probe-bind-address=0", "--log-format=text"},
+                 (std::filesystem::temp_directory_path() / (UniqueName("life-worker") + ".log")).string());
+  // Two occurrences replaced, each reported Cancelled after its one attempt.
+  std::vector<kafka::Message> cancelled;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        cancelled.clear();
+        for (auto& m : ReadTopic(results, 1, 100, 1s)) {
+          if (m.value.find("\"outcome\":\"Cancelled\"") != std::string::npos) cancelled.push_back(m);
+        }
+        return cancelled.size() >= 2;
+      },
+      60s))
+      << worker.Log();
+  for (const auto& m : cancelled) {
+    auto r = DecodeTaskResult(m.value);
+    ASSERT_TRUE(r.ok()) << m.value;
+    EXPECT_EQ(r->attempts, 1) << m.value;
+    EXPECT_FALSE(r->dead_lettered);
+  }
+  // Every cancel on the control topic names the task and the occurrence replacing.
+  auto cancels = ReadTopic(control, 1, 2, 10s);
+  ASSERT_GE(cancels.size(), 2U);
+  for (const auto& m : cancels) {
+    auto e = DecodeCancelEvent(m);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_EQ(e->task_id, Uid("replace"));
+    EXPECT_EQ(e->subject, ns_ + "/replace");
+    EXPECT_EQ(e->id,
+              e->task_id + ":" + std::to_string(ParseRfc3339(e->before)->time_since_epoch().count()) + ":cancel");
+  }
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return KubectlGet("get st replace -n " + ns_ + " -o jsonpath='{.status.recentRuns[0].outcome}'") == "Cancelled";
+      },
+      30s));
+  EXPECT_THAT(worker.Log(), ::testing::HasSubstr("cancelled by a newer occurrence (concurrencyPolicy Replace)"));
 }
 
 }  // namespace

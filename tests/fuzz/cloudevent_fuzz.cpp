@@ -1,4 +1,4 @@
-// libFuzzer target for the workers' CloudEvent decoder (common/cloudevent.h). The
+// libFuzzer target for the workers' CloudEvent decoders (common/cloudevent.h). The
 // input is split into Kafka headers ("name=value" lines up to an empty line) and
 // the message value. Any crash, sanitizer report or broken invariant is a bug.
 #include <cstddef>
@@ -26,6 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                          eq == std::string_view::npos ? std::string() : std::string(line.substr(eq + 1))});
   }
   m.value = std::string(in);
+  // The control topic's cancel events (concurrencyPolicy Replace) come from the same bytes.
+  if (auto c = cronlane::DecodeCancelEvent(m); c.ok()) {
+    if (c->id.empty() || c->task_id.empty() || c->before.empty()) __builtin_trap();
+  } else if (c.status().message().empty()) {
+    __builtin_trap();
+  }
   auto t = cronlane::DecodeFiredTask(m);
   if (!t.ok()) {
     if (t.status().message().empty()) __builtin_trap();  // every refusal says why

@@ -6,10 +6,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "common/cloudevent.h"
 #include "common/kafka.h"
 #include "common/task_result.h"
 #include "dispatcher/dispatcher.h"
@@ -46,7 +48,7 @@ class WorkerTest : public ::testing::Test {
     id_ = UniqueName("worker");
     dir_ = std::filesystem::temp_directory_path() / id_;
     std::filesystem::create_directories(dir_);
-    for (auto t : {".tasks", ".results", ".dlq"}) CreateTestTopic(id_ + t, 3);
+    for (auto t : {".tasks", ".results", ".dlq", ".control"}) CreateTestTopic(id_ + t, 3);
   }
   // `metrics_port` 0: no /metrics.
   std::unique_ptr<Process> StartWorker(const std::string& exec, int concurrency = 1, std::string dlq = "",
@@ -56,7 +58,7 @@ class WorkerTest : public ::testing::Test {
         std::vector<std::string>{
             std::string(CRONLANE_BIN_DIR) + "/cronlane-worker", "--kafka-bootstrap=" + EnvVar("KAFKA_BOOTSTRAP"),
             "--topic=" + id_ + ".tasks", "--group=" + id_, "--exec=" + exec, "--results-topic=" + id_ + ".results",
-            "--dead-letter-topic=" + dlq,
+            "--dead-letter-topic=" + dlq, "--control-topic=" + id_ + ".control",
             "--metrics-bind-address=" +
                 (metrics_port == 0 ? std::string("0") : "127.0.0.1:" + std::to_string(metrics_port)),
             "--health-probe-bind-address=0", "--log-format=text", "--concurrency=" + std::to_string(concurrency)},
@@ -190,6 +192,72 @@ TEST_F(WorkerTest, SigtermMidTaskFinishesItAndLosesNothing) {
     reported.insert(decoded->id);
   }
   EXPECT_EQ(reported, std::multiset<std::string>(ids.begin(), ids.end()));
+}
+
+// concurrencyPolicy Replace, the worker's half: a cancel event on the control
+// topic (as the dispatcher commits it) for task0's occurrences before a later time.
+void ProduceCancel(const std::string& topic, const std::string& task_id, const std::string& before) {
+  auto p = kafka::NewProducer(Base());
+  ASSERT_TRUE(p.ok());
+  auto headers = CancelEventHeaders({task_id + ":1800000060:cancel", "/ns/task0", "ns/task0", task_id, before},
+                                    "2027-01-15T08:01:00Z");
+  ASSERT_TRUE(kafka::Produce(p->get(), topic, std::string("ns/task0"), "", headers).ok());
+  ASSERT_TRUE(kafka::Flush(p->get(), 10s).ok());
+}
+
+// The results of the test's worker, decoded.
+std::vector<TaskResult> Results(const std::string& topic, size_t n) {
+  std::vector<TaskResult> out;
+  for (const auto& r : ReadTopic(topic, 3, n, 30s)) {
+    auto decoded = DecodeTaskResult(r.value);
+    EXPECT_TRUE(decoded.ok()) << r.value;
+    if (decoded.ok()) out.push_back(*decoded);
+  }
+  return out;
+}
+
+TEST_F(WorkerTest, ACancelStopsTheRunningAttemptAndReportsCancelled) {
+  auto ids = Fire(id_ + ".tasks", {"{}"}, 3);  // scheduled 2027-01-15T08:00:00Z
+  std::string started = (dir_ / "started").string(), done = (dir_ / "done").string();
+  auto w = StartWorker("echo \"$CE_ID\" >> " + started + "; sleep 600; echo \"$CE_ID\" >> " + done);
+  ASSERT_TRUE(WaitUntil([&] { return Lines(started).size() == 1; }, 30s)) << w->Log();
+  // A cancel of an earlier time does not concern it.
+  ProduceCancel(id_ + ".control", "uid-task0", "2027-01-15T08:00:00Z");
+  ProduceCancel(id_ + ".control", "uid-other", "2027-01-15T09:00:00Z");
+  const auto t0 = std::chrono::steady_clock::now();
+  ProduceCancel(id_ + ".control", "uid-task0", "2027-01-15T08:01:00Z");
+  auto results = Results(id_ + ".results", 1);
+  ASSERT_EQ(results.size(), 1U) << w->Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s) << "SIGTERM stopped sleep 600";
+  EXPECT_EQ(results[0].id, ids[0]);
+  EXPECT_EQ(results[0].outcome, RunOutcome::kCancelled);
+  EXPECT_EQ(results[0].attempts, 1) << "not retried";
+  EXPECT_FALSE(results[0].dead_lettered);
+  EXPECT_TRUE(Lines(done).empty());
+  EXPECT_EQ(Lines(started).size(), 1U);
+  EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "committed";
+  EXPECT_TRUE(ReadTopic(id_ + ".dlq", 3, 1, 2s).empty()) << "a cancel is not a failure";
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
+  EXPECT_THAT(w->Log(), HasSubstr("cancelled by a newer occurrence (concurrencyPolicy Replace) after 1 attempt(s)"));
+}
+
+TEST_F(WorkerTest, AnOccurrenceCancelledBeforeItIsConsumedNeverRuns) {
+  ProduceCancel(id_ + ".control", "uid-task0", "2027-01-15T08:01:00Z");
+  auto ids = Fire(id_ + ".tasks", {"{}", "{}"}, 1);  // task0 (cancelled) and task1
+  std::string started = (dir_ / "started").string();
+  auto w = StartWorker("echo \"$CE_ID\" >> " + started);
+  auto results = Results(id_ + ".results", 2);
+  ASSERT_EQ(results.size(), 2U) << w->Log();
+  std::map<std::string, TaskResult> by_id;
+  for (const auto& r : results) by_id[r.id] = r;
+  EXPECT_EQ(by_id[ids[0]].outcome, RunOutcome::kCancelled);
+  EXPECT_EQ(by_id[ids[0]].attempts, 0) << "never started";
+  EXPECT_EQ(by_id[ids[1]].outcome, RunOutcome::kSucceeded);
+  EXPECT_EQ(Lines(started), std::vector<std::string>{ids[1]});
+  EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s));
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(20s).value_or(-1), 0) << w->Log();
 }
 
 TEST_F(WorkerTest, Kill9MidTaskIsRedeliveredAndCompletes) {

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include "common/cloudevent.h"
 #include "common/logging.h"
 
 #include <condition_variable>
@@ -135,6 +136,13 @@ void RunFor(FakeClock& clock, Dispatcher& d, std::chrono::seconds total) {
     d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now()));
     (void)d.FireOnce();
   }
+}
+
+std::string HeaderOf(const OutMessage& m, const std::string& name) {
+  for (const auto& h : m.headers) {
+    if (h.name == name) return h.value;
+  }
+  return "";
 }
 
 class DispatcherTest : public ::testing::Test {
@@ -448,6 +456,95 @@ TEST_F(DispatcherTest, ForbidSkipsWhileThePreviousOccurrenceRuns) {
   ASSERT_TRUE(d.Upsert(a).ok());
   RunFor(clock, d, 20s);
   EXPECT_EQ(sink.Ids().size(), 4U);
+}
+
+// concurrencyPolicy Replace: an occurrence due while the previous one runs
+// commits a cancel event on the control topic in the same transaction; one due after
+// the previous finished commits none; without a control topic Replace is Allow.
+TEST_F(DispatcherTest, ReplaceCommitsTheCancelWithTheNewOccurrence) {
+  DispatcherOptions o;
+  o.control_topic = "ctl";
+  Dispatcher d(clock, sink, &rec, o);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("r", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kReplace;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  RunFor(clock, d, 10s);  // :10 fires, nothing ran before it
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:1767225610"));
+  sink.fail_next = 1;  // the transaction carrying :20 and its cancel fails once
+  RunFor(clock, d, 10s);
+  EXPECT_EQ(sink.Ids().size(), 1U);
+  RunFor(clock, d, 1s);  // retried
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:1767225610", "uid-r:1767225620:cancel", "uid-r:1767225620"))
+      << "the cancel and its replacement are one transaction: both or neither, once";
+  const OutMessage& cancel = sink.committed[1];
+  EXPECT_EQ(cancel.topic, "ctl");
+  EXPECT_EQ(cancel.key, "team/r");
+  EXPECT_EQ(HeaderOf(cancel, "ce_type"), "dev.cronlane.task.cancel");
+  EXPECT_EQ(HeaderOf(cancel, "ce_canceltask"), "uid-r");
+  EXPECT_EQ(HeaderOf(cancel, "ce_cancelbefore"), "2026-01-01T00:00:20Z");
+  EXPECT_EQ(HeaderOf(cancel, "ce_subject"), "team/r");
+  auto decoded = DecodeCancelEvent(kafka::Message{"ctl", 0, 0, cancel.key, cancel.value, cancel.headers});
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->before, "2026-01-01T00:00:20Z");
+  // :20 finished before :30 is due: no cancel.
+  d.OnFinished("uid-r", T("2026-01-01T00:00:20Z"));
+  RunFor(clock, d, 9s);
+  EXPECT_EQ(sink.Ids().back(), "uid-r:1767225630");
+  EXPECT_EQ(sink.Ids().size(), 4U);
+  EXPECT_EQ(d.Stats().cancels, 1U);
+  // A run by hand while :30 runs replaces it too.
+  ASSERT_TRUE(d.RequestRun("uid-r", {"tok"}).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  const std::vector<std::string> ids = sink.Ids();
+  EXPECT_THAT(std::vector<std::string>(ids.end() - 2, ids.end()),
+              ElementsAre("uid-r:run-now:tok:cancel", "uid-r:run-now:tok"));
+  EXPECT_TRUE(rec.skipped.empty()) << "Replace never skips a single due occurrence";
+}
+
+TEST_F(DispatcherTest, ReplaceRunsOnlyTheLatestOfSeveralDueAndIsAllowWithoutAControlTopic) {
+  DispatcherOptions o;
+  o.control_topic = "ctl";
+  Dispatcher d(clock, sink, &rec, o);
+  auto t = Task("r", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kReplace;
+  t.catch_up = CatchUpPolicy::kAll;
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(t).ok());
+  clock.Advance(35s);  // :10, :20, :30 due at once (the operator was busy)
+  RunFor(clock, d, 1s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:1767225630"));
+  EXPECT_THAT(rec.skipped, ElementsAre("r:ConcurrencyReplaced:2"));
+
+  FakeSink plain;
+  Dispatcher allow(clock, plain, &rec);  // no control topic
+  ASSERT_TRUE(allow.Start().ok());
+  auto u = Task("u", "*/10 * * * * *");
+  u.concurrency = ConcurrencyPolicy::kReplace;
+  ASSERT_TRUE(allow.Upsert(u).ok());
+  RunFor(clock, allow, 20s);
+  EXPECT_EQ(plain.Ids().size(), 2U);
+  for (const auto& id : plain.Ids()) EXPECT_EQ(id.find(":cancel"), std::string::npos) << id;
+}
+
+// A missing control topic holds the replacing occurrence back, as a missing task
+// topic does: committing it without its cancel would run two at once.
+TEST_F(DispatcherTest, ReplaceWaitsForAMissingControlTopic) {
+  DispatcherOptions o;
+  o.control_topic = "ctl";
+  o.missing_topic_retry = 5000ms;
+  Dispatcher d(clock, sink, &rec, o);
+  ASSERT_TRUE(d.Start().ok());
+  auto t = Task("r", "*/10 * * * * *");
+  t.concurrency = ConcurrencyPolicy::kReplace;
+  t.catch_up = CatchUpPolicy::kAll;
+  ASSERT_TRUE(d.Upsert(t).ok());
+  sink.missing = {"ctl"};
+  RunFor(clock, d, 20s);  // :10 fires (nothing to cancel); :20 waits for ctl
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:1767225610"));
+  sink.missing.clear();
+  RunFor(clock, d, 6s);
+  EXPECT_THAT(sink.Ids(), ElementsAre("uid-r:1767225610", "uid-r:1767225620:cancel", "uid-r:1767225620"));
 }
 
 TEST_F(DispatcherTest, ForbidReleasesAfterTheLongestPossibleRun) {
@@ -872,13 +969,6 @@ TEST(TaskProblems, HandsOverTheScheduleItParsed) {
 
 namespace cronlane::dispatcher {
 namespace {
-
-std::string HeaderOf(const OutMessage& m, const std::string& name) {
-  for (const auto& h : m.headers) {
-    if (h.name == name) return h.value;
-  }
-  return "";
-}
 
 TEST(CheckpointRecords, TypedRecordsAreKeptApartAndPlainValuesStillParse) {
   Checkpoints cps;

@@ -32,11 +32,11 @@ TEST(ExecHandler, ATimeoutHoldsForACommandThatNeverReadsAPayloadLargerThanThePip
   // 1 MiB does not fit the 64 KiB pipe: a blocking write would wait for `sleep`
   // to exit (60 s), and the timeout would only start then.
   Handler h = ExecHandler("sleep 60", 60s);
-  CancelToken cancel;
+  CancelToken cancel, abort;
   FiredTask t = Task("big", std::string(1 << 20, 'x'), /*timeout_seconds=*/1);
   std::promise<Outcome> done;
   auto result = done.get_future();
-  std::thread run([&] { done.set_value(h(t, 1, cancel)); });
+  std::thread run([&] { done.set_value(h(t, 1, cancel, abort)); });
   const bool returned = result.wait_for(30s) == std::future_status::ready;
   run.join();  // at most until sleep 60 ends, if the timeout did not hold
   ASSERT_TRUE(returned) << "the attempt outlived its 1 s timeout by 30 s";
@@ -49,17 +49,40 @@ TEST(ExecHandler, ATimeoutHoldsForACommandThatNeverReadsAPayloadLargerThanThePip
 TEST(ExecHandler, TheTimeoutRunsOnTheInjectedClock) {
   FakeClock clock;
   Handler h = ExecHandler("sleep 600", std::chrono::hours(1), clock);
-  CancelToken cancel;
-  EXPECT_EQ(h(Task("slow", ""), 1, cancel), Outcome::kTimedOut);
+  CancelToken cancel, abort;
+  EXPECT_EQ(h(Task("slow", ""), 1, cancel, abort), Outcome::kTimedOut);
   EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1));
 }
 
 TEST(ExecHandler, ACommandThatIgnoresSigtermIsKilledFiveSecondsLater) {
   FakeClock clock;
   Handler h = ExecHandler("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
-  CancelToken cancel;
-  EXPECT_EQ(h(Task("stubborn", ""), 1, cancel), Outcome::kTimedOut);
+  CancelToken cancel, abort;
+  EXPECT_EQ(h(Task("stubborn", ""), 1, cancel, abort), Outcome::kTimedOut);
   EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1) + 5s);
+}
+
+// concurrencyPolicy Replace: a cancelled occurrence's command gets SIGTERM (its
+// process group) at once, and SIGKILL kKillGrace later if it ignores it.
+TEST(ExecHandler, AnAbortSendsSigtermThenSigkillAfterTheGrace) {
+  CancelToken cancel, abort;
+  Handler h = ExecHandler("sleep 600", std::chrono::hours(1));
+  std::thread aborter([&] {
+    std::this_thread::sleep_for(200ms);
+    abort.Cancel();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(h(Task("replaced", ""), 1, cancel, abort), Outcome::kCancelled);
+  aborter.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s) << "SIGTERM ended it, not the one-hour timeout";
+
+  FakeClock clock;
+  CancelToken cancelled;
+  cancelled.Cancel();
+  Handler stubborn = ExecHandler("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
+  EXPECT_EQ(stubborn(Task("stubborn", ""), 1, cancel, cancelled), Outcome::kCancelled);
+  EXPECT_GE(clock.SteadyNow().time_since_epoch(), kKillGrace) << "killed after the grace";
+  EXPECT_LT(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1)) << "not by the timeout";
 }
 
 TEST(ExecHandler, AttemptsRunningAtOnceEachSeeTheEndOfTheirOwnStdin) {
@@ -70,10 +93,10 @@ TEST(ExecHandler, AttemptsRunningAtOnceEachSeeTheEndOfTheirOwnStdin) {
   std::vector<int> outcomes(4 * 25, -1);
   for (int w = 0; w < 4; ++w) {
     threads.emplace_back([&, w] {
-      CancelToken cancel;
+      CancelToken cancel, abort;
       for (int i = 0; i < 25; ++i) {
         FiredTask t = Task("t" + std::to_string(w) + "-" + std::to_string(i), std::string(100 * 1024, 'p'), 20);
-        outcomes[static_cast<size_t>(w * 25 + i)] = static_cast<int>(h(t, 1, cancel));
+        outcomes[static_cast<size_t>(w * 25 + i)] = static_cast<int>(h(t, 1, cancel, abort));
       }
     });
   }
@@ -90,18 +113,18 @@ TEST(ExecHandler, TheCommandSeesTheTaskOnTopOfTheWorkersEnvironment) {
       R"sh(test "$CE_ID" = "id-7" && test "$CRONLANE_ATTEMPT" = 3 && test "$CE_SUBJECT" = ns/t &&
          test "$CRONLANE_EXEC_TEST" = from-the-worker && test "$(cat)" = payload)sh",
       10s);
-  CancelToken cancel;
-  EXPECT_EQ(h(Task("id-7", "payload"), 3, cancel), Outcome::kSucceeded);
+  CancelToken cancel, abort;
+  EXPECT_EQ(h(Task("id-7", "payload"), 3, cancel, abort), Outcome::kSucceeded);
   EXPECT_STREQ(::getenv("CE_ID"), "stale-value") << "the worker's own environment is not changed";
-  EXPECT_EQ(h(Task("id-8", "payload"), 3, cancel), Outcome::kFailed) << "and the check can fail";
+  EXPECT_EQ(h(Task("id-8", "payload"), 3, cancel, abort), Outcome::kFailed) << "and the check can fail";
   ::unsetenv("CE_ID");
   ::unsetenv("CRONLANE_EXEC_TEST");
 }
 
 TEST(ExecHandler, ExitStatusAndAnEmptyPayload) {
-  CancelToken cancel;
-  EXPECT_EQ(ExecHandler("cat >/dev/null; exit 0", 10s)(Task("e", ""), 1, cancel), Outcome::kSucceeded);
-  EXPECT_EQ(ExecHandler("exit 3", 10s)(Task("e", "x"), 1, cancel), Outcome::kFailed);
+  CancelToken cancel, abort;
+  EXPECT_EQ(ExecHandler("cat >/dev/null; exit 0", 10s)(Task("e", ""), 1, cancel, abort), Outcome::kSucceeded);
+  EXPECT_EQ(ExecHandler("exit 3", 10s)(Task("e", "x"), 1, cancel, abort), Outcome::kFailed);
 }
 
 }  // namespace
