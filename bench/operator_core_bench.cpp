@@ -13,7 +13,10 @@
 // --seconds (what the leader holds). make bench-scale measures the same through the
 // real apiserver and broker, where they share the cores; this separates the two.
 //
-//   operator_core_bench [--tasks N] [--page-size P] [--seconds S] [--fresh] [--same-second]
+// --history: each object's status also carries a full run history (10 recentRuns
+// and lastFailureTime), what every task that runs shows after ten results.
+//
+//   operator_core_bench [--tasks N] [--page-size P] [--seconds S] [--fresh] [--same-second] [--history]
 #define _TURN_OFF_PLATFORM_STRING  // NOLINT(bugprone-reserved-identifier): cpprestsdk's switch
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -62,7 +65,21 @@ double Seconds(std::chrono::steady_clock::duration d) {
 // The API at the edge: N ScheduledTasks in namespace "scale", served in pages.
 class InMemoryApi final : public kube::Transport {
  public:
-  InMemoryApi(int n, bool fresh, bool same_second) : n_(n), fresh_(fresh), same_second_(same_second) {}
+  InMemoryApi(int n, bool fresh, bool same_second, bool history)
+      : n_(n), fresh_(fresh), same_second_(same_second), history_(history) {
+    std::string runs;  // --history: the recentRuns and lastFailureTime members of status
+    for (int m = 9; m >= 0; --m) {
+      char run[256];
+      std::snprintf(
+          run, sizeof run,
+          R"(%s{"trigger":"Scheduled","scheduledTime":"2026-11-30T08:%02d:00Z","finishedTime":"2026-11-30T08:%02d:07Z",)"
+          R"("outcome":"%s","attempts":%d,"durationMs":%d})",
+          m == 9 ? "" : ",", m, m, m == 4 ? "Failed" : "Succeeded", m == 4 ? 3 : 1, 6000 + 37 * m);
+      runs += run;
+    }
+    runs = R"(,"recentRuns":[)" + runs + R"(],"lastFailureTime":"2026-11-30T08:04:07Z")";
+    status_ = std::string(kStatus) + (history_ ? runs : "") + "}";
+  }
 
   Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
     ++requests_;
@@ -112,7 +129,7 @@ class InMemoryApi final : public kube::Transport {
 
   // One object as the apiserver returns it after `kubectl create` and a status write.
   void Object(int i, std::string& out) const {
-    char buf[4096];
+    char buf[8192];
     const int sec = same_second_ ? 0 : i % 60;
     int len = std::snprintf(
         buf, sizeof buf,
@@ -125,16 +142,18 @@ class InMemoryApi final : public kube::Transport {
         fresh_
             ? ""
             : R"(,{"apiVersion":"cronlane.dev/v1alpha1","fieldsType":"FieldsV1","fieldsV1":{"f:status":{".":{},"f:conditions":{".":{},"k:{\"type\":\"Ready\"}":{".":{},"f:lastTransitionTime":{},"f:message":{},"f:observedGeneration":{},"f:reason":{},"f:status":{},"f:type":{}}},"f:firedCount":{},"f:lastScheduleTime":{},"f:missedCount":{},"f:nextScheduleTime":{},"f:observedGeneration":{}}},"manager":"cronlane-operator","operation":"Update","subresource":"status","time":"2026-11-30T08:01:00Z"})",
-        i, 1000 + i, i, i % 97, sec,
-        fresh_
-            ? ""
-            : R"(,"status":{"conditions":[{"lastTransitionTime":"2026-11-30T08:00:01Z","message":"The task fires according to spec.schedule","observedGeneration":1,"reason":"Scheduled","status":"True","type":"Ready"}],"firedCount":3,"lastScheduleTime":"2026-11-30T08:02:00Z","missedCount":0,"nextScheduleTime":"2026-11-30T08:03:00Z","observedGeneration":1})");
+        i, 1000 + i, i, i % 97, sec, fresh_ ? "" : status_.c_str());
     out.append(buf, static_cast<size_t>(len));
   }
 
   const int n_;
   const bool fresh_;
   const bool same_second_;
+  const bool history_;
+  std::string runs_;    // --history: the recentRuns and lastFailureTime members of status
+  std::string status_;  // what follows the spec: status, unless fresh
+  static constexpr const char* kStatus =
+      R"(,"status":{"conditions":[{"lastTransitionTime":"2026-11-30T08:00:01Z","message":"The task fires according to spec.schedule","observedGeneration":1,"reason":"Scheduled","status":"True","type":"Ready"}],"firedCount":3,"lastScheduleTime":"2026-11-30T08:02:00Z","missedCount":0,"nextScheduleTime":"2026-11-30T08:03:00Z","observedGeneration":1)";
   std::atomic<int64_t> generate_ns_{0};
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> patches_{0};
@@ -228,7 +247,7 @@ int main(int argc, char** argv) {
   int n = 100000, page_size = 500, seconds = 20;
   double qps = 20;
   int burst = 30;
-  bool fresh = false, same_second = false;
+  bool fresh = false, same_second = false, history = false;
   app.add_option("--tasks", n, "ScheduledTasks the API serves");
   app.add_option("--page-size", page_size, "The informer's LIST page size");
   app.add_option("--seconds", seconds, "How long the leader runs after every task was scheduled");
@@ -236,11 +255,12 @@ int main(int argc, char** argv) {
   app.add_option("--kube-api-burst", burst, "The client's burst");
   app.add_flag("--fresh", fresh, "Objects as just created: no status, no status managedFields");
   app.add_flag("--same-second", same_second, "Every task due at second 0 (default: spread over the minute)");
+  app.add_flag("--history", history, "Each status carries 10 recentRuns and lastFailureTime (not with --fresh)");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
   const double rss0 = RssMiB();
-  auto api = std::make_unique<InMemoryApi>(n, fresh, same_second);
+  auto api = std::make_unique<InMemoryApi>(n, fresh, same_second, history);
   InMemoryApi& api_ref = *api;
   Clock& clock = RealClock::Get();
   kube::KubeClient client(std::move(api), clock, qps, burst);
@@ -293,11 +313,12 @@ int main(int argc, char** argv) {
 
   const double per = 1024.0 * 1024.0 / n;
   std::printf(
-      "tasks=%d page_size=%d fresh=%d same_second=%d list_s=%.2f (generating the JSON %.2f s, taken out: %.2f) "
+      "tasks=%d page_size=%d fresh=%d same_second=%d history=%d list_s=%.2f (generating the JSON %.2f s, taken out: "
+      "%.2f) "
       "all_scheduled_s=%.2f rss_base_mib=%.1f standby_b_per_task=%.0f leader_b_per_task=%.0f "
       "peak_rss_mib=%.0f fired=%.0f lag_ms_p50=%.0f lag_ms_p99=%.0f lag_ms_max=%.0f status_patches=%llu "
       "status_backlog=%.0f\n",
-      n, page_size, fresh ? 1 : 0, same_second ? 1 : 0, synced_s, api_ref.generate_seconds(),
+      n, page_size, fresh ? 1 : 0, same_second ? 1 : 0, history ? 1 : 0, synced_s, api_ref.generate_seconds(),
       synced_s - api_ref.generate_seconds(), scheduled_s - api_ref.generate_seconds(), rss0, (rss_synced - rss0) * per,
       (rss_leader - rss0) * per, StatusMiB("VmHWM:"), fired, Percentile(lags, 0.5), Percentile(lags, 0.99),
       lags.empty() ? 0.0 : lags.back(), static_cast<unsigned long long>(api_ref.patches()), backlog);

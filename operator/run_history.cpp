@@ -32,9 +32,9 @@ int64_t Unix(Instant t) {
 
 RecentRun FromResult(const dispatcher::RunResult& r) {
   RecentRun run;
-  run.scheduled = Unix(r.scheduled);
-  run.duration_ms = std::max<int64_t>(0, r.duration_ms);
-  run.finished_after = Clamp<int32_t>(Unix(r.finished) - run.scheduled);
+  run.SetScheduled(r.scheduled);
+  run.SetDurationMs(r.duration_ms);
+  run.finished_after = Clamp<int32_t>(Unix(r.finished) - Unix(run.Scheduled()));
   run.attempts = Clamp<uint16_t>(r.attempts);
   run.outcome = r.outcome;
   run.trigger = static_cast<uint8_t>(r.trigger);
@@ -54,6 +54,16 @@ const char* TriggerName(uint8_t t) {
 
 }  // namespace
 
+void RecentRun::SetScheduled(Instant t) {
+  scheduled = Clamp<uint32_t>(Unix(t) - kEpoch);
+}
+
+void RecentRun::SetDurationMs(int64_t ms) {
+  ms = std::max<int64_t>(0, ms);
+  duration_in_s = ms > std::numeric_limits<uint32_t>::max() ? 1 : 0;
+  duration = duration_in_s ? Clamp<uint32_t>(ms / 1000) : static_cast<uint32_t>(ms);
+}
+
 bool SameHistory(const SharedRunHistory& a, const SharedRunHistory& b) {
   if (a == b) return true;
   return a && b && *a == *b;
@@ -71,7 +81,7 @@ RunMerge MergeRun(const SharedRunHistory& base, const dispatcher::RunResult& r) 
     RecentRun merged = *same;
     if (Severity(add.outcome) > Severity(merged.outcome)) merged.outcome = add.outcome;
     merged.attempts = std::max(merged.attempts, add.attempts);
-    merged.duration_ms = std::max(merged.duration_ms, add.duration_ms);
+    merged.SetDurationMs(std::max(merged.DurationMs(), add.DurationMs()));
     merged.finished_after = std::max(merged.finished_after, add.finished_after);
     merged.dead_lettered = merged.dead_lettered | add.dead_lettered;
     m.newly_failed = merged.outcome == RunOutcome::kFailed && same->outcome != RunOutcome::kFailed;
@@ -96,6 +106,7 @@ RunMerge MergeRun(const SharedRunHistory& base, const dispatcher::RunResult& r) 
     h.last_failure = r.finished;
     m.changed = true;
   }
+  if (m.changed) h.runs.shrink_to_fit();  // an insert into a full vector doubled its capacity
   m.history = m.changed ? std::make_shared<const RunHistory>(std::move(h)) : base;
   return m;
 }
@@ -108,7 +119,7 @@ kube::Json RecentRunsJson(const RunHistory& h) {
                     {"finishedTime", FormatRfc3339(r.Finished())},
                     {"outcome", RunOutcomeName(r.outcome)},
                     {"attempts", r.attempts},
-                    {"durationMs", r.duration_ms}};
+                    {"durationMs", r.DurationMs()}};
     if (r.dead_lettered) j["deadLettered"] = true;
     runs.push_back(std::move(j));
   }
@@ -119,17 +130,18 @@ SharedRunHistory RunHistoryFromJson(const kube::Json& status, const SharedRunHis
   RunHistory h;
   if (auto t = ParseRfc3339(JsonString(status, "lastFailureTime")); t.ok()) h.last_failure = *t;
   if (auto runs = status.find("recentRuns"); runs != status.end() && runs->is_array()) {
+    h.runs.reserve(std::min(runs->size(), kMaxRecentRuns));  // exactly: 24 bytes a run, per task
     for (const auto& j : *runs) {
       if (!j.is_object() || h.runs.size() >= kMaxRecentRuns) continue;
       auto scheduled = ParseRfc3339(JsonString(j, "scheduledTime"));
       auto finished = ParseRfc3339(JsonString(j, "finishedTime"));
       if (!scheduled.ok() || !finished.ok()) continue;
       RecentRun r;
-      r.scheduled = Unix(*scheduled);
-      r.finished_after = Clamp<int32_t>(Unix(*finished) - r.scheduled);
+      r.SetScheduled(*scheduled);
+      r.finished_after = Clamp<int32_t>(Unix(*finished) - Unix(r.Scheduled()));
       r.outcome = ParseRunOutcome(JsonString(j, "outcome"));
       r.attempts = Clamp<uint16_t>(JsonInt(j, "attempts", 0));
-      r.duration_ms = std::max<int64_t>(0, JsonInt(j, "durationMs", 0));
+      r.SetDurationMs(JsonInt(j, "durationMs", 0));
       r.trigger = static_cast<uint8_t>(JsonString(j, "trigger") == "Manual" ? dispatcher::Trigger::kManual
                                                                             : dispatcher::Trigger::kSchedule);
       auto dl = j.find("deadLettered");

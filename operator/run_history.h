@@ -10,7 +10,7 @@
 // a new leader replaying the results topic changes nothing that status shows.
 //
 // The history lives in status (so a failover keeps it) and, decoded, in the
-// informer cache, shared with the status writer: 24 bytes a run, nothing for a
+// informer cache, shared with the status writer: 16 bytes a run, nothing for a
 // task without results.
 
 #include <cstdint>
@@ -27,19 +27,28 @@ namespace cronlane::op {
 
 inline constexpr size_t kMaxRecentRuns = 10;
 
+// 16 bytes: 100k tasks with full histories hold 16 MB of runs, not 24.
 struct RecentRun {
-  int64_t scheduled = 0;       // unix seconds
-  int64_t duration_ms = 0;     // the worker's, all attempts
+  // Seconds since 2000-01-01T00:00:00Z (runs are reported near "now": clamped to
+  // 2000..2136 instead of 8 bytes of unix time).
+  uint32_t scheduled = 0;
   int32_t finished_after = 0;  // finishedTime - scheduledTime, seconds
+  uint32_t duration = 0;       // the worker's, all attempts: ms, or s past 49 days (duration_in_s)
   uint16_t attempts = 0;       // clamped
   RunOutcome outcome = RunOutcome::kFailed;
-  uint8_t trigger : 4 = 0;  // dispatcher::Trigger
+  uint8_t trigger : 2 = 0;  // dispatcher::Trigger (kSchedule or kManual)
   uint8_t dead_lettered : 1 = 0;
+  uint8_t duration_in_s : 1 = 0;
 
-  Instant Scheduled() const { return Instant{std::chrono::seconds{scheduled}}; }
+  static constexpr int64_t kEpoch = 946684800;  // 2000-01-01T00:00:00Z
+  void SetScheduled(Instant t);
+  Instant Scheduled() const { return Instant{std::chrono::seconds{kEpoch + scheduled}}; }
   Instant Finished() const { return Scheduled() + std::chrono::seconds{finished_after}; }
+  void SetDurationMs(int64_t ms);
+  int64_t DurationMs() const { return duration_in_s ? int64_t{duration} * 1000 : int64_t{duration}; }
   bool operator==(const RecentRun& o) const = default;
 };
+static_assert(sizeof(RecentRun) == 16);
 
 struct RunHistory {
   std::vector<RecentRun> runs;          // newest scheduled first, at most kMaxRecentRuns

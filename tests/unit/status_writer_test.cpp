@@ -537,7 +537,7 @@ TEST(RunHistory, ShardsAndDuplicatesMergeIntoOneEntryAndAReplayChangesNothing) {
   const RecentRun& e = m.history->runs[0];
   EXPECT_EQ(e.outcome, RunOutcome::kFailed);
   EXPECT_EQ(e.attempts, 3);
-  EXPECT_EQ(e.duration_ms, 3000);
+  EXPECT_EQ(e.DurationMs(), 3000);
   EXPECT_EQ(e.Finished(), T("2026-01-01T00:01:15Z"));
   EXPECT_EQ(m.history->last_failure, T("2026-01-01T00:01:15Z"));
   // Replays of either result (a new leader reading the lookback) change nothing.
@@ -582,6 +582,14 @@ TEST(RunHistory, KeepsTheTenNewestNewestFirstAndRoundTripsThroughStatus) {
   EXPECT_EQ(*back, *h);
   EXPECT_EQ(RunHistoryFromJson(status, back).get(), back.get()) << "an unchanged history is shared";
   EXPECT_FALSE(RunHistoryFromJson(Json::object(), nullptr)) << "no results: no history";
+  // 16 bytes a run: a duration past 49 days is kept in seconds, the times from 2000 on.
+  RecentRun r;
+  r.SetDurationMs(int64_t{60} * 86400 * 1000 + 999);
+  EXPECT_EQ(r.DurationMs(), int64_t{60} * 86400 * 1000);
+  r.SetDurationMs(4294967295);
+  EXPECT_EQ(r.DurationMs(), 4294967295);
+  r.SetScheduled(T("2136-01-01T00:00:00Z"));
+  EXPECT_EQ(r.Scheduled(), T("2136-01-01T00:00:00Z"));
   // Entries that do not parse are left out, not a failure.
   status["recentRuns"].push_back({{"scheduledTime", "yesterday"}});
   status["recentRuns"].push_back(7);
