@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
 
   cronlane::cli::NextOptions next;
   auto* next_cmd = app.add_subcommand("next", "Print the next fire times of a schedule");
-  next_cmd->add_option("--schedule,-s", next.schedule, "Cron expression (5 fields, or 6 with leading seconds)");
+  next_cmd->add_option("--schedule,-s", next.schedules,
+                       "Cron expression (5 fields, or 6 with leading seconds); repeat it for the union of several "
+                       "(spec.schedules)");
   next_cmd->add_option("--run-at", next.run_at, "A one-shot task's runAt, instead of --schedule");
   next_cmd->add_option("--start", next.start, "startTime: the schedule fires at or after it");
   next_cmd->add_option("--end", next.end, "endTime: the schedule fires before it");
@@ -25,6 +27,9 @@ int main(int argc, char** argv) {
   next_cmd->add_option("--from", next.from, "RFC 3339 instant to start after (default now)");
   next_cmd->add_option("--count,-n", next.count, "How many fire times to print")->capture_default_str();
   next_cmd->add_flag("--local", next.local, "Also print each time in the schedule's time zone");
+  next_cmd->add_option("--filename,-f", next.file,
+                       "A manifest with ScheduledTasks (\"-\": stdin), e.g. kubectl get st NAME -o yaml | cronlane "
+                       "next -f -");
 
   cronlane::cli::ValidateOptions validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check ScheduledTask/WorkerPool manifests offline");

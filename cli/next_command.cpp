@@ -1,7 +1,16 @@
 #include "cli/next_command.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <iostream>
 #include <ostream>
+#include <sstream>
+
+#include "cli/schema.h"
+#include "cli/task_spec.h"
 
 #include "common/time.h"
 #include "common/zone.h"
@@ -13,7 +22,7 @@ namespace {
 
 // The flag that sets a spec field, for messages.
 std::string FlagOf(const std::string& field) {
-  if (field == "spec.schedule") return "--schedule";
+  if (field == "spec.schedule" || field.rfind("spec.schedules[", 0) == 0) return "--schedule";
   if (field == "spec.timeZone") return "--time-zone";
   if (field == "spec.runAt") return "--run-at";
   if (field == "spec.startTime") return "--start";
@@ -21,33 +30,17 @@ std::string FlagOf(const std::string& field) {
   return field;
 }
 
-}  // namespace
-
-int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
+// Prints the fire times of `task`; a problem names the flag that set the field, or
+// with `from_file` the manifest's field.
+int Preview(const dispatcher::TaskDefinition& task, const NextOptions& opts, bool from_file, std::ostream& out,
+            std::ostream& err) {
   using dispatcher::Instant;
-  if (opts.schedule.empty() == opts.run_at.empty()) {
-    err << "cronlane next: give exactly one of --schedule or --run-at\n";
-    return 2;
-  }
-  if (!opts.run_at.empty() && (!opts.start.empty() || !opts.end.empty())) {
-    err << "cronlane next: --start and --end bound a recurring --schedule; --run-at fires once\n";
-    return 2;
-  }
-  if (opts.count < 1 || opts.count > 100000) {
-    err << "cronlane next: --count must be between 1 and 100000, got " << opts.count << "\n";
-    return 2;
-  }
   // The checks and parsing the dispatcher does, so the preview is what fires.
-  dispatcher::TaskDefinition task;
-  task.schedule = opts.schedule;
-  task.time_zone = opts.time_zone;
-  if (!opts.run_at.empty() || !opts.start.empty() || !opts.end.empty()) {
-    task.bounds = dispatcher::TimeBounds{opts.run_at, opts.start, opts.end};
-  }
   std::optional<dispatcher::Schedule> schedule;
   dispatcher::FireSpec window;
   if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
-    err << "cronlane next: " << FlagOf(problems.front().field) << ": " << problems.front().detail << "\n";
+    const auto& p = problems.front();
+    err << "cronlane next: " << (from_file ? p.field : FlagOf(p.field)) << ": " << p.detail << "\n";
     return 2;
   }
   Instant from = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -60,9 +53,10 @@ int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
     from = *parsed;
   }
   const dispatcher::Schedule none;
-  const dispatcher::FireTimes times(schedule ? *schedule : none, task.bounds ? &window : nullptr);
+  const bool has_spec = task.bounds || task.schedules;
+  const dispatcher::FireTimes times(schedule ? *schedule : none, has_spec ? &window : nullptr);
   const Zone* zone = nullptr;
-  if (auto z = LocateZone(opts.time_zone); z.ok()) zone = *z;
+  if (auto z = LocateZone(task.time_zone); z.ok()) zone = *z;
   Instant t = from;
   for (int i = 0; i < opts.count; ++i) {
     auto next = times.Next(t);
@@ -73,6 +67,89 @@ int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
     t = *next;
   }
   return 0;
+}
+
+int RunNextFile(const NextOptions& opts, std::ostream& out, std::ostream& err) {
+  if (!opts.schedules.empty() || !opts.run_at.empty() || !opts.start.empty() || !opts.end.empty() ||
+      !opts.time_zone.empty()) {
+    err << "cronlane next: -f takes the schedule, times and time zone from the manifest; drop --schedule, "
+           "--run-at, --start, --end and --time-zone\n";
+    return 2;
+  }
+  std::vector<YAML::Node> docs;
+  try {
+    if (opts.file == "-") {
+      std::stringstream in;
+      in << std::cin.rdbuf();
+      docs = YAML::LoadAll(in.str());
+    } else {
+      std::ifstream in(opts.file);
+      if (!in) {
+        err << "cronlane next: cannot read " << opts.file << "\n";
+        return 2;
+      }
+      docs = YAML::LoadAll(in);
+    }
+  } catch (const YAML::Exception& e) {
+    err << "cronlane next: " << opts.file << ": " << e.what() << "\n";
+    return 2;
+  }
+  // A List (kubectl get st -o yaml) holds its objects under items.
+  std::vector<YAML::Node> tasks;
+  for (const auto& doc : docs) {
+    const YAML::Node items = At(doc, "items");
+    std::vector<YAML::Node> objects =
+        items.IsSequence() ? std::vector<YAML::Node>(items.begin(), items.end()) : std::vector<YAML::Node>{doc};
+    for (const auto& o : objects) {
+      const YAML::Node kind = At(o, "kind");
+      if (kind.IsScalar() && kind.Scalar() == "ScheduledTask" && At(o, "spec").IsMap()) tasks.push_back(o);
+    }
+  }
+  if (tasks.empty()) {
+    err << "cronlane next: no ScheduledTask with a spec in " << opts.file << "\n";
+    return 2;
+  }
+  int rc = 0;
+  for (const auto& o : tasks) {
+    if (tasks.size() > 1) {
+      const YAML::Node meta = At(o, "metadata");
+      const YAML::Node ns = At(meta, "namespace"), name = At(meta, "name");
+      out << "# " << (ns.IsScalar() ? ns.Scalar() + "/" : "") << (name.IsScalar() ? name.Scalar() : "") << "\n";
+    }
+    rc = std::max(rc, Preview(TaskFromSpec(At(o, "spec")), opts, true, out, err));
+  }
+  return rc;
+}
+
+}  // namespace
+
+int RunNext(const NextOptions& opts, std::ostream& out, std::ostream& err) {
+  if (opts.count < 1 || opts.count > 100000) {
+    err << "cronlane next: --count must be between 1 and 100000, got " << opts.count << "\n";
+    return 2;
+  }
+  if (!opts.file.empty()) return RunNextFile(opts, out, err);
+  if (opts.schedules.empty() == opts.run_at.empty()) {
+    err << "cronlane next: give --schedule (once or more), --run-at, or -f FILE\n";
+    return 2;
+  }
+  if (!opts.run_at.empty() && (!opts.start.empty() || !opts.end.empty())) {
+    err << "cronlane next: --start and --end bound a recurring --schedule; --run-at fires once\n";
+    return 2;
+  }
+  dispatcher::TaskDefinition task;
+  if (opts.schedules.size() == 1) {
+    task.schedule = opts.schedules.front();
+  } else if (opts.schedules.size() > 1) {
+    std::vector<dispatcher::ScheduleEntry> entries;
+    for (const auto& s : opts.schedules) entries.push_back({s, -1});
+    task.schedules = std::move(entries);
+  }
+  task.time_zone = opts.time_zone;
+  if (!opts.run_at.empty() || !opts.start.empty() || !opts.end.empty()) {
+    task.bounds = dispatcher::TimeBounds{opts.run_at, opts.start, opts.end};
+  }
+  return Preview(task, opts, false, out, err);
 }
 
 }  // namespace cronlane::cli

@@ -14,6 +14,7 @@
 
 #include "cli/embedded_crds.h"
 #include "cli/schema.h"
+#include "cli/task_spec.h"
 #include "dispatcher/task.h"
 
 namespace cronlane::cli {
@@ -57,36 +58,6 @@ const KnownKinds& Kinds() {
 
 int Line(const YAML::Node& n) {
   return n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
-}
-
-// YAML to JSON, for the payload size as the operator will see it.
-nlohmann::json ToJson(const YAML::Node& n) {
-  if (n.IsMap()) {
-    nlohmann::json j = nlohmann::json::object();
-    for (const auto& kv : n) j[kv.first.as<std::string>()] = ToJson(kv.second);
-    return j;
-  }
-  if (n.IsSequence()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& e : n) j.push_back(ToJson(e));
-    return j;
-  }
-  if (!n.IsDefined() || n.IsNull()) return nullptr;
-  std::string type = ScalarJsonType(n);
-  if (type == "boolean") return n.as<bool>(false);
-  if (type == "integer") {
-    try {
-      return std::stoll(n.Scalar());
-    } catch (...) {
-    }
-  }
-  if (type == "number") {
-    try {
-      return std::stod(n.Scalar());
-    } catch (...) {
-    }
-  }
-  return n.Scalar();
 }
 
 // What the operator would refuse (dispatcher::TaskProblems, the same checks the
@@ -156,39 +127,7 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   }
   if (cel_refused) return;
 
-  dispatcher::TaskDefinition t;
-  t.schedule = schedule.IsScalar() ? schedule.Scalar() : "";
-  if (schedules.IsSequence()) {
-    std::vector<dispatcher::ScheduleEntry> entries;
-    for (const auto& item : schedules) {
-      const YAML::Node s = At(item, "schedule");
-      const YAML::Node j = At(item, "jitterSeconds");
-      int jitter = -1;
-      if (j.IsScalar() && ScalarJsonType(j) == "integer") {
-        try {
-          jitter = std::stoi(j.Scalar());
-        } catch (...) {
-        }
-      }
-      entries.push_back({s.IsScalar() ? s.Scalar() : "", jitter});
-    }
-    t.schedules = std::move(entries);
-  }
-  if (run_at.IsDefined() || start.IsDefined() || end.IsDefined()) {
-    auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
-    t.bounds = dispatcher::TimeBounds{text(run_at), text(start), text(end)};
-  }
-  t.time_zone = tz.IsScalar() ? tz.Scalar() : "";
-  if (headers.IsMap()) {
-    dispatcher::MessageExtras extras;
-    for (const auto& kv : headers) {
-      extras.headers.emplace_back(kv.first.as<std::string>(), kv.second.IsScalar() ? kv.second.Scalar() : "");
-    }
-    t.message = std::move(extras);
-  }
-  t.payload_json = payload.IsDefined() && !payload.IsNull() ? ToJson(payload).dump() : "null";
-  // Shards are the schema's to check (1-1024).
-  t.shards = 1;
+  const dispatcher::TaskDefinition t = TaskFromSpec(spec);
 
   for (const auto& p : dispatcher::TaskProblems(t)) {
     if (has_problem(p.field)) continue;

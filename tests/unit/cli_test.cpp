@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <sstream>
 
 namespace cronlane::cli {
@@ -13,7 +14,8 @@ namespace {
 
 TEST(CliNext, PrintsUtcInstantsStrictlyAfterFrom) {
   std::ostringstream out, err;
-  NextOptions o{.schedule = "0 13 * * *", .time_zone = "", .from = "2026-03-09T13:00:00Z", .count = 3, .local = false};
+  NextOptions o{
+      .schedules = {"0 13 * * *"}, .time_zone = "", .from = "2026-03-09T13:00:00Z", .count = 3, .local = false};
   EXPECT_EQ(RunNext(o, out, err), 0);
   EXPECT_EQ(out.str(), "2026-03-10T13:00:00Z\n2026-03-11T13:00:00Z\n2026-03-12T13:00:00Z\n");
   EXPECT_EQ(err.str(), "");
@@ -21,7 +23,7 @@ TEST(CliNext, PrintsUtcInstantsStrictlyAfterFrom) {
 
 TEST(CliNext, LocalAddsTheZonedTime) {
   std::ostringstream out, err;
-  NextOptions o{.schedule = "30 1 * * *",
+  NextOptions o{.schedules = {"30 1 * * *"},
                 .time_zone = "America/New_York",
                 .from = "2026-11-01T00:00:00Z",
                 .count = 2,
@@ -34,10 +36,11 @@ TEST(CliNext, LocalAddsTheZonedTime) {
 
 TEST(CliNext, InvalidInputIsOneLineAndExitTwo) {
   for (NextOptions o :
-       {NextOptions{.schedule = "0 0 32 * *"}, NextOptions{.schedule = "* * * * *", .time_zone = "Nowhere/City"},
-        NextOptions{.schedule = "* * * * *", .from = "tomorrow"}, NextOptions{.schedule = "* * * * *", .count = 0}}) {
+       {NextOptions{.schedules = {"0 0 32 * *"}}, NextOptions{.schedules = {"* * * * *"}, .time_zone = "Nowhere/City"},
+        NextOptions{.schedules = {"* * * * *"}, .from = "tomorrow"},
+        NextOptions{.schedules = {"* * * * *"}, .count = 0}}) {
     std::ostringstream out, err;
-    EXPECT_EQ(RunNext(o, out, err), 2) << o.schedule;
+    EXPECT_EQ(RunNext(o, out, err), 2) << o.schedules.size();
     EXPECT_EQ(out.str(), "");
     std::string e = err.str();
     ASSERT_FALSE(e.empty());
@@ -120,9 +123,72 @@ TEST(Trigger, RefusesABadTokenTaskOrOutput) {
 namespace cronlane::cli {
 namespace {
 
+TEST(Next, RepeatedSchedulesPrintTheirUnionOnce) {
+  NextOptions o{.schedules = {"0 9 * * *", "0 9,17 * * *"}, .from = "2026-12-01T00:00:00Z", .count = 4};
+  std::ostringstream out, err;
+  ASSERT_EQ(RunNext(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(), "2026-12-01T09:00:00Z\n2026-12-01T17:00:00Z\n2026-12-02T09:00:00Z\n2026-12-02T17:00:00Z\n")
+      << "09:00 both select fires once";
+  o.schedules.push_back("0 0 32 * *");
+  std::ostringstream e;
+  EXPECT_EQ(RunNext(o, out, e), 2);
+  EXPECT_THAT(e.str(), ::testing::StartsWith("cronlane next: --schedule: "));
+}
+
+// kubectl get st -o yaml | cronlane next -f -: the manifest's schedule(s), bounds,
+// runAt and time zone, exactly as the dispatcher reads them.
+TEST(Next, PreviewsTheTasksOfAManifest) {
+  const std::string path = ::testing::TempDir() + "/next-manifest.yaml";
+  {
+    std::ofstream f(path);
+    f << "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: two, namespace: team}\n"
+         "spec:\n  schedules:\n  - schedule: \"0 9 * * *\"\n  - {schedule: \"30 9 * * *\", jitterSeconds: 5}\n"
+         "  timeZone: Europe/Berlin\n  endTime: \"2026-12-02T09:15:00\"\n  target: {topic: t}\n"
+         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}\n"
+         "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: cronlane.dev/v1alpha1\n  kind: ScheduledTask\n"
+         "  metadata: {name: once, namespace: team}\n  spec: {runAt: \"2026-12-24T18:00:00Z\", target: {topic: t}}\n";
+  }
+  NextOptions o{.from = "2026-12-01T00:00:00Z", .count = 10, .file = path};
+  std::ostringstream out, err;
+  ASSERT_EQ(RunNext(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(),
+            "# team/two\n2026-12-01T08:00:00Z\n2026-12-01T08:30:00Z\n2026-12-02T08:00:00Z\n"
+            "# team/once\n2026-12-24T18:00:00Z\n");
+
+  // One task: no header. Flags that the manifest decides are refused with -f.
+  {
+    std::ofstream f(path);
+    f << "kind: ScheduledTask\nspec: {schedule: \"0 0 1 1 *\", target: {topic: t}}\n";
+  }
+  std::ostringstream one;
+  o.count = 1;
+  ASSERT_EQ(RunNext(o, one, err), 0) << err.str();
+  EXPECT_EQ(one.str(), "2027-01-01T00:00:00Z\n");
+  for (NextOptions bad : {NextOptions{.schedules = {"* * * * *"}, .file = path},
+                          NextOptions{.time_zone = "UTC", .file = path}, NextOptions{.file = path + ".missing"}}) {
+    std::ostringstream e;
+    EXPECT_EQ(RunNext(bad, out, e), 2) << bad.file;
+    EXPECT_FALSE(e.str().empty());
+  }
+  {
+    std::ofstream f(path);
+    f << "kind: ScheduledTask\nspec: {schedule: \"0 0 32 * *\", target: {topic: t}}\n---\nkind: WorkerPool\n";
+  }
+  std::ostringstream e;
+  EXPECT_EQ(RunNext(o, out, e), 2);
+  EXPECT_THAT(e.str(), ::testing::HasSubstr("spec.schedule: ")) << "a manifest's problem names its field";
+  {
+    std::ofstream f(path);
+    f << "kind: WorkerPool\nspec: {}\n";
+  }
+  std::ostringstream none;
+  EXPECT_EQ(RunNext(o, out, none), 2);
+  EXPECT_THAT(none.str(), ::testing::HasSubstr("no ScheduledTask"));
+}
+
 TEST(Next, HonoursRunAtStartAndEnd) {
   NextOptions o;
-  o.schedule = "0 9 * * *";
+  o.schedules = {"0 9 * * *"};
   o.time_zone = "Europe/Berlin";
   o.start = "2026-12-30T00:00:00";
   o.end = "2027-01-01T09:00:00";  // exclusive: New Year's 09:00 does not fire
@@ -140,12 +206,12 @@ TEST(Next, HonoursRunAtStartAndEnd) {
   EXPECT_EQ(out2.str(), "2026-12-24T17:00:00Z\n") << "once, however large --count";
 
   for (NextOptions bad :
-       {NextOptions{}, NextOptions{.schedule = "* * * * *", .run_at = "2026-12-24T18:00:00Z"},
+       {NextOptions{}, NextOptions{.schedules = {"* * * * *"}, .run_at = "2026-12-24T18:00:00Z"},
         NextOptions{.run_at = "2026-12-24T18:00:00Z", .end = "2026-12-25T00:00:00Z"},
-        NextOptions{.schedule = "* * * * *", .start = "2027-01-01T00:00:00Z", .end = "2026-01-01T00:00:00Z"},
+        NextOptions{.schedules = {"* * * * *"}, .start = "2027-01-01T00:00:00Z", .end = "2026-01-01T00:00:00Z"},
         NextOptions{.run_at = "someday"}}) {
     std::ostringstream e;
-    EXPECT_EQ(RunNext(bad, out, e), 2) << bad.schedule << bad.run_at;
+    EXPECT_EQ(RunNext(bad, out, e), 2) << bad.schedules.size() << bad.run_at;
     EXPECT_FALSE(e.str().empty());
   }
 }

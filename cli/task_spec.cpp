@@ -1,0 +1,83 @@
+#include "cli/task_spec.h"
+
+#include "cli/schema.h"
+
+namespace cronlane::cli {
+
+nlohmann::json YamlToJson(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& kv : n) j[kv.first.as<std::string>()] = YamlToJson(kv.second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& e : n) j.push_back(YamlToJson(e));
+    return j;
+  }
+  if (!n.IsDefined() || n.IsNull()) return nullptr;
+  std::string type = ScalarJsonType(n);
+  if (type == "boolean") return n.as<bool>(false);
+  if (type == "integer") {
+    try {
+      return std::stoll(n.Scalar());
+    } catch (...) {
+    }
+  }
+  if (type == "number") {
+    try {
+      return std::stod(n.Scalar());
+    } catch (...) {
+    }
+  }
+  return n.Scalar();
+}
+
+dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec) {
+  const YAML::Node schedule = At(spec, "schedule");
+  const YAML::Node schedules = At(spec, "schedules");
+  const YAML::Node tz = At(spec, "timeZone");
+  const YAML::Node target = At(spec, "target");
+  const YAML::Node headers = target.IsMap() ? At(target, "headers") : YAML::Node();
+  const YAML::Node payload = At(spec, "payload");
+  const YAML::Node run_at = At(spec, "runAt");
+  const YAML::Node start = At(spec, "startTime");
+  const YAML::Node end = At(spec, "endTime");
+  dispatcher::TaskDefinition t;
+  t.schedule = schedule.IsScalar() ? schedule.Scalar() : "";
+  if (schedules.IsSequence()) {
+    std::vector<dispatcher::ScheduleEntry> entries;
+    for (const auto& item : schedules) {
+      const YAML::Node s = At(item, "schedule");
+      const YAML::Node j = At(item, "jitterSeconds");
+      int jitter = -1;
+      if (j.IsScalar() && ScalarJsonType(j) == "integer") {
+        try {
+          jitter = std::stoi(j.Scalar());
+        } catch (...) {
+        }
+      }
+      entries.push_back({s.IsScalar() ? s.Scalar() : "", jitter});
+    }
+    t.schedules = std::move(entries);
+  }
+  if (run_at.IsDefined() || start.IsDefined() || end.IsDefined()) {
+    auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
+    t.bounds = dispatcher::TimeBounds{text(run_at), text(start), text(end)};
+  }
+  t.time_zone = tz.IsScalar() ? tz.Scalar() : "";
+  if (headers.IsMap()) {
+    dispatcher::MessageExtras extras;
+    for (const auto& kv : headers) {
+      extras.headers.emplace_back(kv.first.as<std::string>(), kv.second.IsScalar() ? kv.second.Scalar() : "");
+    }
+    t.message = std::move(extras);
+  }
+  t.payload_json = payload.IsDefined() && !payload.IsNull() ? YamlToJson(payload).dump() : "null";
+  // Shards are the schema's to check (1-1024).
+  t.shards = 1;
+
+  return t;
+}
+
+}  // namespace cronlane::cli
