@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -66,6 +67,13 @@ std::string ManualOccurrenceId(const std::string& task_id, const std::string& to
   return id;
 }
 
+std::string BackfillOccurrenceId(const std::string& task_id, const std::string& backfill_id, Instant scheduled,
+                                 int shard, int shards) {
+  std::string id = task_id + ":bf-" + backfill_id + ":" + Unix(scheduled);
+  if (shards > 1) id += ":" + std::to_string(shard);
+  return id;
+}
+
 ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
   ParsedOccurrenceId out;
   const auto first = id.find(':');
@@ -76,10 +84,18 @@ ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
   }
   std::string_view rest = id.substr(first + 1);
   constexpr std::string_view kManual = "run-now:";
+  constexpr std::string_view kBackfill = "bf-";
   if (rest.substr(0, kManual.size()) == kManual) {
     const std::string_view token = rest.substr(kManual.size());
     out.token = std::string(token.substr(0, token.find(':')));
     out.base = out.task_id + ":run-now:" + out.token;
+  } else if (rest.substr(0, kBackfill.size()) == kBackfill) {
+    // bf-<backfill uid>:<unix>[:<shard>]
+    const std::string_view after = rest.substr(kBackfill.size());
+    const auto colon = after.find(':');
+    out.backfill = std::string(after.substr(0, colon));
+    const std::string_view unix = colon == std::string_view::npos ? std::string_view() : after.substr(colon + 1);
+    out.base = out.task_id + ":bf-" + out.backfill + ":" + std::string(unix.substr(0, unix.find(':')));
   } else {
     out.base = out.task_id + ":" + std::string(rest.substr(0, rest.find(':')));
   }
@@ -169,6 +185,7 @@ Status Dispatcher::Start() {
     for (auto& [id, m] : manual_) {
       if (auto it = tasks_.find(id); it != tasks_.end()) DecideRunLocked(it->second, m, now);
     }
+    for (auto& [id, b] : backfills_) ClaimBackfillRecordLocked(b);
     cv_.notify_all();
   }
   if (observer_ != nullptr) {
@@ -329,7 +346,132 @@ void Dispatcher::Forget(const std::string& id) {
     manual_.erase(m);
   }
   if (has_record) forgotten_.insert(record);
+  // The task's backfills go with it: running ones, and records of ones no
+  // UpsertBackfill claimed.
+  const std::string prefix = id + kBackfillInfix;
+  for (auto it = backfills_.begin(); it != backfills_.end();) {
+    if (it->second.def.task_id == id) {
+      forgotten_.insert(prefix + it->first);
+      it = backfills_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = restored_records_.begin(); it != restored_records_.end();) {
+    if (it->first.rfind(prefix, 0) == 0) {
+      forgotten_.insert(it->first);
+      it = restored_records_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   cv_.notify_all();
+}
+
+Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
+  if (!(b.from < b.to)) {
+    return InvalidArgument("backfill " + b.name + ": from " + FormatRfc3339(b.from) + " is not before to " +
+                           FormatRfc3339(b.to));
+  }
+  MutexLock lock(mu_);
+  auto task = tasks_.find(b.task_id);
+  if (task == tasks_.end()) return NotFound("task " + b.task_id + " is not scheduled");
+  if (auto known = backfills_.find(b.id); known != backfills_.end()) {
+    return BackfillState{known->second.total, known->second.fired};
+  }
+  Backfill bf;
+  bf.def = b;
+  const Instant created = task->second.def->created;
+  bf.end = created > Instant{} && created < b.to ? created : b.to;
+  // Count the range (bounded): every instant of the task's fire times in [from, end).
+  const FireTimes times = Times(task->second);
+  for (auto t = times.Next(b.from - seconds{1}); t && *t < bf.end; t = times.Next(*t)) {
+    if (++bf.total > kMaxBackfillOccurrences) {
+      return InvalidArgument("TooManyOccurrences: backfill " + b.name + " covers more than " +
+                             std::to_string(kMaxBackfillOccurrences) + " occurrences of the task from " +
+                             FormatRfc3339(b.from) + " to " + FormatRfc3339(bf.end) + "; split it");
+    }
+  }
+  const double rate = b.per_second > 0 ? b.per_second : 1;
+  bf.rate = std::make_unique<RateLimiter>(clock_, rate, std::max(1, static_cast<int>(rate)));
+  if (started_) ClaimBackfillRecordLocked(bf);
+  BackfillState state{bf.total, bf.fired};
+  backfills_.emplace(b.id, std::move(bf));
+  cv_.notify_all();
+  return state;
+}
+
+void Dispatcher::ForgetBackfill(const std::string& id) {
+  MutexLock lock(mu_);
+  auto it = backfills_.find(id);
+  if (it == backfills_.end()) return;
+  forgotten_.insert(it->second.def.task_id + kBackfillInfix + id);
+  backfills_.erase(it);
+  cv_.notify_all();
+}
+
+void Dispatcher::ClaimBackfillRecordLocked(Backfill& b) {
+  auto r = restored_records_.find(b.def.task_id + kBackfillInfix + b.def.id);
+  if (r == restored_records_.end()) return;
+  // "<cursor unix> <fired> <total>"
+  int64_t cursor = 0, fired = 0, total = 0;
+  std::istringstream in(r->second);
+  if (in >> cursor >> fired >> total && fired >= 0) {
+    b.cursor = Instant{seconds{cursor}};
+    b.fired = std::min(fired, b.total);
+  } else {
+    spdlog::warn("backfill {}: record {:?} is not \"<cursor> <fired> <total>\": ignored", b.def.name, r->second);
+  }
+  restored_records_.erase(r);
+}
+
+std::optional<Instant> Dispatcher::NextBackfillInstant(const Backfill& b, const Entry& task,
+                                                       std::optional<Instant> cursor) const {
+  const FireTimes times = Times(task);
+  std::optional<Instant> t;
+  if (b.def.newest_first) {
+    t = times.Prev((cursor ? *cursor : b.end) - seconds{1});
+    if (t && *t < b.def.from) t.reset();
+  } else {
+    t = times.Next(cursor ? *cursor : b.def.from - seconds{1});
+    if (t && *t >= b.end) t.reset();
+  }
+  return t;
+}
+
+bool Dispatcher::BackfillWaitingLocked() const {
+  for (const auto& [id, b] : backfills_) {
+    if (!b.in_flight && b.fired < b.total && tasks_.count(b.def.task_id) != 0) return true;
+  }
+  return false;
+}
+
+void Dispatcher::TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out) {
+  for (auto& [id, b] : backfills_) {
+    if (room == 0) return;
+    if (b.in_flight || b.fired >= b.total) continue;
+    auto task = tasks_.find(b.def.task_id);
+    if (task == tasks_.end()) continue;  // refused (invalid spec) for now: it waits
+    std::optional<Instant> cursor = b.cursor;
+    int64_t fired = b.fired;
+    while (room > 0 && fired < b.total) {
+      auto t = NextBackfillInstant(b, task->second, cursor);
+      if (!t) {
+        b.total = fired;  // the task's times changed under it: nothing more in range
+        break;
+      }
+      if (!b.rate->TryAcquire()) break;
+      out.push_back({id, task->second.def, *t});
+      cursor = t;
+      ++fired;
+      --room;
+    }
+    if (fired != b.fired) {
+      b.in_flight = true;
+      b.next_cursor = cursor;
+      b.next_fired = fired;
+    }
+  }
 }
 
 void Dispatcher::ClaimRecordLocked(const DefPtr& def) {
@@ -683,10 +825,11 @@ Status Dispatcher::FireOnce() {
   std::vector<std::string> tokens;  // batch[i]'s run-now token; empty for scheduled ones
   std::vector<OutMessage> messages;
   std::vector<std::string> tombstones;
+  std::vector<BackfillOccurrence> backfill;  // fills the room live occurrences leave
   {
     MutexLock lock(mu_);
     ReleaseHeldLocked(Now());
-    if (pending_.empty() && forgotten_.empty()) return Status::Ok();
+    if (pending_.empty() && forgotten_.empty() && !BackfillWaitingLocked()) return Status::Ok();
     for (auto it = forgotten_.begin(); it != forgotten_.end() && tombstones.size() < options_.max_batch_occurrences;) {
       tombstones.push_back(std::move(forgotten_.extract(it++).value()));
     }
@@ -709,6 +852,33 @@ Status Dispatcher::FireOnce() {
       batch.push_back(std::move(o));
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    // Live occurrences first: a backfill only fills a batch that took every one.
+    if (pending_.empty() && batch.size() < options_.max_batch_occurrences) {
+      TakeBackfillsLocked(options_.max_batch_occurrences - batch.size(), backfill);
+    }
+  }
+  if (!backfill.empty()) {
+    // A backfill whose topic is missing waits (its next turn retries).
+    std::vector<std::string> topics;
+    for (const auto& o : backfill) {
+      const std::string& t = o.def->topic.empty() ? options_.default_topic : o.def->topic;
+      if (std::find(topics.begin(), topics.end(), t) == topics.end()) topics.push_back(t);
+    }
+    std::vector<std::string> missing = sink_.MissingTopics(topics);
+    if (!missing.empty()) {
+      MutexLock lock(mu_);
+      std::erase_if(backfill, [&](const BackfillOccurrence& o) REQUIRES(mu_) {
+        const std::string& t = o.def->topic.empty() ? options_.default_topic : o.def->topic;
+        if (std::find(missing.begin(), missing.end(), t) == missing.end()) return false;
+        if (auto b = backfills_.find(o.backfill_id); b != backfills_.end()) b->second.in_flight = false;
+        return true;
+      });
+      // A backfill kept in part would commit a cursor past what it held back.
+      std::erase_if(backfill, [&](const BackfillOccurrence& o) REQUIRES(mu_) {
+        auto b = backfills_.find(o.backfill_id);
+        return b == backfills_.end() || !b->second.in_flight;
+      });
+    }
   }
   // Occurrences for a topic that does not exist wait aside: in the batch they
   // would fail its transaction, and with it every other task's occurrences.
@@ -763,7 +933,7 @@ Status Dispatcher::FireOnce() {
       }
     }
   }
-  if (batch.empty() && tombstones.empty()) return Status::Ok();
+  if (batch.empty() && tombstones.empty() && backfill.empty()) return Status::Ok();
   // The latest occurrence per task, keyed by the id the definitions hold.
   std::unordered_map<std::string_view, int64_t> checkpoint_values;
   checkpoint_values.reserve(batch.size());
@@ -800,6 +970,49 @@ Status Dispatcher::FireOnce() {
     int64_t& cp = checkpoint_values[d.id];
     cp = std::max(cp, o.scheduled.time_since_epoch().count());
   }
+  // Backfill occurrences: ids and attributes of their own; each backfill's record
+  // (its new cursor) commits with them.
+  std::map<std::string, size_t> backfilled;  // backfill id -> occurrences in this batch
+  if (!backfill.empty()) {
+    std::map<std::string, std::string> records;  // backfill id -> record text
+    {
+      MutexLock lock(mu_);
+      for (const auto& o : backfill) {
+        auto b = backfills_.find(o.backfill_id);
+        if (b == backfills_.end() || records.count(o.backfill_id) != 0) continue;
+        records[o.backfill_id] = Unix(*b->second.next_cursor) + " " + std::to_string(b->second.next_fired) + " " +
+                                 std::to_string(b->second.total);
+      }
+    }
+    std::map<std::string, std::string> names;
+    for (const auto& o : backfill) {
+      const TaskDefinition& d = *o.def;
+      auto msgs = BuildMessages(d, o.at, seconds{0}, options_.default_topic,
+                                options_.event_source ? options_.event_source(d) : DefaultEventSource(d));
+      for (size_t shard = 0; shard < msgs.size(); ++shard) {
+        for (auto& h : msgs[shard].headers) {
+          if (h.name == "ce_id") {
+            h.value = BackfillOccurrenceId(d.id, o.backfill_id, o.at, static_cast<int>(shard), d.shards);
+          }
+        }
+        msgs[shard].headers.push_back({"ce_trigger", "backfill"});
+      }
+      auto [it, added] = names.try_emplace(o.backfill_id);
+      if (added) {
+        MutexLock lock(mu_);
+        if (auto b = backfills_.find(o.backfill_id); b != backfills_.end()) it->second = b->second.def.name;
+      }
+      for (auto& m : msgs) m.headers.push_back({"ce_backfill", it->second});
+      messages.insert(messages.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+      ++backfilled[o.backfill_id];
+    }
+    for (const auto& o : backfill) {
+      auto r = records.find(o.backfill_id);
+      if (r == records.end()) continue;
+      checkpoints.push_back({o.def->id, 0, false, kBackfillInfix + o.backfill_id, std::move(r->second)});
+      records.erase(r);
+    }
+  }
   checkpoints.reserve(checkpoints.size() + checkpoint_values.size() + tombstones.size());
   for (const auto& [id, v] : checkpoint_values) checkpoints.push_back({std::string(id), v});
   // Never the same id as a checkpoint above: a forgotten task has no entry, and an
@@ -819,8 +1032,20 @@ Status Dispatcher::FireOnce() {
     std::string message;
   };
   std::vector<RunNowReport> run_now;
+  std::vector<std::pair<BackfillDefinition, BackfillState>> progress;
   {
     MutexLock lock(mu_);
+    for (const auto& [id, n] : backfilled) {
+      auto b = backfills_.find(id);
+      if (b == backfills_.end() || !b->second.in_flight) continue;
+      Backfill& bf = b->second;
+      bf.in_flight = false;  // failed: the same instants are taken again next time
+      if (!s.ok()) continue;
+      bf.cursor = bf.next_cursor;
+      bf.fired = bf.next_fired;
+      stats_.backfilled += n;
+      progress.push_back({bf.def, BackfillState{bf.total, bf.fired}});
+    }
     if (!s.ok()) {
       ++stats_.commit_failures;
       pending_.insert(pending_.begin(), batch.begin(), batch.end());
@@ -878,6 +1103,7 @@ Status Dispatcher::FireOnce() {
   if (observer_ != nullptr) {
     for (const auto& [def, t] : fired) observer_->OnFired(*def, t.first, t.second);
     for (const auto& r : run_now) observer_->OnRunNow(*r.def, r.token, r.at, r.result, r.message);
+    for (const auto& [def, state] : progress) observer_->OnBackfillProgress(def, state);
   }
   DeliverSkips();  // completions of tasks whose last occurrence this commit fired
   return Status::Ok();
@@ -947,7 +1173,7 @@ void Dispatcher::Run(CancelToken& cancel) {
       cv_.wait_for(lock.native(), std::chrono::milliseconds(200),
                    [&]() REQUIRES(mu_) { return !pending_.empty() || !forgotten_.empty() || cancel.cancelled(); });
       // Held occurrences go back to pending_ in FireOnce once their retry is due.
-      if (pending_.empty() && forgotten_.empty() && held_.empty()) continue;
+      if (pending_.empty() && forgotten_.empty() && held_.empty() && !BackfillWaitingLocked()) continue;
     }
     Status s = FireOnce();
     if (s.ok()) {

@@ -38,6 +38,7 @@
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/rate_limiter.h"
 #include "common/thread_annotations.h"
 #include "dispatcher/fire_sink.h"
 #include "dispatcher/task.h"
@@ -49,6 +50,7 @@ enum class Trigger : uint8_t {
   kSchedule,
   kManual,         // fires the request's token
   kManualSkipped,  // records the token as handled without firing (concurrencyPolicy Forbid)
+  kBackfill,       // an occurrence of a backfill (TaskSink::UpsertBackfill)
 };
 
 // One occurrence of a task: its scheduled time (the ce_time and checkpoint value)
@@ -113,6 +115,11 @@ class DispatcherObserver {
     (void)at;
     (void)result;
   }
+  // A commit fired more of a backfill: `state` is its progress (done() once all).
+  virtual void OnBackfillProgress(const BackfillDefinition& backfill, const BackfillState& state) {
+    (void)backfill;
+    (void)state;
+  }
 };
 
 struct DispatcherOptions {
@@ -149,6 +156,7 @@ struct DispatcherStats {
   uint64_t commit_failures = 0;
   uint64_t tombstones = 0;  // checkpoints of forgotten tasks deleted
   uint64_t cancels = 0;     // cancel events committed (concurrencyPolicy Replace)
+  uint64_t backfilled = 0;  // backfill occurrences committed
   size_t tasks = 0;
   size_t pending = 0;  // occurrences waiting for a commit
 };
@@ -165,16 +173,26 @@ std::string OccurrenceId(const std::string& task_id, Instant scheduled, int shar
 // The CloudEvents id of a run-now occurrence: "<task uid>:run-now:<token>[:<shard>]",
 // never equal to a scheduled occurrence's id.
 std::string ManualOccurrenceId(const std::string& task_id, const std::string& token, int shard, int shards);
-// An occurrence id taken apart (ids of both forms; TaskResult::TaskId() is `task_id`).
+// The CloudEvents id of a backfill's occurrence: "<task uid>:bf-<backfill uid>:<scheduled
+// unix seconds>[:<shard>]", never equal to a live occurrence's id of the same instant.
+std::string BackfillOccurrenceId(const std::string& task_id, const std::string& backfill_id, Instant scheduled,
+                                 int shard, int shards);
+// An occurrence id taken apart (ids of every form; TaskResult::TaskId() is `task_id`).
 struct ParsedOccurrenceId {
   std::string task_id;
-  std::string token;  // run-now token; empty for a scheduled occurrence
-  std::string base;   // the id without its shard suffix: one per occurrence
+  std::string token;     // run-now token; empty otherwise
+  std::string backfill;  // backfill UID; empty otherwise
+  std::string base;      // the id without its shard suffix: one per occurrence
 };
 ParsedOccurrenceId ParseOccurrenceId(std::string_view id);
 // The checkpoint record that says which run-now token of a task was handled last:
 // key "<uid>" + kRunNowSuffix, value "<unix> <Fired|Skipped> <token>".
 inline constexpr const char* kRunNowSuffix = "/run-now";
+// The checkpoint record of a backfill's progress: key "<task uid>" +
+// kBackfillInfix + "<backfill uid>", value "<cursor unix> <fired> <total>" (the
+// cursor is the last instant fired: the latest oldest-first, the earliest
+// newest-first).
+inline constexpr const char* kBackfillInfix = "/backfill/";
 // The deterministic jitter of an occurrence, in [0, jitter_seconds].
 std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds);
 // The CloudEvents `source` of a task's occurrences when the embedder names none
@@ -207,6 +225,8 @@ class Dispatcher final : public TaskSink {
   void Forget(const std::string& id) override;
   Result<TaskState> State(const std::string& id) const override;
   Status RequestRun(const std::string& id, const RunRequest& request) override;
+  Result<BackfillState> UpsertBackfill(const BackfillDefinition& b) override;
+  void ForgetBackfill(const std::string& id) override;
 
   // A worker reported that the occurrence of task `id` scheduled at `scheduled`
   // finished (succeeded, or failed every attempt). concurrencyPolicy Forbid fires
@@ -262,6 +282,34 @@ class Dispatcher final : public TaskSink {
     std::string in_flight;           // the token queued or being committed
     std::optional<Instant> running;  // when the last fired run was handled, until its result (Forbid)
   };
+  // A backfill in progress (few at a time). Its occurrences fill what room a batch
+  // has once no live occurrence waits, at most def.per_second.
+  struct Backfill {
+    BackfillDefinition def;
+    Instant end;                    // min(def.to, the task's creation): exclusive
+    std::optional<Instant> cursor;  // the last instant committed
+    int64_t fired = 0, total = 0;
+    std::unique_ptr<RateLimiter> rate;
+    bool in_flight = false;  // a batch carrying its next instants is being committed
+    std::optional<Instant> next_cursor;
+    int64_t next_fired = 0;
+  };
+  // The instant after `cursor` in the backfill's order, if any is left.
+  std::optional<Instant> NextBackfillInstant(const Backfill& b, const Entry& task, std::optional<Instant> cursor) const
+      REQUIRES(mu_);
+  // Takes the task's restored record of backfill `b` (Start, UpsertBackfill).
+  void ClaimBackfillRecordLocked(Backfill& b) REQUIRES(mu_);
+  // A backfill has instants left and none in flight (the fire thread has work).
+  bool BackfillWaitingLocked() const REQUIRES(mu_);
+  // One backfill occurrence of a batch.
+  struct BackfillOccurrence {
+    std::string backfill_id;
+    DefPtr def;
+    Instant at;
+  };
+  // Up to `room` backfill occurrences the rates allow now; marks their backfills
+  // in flight.
+  void TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out) REQUIRES(mu_);
   // A skip decided under the lock, reported to the observer after releasing it, so
   // the observer may block (log, queue an Event) without stalling the timer.
   struct SkipReport {
@@ -353,6 +401,7 @@ class Dispatcher final : public TaskSink {
   // Keys to tombstone in the next commit: forgotten tasks' ids and their records' keys.
   std::unordered_set<std::string> forgotten_ GUARDED_BY(mu_);
   std::unordered_map<std::string, Manual> manual_ GUARDED_BY(mu_);  // by task id
+  std::map<std::string, Backfill> backfills_ GUARDED_BY(mu_);       // by backfill id
   std::vector<RestoredRun> restored_runs_ GUARDED_BY(mu_);          // claimed, for the observer
   bool started_ GUARDED_BY(mu_) = false;
   std::atomic<bool> fenced_{false};

@@ -38,7 +38,9 @@ void ResultsFollower::Handle(const kafka::Message& m) {
   if (on_result_) {
     RunResult run;
     run.subject = std::move(r->subject);
-    run.trigger = occurrence.token.empty() ? Trigger::kSchedule : Trigger::kManual;
+    run.trigger = !occurrence.backfill.empty() ? Trigger::kBackfill
+                  : occurrence.token.empty()   ? Trigger::kSchedule
+                                               : Trigger::kManual;
     run.scheduled = *scheduled;
     run.finished = m.timestamp_ms >= 0 ? Instant{std::chrono::seconds{m.timestamp_ms / 1000}}
                                        : std::chrono::floor<std::chrono::seconds>(clock_.Now());
@@ -48,6 +50,8 @@ void ResultsFollower::Handle(const kafka::Message& m) {
     run.duration_ms = r->duration_ms;
     on_result_(task_id, run);
   }
+  // A backfill's occurrence is of the past: it finishes no live one (Forbid).
+  if (!occurrence.backfill.empty()) return;
   if (r->shard_count <= 1) {
     if (on_finished_) on_finished_(task_id, *scheduled, occurrence.token);
     return;

@@ -32,7 +32,7 @@ struct ResultsFollowerOptions {
 // needs it.
 struct RunResult {
   std::string subject;                   // namespace/name
-  Trigger trigger = Trigger::kSchedule;  // kSchedule or kManual (from the id)
+  Trigger trigger = Trigger::kSchedule;  // kSchedule, kManual or kBackfill (from the id)
   Instant scheduled;                     // ce_time: the scheduled instant, or when a run-now was handled
   Instant finished;                      // when the worker reported it (the record's timestamp)
   RunOutcome outcome = RunOutcome::kFailed;

@@ -159,6 +159,30 @@ bool ValidRunToken(std::string_view token);
 inline constexpr const char* kRunTokenRule =
     "1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit";
 
+// A backfill: every occurrence of a task's fire times in [from, to) fired now, at
+// most `per_second`, once per backfill across restarts and leaders, with ids of
+// their own (BackfillOccurrenceId). Instants from the task's creation on belong to
+// its live schedule and are left out. No catch-up, deadline, jitter or
+// concurrencyPolicy applies (as Temporal's backfills run AllowAll).
+struct BackfillDefinition {
+  std::string id;       // the Backfill's UID
+  std::string task_id;  // the task's UID
+  std::string name;     // "namespace/name" of the Backfill: the ce_backfill attribute
+  Instant from{};       // inclusive
+  Instant to{};         // exclusive
+  double per_second = 10;
+  bool newest_first = false;
+
+  bool operator==(const BackfillDefinition&) const = default;
+};
+struct BackfillState {
+  int64_t total = 0;  // occurrences in the range
+  int64_t fired = 0;  // committed so far
+  bool done() const { return fired >= total; }
+};
+// A backfill of more occurrences is refused (TooManyOccurrences).
+inline constexpr int64_t kMaxBackfillOccurrences = 100000;
+
 // The operator's handle on the dispatcher. Implementations are thread-safe.
 class TaskSink {
  public:
@@ -188,6 +212,16 @@ class TaskSink {
   // NotFound when the task is not scheduled (never upserted, or refused);
   // InvalidArgument for a token ValidRunToken() refuses. Works on a suspended task.
   virtual Status RequestRun(const std::string& id, const RunRequest& request) = 0;
+  // Starts (or keeps) backfill `b.id` of the upserted task `b.task_id`; repeating the
+  // call changes nothing (a backfill's range is fixed). NotFound when the task is
+  // not scheduled; InvalidArgument when the range is empty or holds more than
+  // kMaxBackfillOccurrences (the message starts with "TooManyOccurrences").
+  virtual Result<BackfillState> UpsertBackfill(const BackfillDefinition& b) {
+    (void)b;
+    return FailedPrecondition("backfills are not supported by this sink");
+  }
+  // The backfill is gone (deleted, or its task was): it stops, and its record goes.
+  virtual void ForgetBackfill(const std::string& id) { (void)id; }
 };
 
 }  // namespace cronlane::dispatcher

@@ -49,7 +49,20 @@ bool Newer(const RecentRun& a, const RecentRun& b) {
 }
 
 const char* TriggerName(uint8_t t) {
-  return static_cast<dispatcher::Trigger>(t) == dispatcher::Trigger::kSchedule ? "Scheduled" : "Manual";
+  switch (static_cast<dispatcher::Trigger>(t)) {
+    case dispatcher::Trigger::kSchedule:
+      return "Scheduled";
+    case dispatcher::Trigger::kBackfill:
+      return "Backfill";
+    default:
+      return "Manual";
+  }
+}
+
+dispatcher::Trigger TriggerOf(const std::string& name) {
+  if (name == "Manual") return dispatcher::Trigger::kManual;
+  if (name == "Backfill") return dispatcher::Trigger::kBackfill;
+  return dispatcher::Trigger::kSchedule;
 }
 
 }  // namespace
@@ -142,8 +155,7 @@ SharedRunHistory RunHistoryFromJson(const kube::Json& status, const SharedRunHis
       r.outcome = ParseRunOutcome(JsonString(j, "outcome"));
       r.attempts = Clamp<uint16_t>(JsonInt(j, "attempts", 0));
       r.SetDurationMs(JsonInt(j, "durationMs", 0));
-      r.trigger = static_cast<uint8_t>(JsonString(j, "trigger") == "Manual" ? dispatcher::Trigger::kManual
-                                                                            : dispatcher::Trigger::kSchedule);
+      r.trigger = static_cast<uint8_t>(TriggerOf(JsonString(j, "trigger")));
       auto dl = j.find("deadLettered");
       r.dead_lettered = dl != j.end() && dl->is_boolean() && dl->get<bool>() ? 1 : 0;
       h.runs.push_back(r);

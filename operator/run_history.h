@@ -36,7 +36,7 @@ struct RecentRun {
   uint32_t duration = 0;       // the worker's, all attempts: ms, or s past 49 days (duration_in_s)
   uint16_t attempts = 0;       // clamped
   RunOutcome outcome = RunOutcome::kFailed;
-  uint8_t trigger : 2 = 0;  // dispatcher::Trigger (kSchedule or kManual)
+  uint8_t trigger : 2 = 0;  // dispatcher::Trigger (kSchedule, kManual or kBackfill)
   uint8_t dead_lettered : 1 = 0;
   uint8_t duration_in_s : 1 = 0;
 

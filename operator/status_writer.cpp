@@ -207,8 +207,9 @@ void StatusWriter::OnResult(const std::string& uid, const dispatcher::RunResult&
     }
   }
   if (!merged.newly_failed && !merged.newly_dead_lettered) return;
-  const bool manual = r.trigger != dispatcher::Trigger::kSchedule;
-  std::string text = (manual ? "the run-now handled at " : "the occurrence scheduled at ") +
+  std::string text = (r.trigger == dispatcher::Trigger::kManual     ? "the run-now handled at "
+                      : r.trigger == dispatcher::Trigger::kBackfill ? "the backfilled occurrence of "
+                                                                    : "the occurrence scheduled at ") +
                      FormatRfc3339(r.scheduled) + " failed after " + std::to_string(r.attempts) + " attempt(s)";
   if (r.dead_lettered) text += "; the worker dead-lettered it";
   spdlog::warn("task {}: {}", subject, text);

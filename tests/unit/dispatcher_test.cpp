@@ -116,6 +116,10 @@ class Recorder : public DispatcherObserver {
     run_now.push_back(t.name + ":" + token + "@" + FormatRfc3339(at) + ":" +
                       (result == RunNowResult::kFired ? "Fired" : "Skipped"));
   }
+  std::vector<std::string> backfills;  // "name fired/total"
+  void OnBackfillProgress(const BackfillDefinition& b, const BackfillState& state) override {
+    backfills.push_back(b.name + " " + std::to_string(state.fired) + "/" + std::to_string(state.total));
+  }
 };
 
 TaskDefinition Task(const std::string& name, const std::string& schedule) {
@@ -596,8 +600,11 @@ kafka::Message ResultRecord(const TaskResult& r) {
 // A RunResult as one line: "team/a/uid-a Succeeded Scheduled 2026-...Z->2026-...Z x1 10ms".
 std::string Describe(const std::string& id, const RunResult& r) {
   return r.subject + "/" + id + " " + RunOutcomeName(r.outcome) + (r.dead_lettered ? "+DeadLettered" : "") + " " +
-         (r.trigger == Trigger::kSchedule ? "Scheduled " : "Manual ") + FormatRfc3339(r.scheduled) + "->" +
-         FormatRfc3339(r.finished) + " x" + std::to_string(r.attempts) + " " + std::to_string(r.duration_ms) + "ms";
+         (r.trigger == Trigger::kSchedule   ? "Scheduled "
+          : r.trigger == Trigger::kBackfill ? "Backfill "
+                                            : "Manual ") +
+         FormatRfc3339(r.scheduled) + "->" + FormatRfc3339(r.finished) + " x" + std::to_string(r.attempts) + " " +
+         std::to_string(r.duration_ms) + "ms";
 }
 
 TEST(ResultsFollower, ReportsEveryResultAndFinishesOccurrencesWhenAllShardsDid) {
@@ -1002,6 +1009,173 @@ TEST(OccurrenceIds, ManualIdsNeverLookLikeScheduledOnesAndParseBack) {
   EXPECT_FALSE(ValidRunToken(std::string(64, 'a')));
 }
 
+// Backfills (slice 8): every occurrence of the range once, across restarts, behind
+// live occurrences, at their rate.
+class BackfillTest : public ::testing::Test {
+ protected:
+  BackfillTest() { task.created = T("2026-01-01T00:00:00Z"); }
+  // The backfill occurrences committed so far, in commit order.
+  std::vector<std::string> BackfillIds() const {
+    std::vector<std::string> out;
+    for (const auto& id : sink.Ids()) {
+      if (id.find(":bf-") != std::string::npos) out.push_back(id);
+    }
+    return out;
+  }
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  FakeSink sink;
+  Recorder rec;
+  TaskDefinition task = Task("b", "0 * * * * *");
+  // Twelve minutes before the task existed; `to` past its creation is clipped to it.
+  BackfillDefinition bf{"bf1", "uid-b", "team/b-fill", T("2025-12-31T23:48:00Z"), T("2026-01-01T01:00:00Z"), 5, false};
+};
+
+TEST_F(BackfillTest, EveryOccurrenceOnceAcrossARestartFromItsRecord) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    EXPECT_EQ(d.UpsertBackfill(bf).status().code(), StatusCode::kNotFound) << "its task is not scheduled yet";
+    ASSERT_TRUE(d.Upsert(task).ok());
+    auto state = d.UpsertBackfill(bf);
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    EXPECT_EQ(state->total, 12) << "from 23:48 up to the task's creation, not to `to`";
+    ASSERT_TRUE(d.FireOnce().ok());
+    EXPECT_EQ(BackfillIds().size(), 5U) << "the rate's burst";
+    EXPECT_EQ(sink.records["uid-b/backfill/bf1"], "1767225120 5 12") << "cursor 23:52, 5 of 12";
+    sink.fail_next = 1;
+    clock.Advance(1s);
+    EXPECT_FALSE(d.FireOnce().ok());
+    EXPECT_EQ(BackfillIds().size(), 5U);
+    clock.Advance(1s);
+    ASSERT_TRUE(d.FireOnce().ok());
+    EXPECT_EQ(BackfillIds().size(), 10U) << "the failed batch's instants, once";
+  }
+  // A new leader from the committed record: the last two, never the first ten again.
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  auto state = d.UpsertBackfill(bf);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->fired, 10);
+  clock.Advance(1s);
+  ASSERT_TRUE(d.FireOnce().ok());
+  const auto ids = BackfillIds();
+  ASSERT_EQ(ids.size(), 12U);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 12U) << "each once";
+  EXPECT_EQ(ids.front(), "uid-b:bf-bf1:1767224880");
+  EXPECT_EQ(ids.back(), "uid-b:bf-bf1:1767225540");
+  const OutMessage& first = sink.committed.front();
+  EXPECT_EQ(HeaderOf(first, "ce_trigger"), "backfill");
+  EXPECT_EQ(HeaderOf(first, "ce_backfill"), "team/b-fill");
+  EXPECT_EQ(HeaderOf(first, "ce_time"), "2025-12-31T23:48:00Z");
+  EXPECT_TRUE(d.UpsertBackfill(bf)->done());
+  EXPECT_EQ(rec.backfills.back(), "team/b-fill 12/12");
+  EXPECT_EQ(sink.checkpoints.count("uid-b"), 0U) << "the live schedule's checkpoint is not touched";
+  EXPECT_EQ(d.Stats().backfilled, 2U);
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(BackfillIds().size(), 12U) << "done";
+  // The ids parse back to their task and backfill.
+  auto parsed = ParseOccurrenceId("uid-b:bf-bf1:1767224880:3");
+  EXPECT_EQ(parsed.task_id, "uid-b");
+  EXPECT_EQ(parsed.backfill, "bf1");
+  EXPECT_EQ(parsed.base, "uid-b:bf-bf1:1767224880");
+}
+
+TEST_F(BackfillTest, LiveOccurrencesGoFirstInEveryBatch) {
+  DispatcherOptions o;
+  o.max_batch_occurrences = 3;
+  Dispatcher d(clock, sink, &rec, o);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  bf.per_second = 100;
+  ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(d.Upsert(Task("live" + std::to_string(i), "* * * * * *")).ok());
+  clock.Advance(1s);
+  ASSERT_EQ(d.CollectDue(std::chrono::floor<std::chrono::seconds>(clock.Now())), 5U);
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().size(), 3U);
+  EXPECT_TRUE(BackfillIds().empty()) << "live occurrences wait: no backfill";
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.Ids().size(), 6U);
+  EXPECT_EQ(BackfillIds().size(), 1U) << "the room the last two live ones left";
+}
+
+TEST_F(BackfillTest, RateAndNewestFirst) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  bf.per_second = 2;
+  bf.newest_first = true;
+  ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(BackfillIds(), ElementsAre("uid-b:bf-bf1:1767225540", "uid-b:bf-bf1:1767225480")) << "2 a second";
+  clock.Advance(1s);
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(BackfillIds(), ElementsAre("uid-b:bf-bf1:1767225540", "uid-b:bf-bf1:1767225480",
+                                         "uid-b:bf-bf1:1767225420", "uid-b:bf-bf1:1767225360"));
+}
+
+TEST_F(BackfillTest, ForgettingTheTaskOrTheBackfillTombstonesItsRecord) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(task).ok());
+    ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+    BackfillDefinition other = bf;
+    other.id = "bf2";
+    ASSERT_TRUE(d.UpsertBackfill(other).ok());
+    ASSERT_TRUE(d.FireOnce().ok());
+    ASSERT_EQ(sink.records.size(), 2U);
+    d.ForgetBackfill("bf2");
+    ASSERT_TRUE(d.FireOnce().ok());
+    EXPECT_EQ(sink.records.count("uid-b/backfill/bf2"), 0U);
+    EXPECT_EQ(sink.records.count("uid-b/backfill/bf1"), 1U);
+  }
+  // A new leader: bf1's record was restored but never claimed; forgetting the task
+  // tombstones it too.
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  EXPECT_THAT(d.UnclaimedCheckpoints(), ElementsAre("uid-b")) << "the operator forgets it if the task is gone";
+  d.Forget("uid-b");
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(sink.records.empty());
+  EXPECT_THAT(sink.tombstones, ::testing::Contains("uid-b/backfill/bf1"));
+}
+
+TEST_F(BackfillTest, AMissingTopicHoldsItBackWithoutLosingInstants) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+  sink.missing = {"jobs"};
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_TRUE(BackfillIds().empty());
+  EXPECT_TRUE(sink.records.empty());
+  sink.missing.clear();
+  clock.Advance(1s);
+  ASSERT_TRUE(d.FireOnce().ok());
+  ASSERT_FALSE(BackfillIds().empty()) << "tried again";
+  EXPECT_EQ(BackfillIds().front(), "uid-b:bf-bf1:1767224880") << "from the first instant";
+}
+
+TEST_F(BackfillTest, BadRangesAreRefused) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  BackfillDefinition empty = bf;
+  empty.to = empty.from;
+  EXPECT_EQ(d.UpsertBackfill(empty).status().code(), StatusCode::kInvalidArgument);
+  auto every_second = Task("s", "* * * * * *");
+  every_second.created = T("2026-01-01T00:00:00Z");
+  ASSERT_TRUE(d.Upsert(every_second).ok());
+  BackfillDefinition big{"bf3", "uid-s", "team/big", T("2025-12-30T00:00:00Z"), T("2026-01-01T00:00:00Z"),
+                         10,    false};  // two days of seconds
+  auto r = d.UpsertBackfill(big);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), ::testing::StartsWith("TooManyOccurrences: "));
+}
+
 class RunNowTest : public ::testing::Test {
  protected:
   FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
@@ -1181,6 +1355,18 @@ TEST_F(RunNowTest, ForgettingTheTaskTombstonesItsRecordAndUnclaimedRecordsAreRep
   d.Forget("uid-x");
   ASSERT_TRUE(d.FireOnce().ok());
   EXPECT_TRUE(sink.records.empty());
+}
+
+TEST(ResultsFollower, BackfillResultsDoNotFinishAScheduledOccurrence) {
+  FakeClock clock{std::chrono::system_clock::time_point(T("2026-01-01T00:00:00Z"))};
+  std::vector<std::string> finished, results;
+  ResultsFollower f(
+      {}, clock, [&](const std::string& id, Instant, const std::string&) { finished.push_back(id); },
+      [&](const std::string& id, const RunResult& r) { results.push_back(Describe(id, r)); });
+  f.Handle(
+      ResultRecord({"uid-b:bf-bf1:1767224880", "team/b", "2025-12-31T23:48:00Z", RunOutcome::kSucceeded, 1, 10, 0, 1}));
+  EXPECT_TRUE(finished.empty()) << "an occurrence of the past finishes no live one";
+  EXPECT_THAT(results, ElementsAre(::testing::HasSubstr("Succeeded Backfill 2025-12-31T23:48:00Z")));
 }
 
 TEST(ResultsFollower, AManualResultDoesNotFinishAScheduledOccurrence) {
