@@ -392,6 +392,8 @@ Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
                              FormatRfc3339(b.from) + " to " + FormatRfc3339(bf.end) + "; split it");
     }
   }
+  // A tombstone of a namesake record not yet committed would delete this one's.
+  forgotten_.erase(b.task_id + kBackfillInfix + b.id);
   const double rate = b.per_second > 0 ? b.per_second : 1;
   bf.rate = std::make_unique<RateLimiter>(clock_, rate, std::max(1, static_cast<int>(rate)));
   if (started_) ClaimBackfillRecordLocked(bf);
@@ -977,9 +979,14 @@ Status Dispatcher::FireOnce() {
     std::map<std::string, std::string> records;  // backfill id -> record text
     {
       MutexLock lock(mu_);
+      // Forgotten since they were taken: their occurrences do not fire.
+      std::erase_if(backfill, [&](const BackfillOccurrence& o) REQUIRES(mu_) {
+        auto b = backfills_.find(o.backfill_id);
+        return b == backfills_.end() || !b->second.in_flight || !b->second.next_cursor;
+      });
       for (const auto& o : backfill) {
         auto b = backfills_.find(o.backfill_id);
-        if (b == backfills_.end() || records.count(o.backfill_id) != 0) continue;
+        if (records.count(o.backfill_id) != 0) continue;
         records[o.backfill_id] = Unix(*b->second.next_cursor) + " " + std::to_string(b->second.next_fired) + " " +
                                  std::to_string(b->second.total);
       }
