@@ -63,12 +63,7 @@ std::vector<kafka::Header> CancelEventHeaders(const CancelEvent& e, const std::s
 }
 
 Result<CancelEvent> DecodeCancelEvent(const kafka::Message& m) {
-  auto get = [&](std::string_view name) {
-    for (const auto& h : m.headers) {
-      if (h.name == name) return h.value;
-    }
-    return std::string();
-  };
+  auto get = [&](std::string_view name) { return std::string(m.HeaderValue(name).value_or("")); };
   if (get("ce_specversion") != "1.0" || get("ce_type") != kCancelEventType) {
     return InvalidArgument(std::string("not a CloudEvent 1.0 of type ") + kCancelEventType);
   }

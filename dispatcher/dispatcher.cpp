@@ -854,8 +854,9 @@ Status Dispatcher::FireOnce() {
       batch.push_back(std::move(o));
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-    // Live occurrences first: a backfill only fills a batch that took every one.
-    if (pending_.empty() && batch.size() < options_.max_batch_occurrences) {
+    // Live occurrences first: a backfill only fills the room a batch has left,
+    // which it has only when it took every pending live occurrence.
+    if (batch.size() < options_.max_batch_occurrences) {
       TakeBackfillsLocked(options_.max_batch_occurrences - batch.size(), backfill);
     }
   }

@@ -11,9 +11,7 @@ ControlListener::ControlListener(ControlListenerOptions options, Clock& clock, O
     : options_(std::move(options)), clock_(clock), on_cancel_(std::move(on_cancel)) {}
 
 void ControlListener::Handle(const kafka::Message& m) {
-  bool is_cancel = false;
-  for (const auto& h : m.headers) is_cancel = is_cancel || (h.name == "ce_type" && h.value == kCancelEventType);
-  if (!is_cancel) return;
+  if (m.HeaderValue("ce_type") != std::optional<std::string_view>(kCancelEventType)) return;
   auto invalid = [&](const std::string& why) {
     ++invalid_;
     if (auto n = invalid_log_.Allow()) {
