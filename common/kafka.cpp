@@ -213,13 +213,6 @@ void HandleDeleter::operator()(rd_kafka_t* rk) const {
   delete state;
 }
 
-std::optional<std::string_view> Message::HeaderValue(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (h.name == name) return std::string_view(h.value);
-  }
-  return std::nullopt;
-}
-
 Status FromErrorCode(rd_kafka_resp_err_t err, std::string_view context) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();
   std::string msg = std::string(context) + ": " + rd_kafka_err2str(err);
