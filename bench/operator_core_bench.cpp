@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
   Clock& clock = RealClock::Get();
   kube::KubeClient client(std::move(api), clock, qps, burst);
   NoEvents events;
-  op::ManagerOptions mo{.namespaces = {"scale"}, .workerpools = false};
+  op::ManagerOptions mo{.namespaces = {"scale"}, .workerpools = false, .backfills = false};
   mo.informer.page_size = page_size;
   op::Manager manager(client, events, clock, mo);
   InstantSink sink_impl;

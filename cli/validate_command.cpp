@@ -15,6 +15,7 @@
 #include "cli/embedded_crds.h"
 #include "cli/schema.h"
 #include "cli/task_spec.h"
+#include "common/time.h"
 #include "dispatcher/task.h"
 
 namespace cronlane::cli {
@@ -171,6 +172,18 @@ void CheckWorkerPool(const YAML::Node& doc, std::vector<SchemaProblem>& out) {
   }
 }
 
+// What the Backfill CRD's CEL rule on spec says (from before to), checked offline.
+// Unparsable times are the schema's problem (format: date-time), not repeated here.
+void CheckBackfill(const YAML::Node& doc, std::vector<SchemaProblem>& out) {
+  const YAML::Node spec = At(doc, "spec");
+  const YAML::Node from = At(spec, "from");
+  const YAML::Node to = At(spec, "to");
+  if (!from.IsScalar() || !to.IsScalar()) return;
+  auto f = ParseRfc3339(from.Scalar());
+  auto t = ParseRfc3339(to.Scalar());
+  if (f.ok() && t.ok() && !(*f < *t)) out.push_back({"spec.from", Line(from), "from must be before to"});
+}
+
 void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<Problem>& problems, int& checked) {
   if (!doc.IsMap()) return;
   const std::string api_version = At(doc, "apiVersion").IsScalar() ? At(doc, "apiVersion").Scalar() : "";
@@ -216,6 +229,7 @@ void CheckDocument(const std::string& file, const YAML::Node& doc, std::vector<P
   std::vector<SchemaProblem> semantic;
   if (kind == "ScheduledTask") CheckScheduledTask(doc, sp, semantic);
   if (kind == "WorkerPool") CheckWorkerPool(doc, semantic);
+  if (kind == "Backfill") CheckBackfill(doc, semantic);
   sp.insert(sp.end(), semantic.begin(), semantic.end());
   std::stable_sort(sp.begin(), sp.end(),
                    [](const SchemaProblem& a, const SchemaProblem& b) { return a.line < b.line; });

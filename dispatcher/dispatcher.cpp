@@ -405,11 +405,32 @@ Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
 
 void Dispatcher::ForgetBackfill(const std::string& id) {
   MutexLock lock(mu_);
-  auto it = backfills_.find(id);
-  if (it == backfills_.end()) return;
-  forgotten_.insert(it->second.def.task_id + kBackfillInfix + id);
-  backfills_.erase(it);
+  if (auto it = backfills_.find(id); it != backfills_.end()) {
+    forgotten_.insert(it->second.def.task_id + kBackfillInfix + id);
+    backfills_.erase(it);
+  }
+  // A restored record nothing claimed (a complete Backfill): "<task uid>/backfill/<id>".
+  const std::string suffix = kBackfillInfix + id;
+  for (auto it = restored_records_.begin(); it != restored_records_.end();) {
+    if (it->first.size() > suffix.size() && it->first.ends_with(suffix)) {
+      forgotten_.insert(it->first);
+      it = restored_records_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   cv_.notify_all();
+}
+
+std::vector<std::string> Dispatcher::UnclaimedBackfills() const {
+  MutexLock lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [key, v] : restored_records_) {
+    if (auto at = key.find(kBackfillInfix); at != std::string::npos) {
+      out.push_back(key.substr(at + std::string_view(kBackfillInfix).size()));
+    }
+  }
+  return out;
 }
 
 void Dispatcher::ClaimBackfillRecordLocked(Backfill& b) {

@@ -252,6 +252,10 @@ class Dispatcher final : public TaskSink {
   // upserted so far (invalid ones among them) and tasks deleted while no leader
   // ran. The operator forgets those that no longer exist.
   std::vector<std::string> UnclaimedCheckpoints() const;
+  // Backfill ids whose records Start() restored but no UpsertBackfill has claimed:
+  // complete Backfills (the operator does not hand those over again) and Backfills
+  // deleted while no leader ran. The operator forgets those that no longer exist.
+  std::vector<std::string> UnclaimedBackfills() const;
 
   // Deterministic core, for tests with simulated time: moves every occurrence due
   // at `now` to the pending batch (applying catch-up policies) and returns how many.

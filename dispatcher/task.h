@@ -220,7 +220,8 @@ class TaskSink {
     (void)b;
     return FailedPrecondition("backfills are not supported by this sink");
   }
-  // The backfill is gone (deleted, or its task was): it stops, and its record goes.
+  // The backfill is gone (deleted, or its task was): it stops, and its record goes
+  // (also a restored record no UpsertBackfill claimed). Unknown ids are ignored.
   virtual void ForgetBackfill(const std::string& id) { (void)id; }
 };
 

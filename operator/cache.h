@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/thread_annotations.h"
+#include "operator/backfill.h"
 #include "operator/informer.h"
 #include "operator/scheduled_task.h"
 #include "operator/workerpool.h"
@@ -107,10 +108,11 @@ std::optional<T> DecodeIgnoringPrevious(const kube::Json& object, const T*) {
 }
 
 // Every kind the operator caches. `pools` is null when WorkerPools are not
-// reconciled (--workerpools=false), so no RBAC on them is needed then.
+// reconciled (--workerpools=false), `backfills` when Backfills are not
+// (--backfills=false), so no RBAC on them is needed then.
 struct Cache {
   Cache(kube::KubeClient& client, const std::vector<std::string>& namespaces, Clock& clock, bool workerpools,
-        InformerOptions options = {})
+        InformerOptions options = {}, bool with_backfills = false)
       : tasks(
             client, kScheduledTasks, namespaces,
             [](const kube::Json& o, const ScheduledTask* previous) { return ScheduledTaskFromJson(o, previous); },
@@ -119,19 +121,28 @@ struct Cache {
       pools = std::make_unique<KindCache<WorkerPool>>(
           client, kWorkerPools, namespaces, DecodeIgnoringPrevious<WorkerPool, WorkerPoolFromJson>, clock, options);
     }
+    if (with_backfills) {
+      backfills = std::make_unique<KindCache<Backfill>>(
+          client, kBackfills, namespaces, DecodeIgnoringPrevious<Backfill, BackfillFromJson>, clock, options);
+    }
   }
 
   void Run(CancelToken& cancel) {
     std::thread t([&] {
       if (pools) pools->Run(cancel);
     });
+    std::thread b([&] {
+      if (backfills) backfills->Run(cancel);
+    });
     tasks.Run(cancel);
     t.join();
+    b.join();
   }
-  bool Synced() const { return tasks.Synced() && (!pools || pools->Synced()); }
+  bool Synced() const { return tasks.Synced() && (!pools || pools->Synced()) && (!backfills || backfills->Synced()); }
 
   KindCache<ScheduledTask> tasks;
   std::unique_ptr<KindCache<WorkerPool>> pools;
+  std::unique_ptr<KindCache<Backfill>> backfills;
 };
 
 }  // namespace cronlane::op

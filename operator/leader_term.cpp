@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dispatcher/kafka_fire_sink.h"
+#include "operator/backfill_controller.h"
 #include "operator/event_aggregator.h"
 #include "operator/scheduled_task_controller.h"
 
@@ -110,6 +111,23 @@ void LeaderTerm::ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher) {
   if (forgotten > 0) spdlog::info("checkpoints of {} task(s) deleted while no leader ran: tombstoned", forgotten);
 }
 
+void LeaderTerm::ForgetDeletedBackfills(dispatcher::Dispatcher& dispatcher) {
+  if (!cache_.backfills) return;
+  std::vector<std::string> unclaimed = dispatcher.UnclaimedBackfills();
+  if (unclaimed.empty()) return;
+  std::unordered_set<std::string> uids;
+  for (const std::string& key : cache_.backfills->Keys()) {
+    if (auto b = cache_.backfills->Get(key)) uids.insert(b->uid);
+  }
+  size_t forgotten = 0;
+  for (const std::string& id : unclaimed) {
+    if (uids.count(id) != 0) continue;  // a complete Backfill: its record keeps it from refiring
+    dispatcher.ForgetBackfill(id);
+    ++forgotten;
+  }
+  if (forgotten > 0) spdlog::info("records of {} backfill(s) deleted while no leader ran: tombstoned", forgotten);
+}
+
 Status LeaderTerm::Start(CancelToken& leading) {
   int restarts = 0;
   auto window_start = clock_.SteadyNow();
@@ -182,6 +200,12 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
                                 shards);
   writer.SetOnCompleted([&tasks](const std::string& key) { tasks.Requeue(key); });
   TtlCleaner ttl(cache_.tasks, client_, clock_, owns_task);
+  std::unique_ptr<BackfillController> backfills;
+  if (cache_.backfills) {
+    backfills = std::make_unique<BackfillController>(client_, *cache_.backfills, cache_.tasks, dispatcher, aggregated,
+                                                     clock_, owns);
+    writer.SetOnBackfillProgress([&backfills](const dispatcher::BackfillDefinition& b) { backfills->OnProgress(b); });
+  }
 
   std::vector<std::pair<std::string, std::string>> labels;
   if (shards > 1) labels.emplace_back("shard", std::to_string(shard));
@@ -256,6 +280,10 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   Joined tasks_thread{std::thread([&] { tasks.Run(tasks_stop); })};
   // Finished tasks past their ttlSecondsAfterFinished (API deletes, off the reconcile path).
   Joined ttl_thread{std::thread([&] { ttl.Run(tasks_stop); })};
+  // Backfills into the dispatcher's backfill lane (held, like tasks, until it starts).
+  Joined backfill_thread{std::thread([&] {
+    if (backfills) backfills->Run(tasks_stop);
+  })};
   // Whatever ends the term stops everything; the Joined guards then join in reverse.
   int reg = leading.Register([&] {
     firing.Cancel();
@@ -293,7 +321,10 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
     Joined writer_thread{std::thread([&] { writer.Run(firing, options_.status_period); })};
     // Off the path to the first fire: at 100k tasks this walks the whole cache
     // (263 ms before the first fire when it ran in step 3).
-    Joined forget_thread{std::thread([&] { ForgetDeletedTasks(dispatcher); })};
+    Joined forget_thread{std::thread([&] {
+      ForgetDeletedTasks(dispatcher);
+      ForgetDeletedBackfills(dispatcher);
+    })};
     dispatcher.Run(firing);  // returns when cancelled or fenced
     leading.Cancel();
   }

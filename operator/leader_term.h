@@ -117,6 +117,8 @@ class LeaderTerm final : public Runnable {
   // After the dispatcher started: tombstones for the restored checkpoints of tasks
   // the (synced) cache no longer holds, deleted while no leader ran.
   void ForgetDeletedTasks(dispatcher::Dispatcher& dispatcher);
+  // The same for records of Backfills deleted while no leader ran.
+  void ForgetDeletedBackfills(dispatcher::Dispatcher& dispatcher);
 
   kube::KubeClient& client_;
   Cache& cache_;

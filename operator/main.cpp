@@ -55,6 +55,7 @@ struct Flags {
   int replication_factor = 1, topic_partitions = 6;
   bool create_topics = true;
   bool workerpools = true;
+  bool backfills = true;
   std::string results_topic = "cronlane.results";
   std::string control_topic = "cronlane.control";
   int results_lookback = 3600;
@@ -123,6 +124,10 @@ int main(int argc, char** argv) {
   app.add_option("--workerpools", f.workerpools,
                  "Scale WorkerPools by consumer-group lag (needs RBAC on targets' /scale)")
       ->envname("CRONLANE_WORKERPOOLS")
+      ->capture_default_str();
+  app.add_option("--backfills", f.backfills,
+                 "Run Backfills (needs the Backfill CRD, and RBAC on backfills and backfills/status)")
+      ->envname("CRONLANE_BACKFILLS")
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
@@ -242,6 +247,7 @@ int main(int argc, char** argv) {
                                std::to_string(clock.Now().time_since_epoch().count() % 1000000);
   op::ManagerOptions mo{.namespaces = SplitComma(f.namespaces),
                         .workerpools = f.workerpools,
+                        .backfills = f.backfills,
                         .metrics_addr = f.metrics_addr,
                         .health_addr = f.health_addr,
                         .exit_on_lost_lease = f.shards == 1};

@@ -13,7 +13,7 @@ namespace cronlane::op {
 Manager::Manager(kube::KubeClient& client, EventRecorder& events, Clock& clock, ManagerOptions options)
     : client_(client),
       options_(std::move(options)),
-      cache_(client, options_.namespaces, clock, options_.workerpools, options_.informer) {
+      cache_(client, options_.namespaces, clock, options_.workerpools, options_.informer, options_.backfills) {
   if (options_.leader_election) {
     kube::KubeClient& leases = options_.lease_client != nullptr ? *options_.lease_client : client;
     LeaderElectionConfig config = *options_.leader_election;

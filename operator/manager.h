@@ -43,6 +43,7 @@ namespace cronlane::op {
 struct ManagerOptions {
   std::vector<std::string> namespaces;  // empty = all namespaces
   bool workerpools = true;              // cache WorkerPools too
+  bool backfills = true;                // cache Backfills too
   std::string metrics_addr = "0";       // "0" disables
   std::string health_addr = "0";
   std::optional<LeaderElectionConfig> leader_election;  // none: this replica always leads

@@ -33,6 +33,12 @@ std::string JsonString(const Json& j, const char* key, const std::string& def) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : def;
 }
 
+std::optional<int64_t> JsonOptInt(const Json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  return JsonInt(j, key, 0);
+}
+
 int64_t JsonInt(const Json& j, const char* key, int64_t def) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) return def;

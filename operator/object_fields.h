@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,16 @@ std::string JsonString(const kube::Json& j, const char* key, const std::string& 
 int64_t JsonInt(const kube::Json& j, const char* key, int64_t def);
 int JsonInt32(const kube::Json& j, const char* key, int def);
 bool JsonBool(const kube::Json& j, const char* key, bool def);
+// j[key] if it is an integer (saturated as JsonInt does), else none.
+std::optional<int64_t> JsonOptInt(const kube::Json& j, const char* key);
+// For status patches: the value, or null (a merge patch then removes the field).
+template <typename T>
+kube::Json JsonOrNull(const std::optional<T>& v) {
+  return v ? kube::Json(*v) : kube::Json(nullptr);
+}
+inline kube::Json JsonOrNull(const std::string& s) {
+  return s.empty() ? kube::Json(nullptr) : kube::Json(s);
+}
 
 // A hash of conditions' values (every field), for interning and for remembering
 // what was handed over without keeping a copy.

@@ -75,6 +75,17 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   void SetOnCompleted(std::function<void(const std::string& key)> on_completed) {
     on_completed_ = std::move(on_completed);
   }
+  // A commit fired more of a backfill: passed on to `on_backfill_progress` (the
+  // Backfill controller writes the Backfill's status).
+  void OnBackfillProgress(const dispatcher::BackfillDefinition& backfill,
+                          const dispatcher::BackfillState& state) override {
+    (void)state;
+    if (on_backfill_progress_) on_backfill_progress_(backfill);
+  }
+  // Set once, before the dispatcher starts.
+  void SetOnBackfillProgress(std::function<void(const dispatcher::BackfillDefinition&)> f) {
+    on_backfill_progress_ = std::move(f);
+  }
   // A run-now request was handled: status.lastRunNow says which token, when and
   // how (written with the fire times, under their budget), and a Normal Event
   // RunNow (Fired) or a Warning RunNowSkipped is recorded. A fired run counts in
@@ -172,6 +183,7 @@ class StatusWriter final : public dispatcher::DispatcherObserver {
   RateLimiter conditions_budget_;
   std::function<void(const std::string&)> on_fenced_;
   std::function<void(const std::string&)> on_completed_;
+  std::function<void(const dispatcher::BackfillDefinition&)> on_backfill_progress_;
   mutable Mutex mu_;
   Entries tasks_ GUARDED_BY(mu_);    // by namespace/name
   size_t gone_ GUARDED_BY(mu_) = 0;  // entries of tasks_ that are gone

@@ -14,22 +14,7 @@ int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions) {
   for (const auto& p : partitions) total += LagOf(p);
   return total;
 }
-namespace {
-
 using kube::Json;
-
-std::optional<int64_t> OptInt(const Json& j, const char* key) {
-  auto it = j.find(key);
-  if (it != j.end() && it->is_number_integer()) return it->get<int64_t>();
-  return std::nullopt;
-}
-
-template <typename T>
-Json OrNull(const std::optional<T>& v) {
-  return v ? Json(*v) : Json(nullptr);
-}
-
-}  // namespace
 
 const Condition* WorkerPoolStatus::Find(const std::string& type) const {
   return FindCondition(conditions, type);
@@ -64,10 +49,10 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     WorkerPoolStatus& ws = p.status;
     ws.observed_generation = JsonInt(*st, "observedGeneration", 0);
-    ws.lag = OptInt(*st, "lag");
-    if (auto v = OptInt(*st, "partitions")) ws.partitions = static_cast<int32_t>(*v);
-    if (auto v = OptInt(*st, "desiredReplicas")) ws.desired_replicas = static_cast<int32_t>(*v);
-    if (auto v = OptInt(*st, "currentReplicas")) ws.current_replicas = static_cast<int32_t>(*v);
+    ws.lag = JsonOptInt(*st, "lag");
+    if (auto v = JsonOptInt(*st, "partitions")) ws.partitions = static_cast<int32_t>(*v);
+    if (auto v = JsonOptInt(*st, "desiredReplicas")) ws.desired_replicas = static_cast<int32_t>(*v);
+    if (auto v = JsonOptInt(*st, "currentReplicas")) ws.current_replicas = static_cast<int32_t>(*v);
     ws.last_scale_time = JsonString(*st, "lastScaleTime");
     ws.conditions = ConditionsFromJson(*st);
   }
@@ -77,11 +62,11 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
 Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
   return {{"status",
            {{"observedGeneration", s.observed_generation},
-            {"lag", OrNull(s.lag)},
-            {"partitions", OrNull(s.partitions)},
-            {"desiredReplicas", OrNull(s.desired_replicas)},
-            {"currentReplicas", OrNull(s.current_replicas)},
-            {"lastScaleTime", s.last_scale_time.empty() ? Json(nullptr) : Json(s.last_scale_time)},
+            {"lag", JsonOrNull(s.lag)},
+            {"partitions", JsonOrNull(s.partitions)},
+            {"desiredReplicas", JsonOrNull(s.desired_replicas)},
+            {"currentReplicas", JsonOrNull(s.current_replicas)},
+            {"lastScaleTime", JsonOrNull(s.last_scale_time)},
             {"conditions", ConditionsToJson(s.conditions)}}}};
 }
 

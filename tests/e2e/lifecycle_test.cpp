@@ -10,6 +10,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -380,6 +381,152 @@ TEST_F(LifecycleTest, ReplaceCancelsTheRunningOccurrence) {
       },
       30s));
   EXPECT_THAT(worker.Log(), ::testing::HasSubstr("cancelled by a newer occurrence (concurrencyPolicy Replace)"));
+}
+
+// A Backfill of 2,000 past seconds of an every-second task: each occurrence once,
+// across kill -9 of the leader mid-way, while the live schedule keeps firing every
+// second; status counts them and turns Complete.
+TEST_F(LifecycleTest, BackfillOf2000FiresEachOnceAcrossKill9WhileTheLiveScheduleKeepsFiring) {
+  const std::string topic = ns_ + ".backfill";
+  TopicReader reader(topic, 3);
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: tick}\nspec:\n"
+                    "  schedule: \"* * * * * *\"\n  catchUpPolicy: All\n  target: {topic: " +
+                    topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  const std::string uid = Uid("tick");
+  auto created = ParseRfc3339(KubectlGet("get st tick -n " + ns_ + " -o jsonpath='{.metadata.creationTimestamp}'"));
+  ASSERT_TRUE(created.ok());
+  StartOperator(LeaderElection());
+  ASSERT_TRUE(WaitUntil([&] { return Leader() != nullptr; }, 30s)) << "an operator leads";
+  StartOperator(LeaderElection());
+
+  const Instant from = *created - std::chrono::seconds(2000);
+  // `to` past the creation: the range is clipped to it (later seconds are the live schedule's).
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: fill}\nspec:\n"
+                    "  taskName: tick\n  from: \"" +
+                    FormatRfc3339(from) + "\"\n  to: \"" + FormatRfc3339(*created + std::chrono::hours(1)) +
+                    "\"\n  maxPerSecond: 200\n"),
+              ::testing::HasSubstr("created"));
+  const std::string bf_uid = KubectlGet("get backfill fill -n " + ns_ + " -o jsonpath='{.metadata.uid}'");
+  auto backfilled = [&] {
+    std::map<std::string, int> ids;
+    for (const auto& m : reader.messages()) {
+      if (m.HeaderValue("ce_trigger").value_or("") == "backfill")
+        ++ids[std::string(m.HeaderValue("ce_id").value_or(""))];
+    }
+    return ids;
+  };
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        reader.ReadFor(200ms);
+        return backfilled().size() >= 300;
+      },
+      60s))
+      << "the backfill starts";
+  Process* leader = Leader();
+  ASSERT_NE(leader, nullptr);
+  leader->Signal(SIGKILL);
+  leader->Wait(5s);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        reader.ReadFor(500ms);
+        return backfilled().size() >= 2000;
+      },
+      90s))
+      << "the standby resumes from the committed record: " << backfilled().size() << " of 2000";
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return KubectlGet("get backfill fill -n " + ns_ +
+                          " -o jsonpath='{.status.conditions[?(@.type==\"Complete\")].status}'") == "True";
+      },
+      30s));
+  reader.ReadFor(3s);
+
+  // Exactly the seconds of [from, created), each once, with ids of their own.
+  std::set<int64_t> seconds;
+  int duplicates = 0;
+  for (const auto& [id, n] : backfilled()) duplicates += n - 1;
+  for (const auto& m : reader.messages()) {
+    if (m.HeaderValue("ce_trigger").value_or("") != "backfill") continue;
+    const int64_t at = ScheduledUnix(m);
+    seconds.insert(at);
+    EXPECT_EQ(m.HeaderValue("ce_id").value_or(""), uid + ":bf-" + bf_uid + ":" + std::to_string(at));
+    EXPECT_EQ(m.HeaderValue("ce_backfill").value_or(""), ns_ + "/fill");
+  }
+  EXPECT_EQ(duplicates, 0);
+  ASSERT_EQ(seconds.size(), 2000U);
+  EXPECT_EQ(*seconds.begin(), from.time_since_epoch().count());
+  EXPECT_EQ(*seconds.rbegin(), created->time_since_epoch().count() - 1);
+  EXPECT_EQ(
+      KubectlGet("get backfill fill -n " + ns_ + " -o jsonpath='{.status.fired}/{.status.total}/{.status.taskUID}'"),
+      "2000/2000/" + uid);
+
+  // The live schedule fired every second from its first occurrence on, once each
+  // (catchUpPolicy All: the seconds of the failover fire late, not never).
+  std::vector<kafka::Message> live;
+  for (const auto& m : reader.messages()) {
+    if (!m.HeaderValue("ce_trigger")) live.push_back(m);
+  }
+  auto [total, missing, dups] = Audit(live);
+  EXPECT_GT(total, 10U);
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(dups, 0U);
+}
+
+// A Backfill for a task that does not exist yet waits (Stalled TaskNotFound) and
+// starts when the task is created; one whose task is re-created stays with the old
+// incarnation (TaskReplaced) and fires nothing for the new one.
+TEST_F(LifecycleTest, ABackfillWaitsForItsTaskAndStallsWhenTheTaskIsReplaced) {
+  const std::string topic = ns_ + ".bfwait";
+  TopicReader reader(topic, 3);
+  StartOperator();
+  auto condition = [&](const std::string& type, const std::string& field) {
+    return KubectlGet("get backfill early -n " + ns_ + " -o jsonpath='{.status.conditions[?(@.type==\"" + type +
+                      "\")]." + field + "}'");
+  };
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: early}\nspec:\n"
+                    "  taskName: later\n  from: \"2020-01-01T00:00:00Z\"\n  to: \"2020-01-01T00:00:05Z\"\n"),
+              ::testing::HasSubstr("created"));
+  EXPECT_TRUE(WaitUntil([&] { return condition("Stalled", "reason") == "TaskNotFound"; }, 30s));
+  EXPECT_EQ(condition("Ready", "status"), "False");
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: later}\nspec:\n"
+                    "  schedule: \"* * * * * *\"\n  suspend: true\n  target: {topic: " +
+                    topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  EXPECT_TRUE(WaitUntil([&] { return condition("Complete", "status") == "True"; }, 30s))
+      << "five seconds of 2020 fire once the task exists (a suspended task is backfilled too)";
+  reader.ReadFor(2s);
+  EXPECT_EQ(reader.messages().size(), 5U);
+  const std::string first_uid = Uid("later");
+  // The spec is immutable.
+  auto edit = Kubectl("patch backfill early -n " + ns_ + " --type=merge -p '{\"spec\":{\"maxPerSecond\":5}}'");
+  EXPECT_NE(edit.exit_code, 0);
+  EXPECT_THAT(edit.output, ::testing::HasSubstr("spec is immutable"));
+
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: second}\nspec:\n"
+                    "  taskName: later\n  from: \"2020-01-02T00:00:00Z\"\n  to: \"2020-01-02T00:10:00Z\"\n"
+                    "  maxPerSecond: 1\n"),
+              ::testing::HasSubstr("created"));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return KubectlGet("get backfill second -n " + ns_ + " -o jsonpath='{.status.taskUID}'") == first_uid; },
+      30s));
+  ASSERT_EQ(Kubectl("delete st later -n " + ns_ + " --wait=true").exit_code, 0);
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: later}\nspec:\n"
+                    "  schedule: \"* * * * * *\"\n  suspend: true\n  target: {topic: " +
+                    topic + "}\n"),
+              ::testing::HasSubstr("created"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return KubectlGet("get backfill second -n " + ns_ +
+                          " -o jsonpath='{.status.conditions[?(@.type==\"Stalled\")].reason}'") == "TaskReplaced";
+      },
+      30s));
+  const std::string new_uid = Uid("later");
+  reader.ReadFor(3s);
+  for (const auto& m : reader.messages()) {
+    EXPECT_EQ(std::string(m.HeaderValue("ce_id").value_or("")).rfind(new_uid, 0), std::string::npos)
+        << "nothing fires for the new task";
+  }
 }
 
 }  // namespace

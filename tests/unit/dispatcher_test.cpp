@@ -1143,6 +1143,30 @@ TEST_F(BackfillTest, ForgettingTheTaskOrTheBackfillTombstonesItsRecord) {
   EXPECT_THAT(sink.tombstones, ::testing::Contains("uid-b/backfill/bf1"));
 }
 
+TEST_F(BackfillTest, AnUnclaimedRecordIsListedAndForgettingTheBackfillTombstonesIt) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(task).ok());
+    ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+    ASSERT_TRUE(d.FireOnce().ok());
+    ASSERT_EQ(sink.records.count("uid-b/backfill/bf1"), 1U);
+  }
+  // A new leader whose operator never hands bf1 over (it is complete, or was deleted
+  // while no leader ran): the record is listed until it is claimed or forgotten.
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  EXPECT_THAT(d.UnclaimedBackfills(), ElementsAre("bf1"));
+  d.ForgetBackfill("bf-unknown");
+  EXPECT_THAT(d.UnclaimedBackfills(), ElementsAre("bf1")) << "another id leaves it";
+  d.ForgetBackfill("bf1");
+  EXPECT_TRUE(d.UnclaimedBackfills().empty());
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_EQ(sink.records.count("uid-b/backfill/bf1"), 0U);
+  EXPECT_THAT(sink.tombstones, ::testing::Contains("uid-b/backfill/bf1"));
+}
+
 TEST_F(BackfillTest, AMissingTopicHoldsItBackWithoutLosingInstants) {
   Dispatcher d(clock, sink, &rec);
   ASSERT_TRUE(d.Start().ok());

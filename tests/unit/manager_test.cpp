@@ -77,7 +77,8 @@ class ManagerTest : public ::testing::Test {
     client_ = std::make_unique<kube::KubeClient>(std::move(t), RealClock::Get(), 0, 1);
   }
   std::unique_ptr<Manager> Make() {
-    return std::make_unique<Manager>(*client_, events_, RealClock::Get(), ManagerOptions{.workerpools = false});
+    return std::make_unique<Manager>(*client_, events_, RealClock::Get(),
+                                     ManagerOptions{.workerpools = false, .backfills = false});
   }
   std::unique_ptr<kube::KubeClient> client_;
   RecordingEvents events_;

@@ -52,7 +52,8 @@ TEST(Validate, CorpusVerdicts) {
       EXPECT_EQ(r.code, 1) << c.path;
       EXPECT_THAT(r.out, HasSubstr(": " + c.field + ": ")) << c.path;
       // file:line: Kind/name: field: message
-      EXPECT_THAT(r.out, ::testing::MatchesRegex(".*\\.yaml:[1-9][0-9]*: (ScheduledTask|WorkerPool)/[a-z.-]+: .*\n"))
+      EXPECT_THAT(r.out,
+                  ::testing::MatchesRegex(".*\\.yaml:[1-9][0-9]*: (ScheduledTask|WorkerPool|Backfill)/[a-z.-]+: .*\n"))
           << r.out;
     }
   }
