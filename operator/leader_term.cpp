@@ -222,6 +222,8 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
         [&] { return static_cast<double>(dispatcher.Stats().skipped); });
   m.Add("cronlane_kafka_commits_total", "Kafka transactions committed", T::kCounter,
         [&] { return static_cast<double>(dispatcher.Stats().commits); });
+  m.Add("cronlane_backfill_occurrences_total", "Backfill occurrences committed to Kafka (not in the fired counters)",
+        T::kCounter, [&] { return static_cast<double>(dispatcher.Stats().backfilled); });
   m.Add("cronlane_replace_cancels_total",
         "Cancel events committed for concurrencyPolicy Replace (an occurrence replaced a running one)", T::kCounter,
         [&] { return static_cast<double>(dispatcher.Stats().cancels); });

@@ -55,7 +55,7 @@ class GitopsTest : public OperatorFixture {
  protected:
   GitopsTest() : OperatorFixture("gitops") {}
 
-  // Four tasks and two pools as a GitOps repository would hold them.
+  // Four tasks, two pools and two backfills as a GitOps repository would hold them.
   void ApplyObjects() {
     const std::string topic = ns_ + ".gitops";
     auto task = [&](const std::string& name, const std::string& schedule, const std::string& extra) {
@@ -71,18 +71,25 @@ class GitopsTest : public OperatorFixture {
              "}\nspec:\n  scaleTargetRef: {name: " + target + "}\n  topic: " + pool_topic +
              "\n  consumerGroup: " + ns_ + "\n  pollIntervalSeconds: 2\n";
     };
+    // Three seconds of 2020: the one for a running task completes.
+    auto backfill = [&](const std::string& name, const std::string& of) {
+      return "---\napiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: " + name +
+             "}\nspec:\n  taskName: " + of + "\n  from: \"2020-01-01T00:00:00Z\"\n  to: \"2020-01-01T00:00:03Z\"\n";
+    };
     std::string out =
         Apply(task("running", "* * * * * *", "") + task("suspended", "* * * * *", "  suspend: true\n") +
               task("never", "0 0 30 2 *", "") + task("badzone", "0 3 * * *", "  timeZone: Mars/Olympus_Mons\n") +
               "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: workers}\nspec:\n  replicas: 0\n"
               "  selector: {matchLabels: {app: workers}}\n  template:\n    metadata: {labels: {app: workers}}\n"
               "    spec:\n      containers: [{name: w, image: cronlane/cronlane:0.1.0}]\n" +
-              pool("healthy", "workers") + pool("orphan", "no-such-deployment"));
+              pool("healthy", "workers") + pool("orphan", "no-such-deployment") + backfill("filled", "running") +
+              backfill("stray", "no-such-task"));
     ASSERT_THAT(out, HasSubstr("workerpool.cronlane.dev/orphan created")) << out;
+    ASSERT_THAT(out, HasSubstr("backfill.cronlane.dev/stray created")) << out;
   }
-  // kubectl get -o json of the test's tasks and pools, piped to `tool`.
+  // kubectl get -o json of the test's tasks, pools and backfills, piped to `tool`.
   std::string Through(const std::string& tool) {
-    auto r = Kubectl("get scheduledtasks,workerpools -n " + ns_ + " -o json | " + tool);
+    auto r = Kubectl("get scheduledtasks,workerpools,backfills -n " + ns_ + " -o json | " + tool);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return r.output;
   }
@@ -105,15 +112,18 @@ TEST_F(GitopsTest, KstatusAndArgoCdReadTheConditionsAndKubectlWaitWorks) {
   // Before the operator has seen them, nothing is healthy yet: the CRDs default
   // Reconciling=True, so a pipeline waits instead of passing an unchecked spec.
   const Verdicts pending{{"running", "InProgress"}, {"suspended", "InProgress"}, {"never", "InProgress"},
-                         {"badzone", "InProgress"}, {"healthy", "InProgress"},   {"orphan", "InProgress"}};
+                         {"badzone", "InProgress"}, {"healthy", "InProgress"},   {"orphan", "InProgress"},
+                         {"filled", "InProgress"},  {"stray", "InProgress"}};
   EXPECT_EQ(Kstatus(), pending);
   const Verdicts argo_pending{{"running", "Progressing"}, {"suspended", "Progressing"}, {"never", "Progressing"},
-                              {"badzone", "Progressing"}, {"healthy", "Progressing"},   {"orphan", "Progressing"}};
+                              {"badzone", "Progressing"}, {"healthy", "Progressing"},   {"orphan", "Progressing"},
+                              {"filled", "Progressing"},  {"stray", "Progressing"}};
   EXPECT_EQ(ArgoHealth(), argo_pending);
 
   Process& op = StartOperator();
   const Verdicts expected{{"running", "Current"}, {"suspended", "Current"}, {"never", "Failed"},
-                          {"badzone", "Failed"},  {"healthy", "Current"},   {"orphan", "Failed"}};
+                          {"badzone", "Failed"},  {"healthy", "Current"},   {"orphan", "Failed"},
+                          {"filled", "Current"},  {"stray", "Failed"}};
   Verdicts seen;
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -135,7 +145,10 @@ TEST_F(GitopsTest, KstatusAndArgoCdReadTheConditionsAndKubectlWaitWorks) {
                                              {"never", "Degraded"},
                                              {"badzone", "Degraded"},
                                              {"healthy", "Healthy"},
-                                             {"orphan", "Degraded"}}));
+                                             {"orphan", "Degraded"},
+                                             {"filled", "Healthy"},
+                                             {"stray", "Degraded"}}));
+  EXPECT_THAT(messages["stray"], HasSubstr("TaskNotFound"));
   EXPECT_THAT(messages["never"], HasSubstr("InvalidSchedule: spec.schedule"));
   EXPECT_THAT(messages["orphan"], HasSubstr("TargetNotFound"));
 
@@ -146,7 +159,9 @@ TEST_F(GitopsTest, KstatusAndArgoCdReadTheConditionsAndKubectlWaitWorks) {
   auto broken = Kubectl("wait --for=condition=Ready --timeout=2s -n " + ns_ + " scheduledtask/never");
   EXPECT_NE(broken.exit_code, 0) << broken.output;
   auto stalled = Kubectl("wait --for=condition=Stalled --timeout=30s -n " + ns_ +
-                         " scheduledtask/never scheduledtask/badzone workerpool/orphan");
+                         " scheduledtask/never scheduledtask/badzone workerpool/orphan backfill/stray");
+  auto complete = Kubectl("wait --for=condition=Complete --timeout=30s -n " + ns_ + " backfill/filled");
+  EXPECT_EQ(complete.exit_code, 0) << complete.output;
   EXPECT_EQ(stalled.exit_code, 0) << stalled.output;
 
   // A person fixes the spec: Stalled goes, the task is Current again.

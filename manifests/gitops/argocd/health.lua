@@ -1,10 +1,11 @@
--- Argo CD health of a cronlane ScheduledTask or WorkerPool, from the conditions the
--- operator writes (docs/crd-reference.md). Argo CD runs it with the live object as
--- `obj`; kustomization.yaml here puts this file in argocd-cm for both kinds.
+-- Argo CD health of a cronlane ScheduledTask, WorkerPool or Backfill, from the
+-- conditions the operator writes (docs/crd-reference.md). Argo CD runs it with the
+-- live object as `obj`; kustomization.yaml here puts this file in argocd-cm for each kind.
 --   Stalled=True                  Degraded    the spec needs a person (reason, message)
 --   Reconciling=True, or an older
 --   observedGeneration, or none   Progressing the operator has not seen this spec yet
 --   Ready=True, reason Suspended  Suspended   spec.suspend: intended, nothing fires
+--   Ready=True, Complete=False    Progressing a Backfill still firing
 --   Ready=True                    Healthy
 --   Ready=False                   Progressing retried by the operator (e.g. Kafka down)
 local hs = {status = "Progressing", message = "Waiting for the cronlane operator to observe this object"}
@@ -37,6 +38,9 @@ end
 if ready.status == "True" then
   if ready.reason == "Suspended" then
     return {status = "Suspended", message = describe(ready)}
+  end
+  if found.Complete ~= nil and found.Complete.status == "False" then
+    return {status = "Progressing", message = describe(ready)}
   end
   return {status = "Healthy", message = describe(ready)}
 end
