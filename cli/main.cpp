@@ -4,6 +4,7 @@
 #include <iostream>
 #include <random>
 
+#include "cli/backfill_command.h"
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
 #include "cli/trigger_command.h"
@@ -32,7 +33,7 @@ int main(int argc, char** argv) {
                        "next -f -");
 
   cronlane::cli::ValidateOptions validate;
-  auto* validate_cmd = app.add_subcommand("validate", "Check ScheduledTask/WorkerPool manifests offline");
+  auto* validate_cmd = app.add_subcommand("validate", "Check ScheduledTask/WorkerPool/Backfill manifests offline");
   validate_cmd->add_option("paths", validate.paths, "Files or directories (*.yaml, *.yml; - for stdin)")->required();
   validate_cmd->add_option("--output,-o", validate.output, "Output format: text or json")->capture_default_str();
 
@@ -52,6 +53,20 @@ int main(int argc, char** argv) {
   trigger_cmd->add_option("--output,-o", trigger.output, "command (kubectl annotate) or patch (a merge patch)")
       ->capture_default_str();
 
+  cronlane::cli::BackfillOptions backfill;
+  auto* backfill_cmd = app.add_subcommand(
+      "backfill", "Print a Backfill manifest for kubectl create -f - (or, with --dry-run -f, its occurrences)");
+  backfill_cmd->add_option("task", backfill.task, "[NAMESPACE/]NAME of the ScheduledTask")->required();
+  backfill_cmd->add_option("--from", backfill.from, "Start of the range, inclusive (RFC 3339)")->required();
+  backfill_cmd->add_option("--to", backfill.to, "End of the range, exclusive (RFC 3339)")->required();
+  backfill_cmd->add_option("--max-per-second", backfill.max_per_second, "Most occurrences fired per second (1-1000)")
+      ->capture_default_str();
+  backfill_cmd->add_option("--order", backfill.order, "OldestFirst or NewestFirst")->capture_default_str();
+  backfill_cmd->add_option("--name", backfill.name, "metadata.name (default: generateName TASK-backfill-)");
+  backfill_cmd->add_flag("--dry-run", backfill.dry_run, "Print the occurrences it would fire instead (needs -f)");
+  backfill_cmd->add_option("--filename,-f", backfill.file,
+                           "The task's manifest for --dry-run (\"-\": stdin), e.g. kubectl get st NAME -o yaml");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -67,6 +82,7 @@ int main(int argc, char** argv) {
     trigger.random = std::random_device{}();
     return cronlane::cli::RunTrigger(trigger, std::cout, std::cerr);
   }
+  if (*backfill_cmd) return cronlane::cli::RunBackfill(backfill, std::cout, std::cerr);
   if (*version_cmd) {
     std::cout << "cronlane " << cronlane::kVersion << "\n";
     return 0;

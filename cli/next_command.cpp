@@ -76,39 +76,12 @@ int RunNextFile(const NextOptions& opts, std::ostream& out, std::ostream& err) {
            "--run-at, --start, --end and --time-zone\n";
     return 2;
   }
-  std::vector<YAML::Node> docs;
-  try {
-    if (opts.file == "-") {
-      std::stringstream in;
-      in << std::cin.rdbuf();
-      docs = YAML::LoadAll(in.str());
-    } else {
-      std::ifstream in(opts.file);
-      if (!in) {
-        err << "cronlane next: cannot read " << opts.file << "\n";
-        return 2;
-      }
-      docs = YAML::LoadAll(in);
-    }
-  } catch (const YAML::Exception& e) {
-    err << "cronlane next: " << opts.file << ": " << e.what() << "\n";
+  auto loaded = LoadScheduledTasks(opts.file);
+  if (!loaded.ok()) {
+    err << "cronlane next: " << loaded.status().message() << "\n";
     return 2;
   }
-  // A List (kubectl get st -o yaml) holds its objects under items.
-  std::vector<YAML::Node> tasks;
-  for (const auto& doc : docs) {
-    const YAML::Node items = At(doc, "items");
-    std::vector<YAML::Node> objects =
-        items.IsSequence() ? std::vector<YAML::Node>(items.begin(), items.end()) : std::vector<YAML::Node>{doc};
-    for (const auto& o : objects) {
-      const YAML::Node kind = At(o, "kind");
-      if (kind.IsScalar() && kind.Scalar() == "ScheduledTask" && At(o, "spec").IsMap()) tasks.push_back(o);
-    }
-  }
-  if (tasks.empty()) {
-    err << "cronlane next: no ScheduledTask with a spec in " << opts.file << "\n";
-    return 2;
-  }
+  const std::vector<YAML::Node>& tasks = *loaded;
   int rc = 0;
   for (const auto& o : tasks) {
     if (tasks.size() > 1) {

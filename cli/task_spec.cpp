@@ -2,6 +2,11 @@
 
 #include "cli/schema.h"
 
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
 namespace cronlane::cli {
 
 nlohmann::json YamlToJson(const YAML::Node& n) {
@@ -78,6 +83,49 @@ dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec) {
   t.shards = 1;
 
   return t;
+}
+
+Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file) {
+  std::vector<YAML::Node> docs;
+  try {
+    if (file == "-") {
+      std::stringstream in;
+      in << std::cin.rdbuf();
+      docs = YAML::LoadAll(in.str());
+    } else {
+      std::ifstream in(file);
+      if (!in) return InvalidArgument("cannot read " + file);
+      docs = YAML::LoadAll(in);
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(file + ": " + e.what());
+  }
+  std::vector<YAML::Node> tasks;
+  for (const auto& doc : docs) {
+    const YAML::Node items = At(doc, "items");
+    std::vector<YAML::Node> objects =
+        items.IsSequence() ? std::vector<YAML::Node>(items.begin(), items.end()) : std::vector<YAML::Node>{doc};
+    for (const auto& o : objects) {
+      const YAML::Node kind = At(o, "kind");
+      if (kind.IsScalar() && kind.Scalar() == "ScheduledTask" && At(o, "spec").IsMap()) tasks.push_back(o);
+    }
+  }
+  if (tasks.empty()) return InvalidArgument("no ScheduledTask with a spec in " + file);
+  return tasks;
+}
+
+std::optional<ObjectName> ParseObjectName(const std::string& text) {
+  auto valid = [](const std::string& s) {
+    return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    });
+  };
+  const auto slash = text.find('/');
+  ObjectName out;
+  out.ns = slash == std::string::npos ? "" : text.substr(0, slash);
+  out.name = slash == std::string::npos ? text : text.substr(slash + 1);
+  if ((slash != std::string::npos && !valid(out.ns)) || !valid(out.name)) return std::nullopt;
+  return out;
 }
 
 }  // namespace cronlane::cli

@@ -7,6 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
 #include "dispatcher/task.h"
 
 namespace cronlane::cli {
@@ -19,5 +24,18 @@ nlohmann::json YamlToJson(const YAML::Node& n);
 // schedules, runAt/startTime/endTime, timeZone, target headers, payload. Fields of
 // the wrong type read as absent (the schema reports them). Shards are left at 1.
 dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec);
+
+// The ScheduledTasks with a spec in a manifest file ("-": stdin): its documents,
+// and the items of Lists (`kubectl get st -o yaml`). InvalidArgument says why
+// (unreadable, not YAML, no ScheduledTask), without a command prefix.
+Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file);
+
+// "[NAMESPACE/]NAME" of an object: names of lowercase letters, digits, '-' and '.'
+// (which also keeps printed commands free of shell metacharacters). None when not.
+struct ObjectName {
+  std::string ns;  // "" when not given (kubectl's current namespace)
+  std::string name;
+};
+std::optional<ObjectName> ParseObjectName(const std::string& text);
 
 }  // namespace cronlane::cli

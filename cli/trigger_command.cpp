@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/task_spec.h"
 #include "common/time.h"
 #include "dispatcher/task.h"
 
@@ -14,14 +15,6 @@ namespace {
 
 constexpr const char* kRunNow = "cronlane.dev/run-now";
 constexpr const char* kForce = "cronlane.dev/run-now-force";
-
-// A Kubernetes object name or namespace: lowercase letters, digits, '-' and '.',
-// which also keeps the printed command free of shell metacharacters.
-bool ValidName(const std::string& s) {
-  return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-  });
-}
 
 }  // namespace
 
@@ -34,14 +27,14 @@ std::string FreshRunToken(std::chrono::system_clock::time_point now, uint32_t ra
 }
 
 int RunTrigger(const TriggerOptions& opts, std::ostream& out, std::ostream& err) {
-  const auto slash = opts.task.find('/');
-  const std::string ns = slash == std::string::npos ? "" : opts.task.substr(0, slash);
-  const std::string name = slash == std::string::npos ? opts.task : opts.task.substr(slash + 1);
-  if ((slash != std::string::npos && !ValidName(ns)) || !ValidName(name)) {
+  const auto object = ParseObjectName(opts.task);
+  if (!object) {
     err << "cronlane trigger: \"" << opts.task
         << "\" is not NAMESPACE/NAME or NAME (lowercase letters, digits, '-' and '.')\n";
     return 2;
   }
+  const std::string& ns = object->ns;
+  const std::string& name = object->name;
   const std::string token = opts.token.empty() ? FreshRunToken(opts.now, opts.random) : opts.token;
   if (!dispatcher::ValidRunToken(token)) {
     err << "cronlane trigger: \"" << token << "\" is not a run-now token: " << dispatcher::kRunTokenRule << "\n";

@@ -484,9 +484,13 @@ TEST_F(LifecycleTest, ABackfillWaitsForItsTaskAndStallsWhenTheTaskIsReplaced) {
     return KubectlGet("get backfill early -n " + ns_ + " -o jsonpath='{.status.conditions[?(@.type==\"" + type +
                       "\")]." + field + "}'");
   };
-  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: early}\nspec:\n"
-                    "  taskName: later\n  from: \"2020-01-01T00:00:00Z\"\n  to: \"2020-01-01T00:00:05Z\"\n"),
-              ::testing::HasSubstr("created"));
+  // Made the way users make one: `cronlane backfill ... | kubectl create -f -`.
+  auto created =
+      RunShell(std::string(CRONLANE_BIN_DIR) + "/cronlane backfill " + ns_ +
+               "/later --name early --from 2020-01-01T00:00:00Z --to 2020-01-01T00:00:05Z | kubectl --kubeconfig " +
+               ShellQuote(EnvVar("KUBECONFIG")) + " create -f -");
+  ASSERT_EQ(created.exit_code, 0) << created.output;
+  ASSERT_THAT(created.output, ::testing::HasSubstr("backfill.cronlane.dev/early created"));
   EXPECT_TRUE(WaitUntil([&] { return condition("Stalled", "reason") == "TaskNotFound"; }, 30s));
   EXPECT_EQ(condition("Ready", "status"), "False");
   ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: later}\nspec:\n"

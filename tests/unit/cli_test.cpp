@@ -1,3 +1,4 @@
+#include "cli/backfill_command.h"
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
 #include "cli/trigger_command.h"
@@ -6,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -214,6 +216,76 @@ TEST(Next, HonoursRunAtStartAndEnd) {
     EXPECT_EQ(RunNext(bad, out, e), 2) << bad.schedules.size() << bad.run_at;
     EXPECT_FALSE(e.str().empty());
   }
+}
+
+TEST(Backfill, PrintsAManifestForKubectlCreate) {
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBackfill({.task = "team/report",
+                         .from = "2026-11-01T00:00:00Z",
+                         .to = "2026-11-02T00:00:00+01:00",
+                         .max_per_second = 20,
+                         .order = "NewestFirst"},
+                        out, err),
+            0)
+      << err.str();
+  EXPECT_EQ(out.str(),
+            "apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata:\n  generateName: report-backfill-\n"
+            "  namespace: team\nspec:\n  taskName: report\n  from: \"2026-11-01T00:00:00Z\"\n"
+            "  to: \"2026-11-01T23:00:00Z\"\n  maxPerSecond: 20\n  order: NewestFirst\n");
+  std::ostringstream named;
+  ASSERT_EQ(RunBackfill({.task = "report", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z", .name = "nov"},
+                        named, err),
+            0);
+  EXPECT_THAT(named.str(), ::testing::HasSubstr("metadata:\n  name: nov\nspec:"));
+  EXPECT_THAT(named.str(), ::testing::HasSubstr("maxPerSecond: 10\n  order: OldestFirst"));
+  // What the CRD would refuse is refused here, in one line.
+  for (BackfillOptions bad :
+       {BackfillOptions{.task = "Team/x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z"},
+        BackfillOptions{.task = "x", .from = "2026-11-02T00:00:00Z", .to = "2026-11-01T00:00:00Z"},
+        BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00", .to = "2026-11-02T00:00:00Z"},
+        BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00Z", .to = ""},
+        BackfillOptions{
+            .task = "x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z", .max_per_second = 1001},
+        BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z", .order = "Random"},
+        BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z", .dry_run = true}}) {
+    std::ostringstream o, e;
+    EXPECT_EQ(RunBackfill(bad, o, e), 2) << bad.task << " " << bad.from << " " << bad.to;
+    EXPECT_EQ(o.str(), "");
+    const std::string message = e.str();
+    EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 1) << message;
+  }
+}
+
+TEST(Backfill, DryRunPrintsTheOccurrencesOfTheManifest) {
+  const std::string path = ::testing::TempDir() + "/backfill-task.yaml";
+  {
+    std::ofstream f(path);
+    // As `kubectl get st report -o yaml` prints it: created at 00:05:30.
+    f << "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\n"
+         "metadata: {name: report, namespace: team, creationTimestamp: \"2026-11-01T00:05:30Z\"}\n"
+         "spec:\n  schedule: \"*/2 * * * *\"\n  timeZone: Europe/Berlin\n  target: {topic: t}\n";
+  }
+  BackfillOptions o{.task = "team/report",
+                    .from = "2026-11-01T00:00:00Z",
+                    .to = "2026-11-02T00:00:00Z",
+                    .order = "NewestFirst",
+                    .dry_run = true,
+                    .file = path};
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBackfill(o, out, err), 0) << err.str();
+  EXPECT_EQ(out.str(),
+            "2026-11-01T00:04:00Z\n2026-11-01T00:02:00Z\n2026-11-01T00:00:00Z\n"
+            "# 3 occurrence(s) of team/report from 2026-11-01T00:00:00Z to 2026-11-01T00:05:30Z (clipped at the "
+            "task's creationTimestamp), NewestFirst, at most 10 per second: about 1 s\n");
+  std::ostringstream other, e1;
+  o.task = "team/other";
+  EXPECT_EQ(RunBackfill(o, other, e1), 2);
+  EXPECT_THAT(e1.str(), ::testing::HasSubstr("no ScheduledTask team/other"));
+  std::ostringstream big, e2;
+  o.task = "report";
+  o.from = "2000-01-01T00:00:00Z";
+  EXPECT_EQ(RunBackfill(o, big, e2), 2);
+  EXPECT_THAT(e2.str(), ::testing::HasSubstr("TooManyOccurrences"));
 }
 
 }  // namespace
