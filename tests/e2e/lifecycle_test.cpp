@@ -460,6 +460,16 @@ TEST_F(LifecycleTest, BackfillOf2000FiresEachOnceAcrossKill9WhileTheLiveSchedule
   EXPECT_EQ(
       KubectlGet("get backfill fill -n " + ns_ + " -o jsonpath='{.status.fired}/{.status.total}/{.status.taskUID}'"),
       "2000/2000/" + uid);
+  // Rate limited: 2,000 at 200 a second cannot be committed in less than 8 s, even
+  // with a burst of one second's worth from each of the two leaders. (A lower bound
+  // only: a slow machine makes it longer, never shorter.)
+  int64_t first_ms = INT64_MAX, last_ms = 0;
+  for (const auto& m : reader.messages()) {
+    if (m.HeaderValue("ce_trigger").value_or("") != "backfill" || m.timestamp_ms < 0) continue;
+    first_ms = std::min(first_ms, m.timestamp_ms);
+    last_ms = std::max(last_ms, m.timestamp_ms);
+  }
+  EXPECT_GE(last_ms - first_ms, 8000) << "the backfill went faster than maxPerSecond";
 
   // The live schedule fired every second from its first occurrence on, once each
   // (catchUpPolicy All: the seconds of the failover fire late, not never).
@@ -475,7 +485,8 @@ TEST_F(LifecycleTest, BackfillOf2000FiresEachOnceAcrossKill9WhileTheLiveSchedule
 
 // A Backfill for a task that does not exist yet waits (Stalled TaskNotFound) and
 // starts when the task is created; one whose task is re-created stays with the old
-// incarnation (TaskReplaced) and fires nothing for the new one.
+// incarnation (TaskReplaced) and fires nothing for the new one. Bad input: a spec
+// edit, a range over the limit, from after to.
 TEST_F(LifecycleTest, ABackfillWaitsForItsTaskAndStallsWhenTheTaskIsReplaced) {
   const std::string topic = ns_ + ".bfwait";
   TopicReader reader(topic, 3);
@@ -525,6 +536,24 @@ TEST_F(LifecycleTest, ABackfillWaitsForItsTaskAndStallsWhenTheTaskIsReplaced) {
                           " -o jsonpath='{.status.conditions[?(@.type==\"Stalled\")].reason}'") == "TaskReplaced";
       },
       30s));
+  // A range over the operator's limit (100,000 occurrences; an every-second task
+  // had 158 million seconds from 2000 to 2005) is a clear condition, not a crash.
+  ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: huge}\nspec:\n"
+                    "  taskName: later\n  from: \"2000-01-01T00:00:00Z\"\n  to: \"2005-01-01T00:00:00Z\"\n"),
+              ::testing::HasSubstr("created"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return KubectlGet("get backfill huge -n " + ns_ +
+                          " -o jsonpath='{.status.conditions[?(@.type==\"Stalled\")].reason}'") == "TooManyOccurrences";
+      },
+      30s));
+  // from after to is refused at admission.
+  auto inverted = Kubectl("create -n " + ns_ + " -f - <<< " +
+                          ShellQuote("apiVersion: cronlane.dev/v1alpha1\nkind: Backfill\nmetadata: {name: inverted}\n"
+                                     "spec: {taskName: later, from: \"2020-02-01T00:00:00Z\", to: "
+                                     "\"2020-01-01T00:00:00Z\"}\n"));
+  EXPECT_NE(inverted.exit_code, 0);
+  EXPECT_THAT(inverted.output, ::testing::HasSubstr("from must be before to"));
   const std::string new_uid = Uid("later");
   reader.ReadFor(3s);
   for (const auto& m : reader.messages()) {
