@@ -10,7 +10,6 @@
 #include "cli/schema.h"
 #include "cli/task_spec.h"
 #include "common/time.h"
-#include "dispatcher/fire_times.h"
 #include "dispatcher/task.h"
 
 namespace cronlane::cli {
@@ -20,23 +19,11 @@ namespace {
 // dispatcher's backfill lane counts them; InvalidArgument for a task it refuses
 // or more than kMaxBackfillOccurrences.
 Result<std::vector<Instant>> Occurrences(const YAML::Node& spec, Instant from, Instant end) {
-  const dispatcher::TaskDefinition task = TaskFromSpec(spec);
-  std::optional<dispatcher::Schedule> schedule;
-  dispatcher::FireSpec window;
-  if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
-    return InvalidArgument(problems.front().field + ": " + problems.front().detail);
-  }
-  const dispatcher::Schedule none;
-  const bool has_spec = task.bounds || task.schedules;
-  const dispatcher::FireTimes times(schedule ? *schedule : none, has_spec ? &window : nullptr);
-  std::vector<Instant> out;
-  for (auto t = times.Next(from - std::chrono::seconds{1}); t && *t < end; t = times.Next(*t)) {
-    if (static_cast<int64_t>(out.size()) >= dispatcher::kMaxBackfillOccurrences) {
-      return InvalidArgument("TooManyOccurrences: the range holds more than " +
-                             std::to_string(dispatcher::kMaxBackfillOccurrences) +
-                             " occurrences, the most one Backfill fires; split it");
-    }
-    out.push_back(*t);
+  const auto limit = static_cast<size_t>(dispatcher::kMaxBackfillOccurrences);
+  auto out = TaskFireTimes(TaskFromSpec(spec), from - std::chrono::seconds{1}, end, limit + 1);
+  if (out.ok() && out->size() > limit) {
+    return InvalidArgument("TooManyOccurrences: the range holds more than " + std::to_string(limit) +
+                           " occurrences, the most one Backfill fires; split it");
   }
   return out;
 }

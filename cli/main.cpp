@@ -1,18 +1,27 @@
 // cronlane: the command-line tool (schedule preview, offline validation, shards).
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <random>
 
 #include "cli/backfill_command.h"
+#include "cli/completion.h"
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
+#include "cli/status_command.h"
 #include "cli/trigger_command.h"
 #include "cli/validate_command.h"
 #include "common/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"cronlane: cron for Kubernetes, fired through Kafka"};
+  // Installed as kubectl-cronlane, kubectl runs it as `kubectl cronlane ...`; as
+  // kubectl_complete-cronlane, for kubectl's completion of those commands.
+  const std::string invoked = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "cronlane";
+  const bool plugin = invoked == "kubectl-cronlane";
+  const bool plugin_completion = invoked == "kubectl_complete-cronlane";
+  CLI::App app{"cronlane: cron for Kubernetes, fired through Kafka", plugin ? "kubectl cronlane" : "cronlane"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("cronlane ") + cronlane::kVersion);
 
@@ -67,7 +76,30 @@ int main(int argc, char** argv) {
   backfill_cmd->add_option("--filename,-f", backfill.file,
                            "The task's manifest for --dry-run (\"-\": stdin), e.g. kubectl get st NAME -o yaml");
 
+  cronlane::cli::StatusOptions status;
+  auto* status_cmd = app.add_subcommand(
+      "status",
+      "Show a ScheduledTask: schedule, readiness, next fires (task zone and local), recent runs, its WorkerPool");
+  status_cmd->add_option("task", status.task, "[NAMESPACE/]NAME of the ScheduledTask")->required();
+  status_cmd->add_option("--count,-n", status.count, "Next fires to show")->capture_default_str();
+  status_cmd->add_option("--kubeconfig", status.kubeconfig, "Passed to kubectl");
+  status_cmd->add_option("--context", status.context, "Passed to kubectl");
+  status_cmd->add_option("--filename,-f", status.file,
+                         "Read the task from this file (\"-\": stdin) instead of running kubectl get");
+  status_cmd->add_option("--local-zone", status.local_zone,
+                         "IANA zone of the local times (default: $TZ, /etc/localtime)");
+
+  std::string shell;
+  auto* completion_cmd = app.add_subcommand("completion", "Print the shell completion script (bash or zsh)");
+  completion_cmd->add_option("shell", shell, "bash or zsh")->required();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
+
+  if (plugin_completion || (argc > 1 && std::string(argv[1]) == "__complete")) {
+    std::vector<std::string> words(argv + (plugin_completion ? 1 : 2), argv + argc);
+    cronlane::cli::PrintCompletions(app, words, std::cout);
+    return 0;
+  }
 
   try {
     app.parse(argc, argv);
@@ -83,6 +115,13 @@ int main(int argc, char** argv) {
     return cronlane::cli::RunTrigger(trigger, std::cout, std::cerr);
   }
   if (*backfill_cmd) return cronlane::cli::RunBackfill(backfill, std::cout, std::cerr);
+  if (*status_cmd) {
+    if (const char* k = std::getenv("KUBECTL"); k != nullptr && *k != '\0') status.kubectl = k;
+    return cronlane::cli::RunStatus(status, std::cout, std::cerr);
+  }
+  if (*completion_cmd) {
+    return cronlane::cli::RunCompletionScript(shell, plugin ? "kubectl-cronlane" : "cronlane", std::cout, std::cerr);
+  }
   if (*version_cmd) {
     std::cout << "cronlane " << cronlane::kVersion << "\n";
     return 0;

@@ -1,6 +1,7 @@
 #include "cli/task_spec.h"
 
 #include "cli/schema.h"
+#include "dispatcher/fire_times.h"
 
 #include <algorithm>
 #include <fstream>
@@ -83,6 +84,23 @@ dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec) {
   t.shards = 1;
 
   return t;
+}
+
+Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& task, Instant after,
+                                           std::optional<Instant> before, size_t max) {
+  std::optional<dispatcher::Schedule> schedule;
+  dispatcher::FireSpec window;
+  if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
+    return InvalidArgument(problems.front().field + ": " + problems.front().detail);
+  }
+  const dispatcher::Schedule none;
+  const bool has_spec = task.bounds || task.schedules;
+  const dispatcher::FireTimes times(schedule ? *schedule : none, has_spec ? &window : nullptr);
+  std::vector<Instant> out;
+  for (auto t = times.Next(after); t && (!before || *t < *before) && out.size() < max; t = times.Next(*t)) {
+    out.push_back(*t);
+  }
+  return out;
 }
 
 Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file) {

@@ -25,6 +25,12 @@ nlohmann::json YamlToJson(const YAML::Node& n);
 // the wrong type read as absent (the schema reports them). Shards are left at 1.
 dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec);
 
+// The task's fire times strictly after `after` and before `before` (none: no
+// end), at most `max`, exactly as the dispatcher computes them. InvalidArgument
+// "FIELD: DETAIL" for the first problem dispatcher::TaskProblems finds.
+Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& task, Instant after,
+                                           std::optional<Instant> before, size_t max);
+
 // The ScheduledTasks with a spec in a manifest file ("-": stdin): its documents,
 // and the items of Lists (`kubectl get st -o yaml`). InvalidArgument says why
 // (unreadable, not YAML, no ScheduledTask), without a command prefix.

@@ -39,7 +39,8 @@ TEST_F(RbacTest, AllowsWhatTheOperatorNeeds) {
         "list leases.coordination.k8s.io -n cronlane-system", "delete leases.coordination.k8s.io -n cronlane-system",
         "watch workerpools.cronlane.dev -A", "patch workerpools.cronlane.dev --subresource=status -n team-a",
         "get deployments.apps --subresource=scale -n team-a", "patch deployments.apps --subresource=scale -n team-a",
-        "patch statefulsets.apps --subresource=scale -n team-a", "delete scheduledtasks.cronlane.dev -n team-a"}) {
+        "patch statefulsets.apps --subresource=scale -n team-a", "delete scheduledtasks.cronlane.dev -n team-a",
+        "watch backfills.cronlane.dev -A", "patch backfills.cronlane.dev --subresource=status -n team-a"}) {
     EXPECT_TRUE(CanI(what)) << what;
   }
 }
@@ -51,7 +52,8 @@ TEST_F(RbacTest, DeniesEverythingElse) {
         "list pods -A", "create events -n team-a", "delete events.events.k8s.io -n team-a",
         "update leases.coordination.k8s.io -n default", "delete leases.coordination.k8s.io -n default",
         "create deployments.apps -A", "patch deployments.apps -n team-a", "get deployments.apps -n team-a",
-        "patch workerpools.cronlane.dev -n team-a", "'*' '*'"}) {
+        "patch workerpools.cronlane.dev -n team-a", "create backfills.cronlane.dev -n team-a",
+        "patch backfills.cronlane.dev -n team-a", "delete backfills.cronlane.dev -n team-a", "'*' '*'"}) {
     EXPECT_FALSE(CanI(what)) << what;
   }
 }

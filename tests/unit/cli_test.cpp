@@ -1,11 +1,17 @@
 #include "cli/backfill_command.h"
+#include "cli/completion.h"
 #include "cli/next_command.h"
 #include "cli/shard_command.h"
+#include "cli/status_command.h"
 #include "cli/trigger_command.h"
+#include "common/time.h"
+#include "common/zone.h"
 #include "dispatcher/task.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -286,6 +292,90 @@ TEST(Backfill, DryRunPrintsTheOccurrencesOfTheManifest) {
   o.from = "2000-01-01T00:00:00Z";
   EXPECT_EQ(RunBackfill(o, big, e2), 2);
   EXPECT_THAT(e2.str(), ::testing::HasSubstr("TooManyOccurrences"));
+}
+
+TEST(Status, RendersScheduleNextFiresRunsAndTheServingPool) {
+  const auto task = nlohmann::json::parse(R"({
+    "metadata": {"namespace": "team", "name": "report"},
+    "spec": {"schedule": "0 9 * * 1-5", "timeZone": "Europe/Berlin", "target": {"topic": "reports"}},
+    "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Scheduled", "message": "next at 9"}],
+               "lastScheduleTime": "2026-12-01T08:00:00Z", "firedCount": 7, "missedCount": 0,
+               "recentRuns": [{"trigger": "Scheduled", "scheduledTime": "2026-12-01T08:00:00Z",
+                               "finishedTime": "2026-12-01T08:00:03Z", "outcome": "Failed", "attempts": 3,
+                               "durationMs": 1200, "deadLettered": true}]}})");
+  const auto pools = nlohmann::json::parse(R"({"items": [
+    {"metadata": {"name": "reporters"}, "spec": {"topic": "reports"},
+     "status": {"lag": 4, "currentReplicas": 1, "desiredReplicas": 2,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Measured"}]}},
+    {"metadata": {"name": "others"}, "spec": {"topic": "other"}}]})");
+  auto ny = LocateZone("America/New_York");
+  ASSERT_TRUE(ny.ok());
+  std::ostringstream out;
+  RenderStatus(task, pools, *ParseRfc3339("2026-12-04T12:00:00Z"), *ny, 2, out);
+  EXPECT_EQ(out.str(),
+            "ScheduledTask team/report\n"
+            "  schedule:    0 9 * * 1-5\n"
+            "  timeZone:    Europe/Berlin\n"
+            "  topic:       reports\n"
+            "  suspended:   no\n"
+            "  Ready:       True Scheduled: next at 9\n"
+            "  last fired:  2026-12-01T08:00:00Z   last success: -   fired: 7   missed: 0\n"
+            "\nNext fires:\n"
+            "  2026-12-07T09:00:00+01:00 (CET)   local 2026-12-07T03:00:00-05:00 (EST)\n"
+            "  2026-12-08T09:00:00+01:00 (CET)   local 2026-12-08T03:00:00-05:00 (EST)\n"
+            "\nRecent runs (newest first):\n"
+            "  SCHEDULED              TRIGGER    OUTCOME    ATTEMPTS  DURATION  FINISHED\n"
+            "  2026-12-01T08:00:00Z   Scheduled  Failed     3         1200ms    2026-12-01T08:00:03Z  dead-lettered\n"
+            "\nWorkerPool consuming reports:\n"
+            "  reporters: lag 4, replicas 1 (desired 2), Ready True Measured\n");
+  // A task the dispatcher would refuse says why instead of listing fires.
+  auto bad = task;
+  bad["spec"]["schedule"] = "0 0 30 2 *";
+  std::ostringstream refused;
+  RenderStatus(bad, nullptr, *ParseRfc3339("2026-12-04T12:00:00Z"), nullptr, 2, refused);
+  EXPECT_THAT(refused.str(), ::testing::HasSubstr("Next fires: none (spec.schedule: "));
+  EXPECT_THAT(refused.str(), ::testing::Not(::testing::HasSubstr("WorkerPool")));
+}
+
+TEST(Status, RefusesABadNameAndReadsAFile) {
+  std::ostringstream out, err;
+  EXPECT_EQ(RunStatus({.task = "Team/x"}, out, err), 2);
+  EXPECT_THAT(err.str(), ::testing::HasSubstr("is not NAMESPACE/NAME"));
+  const std::string path = ::testing::TempDir() + "/status-task.yaml";
+  {
+    std::ofstream f(path);
+    f << "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: once, namespace: team}\n"
+         "spec: {runAt: \"2030-01-01T00:00:00Z\", target: {topic: t}}\n";
+  }
+  std::ostringstream shown, e2;
+  ASSERT_EQ(RunStatus({.task = "team/once", .file = path, .local_zone = "UTC"}, shown, e2), 0) << e2.str();
+  EXPECT_THAT(shown.str(), ::testing::HasSubstr("runAt:       2030-01-01T00:00:00Z\n"));
+  EXPECT_THAT(shown.str(), ::testing::HasSubstr("Next fires:\n  2030-01-01T00:00:00+00:00 (UTC)"));
+  std::ostringstream none, e3;
+  EXPECT_EQ(RunStatus({.task = "team/other", .file = path}, none, e3), 2);
+  EXPECT_THAT(e3.str(), ::testing::HasSubstr("no ScheduledTask team/other"));
+}
+
+TEST(Completion, OffersSubcommandsThenTheirFlags) {
+  CLI::App app{"test"};
+  auto* next = app.add_subcommand("next", "");
+  std::string s;
+  int n = 0;
+  next->add_option("--schedule,-s", s, "");
+  next->add_option("--count,-n", n, "");
+  app.add_subcommand("validate", "");
+  EXPECT_THAT(Complete(app, {""}), ::testing::ElementsAre("next", "validate"));
+  EXPECT_THAT(Complete(app, {"v"}), ::testing::ElementsAre("validate"));
+  EXPECT_THAT(Complete(app, {"next", "--s"}), ::testing::ElementsAre("--schedule"));
+  EXPECT_THAT(Complete(app, {"next", "--"}), ::testing::ElementsAre("--count", "--help", "--schedule"));
+  EXPECT_TRUE(Complete(app, {"next", "x"}).empty()) << "arguments fall back to file names";
+  std::ostringstream out;
+  PrintCompletions(app, {"next", "x"}, out);
+  EXPECT_EQ(out.str(), ":0\n");
+  std::ostringstream script, err;
+  EXPECT_EQ(RunCompletionScript("bash", "cronlane", script, err), 0);
+  EXPECT_THAT(script.str(), ::testing::HasSubstr("complete -o filenames -F _cronlane cronlane"));
+  EXPECT_EQ(RunCompletionScript("fish", "cronlane", script, err), 2);
 }
 
 }  // namespace
