@@ -15,12 +15,12 @@
 namespace cronlane::cli {
 namespace {
 
-// The occurrences of the task in `spec` in [from, end), oldest first, as the
+// The occurrences of the task `object` in [from, end), oldest first, as the
 // dispatcher's backfill lane counts them; InvalidArgument for a task it refuses
 // or more than kMaxBackfillOccurrences.
-Result<std::vector<Instant>> Occurrences(const YAML::Node& spec, Instant from, Instant end) {
+Result<std::vector<Instant>> Occurrences(const YAML::Node& object, Instant from, Instant end) {
   const auto limit = static_cast<size_t>(dispatcher::kMaxBackfillOccurrences);
-  auto out = TaskFireTimes(TaskFromSpec(spec), from - std::chrono::seconds{1}, end, limit + 1);
+  auto out = TaskFireTimes(TaskFromObject(object), from - std::chrono::seconds{1}, end, limit + 1);
   if (out.ok() && out->size() > limit) {
     return InvalidArgument("TooManyOccurrences: the range holds more than " + std::to_string(limit) +
                            " occurrences, the most one Backfill fires; split it");
@@ -51,7 +51,7 @@ int RunBackfill(const BackfillOptions& opts, std::ostream& out, std::ostream& er
   if (opts.order != "OldestFirst" && opts.order != "NewestFirst") {
     return fail("--order must be OldestFirst or NewestFirst, got \"" + opts.order + "\"");
   }
-  if (!opts.name.empty() && !ParseObjectName(opts.name)) {
+  if (!opts.name.empty() && (!ParseObjectName(opts.name) || opts.name.find('/') != std::string::npos)) {
     return fail("--name \"" + opts.name + "\" is not an object name (lowercase letters, digits, '-' and '.')");
   }
 
@@ -80,7 +80,7 @@ int RunBackfill(const BackfillOptions& opts, std::ostream& out, std::ostream& er
         clipped = true;
       }
     }
-    auto occurrences = Occurrences(At(*found, "spec"), *from, end);
+    auto occurrences = Occurrences(*found, *from, end);
     if (!occurrences.ok()) return fail(occurrences.status().message());
     if (opts.order == "NewestFirst") std::reverse(occurrences->begin(), occurrences->end());
     for (const Instant t : *occurrences) out << FormatRfc3339(t) << "\n";

@@ -68,7 +68,9 @@ int RunCompletionScript(const std::string& shell, const std::string& program, st
         << "  candidates=(${lines:#:*})\n"
         << "  if (( ${#candidates} )); then compadd -a candidates; else _files; fi\n"
         << "}\n"
-        << "compdef " << fn << " " << program << "\n";
+        // Autoloaded from $fpath, the file's body runs on the first TAB: complete then.
+        << "if [ \"$funcstack[1]\" = \"" << fn << "\" ]; then " << fn << " \"$@\"; else compdef " << fn << " "
+        << program << "; fi\n";
     return 0;
   }
   err << program << " completion: the shell must be bash or zsh, got \"" << shell << "\"\n";

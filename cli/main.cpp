@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
       "status",
       "Show a ScheduledTask: schedule, readiness, next fires (task zone and local), recent runs, its WorkerPool");
   status_cmd->add_option("task", status.task, "[NAMESPACE/]NAME of the ScheduledTask")->required();
-  status_cmd->add_option("--count,-n", status.count, "Next fires to show")->capture_default_str();
+  status_cmd->add_option("--namespace,-n", status.ns, "The task's namespace (or give NAMESPACE/NAME)");
+  status_cmd->add_option("--count,-c", status.count, "Next fires to show")->capture_default_str();
   status_cmd->add_option("--kubeconfig", status.kubeconfig, "Passed to kubectl");
   status_cmd->add_option("--context", status.context, "Passed to kubectl");
   status_cmd->add_option("--filename,-f", status.file,

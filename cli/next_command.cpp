@@ -34,15 +34,6 @@ std::string FlagOf(const std::string& field) {
 // with `from_file` the manifest's field.
 int Preview(const dispatcher::TaskDefinition& task, const NextOptions& opts, bool from_file, std::ostream& out,
             std::ostream& err) {
-  using dispatcher::Instant;
-  // The checks and parsing the dispatcher does, so the preview is what fires.
-  std::optional<dispatcher::Schedule> schedule;
-  dispatcher::FireSpec window;
-  if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
-    const auto& p = problems.front();
-    err << "cronlane next: " << (from_file ? p.field : FlagOf(p.field)) << ": " << p.detail << "\n";
-    return 2;
-  }
   Instant from = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   if (!opts.from.empty()) {
     auto parsed = ParseRfc3339(opts.from);
@@ -52,19 +43,22 @@ int Preview(const dispatcher::TaskDefinition& task, const NextOptions& opts, boo
     }
     from = *parsed;
   }
-  const dispatcher::Schedule none;
-  const bool has_spec = task.bounds || task.schedules;
-  const dispatcher::FireTimes times(schedule ? *schedule : none, has_spec ? &window : nullptr);
+  // The checks and fire times the dispatcher has, so the preview is what fires.
+  auto times = TaskFireTimes(task, from, std::nullopt, static_cast<size_t>(opts.count));
+  if (!times.ok()) {
+    // "FIELD: DETAIL"; the field as the flag that set it, unless it came from a file.
+    const std::string& m = times.status().message();
+    const size_t colon = m.find(": ");
+    err << "cronlane next: "
+        << (from_file || colon == std::string::npos ? m : FlagOf(m.substr(0, colon)) + m.substr(colon)) << "\n";
+    return 2;
+  }
   const Zone* zone = nullptr;
   if (auto z = LocateZone(task.time_zone); z.ok()) zone = *z;
-  Instant t = from;
-  for (int i = 0; i < opts.count; ++i) {
-    auto next = times.Next(t);
-    if (!next) break;
-    out << FormatRfc3339(*next);
-    if (opts.local) out << "  " << FormatLocal(*next, zone);
+  for (const Instant t : *times) {
+    out << FormatRfc3339(t);
+    if (opts.local) out << "  " << FormatLocal(t, zone);
     out << "\n";
-    t = *next;
   }
   return 0;
 }
@@ -89,7 +83,7 @@ int RunNextFile(const NextOptions& opts, std::ostream& out, std::ostream& err) {
       const YAML::Node ns = At(meta, "namespace"), name = At(meta, "name");
       out << "# " << (ns.IsScalar() ? ns.Scalar() + "/" : "") << (name.IsScalar() ? name.Scalar() : "") << "\n";
     }
-    rc = std::max(rc, Preview(TaskFromSpec(At(o, "spec")), opts, true, out, err));
+    rc = std::max(rc, Preview(TaskFromObject(o), opts, true, out, err));
   }
   return rc;
 }

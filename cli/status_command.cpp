@@ -66,18 +66,30 @@ const Zone* LocalZone(const std::string& name) {
   return z.ok() ? *z : nullptr;
 }
 
-// Runs a command; its standard output, or its output and exit status as an error.
+// Runs a command; its standard output, or (when it fails) its standard error as the
+// error. Standard error is kept apart: kubectl's warnings on a success are not JSON.
 Result<std::string> Capture(const std::string& command) {
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return Unavailable("cannot run " + command);
+  char errfile[] = "/tmp/cronlane-status-XXXXXX";
+  const int fd = mkstemp(errfile);
+  if (fd < 0) return Unavailable("cannot make a temporary file for " + command);
+  close(fd);
+  FILE* p = popen((command + " 2>" + errfile).c_str(), "r");
+  if (p == nullptr) {
+    unlink(errfile);
+    return Unavailable("cannot run " + command);
+  }
   std::string out;
   std::array<char, 4096> buf{};
   size_t n = 0;
   while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int rc = pclose(p);
+  std::stringstream err;
+  err << std::ifstream(errfile).rdbuf();
+  unlink(errfile);
   if (rc != 0) {
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return Unavailable(out.empty() ? command + " failed" : out);
+    std::string message = err.str();
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    return Unavailable(message.empty() ? command + " failed" : message);
   }
   return out;
 }
@@ -126,8 +138,7 @@ void RenderStatus(const json& task, const json& pools, Instant now, const Zone* 
       << "   fired: " << Num(status, "firedCount") << "   missed: " << Num(status, "missedCount") << "\n";
 
   // The next fires, as the dispatcher computes them.
-  YAML::Node spec_yaml = YAML::Load(spec.dump());
-  auto fires = TaskFireTimes(TaskFromSpec(spec_yaml), now, std::nullopt, static_cast<size_t>(count));
+  auto fires = TaskFireTimes(TaskFromObject(YAML::Load(task.dump())), now, std::nullopt, static_cast<size_t>(count));
   const Zone* task_zone = nullptr;
   if (auto z = LocateZone(Str(spec, "timeZone")); z.ok()) task_zone = *z;
   if (!fires.ok()) {
@@ -185,9 +196,18 @@ int RunStatus(const StatusOptions& opts, std::ostream& out, std::ostream& err) {
     err << "cronlane status: " << message << "\n";
     return 2;
   };
-  const auto object = ParseObjectName(opts.task);
+  auto object = ParseObjectName(opts.task);
   if (!object) {
     return fail("\"" + opts.task + "\" is not NAMESPACE/NAME or NAME (lowercase letters, digits, '-' and '.')");
+  }
+  if (!opts.ns.empty()) {
+    if (!ParseObjectName(opts.ns) || opts.ns.find('/') != std::string::npos) {
+      return fail("--namespace \"" + opts.ns + "\" is not a namespace name");
+    }
+    if (!object->ns.empty() && object->ns != opts.ns) {
+      return fail("the task " + opts.task + " names another namespace than --namespace " + opts.ns);
+    }
+    object->ns = opts.ns;
   }
   if (opts.count < 1 || opts.count > 1000) return fail("--count must be between 1 and 1000");
   json task, pools;

@@ -19,6 +19,7 @@ namespace cronlane::cli {
 
 struct StatusOptions {
   std::string task;  // "namespace/name", or "name" (kubectl's current namespace)
+  std::string ns;    // -n, as kubectl takes it (the task's namespace when it names none)
   int count = 5;     // next fires to show
   // Passed to kubectl: --kubeconfig and --context (empty: kubectl's defaults).
   std::string kubeconfig, context;

@@ -1,6 +1,7 @@
 #include "cli/task_spec.h"
 
 #include "cli/schema.h"
+#include "common/time.h"
 #include "dispatcher/fire_times.h"
 
 #include <algorithm>
@@ -95,12 +96,23 @@ Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& tas
   }
   const dispatcher::Schedule none;
   const bool has_spec = task.bounds || task.schedules;
-  const dispatcher::FireTimes times(schedule ? *schedule : none, has_spec ? &window : nullptr);
+  // "@every" counts from the task's creation, as the dispatcher anchors it.
+  const dispatcher::Schedule anchored = schedule ? schedule->Anchored(task.created) : none;
+  const dispatcher::FireTimes times(anchored, has_spec ? &window : nullptr);
   std::vector<Instant> out;
   for (auto t = times.Next(after); t && (!before || *t < *before) && out.size() < max; t = times.Next(*t)) {
     out.push_back(*t);
   }
   return out;
+}
+
+dispatcher::TaskDefinition TaskFromObject(const YAML::Node& object) {
+  dispatcher::TaskDefinition task = TaskFromSpec(At(object, "spec"));
+  const YAML::Node created = At(At(object, "metadata"), "creationTimestamp");
+  if (created.IsScalar()) {
+    if (auto t = ParseRfc3339(created.Scalar()); t.ok()) task.created = *t;
+  }
+  return task;
 }
 
 Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file) {
@@ -133,10 +145,11 @@ Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file) {
 }
 
 std::optional<ObjectName> ParseObjectName(const std::string& text) {
-  auto valid = [](const std::string& s) {
-    return !s.empty() && s.size() <= 253 && std::all_of(s.begin(), s.end(), [](char c) {
-      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
-    });
+  // DNS-1123: also never a word that starts with '-' (a flag to kubectl).
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  auto valid = [&alnum](const std::string& s) {
+    return !s.empty() && s.size() <= 253 && alnum(s.front()) && alnum(s.back()) &&
+           std::all_of(s.begin(), s.end(), [&alnum](char c) { return alnum(c) || c == '-' || c == '.'; });
   };
   const auto slash = text.find('/');
   ObjectName out;

@@ -25,6 +25,10 @@ nlohmann::json YamlToJson(const YAML::Node& n);
 // the wrong type read as absent (the schema reports them). Shards are left at 1.
 dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec);
 
+// TaskFromSpec of an object's spec, with metadata.creationTimestamp as `created`
+// (the anchor of "@every" schedules and the end of a backfill's range) when present.
+dispatcher::TaskDefinition TaskFromObject(const YAML::Node& object);
+
 // The task's fire times strictly after `after` and before `before` (none: no
 // end), at most `max`, exactly as the dispatcher computes them. InvalidArgument
 // "FIELD: DETAIL" for the first problem dispatcher::TaskProblems finds.
@@ -36,8 +40,9 @@ Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& tas
 // (unreadable, not YAML, no ScheduledTask), without a command prefix.
 Result<std::vector<YAML::Node>> LoadScheduledTasks(const std::string& file);
 
-// "[NAMESPACE/]NAME" of an object: names of lowercase letters, digits, '-' and '.'
-// (which also keeps printed commands free of shell metacharacters). None when not.
+// "[NAMESPACE/]NAME" of an object: DNS-1123 names (lowercase letters, digits, '-'
+// and '.', starting and ending with a letter or digit), which also keeps printed
+// commands free of shell metacharacters and flags. None when not.
 struct ObjectName {
   std::string ns;  // "" when not given (kubectl's current namespace)
   std::string name;

@@ -2,6 +2,9 @@
 #include "common/http_server.h"
 
 #include <cpprest/http_listener.h>
+#include <boost/asio/ssl.hpp>
+
+#include <fstream>
 
 namespace cronlane {
 
@@ -9,7 +12,8 @@ struct HttpServer::Impl {
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 };
 
-HttpServer::HttpServer(std::string bind) : bind_(std::move(bind)), impl_(std::make_unique<Impl>()) {}
+HttpServer::HttpServer(std::string bind, std::optional<TlsFiles> tls)
+    : bind_(std::move(bind)), tls_(std::move(tls)), impl_(std::make_unique<Impl>()) {}
 
 HttpServer::~HttpServer() {
   Stop();
@@ -17,6 +21,10 @@ HttpServer::~HttpServer() {
 
 void HttpServer::Handle(const std::string& path, std::function<HttpReply()> handler) {
   handlers_[path] = std::move(handler);
+}
+
+void HttpServer::HandlePost(const std::string& path, std::function<HttpReply(const std::string& body)> handler) {
+  post_handlers_[path] = std::move(handler);
 }
 
 Status HttpServer::Start() {
@@ -29,8 +37,54 @@ Status HttpServer::Start() {
     return InvalidArgument("bind address \"" + bind_ + "\" has no valid port");
   }
   if (host.empty()) host = "0.0.0.0";
+  web::http::experimental::listener::http_listener_config config;
+  if (tls_) {
+    for (const std::string& f : {tls_->cert_file, tls_->key_file}) {
+      if (!std::ifstream(f)) return InvalidArgument("cannot read " + f + " (TLS for " + bind_ + ")");
+    }
+    auto setup = [tls = *tls_](boost::asio::ssl::context& ctx) {
+      ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
+                      boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
+                      boost::asio::ssl::context::no_tlsv1_1);
+      ctx.use_certificate_chain_file(tls.cert_file);
+      ctx.use_private_key_file(tls.key_file, boost::asio::ssl::context::pem);
+    };
+    // Loaded once here, so a certificate or key that does not parse (or match) is an
+    // error at start, not a silent handshake failure on every connection.
+    try {
+      boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
+      setup(probe);
+    } catch (const std::exception& e) {
+      return InvalidArgument("TLS certificate " + tls_->cert_file + " / key " + tls_->key_file + ": " + e.what());
+    }
+    config.set_ssl_context_callback(setup);
+  }
   try {
-    impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>("http://" + host + ":" + port);
+    impl_->listener = std::make_unique<web::http::experimental::listener::http_listener>(
+        std::string(tls_ ? "https://" : "http://") + host + ":" + port, config);
+    auto post_handlers = post_handlers_;
+    if (!post_handlers.empty()) {
+      impl_->listener->support(web::http::methods::POST, [post_handlers](web::http::http_request req) {
+        auto it = post_handlers.find(req.relative_uri().path());
+        if (it == post_handlers.end()) {
+          req.reply(web::http::status_codes::NotFound, "not found\n");
+          return;
+        }
+        if (req.headers().content_length() > kMaxRequestBody) {
+          req.reply(web::http::status_codes::RequestEntityTooLarge, "request body too large\n");
+          return;
+        }
+        std::string body;
+        try {
+          body = req.extract_string(true).get();
+        } catch (const std::exception& e) {
+          req.reply(web::http::status_codes::BadRequest, std::string("cannot read the body: ") + e.what() + "\n");
+          return;
+        }
+        HttpReply r = it->second(body);
+        req.reply(static_cast<web::http::status_code>(r.status), r.body, r.content_type);
+      });
+    }
     auto handlers = handlers_;
     impl_->listener->support(web::http::methods::GET, [handlers](const web::http::http_request& req) {
       auto it = handlers.find(req.relative_uri().path());

@@ -1,10 +1,12 @@
 #pragma once
-// A small HTTP server for /healthz, /readyz and /metrics (cpprestsdk listener).
-// Handlers run on the listener's threads and must be thread-safe.
+// A small HTTP(S) server for /healthz, /readyz and /metrics, and the operator's
+// admission webhook (cpprestsdk listener). Handlers run on the listener's threads
+// and must be thread-safe.
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -17,17 +19,29 @@ struct HttpReply {
   std::string content_type = "text/plain; charset=utf-8";
 };
 
+// A PEM certificate chain and its private key: HTTPS (TLS 1.2 or later) instead of HTTP.
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+};
+
+// The largest request body a POST handler gets; a larger one is answered 413.
+inline constexpr size_t kMaxRequestBody = 3 * 1024 * 1024;
+
 class HttpServer {
  public:
   // `bind` as operators take it: ":8080", "127.0.0.1:8080" or "0" (disabled).
-  explicit HttpServer(std::string bind);
+  explicit HttpServer(std::string bind, std::optional<TlsFiles> tls = std::nullopt);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Registers a GET handler for an exact path. Call before Start().
   void Handle(const std::string& path, std::function<HttpReply()> handler);
-  // Starts listening; InvalidArgument for a bad address, Unavailable if it cannot bind.
+  // Registers a POST handler for an exact path; it gets the request body. Call before Start().
+  void HandlePost(const std::string& path, std::function<HttpReply(const std::string& body)> handler);
+  // Starts listening; InvalidArgument for a bad address or TLS files that cannot be
+  // read, Unavailable if it cannot bind.
   Status Start();
   void Stop();
   bool disabled() const { return bind_ == "0"; }
@@ -35,7 +49,9 @@ class HttpServer {
  private:
   struct Impl;
   std::string bind_;
+  std::optional<TlsFiles> tls_;
   std::map<std::string, std::function<HttpReply()>> handlers_;
+  std::map<std::string, std::function<HttpReply(const std::string&)>> post_handlers_;
   std::unique_ptr<Impl> impl_;
 };
 

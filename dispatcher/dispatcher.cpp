@@ -374,6 +374,8 @@ Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
                            FormatRfc3339(b.to));
   }
   MutexLock lock(mu_);
+  // Its progress is in a record Start() restores: a state from before would say 0.
+  if (!started_) return Unavailable("backfill " + b.name + ": the dispatcher has not restored its checkpoints yet");
   auto task = tasks_.find(b.task_id);
   if (task == tasks_.end()) return NotFound("task " + b.task_id + " is not scheduled");
   if (auto known = backfills_.find(b.id); known != backfills_.end()) {
@@ -396,7 +398,7 @@ Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
   forgotten_.erase(b.task_id + kBackfillInfix + b.id);
   const double rate = b.per_second > 0 ? b.per_second : 1;
   bf.rate = std::make_unique<RateLimiter>(clock_, rate, std::max(1, static_cast<int>(rate)));
-  if (started_) ClaimBackfillRecordLocked(bf);
+  ClaimBackfillRecordLocked(bf);
   BackfillState state{bf.total, bf.fired};
   backfills_.emplace(b.id, std::move(bf));
   cv_.notify_all();
@@ -469,7 +471,8 @@ bool Dispatcher::BackfillWaitingLocked() const {
   return false;
 }
 
-void Dispatcher::TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out) {
+void Dispatcher::TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out,
+                                     std::vector<std::pair<BackfillDefinition, BackfillState>>& shrunk) {
   for (auto& [id, b] : backfills_) {
     if (room == 0) return;
     if (b.in_flight || b.fired >= b.total) continue;
@@ -481,6 +484,7 @@ void Dispatcher::TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence
       auto t = NextBackfillInstant(b, task->second, cursor);
       if (!t) {
         b.total = fired;  // the task's times changed under it: nothing more in range
+        if (fired == b.fired) shrunk.push_back({b.def, BackfillState{b.total, b.fired}});  // no commit will say so
         break;
       }
       if (!b.rate->TryAcquire()) break;
@@ -848,7 +852,8 @@ Status Dispatcher::FireOnce() {
   std::vector<std::string> tokens;  // batch[i]'s run-now token; empty for scheduled ones
   std::vector<OutMessage> messages;
   std::vector<std::string> tombstones;
-  std::vector<BackfillOccurrence> backfill;  // fills the room live occurrences leave
+  std::vector<BackfillOccurrence> backfill;                          // fills the room live occurrences leave
+  std::vector<std::pair<BackfillDefinition, BackfillState>> shrunk;  // done without a commit
   {
     MutexLock lock(mu_);
     ReleaseHeldLocked(Now());
@@ -878,7 +883,7 @@ Status Dispatcher::FireOnce() {
     // Live occurrences first: a backfill only fills the room a batch has left,
     // which it has only when it took every pending live occurrence.
     if (batch.size() < options_.max_batch_occurrences) {
-      TakeBackfillsLocked(options_.max_batch_occurrences - batch.size(), backfill);
+      TakeBackfillsLocked(options_.max_batch_occurrences - batch.size(), backfill, shrunk);
     }
   }
   if (!backfill.empty()) {
@@ -957,7 +962,12 @@ Status Dispatcher::FireOnce() {
       }
     }
   }
-  if (batch.empty() && tombstones.empty() && backfill.empty()) return Status::Ok();
+  if (batch.empty() && tombstones.empty() && backfill.empty()) {
+    if (observer_ != nullptr) {
+      for (const auto& [def, state] : shrunk) observer_->OnBackfillProgress(def, state);
+    }
+    return Status::Ok();
+  }
   // The latest occurrence per task, keyed by the id the definitions hold.
   std::unordered_map<std::string_view, int64_t> checkpoint_values;
   checkpoint_values.reserve(batch.size());
@@ -1133,6 +1143,7 @@ Status Dispatcher::FireOnce() {
     for (const auto& [def, t] : fired) observer_->OnFired(*def, t.first, t.second);
     for (const auto& r : run_now) observer_->OnRunNow(*r.def, r.token, r.at, r.result, r.message);
     for (const auto& [def, state] : progress) observer_->OnBackfillProgress(def, state);
+    for (const auto& [def, state] : shrunk) observer_->OnBackfillProgress(def, state);
   }
   DeliverSkips();  // completions of tasks whose last occurrence this commit fired
   return Status::Ok();

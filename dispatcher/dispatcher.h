@@ -313,7 +313,10 @@ class Dispatcher final : public TaskSink {
   };
   // Up to `room` backfill occurrences the rates allow now; marks their backfills
   // in flight.
-  void TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out) REQUIRES(mu_);
+  // A backfill whose range turned out to hold no more instants (the task's times
+  // changed) is done without a commit: it goes to `shrunk`, for the observer.
+  void TakeBackfillsLocked(size_t room, std::vector<BackfillOccurrence>& out,
+                           std::vector<std::pair<BackfillDefinition, BackfillState>>& shrunk) REQUIRES(mu_);
   // A skip decided under the lock, reported to the observer after releasing it, so
   // the observer may block (log, queue an Event) without stalling the timer.
   struct SkipReport {

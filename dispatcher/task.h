@@ -213,7 +213,9 @@ class TaskSink {
   // InvalidArgument for a token ValidRunToken() refuses. Works on a suspended task.
   virtual Status RequestRun(const std::string& id, const RunRequest& request) = 0;
   // Starts (or keeps) backfill `b.id` of the upserted task `b.task_id`; repeating the
-  // call changes nothing (a backfill's range is fixed). NotFound when the task is
+  // call changes nothing (a backfill's range is fixed) and returns its progress.
+  // Unavailable until the sink has restored its checkpoints (the progress of a
+  // backfill a previous leader ran is in them): try again. NotFound when the task is
   // not scheduled; InvalidArgument when the range is empty or holds more than
   // kMaxBackfillOccurrences (the message starts with "TooManyOccurrences").
   virtual Result<BackfillState> UpsertBackfill(const BackfillDefinition& b) {

@@ -11,9 +11,10 @@ namespace {
 
 using Next = std::optional<std::chrono::milliseconds>;
 
-bool IsStall(const std::string& reason) {
+// The Ready reasons that get a Warning Event when they appear.
+bool Warns(const std::string& reason) {
   return reason == kReasonTaskNotFound || reason == kReasonTaskReplaced || reason == kReasonTooManyOccurrences ||
-         reason == kReasonInvalidRange;
+         reason == kReasonInvalidRange || reason == kReasonTaskNotScheduled;
 }
 
 // status without the fields progress changes.
@@ -80,8 +81,7 @@ Result<Next> BackfillController::Write(const Backfill& b, const BackfillStatus& 
   }
   const Condition* ready = st.Find(kConditionReady);
   if (ready != nullptr && before_reason != ready->reason &&
-      (IsStall(ready->reason) || ready->reason == kReasonBackfillCompleted ||
-       ready->reason == kReasonTaskNotScheduled)) {
+      (Warns(ready->reason) || ready->reason == kReasonBackfillCompleted)) {
     const bool warn = ready->reason != kReasonBackfillCompleted;
     if (warn) spdlog::warn("backfill {}: {}: {}", b.Key(), ready->reason, ready->message);
     events_.Record(b.Ref(kBackfillApiVersion, "Backfill"), warn ? "Warning" : "Normal", ready->reason, "Backfill",
@@ -94,6 +94,7 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
   std::optional<Backfill> b = lookup_backfill_ ? lookup_backfill_(key) : backfills_.Get(key);
   const bool gone = !b || b->deleting;
   std::string forget, pinned;
+  std::optional<BackfillStatus> written;
   {
     MutexLock lock(mu_);
     auto it = known_.find(key);
@@ -102,6 +103,8 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
         forget = it->second.uid;
         UnindexLocked(key, it->second.task_key);
         known_.erase(it);
+      } else if (b) {
+        forget = b->uid;  // first seen while being deleted: a restored record may be its
       }
     } else {
       Known& k = known_[key];
@@ -117,26 +120,31 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
         by_task_[k.task_key].insert(key);
       }
       pinned = k.pinned;
+      written = k.written;
     }
   }
   if (!forget.empty()) sink_.ForgetBackfill(forget);
   if (gone) return Next{};
-  if (const Condition* c = b->status.Find(kConditionComplete); c != nullptr && c->status == "True") {
-    return Next{};  // terminal; its record keeps it from refiring
+  // The status as it is: what this controller last wrote, when the cache may not
+  // show it yet (a field it would rebuild from the cache could be lost for good).
+  const BackfillStatus& seen = written ? *written : b->status;
+  for (const BackfillStatus* s : {&seen, static_cast<const BackfillStatus*>(&b->status)}) {
+    if (const Condition* c = s->Find(kConditionComplete); c != nullptr && c->status == "True") {
+      return Next{};  // terminal; its record keeps it from refiring
+    }
   }
 
   const std::string now = FormatRfc3339(clock_.Now());
   const int64_t gen = b->generation;
-  BackfillStatus st = b->status;
+  BackfillStatus st = seen;
   st.observed_generation = gen;
   if (st.task_uid.empty()) st.task_uid = pinned;  // our pin, not yet in the cache
   // Ready (and Complete) as given; Stalled when `stalled`.
   auto set = [&](const char* ready_status, const char* reason, const std::string& message, bool stalled,
                  const char* complete_status) {
-    SetReadiness(st.conditions, {kConditionReady, ready_status, reason, message, "", gen}, stalled,
-                 b->status.conditions, now);
-    SetCondition(st.conditions, {kConditionComplete, complete_status, reason, message, "", gen}, b->status.conditions,
+    SetReadiness(st.conditions, {kConditionReady, ready_status, reason, message, "", gen}, stalled, seen.conditions,
                  now);
+    SetCondition(st.conditions, {kConditionComplete, complete_status, reason, message, "", gen}, seen.conditions, now);
   };
   auto stall = [&](const char* reason, const std::string& message) -> Result<Next> {
     set("False", reason, message, true, "False");
@@ -145,14 +153,27 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
     return Next{};
   };
   const std::string task_desc = "ScheduledTask " + b->spec.task_name;
-  if (!b->spec.from || !b->spec.to) return stall(kReasonInvalidRange, "spec.from and spec.to must be RFC 3339 times");
-  if (!(*b->spec.from < *b->spec.to)) return stall(kReasonInvalidRange, "spec.from must be before spec.to");
+  // Before a task is pinned, no shard owns the Backfill through it: the shard of its
+  // own UID reports what is wrong, once.
+  const bool reports = !owns_ || !st.task_uid.empty() || owns_(b->uid);
+  if (!b->spec.from || !b->spec.to || !(*b->spec.from < *b->spec.to)) {
+    if (!reports) return Next{};
+    return stall(kReasonInvalidRange, !b->spec.from || !b->spec.to ? "spec.from and spec.to must be RFC 3339 times"
+                                                                   : "spec.from must be before spec.to");
+  }
 
   std::optional<ScheduledTask> task = lookup_task_ ? lookup_task_(b->TaskKey()) : tasks_.Get(b->TaskKey());
   if (st.task_uid.empty()) {
     if (!task) {
-      return stall(kReasonTaskNotFound,
-                   task_desc + " does not exist in namespace " + b->ns + "; the Backfill starts when it is created");
+      if (!reports) return Next{};
+      // Not Stalled: a task and its Backfill applied together (a GitOps commit) may
+      // arrive in either order; the task's creation requeues this Backfill.
+      set("False", kReasonTaskNotFound,
+          task_desc + " does not exist in namespace " + b->ns + "; the Backfill starts when it is created", false,
+          "False");
+      auto w = Write(*b, st);
+      if (!w.ok()) return w.status();
+      return Next{};
     }
     if (owns_ && !owns_(task->uid)) return Next{};  // another shard's
     // Pin the incarnation before the dispatcher fires anything for it.
@@ -188,6 +209,8 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
       const std::string& m = state.status().message();
       return stall(m.rfind(kReasonTooManyOccurrences, 0) == 0 ? kReasonTooManyOccurrences : kReasonInvalidRange, m);
     }
+    // The dispatcher has not restored its checkpoints yet (a new term): soon.
+    if (state.status().code() == StatusCode::kUnavailable) return Next{options_.not_scheduled_retry};
     if (state.status().code() != StatusCode::kNotFound) return state.status();
     // Invalid, or not reconciled yet (a new term upserts tasks and backfills at once).
     const auto steady = clock_.SteadyNow();
@@ -213,7 +236,7 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
   st.total = state->total;
   st.fired = state->fired;
   if (state->done()) {
-    st.completion_time = now;
+    if (st.completion_time.empty()) st.completion_time = now;
     set("True", kReasonBackfillCompleted,
         "all " + std::to_string(state->total) + " occurrences of " + task_desc + " in the range fired", false, "True");
   } else {

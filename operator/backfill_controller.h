@@ -11,19 +11,25 @@
 //   dispatcher dropped its backfills with it); one re-created under the name makes
 //   it Stalled (TaskReplaced) and it never fires for the new task. This is the one
 //   status write before firing, acceptable because a backfill is not time-critical.
-// - A task that does not exist yet: Stalled TaskNotFound, re-evaluated when the task
-//   appears. A task the dispatcher does not schedule (invalid, or not reconciled
+// - A task that does not exist yet: Ready=False TaskNotFound (not Stalled: a task and
+//   its Backfill applied together may arrive in either order), re-evaluated when the
+//   task appears. A task the dispatcher does not schedule (invalid, or not reconciled
 //   yet in a new term): retried every 2 s; after 30 s Ready=False TaskNotScheduled.
+//   A dispatcher that has not restored its checkpoints yet: retried every 2 s.
 // - A range the dispatcher refuses (over kMaxBackfillOccurrences): Stalled
-//   TooManyOccurrences.
+//   TooManyOccurrences; an unparsable or inverted one: Stalled InvalidRange.
+// - Status is built from what this controller last wrote (the cache may lag behind
+//   it), so no field it wrote is lost; startTime and completionTime never move.
+// - With shards, a Backfill's pinned task decides its shard; before the pin, the
+//   shard of the Backfill's own UID reports a missing task or a bad range.
 // - Progress (status.fired) is written at most every `progress_period` per
 //   Backfill, and at once when it completes (Complete=True, completionTime). A
 //   complete Backfill is terminal: it is never handed over again (its record in the
 //   checkpoint topic keeps it from refiring until it is deleted).
 // - A deleted Backfill is forgotten (TaskSink::ForgetBackfill): it stops, and its
 //   record goes.
-// Conditions that change get an Event (Warning for TaskNotFound, TaskReplaced,
-// TooManyOccurrences; Normal for Completed).
+// A Ready reason that changes gets an Event: Warning for TaskNotFound, TaskReplaced,
+// TooManyOccurrences, InvalidRange and TaskNotScheduled; Normal for Completed.
 //
 // Threading: Run() blocks; OnProgress() is called on the dispatcher's fire thread
 // (through the StatusWriter) and only queues a key. Reconcile() runs on Run()'s
@@ -93,8 +99,8 @@ class BackfillController {
   }
 
  private:
-  // What the controller remembers of a Backfill between reconciles (worker only,
-  // except `uid`, which the cache handler sets: all under mu_).
+  // What the controller remembers of a Backfill between reconciles (set by
+  // Reconcile and Write, read by the task handler's index: all under mu_).
   struct Known {
     std::string uid;                        // the UID last seen in the cache
     std::string task_key;                   // spec.taskName's key, for requeues on task changes

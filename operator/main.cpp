@@ -10,12 +10,14 @@
 #include <thread>
 
 #include "common/cancel.h"
+#include "common/http_server.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "common/version.h"
 #include "dispatcher/kafka_fire_sink.h"
 #include "dispatcher/results_follower.h"
 #include "dispatcher/results_hub.h"
+#include "operator/admission.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_term.h"
@@ -44,6 +46,8 @@ std::string Hostname() {
 
 struct Flags {
   std::string kubeconfig, context, namespaces, metrics_addr = ":8080", health_addr = ":8081";
+  std::string webhook_addr = "0", webhook_cert_dir = "/tmp/k8s-webhook-server/serving-certs",
+              webhook_cert_name = "tls.crt", webhook_key_name = "tls.key";
   std::string log_level = "info", log_format = "json";
   double qps = 20, status_qps = 10, condition_qps = 20;
   int burst = 30, status_burst = 20, condition_burst = 50, workers = 2;
@@ -128,6 +132,18 @@ int main(int argc, char** argv) {
   app.add_option("--backfills", f.backfills,
                  "Run Backfills (needs the Backfill CRD, and RBAC on backfills and backfills/status)")
       ->envname("CRONLANE_BACKFILLS")
+      ->capture_default_str();
+  app.add_option("--webhook-bind-address", f.webhook_addr,
+                 "HTTPS address of the validating admission webhook (every replica serves it), 0 disables")
+      ->envname("CRONLANE_WEBHOOK_BIND_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--webhook-cert-dir", f.webhook_cert_dir,
+                 "Directory of the webhook's serving certificate and key (e.g. a cert-manager Secret's mount)")
+      ->envname("CRONLANE_WEBHOOK_CERT_DIR")
+      ->capture_default_str();
+  app.add_option("--webhook-cert-name", f.webhook_cert_name, "Certificate file (PEM chain) in --webhook-cert-dir")
+      ->capture_default_str();
+  app.add_option("--webhook-key-name", f.webhook_key_name, "Private key file (PEM) in --webhook-cert-dir")
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
@@ -245,6 +261,20 @@ int main(int argc, char** argv) {
 
   const std::string identity = Hostname() + "_" + std::to_string(getpid()) + "_" +
                                std::to_string(clock.Now().time_since_epoch().count() % 1000000);
+  if (f.backfills) {
+    // An upgrade that did not install the Backfill CRD (or its RBAC) must not stop
+    // everything else: the shared cache waits for every informer's first list.
+    const auto nss = SplitComma(f.namespaces);
+    auto probe = client.Get(op::kBackfills.Path(nss.empty() ? "" : nss.front()) + "?limit=1");
+    if (!probe.ok() &&
+        (probe.status().code() == StatusCode::kNotFound || probe.status().code() == StatusCode::kPermissionDenied)) {
+      spdlog::error(
+          "Backfills disabled: {} (install the Backfill CRD from crds/ and the RBAC rules on backfills and "
+          "backfills/status from manifests/base, or pass --backfills=false)",
+          probe.status().message());
+      f.backfills = false;
+    }
+  }
   op::ManagerOptions mo{.namespaces = SplitComma(f.namespaces),
                         .workerpools = f.workerpools,
                         .backfills = f.backfills,
@@ -364,6 +394,40 @@ int main(int argc, char** argv) {
     op::ShardCoordinator* coordinator = shards.get();
     manager.Add(std::make_unique<op::FuncRunnable>("shard-coordinator", false,
                                                    [coordinator](CancelToken& c) { return coordinator->Start(c); }));
+  }
+
+  // The admission webhook: on every replica, leader or not, from start to exit.
+  // Its counters are shared with the handler and the metrics, which may outlive this scope's order.
+  struct WebhookCounts {
+    std::atomic<uint64_t> reviews{0}, denials{0};
+  };
+  auto counts = std::make_shared<WebhookCounts>();
+  HttpServer webhook(f.webhook_addr, TlsFiles{f.webhook_cert_dir + "/" + f.webhook_cert_name,
+                                              f.webhook_cert_dir + "/" + f.webhook_key_name});
+  if (!webhook.disabled()) {
+    webhook.HandlePost(op::kValidateScheduledTaskPath, [counts](const std::string& body) {
+      ++counts->reviews;
+      kube::Json review = kube::Json::parse(body, nullptr, false);
+      auto answer = op::ReviewAdmission(review);
+      if (!answer.ok()) return HttpReply{400, answer.status().message() + "\n"};
+      if (!(*answer)["response"]["allowed"].get<bool>()) {
+        ++counts->denials;
+        spdlog::info("admission: refused {}", (*answer)["response"]["status"]["message"].get<std::string>());
+      }
+      return HttpReply{200, answer->dump(), "application/json"};
+    });
+    manager.metrics().Add("cronlane_webhook_reviews_total", "Admission reviews answered by this replica",
+                          CallbackMetrics::Type::kCounter,
+                          [counts] { return static_cast<double>(counts->reviews.load()); });
+    manager.metrics().Add("cronlane_webhook_denied_total",
+                          "Admission reviews this replica refused (a ScheduledTask that would never be scheduled)",
+                          CallbackMetrics::Type::kCounter,
+                          [counts] { return static_cast<double>(counts->denials.load()); });
+    if (Status s = webhook.Start(); !s.ok()) {
+      spdlog::error("admission webhook: {}", s.message());
+      return 2;
+    }
+    spdlog::info("admission webhook serving https://{}{}", f.webhook_addr, op::kValidateScheduledTaskPath);
   }
 
   CancelToken cancel;

@@ -460,16 +460,17 @@ TEST_F(LifecycleTest, BackfillOf2000FiresEachOnceAcrossKill9WhileTheLiveSchedule
   EXPECT_EQ(
       KubectlGet("get backfill fill -n " + ns_ + " -o jsonpath='{.status.fired}/{.status.total}/{.status.taskUID}'"),
       "2000/2000/" + uid);
-  // Rate limited: 2,000 at 200 a second cannot be committed in less than 8 s, even
-  // with a burst of one second's worth from each of the two leaders. (A lower bound
-  // only: a slow machine makes it longer, never shorter.)
+  // Rate limited: 2,000 at 200 a second cannot be committed in less than 8 s with a
+  // burst of one second's worth from each of the two leaders (6 s leaves room for
+  // two more terms); unlimited, all would be in Kafka within a second, before the
+  // kill. A lower bound only: a slow machine makes it longer, never shorter.
   int64_t first_ms = INT64_MAX, last_ms = 0;
   for (const auto& m : reader.messages()) {
     if (m.HeaderValue("ce_trigger").value_or("") != "backfill" || m.timestamp_ms < 0) continue;
     first_ms = std::min(first_ms, m.timestamp_ms);
     last_ms = std::max(last_ms, m.timestamp_ms);
   }
-  EXPECT_GE(last_ms - first_ms, 8000) << "the backfill went faster than maxPerSecond";
+  EXPECT_GE(last_ms - first_ms, 6000) << "the backfill went faster than maxPerSecond";
 
   // The live schedule fired every second from its first occurrence on, once each
   // (catchUpPolicy All: the seconds of the failover fire late, not never).
@@ -483,7 +484,7 @@ TEST_F(LifecycleTest, BackfillOf2000FiresEachOnceAcrossKill9WhileTheLiveSchedule
   EXPECT_EQ(dups, 0U);
 }
 
-// A Backfill for a task that does not exist yet waits (Stalled TaskNotFound) and
+// A Backfill for a task that does not exist yet waits (Ready=False TaskNotFound) and
 // starts when the task is created; one whose task is re-created stays with the old
 // incarnation (TaskReplaced) and fires nothing for the new one. Bad input: a spec
 // edit, a range over the limit, from after to.
@@ -502,8 +503,9 @@ TEST_F(LifecycleTest, ABackfillWaitsForItsTaskAndStallsWhenTheTaskIsReplaced) {
                ShellQuote(EnvVar("KUBECONFIG")) + " create -f -");
   ASSERT_EQ(created.exit_code, 0) << created.output;
   ASSERT_THAT(created.output, ::testing::HasSubstr("backfill.cronlane.dev/early created"));
-  EXPECT_TRUE(WaitUntil([&] { return condition("Stalled", "reason") == "TaskNotFound"; }, 30s));
+  EXPECT_TRUE(WaitUntil([&] { return condition("Ready", "reason") == "TaskNotFound"; }, 30s));
   EXPECT_EQ(condition("Ready", "status"), "False");
+  EXPECT_EQ(condition("Stalled", "status"), "") << "not Stalled: the task may still be on its way";
   ASSERT_THAT(Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: later}\nspec:\n"
                     "  schedule: \"* * * * * *\"\n  suspend: true\n  target: {topic: " +
                     topic + "}\n"),

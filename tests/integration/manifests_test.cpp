@@ -4,6 +4,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <yaml-cpp/yaml.h>
+
 #include "tests/support/test_env.h"
 
 namespace cronlane::testing {
@@ -68,6 +73,53 @@ TEST_F(Manifests, OverlaysDifferWhereTheyShould) {
   ASSERT_EQ(Kubectl("scale deployment cronlane-worker -n cronlane-system --replicas=3").exit_code, 0);
   auto diff = Kubectl("diff -k " + Overlay("production"));
   EXPECT_EQ(diff.exit_code, 0) << diff.output;
+}
+
+// The optional webhook component (manifests/webhook) wires the operator to serve the
+// path the webhook configuration names, behind a Service, with the certificate's
+// Secret where --webhook-cert-dir reads it. Built as a user's overlay builds it (no
+// cert-manager here, so not applied).
+TEST(ManifestsWebhook, TheComponentWiresTheOperatorToTheWebhookConfiguration) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / UniqueName("webhook-overlay");
+  std::filesystem::create_directories(dir);
+  const std::string manifests = std::filesystem::relative(std::string(CRONLANE_SOURCE_DIR) + "/manifests", dir);
+  std::ofstream(dir / "kustomization.yaml")
+      << "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+         "resources: ["
+      << manifests << "/overlays/production]\ncomponents: [" << manifests << "/webhook]\n";
+  auto built = RunShell("kubectl kustomize " + ShellQuote(dir.string()) + " 2>&1");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  const std::vector<YAML::Node> items = YAML::LoadAll(built.output);
+  auto find = [&](const std::string& kind, const std::string& name) -> YAML::Node {
+    for (const auto& o : items) {
+      if (o["kind"].as<std::string>("") == kind && o["metadata"]["name"].as<std::string>("") == name) return o;
+    }
+    return YAML::Node();
+  };
+  auto text = [](const YAML::Node& n) {
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return std::string(e.c_str());
+  };
+  const YAML::Node deployment = find("Deployment", "cronlane-operator");
+  ASSERT_TRUE(deployment.IsMap());
+  const YAML::Node container = deployment["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_THAT(text(container["args"]), HasSubstr("--webhook-bind-address=:9443"));
+  bool port = false;
+  for (const auto& p : container["ports"])
+    port = port || (p["name"].as<std::string>("") == "webhook" && p["containerPort"].as<int>(0) == 9443);
+  EXPECT_TRUE(port) << text(container["ports"]);
+  EXPECT_THAT(text(container["volumeMounts"]), HasSubstr("/tmp/k8s-webhook-server/serving-certs"));
+  const YAML::Node config = find("ValidatingWebhookConfiguration", "cronlane");
+  ASSERT_TRUE(config.IsMap());
+  const YAML::Node hook = config["webhooks"][0];
+  EXPECT_EQ(hook["clientConfig"]["service"]["path"].as<std::string>(""),
+            "/validate-cronlane-dev-v1alpha1-scheduledtask");
+  EXPECT_EQ(hook["failurePolicy"].as<std::string>(""), "Ignore");
+  EXPECT_TRUE(find("Service", "cronlane-webhook").IsMap());
+  EXPECT_TRUE(find("Certificate", "cronlane-webhook").IsMap());
+  EXPECT_THAT(text(find("NetworkPolicy", "cronlane-operator")["spec"]["ingress"]), HasSubstr("webhook"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -181,14 +181,16 @@ TEST_F(BackfillControllerTest, ARecreatedTaskStalls) {
   EXPECT_EQ(Ready(LastStatus()), "False TaskNotFound");
 }
 
-TEST_F(BackfillControllerTest, AMissingTaskStallsAndNothingIsPinned) {
+TEST_F(BackfillControllerTest, AMissingTaskWaitsUnpinnedAndStartsWhenCreated) {
   task_exists_ = false;
   Reconcile();
   EXPECT_TRUE(sink_.upserts.empty());
   auto st = LastStatus();
   EXPECT_EQ(st.task_uid, "");
   EXPECT_EQ(Ready(st), "False TaskNotFound");
+  EXPECT_EQ(st.Find(kConditionStalled), nullptr) << "a task applied after its Backfill is no mistake";
   EXPECT_THAT(st.Find(kConditionReady)->message, HasSubstr("starts when it is created"));
+  EXPECT_THAT(events_.Lines(), ElementsAre(HasSubstr("Warning TaskNotFound")));
   task_exists_ = true;  // created: the next reconcile (the task's watch queues it) pins it
   Reconcile();
   EXPECT_EQ(sink_.upserts.size(), 1U);
@@ -196,6 +198,37 @@ TEST_F(BackfillControllerTest, AMissingTaskStallsAndNothingIsPinned) {
   EXPECT_EQ(st.task_uid, "task-1");
   EXPECT_EQ(Ready(st), "True Backfilling");
   EXPECT_EQ(st.Find(kConditionStalled), nullptr);
+}
+
+TEST_F(BackfillControllerTest, AStaleCacheLosesNoFieldAndCompleteStaysTerminal) {
+  // The cache never shows our writes here (the watch is behind).
+  Reconcile();
+  auto first = Json::parse(transport_->Sent("PATCH", "/status").back().body)["status"];
+  ASSERT_TRUE(first["startTime"].is_string());
+  sink_.answer = dispatcher::BackfillState{10, 10};
+  clock_.Advance(1s);
+  Reconcile();
+  auto done = Json::parse(transport_->Sent("PATCH", "/status").back().body)["status"];
+  EXPECT_EQ(done["startTime"], first["startTime"]) << "kept from what was written, not the stale cache";
+  EXPECT_EQ(done["taskUID"], "task-1");
+  EXPECT_EQ(done["fired"], 10);
+  ASSERT_TRUE(done["completionTime"].is_string());
+  const size_t writes = Writes(), upserts = sink_.upserts.size();
+  clock_.Advance(10s);
+  Reconcile();
+  EXPECT_EQ(sink_.upserts.size(), upserts) << "Complete, as written, is terminal";
+  EXPECT_EQ(Writes(), writes) << "completionTime does not move";
+}
+
+TEST_F(BackfillControllerTest, ADispatcherNotStartedIsRetriedQuietly) {
+  sink_.answer = Unavailable("the dispatcher has not restored its checkpoints yet");
+  auto next = Reconcile();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, 2000ms);
+  auto st = LastStatus();  // the pin only
+  EXPECT_EQ(st.task_uid, "task-1");
+  EXPECT_FALSE(st.fired.has_value()) << "no progress claimed before the record is read";
+  EXPECT_TRUE(events_.Lines().empty());
 }
 
 TEST_F(BackfillControllerTest, ProgressIsWrittenAtMostEveryPeriodAndCompletionAtOnce) {

@@ -247,6 +247,7 @@ TEST(Backfill, PrintsAManifestForKubectlCreate) {
   // What the CRD would refuse is refused here, in one line.
   for (BackfillOptions bad :
        {BackfillOptions{.task = "Team/x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z"},
+        BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00Z", .to = "2026-11-02T00:00:00Z", .name = "team/y"},
         BackfillOptions{.task = "x", .from = "2026-11-02T00:00:00Z", .to = "2026-11-01T00:00:00Z"},
         BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00", .to = "2026-11-02T00:00:00Z"},
         BackfillOptions{.task = "x", .from = "2026-11-01T00:00:00Z", .to = ""},
@@ -287,6 +288,35 @@ TEST(Backfill, DryRunPrintsTheOccurrencesOfTheManifest) {
   o.task = "team/other";
   EXPECT_EQ(RunBackfill(o, other, e1), 2);
   EXPECT_THAT(e1.str(), ::testing::HasSubstr("no ScheduledTask team/other"));
+  // "@every" counts from the task's creation, as the operator anchors it: every
+  // instant is after the creation, so a backfill of it is empty, and status's next
+  // fires keep the creation's phase.
+  {
+    std::ofstream f(path);
+    f << "kind: ScheduledTask\nmetadata: {name: hourly, creationTimestamp: \"2026-11-01T00:30:00Z\"}\n"
+         "spec: {schedule: \"@every 1h\", target: {topic: t}}\n";
+  }
+  std::ostringstream every, e0;
+  ASSERT_EQ(RunBackfill({.task = "hourly",
+                         .from = "2026-10-31T00:00:00Z",
+                         .to = "2026-11-02T00:00:00Z",
+                         .dry_run = true,
+                         .file = path},
+                        every, e0),
+            0)
+      << e0.str();
+  EXPECT_THAT(every.str(), ::testing::StartsWith("# 0 occurrence(s) of hourly"));
+  std::ostringstream shown;
+  RenderStatus(nlohmann::json::parse(R"({"metadata": {"name": "hourly", "creationTimestamp": "2026-11-01T00:30:00Z"},
+                                         "spec": {"schedule": "@every 1h", "target": {"topic": "t"}}})"),
+               nullptr, *ParseRfc3339("2026-11-01T02:00:00Z"), nullptr, 1, shown);
+  EXPECT_THAT(shown.str(), ::testing::HasSubstr("Next fires:\n  2026-11-01T02:30:00+00:00 (UTC)"));
+  {
+    std::ofstream f(path);
+    f << "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\n"
+         "metadata: {name: report, namespace: team, creationTimestamp: \"2026-11-01T00:05:30Z\"}\n"
+         "spec:\n  schedule: \"*/2 * * * *\"\n  timeZone: Europe/Berlin\n  target: {topic: t}\n";
+  }
   std::ostringstream big, e2;
   o.task = "report";
   o.from = "2000-01-01T00:00:00Z";
@@ -341,16 +371,22 @@ TEST(Status, RefusesABadNameAndReadsAFile) {
   std::ostringstream out, err;
   EXPECT_EQ(RunStatus({.task = "Team/x"}, out, err), 2);
   EXPECT_THAT(err.str(), ::testing::HasSubstr("is not NAMESPACE/NAME"));
+  for (StatusOptions bad : {StatusOptions{.task = "--watch"}, StatusOptions{.task = "a/-b"},
+                            StatusOptions{.task = "team/x", .ns = "other"}, StatusOptions{.task = "x", .ns = "a/b"}}) {
+    std::ostringstream o2, e2;
+    EXPECT_EQ(RunStatus(bad, o2, e2), 2) << bad.task << " -n " << bad.ns;
+    EXPECT_FALSE(e2.str().empty());
+  }
   const std::string path = ::testing::TempDir() + "/status-task.yaml";
   {
     std::ofstream f(path);
     f << "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: once, namespace: team}\n"
-         "spec: {runAt: \"2030-01-01T00:00:00Z\", target: {topic: t}}\n";
+         "spec: {runAt: \"2100-01-01T00:00:00Z\", target: {topic: t}}\n";
   }
   std::ostringstream shown, e2;
   ASSERT_EQ(RunStatus({.task = "team/once", .file = path, .local_zone = "UTC"}, shown, e2), 0) << e2.str();
-  EXPECT_THAT(shown.str(), ::testing::HasSubstr("runAt:       2030-01-01T00:00:00Z\n"));
-  EXPECT_THAT(shown.str(), ::testing::HasSubstr("Next fires:\n  2030-01-01T00:00:00+00:00 (UTC)"));
+  EXPECT_THAT(shown.str(), ::testing::HasSubstr("runAt:       2100-01-01T00:00:00Z\n"));
+  EXPECT_THAT(shown.str(), ::testing::HasSubstr("Next fires:\n  2100-01-01T00:00:00+00:00 (UTC)"));
   std::ostringstream none, e3;
   EXPECT_EQ(RunStatus({.task = "team/other", .file = path}, none, e3), 2);
   EXPECT_THAT(e3.str(), ::testing::HasSubstr("no ScheduledTask team/other"));

@@ -1143,6 +1143,42 @@ TEST_F(BackfillTest, ForgettingTheTaskOrTheBackfillTombstonesItsRecord) {
   EXPECT_THAT(sink.tombstones, ::testing::Contains("uid-b/backfill/bf1"));
 }
 
+TEST_F(BackfillTest, BeforeStartItIsRefusedSoItsProgressComesFromTheRecord) {
+  {
+    Dispatcher d(clock, sink, &rec);
+    ASSERT_TRUE(d.Start().ok());
+    ASSERT_TRUE(d.Upsert(task).ok());
+    ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+    ASSERT_TRUE(d.FireOnce().ok());  // 5 of 12
+  }
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Upsert(task).ok());  // a new term upserts tasks before Start
+  EXPECT_EQ(d.UpsertBackfill(bf).status().code(), StatusCode::kUnavailable)
+      << "before its record is restored, a state would say 0 fired";
+  ASSERT_TRUE(d.Start().ok());
+  auto state = d.UpsertBackfill(bf);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->fired, 5);
+  EXPECT_EQ(state->total, 12);
+}
+
+TEST_F(BackfillTest, ARangeThatLosesItsInstantsCompletesAndSaysSo) {
+  Dispatcher d(clock, sink, &rec);
+  ASSERT_TRUE(d.Start().ok());
+  ASSERT_TRUE(d.Upsert(task).ok());
+  ASSERT_TRUE(d.UpsertBackfill(bf).ok());
+  ASSERT_TRUE(d.FireOnce().ok());
+  ASSERT_THAT(rec.backfills, ElementsAre("team/b-fill 5/12"));
+  // The task's schedule changes: no more of its instants fall in the range.
+  TaskDefinition yearly = task;
+  yearly.schedule = "0 0 0 1 1 *";
+  ASSERT_TRUE(d.Upsert(yearly).ok());
+  clock.Advance(1s);
+  ASSERT_TRUE(d.FireOnce().ok());
+  EXPECT_THAT(rec.backfills, ElementsAre("team/b-fill 5/12", "team/b-fill 5/5"))
+      << "done without a commit, and the observer hears it";
+}
+
 TEST_F(BackfillTest, AnUnclaimedRecordIsListedAndForgettingTheBackfillTombstonesIt) {
   {
     Dispatcher d(clock, sink, &rec);

@@ -1,0 +1,113 @@
+// The admission webhook against the real apiserver, registered the way a user
+// registers it (a ValidatingWebhookConfiguration with a URL and a caBundle; scoped
+// to the test's namespace): `kubectl apply` of every ScheduledTask of the bad-input
+// corpus that the operator would refuse fails at once, with the field in the
+// message; the valid ones are created; an update to a bad schedule is refused.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/limits.h"
+#include "tests/support/corpus.h"
+#include "tests/support/operator_fixture.h"
+#include "tests/support/process.h"
+#include "tests/support/test_env.h"
+
+namespace cronlane::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+class WebhookTest : public OperatorFixture {
+ protected:
+  WebhookTest() : OperatorFixture("webhook") {}
+  void TearDown() override {
+    Kubectl("delete validatingwebhookconfiguration cronlane-" + ns_ + " --ignore-not-found");
+    OperatorFixture::TearDown();
+  }
+  // A serving certificate for 127.0.0.1 signed by the environment's CA, in `dir`
+  // as tls.crt and tls.key (what a cert-manager Secret mount holds).
+  void MakeCertificate(const std::string& dir) {
+    const std::string ca_dir = std::filesystem::path(EnvVar("KUBE_CA_FILE")).parent_path().string();
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/ext") << "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+    auto r = RunShell("cd " + ShellQuote(dir) +
+                      " && openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=cronlane-webhook "
+                      "2>&1 && openssl x509 -req -in tls.csr -CA " +
+                      ShellQuote(ca_dir + "/ca.crt") + " -CAkey " + ShellQuote(ca_dir + "/ca.key") +
+                      " -CAcreateserial -CAserial tls.srl -out tls.crt -days 1 -extfile ext 2>&1");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  void Register(int port) {
+    auto ca = RunShell("base64 -w0 " + ShellQuote(EnvVar("KUBE_CA_FILE")));
+    ASSERT_EQ(ca.exit_code, 0);
+    const std::string yaml =
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: "
+        "cronlane-" +
+        ns_ + "}\nwebhooks:\n- name: scheduledtasks.cronlane.dev\n  clientConfig:\n    url: https://127.0.0.1:" +
+        std::to_string(port) + "/validate-cronlane-dev-v1alpha1-scheduledtask\n    caBundle: " + ca.output +
+        "\n  rules:\n  - {apiGroups: [cronlane.dev], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], "
+        "resources: [scheduledtasks]}\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: " +
+        ns_ + "}}\n  failurePolicy: Fail\n  sideEffects: None\n  admissionReviewVersions: [v1]\n  timeoutSeconds: 5\n";
+    auto r = KubectlApply(ns_, yaml);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+};
+
+TEST_F(WebhookTest, KubectlApplyRefusesWhatTheOperatorWouldRefuse) {
+  const std::string dir = (std::filesystem::temp_directory_path() / UniqueName("webhook-certs")).string();
+  MakeCertificate(dir);
+  ASSERT_FALSE(HasFatalFailure());
+  const int port = FreePort();
+  StartOperator({"--webhook-bind-address=127.0.0.1:" + std::to_string(port), "--webhook-cert-dir=" + dir});
+  Register(port);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string probe =
+      "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: probe}\n"
+      "spec: {schedule: \"0 9 * * *\", target: {topic: t}}\n";
+  // failurePolicy Fail: applies fail until the replica serves the webhook.
+  ASSERT_TRUE(WaitUntil([&] { return KubectlApply(ns_, probe).exit_code == 0; }, 30s)) << "the webhook serves";
+
+  auto corpus = LoadCorpus(std::string(CRONLANE_SOURCE_DIR) + "/tests/testdata/validate");
+  const std::string big = (std::filesystem::temp_directory_path() / UniqueName("payload")).string() + ".yaml";
+  WriteLargePayloadManifest(big, kMaxPayloadBytes + 10);
+  corpus.push_back({big, "semantic", "spec.payload", "ScheduledTask"});
+  int refused = 0, accepted = 0;
+  for (const auto& c : corpus) {
+    if (c.kind != "ScheduledTask" || c.expect == "schema") continue;
+    auto r = Kubectl("apply -n " + ns_ + " -f " + ShellQuote(c.path));
+    if (c.expect == "semantic") {
+      EXPECT_NE(r.exit_code, 0) << c.path << ": applied:\n" << r.output;
+      EXPECT_THAT(r.output, HasSubstr("denied the request: ScheduledTask")) << c.path;
+      EXPECT_THAT(r.output, HasSubstr(c.field + ": ")) << c.path;
+      ++refused;
+    } else {
+      EXPECT_EQ(r.exit_code, 0) << c.path << "\n" << r.output;
+      ++accepted;
+    }
+  }
+  EXPECT_GE(refused, 8);
+  EXPECT_GE(accepted, 5);
+
+  // An update to a schedule that never fires is refused too; the task keeps its spec.
+  auto update = Kubectl("patch st probe -n " + ns_ + " --type=merge -p '{\"spec\":{\"schedule\":\"0 0 30 2 *\"}}'");
+  EXPECT_NE(update.exit_code, 0);
+  EXPECT_THAT(update.output, HasSubstr("spec.schedule: "));
+  EXPECT_EQ(KubectlGet("get st probe -n " + ns_ + " -o jsonpath='{.spec.schedule}'"), "0 9 * * *");
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(big);
+}
+
+TEST_F(WebhookTest, AnUnreadableCertificateEndsTheStartWithAClearError) {
+  Process& op = StartOperator({"--webhook-bind-address=127.0.0.1:" + std::to_string(FreePort()),
+                               "--webhook-cert-dir=/nonexistent-cronlane-certs"});
+  EXPECT_EQ(op.Wait(30s), 2);
+  EXPECT_THAT(op.Log(), HasSubstr("admission webhook: cannot read /nonexistent-cronlane-certs/tls.crt"));
+}
+
+}  // namespace
+}  // namespace cronlane::testing
