@@ -43,7 +43,7 @@ inline void CreateTestTopic(const std::string& topic, int partitions, const kafk
 // `partitions` when it does not exist) that keeps everything it has read.
 class TopicReader {
  public:
-  explicit TopicReader(const std::string& topic, int partitions = 3) {
+  explicit TopicReader(const std::string& topic, int partitions = 3) : topic_(topic), partitions_(partitions) {
     CreateTestTopic(topic, partitions);
     auto c =
         kafka::NewConsumer({{"bootstrap.servers", EnvVar("KAFKA_BOOTSTRAP")}, {"isolation.level", "read_committed"}});
@@ -70,9 +70,40 @@ class TopicReader {
     }
     return messages_.size() >= n;
   }
+  // Reads until every partition's position reaches its high watermark as it is now
+  // (everything committed so far, transaction markers included), for at most
+  // `timeout`: what "nothing more arrived" means without sleeping. False on timeout.
+  bool ReadToEnd(std::chrono::milliseconds timeout) {
+    std::vector<int64_t> high(static_cast<size_t>(partitions_), 0);
+    for (int p = 0; p < partitions_; ++p) {
+      int64_t low = 0;
+      if (rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), p, &low, &high[static_cast<size_t>(p)],
+                                           5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+      }
+    }
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+      rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions_);
+      for (int p = 0; p < partitions_; ++p) rd_kafka_topic_partition_list_add(list, topic_.c_str(), p);
+      rd_kafka_position(consumer_.get(), list);
+      bool done = true;
+      for (int p = 0; p < partitions_; ++p) {
+        const int64_t at = list->elems[p].offset;
+        if (high[static_cast<size_t>(p)] > 0 && (at < 0 || at < high[static_cast<size_t>(p)])) done = false;
+      }
+      rd_kafka_topic_partition_list_destroy(list);
+      if (done) return true;
+      auto m = kafka::Poll(consumer_.get(), std::chrono::milliseconds(100));
+      if (m.ok() && m->has_value()) messages_.push_back(**m);
+    }
+    return false;
+  }
   const std::vector<kafka::Message>& messages() const { return messages_; }
 
  private:
+  std::string topic_;
+  int partitions_ = 0;
   kafka::HandlePtr consumer_;
   std::vector<kafka::Message> messages_;
 };
