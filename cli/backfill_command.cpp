@@ -20,7 +20,7 @@ namespace {
 // or more than kMaxBackfillOccurrences.
 Result<std::vector<Instant>> Occurrences(const YAML::Node& object, Instant from, Instant end) {
   const auto limit = static_cast<size_t>(dispatcher::kMaxBackfillOccurrences);
-  auto out = TaskFireTimes(TaskFromObject(object), from - std::chrono::seconds{1}, end, limit + 1);
+  auto out = dispatcher::TaskFireTimes(TaskFromObject(object), from - std::chrono::seconds{1}, end, limit + 1);
   if (out.ok() && out->size() > limit) {
     return InvalidArgument("TooManyOccurrences: the range holds more than " + std::to_string(limit) +
                            " occurrences, the most one Backfill fires; split it");

@@ -44,7 +44,7 @@ int Preview(const dispatcher::TaskDefinition& task, const NextOptions& opts, boo
     from = *parsed;
   }
   // The checks and fire times the dispatcher has, so the preview is what fires.
-  auto times = TaskFireTimes(task, from, std::nullopt, static_cast<size_t>(opts.count));
+  auto times = dispatcher::TaskFireTimes(task, from, std::nullopt, static_cast<size_t>(opts.count));
   if (!times.ok()) {
     // "FIELD: DETAIL"; the field as the flag that set it, unless it came from a file.
     const std::string& m = times.status().message();

@@ -138,7 +138,8 @@ void RenderStatus(const json& task, const json& pools, Instant now, const Zone* 
       << "   fired: " << Num(status, "firedCount") << "   missed: " << Num(status, "missedCount") << "\n";
 
   // The next fires, as the dispatcher computes them.
-  auto fires = TaskFireTimes(TaskFromObject(YAML::Load(task.dump())), now, std::nullopt, static_cast<size_t>(count));
+  auto fires =
+      dispatcher::TaskFireTimes(TaskFromObject(YAML::Load(task.dump())), now, std::nullopt, static_cast<size_t>(count));
   const Zone* task_zone = nullptr;
   if (auto z = LocateZone(Str(spec, "timeZone")); z.ok()) task_zone = *z;
   if (!fires.ok()) {

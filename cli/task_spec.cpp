@@ -87,25 +87,6 @@ dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec) {
   return t;
 }
 
-Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& task, Instant after,
-                                           std::optional<Instant> before, size_t max) {
-  std::optional<dispatcher::Schedule> schedule;
-  dispatcher::FireSpec window;
-  if (auto problems = dispatcher::TaskProblems(task, &schedule, &window); !problems.empty()) {
-    return InvalidArgument(problems.front().field + ": " + problems.front().detail);
-  }
-  const dispatcher::Schedule none;
-  const bool has_spec = task.bounds || task.schedules;
-  // "@every" counts from the task's creation, as the dispatcher anchors it.
-  const dispatcher::Schedule anchored = schedule ? schedule->Anchored(task.created) : none;
-  const dispatcher::FireTimes times(anchored, has_spec ? &window : nullptr);
-  std::vector<Instant> out;
-  for (auto t = times.Next(after); t && (!before || *t < *before) && out.size() < max; t = times.Next(*t)) {
-    out.push_back(*t);
-  }
-  return out;
-}
-
 dispatcher::TaskDefinition TaskFromObject(const YAML::Node& object) {
   dispatcher::TaskDefinition task = TaskFromSpec(At(object, "spec"));
   const YAML::Node created = At(At(object, "metadata"), "creationTimestamp");

@@ -29,12 +29,6 @@ dispatcher::TaskDefinition TaskFromSpec(const YAML::Node& spec);
 // (the anchor of "@every" schedules and the end of a backfill's range) when present.
 dispatcher::TaskDefinition TaskFromObject(const YAML::Node& object);
 
-// The task's fire times strictly after `after` and before `before` (none: no
-// end), at most `max`, exactly as the dispatcher computes them. InvalidArgument
-// "FIELD: DETAIL" for the first problem dispatcher::TaskProblems finds.
-Result<std::vector<Instant>> TaskFireTimes(const dispatcher::TaskDefinition& task, Instant after,
-                                           std::optional<Instant> before, size_t max);
-
 // The ScheduledTasks with a spec in a manifest file ("-": stdin): its documents,
 // and the items of Lists (`kubectl get st -o yaml`). InvalidArgument says why
 // (unreadable, not YAML, no ScheduledTask), without a command prefix.

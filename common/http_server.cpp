@@ -20,6 +20,10 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::Handle(const std::string& path, std::function<HttpReply()> handler) {
+  handlers_[path] = [h = std::move(handler)](const HttpQuery&) { return h(); };
+}
+
+void HttpServer::HandleQuery(const std::string& path, std::function<HttpReply(const HttpQuery&)> handler) {
   handlers_[path] = std::move(handler);
 }
 
@@ -92,7 +96,16 @@ Status HttpServer::Start() {
         req.reply(web::http::status_codes::NotFound, "not found\n");
         return;
       }
-      HttpReply r = it->second();
+      HttpQuery query;
+      try {
+        for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
+          query[web::uri::decode(k)] = web::uri::decode(v);
+        }
+      } catch (const std::exception& e) {
+        req.reply(web::http::status_codes::BadRequest, std::string("bad query: ") + e.what() + "\n");
+        return;
+      }
+      HttpReply r = it->second(query);
       req.reply(static_cast<web::http::status_code>(r.status), r.body, r.content_type);
     });
     impl_->listener->open().wait();

@@ -25,6 +25,9 @@ struct TlsFiles {
   std::string key_file;
 };
 
+// A request's query parameters, decoded ("?namespace=a%2Fb" -> {"namespace": "a/b"}).
+using HttpQuery = std::map<std::string, std::string>;
+
 // The largest request body a POST handler gets; a larger one is answered 413.
 inline constexpr size_t kMaxRequestBody = 3 * 1024 * 1024;
 
@@ -38,6 +41,8 @@ class HttpServer {
 
   // Registers a GET handler for an exact path. Call before Start().
   void Handle(const std::string& path, std::function<HttpReply()> handler);
+  // Registers a GET handler for an exact path that reads the query. Call before Start().
+  void HandleQuery(const std::string& path, std::function<HttpReply(const HttpQuery&)> handler);
   // Registers a POST handler for an exact path; it gets the request body. Call before Start().
   void HandlePost(const std::string& path, std::function<HttpReply(const std::string& body)> handler);
   // Starts listening; InvalidArgument for a bad address or TLS files that cannot be
@@ -50,7 +55,7 @@ class HttpServer {
   struct Impl;
   std::string bind_;
   std::optional<TlsFiles> tls_;
-  std::map<std::string, std::function<HttpReply()>> handlers_;
+  std::map<std::string, std::function<HttpReply(const HttpQuery&)>> handlers_;
   std::map<std::string, std::function<HttpReply(const std::string&)>> post_handlers_;
   std::unique_ptr<Impl> impl_;
 };

@@ -152,4 +152,23 @@ std::optional<TaskProblem> CheckTask(const TaskDefinition& task) {
   return std::move(problems.front());
 }
 
+Result<std::vector<Instant>> TaskFireTimes(const TaskDefinition& task, Instant after, std::optional<Instant> before,
+                                           size_t max) {
+  std::optional<Schedule> schedule;
+  FireSpec window;
+  if (auto problems = TaskProblems(task, &schedule, &window); !problems.empty()) {
+    return InvalidArgument(problems.front().field + ": " + problems.front().detail);
+  }
+  const Schedule none;
+  const bool has_spec = task.bounds || task.schedules;
+  // "@every" counts from the task's creation, as the dispatcher anchors it.
+  const Schedule anchored = schedule ? schedule->Anchored(task.created) : none;
+  const FireTimes times(anchored, has_spec ? &window : nullptr);
+  std::vector<Instant> out;
+  for (auto t = times.Next(after); t && (!before || *t < *before) && out.size() < max; t = times.Next(*t)) {
+    out.push_back(*t);
+  }
+  return out;
+}
+
 }  // namespace cronlane::dispatcher

@@ -127,6 +127,13 @@ std::vector<TaskProblem> TaskProblems(const TaskDefinition& task, std::optional<
 // The first of TaskProblems(), or nullopt.
 std::optional<TaskProblem> CheckTask(const TaskDefinition& task);
 
+// The task's fire times strictly after `after` and before `before` (none: no
+// end), at most `max`, exactly as the dispatcher fires them (nominal times,
+// before jitter); `cronlane next`, `cronlane status` and the console list them. InvalidArgument
+// "FIELD: DETAIL" for the first problem TaskProblems finds.
+Result<std::vector<Instant>> TaskFireTimes(const TaskDefinition& task, Instant after, std::optional<Instant> before,
+                                           size_t max);
+
 // Definitions are shared, immutable: the operator's cache, the dispatcher's table
 // and fire batches hold the same one instead of copies.
 using TaskDefinitionPtr = std::shared_ptr<const TaskDefinition>;

@@ -20,6 +20,7 @@ TEST_PACKAGES=(
   containerd containernetworking-plugins iptables
   golang-go default-jre-headless maven
   lua5.1 lua-cjson prometheus
+  chromium chromium-driver fonts-dejavu-core
 )
 case "${1:-all}" in
   build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;

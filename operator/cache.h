@@ -77,6 +77,14 @@ class KindCache {
     }
     return out;
   }
+  // A copy of every cached object.
+  std::vector<T> List() const {
+    std::vector<T> out;
+    for (const auto& key : Keys()) {
+      if (auto t = Get(key)) out.push_back(std::move(*t));
+    }
+    return out;
+  }
   size_t Size() const {
     size_t n = 0;
     for (const auto& i : informers_) n += i->Size();

@@ -18,6 +18,7 @@
 #include "dispatcher/results_follower.h"
 #include "dispatcher/results_hub.h"
 #include "operator/admission.h"
+#include "operator/console.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_term.h"
@@ -46,6 +47,7 @@ std::string Hostname() {
 
 struct Flags {
   std::string kubeconfig, context, namespaces, metrics_addr = ":8080", health_addr = ":8081";
+  std::string console_addr = "0";
   std::string webhook_addr = "0", webhook_cert_dir = "/tmp/k8s-webhook-server/serving-certs",
               webhook_cert_name = "tls.crt", webhook_key_name = "tls.key";
   std::string log_level = "info", log_format = "json";
@@ -144,6 +146,11 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-cert-name", f.webhook_cert_name, "Certificate file (PEM chain) in --webhook-cert-dir")
       ->capture_default_str();
   app.add_option("--webhook-key-name", f.webhook_key_name, "Private key file (PEM) in --webhook-cert-dir")
+      ->capture_default_str();
+  app.add_option("--console-bind-address", f.console_addr,
+                 "HTTP address of the read-only console (a web page and its JSON API; every replica serves it), "
+                 "0 disables. Bind it to 127.0.0.1 and reach it with kubectl port-forward")
+      ->envname("CRONLANE_CONSOLE_BIND_ADDRESS")
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
@@ -428,6 +435,36 @@ int main(int argc, char** argv) {
       return 2;
     }
     spdlog::info("admission webhook serving https://{}{}", f.webhook_addr, op::kValidateScheduledTaskPath);
+  }
+
+  // The console: on every replica, from the shared cache; its sampler of WorkerPool
+  // status runs as a runnable that needs no leadership.
+  std::unique_ptr<op::Console> console;
+  HttpServer console_server(f.console_addr);
+  if (!console_server.disabled()) {
+    op::Cache& cache = manager.cache();
+    console = std::make_unique<op::Console>(
+        op::ConsoleSource{
+            .task_keys = [&cache] { return cache.tasks.Keys(); },
+            .task = [&cache](const std::string& key) { return cache.tasks.Get(key); },
+            .pools = [&cache] { return cache.pools ? cache.pools->List() : std::vector<op::WorkerPool>{}; },
+            .backfills = [&cache] { return cache.backfills ? cache.backfills->List() : std::vector<op::Backfill>{}; }},
+        clock, op::ConsoleOptions{.replica = identity});
+    op::Console* c = console.get();
+    console_server.Handle("/", [] {
+      return HttpReply{200, std::string(op::Console::Page()), "text/html; charset=utf-8"};
+    });
+    console_server.HandleQuery(op::kConsoleOverviewPath, [c](const HttpQuery& q) {
+      auto ns = q.find("namespace");
+      return HttpReply{200, c->Overview(ns == q.end() ? "" : ns->second), "application/json"};
+    });
+    manager.Add(
+        std::make_unique<op::FuncRunnable>("console", false, [c](CancelToken& cancel) { return c->Run(cancel); }));
+    if (Status s = console_server.Start(); !s.ok()) {
+      spdlog::error("console: {}", s.message());
+      return 2;
+    }
+    spdlog::info("console serving http://{}/", f.console_addr);
   }
 
   CancelToken cancel;
