@@ -5,6 +5,7 @@
 #include <boost/asio/ssl.hpp>
 
 #include <fstream>
+#include <mutex>
 
 namespace cronlane {
 
@@ -46,17 +47,46 @@ Status HttpServer::Start() {
     for (const std::string& f : {tls_->cert_file, tls_->key_file}) {
       if (!std::ifstream(f)) return InvalidArgument("cannot read " + f + " (TLS for " + bind_ + ")");
     }
-    auto setup = [tls = *tls_](boost::asio::ssl::context& ctx) {
+    // The files are read for each new connection (cpprestsdk builds a context per
+    // connection), so a renewed certificate (a Secret volume the kubelet updated) is
+    // served without a restart. A pair that does not load (a half-written file) falls
+    // back to the last pair that did: an exception here would end the process.
+    struct Pair {
+      std::mutex mu;
+      std::string cert, key;  // PEM of the last pair that loaded
+    };
+    auto last = std::make_shared<Pair>();
+    auto read = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    auto load = [](boost::asio::ssl::context& ctx, const std::string& cert, const std::string& key) {
       ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
                       boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
                       boost::asio::ssl::context::no_tlsv1_1);
-      ctx.use_certificate_chain_file(tls.cert_file);
-      ctx.use_private_key_file(tls.key_file, boost::asio::ssl::context::pem);
+      ctx.use_certificate_chain(boost::asio::buffer(cert));
+      ctx.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
+    };
+    auto setup = [tls = *tls_, last, read, load](boost::asio::ssl::context& ctx) {
+      std::string cert = read(tls.cert_file), key = read(tls.key_file);
+      try {
+        boost::asio::ssl::context fresh(boost::asio::ssl::context::tls_server);
+        load(fresh, cert, key);  // both parse and match: use them
+      } catch (const std::exception&) {
+        std::lock_guard lock(last->mu);
+        cert = last->cert;
+        key = last->key;
+      }
+      load(ctx, cert, key);
+      std::lock_guard lock(last->mu);
+      last->cert = std::move(cert);
+      last->key = std::move(key);
     };
     // Loaded once here, so a certificate or key that does not parse (or match) is an
     // error at start, not a silent handshake failure on every connection.
     try {
       boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
+      load(probe, read(tls_->cert_file), read(tls_->key_file));
       setup(probe);
     } catch (const std::exception& e) {
       return InvalidArgument("TLS certificate " + tls_->cert_file + " / key " + tls_->key_file + ": " + e.what());

@@ -140,6 +140,21 @@ TEST_F(ClusterTest, TheOperatorPodRunsAsInstalledAndFiresEveryOccurrenceOnce) {
   EXPECT_EQ(dups, 0U);
   EXPECT_FALSE(KubectlGet("get st t0 -n " + ns_ + " -o jsonpath='{.status.lastScheduleTime}'").empty())
       << "the operator Pod writes status";
+
+  // The console (the dev overlay's component) as docs/operations.md opens it: bound
+  // to the Pod's loopback, reached through kubectl port-forward.
+  const int local = FreePort();
+  std::string kubectl = RunShell("command -v kubectl").output;  // Process runs a path, not a PATH lookup
+  kubectl.erase(kubectl.find_last_not_of('\n') + 1);
+  Process forward({kubectl, "--kubeconfig", EnvVar("KUBECONFIG"), "port-forward", "-n", kSystem, "pod/" + pod,
+                   std::to_string(local) + ":8082"},
+                  (std::filesystem::temp_directory_path() / (ns_ + "-port-forward.log")).string());
+  EXPECT_TRUE(WaitUntil(
+      [&] { return HttpGet(local, "/api/v1/overview?namespace=" + ns_).find("\"tasksTotal\":5") != std::string::npos; },
+      60s))
+      << forward.Log() << "\n"
+      << HttpGet(local, "/api/v1/overview?namespace=" + ns_);
+  EXPECT_THAT(HttpGet(local, "/"), HasSubstr("<title>cronlane console</title>"));
 }
 
 TEST_F(ClusterTest, KillingTheLeaderPodAndARollingUpdateLoseAndDuplicateNothing) {

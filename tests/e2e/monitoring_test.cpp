@@ -9,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <string>
 
 #include "operator/kube/client.h"
@@ -16,6 +18,7 @@
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
+#include "tests/support/webdriver.h"
 
 namespace cronlane::testing {
 namespace {
@@ -138,6 +141,27 @@ TEST_F(MonitoringTest, PrometheusScrapesTheHistogramsAndTheCommitAlertFiresAndRe
   EXPECT_TRUE(WaitUntil([&] { return AlertState("CronlaneCommitsFailing").empty(); }, 120s))
       << AlertState("CronlaneCommitsFailing") << "\n"
       << op.Log();
+  // The dashboard drawn from this Prometheus over the test, Kafka's outage included
+  // (tests/monitoring/render_dashboard.js stands in for Grafana, which Debian does
+  // not package): every panel draws a series, and the picture is saved beside the
+  // test's files.
+  {
+    WebDriver browser((dir_ / "chromedriver.log").string(), 1400, 1750);
+    ASSERT_TRUE(browser.ok()) << browser.error();
+    browser.Navigate("http://127.0.0.1:" + std::to_string(port_) + "/api/v1/status/buildinfo");  // its origin
+    std::ifstream script_file(std::string(CRONLANE_SOURCE_DIR) + "/tests/monitoring/render_dashboard.js");
+    const std::string script((std::istreambuf_iterator<char>(script_file)), {});
+    Json drawn = browser.ExecuteAsync(script, Json::array({dashboard, 1}));
+    for (const auto& panel : dashboard["panels"]) {
+      const std::string title = panel["title"];
+      EXPECT_TRUE(drawn.contains(title) && drawn[title].is_number() && drawn[title].get<int>() >= 1)
+          << title << ": " << drawn.dump();
+    }
+    const std::string shot = (dir_ / "dashboard.png").string();
+    EXPECT_TRUE(browser.SaveScreenshot(shot));
+    std::cerr << "dashboard: " << shot << "\n";
+  }
+
   EXPECT_TRUE(op.Running()) << op.Log();
 }
 

@@ -66,6 +66,12 @@ class WebDriver {
     Json reply = Call("POST", Path("/execute/sync"), {{"script", script}, {"args", Json::array()}});
     return reply.contains("value") ? reply["value"] : Json();
   }
+  // Runs `script` as an async script: it gets `args` and, last, a callback whose
+  // argument is the result (WebDriver's 30 s script timeout applies).
+  Json ExecuteAsync(const std::string& script, const Json& args) {
+    Json reply = Call("POST", Path("/execute/async"), {{"script", script}, {"args", args}});
+    return reply.contains("value") ? reply["value"] : Json();
+  }
   // Writes a PNG of the viewport to `path`; false when none came.
   bool SaveScreenshot(const std::string& path) {
     Json reply = Call("GET", Path("/screenshot"), nullptr);
