@@ -13,7 +13,23 @@ struct HttpServer::Impl {
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 };
 
-HttpServer::HttpServer(std::string bind, std::optional<TlsFiles> tls)
+TlsSource TlsFromFiles(const TlsFiles& files) {
+  auto read = [](const std::string& path) -> Result<std::string> {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return InvalidArgument("cannot read " + path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  return TlsSource{[files, read]() -> Result<TlsPem> {
+                     auto cert = read(files.cert_file);
+                     if (!cert.ok()) return cert.status();
+                     auto key = read(files.key_file);
+                     if (!key.ok()) return key.status();
+                     return TlsPem{std::move(*cert), std::move(*key)};
+                   },
+                   "TLS certificate " + files.cert_file + " / key " + files.key_file};
+}
+
+HttpServer::HttpServer(std::string bind, std::optional<TlsSource> tls)
     : bind_(std::move(bind)), tls_(std::move(tls)), impl_(std::make_unique<Impl>()) {}
 
 HttpServer::~HttpServer() {
@@ -44,52 +60,52 @@ Status HttpServer::Start() {
   if (host.empty()) host = "0.0.0.0";
   web::http::experimental::listener::http_listener_config config;
   if (tls_) {
-    for (const std::string& f : {tls_->cert_file, tls_->key_file}) {
-      if (!std::ifstream(f)) return InvalidArgument("cannot read " + f + " (TLS for " + bind_ + ")");
-    }
-    // The files are read for each new connection (cpprestsdk builds a context per
+    // The pair is read for each new connection (cpprestsdk builds a context per
     // connection), so a renewed certificate (a Secret volume the kubelet updated) is
     // served without a restart. A pair that does not load (a half-written file) falls
     // back to the last pair that did: an exception here would end the process.
-    struct Pair {
+    struct Last {
       std::mutex mu;
-      std::string cert, key;  // PEM of the last pair that loaded
+      TlsPem pem;  // the last pair that loaded
     };
-    auto last = std::make_shared<Pair>();
-    auto read = [](const std::string& path) {
-      std::ifstream in(path, std::ios::binary);
-      return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    auto load = [](boost::asio::ssl::context& ctx, const std::string& cert, const std::string& key) {
+    auto last = std::make_shared<Last>();
+    auto load = [](boost::asio::ssl::context& ctx, const TlsPem& pem) {
       ctx.set_options(boost::asio::ssl::context::default_workarounds | boost::asio::ssl::context::no_sslv2 |
                       boost::asio::ssl::context::no_sslv3 | boost::asio::ssl::context::no_tlsv1 |
                       boost::asio::ssl::context::no_tlsv1_1);
-      ctx.use_certificate_chain(boost::asio::buffer(cert));
-      ctx.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
+      ctx.use_certificate_chain(boost::asio::buffer(pem.cert));
+      ctx.use_private_key(boost::asio::buffer(pem.key), boost::asio::ssl::context::pem);
     };
-    auto setup = [tls = *tls_, last, read, load](boost::asio::ssl::context& ctx) {
-      std::string cert = read(tls.cert_file), key = read(tls.key_file);
-      try {
-        boost::asio::ssl::context fresh(boost::asio::ssl::context::tls_server);
-        load(fresh, cert, key);  // both parse and match: use them
-      } catch (const std::exception&) {
-        std::lock_guard lock(last->mu);
-        cert = last->cert;
-        key = last->key;
+    auto setup = [read = tls_->read, last, load](boost::asio::ssl::context& ctx) {
+      auto got = read();
+      bool fresh_ok = got.ok();
+      if (fresh_ok) {
+        try {
+          boost::asio::ssl::context fresh(boost::asio::ssl::context::tls_server);
+          load(fresh, *got);  // both parse and match: use them
+        } catch (const std::exception&) {
+          fresh_ok = false;
+        }
       }
-      load(ctx, cert, key);
-      std::lock_guard lock(last->mu);
-      last->cert = std::move(cert);
-      last->key = std::move(key);
+      TlsPem pem;
+      {
+        std::lock_guard lock(last->mu);
+        if (fresh_ok) last->pem = *got;
+        pem = last->pem;
+      }
+      load(ctx, pem);
     };
-    // Loaded once here, so a certificate or key that does not parse (or match) is an
-    // error at start, not a silent handshake failure on every connection.
+    // Loaded once here, so a certificate or key that cannot be read, does not parse
+    // or does not match is an error at start, not a silent handshake failure on
+    // every connection.
+    auto first = tls_->read();
+    if (!first.ok()) return InvalidArgument(first.status().message() + " (TLS for " + bind_ + ")");
     try {
       boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
-      load(probe, read(tls_->cert_file), read(tls_->key_file));
+      load(probe, *first);
       setup(probe);
     } catch (const std::exception& e) {
-      return InvalidArgument("TLS certificate " + tls_->cert_file + " / key " + tls_->key_file + ": " + e.what());
+      return InvalidArgument(tls_->description + ": " + e.what());
     }
     config.set_ssl_context_callback(setup);
   }

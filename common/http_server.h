@@ -25,6 +25,22 @@ struct TlsFiles {
   std::string key_file;
 };
 
+// A certificate chain and its private key, PEM, in memory.
+struct TlsPem {
+  std::string cert;
+  std::string key;
+};
+
+// Where an HTTPS server gets its pair: read at Start() and again for each new
+// connection (on the listener's threads), so a renewed pair is served without a
+// restart.
+struct TlsSource {
+  std::function<Result<TlsPem>()> read;
+  std::string description;  // names the source in errors ("FILE / FILE", "Secret ns/name")
+};
+// The pair in two files; InvalidArgument naming a file that cannot be read.
+TlsSource TlsFromFiles(const TlsFiles& files);
+
 // A request's query parameters, decoded ("?namespace=a%2Fb" -> {"namespace": "a/b"}).
 using HttpQuery = std::map<std::string, std::string>;
 
@@ -34,7 +50,8 @@ inline constexpr size_t kMaxRequestBody = 3 * 1024 * 1024;
 class HttpServer {
  public:
   // `bind` as operators take it: ":8080", "127.0.0.1:8080" or "0" (disabled).
-  explicit HttpServer(std::string bind, std::optional<TlsFiles> tls = std::nullopt);
+  explicit HttpServer(std::string bind, std::optional<TlsSource> tls = std::nullopt);
+  HttpServer(std::string bind, const TlsFiles& tls) : HttpServer(std::move(bind), TlsFromFiles(tls)) {}
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -54,7 +71,7 @@ class HttpServer {
  private:
   struct Impl;
   std::string bind_;
-  std::optional<TlsFiles> tls_;
+  std::optional<TlsSource> tls_;
   std::map<std::string, std::function<HttpReply(const HttpQuery&)>> handlers_;
   std::map<std::string, std::function<HttpReply(const std::string&)>> post_handlers_;
   std::unique_ptr<Impl> impl_;

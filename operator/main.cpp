@@ -24,6 +24,7 @@
 #include "operator/leader_term.h"
 #include "operator/manager.h"
 #include "operator/shard_coordinator.h"
+#include "operator/webhook_certs.h"
 #include "operator/workerpool_controller.h"
 
 namespace {
@@ -50,6 +51,7 @@ struct Flags {
   std::string console_addr = "0";
   std::string webhook_addr = "0", webhook_cert_dir = "/tmp/k8s-webhook-server/serving-certs",
               webhook_cert_name = "tls.crt", webhook_key_name = "tls.key";
+  std::string webhook_cert_secret, webhook_service = "cronlane-webhook", webhook_cert_hosts, webhook_configuration;
   std::string log_level = "info", log_format = "json";
   double qps = 20, status_qps = 10, condition_qps = 20;
   int burst = 30, status_burst = 20, condition_burst = 50, workers = 2;
@@ -147,6 +149,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--webhook-key-name", f.webhook_key_name, "Private key file (PEM) in --webhook-cert-dir")
       ->capture_default_str();
+  app.add_option("--webhook-cert-secret", f.webhook_cert_secret,
+                 "Make and rotate the webhook's CA and serving certificate in this Secret of the operator's namespace, "
+                 "shared by every replica, instead of reading --webhook-cert-dir")
+      ->envname("CRONLANE_WEBHOOK_CERT_SECRET");
+  app.add_option("--webhook-service", f.webhook_service,
+                 "With --webhook-cert-secret: the Service the certificate is for (NAME.NAMESPACE.svc)")
+      ->capture_default_str();
+  app.add_option("--webhook-cert-hosts", f.webhook_cert_hosts,
+                 "With --webhook-cert-secret: comma-separated DNS names or IPs instead of the Service's names");
+  app.add_option("--webhook-configuration", f.webhook_configuration,
+                 "With --webhook-cert-secret: the ValidatingWebhookConfiguration whose caBundle the operator writes")
+      ->envname("CRONLANE_WEBHOOK_CONFIGURATION");
   app.add_option("--console-bind-address", f.console_addr,
                  "HTTP address of the read-only console (a web page and its JSON API; every replica serves it), "
                  "0 disables. Bind it to 127.0.0.1 and reach it with kubectl port-forward")
@@ -409,8 +423,43 @@ int main(int argc, char** argv) {
     std::atomic<uint64_t> reviews{0}, denials{0};
   };
   auto counts = std::make_shared<WebhookCounts>();
-  HttpServer webhook(f.webhook_addr, TlsFiles{f.webhook_cert_dir + "/" + f.webhook_cert_name,
-                                              f.webhook_cert_dir + "/" + f.webhook_key_name});
+  // Its certificate: from files (cert-manager's Secret, mounted), or made by the
+  // operator in a Secret every replica shares (--webhook-cert-secret).
+  std::unique_ptr<op::WebhookCertificates> webhook_certs;
+  if (f.webhook_addr != "0" && !f.webhook_cert_secret.empty()) {
+    std::vector<std::string> hosts = SplitComma(f.webhook_cert_hosts);
+    if (hosts.empty()) {
+      hosts = {f.webhook_service + "." + mo_lease_namespace + ".svc",
+               f.webhook_service + "." + mo_lease_namespace + ".svc.cluster.local"};
+    }
+    webhook_certs =
+        std::make_unique<op::WebhookCertificates>(client, clock,
+                                                  op::WebhookCertOptions{.ns = mo_lease_namespace,
+                                                                         .secret = f.webhook_cert_secret,
+                                                                         .hosts = hosts,
+                                                                         .configuration = f.webhook_configuration});
+    // Before serving: retried while the API server is unreachable, for up to a minute.
+    Status s = webhook_certs->Ensure();
+    for (int i = 0; !s.ok() && i < 12 &&
+                    (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kAborted ||
+                     s.code() == StatusCode::kDeadlineExceeded);
+         ++i) {
+      spdlog::warn("webhook: serving certificate: {} (retrying)", s.message());
+      clock.SleepFor(std::chrono::seconds(5));
+      s = webhook_certs->Ensure();
+    }
+    if (!s.ok()) {
+      spdlog::error("webhook: cannot get a serving certificate in Secret {}/{}: {}", mo_lease_namespace,
+                    f.webhook_cert_secret, s.message());
+      return 2;
+    }
+    op::WebhookCertificates* certs = webhook_certs.get();
+    manager.Add(std::make_unique<op::FuncRunnable>("webhook-certificates", false,
+                                                   [certs](CancelToken& c) { return certs->Run(c); }));
+  }
+  HttpServer webhook(f.webhook_addr, webhook_certs ? webhook_certs->Source()
+                                                   : TlsFromFiles({f.webhook_cert_dir + "/" + f.webhook_cert_name,
+                                                                   f.webhook_cert_dir + "/" + f.webhook_key_name}));
   if (!webhook.disabled()) {
     webhook.HandlePost(op::kValidateScheduledTaskPath, [counts](const std::string& body) {
       ++counts->reviews;

@@ -1,5 +1,7 @@
 #include "operator/kube/config.h"
 
+#include "common/text.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -22,21 +24,9 @@ Result<std::string> ReadFile(const std::string& path) {
 }
 
 Result<std::string> Base64Decode(const std::string& in, const std::string& what) {
-  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -8;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    auto pos = kAlphabet.find(c);
-    if (pos == std::string::npos) return InvalidArgument(what + " is not valid base64");
-    val = (val << 6) + static_cast<int>(pos);
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xFF));
-      bits -= 8;
-    }
-  }
-  return out;
+  auto out = cronlane::Base64Decode(in);
+  if (!out) return InvalidArgument(what + " is not valid base64");
+  return *out;
 }
 
 struct Named {

@@ -12,7 +12,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -114,7 +116,22 @@ TEST_F(ClusterTest, TheOperatorPodRunsAsInstalledAndFiresEveryOccurrenceOnce) {
 
   // As the manifests say: a non-root user, a root filesystem it cannot write, and
   // no credential but its ServiceAccount's token (in-cluster config, no kubeconfig).
-  auto exec = [&](const std::string& cmd) { return Kubectl("exec " + pod + " -n " + kSystem + " -- " + cmd); };
+  // kubectl's own log lines ("E1202 04:17:52.216926 ... websocket.go:297] Unknown
+  // stream id 1"), which it sometimes prints on stderr beside the command's, are
+  // dropped.
+  auto exec = [&](const std::string& cmd) {
+    auto r = Kubectl("exec " + pod + " -n " + kSystem + " -- " + cmd);
+    std::istringstream in(r.output);
+    std::string kept;
+    for (std::string line; std::getline(in, line);) {
+      const bool klog = line.size() > 5 && std::string("EWI").find(line[0]) != std::string::npos &&
+                        std::isdigit(static_cast<unsigned char>(line[1])) && line.find("] ") != std::string::npos;
+      if (!klog) kept += line + "\n";
+    }
+    if (!r.output.empty() && r.output.back() != '\n' && !kept.empty()) kept.pop_back();
+    r.output = kept;
+    return r;
+  };
   auto uid = exec("id -u");
   ASSERT_EQ(uid.exit_code, 0) << uid.output;
   EXPECT_EQ(uid.output, "65532\n");
@@ -200,6 +217,43 @@ TEST_F(ClusterTest, KillingTheLeaderPodAndARollingUpdateLoseAndDuplicateNothing)
     EXPECT_EQ(KubectlGet("get pod " + pod + " -n " + kSystem + " -o jsonpath='{.spec.containers[0].image}'"),
               "cronlane/cronlane:rollout");
   }
+}
+
+// The webhook without cert-manager, as installed (manifests/webhook-selfsigned):
+// the operator Pod makes its certificate, writes the CA into the configuration, and
+// the apiserver reaches it through the Service: a bad task is refused at apply.
+TEST_F(ClusterTest, TheOperatorPodServesTheWebhookWithACertificateItMadeItself) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / (ns_ + "-overlay");
+  std::filesystem::create_directories(dir);
+  const std::string manifests = std::filesystem::relative(std::string(CRONLANE_SOURCE_DIR) + "/manifests", dir);
+  std::ofstream(dir / "kustomization.yaml")
+      << "resources: [" << manifests << "/overlays/local]\ncomponents: [" << manifests << "/webhook-selfsigned]\n";
+  auto applied = Kubectl("apply -k " + ShellQuote(dir.string()));
+  ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  auto rolled = Kubectl("rollout status deployment/cronlane-operator -n " + kSystem + " --timeout=180s");
+  ASSERT_EQ(rolled.exit_code, 0) << rolled.output;
+  const std::string bad =
+      "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: bad}\n"
+      "spec: {schedule: \"0 0 30 2 *\", target: {topic: t}}\n";
+  // failurePolicy Ignore: until the Pod serves, the apply goes through (and is undone).
+  std::string out;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        out = KubectlApply(ns_, bad).output;
+        if (out.find("denied the request") != std::string::npos) return true;
+        Kubectl("delete st bad -n " + ns_ + " --ignore-not-found");
+        return false;
+      },
+      90s))
+      << out;
+  EXPECT_THAT(out, HasSubstr("spec.schedule: "));
+  EXPECT_FALSE(KubectlGet("get validatingwebhookconfiguration cronlane -o "
+                          "jsonpath='{.webhooks[0].clientConfig.caBundle}'")
+                   .empty());
+  EXPECT_EQ(KubectlGet("get secret cronlane-webhook-tls -n " + kSystem + " -o jsonpath='{.type}'"),
+            "kubernetes.io/tls");
+  EXPECT_THAT(KubectlApply(ns_, EverySecondTasks(1, ns_ + ".jobs")).output, HasSubstr("t0 created"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

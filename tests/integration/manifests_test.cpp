@@ -79,28 +79,36 @@ TEST_F(Manifests, OverlaysDifferWhereTheyShould) {
 // path the webhook configuration names, behind a Service, with the certificate's
 // Secret where --webhook-cert-dir reads it. Built as a user's overlay builds it (no
 // cert-manager here, so not applied).
-TEST(ManifestsWebhook, TheComponentWiresTheOperatorToTheWebhookConfiguration) {
+// The production overlay with `component`, built as a user's overlay builds it.
+std::vector<YAML::Node> BuildWithComponent(const std::string& component) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / UniqueName("webhook-overlay");
   std::filesystem::create_directories(dir);
   const std::string manifests = std::filesystem::relative(std::string(CRONLANE_SOURCE_DIR) + "/manifests", dir);
   std::ofstream(dir / "kustomization.yaml")
       << "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
          "resources: ["
-      << manifests << "/overlays/production]\ncomponents: [" << manifests << "/webhook]\n";
+      << manifests << "/overlays/production]\ncomponents: [" << manifests << "/" << component << "]\n";
   auto built = RunShell("kubectl kustomize " + ShellQuote(dir.string()) + " 2>&1");
-  ASSERT_EQ(built.exit_code, 0) << built.output;
-  const std::vector<YAML::Node> items = YAML::LoadAll(built.output);
-  auto find = [&](const std::string& kind, const std::string& name) -> YAML::Node {
-    for (const auto& o : items) {
-      if (o["kind"].as<std::string>("") == kind && o["metadata"]["name"].as<std::string>("") == name) return o;
-    }
-    return YAML::Node();
-  };
-  auto text = [](const YAML::Node& n) {
-    YAML::Emitter e;
-    e << YAML::Flow << n;
-    return std::string(e.c_str());
-  };
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(built.exit_code, 0) << built.output;
+  return built.exit_code == 0 ? YAML::LoadAll(built.output) : std::vector<YAML::Node>{};
+}
+YAML::Node Find(const std::vector<YAML::Node>& items, const std::string& kind, const std::string& name) {
+  for (const auto& o : items) {
+    if (o["kind"].as<std::string>("") == kind && o["metadata"]["name"].as<std::string>("") == name) return o;
+  }
+  return YAML::Node();
+}
+std::string Text(const YAML::Node& n) {
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return std::string(e.c_str());
+}
+
+TEST(ManifestsWebhook, TheComponentWiresTheOperatorToTheWebhookConfiguration) {
+  const std::vector<YAML::Node> items = BuildWithComponent("webhook");
+  auto find = [&](const std::string& kind, const std::string& name) { return Find(items, kind, name); };
+  auto text = Text;
   const YAML::Node deployment = find("Deployment", "cronlane-operator");
   ASSERT_TRUE(deployment.IsMap());
   const YAML::Node container = deployment["spec"]["template"]["spec"]["containers"][0];
@@ -119,7 +127,32 @@ TEST(ManifestsWebhook, TheComponentWiresTheOperatorToTheWebhookConfiguration) {
   EXPECT_TRUE(find("Service", "cronlane-webhook").IsMap());
   EXPECT_TRUE(find("Certificate", "cronlane-webhook").IsMap());
   EXPECT_THAT(text(find("NetworkPolicy", "cronlane-operator")["spec"]["ingress"]), HasSubstr("webhook"));
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as<std::string>(""),
+            "cronlane-system/cronlane-webhook");
+}
+
+// Without cert-manager: the operator keeps the certificate in a Secret it may write
+// (by name, but create), patches only its own configuration's caBundle, and mounts
+// nothing.
+TEST(ManifestsWebhook, TheSelfSignedComponentLetsTheOperatorKeepItsCertificate) {
+  const std::vector<YAML::Node> items = BuildWithComponent("webhook-selfsigned");
+  const YAML::Node deployment = Find(items, "Deployment", "cronlane-operator");
+  ASSERT_TRUE(deployment.IsMap());
+  const YAML::Node container = deployment["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_THAT(Text(container["args"]), HasSubstr("--webhook-bind-address=:9443"));
+  EXPECT_THAT(Text(container["args"]), HasSubstr("--webhook-cert-secret=cronlane-webhook-tls"));
+  EXPECT_THAT(Text(container["args"]), HasSubstr("--webhook-configuration=cronlane"));
+  EXPECT_THAT(Text(container["volumeMounts"]), ::testing::Not(HasSubstr("serving-certs")));
+  EXPECT_FALSE(Find(items, "Certificate", "cronlane-webhook").IsMap());
+  const YAML::Node config = Find(items, "ValidatingWebhookConfiguration", "cronlane");
+  ASSERT_TRUE(config.IsMap());
+  EXPECT_THAT(Text(config["metadata"]), ::testing::Not(HasSubstr("inject-ca-from")));
+  EXPECT_TRUE(Find(items, "Service", "cronlane-webhook").IsMap());
+  const YAML::Node role = Find(items, "Role", "cronlane-webhook-certificate");
+  EXPECT_THAT(Text(role["rules"]), HasSubstr("cronlane-webhook-tls"));
+  const YAML::Node cluster_role = Find(items, "ClusterRole", "cronlane-webhook-configuration");
+  EXPECT_EQ(cluster_role["rules"][0]["resourceNames"][0].as<std::string>(""), "cronlane") << Text(cluster_role);
+  EXPECT_TRUE(Find(items, "ClusterRoleBinding", "cronlane-webhook-configuration").IsMap());
 }
 
 }  // namespace

@@ -42,15 +42,18 @@ class WebhookTest : public OperatorFixture {
                       " -CAcreateserial -CAserial tls.srl -out tls.crt -days 1 -extfile ext 2>&1");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
-  void Register(int port) {
+  // `with_ca`: the environment's CA as caBundle; without, none (the operator writes it).
+  void Register(int port, bool with_ca = true) {
     auto ca = RunShell("base64 -w0 " + ShellQuote(EnvVar("KUBE_CA_FILE")));
     ASSERT_EQ(ca.exit_code, 0);
+    if (!with_ca) ca.output.clear();
     const std::string yaml =
         "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: "
         "cronlane-" +
         ns_ + "}\nwebhooks:\n- name: scheduledtasks.cronlane.dev\n  clientConfig:\n    url: https://127.0.0.1:" +
-        std::to_string(port) + "/validate-cronlane-dev-v1alpha1-scheduledtask\n    caBundle: " + ca.output +
-        "\n  rules:\n  - {apiGroups: [cronlane.dev], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], "
+        std::to_string(port) + "/validate-cronlane-dev-v1alpha1-scheduledtask\n" +
+        (ca.output.empty() ? "" : "    caBundle: " + ca.output + "\n") +
+        "  rules:\n  - {apiGroups: [cronlane.dev], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], "
         "resources: [scheduledtasks]}\n  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: " +
         ns_ + "}}\n  failurePolicy: Fail\n  sideEffects: None\n  admissionReviewVersions: [v1]\n  timeoutSeconds: 5\n";
     auto r = KubectlApply(ns_, yaml);
@@ -107,6 +110,92 @@ TEST_F(WebhookTest, AnUnreadableCertificateEndsTheStartWithAClearError) {
                                "--webhook-cert-dir=/nonexistent-cronlane-certs"});
   EXPECT_EQ(op.Wait(30s), 2);
   EXPECT_THAT(op.Log(), HasSubstr("admission webhook: cannot read /nonexistent-cronlane-certs/tls.crt"));
+}
+
+// --webhook-cert-secret: the operator makes a CA and serving certificate in a Secret,
+// writes the CA into the configuration's caBundle, and a second replica serves the
+// same certificate from the same Secret; a replica that starts when the certificate
+// is due re-issues it from the same CA.
+TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRotate) {
+  const int port = FreePort(), port_b = FreePort(), port_c = FreePort();
+  Register(port, /*with_ca=*/false);
+  ASSERT_FALSE(HasFatalFailure());
+  auto flags = [&](int p, const std::string& id) {
+    return std::vector<std::string>{"--webhook-bind-address=127.0.0.1:" + std::to_string(p),
+                                    "--webhook-cert-secret=webhook-tls",
+                                    "--webhook-cert-hosts=127.0.0.1",
+                                    "--webhook-configuration=cronlane-" + ns_,
+                                    "--leader-election-namespace=" + ns_,
+                                    "--transactional-id=" + ns_ + id,
+                                    "--checkpoint-topic=" + ns_ + id + ".checkpoints"};
+  };
+  Process& a = StartOperator(flags(port, "-a"));
+  const std::string bad =
+      "apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: bad}\n"
+      "spec: {schedule: \"0 0 30 2 *\", target: {topic: t}}\n";
+  // Refused by the webhook (not by a TLS failure, which failurePolicy Fail also refuses).
+  ASSERT_TRUE(
+      WaitUntil([&] { return KubectlApply(ns_, bad).output.find("denied the request") != std::string::npos; }, 60s))
+      << KubectlApply(ns_, bad).output << "\n"
+      << a.Log();
+  auto secret = [&](const std::string& key) {
+    return KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.data." + key + "}'");
+  };
+  const std::string ca = secret("ca\\.crt"), cert = secret("tls\\.crt");
+  ASSERT_FALSE(ca.empty());
+  EXPECT_EQ(KubectlGet("get validatingwebhookconfiguration cronlane-" + ns_ +
+                       " -o jsonpath='{.webhooks[0].clientConfig.caBundle}'"),
+            ca);
+  EXPECT_EQ(KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.type}'"), "kubernetes.io/tls");
+  const std::string version =
+      KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.metadata.resourceVersion}'");
+  auto served = [](int p) {
+    return RunShell("openssl s_client -connect 127.0.0.1:" + std::to_string(p) +
+                    " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -enddate")
+        .output;
+  };
+  const std::string first = served(port);
+  EXPECT_THAT(first, HasSubstr("Fingerprint"));
+
+  // A second replica uses the Secret as it is.
+  Process& b = StartOperator(flags(port_b, "-b"));
+  ASSERT_TRUE(WaitUntil([&] { return !served(port_b).empty(); }, 30s)) << b.Log();
+  EXPECT_EQ(served(port_b), first);
+  EXPECT_EQ(KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.metadata.resourceVersion}'"), version);
+
+  // A serving certificate that ends tomorrow (signed by the same CA) is re-issued
+  // by the next replica to start; the CA, and so the caBundle, stay.
+  const std::string dir = (std::filesystem::temp_directory_path() / UniqueName("webhook-due")).string();
+  std::filesystem::create_directories(dir);
+  auto made = RunShell(
+      "cd " + ShellQuote(dir) + " && kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) +
+      " get secret webhook-tls -n " + ns_ + " -o jsonpath='{.data.ca\\.key}' | base64 -d > ca.key && echo " + ca +
+      " | base64 -d > ca.crt && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key "
+      "-out tls.csr -subj /CN=127.0.0.1 2>&1 && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && openssl x509 -req "
+      "-in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -CAserial tls.srl -out tls.crt -days 1 -extfile ext "
+      "2>&1 && kubectl --kubeconfig " +
+      ShellQuote(EnvVar("KUBECONFIG")) + " patch secret webhook-tls -n " + ns_ +
+      " --type=merge -p \"{\\\"data\\\":{\\\"tls.crt\\\":\\\"$(base64 -w0 tls.crt)\\\",\\\"tls.key\\\":\\\"$(base64 "
+      "-w0 "
+      "tls.key)\\\"}}\" 2>&1");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const std::string due = secret("tls\\.crt");
+  ASSERT_NE(due, cert);
+  Process& c = StartOperator(flags(port_c, "-c"));
+  ASSERT_TRUE(WaitUntil([&] { return !served(port_c).empty(); }, 30s)) << c.Log();
+  EXPECT_NE(secret("tls\\.crt"), due) << c.Log();
+  EXPECT_EQ(secret("ca\\.crt"), ca);
+  EXPECT_THAT(c.Log(), HasSubstr("its certificate is due"));
+  EXPECT_NE(served(port_c), served(port));  // A serves its pair until its next read of the Secret
+  EXPECT_THAT(KubectlApply(ns_, bad).output, HasSubstr("denied the request"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(WebhookTest, ASecretItMayNotWriteEndsTheStartWithAClearError) {
+  Process& op = StartOperator({"--webhook-bind-address=127.0.0.1:" + std::to_string(FreePort()),
+                               "--webhook-cert-secret=webhook-tls", "--leader-election-namespace=no-such-namespace-x"});
+  EXPECT_EQ(op.Wait(120s), 2) << op.Log();
+  EXPECT_THAT(op.Log(), HasSubstr("cannot get a serving certificate in Secret no-such-namespace-x/webhook-tls"));
 }
 
 }  // namespace

@@ -164,8 +164,11 @@ void LoadImageIntoNode(const std::string& also) {
 void UninstallCronlane() {
   auto ns = Kubectl("delete namespace cronlane-system --ignore-not-found --wait=true --timeout=180s");
   EXPECT_EQ(ns.exit_code, 0) << ns.output;
-  auto rbac = Kubectl("delete clusterrole,clusterrolebinding cronlane-operator --ignore-not-found");
+  auto rbac = Kubectl(
+      "delete clusterrole,clusterrolebinding cronlane-operator cronlane-webhook-configuration --ignore-not-found");
   EXPECT_EQ(rbac.exit_code, 0) << rbac.output;
+  auto hook = Kubectl("delete validatingwebhookconfiguration cronlane --ignore-not-found");
+  EXPECT_EQ(hook.exit_code, 0) << hook.output;
 }
 
 void ServerCtl(const std::string& server, const std::string& what) {
