@@ -373,36 +373,60 @@ Result<BackfillState> Dispatcher::UpsertBackfill(const BackfillDefinition& b) {
     return InvalidArgument("backfill " + b.name + ": from " + FormatRfc3339(b.from) + " is not before to " +
                            FormatRfc3339(b.to));
   }
-  MutexLock lock(mu_);
-  // Its progress is in a record Start() restores: a state from before would say 0.
-  if (!started_) return Unavailable("backfill " + b.name + ": the dispatcher has not restored its checkpoints yet");
-  auto task = tasks_.find(b.task_id);
-  if (task == tasks_.end()) return NotFound("task " + b.task_id + " is not scheduled");
-  if (auto known = backfills_.find(b.id); known != backfills_.end()) {
-    return BackfillState{known->second.total, known->second.fired};
-  }
-  Backfill bf;
-  bf.def = b;
-  const Instant created = task->second.def->created;
-  bf.end = created > Instant{} && created < b.to ? created : b.to;
-  // Count the range (bounded): every instant of the task's fire times in [from, end).
-  const FireTimes times = Times(task->second);
-  for (auto t = times.Next(b.from - seconds{1}); t && *t < bf.end; t = times.Next(*t)) {
-    if (++bf.total > kMaxBackfillOccurrences) {
-      return InvalidArgument("TooManyOccurrences: backfill " + b.name + " covers more than " +
-                             std::to_string(kMaxBackfillOccurrences) + " occurrences of the task from " +
-                             FormatRfc3339(b.from) + " to " + FormatRfc3339(bf.end) + "; split it");
+  // Counting a range may walk 100,001 fire times: it runs on a copy of the task's
+  // schedule with the lock released, so firing never waits for it. Should the task
+  // change meanwhile, the count is taken again.
+  for (int attempt = 0;; ++attempt) {
+    DefPtr def;
+    Schedule schedule;
+    std::unique_ptr<const FireSpec> window;
+    {
+      MutexLock lock(mu_);
+      // Its progress is in a record Start() restores: a state from before would say 0.
+      if (!started_) return Unavailable("backfill " + b.name + ": the dispatcher has not restored its checkpoints yet");
+      auto task = tasks_.find(b.task_id);
+      if (task == tasks_.end()) return NotFound("task " + b.task_id + " is not scheduled");
+      if (auto known = backfills_.find(b.id); known != backfills_.end()) {
+        return BackfillState{known->second.total, known->second.fired};
+      }
+      def = task->second.def;
+      schedule = task->second.schedule;
+      if (task->second.window) window = std::make_unique<const FireSpec>(*task->second.window);
     }
+    Backfill bf;
+    bf.def = b;
+    const Instant created = def->created;
+    bf.end = created > Instant{} && created < b.to ? created : b.to;
+    // Count the range (bounded): every instant of the task's fire times in [from, end).
+    const FireTimes times(schedule, window.get());
+    for (auto t = times.Next(b.from - seconds{1}); t && *t < bf.end; t = times.Next(*t)) {
+      if (++bf.total > kMaxBackfillOccurrences) {
+        return InvalidArgument("TooManyOccurrences: backfill " + b.name + " covers more than " +
+                               std::to_string(kMaxBackfillOccurrences) + " occurrences of the task from " +
+                               FormatRfc3339(b.from) + " to " + FormatRfc3339(bf.end) + "; split it");
+      }
+    }
+    MutexLock lock(mu_);
+    if (!started_) return Unavailable("backfill " + b.name + ": the dispatcher has not restored its checkpoints yet");
+    auto task = tasks_.find(b.task_id);
+    if (task == tasks_.end()) return NotFound("task " + b.task_id + " is not scheduled");
+    if (auto known = backfills_.find(b.id); known != backfills_.end()) {
+      return BackfillState{known->second.total, known->second.fired};  // a concurrent upsert of the same one won
+    }
+    if (task->second.def != def) {
+      if (attempt < 3) continue;
+      return Unavailable("backfill " + b.name + ": task " + b.task_id + " kept changing while its range was counted");
+    }
+    // A tombstone of a namesake record not yet committed would delete this one's.
+    forgotten_.erase(b.task_id + kBackfillInfix + b.id);
+    const double rate = b.per_second > 0 ? b.per_second : 1;
+    bf.rate = std::make_unique<RateLimiter>(clock_, rate, std::max(1, static_cast<int>(rate)));
+    ClaimBackfillRecordLocked(bf);
+    BackfillState state{bf.total, bf.fired};
+    backfills_.emplace(b.id, std::move(bf));
+    cv_.notify_all();
+    return state;
   }
-  // A tombstone of a namesake record not yet committed would delete this one's.
-  forgotten_.erase(b.task_id + kBackfillInfix + b.id);
-  const double rate = b.per_second > 0 ? b.per_second : 1;
-  bf.rate = std::make_unique<RateLimiter>(clock_, rate, std::max(1, static_cast<int>(rate)));
-  ClaimBackfillRecordLocked(bf);
-  BackfillState state{bf.total, bf.fired};
-  backfills_.emplace(b.id, std::move(bf));
-  cv_.notify_all();
-  return state;
 }
 
 void Dispatcher::ForgetBackfill(const std::string& id) {
