@@ -95,6 +95,10 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
     auto deadline = clock.SteadyNow() + timeout;
     bool termed = false, aborted = false;
     int status = 0;
+    // The child is checked after 1, 2, 4 ... ms, then every 20 ms: a short command
+    // (most tasks) is seen to end within about a millisecond, not after the 20 ms a
+    // fixed interval cost each task (bench-worker: 34 tasks/s at concurrency 1).
+    std::chrono::milliseconds idle{1};
     while (true) {
       bool progressed = false;
       if (wfd >= 0) {
@@ -119,13 +123,17 @@ Handler ExecHandler(const std::string& command, std::chrono::seconds default_tim
       } else if (termed && now > deadline) {
         kill(-pid, SIGKILL);
       }
-      if (progressed) continue;
+      if (progressed) {
+        idle = std::chrono::milliseconds(1);
+        continue;
+      }
       if (wfd >= 0) {
         pollfd p{wfd, POLLOUT, 0};
-        poll(&p, 1, 20);  // until the command reads, or the next check
+        poll(&p, 1, static_cast<int>(idle.count()));  // until the command reads, or the next check
       } else {
-        clock.SleepFor(std::chrono::milliseconds(20));
+        clock.SleepFor(idle);
       }
+      idle = std::min(idle * 2, std::chrono::milliseconds(20));
     }
     close_input();
     if (aborted) return Outcome::kCancelled;

@@ -6,8 +6,9 @@
 // Replace), gets SIGTERM (its process group), then SIGKILL kKillGrace later; it is
 // kTimedOut or kCancelled. An attempt in progress at shutdown is allowed to finish
 // (within its timeout). Timeouts run on `clock`: its
-// SteadyNow() and SleepFor() between checks of the child (a 20 ms wait for a full
-// stdin pipe to drain is the one real-time wait).
+// SteadyNow() and SleepFor() between checks of the child, 1 ms after the start and
+// doubling to 20 ms (a wait of the same length for a full stdin pipe to drain is the
+// one real-time wait).
 
 #include <chrono>
 #include <string>

@@ -238,6 +238,7 @@ void Worker::PoolThread(CancelToken& cancel) {
       if (finished) {
         p.unfinished.erase(m.offset);
         p.finished_next = std::max(p.finished_next, m.offset + 1);
+        ++finished_since_commit_;
       }  // a handed-back offset stays unfinished: nothing at or after it is committed
     }
     cv_.notify_all();
@@ -264,6 +265,10 @@ void Worker::CommitReady(const std::vector<TopicPartition>* only) {
   }
   // A message counts as finished only once its result and dead letter were
   // delivered (Record waits for each), so no flush is needed before the commit.
+  {
+    MutexLock lock(mu_);
+    finished_since_commit_ = 0;
+  }
   if (todo.empty()) return;
   for (const auto& [tp, offset] : todo) {
     Status c = kafka::CommitOffset(consumer_.get(), tp.first, tp.second, offset);
@@ -327,6 +332,8 @@ Status Worker::Run(CancelToken& cancel) {
   consumer_ = std::move(*consumer);
   kafka::Properties pp = options_.base;
   pp["enable.idempotence"] = "true";
+  // Each record is waited for (Record): lingering for a batch would only delay it.
+  pp.try_emplace("linger.ms", "0");
   auto producer = kafka::NewProducer(pp);
   if (!producer.ok()) return producer.status();
   producer_ = std::move(*producer);
@@ -336,14 +343,25 @@ Status Worker::Run(CancelToken& cancel) {
   spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
                concurrency);
   int wake_id = cancel.Register([this] { cv_.notify_all(); });
+  auto last_commit = clock_.SteadyNow();
   while (!cancel.cancelled()) {
+    bool commit_due = false;
     {
       MutexLock lock(mu_);
       cv_.wait_for(lock.native(), 200ms,
                    [&]() REQUIRES(mu_) { return in_flight_ < concurrency || cancel.cancelled(); });
-      if (in_flight_ >= concurrency || cancel.cancelled()) continue;
+      commit_due = finished_since_commit_ >= options_.commit_every ||
+                   clock_.SteadyNow() - last_commit >= options_.commit_interval;
+      if (!commit_due && (in_flight_ >= concurrency || cancel.cancelled())) continue;
     }
-    CommitReady();
+    if (commit_due) {
+      CommitReady();
+      last_commit = clock_.SteadyNow();
+    }
+    {
+      MutexLock lock(mu_);
+      if (in_flight_ >= concurrency) continue;
+    }
     auto polled = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms);
     if (!polled.ok()) {
       spdlog::warn("consume: {}", polled.status().ToString());

@@ -72,6 +72,12 @@ struct WorkerOptions {
   std::chrono::milliseconds max_record_retry{30000};
   std::chrono::milliseconds record_timeout{30000};  // per attempt: the delivery report
   std::chrono::seconds cancel_memory{600};          // how long a cancel is remembered
+  // Finished offsets are committed (synchronously, on the polling thread) at most
+  // this often, or sooner once `commit_every` messages finished since the last
+  // commit; a revoke and the shutdown commit at once. A kill -9 redelivers what
+  // finished since the last commit (at-least-once, as before).
+  std::chrono::milliseconds commit_interval{200};
+  int commit_every = 500;
 };
 
 struct WorkerStats {
@@ -146,6 +152,7 @@ class Worker final : private kafka::RebalanceListener {
   std::map<TopicPartition, PartitionState> partitions_ GUARDED_BY(mu_);
   std::deque<kafka::Message> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
   int in_flight_ GUARDED_BY(mu_) = 0;                 // queued + running
+  int finished_since_commit_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
   // Cancels by task UID: occurrences scheduled before the instant are cancelled.

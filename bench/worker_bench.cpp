@@ -1,0 +1,141 @@
+// The pieces of `make bench-worker` (hack/bench-worker.sh) that need Kafka:
+//   produce  N fired-task CloudEvents exactly as the dispatcher builds them (one
+//            task each, unique ce_ids) onto a new topic of P partitions
+//   consume  a bare librdkafka consumer reading the topic to its end, doing
+//            nothing per message: the consumer's limit on this machine
+//   results  waits until N results (distinct occurrences) are on a results topic
+//            and prints when the first and the last arrived
+// Each prints one line of key=value pairs for the script's table.
+#include <CLI/CLI.hpp>
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <iostream>
+#include <set>
+#include <string>
+
+#include "common/kafka.h"
+#include "common/task_result.h"
+#include "dispatcher/dispatcher.h"
+
+using namespace cronlane;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+int Produce(const std::string& bootstrap, const std::string& topic, int count, int partitions) {
+  auto p = kafka::NewProducer({{"bootstrap.servers", bootstrap}, {"linger.ms", "5"}});
+  if (!p.ok()) return std::cerr << p.status().ToString() << "\n", 1;
+  if (Status s = kafka::CreateTopic(p->get(), topic, partitions, 1); !s.ok()) {
+    return std::cerr << "create " << topic << ": " << s.ToString() << "\n", 1;
+  }
+  const auto start = Steady::now();
+  for (int i = 0; i < count; ++i) {
+    dispatcher::TaskDefinition t;
+    t.id = "uid-bench-" + std::to_string(i);
+    t.ns = "bench";
+    t.name = "task-" + std::to_string(i);
+    t.payload_json = "{\"n\":" + std::to_string(i) + "}";
+    for (auto& m : dispatcher::BuildMessages(t, dispatcher::Instant{std::chrono::seconds{1800000000}},
+                                             std::chrono::seconds(0), topic)) {
+      Status s = kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers);
+      while (!s.ok()) {  // queue full: let deliveries drain
+        (void)kafka::Flush(p->get(), std::chrono::milliseconds(100));
+        s = kafka::Produce(p->get(), m.topic, m.key, m.value, m.headers);
+      }
+    }
+  }
+  if (Status s = kafka::Flush(p->get(), std::chrono::seconds(60)); !s.ok()) {
+    return std::cerr << s.ToString() << "\n", 1;
+  }
+  std::cout << "produced=" << count << " seconds=" << std::chrono::duration<double>(Steady::now() - start).count()
+            << "\n";
+  return 0;
+}
+
+int Consume(const std::string& bootstrap, const std::string& topic, int count, const std::string& group) {
+  auto c = kafka::NewConsumer({{"bootstrap.servers", bootstrap},
+                               {"group.id", group},
+                               {"enable.auto.commit", "false"},
+                               {"auto.offset.reset", "earliest"},
+                               {"isolation.level", "read_committed"}});
+  if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
+  if (Status s = kafka::Subscribe(c->get(), {topic}); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
+  const double cpu0 = CpuSeconds();
+  std::optional<Steady::time_point> first;
+  int n = 0;
+  const auto deadline = Steady::now() + std::chrono::minutes(10);
+  while (n < count && Steady::now() < deadline) {
+    auto m = kafka::Poll(c->get(), std::chrono::milliseconds(100));
+    if (!m.ok() || !m->has_value()) continue;
+    if (!first) first = Steady::now();
+    ++n;
+  }
+  const auto last = Steady::now();
+  const double cpu = CpuSeconds() - cpu0;
+  (void)kafka::CloseConsumer(c->get());
+  if (n < count) return std::cerr << "read " << n << " of " << count << "\n", 1;
+  std::cout << "consumed=" << n << " seconds=" << std::chrono::duration<double>(last - *first).count()
+            << " cpu_seconds=" << cpu << "\n";
+  return 0;
+}
+
+int Results(const std::string& bootstrap, const std::string& topic, int count, int timeout_s) {
+  auto c = kafka::NewConsumer({{"bootstrap.servers", bootstrap},
+                               {"group.id", "bench-results-reader"},
+                               {"enable.auto.commit", "false"},
+                               {"auto.offset.reset", "earliest"}});
+  if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
+  if (Status s = kafka::AssignAll(c->get(), topic, 1, 0); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
+  std::set<std::string> seen;
+  std::optional<Steady::time_point> first;
+  const auto start = Steady::now(), deadline = start + std::chrono::seconds(timeout_s);
+  while (static_cast<int>(seen.size()) < count && Steady::now() < deadline) {
+    auto m = kafka::Poll(c->get(), std::chrono::milliseconds(100));
+    if (!m.ok() || !m->has_value()) continue;
+    auto r = DecodeTaskResult((*m)->value);
+    if (!r.ok()) continue;
+    if (!first) first = Steady::now();
+    seen.insert(r->id);
+  }
+  const auto last = Steady::now();
+  if (static_cast<int>(seen.size()) < count) {
+    return std::cerr << "results: " << seen.size() << " of " << count << " within " << timeout_s << " s\n", 1;
+  }
+  std::cout << "results=" << seen.size() << " first_after=" << std::chrono::duration<double>(*first - start).count()
+            << " seconds=" << std::chrono::duration<double>(last - *first).count()
+            << " total_seconds=" << std::chrono::duration<double>(last - start).count() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cronlane worker benchmark helpers (hack/bench-worker.sh)"};
+  app.require_subcommand(1);
+  std::string bootstrap, topic, group = "bench-bare-consumer";
+  int count = 5000, partitions = 4, timeout = 600;
+  auto* produce = app.add_subcommand("produce", "N fired-task CloudEvents onto a new topic");
+  auto* consume = app.add_subcommand("consume", "a bare consumer reading N messages");
+  auto* results = app.add_subcommand("results", "wait for N results on a results topic");
+  for (auto* s : {produce, consume, results}) {
+    s->add_option("--bootstrap", bootstrap)->required();
+    s->add_option("--topic", topic)->required();
+    s->add_option("--count", count)->check(CLI::PositiveNumber);
+  }
+  produce->add_option("--partitions", partitions)->check(CLI::PositiveNumber);
+  consume->add_option("--group", group);
+  results->add_option("--timeout", timeout)->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+  if (*produce) return Produce(bootstrap, topic, count, partitions);
+  if (*consume) return Consume(bootstrap, topic, count, group);
+  return Results(bootstrap, topic, count, timeout);
+}
