@@ -4,6 +4,7 @@
 #include <cpprest/http_listener.h>
 #include <boost/asio/ssl.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 
@@ -12,6 +13,24 @@ namespace cronlane {
 struct HttpServer::Impl {
   std::unique_ptr<web::http::experimental::listener::http_listener> listener;
 };
+
+namespace {
+
+// The Host header's name (without the port) is in `allowed`, or anything goes.
+bool HostAllowed(const std::vector<std::string>& allowed, const web::http::http_request& req) {
+  if (allowed.empty() || std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) return true;
+  auto it = req.headers().find("Host");
+  if (it == req.headers().end()) return false;
+  std::string host = it->second;
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(0, host.find(']') + 1);  // "[::1]:8082" -> "[::1]"
+  } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+    host.resize(colon);
+  }
+  return std::find(allowed.begin(), allowed.end(), host) != allowed.end();
+}
+
+}  // namespace
 
 TlsSource TlsFromFiles(const TlsFiles& files) {
   auto read = [](const std::string& path) -> Result<std::string> {
@@ -77,15 +96,17 @@ Status HttpServer::Start() {
       ctx.use_private_key(boost::asio::buffer(pem.key), boost::asio::ssl::context::pem);
     };
     auto setup = [read = tls_->read, last, load](boost::asio::ssl::context& ctx) {
-      auto got = read();
-      bool fresh_ok = got.ok();
-      if (fresh_ok) {
-        try {
+      Result<TlsPem> got = Unavailable("not read");
+      bool fresh_ok = false;
+      try {
+        got = read();
+        if (got.ok()) {
           boost::asio::ssl::context fresh(boost::asio::ssl::context::tls_server);
           load(fresh, *got);  // both parse and match: use them
-        } catch (const std::exception&) {
-          fresh_ok = false;
+          fresh_ok = true;
         }
+      } catch (const std::exception&) {
+        fresh_ok = false;
       }
       TlsPem pem;
       {
@@ -103,9 +124,12 @@ Status HttpServer::Start() {
     try {
       boost::asio::ssl::context probe(boost::asio::ssl::context::tls_server);
       load(probe, *first);
-      setup(probe);
     } catch (const std::exception& e) {
       return InvalidArgument(tls_->description + ": " + e.what());
+    }
+    {
+      std::lock_guard lock(last->mu);
+      last->pem = *first;  // the fallback from the first connection on
     }
     config.set_ssl_context_callback(setup);
   }
@@ -136,24 +160,29 @@ Status HttpServer::Start() {
       });
     }
     auto handlers = handlers_;
-    impl_->listener->support(web::http::methods::GET, [handlers](const web::http::http_request& req) {
-      auto it = handlers.find(req.relative_uri().path());
-      if (it == handlers.end()) {
-        req.reply(web::http::status_codes::NotFound, "not found\n");
-        return;
-      }
-      HttpQuery query;
-      try {
-        for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
-          query[web::uri::decode(k)] = web::uri::decode(v);
-        }
-      } catch (const std::exception& e) {
-        req.reply(web::http::status_codes::BadRequest, std::string("bad query: ") + e.what() + "\n");
-        return;
-      }
-      HttpReply r = it->second(query);
-      req.reply(static_cast<web::http::status_code>(r.status), r.body, r.content_type);
-    });
+    impl_->listener->support(
+        web::http::methods::GET, [handlers, allowed = allowed_hosts_](const web::http::http_request& req) {
+          if (!HostAllowed(allowed, req)) {
+            req.reply(web::http::status_codes::Forbidden, "host not allowed\n");
+            return;
+          }
+          auto it = handlers.find(req.relative_uri().path());
+          if (it == handlers.end()) {
+            req.reply(web::http::status_codes::NotFound, "not found\n");
+            return;
+          }
+          HttpQuery query;
+          try {
+            for (const auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
+              query[web::uri::decode(k)] = web::uri::decode(v);
+            }
+          } catch (const std::exception& e) {
+            req.reply(web::http::status_codes::BadRequest, std::string("bad query: ") + e.what() + "\n");
+            return;
+          }
+          HttpReply r = it->second(query);
+          req.reply(static_cast<web::http::status_code>(r.status), r.body, r.content_type);
+        });
     impl_->listener->open().wait();
   } catch (const std::exception& e) {
     impl_->listener.reset();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -62,6 +63,11 @@ class HttpServer {
   void HandleQuery(const std::string& path, std::function<HttpReply(const HttpQuery&)> handler);
   // Registers a POST handler for an exact path; it gets the request body. Call before Start().
   void HandlePost(const std::string& path, std::function<HttpReply(const std::string& body)> handler);
+  // Answers only requests whose Host header names one of `hosts` (the name without
+  // its port; "[::1]" for IPv6), 403 otherwise; "*" or an empty list allows any.
+  // A page bound to loopback and opened through `kubectl port-forward` is then not
+  // readable by other sites through DNS rebinding. Call before Start().
+  void AllowHosts(std::vector<std::string> hosts) { allowed_hosts_ = std::move(hosts); }
   // Starts listening; InvalidArgument for a bad address or TLS files that cannot be
   // read, Unavailable if it cannot bind.
   Status Start();
@@ -72,6 +78,7 @@ class HttpServer {
   struct Impl;
   std::string bind_;
   std::optional<TlsSource> tls_;
+  std::vector<std::string> allowed_hosts_;
   std::map<std::string, std::function<HttpReply(const HttpQuery&)>> handlers_;
   std::map<std::string, std::function<HttpReply(const std::string&)>> post_handlers_;
   std::unique_ptr<Impl> impl_;

@@ -48,10 +48,11 @@ std::string Hostname() {
 
 struct Flags {
   std::string kubeconfig, context, namespaces, metrics_addr = ":8080", health_addr = ":8081";
-  std::string console_addr = "0";
+  std::string console_addr = "0", console_allowed_hosts = "localhost,127.0.0.1,[::1]";
   std::string webhook_addr = "0", webhook_cert_dir = "/tmp/k8s-webhook-server/serving-certs",
               webhook_cert_name = "tls.crt", webhook_key_name = "tls.key";
   std::string webhook_cert_secret, webhook_service = "cronlane-webhook", webhook_cert_hosts, webhook_configuration;
+  int webhook_cert_check_period = 60;
   std::string log_level = "info", log_format = "json";
   double qps = 20, status_qps = 10, condition_qps = 20;
   int burst = 30, status_burst = 20, condition_burst = 50, workers = 2;
@@ -161,10 +162,19 @@ int main(int argc, char** argv) {
   app.add_option("--webhook-configuration", f.webhook_configuration,
                  "With --webhook-cert-secret: the ValidatingWebhookConfiguration whose caBundle the operator writes")
       ->envname("CRONLANE_WEBHOOK_CONFIGURATION");
+  app.add_option("--webhook-cert-check-period", f.webhook_cert_check_period,
+                 "With --webhook-cert-secret: seconds between re-reads of the Secret (rotation) and checks of the "
+                 "caBundle")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--console-bind-address", f.console_addr,
                  "HTTP address of the read-only console (a web page and its JSON API; every replica serves it), "
                  "0 disables. Bind it to 127.0.0.1 and reach it with kubectl port-forward")
       ->envname("CRONLANE_CONSOLE_BIND_ADDRESS")
+      ->capture_default_str();
+  app.add_option("--console-allowed-hosts", f.console_allowed_hosts,
+                 "Host header names the console answers (comma-separated; * for any): a page opened through "
+                 "port-forward cannot be read by other sites through DNS rebinding")
       ->capture_default_str();
   app.add_option("--metrics-bind-address", f.metrics_addr, "Prometheus /metrics address, 0 disables")
       ->envname("CRONLANE_METRICS_BIND_ADDRESS")
@@ -432,12 +442,13 @@ int main(int argc, char** argv) {
       hosts = {f.webhook_service + "." + mo_lease_namespace + ".svc",
                f.webhook_service + "." + mo_lease_namespace + ".svc.cluster.local"};
     }
-    webhook_certs =
-        std::make_unique<op::WebhookCertificates>(client, clock,
-                                                  op::WebhookCertOptions{.ns = mo_lease_namespace,
-                                                                         .secret = f.webhook_cert_secret,
-                                                                         .hosts = hosts,
-                                                                         .configuration = f.webhook_configuration});
+    webhook_certs = std::make_unique<op::WebhookCertificates>(
+        client, clock,
+        op::WebhookCertOptions{.ns = mo_lease_namespace,
+                               .secret = f.webhook_cert_secret,
+                               .hosts = hosts,
+                               .configuration = f.webhook_configuration,
+                               .period = std::chrono::seconds(f.webhook_cert_check_period)});
     // Before serving: retried while the API server is unreachable, for up to a minute.
     Status s = webhook_certs->Ensure();
     for (int i = 0; !s.ok() && i < 12 &&
@@ -500,6 +511,7 @@ int main(int argc, char** argv) {
             .backfills = [&cache] { return cache.backfills ? cache.backfills->List() : std::vector<op::Backfill>{}; }},
         clock, op::ConsoleOptions{.replica = identity});
     op::Console* c = console.get();
+    console_server.AllowHosts(SplitComma(f.console_allowed_hosts));
     console_server.Handle("/", [] {
       return HttpReply{200, std::string(op::Console::Page()), "text/html; charset=utf-8"};
     });

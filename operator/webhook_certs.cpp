@@ -65,6 +65,14 @@ Key ReadKey(const std::string& pem) {
   return Key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
 }
 
+// Whether `ca` is a CA certificate with its own private key.
+bool CanSign(const CertKey& ca) {
+  ERR_clear_error();
+  Cert cert = ReadCert(ca.cert);
+  Key key = ReadKey(ca.key);
+  return cert && key && X509_check_private_key(cert.get(), key.get()) == 1 && X509_check_ca(cert.get()) > 0;
+}
+
 bool IsIp(const std::string& host) {
   return host.find_first_not_of("0123456789.") == std::string::npos || host.find(':') != std::string::npos;  // IPv6
 }
@@ -74,6 +82,7 @@ bool IsIp(const std::string& host) {
 // `issuer_key` (and issuer `issuer`, or itself when null).
 Result<Cert> Sign(EVP_PKEY* subject_key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key, Instant now,
                   int days, const std::vector<std::pair<int, std::string>>& extensions) {
+  ERR_clear_error();
   Cert cert(X509_new());
   if (!cert) return Internal(OpenSslError("X509_new"));
   X509_set_version(cert.get(), 2);
@@ -81,14 +90,20 @@ Result<Cert> Sign(EVP_PKEY* subject_key, const std::string& cn, X509* issuer, EV
   if (RAND_bytes(serial, sizeof serial) != 1) return Internal(OpenSslError("RAND_bytes"));
   serial[0] &= 0x7f;  // positive
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
-  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  const bool serial_set = bn != nullptr && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get())) != nullptr;
   BN_free(bn);
+  if (!serial_set) return Internal(OpenSslError("serial number"));
   time_t t = std::chrono::system_clock::to_time_t(now);
   X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, -3600, &t);
   X509_time_adj_ex(X509_getm_notAfter(cert.get()), days, 0, &t);
-  X509_set_pubkey(cert.get(), subject_key);
+  if (X509_set_pubkey(cert.get(), subject_key) != 1) return Internal(OpenSslError("X509_set_pubkey"));
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  // A common name is at most 64 characters; the names that matter are in the SAN.
+  const std::string short_cn = cn.substr(0, 64);
+  if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(short_cn.c_str()), -1,
+                                 -1, 0) != 1) {
+    return InvalidArgument(OpenSslError("common name " + short_cn));
+  }
   X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : name);
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, issuer != nullptr ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
@@ -191,7 +206,7 @@ Result<kube::Json> WebhookCertificates::ReadOrCreate() {
     // The CA is kept while it can sign for long enough; the serving pair while it is
     // the CA's, names the hosts and is not near its end.
     auto ca_end = CertificateEnd(ca.cert);
-    const bool ca_ok = ca_end.ok() && *ca_end - options_.renew_before > now && ReadKey(ca.key) != nullptr;
+    const bool ca_ok = ca_end.ok() && *ca_end - options_.renew_before > now && CanSign(ca);
     auto end = CertificateEnd(serving.cert);
     const bool serving_ok =
         ca_ok && end.ok() && *end - options_.renew_before > now && ServesHosts(serving, ca.cert, options_.hosts);
@@ -246,12 +261,13 @@ Status WebhookCertificates::Ensure() {
     MutexLock lock(mu_);
     current_ = std::move(serving);
   }
-  if (!options_.configuration.empty() && ca != ca_patched_) {
+  // Checked every period, not only when the CA changes: a configuration that was
+  // re-created, or reset by a sync, gets the CA back within a period (a GET when
+  // nothing differs).
+  if (!options_.configuration.empty()) {
     if (Status s = PatchCaBundle(ca); !s.ok()) {
       spdlog::warn("webhook: cannot write the caBundle of ValidatingWebhookConfiguration {} (retried every {} s): {}",
                    options_.configuration, options_.period.count(), s.message());
-    } else {
-      ca_patched_ = ca;
     }
   }
   return Status::Ok();

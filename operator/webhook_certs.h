@@ -15,8 +15,10 @@
 // re-issued from the same CA (an Update with the resourceVersion read: a concurrent
 // rotation wins, the loser re-reads), so the caBundle stays valid through rotations;
 // each replica re-reads the Secret every period and serves what it holds. The CA
-// itself is replaced only when it cannot sign (missing, unparsable, or within 30
-// days of its own end), and then the caBundle is rewritten too.
+// itself is replaced only when it cannot sign (missing, unparsable, not a CA, a
+// key that is not its own, or within 30 days of its own end), and then the
+// caBundle is rewritten too. The caBundle is checked every period, so a
+// configuration re-created or reset by a sync gets it back.
 //
 // Certificates are made with OpenSSL's C API (X509, EVP): no library in Debian does
 // this for C++, and the code is small.
@@ -86,7 +88,6 @@ class WebhookCertificates {
   WebhookCertOptions options_;
   mutable Mutex mu_;
   CertKey current_ GUARDED_BY(mu_);
-  std::string ca_patched_;  // the CA last written into the configuration (Run's thread only)
 };
 
 }  // namespace cronlane::op

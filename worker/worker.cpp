@@ -360,7 +360,7 @@ Status Worker::Run(CancelToken& cancel) {
     }
     {
       MutexLock lock(mu_);
-      if (in_flight_ >= concurrency) continue;
+      if (in_flight_ >= concurrency || cancel.cancelled()) continue;  // shutting down: fetch nothing more
     }
     auto polled = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms);
     if (!polled.ok()) {

@@ -114,8 +114,9 @@ TEST_F(WebhookTest, AnUnreadableCertificateEndsTheStartWithAClearError) {
 
 // --webhook-cert-secret: the operator makes a CA and serving certificate in a Secret,
 // writes the CA into the configuration's caBundle, and a second replica serves the
-// same certificate from the same Secret; a replica that starts when the certificate
-// is due re-issues it from the same CA.
+// same certificate from the same Secret; when the certificate is due, a running
+// replica re-issues it from the same CA and every replica serves the new one; a
+// caBundle someone removed is written again.
 TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRotate) {
   const int port = FreePort(), port_b = FreePort(), port_c = FreePort();
   Register(port, /*with_ca=*/false);
@@ -125,6 +126,7 @@ TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRot
                                     "--webhook-cert-secret=webhook-tls",
                                     "--webhook-cert-hosts=127.0.0.1",
                                     "--webhook-configuration=cronlane-" + ns_,
+                                    "--webhook-cert-check-period=1",
                                     "--leader-election-namespace=" + ns_,
                                     "--transactional-id=" + ns_ + id,
                                     "--checkpoint-topic=" + ns_ + id + ".checkpoints"};
@@ -181,17 +183,37 @@ TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRot
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const std::string due = secret("tls\\.crt");
   ASSERT_NE(due, cert);
+  // The running replicas re-read the Secret every second here: one of them re-issues
+  // the certificate (the other's update loses on the resourceVersion and re-reads).
+  EXPECT_TRUE(WaitUntil([&] { return secret("tls\\.crt") != due && !secret("tls\\.crt").empty(); }, 30s))
+      << a.Log() << b.Log();
+  EXPECT_EQ(secret("ca\\.crt"), ca);
+  EXPECT_TRUE(a.Log().find("its certificate is due") != std::string::npos ||
+              b.Log().find("its certificate is due") != std::string::npos);
+  // A replica that starts now uses it as it is, and all three serve the same pair.
+  const std::string renewed = secret("tls\\.crt");
   Process& c = StartOperator(flags(port_c, "-c"));
   ASSERT_TRUE(WaitUntil([&] { return !served(port_c).empty(); }, 30s)) << c.Log();
-  EXPECT_NE(secret("tls\\.crt"), due) << c.Log();
-  EXPECT_EQ(secret("ca\\.crt"), ca);
-  EXPECT_THAT(c.Log(), HasSubstr("its certificate is due"));
-  EXPECT_NE(served(port_c), served(port));  // A serves its pair until its next read of the Secret
+  EXPECT_EQ(secret("tls\\.crt"), renewed);
+  EXPECT_TRUE(WaitUntil([&] { return served(port) == served(port_c) && served(port_b) == served(port_c); }, 30s))
+      << served(port) << served(port_b) << served(port_c);
+  EXPECT_NE(served(port_c), first);
   EXPECT_THAT(KubectlApply(ns_, bad).output, HasSubstr("denied the request"));
+
+  // A configuration reset by someone (a GitOps sync) gets the CA back.
+  auto reset = Kubectl("patch validatingwebhookconfiguration cronlane-" + ns_ +
+                       " --type=json -p '[{\"op\":\"remove\",\"path\":\"/webhooks/0/clientConfig/caBundle\"}]'");
+  ASSERT_EQ(reset.exit_code, 0) << reset.output;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return KubectlGet("get validatingwebhookconfiguration cronlane-" + ns_ +
+                          " -o jsonpath='{.webhooks[0].clientConfig.caBundle}'") == ca;
+      },
+      30s));
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(WebhookTest, ASecretItMayNotWriteEndsTheStartWithAClearError) {
+TEST_F(WebhookTest, ASecretItCannotCreateEndsTheStartWithAClearError) {
   Process& op = StartOperator({"--webhook-bind-address=127.0.0.1:" + std::to_string(FreePort()),
                                "--webhook-cert-secret=webhook-tls", "--leader-election-namespace=no-such-namespace-x"});
   EXPECT_EQ(op.Wait(120s), 2) << op.Log();

@@ -47,7 +47,7 @@ class WebDriver {
                          "--hide-scrollbars", "--no-first-run", "--disable-extensions",
                          "--window-size=" + std::to_string(width) + "," + std::to_string(height)}}}}}}}}};
     Json reply = Call("POST", "/session", caps);
-    session_ = reply["value"].value("sessionId", "");
+    if (reply.contains("value") && reply["value"].is_object()) session_ = reply["value"].value("sessionId", "");
     if (session_.empty()) error_ = "no session: " + reply.dump();
   }
   ~WebDriver() {

@@ -37,6 +37,26 @@ TEST(HttpServerTest, GetHandlersReadTheDecodedQuery) {
       "404");
 }
 
+TEST(HttpServerTest, AnswersOnlyTheAllowedHostNames) {
+  const int port = FreePort();
+  HttpServer server("127.0.0.1:" + std::to_string(port));
+  server.Handle("/", [] { return HttpReply{200, "page"}; });
+  server.AllowHosts({"localhost", "127.0.0.1", "[::1]"});
+  ASSERT_TRUE(server.Start().ok());
+  auto code = [&](const std::string& host) {
+    return RunShell("curl -s -o /dev/null -w '%{http_code}' -H " + ShellQuote("Host: " + host) +
+                    " http://127.0.0.1:" + std::to_string(port) + "/")
+        .output;
+  };
+  EXPECT_EQ(testing::HttpGet(port, "/"), "page");  // Host: 127.0.0.1:PORT
+  EXPECT_EQ(code("localhost:8082"), "200");
+  EXPECT_EQ(code("[::1]:8082"), "200");
+  EXPECT_EQ(code("localhost"), "200");
+  // What a rebinding site's page sends: its own name.
+  EXPECT_EQ(code("attacker.example:8082"), "403");
+  EXPECT_EQ(code("localhost.attacker.example"), "403");
+}
+
 class HttpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -100,7 +120,9 @@ TEST_F(HttpsTest, FilesThatCannotBeReadOrDoNotParseAreAnErrorAtStart) {
   HttpServer broken("127.0.0.1:" + std::to_string(FreePort()), Files());
   s = broken.Start();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("tls.key"));
+  // Read, but refused by OpenSSL (the message names the pair and the reason).
+  EXPECT_THAT(s.message(), ::testing::StartsWith("TLS certificate "));
+  EXPECT_THAT(s.message(), ::testing::Not(HasSubstr("cannot read")));
 }
 
 }  // namespace
