@@ -190,7 +190,7 @@ TlsSource WebhookCertificates::Source() const {
                    "Secret " + options_.ns + "/" + options_.secret};
 }
 
-Result<kube::Json> WebhookCertificates::ReadOrCreate() {
+Result<WebhookCertificates::Held> WebhookCertificates::ReadOrCreate() {
   const std::string path = "/api/v1/namespaces/" + options_.ns + "/secrets/" + options_.secret;
   const Instant now = std::chrono::time_point_cast<std::chrono::seconds>(clock_.Now());
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -210,7 +210,7 @@ Result<kube::Json> WebhookCertificates::ReadOrCreate() {
     auto end = CertificateEnd(serving.cert);
     const bool serving_ok =
         ca_ok && end.ok() && *end - options_.renew_before > now && ServesHosts(serving, ca.cert, options_.hosts);
-    if (serving_ok) return *secret;
+    if (serving_ok) return Held{std::move(serving), std::move(ca.cert)};
 
     std::string why = !secret.ok() ? "none exists" : !ca_ok ? "its CA cannot sign" : "its certificate is due";
     if (!ca_ok) {
@@ -240,7 +240,7 @@ Result<kube::Json> WebhookCertificates::ReadOrCreate() {
     if (written.ok()) {
       spdlog::info("webhook: wrote a serving certificate for {} to Secret {}/{} ({}{})",
                    fmt::join(options_.hosts, ", "), options_.ns, options_.secret, why, ca_ok ? "" : ", with a new CA");
-      return *written;
+      return Held{std::move(*made), std::move(ca.cert)};
     }
     // Another replica wrote it first: read theirs.
     if (written.status().code() != StatusCode::kAlreadyExists && written.status().code() != StatusCode::kAborted) {
@@ -251,15 +251,12 @@ Result<kube::Json> WebhookCertificates::ReadOrCreate() {
 }
 
 Status WebhookCertificates::Ensure() {
-  auto secret = ReadOrCreate();
-  if (!secret.ok()) return secret.status();
-  const kube::Json& data = (*secret)["data"];
-  auto field = [&](const char* name) { return Base64Decode(data.value(name, "")).value_or(""); };
-  CertKey serving{field("tls.crt"), field("tls.key")};
-  const std::string ca = field("ca.crt");
+  auto held = ReadOrCreate();
+  if (!held.ok()) return held.status();
+  const std::string ca = held->ca;
   {
     MutexLock lock(mu_);
-    current_ = std::move(serving);
+    current_ = std::move(held->serving);
   }
   // Checked every period, not only when the CA changes: a configuration that was
   // re-created, or reset by a sync, gets the CA back within a period (a GET when

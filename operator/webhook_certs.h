@@ -80,7 +80,12 @@ class WebhookCertificates {
   TlsSource Source() const;
 
  private:
-  Result<kube::Json> ReadOrCreate();
+  // What the Secret holds once it is usable: the serving pair and the CA.
+  struct Held {
+    CertKey serving;
+    std::string ca;
+  };
+  Result<Held> ReadOrCreate();
   Status PatchCaBundle(const std::string& ca_pem);
 
   kube::KubeClient& client_;

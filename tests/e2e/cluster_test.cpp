@@ -12,7 +12,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -116,22 +115,7 @@ TEST_F(ClusterTest, TheOperatorPodRunsAsInstalledAndFiresEveryOccurrenceOnce) {
 
   // As the manifests say: a non-root user, a root filesystem it cannot write, and
   // no credential but its ServiceAccount's token (in-cluster config, no kubeconfig).
-  // kubectl's own log lines ("E1202 04:17:52.216926 ... websocket.go:297] Unknown
-  // stream id 1"), which it sometimes prints on stderr beside the command's, are
-  // dropped.
-  auto exec = [&](const std::string& cmd) {
-    auto r = Kubectl("exec " + pod + " -n " + kSystem + " -- " + cmd);
-    std::istringstream in(r.output);
-    std::string kept;
-    for (std::string line; std::getline(in, line);) {
-      const bool klog = line.size() > 5 && std::string("EWI").find(line[0]) != std::string::npos &&
-                        std::isdigit(static_cast<unsigned char>(line[1])) && line.find("] ") != std::string::npos;
-      if (!klog) kept += line + "\n";
-    }
-    if (!r.output.empty() && r.output.back() != '\n' && !kept.empty()) kept.pop_back();
-    r.output = kept;
-    return r;
-  };
+  auto exec = [&](const std::string& cmd) { return Kubectl("exec " + pod + " -n " + kSystem + " -- " + cmd); };
   auto uid = exec("id -u");
   ASSERT_EQ(uid.exit_code, 0) << uid.output;
   EXPECT_EQ(uid.output, "65532\n");

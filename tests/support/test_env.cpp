@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
 
 namespace cronlane::testing {
 
@@ -100,7 +102,19 @@ CommandResult RunShell(const std::string& command) {
 }
 
 CommandResult Kubectl(const std::string& args) {
-  return RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
+  CommandResult r = RunShell("kubectl --kubeconfig " + ShellQuote(EnvVar("KUBECONFIG")) + " " + args);
+  // kubectl's own log lines (klog: "E1202 04:17:52.216926   23953 websocket.go:297]
+  // Unknown stream id 1, discarding message"), which it sometimes prints on stderr
+  // beside the output, are dropped: they are not what the command said.
+  static const std::regex klog(R"(^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [^ \]]+:\d+\] .*$)");
+  std::istringstream in(r.output);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    if (!std::regex_match(line, klog)) kept += line + "\n";
+  }
+  if (!r.output.empty() && r.output.back() != '\n' && !kept.empty()) kept.pop_back();
+  r.output = std::move(kept);
+  return r;
 }
 
 std::string KubectlGet(const std::string& args) {

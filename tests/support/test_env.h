@@ -31,6 +31,7 @@ struct CommandResult {
 CommandResult RunShell(const std::string& command);
 
 // Runs kubectl against the test apiserver: "kubectl --kubeconfig <env> " + args.
+// kubectl's own klog lines (a websocket warning during exec) are left out of the output.
 CommandResult Kubectl(const std::string& args);
 // What a successful Kubectl(args) printed, or "" when it failed: its output then
 // is an error message (NotFound, a refused connection), which must not pass for
