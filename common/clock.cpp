@@ -1,11 +1,25 @@
 #include "common/clock.h"
 
+#include <algorithm>
+
 #include <thread>
 
 namespace cronlane {
 
+int Clock::PollFor(pollfd* fds, nfds_t n, std::chrono::nanoseconds d) {
+  const int ready = poll(fds, n, 0);
+  if (ready == 0) SleepFor(d);
+  return ready;
+}
+
 void RealClock::SleepFor(std::chrono::nanoseconds d) {
   std::this_thread::sleep_for(d);
+}
+
+int RealClock::PollFor(pollfd* fds, nfds_t n, std::chrono::nanoseconds d) {
+  // Rounded up: a wait shorter than a millisecond is not a busy loop.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(std::max(d, std::chrono::nanoseconds(0)));
+  return poll(fds, n, static_cast<int>(std::min<int64_t>(ms.count(), 1 << 30)));
 }
 
 RealClock& RealClock::Get() {

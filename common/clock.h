@@ -2,6 +2,8 @@
 // The clock seam. Production code takes a Clock& and never calls
 // std::chrono::*_clock::now() itself, so tests run on simulated time.
 
+#include <poll.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -19,6 +21,11 @@ class Clock {
   virtual std::chrono::steady_clock::time_point SteadyNow() const = 0;
   // Blocks the calling thread for `d` of this clock's time.
   virtual void SleepFor(std::chrono::nanoseconds d) = 0;
+  // Waits up to `d` of this clock's time for an event on `fds` (poll(2)); returns
+  // poll's result (0: none within `d`). This default checks the fds without
+  // waiting and, when none is ready, spends `d` in SleepFor(): a simulated clock
+  // moves on instead of blocking in real time. RealClock waits in poll itself.
+  virtual int PollFor(pollfd* fds, nfds_t n, std::chrono::nanoseconds d);
 };
 
 // The real clocks. Thread-safe.
@@ -27,6 +34,7 @@ class RealClock final : public Clock {
   std::chrono::system_clock::time_point Now() const override { return std::chrono::system_clock::now(); }
   std::chrono::steady_clock::time_point SteadyNow() const override { return std::chrono::steady_clock::now(); }
   void SleepFor(std::chrono::nanoseconds d) override;
+  int PollFor(pollfd* fds, nfds_t n, std::chrono::nanoseconds d) override;
   // A process-wide instance.
   static RealClock& Get();
 };

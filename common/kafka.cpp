@@ -146,15 +146,15 @@ struct Delivery {
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 
+// A message's own delivery report (ProduceAndWait, ProduceAsync): its opaque is
+// one of these, deleted after the call; such a report does not count as the
+// producer's first_error.
+using DeliveryCallback = std::function<void(rd_kafka_resp_err_t)>;
+
 void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
-  if (msg->_private != nullptr) {  // ProduceAndWait's message: its own report, not first_error
-    auto* shared = static_cast<std::shared_ptr<Delivery>*>(msg->_private);
-    {
-      std::lock_guard lock((*shared)->mu);
-      (*shared)->done = true;
-      (*shared)->err = msg->err;
-    }
-    delete shared;
+  if (msg->_private != nullptr) {
+    std::unique_ptr<DeliveryCallback> done(static_cast<DeliveryCallback*>(msg->_private));
+    (*done)(msg->err);
     return;
   }
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR || opaque == nullptr) return;
@@ -375,7 +375,11 @@ Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::strin
 Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                       std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
   auto delivery = std::make_shared<Delivery>();
-  auto* opaque = new std::shared_ptr<Delivery>(delivery);  // deleted by OnDelivery
+  auto* opaque = new DeliveryCallback([delivery](rd_kafka_resp_err_t err) {
+    std::lock_guard lock(delivery->mu);
+    delivery->done = true;
+    delivery->err = err;
+  });
   if (Status s = ProduceOne(producer, topic, key, value, headers, RD_KAFKA_PARTITION_UA, opaque); !s.ok()) {
     delete opaque;
     return s;
@@ -395,6 +399,21 @@ Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optiona
                               std::to_string(timeout.count()) + " ms");
     }
   }
+}
+
+Status ProduceAsync(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+                    std::string_view value, const std::vector<Header>& headers, std::function<void(Status)> done) {
+  std::string t(topic);
+  auto* opaque = new DeliveryCallback([done = std::move(done), t](rd_kafka_resp_err_t err) {
+    done(err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::Ok() : FromErrorCode(err, "delivering to " + t));
+  });
+  Status s = ProduceOne(producer, topic, key, value, headers, RD_KAFKA_PARTITION_UA, opaque);
+  if (!s.ok()) delete opaque;
+  return s;
+}
+
+void ServeDeliveries(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
+  rd_kafka_poll(producer, static_cast<int>(timeout.count()));
 }
 
 Status Flush(rd_kafka_t* producer, std::chrono::milliseconds timeout) {
@@ -519,6 +538,60 @@ Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partit
   std::string t(topic);
   rd_kafka_topic_partition_list_add(list.get(), t.c_str(), partition)->offset = next_offset;
   return FromErrorCode(rd_kafka_commit(consumer, list.get(), /*async=*/0), "committing offset of " + t);
+}
+
+namespace {
+
+PartitionListPtr OffsetList(const std::vector<PartitionOffset>& offsets) {
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& o : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.offset;
+  }
+  return list;
+}
+
+// The first partition error of a commit's result, or the call's own error.
+Status CommitOutcome(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* list) {
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "committing offsets");
+  for (int i = 0; list != nullptr && i < list->cnt; ++i) {
+    const auto& p = list->elems[i];
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromErrorCode(p.err, fmt::format("committing offset of {}[{}]", p.topic, p.partition));
+    }
+  }
+  return Status::Ok();
+}
+
+void OnCommitted(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  std::unique_ptr<std::function<void(Status)>> done(static_cast<std::function<void(Status)>*>(opaque));
+  (*done)(CommitOutcome(err, offsets));
+}
+
+}  // namespace
+
+Status CommitOffsets(rd_kafka_t* consumer, const std::vector<PartitionOffset>& offsets) {
+  if (offsets.empty()) return Status::Ok();
+  PartitionListPtr list = OffsetList(offsets);
+  rd_kafka_resp_err_t err = rd_kafka_commit(consumer, list.get(), /*async=*/0);
+  return CommitOutcome(err, list.get());
+}
+
+void CommitOffsetsAsync(rd_kafka_t* consumer, const std::vector<PartitionOffset>& offsets,
+                        std::function<void(Status)> done) {
+  if (offsets.empty()) {
+    done(Status::Ok());
+    return;
+  }
+  PartitionListPtr list = OffsetList(offsets);
+  auto* opaque = new std::function<void(Status)>(std::move(done));
+  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(consumer);
+  rd_kafka_resp_err_t err = rd_kafka_commit_queue(consumer, list.get(), queue, OnCommitted, opaque);
+  rd_kafka_queue_destroy(queue);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    // Not sent: the callback will not run.
+    std::unique_ptr<std::function<void(Status)>> owned(opaque);
+    (*owned)(FromErrorCode(err, "committing offsets"));
+  }
 }
 
 Status CloseConsumer(rd_kafka_t* consumer) {

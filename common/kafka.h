@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -94,6 +95,16 @@ Status Produce(rd_kafka_t* producer, std::string_view topic, std::optional<std::
 Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                       std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout);
 
+// Produces one message without waiting: `done` gets its delivery report (OK once
+// the broker has it, else the delivery error; a message not delivered within the
+// producer's message.timeout.ms fails) on the thread that next calls
+// ServeDeliveries() on this producer. When it returns an error (a full local
+// queue: Unavailable), the message was not queued and `done` never runs.
+Status ProduceAsync(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
+                    std::string_view value, const std::vector<Header>& headers, std::function<void(Status)> done);
+// Runs the delivery callbacks that are due, waiting up to `timeout` for one.
+void ServeDeliveries(rd_kafka_t* producer, std::chrono::milliseconds timeout);
+
 // Produces a record with a null value: on a compacted topic, a tombstone that
 // deletes `key` (an empty value is not one).
 Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::string_view key,
@@ -155,6 +166,15 @@ Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_
 // Commits `next_offset` (the offset of the next message to read) for one partition
 // of the consumer's group, synchronously.
 Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset);
+
+// Commits next offsets of several partitions synchronously; the first error of
+// the call or of a partition.
+Status CommitOffsets(rd_kafka_t* consumer, const std::vector<PartitionOffset>& offsets);
+// The same without waiting: `done` gets the outcome on the thread polling the
+// consumer, inside Poll()/PollWithEof() (or at once, when the commit could not be
+// sent or there is nothing to commit).
+void CommitOffsetsAsync(rd_kafka_t* consumer, const std::vector<PartitionOffset>& offsets,
+                        std::function<void(Status)> done);
 
 // Leaves the consumer group cleanly (revokes partitions, no rebalance timeout).
 Status CloseConsumer(rd_kafka_t* consumer);

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   CLI::App app{"cronlane-worker: runs fired cronlane tasks from Kafka"};
   app.set_version_flag("--version", std::string("cronlane-worker ") + kVersion);
   worker::WorkerOptions o;
-  std::string bootstrap, exec, log_level = "info", log_format = "json", metrics_addr = ":8080", health_addr = ":8081";
+  std::string bootstrap, exec, exec_mode = "auto", log_level = "info", log_format = "json", metrics_addr = ":8080",
+                               health_addr = ":8081";
   int timeout = 600;
   app.add_option("--kafka-bootstrap", bootstrap, "Kafka bootstrap servers")
       ->envname("CRONLANE_KAFKA_BOOTSTRAP")
@@ -36,6 +37,12 @@ int main(int argc, char** argv) {
                  "Shell command per task (payload on stdin, CE_* in the environment); "
                  "without it the worker logs each task")
       ->envname("CRONLANE_EXEC");
+  app.add_option("--exec-mode", exec_mode,
+                 "auto: run --exec without a shell when it has no shell syntax (quotes, $, |, ;, globs ...), "
+                 "else sh -c; shell: always sh -c; argv: never a shell (a command with shell syntax is refused)")
+      ->envname("CRONLANE_EXEC_MODE")
+      ->check(CLI::IsMember({"auto", "shell", "argv"}))
+      ->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "Tasks run at once by this worker")
       ->envname("CRONLANE_CONCURRENCY")
       ->check(CLI::Range(1, 1024))
@@ -74,11 +81,22 @@ int main(int argc, char** argv) {
   }
   TerminationSignals signals;
 
-  worker::Handler handler = exec.empty() ? worker::Handler([](const FiredTask& t, int, CancelToken&, CancelToken&) {
+  worker::Handler handler = [](const FiredTask& t, int, CancelToken&, CancelToken&) {
     spdlog::info("task {} ({}) scheduled {} payload {}", t.subject, t.id, t.time, t.payload);
     return worker::Outcome::kSucceeded;
-  })
-                                         : worker::ExecHandler(exec, std::chrono::seconds(timeout));
+  };
+  if (!exec.empty()) {
+    auto mode = worker::ParseExecMode(exec_mode);
+    auto made = mode.ok() ? worker::ExecHandler(exec, std::chrono::seconds(timeout), RealClock::Get(), *mode)
+                          : Result<worker::Handler>(mode.status());
+    if (!made.ok()) {
+      std::cerr << "cronlane-worker: --exec: " << made.status().message() << "\n";
+      return 2;
+    }
+    handler = std::move(*made);
+    const auto plan = worker::PlanExec(exec, *mode);
+    spdlog::info("running each task as {}", plan->shell ? "sh -c '" + exec + "'" : plan->path + " (no shell)");
+  }
   o.cancel_memory = std::chrono::seconds(control_lookback);
   worker::Worker w(o, handler, RealClock::Get());
   control.base = o.base;
@@ -104,13 +122,23 @@ int main(int argc, char** argv) {
   metrics.Add("cronlane_worker_record_failures_total",
               "Writes of a result or dead letter that failed and were retried (the offset waits)", T::kCounter,
               [&] { return static_cast<double>(w.Stats().record_failures); });
-  metrics.Add("cronlane_worker_in_flight", "Tasks consumed and not finished", T::kGauge,
+  metrics.Add("cronlane_worker_commit_failures_total",
+              "Offset commits the broker refused (the next commit covers them)", T::kCounter,
+              [&] { return static_cast<double>(w.Stats().commit_failures); });
+  metrics.Add("cronlane_worker_in_flight", "Tasks consumed and waiting for or running their handler", T::kGauge,
               [&] { return static_cast<double>(w.InFlight()); });
+  metrics.Add("cronlane_worker_writing", "Finished tasks whose result or dead letter is not on the broker yet",
+              T::kGauge, [&] { return static_cast<double>(w.Writing()); });
   metrics.Add("cronlane_worker_concurrency", "Tasks this worker runs at once (--concurrency)", T::kGauge,
               [c = o.concurrency] { return static_cast<double>(c); });
   metrics.AddHistogram("cronlane_worker_task_duration_seconds",
                        "Start to outcome of each occurrence (all attempts and backoffs)",
                        [&] { return w.TaskDuration(); });
+  metrics.AddHistogram("cronlane_worker_queue_wait_seconds",
+                       "Consumed to started: how long a task waited for a free slot of --concurrency",
+                       [&] { return w.QueueWait(); });
+  metrics.AddHistogram("cronlane_worker_commit_seconds", "Sending an offset commit to its outcome",
+                       [&] { return w.CommitLatency(); });
   HttpServer metrics_server(metrics_addr);
   metrics_server.Handle("/metrics", [&] {
     return HttpReply{200, SerializeMetrics({&metrics}), "text/plain; version=0.0.4"};

@@ -12,8 +12,8 @@ namespace cronlane::worker {
 
 using namespace std::chrono_literals;
 
-Worker::Worker(WorkerOptions options, Handler handler, Clock& clock)
-    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {}
+Worker::Worker(WorkerOptions options, Handler handler, Clock& clock, TaskBroker* broker)
+    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock), broker_(broker) {}
 
 WorkerStats Worker::Stats() const {
   MutexLock lock(mu_);
@@ -24,11 +24,20 @@ Worker::~Worker() {
   {
     MutexLock lock(mu_);
     stopping_ = true;
+    delivery_stop_ = true;
   }
   cv_.notify_all();
   for (auto& t : pool_) {
     if (t.joinable()) t.join();
   }
+  // Its delivery callbacks (records still queued, reported failed) lock mu_: it
+  // goes while the members do not.
+  owned_broker_.reset();
+}
+
+int Worker::Writing() const {
+  MutexLock lock(mu_);
+  return static_cast<int>(writing_.size());
 }
 
 int Worker::InFlight() const {
@@ -53,50 +62,39 @@ bool Worker::Seen(const std::string& id) {
   return false;
 }
 
-bool Worker::Record(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
-                    const std::vector<kafka::Header>& headers, CancelToken& cancel) {
-  Backoff backoff({options_.record_retry, options_.max_record_retry, 0.2});
-  while (true) {
-    std::optional<std::string_view> k;
-    if (key) k = *key;
-    Status s = kafka::ProduceAndWait(producer_.get(), topic, k, value, headers, options_.record_timeout);
-    if (s.ok()) return true;
-    {
-      MutexLock lock(mu_);
-      ++stats_.record_failures;
-    }
-    spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", topic, s.ToString());
-    if (cancel.WaitFor(backoff.Next())) return false;
-  }
-}
-
-bool Worker::Report(const FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took,
-                    CancelToken& cancel) {
-  if (options_.results_topic.empty()) return true;
+std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
+                                                   std::chrono::milliseconds took) const {
+  if (options_.results_topic.empty()) return std::nullopt;
   TaskResult r{t.id, t.subject, t.time, outcome, attempts, took.count(), t.shard_index, t.shard_count};
   // A failure is dead-lettered right after its result is recorded (Process).
   r.dead_lettered = outcome == RunOutcome::kFailed && !options_.dead_letter_topic.empty();
-  return Record(options_.results_topic, t.subject, EncodeTaskResult(r), {}, cancel);
+  return Record{options_.results_topic, t.subject, EncodeTaskResult(r), {}};
 }
 
-bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
+Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
+  Verdict v;
   auto decoded = DecodeFiredTask(m);
   if (!decoded.ok()) {
     spdlog::warn("{}[{}]@{}: {}; dead-lettered", m.topic, m.partition, m.offset, decoded.status().message());
-    if (!options_.dead_letter_topic.empty() && !Record(options_.dead_letter_topic, m.key, m.value, m.headers, cancel)) {
-      return false;  // shutting down before the dead letter was written: hand it back
-    }
-    MutexLock lock(mu_);
-    ++stats_.invalid;
-    return true;
+    if (!options_.dead_letter_topic.empty())
+      v.records.push_back({options_.dead_letter_topic, m.key, m.value, m.headers});
+    v.count = [](WorkerStats& s) { ++s.invalid; };
+    return v;
   }
   const FiredTask& t = *decoded;
   if (Seen(t.id)) {
     spdlog::info("{} already processed recently: skipped", t.id);
-    MutexLock lock(mu_);
-    ++stats_.duplicates;
-    return true;
+    v.count = [](WorkerStats& s) { ++s.duplicates; };
+    return v;
   }
+  v.id = t.id;
+  // Shutting down before the outcome: hand the message back (no commit) so
+  // another worker runs it.
+  auto hand_back = [&] {
+    Forget(t.id);
+    v.handed_back = true;
+    return std::move(v);
+  };
   // concurrencyPolicy Replace: `abort` fires when a cancel event names this
   // occurrence (or already did). An occurrence without a readable ce_time is never
   // cancelled.
@@ -124,44 +122,31 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
     }
   } unlist{*this, task_id, &abort};
   auto started = clock_.SteadyNow();
-  // Reports the occurrence Cancelled after `attempts` attempts; false if shutting
-  // down before the result was written (it is handed back).
-  auto report_cancelled = [&](int attempts) {
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
-    if (!Report(t, RunOutcome::kCancelled, attempts, took, cancel)) {
-      Forget(t.id);
-      return false;
-    }
+  auto elapsed = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started); };
+  // The occurrence is reported Cancelled after `attempts` attempts.
+  auto cancelled = [&](int attempts) {
+    if (auto r = ResultRecord(t, RunOutcome::kCancelled, attempts, elapsed())) v.records.push_back(std::move(*r));
     spdlog::info("{} cancelled by a newer occurrence (concurrencyPolicy Replace) after {} attempt(s)", t.id, attempts);
-    MutexLock lock(mu_);
-    ++stats_.cancelled;
-    return true;
+    v.count = [](WorkerStats& s) { ++s.cancelled; };
+    return std::move(v);
   };
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
-    if (abort.cancelled()) return report_cancelled(attempt - 1);
+    if (abort.cancelled()) return cancelled(attempt - 1);
     {
       MutexLock lock(mu_);
       ++stats_.attempts;
     }
     Outcome o = handler_(t, attempt, cancel, abort);
-    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
     if (o == Outcome::kSucceeded) {
-      if (!Report(t, RunOutcome::kSucceeded, attempt, took, cancel)) {
-        Forget(t.id);  // shutting down before the result was written: hand it back
-        return false;
-      }
+      auto took = elapsed();
+      if (auto r = ResultRecord(t, RunOutcome::kSucceeded, attempt, took)) v.records.push_back(std::move(*r));
       task_duration_.Observe(std::chrono::duration<double>(took).count());
-      MutexLock lock(mu_);
-      ++stats_.succeeded;
-      return true;
+      v.count = [](WorkerStats& s) { ++s.succeeded; };
+      return v;
     }
-    if (o == Outcome::kCancelled || abort.cancelled()) return report_cancelled(attempt);
-    if (cancel.cancelled()) {
-      // Shutting down mid-task: hand it back (no commit) so another worker runs it.
-      Forget(t.id);
-      return false;
-    }
+    if (o == Outcome::kCancelled || abort.cancelled()) return cancelled(attempt);
+    if (cancel.cancelled()) return hand_back();
     spdlog::warn("{} attempt {}/{} {}", t.id, attempt, t.max_attempts,
                  o == Outcome::kTimedOut ? "timed out" : "failed");
     if (attempt < t.max_attempts) {
@@ -172,30 +157,25 @@ bool Worker::Process(const kafka::Message& m, CancelToken& cancel) {
       wake.WaitFor(retry.BackoffAfter(attempt));
       cancel.Unregister(on_shutdown);
       abort.Unregister(on_abort);
-      if (cancel.cancelled()) {
-        Forget(t.id);
-        return false;
-      }
+      if (cancel.cancelled()) return hand_back();
     }
   }
-  if (abort.cancelled()) return report_cancelled(t.max_attempts);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started);
+  if (abort.cancelled()) return cancelled(t.max_attempts);
+  auto took = elapsed();
   task_duration_.Observe(std::chrono::duration<double>(took).count());
-  // The outcome is durable (result, dead letter) before the offset may move past it.
-  bool recorded = Report(t, RunOutcome::kFailed, t.max_attempts, took, cancel);
-  if (recorded && !options_.dead_letter_topic.empty()) {
+  // The outcome is durable (result, then dead letter) before the offset may move past it.
+  if (auto r = ResultRecord(t, RunOutcome::kFailed, t.max_attempts, took)) v.records.push_back(std::move(*r));
+  if (!options_.dead_letter_topic.empty()) {
     auto headers = m.headers;
     headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
-    recorded = Record(options_.dead_letter_topic, m.key, m.value, headers, cancel);
+    v.records.push_back({options_.dead_letter_topic, m.key, m.value, std::move(headers)});
   }
-  if (!recorded) {
-    Forget(t.id);
-    return false;
-  }
-  MutexLock lock(mu_);
-  ++stats_.failed;
-  if (!options_.dead_letter_topic.empty()) ++stats_.dead_lettered;
-  return true;
+  const bool dead_letter = !options_.dead_letter_topic.empty();
+  v.count = [dead_letter](WorkerStats& s) {
+    ++s.failed;
+    if (dead_letter) ++s.dead_lettered;
+  };
+  return v;
 }
 
 void Worker::Cancel(const std::string& task_id, Instant before) {
@@ -221,63 +201,170 @@ bool Worker::CancelledLocked(const std::string& task_id, Instant scheduled) cons
 
 void Worker::PoolThread(CancelToken& cancel) {
   while (true) {
-    kafka::Message m;
+    Queued q;
     {
       MutexLock lock(mu_);
       cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and nothing left
-      m = std::move(queue_.front());
+      q = std::move(queue_.front());
       queue_.pop_front();
     }
-    bool finished = Process(m, cancel);
+    queue_wait_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - q.at).count());
+    const kafka::Message& m = q.m;
+    Verdict v = Process(m, cancel);
+    std::optional<uint64_t> send;
     {
       MutexLock lock(mu_);
-      PartitionState& p = partitions_[{m.topic, m.partition}];
-      --p.running;
-      --in_flight_;
-      if (finished) {
-        p.unfinished.erase(m.offset);
-        p.finished_next = std::max(p.finished_next, m.offset + 1);
-        ++finished_since_commit_;
-      }  // a handed-back offset stays unfinished: nothing at or after it is committed
+      --in_flight_;  // this pool thread is free; the partition keeps the message running until it finished
+      const TopicPartition tp{m.topic, m.partition};
+      if (v.handed_back || v.records.empty()) {
+        if (!v.handed_back && v.count) v.count(stats_);
+        FinishLocked(tp, m.offset, !v.handed_back);
+      } else {
+        const uint64_t key = next_writing_++;
+        PendingWrite& w = writing_[key];
+        w.tp = tp;
+        w.offset = m.offset;
+        w.verdict = std::move(v);
+        w.in_flight = true;
+        send = key;
+      }
     }
     cv_.notify_all();
+    if (send) SendRecord(*send);
   }
 }
 
-void Worker::CommitReady(const std::vector<TopicPartition>* only) {
-  std::vector<std::pair<TopicPartition, int64_t>> todo;
+void Worker::FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) {
+  PartitionState& p = partitions_[tp];
+  --p.running;
+  if (finished) {
+    p.unfinished.erase(offset);
+    p.finished_next = std::max(p.finished_next, offset + 1);
+    ++finished_since_commit_;
+  }  // a handed-back offset stays unfinished: nothing at or after it is committed
+}
+
+void Worker::SendRecord(uint64_t key) {
+  Record r;
   {
     MutexLock lock(mu_);
-    auto consider = [&](const TopicPartition& tp, const PartitionState& p) {
+    auto it = writing_.find(key);
+    if (it == writing_.end()) return;
+    r = it->second.verdict.records[it->second.next];
+    it->second.in_flight = true;
+  }
+  Status s = broker_->Produce(r.topic, r.key, r.value, r.headers,
+                              [this, key](const Status& delivered) { OnRecordDelivered(key, delivered); });
+  if (!s.ok()) OnRecordDelivered(key, s);  // not queued (a full local queue): retried like a failed delivery
+}
+
+void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
+  bool next = false;
+  {
+    MutexLock lock(mu_);
+    auto it = writing_.find(key);
+    if (it == writing_.end()) return;
+    PendingWrite& w = it->second;
+    w.in_flight = false;
+    if (s.ok()) {
+      w.backoff.reset();
+      if (++w.next < w.verdict.records.size()) {
+        next = true;  // the dead letter, after its result is on the broker
+      } else {
+        if (w.verdict.count) w.verdict.count(stats_);
+        FinishLocked(w.tp, w.offset, true);
+        writing_.erase(it);
+      }
+    } else {
+      ++stats_.record_failures;
+      spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", w.verdict.records[w.next].topic,
+                   s.ToString());
+      if (shutting_down_) {
+        // Shutting down: hand it back; the next owner runs it again.
+        Forget(w.verdict.id);
+        FinishLocked(w.tp, w.offset, false);
+        writing_.erase(it);
+      } else {
+        if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
+        w.due = clock_.SteadyNow() + w.backoff->Next();
+      }
+    }
+  }
+  cv_.notify_all();
+  if (next) SendRecord(key);
+}
+
+void Worker::DeliveryThread() {
+  while (true) {
+    std::vector<uint64_t> due;
+    std::chrono::milliseconds wait{100};
+    {
+      MutexLock lock(mu_);
+      if (delivery_stop_ && writing_.empty()) return;
+      const auto now = clock_.SteadyNow();
+      for (auto& [key, w] : writing_) {
+        if (w.in_flight) continue;
+        if (w.due <= now) {
+          due.push_back(key);
+        } else {
+          wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(w.due - now));
+        }
+      }
+    }
+    for (uint64_t key : due) SendRecord(key);
+    broker_->ServeDeliveries(due.empty() ? wait : std::chrono::milliseconds(0));
+  }
+}
+
+void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
+  std::vector<kafka::PartitionOffset> todo;
+  {
+    MutexLock lock(mu_);
+    auto consider = [&](const TopicPartition& tp, PartitionState& p) {
       // Everything before the lowest unfinished message is done; with nothing
       // unfinished, everything up to the end last reached (markers included) is.
       int64_t point = p.unfinished.empty() ? std::max(p.finished_next, p.end) : *p.unfinished.begin();
-      if (point > p.committed) todo.emplace_back(tp, point);
+      if (point > p.committed && (sync || point > p.committing)) {
+        todo.push_back({tp.first, tp.second, point});
+        p.committing = std::max(p.committing, point);
+      }
     };
     if (only != nullptr) {
       for (const auto& tp : *only) {
         if (auto it = partitions_.find(tp); it != partitions_.end()) consider(tp, it->second);
       }
     } else {
-      for (const auto& [tp, p] : partitions_) consider(tp, p);
+      for (auto& [tp, p] : partitions_) consider(tp, p);
     }
-  }
-  // A message counts as finished only once its result and dead letter were
-  // delivered (Record waits for each), so no flush is needed before the commit.
-  {
-    MutexLock lock(mu_);
+    // A message counts as finished only once its records were delivered, so the
+    // commit needs no flush.
     finished_since_commit_ = 0;
   }
   if (todo.empty()) return;
-  for (const auto& [tp, offset] : todo) {
-    Status c = kafka::CommitOffset(consumer_.get(), tp.first, tp.second, offset);
-    if (!c.ok()) {
-      spdlog::warn("commit {}[{}]@{}: {}", tp.first, tp.second, offset, c.ToString());
-      continue;
-    }
+  const auto sent = clock_.SteadyNow();
+  auto settle = [this, todo, sent](const Status& s) {
+    commit_latency_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - sent).count());
     MutexLock lock(mu_);
-    partitions_[tp].committed = offset;
+    if (!s.ok()) {
+      ++stats_.commit_failures;
+      ++finished_since_commit_;  // so the next interval sends it again
+    }
+    for (const auto& o : todo) {
+      auto it = partitions_.find({o.topic, o.partition});
+      if (it == partitions_.end()) continue;  // revoked meanwhile (its revoke committed synchronously)
+      if (s.ok()) {
+        it->second.committed = std::max(it->second.committed, o.offset);
+      } else {
+        it->second.committing = it->second.committed;  // sent again by the next commit
+      }
+    }
+    if (!s.ok()) spdlog::warn("commit: {}", s.ToString());
+  };
+  if (sync) {
+    settle(broker_->Commit(todo));
+  } else {
+    broker_->CommitAsync(todo, settle);
   }
 }
 
@@ -286,16 +373,15 @@ void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartiti
 }
 
 void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
-  // Finish what runs on these partitions and commit it before another member
-  // starts reading them from the committed offset.
+  // Finish what runs on these partitions (results written included) and commit it
+  // before another member starts reading them from the committed offset.
   {
     MutexLock lock(mu_);
     // Queued messages of revoked partitions are handed back unprocessed.
     for (auto it = queue_.begin(); it != queue_.end();) {
-      TopicPartition tp{it->topic, it->partition};
+      TopicPartition tp{it->m.topic, it->m.partition};
       if (std::find(partitions.begin(), partitions.end(), tp) != partitions.end()) {
-        PartitionState& p = partitions_[tp];
-        --p.running;
+        --partitions_[tp].running;
         --in_flight_;
         it = queue_.erase(it);
       } else {
@@ -310,36 +396,23 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
     });
   }
   cv_.notify_all();
-  CommitReady(&partitions);
+  CommitReady(/*sync=*/true, &partitions);
   MutexLock lock(mu_);
   for (const auto& tp : partitions) partitions_.erase(tp);
   spdlog::info("revoked {} partition(s) after finishing their running tasks", partitions.size());
 }
 
 Status Worker::Run(CancelToken& cancel) {
-  kafka::Properties cp = options_.base;
-  cp["group.id"] = options_.group;
-  cp["enable.auto.commit"] = "false";
-  cp["auto.offset.reset"] = "earliest";
-  cp["isolation.level"] = "read_committed";
-  // A worker that dies (kill -9, node loss) hands its partitions over after 10 s
-  // instead of the broker's 45 s default.
-  cp.try_emplace("session.timeout.ms", "10000");
-  // End-of-partition events tell where a partition ends past its transaction markers.
-  cp["enable.partition.eof"] = "true";
-  auto consumer = kafka::NewConsumer(cp, this);
-  if (!consumer.ok()) return consumer.status();
-  consumer_ = std::move(*consumer);
-  kafka::Properties pp = options_.base;
-  pp["enable.idempotence"] = "true";
-  // Each record is waited for (Record): lingering for a batch would only delay it.
-  pp.try_emplace("linger.ms", "0");
-  auto producer = kafka::NewProducer(pp);
-  if (!producer.ok()) return producer.status();
-  producer_ = std::move(*producer);
-  if (Status s = kafka::Subscribe(consumer_.get(), options_.topics); !s.ok()) return s;
+  if (broker_ == nullptr) {
+    auto made = NewKafkaTaskBroker(options_.base, options_.group, options_.record_timeout);
+    if (!made.ok()) return made.status();
+    owned_broker_ = std::move(*made);
+    broker_ = owned_broker_.get();
+  }
+  if (Status s = broker_->Subscribe(options_.topics, this); !s.ok()) return s;
   const int concurrency = std::max(1, options_.concurrency);
   for (int i = 0; i < concurrency; ++i) pool_.emplace_back([this, &cancel] { PoolThread(cancel); });
+  std::thread delivery([this] { DeliveryThread(); });
   spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
                concurrency);
   int wake_id = cancel.Register([this] { cv_.notify_all(); });
@@ -351,18 +424,19 @@ Status Worker::Run(CancelToken& cancel) {
       cv_.wait_for(lock.native(), 200ms,
                    [&]() REQUIRES(mu_) { return in_flight_ < concurrency || cancel.cancelled(); });
       commit_due = finished_since_commit_ >= options_.commit_every ||
-                   clock_.SteadyNow() - last_commit >= options_.commit_interval;
+                   (finished_since_commit_ > 0 && clock_.SteadyNow() - last_commit >= options_.commit_interval);
       if (!commit_due && (in_flight_ >= concurrency || cancel.cancelled())) continue;
     }
     if (commit_due) {
-      CommitReady();
+      CommitReady(/*sync=*/false);
       last_commit = clock_.SteadyNow();
     }
     {
       MutexLock lock(mu_);
       if (in_flight_ >= concurrency || cancel.cancelled()) continue;  // shutting down: fetch nothing more
     }
-    auto polled = kafka::PollWithEof(consumer_.get(), InFlight() > 0 ? 20ms : 200ms);
+    // The poll also serves the outcomes of asynchronous commits.
+    auto polled = broker_->Poll(InFlight() > 0 ? 20ms : 200ms);
     if (!polled.ok()) {
       spdlog::warn("consume: {}", polled.status().ToString());
       continue;
@@ -370,8 +444,11 @@ Status Worker::Run(CancelToken& cancel) {
     if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
       // Every message before this end was consumed; it is committed once finished.
       MutexLock lock(mu_);
-      int64_t& end = partitions_[{eof->topic, eof->partition}].end;
-      end = std::max(end, eof->offset);
+      PartitionState& p = partitions_[{eof->topic, eof->partition}];
+      if (eof->offset > p.end) {
+        p.end = eof->offset;
+        ++finished_since_commit_;  // the end moved: worth a commit at the next interval
+      }
     }
     if (!polled->message) continue;
     {
@@ -381,31 +458,45 @@ Status Worker::Run(CancelToken& cancel) {
       p.unfinished.insert(m.offset);
       ++p.running;
       ++in_flight_;
-      queue_.push_back(std::move(m));
+      queue_.push_back({std::move(m), clock_.SteadyNow()});
     }
     cv_.notify_all();
   }
   // Shutdown: stop fetching, let running attempts finish (a retry wait is cut
-  // short and its message handed back), commit, leave the group.
+  // short and its message handed back) and their records be written (one that
+  // fails now is handed back), commit, leave the group.
   {
     MutexLock lock(mu_);
     // Messages not started yet are handed back: their offsets stay unfinished, so
     // the commit stops before them and the next owner runs them.
     for (const auto& q : queue_) {
-      --partitions_[{q.topic, q.partition}].running;
+      --partitions_[{q.m.topic, q.m.partition}].running;
       --in_flight_;
     }
     queue_.clear();
-    cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return in_flight_ == 0; });
+    shutting_down_ = true;
+    // Records waiting for a retry are not retried now: their messages are handed
+    // back (the next owner runs them again).
+    for (auto it = writing_.begin(); it != writing_.end();) {
+      if (it->second.in_flight) {
+        ++it;
+        continue;
+      }
+      Forget(it->second.verdict.id);
+      FinishLocked(it->second.tp, it->second.offset, false);
+      it = writing_.erase(it);
+    }
+    cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return in_flight_ == 0 && writing_.empty(); });
     stopping_ = true;
+    delivery_stop_ = true;
   }
   cv_.notify_all();
   for (auto& t : pool_) t.join();
   pool_.clear();
+  delivery.join();
   cancel.Unregister(wake_id);
-  CommitReady();
-  (void)kafka::Flush(producer_.get(), 10s);
-  Status closed = kafka::CloseConsumer(consumer_.get());
+  CommitReady(/*sync=*/true);
+  Status closed = broker_->Close();
   if (!closed.ok()) spdlog::warn("{}", closed.ToString());
   spdlog::info("worker left group {}", options_.group);
   return Status::Ok();

@@ -22,13 +22,27 @@
 // reaches the end of a partition with everything finished it commits that end
 // offset, which lies past the transaction markers (the dispatcher produces
 // transactionally), so the group's lag reaches 0.
+//
+// Records and commits are batched without weakening any of that. A pool thread
+// that finished a message queues its result (and dead letter) and takes the next
+// message; a delivery thread serves the delivery reports, and only when every
+// record of a message is on the broker does that message count as finished. A
+// record that fails is produced again with backoff, holding its offset back. The
+// polling thread commits what finished asynchronously, every commit_interval or
+// after commit_every messages; a revoke and the shutdown commit synchronously.
+//
+// Threads: the polling thread (Run: fetch, commit, rebalance callbacks), the pool
+// threads (handler), the delivery thread (record outcomes and retries). mu_
+// guards the shared state; no lock is held across a TaskBroker call or a handler.
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -39,6 +53,7 @@
 #include <prometheus/client_metric.h>
 #include <prometheus/histogram.h>
 
+#include "common/backoff.h"
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/cloudevent.h"
@@ -46,6 +61,7 @@
 #include "common/task_result.h"
 #include "common/thread_annotations.h"
 #include "common/time.h"
+#include "worker/task_broker.h"
 
 namespace cronlane::worker {
 
@@ -72,10 +88,10 @@ struct WorkerOptions {
   std::chrono::milliseconds max_record_retry{30000};
   std::chrono::milliseconds record_timeout{30000};  // per attempt: the delivery report
   std::chrono::seconds cancel_memory{600};          // how long a cancel is remembered
-  // Finished offsets are committed (synchronously, on the polling thread) at most
-  // this often, or sooner once `commit_every` messages finished since the last
-  // commit; a revoke and the shutdown commit at once. A kill -9 redelivers what
-  // finished since the last commit (at-least-once, as before).
+  // Finished offsets are committed (asynchronously, from the polling thread) at
+  // most this often, or sooner once `commit_every` messages finished since the
+  // last commit; a revoke and the shutdown commit at once, synchronously. A kill -9
+  // redelivers what finished since the last commit (at-least-once, as before).
   std::chrono::milliseconds commit_interval{200};
   int commit_every = 500;
 };
@@ -84,17 +100,22 @@ struct WorkerStats {
   uint64_t succeeded = 0, failed = 0, dead_lettered = 0, duplicates = 0, invalid = 0, attempts = 0;
   uint64_t cancelled = 0;        // occurrences cancelled (concurrencyPolicy Replace), run or not
   uint64_t record_failures = 0;  // attempts to write a result or dead letter that failed (retried)
+  uint64_t commit_failures = 0;  // commits the broker refused (the next one covers them)
 };
 
 class Worker final : private kafka::RebalanceListener {
  public:
-  Worker(WorkerOptions options, Handler handler, Clock& clock);
+  // `broker` (optional, must outlive the Worker): the Kafka seam; without one, Run
+  // makes the librdkafka one from `options`.
+  Worker(WorkerOptions options, Handler handler, Clock& clock, TaskBroker* broker = nullptr);
   ~Worker() override;
   // Consumes until `cancel` fires; returns an error only if Kafka could not be
   // joined at all.
   Status Run(CancelToken& cancel);
   WorkerStats Stats() const;
   int InFlight() const;
+  // Finished messages whose result or dead letter is not on the broker yet.
+  int Writing() const;
   // A cancel event (concurrencyPolicy Replace): occurrences of task UID `task_id`
   // scheduled before `before` stop (running) or never start (not yet consumed).
   // Thread-safe; the control listener's thread calls it. Cancels are remembered for
@@ -103,6 +124,12 @@ class Worker final : private kafka::RebalanceListener {
   // Seconds from an occurrence's start to its outcome (every attempt and backoff),
   // for the occurrences that reached one; thread-safe.
   prometheus::ClientMetric TaskDuration() const { return task_duration_.Collect(); }
+  // Seconds from a message's consumption to its handler's start (waiting for a
+  // pool thread); thread-safe.
+  prometheus::ClientMetric QueueWait() const { return queue_wait_.Collect(); }
+  // Seconds from sending a commit to its outcome (asynchronous and synchronous);
+  // thread-safe.
+  prometheus::ClientMetric CommitLatency() const { return commit_latency_.Collect(); }
 
  private:
   using TopicPartition = std::pair<std::string, int32_t>;
@@ -111,36 +138,68 @@ class Worker final : private kafka::RebalanceListener {
     int running = 0;
     int64_t finished_next = -1;  // highest finished offset + 1
     int64_t end = -1;            // offset of the partition's end when last reached (EOF)
-    int64_t committed = -1;      // what this worker last committed
+    int64_t committed = -1;      // what this worker last committed (confirmed)
+    int64_t committing = -1;     // sent asynchronously, outcome not known yet
   };
 
-  // Processes one message; false if it was handed back (shutdown mid-task).
-  bool Process(const kafka::Message& m, CancelToken& cancel);
-  // Writes the task's result (when results are configured) durably; false when
-  // cancelled before it was.
-  bool Report(const FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took,
-              CancelToken& cancel);
-  // Writes one record and waits until the broker has it, retrying with backoff;
-  // false when cancelled first.
-  bool Record(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
-              const std::vector<kafka::Header>& headers, CancelToken& cancel);
+  // A record to write before a message counts as finished.
+  struct Record {
+    std::string topic;
+    std::optional<std::string> key;
+    std::string value;
+    std::vector<kafka::Header> headers;
+  };
+  // What became of a message on a pool thread.
+  struct Verdict {
+    bool handed_back = false;                 // shutdown first: not finished, its offset stays back
+    std::vector<Record> records;              // written in order, each after the previous is on the broker
+    std::string id;                           // its ce_id, forgotten if the records are never written
+    std::function<void(WorkerStats&)> count;  // applied (under mu_) once it finished
+  };
+  // A finished message whose records are being written (delivery thread).
+  struct PendingWrite {
+    TopicPartition tp;
+    int64_t offset = 0;
+    Verdict verdict;
+    size_t next = 0;  // the record in flight, or due again at `due`
+    bool in_flight = false;
+    std::chrono::steady_clock::time_point due;
+    std::optional<Backoff> backoff;  // made on the first failure
+  };
+  struct Queued {
+    kafka::Message m;
+    std::chrono::steady_clock::time_point at;  // consumed
+  };
+
+  // Runs the handler on one message.
+  Verdict Process(const kafka::Message& m, CancelToken& cancel);
+  // The result record of an occurrence (when results are configured).
+  std::optional<Record> ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
+                                     std::chrono::milliseconds took) const;
   bool Seen(const std::string& id);
   // The latest cancel of the task, if its occurrence scheduled at `scheduled` is
   // cancelled by it.
   bool CancelledLocked(const std::string& task_id, Instant scheduled) const REQUIRES(mu_);
   void Forget(const std::string& id);
   void PoolThread(CancelToken& cancel);
-  // Commits every partition whose commit point moved (after flushing results and
-  // dead letters). Poll thread only. `only` limits it to some partitions.
-  void CommitReady(const std::vector<TopicPartition>* only = nullptr);
+  // Marks a message finished (its offset may be committed) or handed back.
+  void FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) REQUIRES(mu_);
+  // Produces writing_[key]'s next record; on a refusal schedules a retry.
+  void SendRecord(uint64_t key);
+  // A delivery report for writing_[key] (delivery thread).
+  void OnRecordDelivered(uint64_t key, const Status& s);
+  void DeliveryThread();
+  // Commits every partition whose commit point moved. Poll thread only. `sync`
+  // waits for the outcome (revoke, shutdown); `only` limits it to some partitions.
+  void CommitReady(bool sync, const std::vector<TopicPartition>* only = nullptr);
   void OnAssigned(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
   void OnRevoked(rd_kafka_t* consumer, const std::vector<TopicPartition>& partitions) override;
 
   WorkerOptions options_;
   Handler handler_;
   Clock& clock_;
-  kafka::HandlePtr consumer_;
-  kafka::HandlePtr producer_;  // dead letters and results
+  std::unique_ptr<TaskBroker> owned_broker_;
+  TaskBroker* broker_;
 
   Mutex seen_mu_;
   std::deque<std::string> recent_ GUARDED_BY(seen_mu_);
@@ -150,8 +209,12 @@ class Worker final : private kafka::RebalanceListener {
   std::condition_variable cv_;
   WorkerStats stats_ GUARDED_BY(mu_);
   std::map<TopicPartition, PartitionState> partitions_ GUARDED_BY(mu_);
-  std::deque<kafka::Message> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
-  int in_flight_ GUARDED_BY(mu_) = 0;                 // queued + running
+  std::deque<Queued> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
+  int in_flight_ GUARDED_BY(mu_) = 0;         // queued + running
+  std::map<uint64_t, PendingWrite> writing_ GUARDED_BY(mu_);
+  uint64_t next_writing_ GUARDED_BY(mu_) = 0;
+  bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back
+  bool delivery_stop_ GUARDED_BY(mu_) = false;
   int finished_since_commit_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
@@ -165,6 +228,10 @@ class Worker final : private kafka::RebalanceListener {
   std::unordered_multimap<std::string, Running> running_ GUARDED_BY(mu_);
   prometheus::Histogram task_duration_{
       prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}};
+  prometheus::Histogram queue_wait_{
+      prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300}};
+  prometheus::Histogram commit_latency_{
+      prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}};
 };
 
 }  // namespace cronlane::worker

@@ -5,11 +5,13 @@
 #include "worker/exec_handler.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -17,6 +19,14 @@ namespace cronlane::worker {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The handler for a command the tests know is valid.
+Handler Exec(const std::string& command, std::chrono::seconds timeout, Clock& clock = RealClock::Get(),
+             ExecMode mode = ExecMode::kAuto) {
+  auto h = ExecHandler(command, timeout, clock, mode);
+  EXPECT_TRUE(h.ok()) << h.status().ToString();
+  return h.ok() ? *h : Handler();
+}
 
 FiredTask Task(const std::string& id, std::string payload, int timeout_seconds = 0) {
   FiredTask t;
@@ -33,7 +43,7 @@ FiredTask Task(const std::string& id, std::string payload, int timeout_seconds =
 TEST(ExecHandler, ATimeoutHoldsForACommandThatNeverReadsAPayloadLargerThanThePipe) {
   // 1 MiB does not fit the 64 KiB pipe: a blocking write would wait for `sleep`
   // to exit (60 s), and the timeout would only start then.
-  Handler h = ExecHandler("sleep 60", 60s);
+  Handler h = Exec("sleep 60", 60s);
   CancelToken cancel, abort;
   FiredTask t = Task("big", std::string(1 << 20, 'x'), /*timeout_seconds=*/1);
   std::promise<Outcome> done;
@@ -50,7 +60,7 @@ TEST(ExecHandler, ATimeoutHoldsForACommandThatNeverReadsAPayloadLargerThanThePip
 // until ctest's timeout).
 TEST(ExecHandler, TheTimeoutRunsOnTheInjectedClock) {
   FakeClock clock;
-  Handler h = ExecHandler("sleep 600", std::chrono::hours(1), clock);
+  Handler h = Exec("sleep 600", std::chrono::hours(1), clock);
   CancelToken cancel, abort;
   EXPECT_EQ(h(Task("slow", ""), 1, cancel, abort), Outcome::kTimedOut);
   EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1));
@@ -58,7 +68,7 @@ TEST(ExecHandler, TheTimeoutRunsOnTheInjectedClock) {
 
 TEST(ExecHandler, ACommandThatIgnoresSigtermIsKilledFiveSecondsLater) {
   FakeClock clock;
-  Handler h = ExecHandler("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
+  Handler h = Exec("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
   CancelToken cancel, abort;
   EXPECT_EQ(h(Task("stubborn", ""), 1, cancel, abort), Outcome::kTimedOut);
   EXPECT_GE(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1) + 5s);
@@ -72,7 +82,7 @@ TEST(ExecHandler, AnAbortSendsSigtermThenSigkillAfterTheGrace) {
   std::remove(started.c_str());
   // The command tells it started, then would run for ten minutes; the abort comes
   // once it runs, and the attempt returns only when SIGTERM ended it.
-  Handler h = ExecHandler("touch " + started + "; exec sleep 600", std::chrono::hours(1));
+  Handler h = Exec("touch " + started + "; exec sleep 600", std::chrono::hours(1));
   std::thread aborter([&] {
     while (!std::ifstream(started)) std::this_thread::sleep_for(10ms);
     abort.Cancel();
@@ -83,7 +93,7 @@ TEST(ExecHandler, AnAbortSendsSigtermThenSigkillAfterTheGrace) {
   FakeClock clock;
   CancelToken cancelled;
   cancelled.Cancel();
-  Handler stubborn = ExecHandler("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
+  Handler stubborn = Exec("trap '' TERM; sleep 600", std::chrono::hours(1), clock);
   EXPECT_EQ(stubborn(Task("stubborn", ""), 1, cancel, cancelled), Outcome::kCancelled);
   EXPECT_GE(clock.SteadyNow().time_since_epoch(), kKillGrace) << "killed after the grace";
   EXPECT_LT(clock.SteadyNow().time_since_epoch(), std::chrono::hours(1)) << "not by the timeout";
@@ -92,7 +102,7 @@ TEST(ExecHandler, AnAbortSendsSigtermThenSigkillAfterTheGrace) {
 TEST(ExecHandler, AttemptsRunningAtOnceEachSeeTheEndOfTheirOwnStdin) {
   // A command inheriting another attempt's pipe would hold that stdin open, and
   // `cat` there would wait for an end of input that never comes.
-  Handler h = ExecHandler("cat >/dev/null", 20s);
+  Handler h = Exec("cat >/dev/null", 20s);
   std::vector<std::thread> threads;
   std::vector<int> outcomes(4 * 25, -1);
   for (int w = 0; w < 4; ++w) {
@@ -113,7 +123,7 @@ TEST(ExecHandler, AttemptsRunningAtOnceEachSeeTheEndOfTheirOwnStdin) {
 TEST(ExecHandler, TheCommandSeesTheTaskOnTopOfTheWorkersEnvironment) {
   ::setenv("CRONLANE_EXEC_TEST", "from-the-worker", 1);
   ::setenv("CE_ID", "stale-value", 1);
-  Handler h = ExecHandler(
+  Handler h = Exec(
       R"sh(test "$CE_ID" = "id-7" && test "$CRONLANE_ATTEMPT" = 3 && test "$CE_SUBJECT" = ns/t &&
          test "$CRONLANE_EXEC_TEST" = from-the-worker && test "$(cat)" = payload)sh",
       10s);
@@ -127,8 +137,81 @@ TEST(ExecHandler, TheCommandSeesTheTaskOnTopOfTheWorkersEnvironment) {
 
 TEST(ExecHandler, ExitStatusAndAnEmptyPayload) {
   CancelToken cancel, abort;
-  EXPECT_EQ(ExecHandler("cat >/dev/null; exit 0", 10s)(Task("e", ""), 1, cancel, abort), Outcome::kSucceeded);
-  EXPECT_EQ(ExecHandler("exit 3", 10s)(Task("e", "x"), 1, cancel, abort), Outcome::kFailed);
+  EXPECT_EQ(Exec("cat >/dev/null; exit 0", 10s)(Task("e", ""), 1, cancel, abort), Outcome::kSucceeded);
+  EXPECT_EQ(Exec("exit 3", 10s)(Task("e", "x"), 1, cancel, abort), Outcome::kFailed);
+}
+
+// The worker blocks SIGTERM and SIGINT in every thread (TerminationSignals) and
+// ignores SIGPIPE; a command inheriting that would never see the SIGTERM of a
+// timeout or a cancel (only the SIGKILL five seconds later), nor die of a closed
+// pipe. It starts as a fresh process does: nothing blocked, nothing ignored.
+TEST(ExecHandler, TheCommandStartsWithNoSignalBlockedOrIgnored) {
+  Handler h = Exec(
+      R"sh(exec awk '/^Sig(Blk|Ign):/ && $2 !~ /^0+$/ { print; bad = 1 } END { exit bad }' /proc/self/status)sh", 10s);
+  Outcome got = Outcome::kFailed;
+  std::thread run([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    CancelToken cancel, abort;
+    got = h(Task("signals", ""), 1, cancel, abort);
+  });
+  run.join();
+  EXPECT_EQ(got, Outcome::kSucceeded);
+}
+
+TEST(ExecHandler, ACommandWithoutShellSyntaxRunsWithoutAShell) {
+  auto plain = PlanExec("  true  ", ExecMode::kAuto);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->shell);
+  EXPECT_TRUE(plain->path.ends_with("/true")) << plain->path;
+  EXPECT_EQ(plain->argv, (std::vector<std::string>{"true"}));
+  auto words = PlanExec("sleep 60", ExecMode::kArgv);
+  ASSERT_TRUE(words.ok());
+  EXPECT_EQ(words->argv, (std::vector<std::string>{"sleep", "60"}));
+  auto absolute = PlanExec("/bin/echo --level=3", ExecMode::kAuto);
+  ASSERT_TRUE(absolute.ok());
+  EXPECT_EQ(absolute->path, "/bin/echo");
+  EXPECT_FALSE(absolute->shell);
+
+  for (const char* shell : {"echo $HOME", "cat > /tmp/x", "a | b", "a; b", "echo 'x y'", "ls *.txt", "FOO=1 env",
+                            "~/bin/job", "echo a\\ b", "a\nb", "no-such-command-cronlane"}) {
+    auto p = PlanExec(shell, ExecMode::kAuto);
+    ASSERT_TRUE(p.ok()) << shell;
+    EXPECT_TRUE(p->shell) << shell;
+    EXPECT_EQ(p->argv, (std::vector<std::string>{"sh", "-c", shell}));
+    auto refused = PlanExec(shell, ExecMode::kArgv);
+    EXPECT_FALSE(refused.ok()) << shell;
+  }
+  EXPECT_NE(PlanExec("echo $HOME", ExecMode::kArgv).status().message().find("shell syntax ($)"), std::string::npos);
+  EXPECT_NE(PlanExec("no-such-command-cronlane", ExecMode::kArgv).status().message().find("not on PATH"),
+            std::string::npos);
+  auto forced = PlanExec("true", ExecMode::kShell);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_TRUE(forced->shell);
+  EXPECT_FALSE(PlanExec(" ", ExecMode::kAuto).ok());
+  EXPECT_FALSE(ExecHandler("", 10s).ok());
+  EXPECT_FALSE(ParseExecMode("bash").ok());
+}
+
+// Run directly, the words are the arguments as written (no shell to split or
+// expand them), and the task's variables and payload reach the command as well.
+TEST(ExecHandler, ADirectCommandGetsItsWordsTheTasksVariablesAndThePayload) {
+  const std::string out = ::testing::TempDir() + "/exec-direct-out";
+  std::remove(out.c_str());
+  Handler h = Exec("/usr/bin/env", 10s, RealClock::Get(), ExecMode::kArgv);
+  CancelToken cancel, abort;
+  EXPECT_EQ(h(Task("id-direct", "payload"), 2, cancel, abort), Outcome::kSucceeded);
+  Handler tee = Exec("tee " + out, 10s, RealClock::Get(), ExecMode::kArgv);
+  EXPECT_EQ(tee(Task("id-direct", "the payload"), 1, cancel, abort), Outcome::kSucceeded);
+  std::ifstream f(out);
+  std::string got((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "the payload");
+  Handler check = Exec(R"sh(test "$CE_ID" = id-direct -a "$CRONLANE_ATTEMPT" = 2)sh", 10s);
+  EXPECT_EQ(check(Task("id-direct", ""), 2, cancel, abort), Outcome::kSucceeded);
+  EXPECT_EQ(Exec("false", 10s, RealClock::Get(), ExecMode::kArgv)(Task("f", ""), 1, cancel, abort), Outcome::kFailed);
 }
 
 }  // namespace

@@ -1,0 +1,351 @@
+// The worker's batching of commits and records, through a fake TaskBroker on
+// simulated time: commits come every commit_interval or after commit_every
+// finished messages, never past an unfinished one; a record that fails holds its
+// offset back and is produced again; a revoke and the shutdown commit
+// synchronously what finished; a dead letter follows its result.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "worker/task_broker.h"
+#include "worker/worker.h"
+
+namespace cronlane::worker {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Committed {
+  int32_t partition;
+  int64_t offset;
+  bool sync;
+};
+
+// A broker in memory. The test adds messages and decides the fate of records;
+// the worker's threads call the TaskBroker side.
+class FakeBroker final : public TaskBroker {
+ public:
+  // --- the test's side
+  void Add(int32_t partition, int64_t offset, const std::string& id, int max_attempts = 1) {
+    kafka::Message m;
+    m.topic = "tasks";
+    m.partition = partition;
+    m.offset = offset;
+    m.key = "ns/t";
+    m.headers = {{"ce_specversion", "1.0"},
+                 {"ce_id", id},
+                 {"ce_source", "/ns/t"},
+                 {"ce_type", "dev.cronlane.task.fired"},
+                 {"ce_time", "2026-01-01T00:00:00Z"},
+                 {"ce_subject", "ns/t"},
+                 {"ce_maxattempts", std::to_string(max_attempts)}};
+    std::lock_guard lock(mu_);
+    messages_.push_back(std::move(m));
+    cv_.notify_all();
+  }
+  void Revoke(std::vector<std::pair<std::string, int32_t>> partitions) {
+    std::lock_guard lock(mu_);
+    revoke_ = std::move(partitions);
+    cv_.notify_all();
+  }
+  void SetFailDeliveries(bool fail) {
+    std::lock_guard lock(mu_);
+    fail_ = fail;
+    cv_.notify_all();
+  }
+  void SetHoldDeliveries(bool hold) {
+    std::lock_guard lock(mu_);
+    hold_ = hold;
+    cv_.notify_all();
+  }
+  // Waits (real time, bounded) until `pred` holds over the broker's state.
+  bool WaitFor(const std::function<bool()>& pred, std::chrono::seconds limit = 20s) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, pred);
+  }
+  // Waits until the polling thread went round `n` more times (each round decides
+  // whether a commit is due before it polls).
+  bool WaitPolls(int n) {
+    std::unique_lock lock(mu_);
+    const int target = polls_ + n;
+    return cv_.wait_for(lock, 20s, [&] { return polls_ >= target; });
+  }
+  std::vector<Committed> commits() {
+    std::lock_guard lock(mu_);
+    return commits_;
+  }
+  std::vector<std::string> delivered() {
+    std::lock_guard lock(mu_);
+    return delivered_;
+  }
+  int failures() {
+    std::lock_guard lock(mu_);
+    return failures_;
+  }
+  size_t produced_pending() {
+    std::lock_guard lock(mu_);
+    return pending_.size();
+  }
+  // For predicates that run under WaitFor's lock.
+  std::vector<Committed>& commits_locked() { return commits_; }
+  std::vector<std::string>& delivered_locked() { return delivered_; }
+  int failures_locked() const { return failures_; }
+  size_t pending_locked() const { return pending_.size(); }
+  bool revoking_locked() const { return revoking_; }
+
+  // --- the worker's side
+  Status Subscribe(const std::vector<std::string>&, kafka::RebalanceListener* listener) override {
+    listener_ = listener;
+    return Status::Ok();
+  }
+  Result<kafka::Polled> Poll(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    ++polls_;
+    cv_.notify_all();
+    auto ready = [&] { return !messages_.empty() || !revoke_.empty() || !commit_done_.empty(); };
+    cv_.wait_for(lock, std::min<std::chrono::milliseconds>(timeout, 5ms), ready);
+    std::vector<std::function<void()>> done;
+    done.swap(commit_done_);
+    if (!revoke_.empty()) {
+      auto parts = std::move(revoke_);
+      revoke_.clear();
+      revoking_ = true;
+      cv_.notify_all();
+      lock.unlock();
+      for (auto& d : done) d();
+      listener_->OnRevoked(nullptr, parts);
+      return kafka::Polled{};
+    }
+    kafka::Polled p;
+    if (!messages_.empty()) {
+      p.message = std::move(messages_.front());
+      messages_.pop_front();
+    }
+    lock.unlock();
+    for (auto& d : done) d();
+    return p;
+  }
+  Status Commit(const std::vector<kafka::PartitionOffset>& offsets) override {
+    std::lock_guard lock(mu_);
+    for (const auto& o : offsets) commits_.push_back({o.partition, o.offset, true});
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  void CommitAsync(const std::vector<kafka::PartitionOffset>& offsets, std::function<void(Status)> done) override {
+    std::lock_guard lock(mu_);
+    for (const auto& o : offsets) commits_.push_back({o.partition, o.offset, false});
+    commit_done_.push_back([done = std::move(done)] { done(Status::Ok()); });
+    cv_.notify_all();
+  }
+  Status Close() override { return Status::Ok(); }
+  Status Produce(const std::string& topic, const std::optional<std::string>&, const std::string& value,
+                 const std::vector<kafka::Header>&, std::function<void(Status)> done) override {
+    std::lock_guard lock(mu_);
+    pending_.push_back({topic + ":" + value, std::move(done)});
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  void ServeDeliveries(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::min<std::chrono::milliseconds>(timeout, 5ms), [&] { return !hold_ && !pending_.empty(); });
+    if (hold_) return;
+    std::vector<std::pair<std::function<void(Status)>, Status>> run;
+    for (auto& [what, done] : pending_) {
+      if (fail_) {
+        ++failures_;
+        run.emplace_back(std::move(done), Unavailable("broker down"));
+      } else {
+        delivered_.push_back(what);
+        run.emplace_back(std::move(done), Status::Ok());
+      }
+    }
+    pending_.clear();
+    cv_.notify_all();
+    lock.unlock();
+    for (auto& [done, s] : run) done(s);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<kafka::Message> messages_;
+  std::vector<std::pair<std::string, int32_t>> revoke_;
+  bool revoking_ = false;
+  std::vector<std::function<void()>> commit_done_;
+  std::vector<Committed> commits_;
+  std::vector<std::pair<std::string, std::function<void(Status)>>> pending_;
+  std::vector<std::string> delivered_;
+  bool fail_ = false, hold_ = false;
+  int failures_ = 0, polls_ = 0;
+  kafka::RebalanceListener* listener_ = nullptr;
+};
+
+int64_t LastCommit(const std::vector<Committed>& commits, int32_t partition = 0) {
+  int64_t last = -1;
+  for (const auto& c : commits) {
+    if (c.partition == partition) last = std::max(last, c.offset);
+  }
+  return last;
+}
+
+class WorkerBatchingTest : public ::testing::Test {
+ protected:
+  WorkerBatchingTest() {
+    options.topics = {"tasks"};
+    options.results_topic = "results";
+    options.commit_interval = 200ms;
+    options.commit_every = 3;
+    options.record_retry = 10ms;
+    options.max_record_retry = 10ms;
+  }
+  ~WorkerBatchingTest() override { Stop(); }
+  void Start(Handler h = [](const FiredTask&, int, CancelToken&, CancelToken&) { return Outcome::kSucceeded; }) {
+    worker = std::make_unique<Worker>(options, std::move(h), clock, &broker);
+    running = std::thread([this] { ASSERT_TRUE(worker->Run(cancel).ok()); });
+  }
+  void Stop() {
+    cancel.Cancel();
+    if (running.joinable()) running.join();
+  }
+  // Checks `cond` (over the worker's state) until it holds, for at most 20 s.
+  static bool WaitUntil(const std::function<bool()>& cond) {
+    for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
+      if (cond()) return true;
+      std::this_thread::sleep_for(1ms);
+    }
+    return cond();
+  }
+  bool WaitDelivered(size_t n) {
+    return broker.WaitFor([&] { return broker.delivered_locked().size() >= n; });
+  }
+
+  WorkerOptions options;
+  FakeClock clock;
+  FakeBroker broker;
+  CancelToken cancel;
+  std::unique_ptr<Worker> worker;
+  std::thread running;
+};
+
+TEST_F(WorkerBatchingTest, CommitsAfterCommitEveryMessagesOrOnTheIntervalWhicheverComesFirst) {
+  Start();
+  broker.Add(0, 0, "a");
+  broker.Add(0, 1, "b");
+  ASSERT_TRUE(WaitDelivered(2));
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_TRUE(broker.commits().empty()) << "2 of commit_every 3, and no simulated time passed";
+  broker.Add(0, 2, "c");
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 3; })) << "the third message";
+  EXPECT_FALSE(broker.commits().back().sync) << "asynchronous while running";
+
+  broker.Add(0, 3, "d");
+  ASSERT_TRUE(WaitDelivered(4));
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_EQ(LastCommit(broker.commits()), 3) << "1 of 3, the interval not over";
+  clock.Advance(200ms);
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 4; })) << "the interval";
+  const size_t commits = broker.commits().size();
+  clock.Advance(1s);
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_EQ(broker.commits().size(), commits) << "nothing new finished: no commit";
+}
+
+TEST_F(WorkerBatchingTest, NothingIsCommittedPastAnUnfinishedMessage) {
+  options.concurrency = 2;
+  options.commit_every = 1;
+  CancelToken release;
+  Start([&](const FiredTask& t, int, CancelToken&, CancelToken&) {
+    if (t.id == "slow") release.WaitFor(60s);
+    return Outcome::kSucceeded;
+  });
+  broker.Add(0, 0, "slow");
+  broker.Add(0, 1, "fast-1");
+  broker.Add(0, 2, "fast-2");
+  ASSERT_TRUE(WaitDelivered(2));
+  clock.Advance(1s);
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_LE(LastCommit(broker.commits()), 0) << "offset 0 still runs";
+  release.Cancel();
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 3; }));
+}
+
+TEST_F(WorkerBatchingTest, ARecordThatFailsHoldsItsOffsetBackAndIsProducedAgain) {
+  options.commit_every = 1;
+  broker.SetFailDeliveries(true);
+  Start();
+  broker.Add(0, 0, "a");
+  // Counted by the worker when it set the retry's time (the broker counts first).
+  ASSERT_TRUE(WaitUntil([&] { return worker->Stats().record_failures >= 1; }));
+  clock.Advance(1s);  // past the interval, and past the retry's backoff
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 2; })) << "produced again after the backoff";
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_TRUE(broker.commits().empty()) << "its result is not on the broker";
+  ASSERT_TRUE(WaitUntil([&] { return worker->Stats().record_failures >= 2; }));
+  broker.SetFailDeliveries(false);
+  clock.Advance(1s);
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 1; }));
+  EXPECT_EQ(broker.delivered().size(), 1u);
+  EXPECT_GE(worker->Stats().record_failures, 2u);
+}
+
+TEST_F(WorkerBatchingTest, ARevokeWaitsForTheRecordsThenCommitsSynchronously) {
+  options.commit_every = 1000;
+  broker.SetHoldDeliveries(true);
+  Start();
+  broker.Add(0, 0, "a");
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.pending_locked() == 1; }));
+  broker.Revoke({{"tasks", 0}});
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
+  EXPECT_TRUE(broker.commits().empty()) << "the result is not delivered yet";
+  broker.SetHoldDeliveries(false);
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 1; }));
+  EXPECT_TRUE(broker.commits().back().sync);
+}
+
+TEST_F(WorkerBatchingTest, ShutdownCommitsWhatFinishedAndHandsBackARecordThatCannotBeWritten) {
+  options.commit_every = 1000;
+  Start();
+  broker.Add(0, 0, "a");
+  ASSERT_TRUE(WaitDelivered(1));
+  broker.SetFailDeliveries(true);
+  broker.Add(0, 1, "b");
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 1; }));
+  Stop();  // returns without waiting for the broker to come back
+  auto commits = broker.commits();
+  ASSERT_FALSE(commits.empty());
+  EXPECT_EQ(commits.back().offset, 1) << "offset 1 handed back: its result was never written";
+  EXPECT_TRUE(commits.back().sync);
+}
+
+TEST_F(WorkerBatchingTest, ADeadLetterIsWrittenOnlyAfterItsResult) {
+  options.dead_letter_topic = "dlq";
+  options.commit_every = 1;
+  broker.SetHoldDeliveries(true);
+  Start([](const FiredTask&, int, CancelToken&, CancelToken&) { return Outcome::kFailed; });
+  broker.Add(0, 0, "doomed");
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.pending_locked() == 1; }));
+  clock.Advance(1s);
+  ASSERT_TRUE(broker.WaitPolls(3));
+  EXPECT_EQ(broker.produced_pending(), 1u) << "only the result, until it is delivered";
+  EXPECT_TRUE(broker.commits().empty());
+  broker.SetHoldDeliveries(false);
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 1; }));
+  auto delivered = broker.delivered();
+  ASSERT_EQ(delivered.size(), 2u);
+  EXPECT_TRUE(delivered[0].starts_with("results:"));
+  EXPECT_TRUE(delivered[1].starts_with("dlq:"));
+  EXPECT_EQ(worker->Stats().dead_lettered, 1u);
+}
+
+}  // namespace
+}  // namespace cronlane::worker
