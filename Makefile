@@ -72,8 +72,8 @@ bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k S
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-shards.sh build-release
 
-bench-worker: deps tools ## One cronlane-worker running 5,000 fired tasks at concurrency 1/4/16, beside xargs -P4 (spawn limit) and a bare consumer; about 5 min
-	@cmake --preset release >/dev/null && cmake --build --preset release --target worker_bench cronlane-worker
+bench-worker: deps tools ## One worker running 5,000 and 50,000 fired tasks (exec at concurrency 1/4/16, in-process at 1/4), beside xargs -P4 (spawn limit) and a bare consumer; about 8 min
+	@cmake --preset release >/dev/null && cmake --build --preset release --target worker_bench cronlane-worker cronlane-example-worker
 	@hack/bench-worker.sh build-release
 
 fuzz: deps ## Run every libFuzzer target for FUZZ_SECONDS each (default 60)

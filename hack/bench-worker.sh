@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# `make bench-worker`: how fast one cronlane-worker runs fired tasks, side by side
-# with the limits of this machine, in one run (docs/benchmarks.md "Workers"):
-#   worker      cronlane-worker --exec true --results-topic, at each concurrency:
-#               N fired-task CloudEvents (as the dispatcher builds them) on a
-#               4-partition topic; timed from the first result to the N-th
+# `make bench-worker`: how fast one worker runs fired tasks, side by side with the
+# limits of this machine, in one run (docs/benchmarks.md "Workers"), for each size
+# in WORKER_BENCH_TASKS (default "5000 50000"):
+#   worker      cronlane-worker --exec true --results-topic, at each concurrency in
+#               WORKER_BENCH_CONCURRENCY (default "1 4 16"): N fired-task CloudEvents
+#               (as the dispatcher builds them) on a 4-partition topic; timed from
+#               the first result to the N-th. `true` has no shell syntax, so the
+#               worker runs it without a shell (--exec-mode auto)
+#   in-process  cronlane-example-worker (a C++ function per task, results and
+#               commits on), at concurrency 1 and 4, timed the same way
 #   spawn       the same command spawned N times by xargs -P4, with a shell
-#               (sh -c true, what --exec runs) and without (argv)
-#   consumer    a bare librdkafka consumer reading the N messages
-# CPU per task is the process's user+system time, children included, over N.
-# WORKER_BENCH_TASKS (default 5000) and WORKER_BENCH_CONCURRENCY (default "1 4 16").
+#               (sh -c true) and without (argv): the spawn limit
+#   consumer    a bare librdkafka consumer reading the N messages: the consumer limit
+# CPU per task is the process's user+system time, children included, over N. The
+# last column is each row's rate over its limit (exec rows: xargs -P4 true;
+# in-process rows: the bare consumer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-release}
 out=$dir/bench-results
 mkdir -p "$out"
-tasks=${WORKER_BENCH_TASKS:-5000}
+sizes=${WORKER_BENCH_TASKS:-5000 50000}
 concurrencies=${WORKER_BENCH_CONCURRENCY:-1 4 16}
 bench=$dir/bench/worker_bench
 tick=$(getconf CLK_TCK)
@@ -29,48 +35,71 @@ tests/env/up.sh >/dev/null
 # CPU seconds (user+system, waited-for children included) of a live process.
 cpu_of() { awk -v t="$tick" '{ print ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"; }
 value() { sed -nE "s/.*\\b$1=([0-9.]+).*/\\1/p" <<<"$2"; }
+per_s() { awk -v n="$1" -v s="$2" 'BEGIN { print n / s }'; }
+ms_per() { awk -v c="$1" -v n="$2" 'BEGIN { print 1000 * c / n }'; }
 rows=()
-row() { rows+=("$(printf '| %s | %s | %.0f | %.2f |' "$1" "$tasks" "$2" "$3")"); }
 
-for n in $concurrencies; do
-  topic=bench-worker-$n-$$
+# Runs one worker command over a fresh topic of $tasks messages; sets rate and cpu.
+run_worker() {
+  local name=$1
+  shift
+  local topic=bench-worker-$name-$tasks-$$
   "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
-  "$dir/bin/cronlane-worker" --kafka-bootstrap="$KAFKA_BOOTSTRAP" --topic="$topic" --group="$topic" \
-    --results-topic="$topic.results" --concurrency="$n" --exec=true --metrics-bind-address=0 \
-    --health-probe-bind-address=0 --log-format=text >"$out/worker-$n.log" 2>&1 &
-  pid=$!
+  "$@" --kafka-bootstrap="$KAFKA_BOOTSTRAP" --topic="$topic" --group="$topic" --results-topic="$topic.results" \
+    >"$out/$name-$tasks.log" 2>&1 &
+  local pid=$!
+  local res
   res=$("$bench" results --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic.results" --count "$tasks" --timeout 1800)
   cpu=$(cpu_of "$pid")
   kill -TERM "$pid"
   wait "$pid" || true
-  secs=$(value seconds "$res")
-  rate=$(awk -v n="$tasks" -v s="$secs" 'BEGIN { print n / s }')
-  row "cronlane-worker --exec true, concurrency $n" "$rate" "$(awk -v c="$cpu" -v n="$tasks" 'BEGIN { print 1000 * c / n }')"
-  echo "worker concurrency $n: $res cpu_seconds=$cpu" >&2
-done
+  rate=$(per_s "$tasks" "$(value seconds "$res")")
+  echo "$name $tasks: $res cpu_seconds=$cpu" >&2
+}
 
-for shape in "sh -c true" "true"; do
-  t0=$(date +%s.%N)
-  # shellcheck disable=SC2086
-  usage=$( { /usr/bin/time -f '%U %S' bash -c "seq $tasks | xargs -P4 -I{} $shape" ; } 2>&1 | tail -1)
-  t1=$(date +%s.%N)
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-  cpu=$(awk '{ print $1 + $2 }' <<<"$usage")
-  row "xargs -P4 $shape (spawn limit)" "$(awk -v n="$tasks" -v s="$secs" 'BEGIN { print n / s }')" \
-    "$(awk -v c="$cpu" -v n="$tasks" 'BEGIN { print 1000 * c / n }')"
-  echo "xargs -P4 $shape: ${secs}s cpu=${cpu}s" >&2
+for tasks in $sizes; do
+  exec_rows=() inproc_rows=()
+  for n in $concurrencies; do
+    run_worker "exec-c$n" "$dir/bin/cronlane-worker" --concurrency="$n" --exec=true --metrics-bind-address=0 \
+      --health-probe-bind-address=0 --log-format=text
+    exec_rows+=("cronlane-worker --exec true, concurrency $n|$rate|$(ms_per "$cpu" "$tasks")")
+  done
+  for n in 1 4; do
+    run_worker "inprocess-c$n" "$dir/bin/cronlane-example-worker" --concurrency="$n"
+    inproc_rows+=("in-process (cronlane-example-worker), concurrency $n|$rate|$(ms_per "$cpu" "$tasks")")
+  done
+  spawn_rate=0
+  spawn_rows=()
+  for shape in "sh -c true" "true"; do
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    usage=$( { /usr/bin/time -f '%U %S' bash -c "seq $tasks | xargs -P4 -I{} $shape" ; } 2>&1 | tail -1)
+    t1=$(date +%s.%N)
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    cpu=$(awk '{ print $1 + $2 }' <<<"$usage")
+    spawn_rate=$(per_s "$tasks" "$secs")  # the last one, argv: how --exec true runs
+    spawn_rows+=("xargs -P4 $shape (spawn limit)|$spawn_rate|$(ms_per "$cpu" "$tasks")")
+    echo "xargs -P4 $shape $tasks: ${secs}s cpu=${cpu}s" >&2
+  done
+  topic=bench-worker-consumer-$tasks-$$
+  "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
+  res=$("$bench" consume --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --group "$topic")
+  consumer_rate=$(per_s "$tasks" "$(value seconds "$res")")
+  echo "bare consumer $tasks: $res" >&2
+  emit() {  # row "what|rate|cpu" [limit]
+    IFS='|' read -r what rate cpu <<<"$1"
+    local share="—"
+    [[ -n ${2:-} ]] && share=$(awk -v r="$rate" -v l="$2" 'BEGIN { printf "%.0f%%", 100 * r / l }')
+    rows+=("$(printf '| %s | %s | %.0f | %.3f | %s |' "$what" "$tasks" "$rate" "$cpu" "$share")")
+  }
+  for r in "${exec_rows[@]}"; do emit "$r" "$spawn_rate"; done
+  for r in "${inproc_rows[@]}"; do emit "$r" "$consumer_rate"; done
+  for r in "${spawn_rows[@]}"; do emit "$r"; done
+  emit "bare librdkafka consumer (consumer limit)|$consumer_rate|$(ms_per "$(value cpu_seconds "$res")" "$tasks")"
 done
-
-topic=bench-worker-consumer-$$
-"$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
-res=$("$bench" consume --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --group "$topic")
-row "bare librdkafka consumer (consumer limit)" \
-  "$(awk -v n="$tasks" -v s="$(value seconds "$res")" 'BEGIN { print n / s }')" \
-  "$(awk -v c="$(value cpu_seconds "$res")" -v n="$tasks" 'BEGIN { print 1000 * c / n }')"
-echo "bare consumer: $res" >&2
 
 {
-  echo "| what | tasks | tasks/s | CPU ms per task |"
-  echo "|---|---|---|---|"
+  echo "| what | tasks | tasks/s | CPU ms per task | of its limit |"
+  echo "|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee "$out/worker_bench.md"

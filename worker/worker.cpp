@@ -27,6 +27,7 @@ Worker::~Worker() {
     delivery_stop_ = true;
   }
   cv_.notify_all();
+  work_cv_.notify_all();
   for (auto& t : pool_) {
     if (t.joinable()) t.join();
   }
@@ -204,7 +205,7 @@ void Worker::PoolThread(CancelToken& cancel) {
     Queued q;
     {
       MutexLock lock(mu_);
-      cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+      work_cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and nothing left
       q = std::move(queue_.front());
       queue_.pop_front();
@@ -213,13 +214,17 @@ void Worker::PoolThread(CancelToken& cancel) {
     const kafka::Message& m = q.m;
     Verdict v = Process(m, cancel);
     std::optional<uint64_t> send;
+    bool wake = false;
     {
       MutexLock lock(mu_);
       --in_flight_;  // this pool thread is free; the partition keeps the message running until it finished
+      // The polling thread waits (when full) for room for a batch of fetches, or
+      // (revoke, shutdown) for nothing left: woken when one of those is reached.
+      wake = in_flight_ == refill_at_ || in_flight_ == 0;
       const TopicPartition tp{m.topic, m.partition};
       if (v.handed_back || v.records.empty()) {
         if (!v.handed_back && v.count) v.count(stats_);
-        FinishLocked(tp, m.offset, !v.handed_back);
+        wake |= FinishLocked(tp, m.offset, !v.handed_back);
       } else {
         const uint64_t key = next_writing_++;
         PendingWrite& w = writing_[key];
@@ -230,12 +235,12 @@ void Worker::PoolThread(CancelToken& cancel) {
         send = key;
       }
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
     if (send) SendRecord(*send);
   }
 }
 
-void Worker::FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) {
+bool Worker::FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) {
   PartitionState& p = partitions_[tp];
   --p.running;
   if (finished) {
@@ -243,6 +248,7 @@ void Worker::FinishLocked(const TopicPartition& tp, int64_t offset, bool finishe
     p.finished_next = std::max(p.finished_next, offset + 1);
     ++finished_since_commit_;
   }  // a handed-back offset stays unfinished: nothing at or after it is committed
+  return p.running == 0;
 }
 
 void Worker::SendRecord(uint64_t key) {
@@ -260,7 +266,7 @@ void Worker::SendRecord(uint64_t key) {
 }
 
 void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
-  bool next = false;
+  bool next = false, wake = false;
   {
     MutexLock lock(mu_);
     auto it = writing_.find(key);
@@ -268,12 +274,11 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
     PendingWrite& w = it->second;
     w.in_flight = false;
     if (s.ok()) {
-      w.backoff.reset();
       if (++w.next < w.verdict.records.size()) {
         next = true;  // the dead letter, after its result is on the broker
       } else {
         if (w.verdict.count) w.verdict.count(stats_);
-        FinishLocked(w.tp, w.offset, true);
+        wake = FinishLocked(w.tp, w.offset, true);
         writing_.erase(it);
       }
     } else {
@@ -283,15 +288,18 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
       if (shutting_down_) {
         // Shutting down: hand it back; the next owner runs it again.
         Forget(w.verdict.id);
-        FinishLocked(w.tp, w.offset, false);
+        wake = FinishLocked(w.tp, w.offset, false);
         writing_.erase(it);
       } else {
         if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
-        w.due = clock_.SteadyNow() + w.backoff->Next();
+        retries_.emplace(clock_.SteadyNow() + w.backoff->Next(), key);
       }
     }
+    wake |= writing_.empty();
   }
-  cv_.notify_all();
+  // Only a revoke (a partition with nothing running) and the shutdown (nothing
+  // being written) wait for records.
+  if (wake) cv_.notify_all();
   if (next) SendRecord(key);
 }
 
@@ -303,13 +311,12 @@ void Worker::DeliveryThread() {
       MutexLock lock(mu_);
       if (delivery_stop_ && writing_.empty()) return;
       const auto now = clock_.SteadyNow();
-      for (auto& [key, w] : writing_) {
-        if (w.in_flight) continue;
-        if (w.due <= now) {
-          due.push_back(key);
-        } else {
-          wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(w.due - now));
-        }
+      while (!retries_.empty() && retries_.begin()->first <= now) {
+        due.push_back(retries_.begin()->second);
+        retries_.erase(retries_.begin());
+      }
+      if (!retries_.empty()) {
+        wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(retries_.begin()->first - now));
       }
     }
     for (uint64_t key : due) SendRecord(key);
@@ -411,6 +418,12 @@ Status Worker::Run(CancelToken& cancel) {
   }
   if (Status s = broker_->Subscribe(options_.topics, this); !s.ok()) return s;
   const int concurrency = std::max(1, options_.concurrency);
+  // Messages held at once: running, and fetched ahead for the next free slot.
+  const int limit = concurrency + std::max(0, options_.prefetch);
+  {
+    MutexLock lock(mu_);
+    refill_at_ = limit - std::max(1, options_.prefetch / 2);
+  }
   for (int i = 0; i < concurrency; ++i) pool_.emplace_back([this, &cancel] { PoolThread(cancel); });
   std::thread delivery([this] { DeliveryThread(); });
   spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
@@ -421,11 +434,14 @@ Status Worker::Run(CancelToken& cancel) {
     bool commit_due = false;
     {
       MutexLock lock(mu_);
-      cv_.wait_for(lock.native(), 200ms,
-                   [&]() REQUIRES(mu_) { return in_flight_ < concurrency || cancel.cancelled(); });
+      // Full: wait until a batch can be fetched (refill_at_), not for each free slot.
+      if (in_flight_ >= limit) {
+        cv_.wait_for(lock.native(), 200ms,
+                     [&]() REQUIRES(mu_) { return in_flight_ <= refill_at_ || cancel.cancelled(); });
+      }
       commit_due = finished_since_commit_ >= options_.commit_every ||
                    (finished_since_commit_ > 0 && clock_.SteadyNow() - last_commit >= options_.commit_interval);
-      if (!commit_due && (in_flight_ >= concurrency || cancel.cancelled())) continue;
+      if (!commit_due && (in_flight_ >= limit || cancel.cancelled())) continue;
     }
     if (commit_due) {
       CommitReady(/*sync=*/false);
@@ -433,7 +449,7 @@ Status Worker::Run(CancelToken& cancel) {
     }
     {
       MutexLock lock(mu_);
-      if (in_flight_ >= concurrency || cancel.cancelled()) continue;  // shutting down: fetch nothing more
+      if (in_flight_ >= limit || cancel.cancelled()) continue;  // shutting down: fetch nothing more
     }
     // The poll also serves the outcomes of asynchronous commits.
     auto polled = broker_->Poll(InFlight() > 0 ? 20ms : 200ms);
@@ -460,7 +476,7 @@ Status Worker::Run(CancelToken& cancel) {
       ++in_flight_;
       queue_.push_back({std::move(m), clock_.SteadyNow()});
     }
-    cv_.notify_all();
+    work_cv_.notify_one();
   }
   // Shutdown: stop fetching, let running attempts finish (a retry wait is cut
   // short and its message handed back) and their records be written (one that
@@ -477,20 +493,19 @@ Status Worker::Run(CancelToken& cancel) {
     shutting_down_ = true;
     // Records waiting for a retry are not retried now: their messages are handed
     // back (the next owner runs them again).
-    for (auto it = writing_.begin(); it != writing_.end();) {
-      if (it->second.in_flight) {
-        ++it;
-        continue;
-      }
+    for (const auto& [due, key] : retries_) {
+      auto it = writing_.find(key);
+      if (it == writing_.end()) continue;
       Forget(it->second.verdict.id);
       FinishLocked(it->second.tp, it->second.offset, false);
-      it = writing_.erase(it);
+      writing_.erase(it);
     }
+    retries_.clear();
     cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return in_flight_ == 0 && writing_.empty(); });
     stopping_ = true;
     delivery_stop_ = true;
   }
-  cv_.notify_all();
+  work_cv_.notify_all();
   for (auto& t : pool_) t.join();
   pool_.clear();
   delivery.join();

@@ -82,6 +82,9 @@ struct WorkerOptions {
   std::string results_topic;      // "" = no results
   size_t dedupe_window = 10000;   // recently seen ce_ids remembered
   int concurrency = 1;            // messages processed at once
+  // Messages fetched ahead of a free pool thread (handed back unstarted on a revoke
+  // or shutdown), so a short task does not wait for the polling thread.
+  int prefetch = 16;
   // A result or dead letter that could not be written is retried with this
   // backoff until it is durable; the message's offset is not committed before.
   std::chrono::milliseconds record_retry{500};
@@ -161,9 +164,8 @@ class Worker final : private kafka::RebalanceListener {
     TopicPartition tp;
     int64_t offset = 0;
     Verdict verdict;
-    size_t next = 0;  // the record in flight, or due again at `due`
+    size_t next = 0;  // the record in flight, or waiting in retries_
     bool in_flight = false;
-    std::chrono::steady_clock::time_point due;
     std::optional<Backoff> backoff;  // made on the first failure
   };
   struct Queued {
@@ -183,7 +185,8 @@ class Worker final : private kafka::RebalanceListener {
   void Forget(const std::string& id);
   void PoolThread(CancelToken& cancel);
   // Marks a message finished (its offset may be committed) or handed back.
-  void FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) REQUIRES(mu_);
+  // True when its partition has nothing running any more.
+  bool FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) REQUIRES(mu_);
   // Produces writing_[key]'s next record; on a refusal schedules a retry.
   void SendRecord(uint64_t key);
   // A delivery report for writing_[key] (delivery thread).
@@ -206,13 +209,17 @@ class Worker final : private kafka::RebalanceListener {
   std::unordered_set<std::string> recent_set_ GUARDED_BY(seen_mu_);
 
   mutable Mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // the polling thread waits: room to fetch, revokes, shutdown
+  std::condition_variable work_cv_;  // pool threads wait: a queued message, or stopping
   WorkerStats stats_ GUARDED_BY(mu_);
   std::map<TopicPartition, PartitionState> partitions_ GUARDED_BY(mu_);
   std::deque<Queued> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
-  int in_flight_ GUARDED_BY(mu_) = 0;         // queued + running
+  int in_flight_ GUARDED_BY(mu_) = 0;         // queued + running (at most concurrency + prefetch)
   std::map<uint64_t, PendingWrite> writing_ GUARDED_BY(mu_);
   uint64_t next_writing_ GUARDED_BY(mu_) = 0;
+  // Records that failed, by when they are produced again.
+  std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
+  int refill_at_ GUARDED_BY(mu_) = 0;           // a full polling thread fetches again at this many in flight
   bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back
   bool delivery_stop_ GUARDED_BY(mu_) = false;
   int finished_since_commit_ GUARDED_BY(mu_) = 0;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -273,6 +274,58 @@ TEST_F(WorkerTest, Kill9MidTaskIsRedeliveredAndCompletes) {
   EXPECT_EQ(Lines(started).size(), 2U) << "the at-least-once redelivery ran it again";
   w2->Signal(SIGTERM);
   w2->Wait(30s);
+}
+
+// Commits are batched (every 200 ms or 500 tasks) and results written without
+// waiting: a kill -9 mid-batch redelivers only messages at or past the committed
+// offsets, and every message still gets its result.
+TEST_F(WorkerTest, Kill9MidBatchRedeliversOnlyUncommittedMessagesAndLosesNone) {
+  const int n = 400;
+  auto ids = Fire(id_ + ".tasks", std::vector<std::string>(n, "{}"), 1);
+  TopicReader results(id_ + ".results", 3);
+  auto w = StartWorker("sleep 0.05", 4);  // about 80 a second
+  ASSERT_TRUE(results.ReadUntil(100, 60s)) << w->Log();
+  w->Signal(SIGKILL);
+  w->Wait(10s);
+  auto admin = kafka::NewConsumer(Base());
+  auto offsets = kafka::GroupOffsets(admin->get(), id_, id_ + ".tasks");
+  ASSERT_TRUE(offsets.ok()) << offsets.status().ToString();
+  std::map<int32_t, int64_t> committed;
+  int64_t total_committed = 0;
+  for (const auto& p : *offsets) {
+    committed[p.partition] = std::max<int64_t>(0, p.committed);
+    total_committed += committed[p.partition];
+  }
+  ASSERT_GT(total_committed, 0) << "a commit came within the first 100 tasks";
+  ASSERT_LT(total_committed, n) << "killed before the end";
+
+  auto w2 = StartWorker("sleep 0.05", 4);
+  ASSERT_TRUE(WaitUntil([&] { return Lag() == 0; }, 120s)) << w2->Log();
+  ASSERT_TRUE(results.ReadToEnd(30s));
+  TopicReader tasks(id_ + ".tasks", 3);
+  ASSERT_TRUE(tasks.ReadUntil(n, 30s));
+  std::map<std::string, std::pair<int32_t, int64_t>> where;  // ce_id -> partition, offset
+  for (const auto& m : tasks.messages())
+    where[std::string(m.HeaderValue("ce_id").value_or(""))] = {m.partition, m.offset};
+  std::map<std::string, int> runs;
+  for (const auto& m : results.messages()) {
+    auto r = DecodeTaskResult(m.value);
+    ASSERT_TRUE(r.ok());
+    ++runs[r->id];
+  }
+  int redelivered = 0;
+  for (const auto& id : ids) {
+    ASSERT_TRUE(runs.count(id) == 1) << id << " has no result: lost";
+    if (runs[id] == 1) continue;
+    ++redelivered;
+    EXPECT_EQ(runs[id], 2) << id;
+    const auto [partition, offset] = where[id];
+    EXPECT_GE(offset, committed[partition]) << id << " ran twice though its offset was committed";
+  }
+  EXPECT_EQ(runs.size(), static_cast<size_t>(n));
+  std::cout << "committed " << total_committed << " of " << n << " at the kill; ran twice: " << redelivered << "\n";
+  w2->Signal(SIGTERM);
+  EXPECT_EQ(w2->Wait(20s).value_or(-1), 0) << w2->Log();
 }
 
 TEST_F(WorkerTest, RunsUpToConcurrencyTasksAtOnceAndCommitsThemAll) {
