@@ -1,5 +1,6 @@
 #include "operator/leader_term.h"
 
+#include "operator/forecast.h"
 #include "operator/ttl_cleaner.h"
 
 #include <spdlog/spdlog.h>
@@ -189,10 +190,14 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
       },
       [&writer](const std::string& uid, const dispatcher::RunResult& r) { writer.OnResult(uid, r); });
   std::unique_ptr<LagReader> lag;
+  std::unique_ptr<ScheduleForecaster> forecaster;
   std::unique_ptr<WorkerPoolController> pools;
   if (cache_.pools && options_.workerpools) {
     lag = world_.lag_reader();
-    pools = std::make_unique<WorkerPoolController>(client_, *cache_.pools, *lag, events_, clock_);
+    // Predictive pools forecast from every cached task.
+    forecaster = std::make_unique<ScheduleForecaster>(CachedDefinitions(cache_.tasks),
+                                                      options_.dispatcher.default_topic, clock_);
+    pools = std::make_unique<WorkerPoolController>(client_, *cache_.pools, *lag, events_, clock_, forecaster.get());
   }
   ScheduledTaskController::Owns owns_task;
   if (owns) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };

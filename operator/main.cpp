@@ -19,6 +19,7 @@
 #include "dispatcher/results_hub.h"
 #include "operator/admission.h"
 #include "operator/console.h"
+#include "operator/forecast.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/leader_term.h"
@@ -389,7 +390,10 @@ int main(int argc, char** argv) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
       manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {
         op::KafkaLagReader lag(kafka_props);
-        op::WorkerPoolController pools(client, *manager.cache().pools, lag, events, clock);
+        // Predictive pools forecast from every cached task (all shards': the cache
+        // holds them all), whichever replica fires them.
+        op::ScheduleForecaster forecaster(op::CachedDefinitions(manager.cache().tasks), f.default_topic, clock);
+        op::WorkerPoolController pools(client, *manager.cache().pools, lag, events, clock, &forecaster);
         CallbackMetrics::Scope m(manager.metrics());
         pools.RegisterMetrics(m);
         pools.Run(cancel);

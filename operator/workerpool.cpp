@@ -45,6 +45,9 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
   s.scale_down_stabilization_seconds = static_cast<int32_t>(std::clamp<int64_t>(
       JsonInt(spec, "scaleDownStabilizationSeconds", s.scale_down_stabilization_seconds), 0, 86400));
   s.allow_idle_consumers = JsonBool(spec, "allowIdleConsumers", false);
+  if (auto pr = spec.find("predictive"); pr != spec.end() && pr->is_object()) {
+    s.predictive_lead_seconds = static_cast<int32_t>(std::clamp<int64_t>(JsonInt(*pr, "leadSeconds", 60), 0, 3600));
+  }
 
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {
     WorkerPoolStatus& ws = p.status;
@@ -54,6 +57,10 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
     if (auto v = JsonOptInt(*st, "desiredReplicas")) ws.desired_replicas = static_cast<int32_t>(*v);
     if (auto v = JsonOptInt(*st, "currentReplicas")) ws.current_replicas = static_cast<int32_t>(*v);
     ws.last_scale_time = JsonString(*st, "lastScaleTime");
+    if (auto f = st->find("forecast"); f != st->end() && f->is_object()) {
+      ws.forecast_messages = JsonOptInt(*f, "messages");
+      ws.forecast_time = JsonString(*f, "firstTime");
+    }
     ws.conditions = ConditionsFromJson(*st);
   }
   return p;
@@ -67,7 +74,17 @@ Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
             {"desiredReplicas", JsonOrNull(s.desired_replicas)},
             {"currentReplicas", JsonOrNull(s.current_replicas)},
             {"lastScaleTime", JsonOrNull(s.last_scale_time)},
+            {"forecast", s.forecast_messages
+                             ? Json{{"messages", *s.forecast_messages}, {"firstTime", JsonOrNull(s.forecast_time)}}
+                             : Json(nullptr)},
             {"conditions", ConditionsToJson(s.conditions)}}}};
+}
+
+int32_t PredictReplicas(const WorkerPoolSpec& spec, int64_t expected, int32_t partitions) {
+  int64_t want = expected > 0 ? std::max<int64_t>(1, (expected + spec.lag_threshold - 1) / spec.lag_threshold) : 0;
+  if (!spec.allow_idle_consumers && partitions > 0) want = std::min<int64_t>(want, partitions);
+  want = std::clamp<int64_t>(want, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
+  return static_cast<int32_t>(want);
 }
 
 int32_t Recommend(const WorkerPoolSpec& spec, int64_t lag, int32_t partitions, int32_t current_replicas) {

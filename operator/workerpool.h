@@ -40,6 +40,9 @@ struct WorkerPoolSpec {
   int32_t poll_interval_seconds = 5;
   int32_t scale_down_stabilization_seconds = 300;
   bool allow_idle_consumers = false;
+  // spec.predictive.leadSeconds: scale for the messages the schedule will put on
+  // the topic within this many seconds (0: reactive only).
+  int32_t predictive_lead_seconds = 0;
   bool operator==(const WorkerPoolSpec&) const = default;
 };
 
@@ -50,6 +53,10 @@ struct WorkerPoolStatus {
   std::optional<int32_t> desired_replicas;
   std::optional<int32_t> current_replicas;
   std::string last_scale_time;  // RFC 3339, "" = never scaled
+  // Predictive pools: the messages the schedule puts on the topic within
+  // leadSeconds, and the first time one lands ("" = none in the window).
+  std::optional<int64_t> forecast_messages;
+  std::string forecast_time;
   std::vector<Condition> conditions;
   bool operator==(const WorkerPoolStatus&) const = default;
 
@@ -81,6 +88,11 @@ kube::Json WorkerPoolStatusPatch(const WorkerPoolStatus& status);
 // Activation only decides leaving zero: a pool that is running drains a small
 // remaining lag instead of being stranded at zero with messages waiting.
 int32_t Recommend(const WorkerPoolSpec& spec, int64_t lag, int32_t partitions, int32_t current_replicas);
+
+// The replicas a predictive pool wants for `expected` messages landing within its
+// lead: ceil(expected / lagThreshold) (none for none), capped and clamped as
+// Recommend() caps a lag. The pool takes the larger of this and Recommend().
+int32_t PredictReplicas(const WorkerPoolSpec& spec, int64_t expected, int32_t partitions);
 
 // Scale-down stabilization: scale up at once, but scale down only to the highest
 // recommendation seen within the window (as the HPA does), so a lag that drains

@@ -24,8 +24,8 @@ int32_t ReplicasAt(const Json& scale, const char* section) {
 }  // namespace
 
 WorkerPoolController::WorkerPoolController(kube::KubeClient& client, KindCache<WorkerPool>& cache, LagReader& lag,
-                                           EventRecorder& events, Clock& clock)
-    : client_(client), lag_(lag), events_(events), clock_(clock), cache_(cache) {}
+                                           EventRecorder& events, Clock& clock, Forecaster* forecaster)
+    : client_(client), lag_(lag), events_(events), forecaster_(forecaster), clock_(clock), cache_(cache) {}
 
 WorkerPoolController::~WorkerPoolController() = default;
 
@@ -195,23 +195,44 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
   const auto now = poll.now;
   int32_t current = ReplicasAt(*poll.scale, "spec");
   if (state.stabilizer.empty()) state.stabilizer.Seed(now, current);
-  int32_t recommended = Recommend(spec, poll.total, poll.partitions, current);
+  const int32_t reactive = Recommend(spec, poll.total, poll.partitions, current);
+  int32_t recommended = reactive;
+  // Predictive: replicas for what the schedule puts on the topic within the lead,
+  // in place before it lands; once it landed, the lag keeps them (and the
+  // stabilization window holds them while it drains).
+  std::string predicted_note;
+  poll.st.forecast_messages.reset();
+  poll.st.forecast_time.clear();
+  if (spec.predictive_lead_seconds > 0 && forecaster_ != nullptr) {
+    const TopicForecast f =
+        forecaster_->Forecast(spec.topic, now, now + std::chrono::seconds(spec.predictive_lead_seconds));
+    poll.st.forecast_messages = f.messages;
+    if (f.first) poll.st.forecast_time = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(*f.first));
+    const int32_t predicted = PredictReplicas(spec, f.messages, poll.partitions);
+    if (predicted > reactive) {
+      recommended = predicted;
+      predicted_note = "predicted burst of " + std::to_string(f.messages) + " message(s) from " + poll.st.forecast_time;
+    }
+  }
   int32_t desired =
       state.stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
   desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
   poll.st.desired_replicas = desired;
   poll.ready.message = "lag " + std::to_string(poll.total) + " on " + std::to_string(poll.partitions) +
                        " partition(s); " + std::to_string(desired) + " replica(s) wanted";
+  if (!predicted_note.empty()) poll.ready.message += " (" + predicted_note + ")";
   if (desired != current) {
     auto patched = client_.Patch(poll.scale_path, Json{{"spec", {{"replicas", desired}}}});
     if (patched.ok()) {
       ++scales_;
       poll.st.last_scale_time = FormatRfc3339(now);
+      const bool ahead = !predicted_note.empty() && desired > current;
       std::string note = "Scaled " + poll.target + " from " + std::to_string(current) + " to " +
-                         std::to_string(desired) + " replicas: lag " + std::to_string(poll.total) + " on " +
-                         std::to_string(poll.partitions) + " partition(s)";
+                         std::to_string(desired) + " replicas: " + (ahead ? predicted_note + "; lag " : "lag ") +
+                         std::to_string(poll.total) + " on " + std::to_string(poll.partitions) + " partition(s)";
       spdlog::info("workerpool {}: {}", key, note);
-      events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Normal", "Scaled", "Scale", note);
+      events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Normal", ahead ? "PredictedBurst" : "Scaled",
+                     "Scale", note);
       poll.st.current_replicas = ReplicasAt(*patched, "status");
     } else if (patched.status().code() == StatusCode::kUnavailable) {
       return patched.status();
@@ -224,10 +245,15 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
                     pool.generation};
     }
   }
-  SetCondition(poll.st.conditions,
-               {"Active", desired > 0 ? "True" : "False", desired > 0 ? "LagPresent" : "Idle",
-                desired > 0 ? "the pool has work" : "no lag: the pool is at minReplicas", "", pool.generation},
-               pool.status.conditions, FormatRfc3339(now));
+  const bool waiting_for_burst = !predicted_note.empty() && poll.total == 0;
+  SetCondition(
+      poll.st.conditions,
+      {"Active", desired > 0 ? "True" : "False",
+       desired > 0 ? (waiting_for_burst ? "BurstPredicted" : "LagPresent") : "Idle",
+       desired > 0 ? (waiting_for_burst ? "the schedule's next burst is within leadSeconds" : "the pool has work")
+                   : "no lag: the pool is at minReplicas",
+       "", pool.generation},
+      pool.status.conditions, FormatRfc3339(now));
   return Status::Ok();
 }
 

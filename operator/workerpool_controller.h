@@ -40,6 +40,21 @@ inline constexpr const char* kReasonTopicNotFound = "TopicNotFound";
 inline constexpr const char* kReasonKafkaUnavailable = "KafkaUnavailable";
 inline constexpr const char* kReasonScaleFailed = "ScaleFailed";
 
+// The schedule's forecast, for predictive pools (spec.predictive): the messages
+// the scheduled tasks will put on `topic` with a nominal fire time in [from, to).
+// Called by the controller's workers, several at once, without a controller lock
+// held: thread-safe. The operator's is ScheduleForecaster (operator/forecast.h).
+struct TopicForecast {
+  int64_t messages = 0;
+  std::optional<std::chrono::system_clock::time_point> first;  // when the first lands
+};
+class Forecaster {
+ public:
+  virtual ~Forecaster() = default;
+  virtual TopicForecast Forecast(const std::string& topic, std::chrono::system_clock::time_point from,
+                                 std::chrono::system_clock::time_point to) = 0;
+};
+
 // What a pool looked like at its last poll, for metrics.
 struct PoolSnapshot {
   std::string ns, name;
@@ -50,8 +65,10 @@ struct PoolSnapshot {
 
 class WorkerPoolController {
  public:
+  // `forecaster` (optional, must outlive the controller): without one, a pool's
+  // spec.predictive is ignored (it scales by lag alone).
   WorkerPoolController(kube::KubeClient& client, KindCache<WorkerPool>& cache, LagReader& lag, EventRecorder& events,
-                       Clock& clock);
+                       Clock& clock, Forecaster* forecaster = nullptr);
   ~WorkerPoolController();
 
   // Subscribes to the cache and polls every pool until `cancel` fires, on a
@@ -110,6 +127,7 @@ class WorkerPoolController {
   kube::KubeClient& client_;
   LagReader& lag_;
   EventRecorder& events_;
+  Forecaster* forecaster_;
   Clock& clock_;
   KindCache<WorkerPool>& cache_;
   LookupFn lookup_override_;

@@ -76,8 +76,8 @@ class WorkerPoolE2E : public ::testing::Test {
     return KubectlGet("get workerpool " + pool + " -n " + ns_ + " -o jsonpath=" + ShellQuote("{" + jsonpath + "}"));
   }
   // The Deployment "workers"'s spec.replicas (-1 when unreadable).
-  int Replicas() {
-    const std::string r = KubectlGet("get deployment workers -n " + ns_ + " -o jsonpath='{.spec.replicas}'");
+  int Replicas(const std::string& deployment = "workers") {
+    const std::string r = KubectlGet("get deployment " + deployment + " -n " + ns_ + " -o jsonpath='{.spec.replicas}'");
     return r.empty() ? -1 : std::stoi(r);
   }
   // How many Pods matching `selector` are Running.
@@ -317,6 +317,69 @@ TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess
       },
       10s))
       << op_->Log();
+}
+
+}  // namespace
+}  // namespace cronlane::testing
+
+namespace cronlane::testing {
+namespace {
+
+// spec.predictive: a pool scales for the burst a ScheduledTask will fire before it
+// lands, where a reactive pool on the same topic scales only once its lag exists;
+// the burst then drains exactly once.
+TEST_F(WorkerPoolE2E, APredictivePoolScalesBeforeTheBurstAndAReactiveOneAfter) {
+  const std::string topic = ns_ + ".burst";
+  const std::string results = ns_ + ".results";
+  CreateTestTopic(topic, 4);
+  CreateTestTopic(results, 1);
+  ApplyDeployment("predicted");
+  ApplyDeployment("reactive");
+  // 20 shards fire at once: ceil(20 / lagThreshold 5) = 4 replicas, the 4 partitions.
+  ApplyPool("ahead", "predicted", topic, "  predictive: {leadSeconds: 60}\n  scaleDownStabilizationSeconds: 600\n");
+  ApplyPool("after", "reactive", topic, "  scaleDownStabilizationSeconds: 600\n");
+  ASSERT_TRUE(WaitUntil([&] { return Reason("ahead") == "Measured" && Reason("after") == "Measured"; }, 30s))
+      << op_->Log();
+  const auto run_at = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 40s;
+  Apply("apiVersion: cronlane.dev/v1alpha1\nkind: ScheduledTask\nmetadata: {name: burst}\nspec:\n  runAt: \"" +
+        FormatRfc3339(run_at) + "\"\n  shards: 20\n  target: {topic: " + topic + "}\n");
+
+  ASSERT_TRUE(WaitUntil([&] { return Replicas("predicted") == 4; }, 35s)) << op_->Log();
+  const auto scaled_at = std::chrono::system_clock::now();
+  EXPECT_LT(scaled_at, run_at) << "the replicas are there before the burst";
+  EXPECT_EQ(Replicas("reactive"), 0) << "no lag yet";
+  EXPECT_EQ(PoolField("ahead", ".status.forecast.messages"), "20");
+  EXPECT_EQ(PoolField("ahead", ".status.forecast.firstTime"), FormatRfc3339(run_at));
+  EXPECT_EQ(PoolField("ahead", ".status.conditions[?(@.type==\"Active\")].reason"), "BurstPredicted");
+  EXPECT_EQ(PoolField("after", ".status.forecast"), "") << "a reactive pool shows no forecast";
+  std::cout << "predictive pool at 4 replicas " << std::chrono::duration<double>(run_at - scaled_at).count()
+            << " s before the burst\n";
+  auto events = KubectlGet("get events.events.k8s.io -n " + ns_ +
+                           " --field-selector reason=PredictedBurst -o jsonpath='{.items[*].note}'");
+  EXPECT_THAT(events, ::testing::HasSubstr("predicted burst of 20 message(s) from " + FormatRfc3339(run_at)));
+
+  // The burst lands; the reactive pool follows its lag only now.
+  TopicReader fired(topic, 4);
+  ASSERT_TRUE(fired.ReadUntil(20, 60s)) << op_->Log();
+  ASSERT_TRUE(WaitUntil([&] { return Replicas("reactive") == 4; }, 30s)) << op_->Log();
+  EXPECT_GE(std::chrono::system_clock::now(), run_at);
+
+  // Workers drain it: each of the 20 messages runs once.
+  auto worker = StartWorker(topic, "true", 0, 4);
+  TopicReader done(results, 1);
+  ASSERT_TRUE(done.ReadUntil(20, 60s)) << WorkerLogs();
+  ASSERT_TRUE(WaitUntil([&] { return PoolField("ahead", ".status.lag") == "0"; }, 30s));
+  done.ReadFor(1s);
+  std::set<std::string> ids;
+  for (const auto& m : done.messages()) {
+    auto r = DecodeTaskResult(m.value);
+    ASSERT_TRUE(r.ok());
+    ids.insert(r->id);
+  }
+  EXPECT_EQ(done.messages().size(), 20u);
+  EXPECT_EQ(ids.size(), 20u);
+  worker->Signal(SIGTERM);
+  worker->Wait(20s);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "operator/forecast.h"
 #include "operator/workerpool.h"
 #include "operator/workerpool_controller.h"
 #include "tests/support/fake_kube.h"
@@ -105,6 +106,74 @@ TEST(WorkerPoolFromJson, DecodesSpecWithDefaultsAndStatus) {
   EXPECT_TRUE(patch["status"]["currentReplicas"].is_null());
   EXPECT_EQ(patch["status"]["lag"], 12);
   EXPECT_FALSE(WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "x", "uid": "u"}})")));
+}
+
+TEST(PredictReplicas, CeilOfTheForecastCappedLikeTheLagRule) {
+  auto spec = Spec(10, 0, 8);
+  EXPECT_EQ(PredictReplicas(spec, 0, 6), 0);
+  EXPECT_EQ(PredictReplicas(spec, 1, 6), 1);
+  EXPECT_EQ(PredictReplicas(spec, 40, 6), 4);
+  EXPECT_EQ(PredictReplicas(spec, 400, 6), 6) << "capped at the partitions";
+  EXPECT_EQ(PredictReplicas(spec, 400, 0), 8) << "unknown partitions: maxReplicas";
+  spec.allow_idle_consumers = true;
+  EXPECT_EQ(PredictReplicas(spec, 400, 6), 8);
+  EXPECT_EQ(PredictReplicas(Spec(10, 2, 8), 0, 6), 2) << "minReplicas";
+}
+
+TEST(WorkerPoolFromJson, DecodesPredictiveAndTheForecastStatus) {
+  auto p = WorkerPoolFromJson(Json::parse(R"({
+    "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
+    "spec": {"scaleTargetRef": {"name": "w"}, "topic": "t", "consumerGroup": "g", "predictive": {"leadSeconds": 90}},
+    "status": {"forecast": {"messages": 400, "firstTime": "2026-12-02T09:00:00Z"}}})"));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->spec.predictive_lead_seconds, 90);
+  EXPECT_EQ(p->status.forecast_messages, 400);
+  EXPECT_EQ(p->status.forecast_time, "2026-12-02T09:00:00Z");
+  Json patch = WorkerPoolStatusPatch(p->status);
+  EXPECT_EQ(patch["status"]["forecast"]["messages"], 400);
+  p->status.forecast_messages.reset();
+  EXPECT_TRUE(WorkerPoolStatusPatch(p->status)["status"]["forecast"].is_null()) << "removed for a reactive pool";
+  auto defaulted = WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "p", "uid": "u"},
+    "spec": {"topic": "t", "predictive": {}}})"));
+  EXPECT_EQ(defaulted->spec.predictive_lead_seconds, 60);
+  auto reactive = WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "p", "uid": "u"}, "spec": {"topic": "t"}})"));
+  EXPECT_EQ(reactive->spec.predictive_lead_seconds, 0);
+}
+
+// One pass over the tasks serves every topic and pool for `reuse`; a later or
+// longer window computes again.
+TEST(ScheduleForecaster, SumsTheWindowAndReusesOnePass) {
+  FakeClock clock(std::chrono::system_clock::time_point(1'800'000'020s));
+  auto task = [](const std::string& name, const std::string& topic, int shards) {
+    auto t = std::make_shared<dispatcher::TaskDefinition>();
+    t->id = "uid-" + name;
+    t->ns = "ns";
+    t->name = name;
+    t->schedule = "* * * * *";
+    t->topic = topic;
+    t->shards = shards;
+    return dispatcher::TaskDefinitionPtr(t);
+  };
+  int calls = 0;
+  ScheduleForecaster f(
+      [&] {
+        ++calls;
+        return std::vector<dispatcher::TaskDefinitionPtr>{task("a", "", 3), task("b", "other", 1)};
+      },
+      "default", clock, 5s, 10min);
+  const auto now = clock.Now();  // 20 s past a minute
+  auto d = f.Forecast("default", now, now + 60s);
+  EXPECT_EQ(d.messages, 3) << "the next minute's 3 shards";
+  ASSERT_TRUE(d.first);
+  EXPECT_EQ(*d.first, now + 40s);
+  EXPECT_EQ(f.Forecast("other", now, now + 150s).messages, 2) << "two minutes in 150 s from :20";
+  EXPECT_EQ(f.Forecast("nobody", now, now + 60s).messages, 0);
+  EXPECT_EQ(calls, 1) << "one pass for every topic";
+  clock.Advance(6s);
+  EXPECT_EQ(f.Forecast("default", clock.Now(), clock.Now() + 60s).messages, 3);
+  EXPECT_EQ(calls, 2) << "older than reuse";
+  EXPECT_EQ(f.Forecast("default", clock.Now(), clock.Now() + 20min).messages, 60);
+  EXPECT_EQ(calls, 3) << "past the computed window";
 }
 
 TEST(WorkerPoolLag, CountsWhatTheGroupHasYetToRead) {
@@ -352,6 +421,56 @@ TEST_F(ControllerTest, APoolWaitingForItsBrokerDoesNotDelayTheOthers) {
   lag.release.Cancel();
   stop.Cancel();
   run.join();
+}
+
+class FakeForecaster : public Forecaster {
+ public:
+  TopicForecast next;
+  std::vector<std::pair<std::string, std::chrono::seconds>> asked;  // topic, window length
+  TopicForecast Forecast(const std::string& topic, std::chrono::system_clock::time_point from,
+                         std::chrono::system_clock::time_point to) override {
+    asked.emplace_back(topic, std::chrono::duration_cast<std::chrono::seconds>(to - from));
+    return next;
+  }
+};
+
+TEST_F(ControllerTest, APredictivePoolScalesForTheForecastBeforeAnyLag) {
+  FakeForecaster forecast;
+  WorkerPoolController c(*client_, *pool_cache_, lag_, events_, clock_, &forecast);
+  c.SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
+  lag_.Set({0, 0, 0, 0, 0, 0});
+  forecast.next = {40, clock_.Now() + 45s};
+
+  // Without spec.predictive the forecast is not even asked for.
+  ASSERT_TRUE(c.Reconcile("ns/p").ok());
+  EXPECT_TRUE(ScalePatches().empty());
+  EXPECT_TRUE(forecast.asked.empty());
+  EXPECT_FALSE(LastStatus().forecast_messages.has_value());
+
+  pool_.spec.predictive_lead_seconds = 60;
+  clock_.Advance(5s);
+  ASSERT_TRUE(c.Reconcile("ns/p").ok());
+  ASSERT_EQ(forecast.asked.size(), 1u);
+  EXPECT_EQ(forecast.asked[0], (std::pair<std::string, std::chrono::seconds>{"t", 60s}));
+  EXPECT_EQ(ScalePatches(), std::vector<int>{4}) << "ceil(40 / 10) before the burst, with no lag yet";
+  auto st = LastStatus();
+  EXPECT_EQ(st.forecast_messages, 40);
+  EXPECT_EQ(st.forecast_time, FormatRfc3339(std::chrono::floor<std::chrono::seconds>(clock_.Now() + 40s)));
+  EXPECT_EQ(st.Find("Active")->reason, "BurstPredicted");
+  EXPECT_THAT(events_.Lines(), ::testing::ElementsAre(HasSubstr(
+                                   "Normal PredictedBurst: Scaled Deployment/workers from 0 to 4 replicas: predicted "
+                                   "burst of 40 message(s) from")));
+
+  // The burst landed: its lag (larger than the forecast now) scales as usual.
+  SetScale(4, 4);
+  lag_.Set({10, 10, 10, 10, 10, 10});
+  forecast.next = {};
+  clock_.Advance(5s);
+  ASSERT_TRUE(c.Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{4, 6}));
+  EXPECT_THAT(events_.Lines().back(),
+              HasSubstr("Normal Scaled: Scaled Deployment/workers from 4 to 6 replicas: lag 60"));
+  EXPECT_EQ(LastStatus().Find("Active")->reason, "LagPresent");
 }
 
 }  // namespace
