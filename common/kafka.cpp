@@ -594,6 +594,18 @@ void CommitOffsetsAsync(rd_kafka_t* consumer, const std::vector<PartitionOffset>
   }
 }
 
+Status PauseAssigned(rd_kafka_t* consumer, bool paused) {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_resp_err_t e = rd_kafka_assignment(consumer, &raw); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(e, "reading the assignment");
+  }
+  PartitionListPtr list(raw);
+  if (list->cnt == 0) return Status::Ok();
+  rd_kafka_resp_err_t e =
+      paused ? rd_kafka_pause_partitions(consumer, list.get()) : rd_kafka_resume_partitions(consumer, list.get());
+  return FromErrorCode(e, paused ? "pausing partitions" : "resuming partitions");
+}
+
 Status CloseConsumer(rd_kafka_t* consumer) {
   return FromErrorCode(rd_kafka_consumer_close(consumer), "closing consumer");
 }

@@ -176,6 +176,10 @@ Status CommitOffsets(rd_kafka_t* consumer, const std::vector<PartitionOffset>& o
 void CommitOffsetsAsync(rd_kafka_t* consumer, const std::vector<PartitionOffset>& offsets,
                         std::function<void(Status)> done);
 
+// Pauses (or resumes) fetching from every partition assigned to the consumer now;
+// polling still serves rebalances and callbacks.
+Status PauseAssigned(rd_kafka_t* consumer, bool paused);
+
 // Leaves the consumer group cleanly (revokes partitions, no rebalance timeout).
 Status CloseConsumer(rd_kafka_t* consumer);
 

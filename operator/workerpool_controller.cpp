@@ -190,37 +190,57 @@ void WorkerPoolController::MeasureLag(const WorkerPool& pool, Poll& poll) {
 }
 
 Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& pool, PoolState& state, Poll& poll) {
-  if (!poll.scale || !poll.measured) return Status::Ok();
   const WorkerPoolSpec& spec = pool.spec;
   const auto now = poll.now;
+  // Predictive: replicas for what the schedule puts on the topic before it lands
+  // (once it landed, its lag keeps them, and the stabilization window holds them
+  // while it drains). The window reaches a poll interval past the lead, so a burst
+  // is seen by a poll between leadSeconds and leadSeconds + pollIntervalSeconds
+  // before it lands. Known whether or not the lag is.
+  std::optional<TopicForecast> forecast;
+  poll.st.forecast_messages.reset();
+  poll.st.forecast_time.clear();
+  if (spec.predictive_lead_seconds > 0 && forecaster_ != nullptr) {
+    forecast = forecaster_->Forecast(
+        spec.topic, now, now + std::chrono::seconds(spec.predictive_lead_seconds + spec.poll_interval_seconds));
+    poll.st.forecast_messages = forecast->messages;
+    if (forecast->first) {
+      poll.st.forecast_time = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(*forecast->first));
+    }
+  }
+  if (!poll.scale) return Status::Ok();
+  // Unknown lag keeps the replicas, except for a predictive pool whose topic does
+  // not exist yet: the first burst creates it, so there is no lag before it, and
+  // the pool scales for the forecast (no partition cap: the count is unknown).
+  const bool topic_to_come = forecast && poll.ready.reason == kReasonTopicNotFound;
+  if (!poll.measured && !topic_to_come) return Status::Ok();
   int32_t current = ReplicasAt(*poll.scale, "spec");
   if (state.stabilizer.empty()) state.stabilizer.Seed(now, current);
   const int32_t reactive = Recommend(spec, poll.total, poll.partitions, current);
   int32_t recommended = reactive;
-  // Predictive: replicas for what the schedule puts on the topic within the lead,
-  // in place before it lands; once it landed, the lag keeps them (and the
-  // stabilization window holds them while it drains).
   std::string predicted_note;
-  poll.st.forecast_messages.reset();
-  poll.st.forecast_time.clear();
-  if (spec.predictive_lead_seconds > 0 && forecaster_ != nullptr) {
-    const TopicForecast f =
-        forecaster_->Forecast(spec.topic, now, now + std::chrono::seconds(spec.predictive_lead_seconds));
-    poll.st.forecast_messages = f.messages;
-    if (f.first) poll.st.forecast_time = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(*f.first));
-    const int32_t predicted = PredictReplicas(spec, f.messages, poll.partitions);
+  if (forecast) {
+    const int32_t predicted = PredictReplicas(spec, forecast->messages, poll.partitions);
     if (predicted > reactive) {
       recommended = predicted;
-      predicted_note = "predicted burst of " + std::to_string(f.messages) + " message(s) from " + poll.st.forecast_time;
+      predicted_note =
+          "predicted burst of " + std::to_string(forecast->messages) + " message(s) from " + poll.st.forecast_time;
     }
   }
   int32_t desired =
       state.stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
   desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
   poll.st.desired_replicas = desired;
-  poll.ready.message = "lag " + std::to_string(poll.total) + " on " + std::to_string(poll.partitions) +
-                       " partition(s); " + std::to_string(desired) + " replica(s) wanted";
-  if (!predicted_note.empty()) poll.ready.message += " (" + predicted_note + ")";
+  const std::string measured =
+      poll.measured ? "lag " + std::to_string(poll.total) + " on " + std::to_string(poll.partitions) + " partition(s)"
+                    : "topic " + spec.topic + " not created yet";
+  if (poll.measured) {
+    poll.ready.message = measured + "; " + std::to_string(desired) + " replica(s) wanted";
+    if (!predicted_note.empty()) poll.ready.message += " (" + predicted_note + ")";
+  } else if (!predicted_note.empty()) {
+    poll.ready.message = "topic " + spec.topic + " does not exist yet: " + predicted_note + "; " +
+                         std::to_string(desired) + " replica(s) wanted";
+  }
   if (desired != current) {
     auto patched = client_.Patch(poll.scale_path, Json{{"spec", {{"replicas", desired}}}});
     if (patched.ok()) {
@@ -228,8 +248,7 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
       poll.st.last_scale_time = FormatRfc3339(now);
       const bool ahead = !predicted_note.empty() && desired > current;
       std::string note = "Scaled " + poll.target + " from " + std::to_string(current) + " to " +
-                         std::to_string(desired) + " replicas: " + (ahead ? predicted_note + "; lag " : "lag ") +
-                         std::to_string(poll.total) + " on " + std::to_string(poll.partitions) + " partition(s)";
+                         std::to_string(desired) + " replicas: " + (ahead ? predicted_note + "; " : "") + measured;
       spdlog::info("workerpool {}: {}", key, note);
       events_.Record(pool.Ref(kWorkerPoolApiVersion, "WorkerPool"), "Normal", ahead ? "PredictedBurst" : "Scaled",
                      "Scale", note);

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -73,34 +74,37 @@ struct ChildArgs {
   const char* path;
   char* const* argv;
   char* const* envp;
-  const sigset_t* mask;  // the mask the command starts with (empty)
 };
 
 int ChildMain(void* p) {
   const auto* a = static_cast<const ChildArgs*>(p);
-  // Dispositions the worker set are not the command's: handled signals would
-  // otherwise run the worker's handler in this shared address space until exec,
-  // and an ignored SIGPIPE would survive exec.
+  // Raw system calls only: the child shares the parent's memory, and a libc or
+  // sanitizer wrapper (ThreadSanitizer intercepts sigaction, dup2, execve ...)
+  // would touch the parent thread's state. Every disposition goes back to the
+  // default: handled signals would otherwise run the worker's handler in this
+  // shared address space until exec, and an ignored SIGPIPE would survive exec.
+  struct {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } dfl{};  // SIG_DFL is a null handler
   for (int sig = 1; sig < NSIG; ++sig) {
-    struct sigaction sa {};
-    if (sigaction(sig, nullptr, &sa) != 0) continue;
-    if (sa.sa_handler != SIG_DFL) {
-      sa = {};
-      sa.sa_handler = SIG_DFL;
-      sigaction(sig, &sa, nullptr);
-    }
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(uint64_t));
   }
   if (a->stdin_fd == STDIN_FILENO) {
-    fcntl(STDIN_FILENO, F_SETFD, 0);  // keep it open across exec
-  } else if (dup2(a->stdin_fd, STDIN_FILENO) < 0) {
-    _exit(127);
+    syscall(SYS_fcntl, STDIN_FILENO, F_SETFD, 0);  // keep it open across exec
+  } else if (syscall(SYS_dup2, a->stdin_fd, STDIN_FILENO) < 0) {
+    syscall(SYS_exit, 127);
   }
-  setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);        // the task dies with its worker (kill -9 included)
-  if (getppid() != a->parent) _exit(127);  // the worker died before the prctl
-  sigprocmask(SIG_SETMASK, a->mask, nullptr);
-  execve(a->path, a->argv, a->envp);
-  _exit(127);
+  syscall(SYS_setpgid, 0, 0);
+  syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);         // the task dies with its worker (kill -9 included)
+  if (syscall(SYS_getppid) != a->parent) syscall(SYS_exit, 127);  // the worker died before the prctl
+  const uint64_t empty = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, sizeof(uint64_t));
+  syscall(SYS_execve, a->path, a->argv, a->envp);
+  syscall(SYS_exit, 127);
+  return 127;
 }
 
 // Starts the child; -1 with errno on failure. All signals are blocked in the
@@ -132,13 +136,16 @@ Result<ExecMode> ParseExecMode(const std::string& s) {
 }
 
 Result<ExecPlan> PlanExec(const std::string& command, ExecMode mode) {
-  if (command.find_first_not_of(" \t") == std::string::npos) return InvalidArgument("the command is empty");
+  if (command.find_first_not_of(" \t\r\n\v\f") == std::string::npos) {
+    return InvalidArgument("the command is empty");
+  }
   const ExecPlan shell{"/bin/sh", {"sh", "-c", command}, true};
   if (mode == ExecMode::kShell) return shell;
   const size_t special = command.find_first_of(kShellSyntax);
   std::vector<std::string> words;
   std::istringstream in(command);
   for (std::string w; in >> w;) words.push_back(w);
+  if (words.empty()) return InvalidArgument("the command is empty");
   std::string why;
   if (special != std::string::npos) {
     why = std::string("it has shell syntax (") + (command[special] == '\n' ? "a newline" : command.substr(special, 1)) +
@@ -194,9 +201,7 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
           spdlog::error("task {}: pipe: {}", t.id, std::strerror(errno));
           return Outcome::kFailed;
         }
-        sigset_t empty;
-        sigemptyset(&empty);
-        ChildArgs args{in[0], getpid(), plan.path.c_str(), argv.data(), envp.data(), &empty};
+        ChildArgs args{in[0], getpid(), plan.path.c_str(), argv.data(), envp.data()};
         const pid_t pid = Spawn(args);
         close(in[0]);
         if (pid < 0) {
@@ -222,7 +227,7 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
         size_t off = 0;
         if (t.payload.empty()) close_input();
         auto deadline = clock.SteadyNow() + timeout;
-        bool termed = false, aborted = false;
+        bool termed = false, aborted = false, killed = false, lost = false;
         int status = 0;
         // Without a pidfd (a kernel before 5.3) the child is checked after 1, 2, 4 ...
         // ms, then every 20 ms.
@@ -237,7 +242,15 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
               close_input();  // EPIPE: the command closed stdin or exited
             }
           }
-          if (waitpid(pid, &status, WNOHANG) == pid) break;
+          const pid_t reaped = waitpid(pid, &status, WNOHANG);
+          if (reaped == pid) break;
+          if (reaped < 0 && errno == ECHILD) {
+            // Reaped elsewhere (SIGCHLD ignored by the program embedding the
+            // worker): the outcome is unknown.
+            spdlog::error("task {}: the command's exit status was lost (SIGCHLD ignored?)", t.id);
+            lost = true;
+            break;
+          }
           auto now = clock.SteadyNow();
           if (!termed && (now > deadline || abort.cancelled())) {
             aborted = now <= deadline;  // cancelled (concurrencyPolicy Replace), not timed out
@@ -245,8 +258,9 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
             close_input();
             termed = true;
             deadline = now + kKillGrace;
-          } else if (termed && now > deadline) {
+          } else if (termed && !killed && now > deadline) {
             kill(-pid, SIGKILL);
+            killed = true;
           }
           pollfd fds[3];
           nfds_t n = 0;
@@ -269,6 +283,7 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
         if (wake >= 0) close(wake);
         if (aborted) return Outcome::kCancelled;
         if (termed) return Outcome::kTimedOut;
+        if (lost) return Outcome::kFailed;
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Outcome::kSucceeded : Outcome::kFailed;
       });
 }

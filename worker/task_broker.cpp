@@ -31,6 +31,7 @@ class KafkaTaskBroker final : public TaskBroker {
   void CommitAsync(const std::vector<kafka::PartitionOffset>& offsets, std::function<void(Status)> done) override {
     kafka::CommitOffsetsAsync(consumer_.get(), offsets, std::move(done));
   }
+  Status SetPaused(bool paused) override { return kafka::PauseAssigned(consumer_.get(), paused); }
   Status Close() override { return kafka::CloseConsumer(consumer_.get()); }
   Status Produce(const std::string& topic, const std::optional<std::string>& key, const std::string& value,
                  const std::vector<kafka::Header>& headers, std::function<void(Status)> done) override {

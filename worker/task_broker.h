@@ -4,7 +4,7 @@
 // the real one over librdkafka; unit tests drive the Worker through a fake on
 // simulated time.
 //
-// Threads: Subscribe, Poll, Commit, CommitAsync and Close are called by the
+// Threads: Subscribe, Poll, Commit, CommitAsync, SetPaused and Close are called by the
 // worker's polling thread only; the rebalance listener and CommitAsync's `done`
 // run on that thread, inside Poll. Produce is called by pool threads and by the
 // delivery thread; `done` runs on the delivery thread, inside ServeDeliveries,
@@ -34,6 +34,9 @@ class TaskBroker {
   virtual Status Commit(const std::vector<kafka::PartitionOffset>& offsets) = 0;
   // Commits without waiting; `done` gets the outcome inside a later Poll.
   virtual void CommitAsync(const std::vector<kafka::PartitionOffset>& offsets, std::function<void(Status)> done) = 0;
+  // Pauses (or resumes) fetching from every assigned partition; Poll still serves
+  // rebalances and commit outcomes while paused.
+  virtual Status SetPaused(bool paused) = 0;
   // Leaves the group.
   virtual Status Close() = 0;
   // Queues a record; `done` gets its delivery outcome inside ServeDeliveries. An
@@ -46,7 +49,7 @@ class TaskBroker {
 
 // Over librdkafka. `consumer` gets group.id and the consumer settings the worker
 // needs (manual commits, read_committed, partition EOF); `producer` is idempotent,
-// with no linger and `record_timeout` as message.timeout.ms.
+// with linger.ms 5 and `record_timeout` as message.timeout.ms.
 Result<std::unique_ptr<TaskBroker>> NewKafkaTaskBroker(const kafka::Properties& base, const std::string& group,
                                                        std::chrono::milliseconds record_timeout);
 

@@ -13,7 +13,9 @@ namespace cronlane::worker {
 using namespace std::chrono_literals;
 
 Worker::Worker(WorkerOptions options, Handler handler, Clock& clock, TaskBroker* broker)
-    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock), broker_(broker) {}
+    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock), broker_(broker) {
+  max_writing_ = static_cast<size_t>(std::max(1, options_.max_writing));
+}
 
 WorkerStats Worker::Stats() const {
   MutexLock lock(mu_);
@@ -295,7 +297,8 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
         retries_.emplace(clock_.SteadyNow() + w.backoff->Next(), key);
       }
     }
-    wake |= writing_.empty();
+    // The polling thread may wait for the writes to drop below max_writing_.
+    wake |= writing_.empty() || writing_.size() == max_writing_ - 1;
   }
   // Only a revoke (a partition with nothing running) and the shutdown (nothing
   // being written) wait for records.
@@ -324,6 +327,17 @@ void Worker::DeliveryThread() {
   }
 }
 
+void Worker::HandBackRetriesLocked() {
+  for (const auto& [due, key] : retries_) {
+    auto it = writing_.find(key);
+    if (it == writing_.end()) continue;
+    Forget(it->second.verdict.id);
+    FinishLocked(it->second.tp, it->second.offset, false);
+    writing_.erase(it);
+  }
+  retries_.clear();
+}
+
 void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
   std::vector<kafka::PartitionOffset> todo;
   {
@@ -345,8 +359,9 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
       for (auto& [tp, p] : partitions_) consider(tp, p);
     }
     // A message counts as finished only once its records were delivered, so the
-    // commit needs no flush.
-    finished_since_commit_ = 0;
+    // commit needs no flush. A revoke's commit covers only its partitions: the
+    // others still count for the next one.
+    if (only == nullptr) finished_since_commit_ = 0;
   }
   if (todo.empty()) return;
   const auto sent = clock_.SteadyNow();
@@ -376,6 +391,7 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
 }
 
 void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
+  assigned_since_pause_ = true;  // a new assignment is not paused
   spdlog::info("assigned {} partition(s)", partitions.size());
 }
 
@@ -428,31 +444,53 @@ Status Worker::Run(CancelToken& cancel) {
   std::thread delivery([this] { DeliveryThread(); });
   spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
                concurrency);
-  int wake_id = cancel.Register([this] { cv_.notify_all(); });
-  auto last_commit = clock_.SteadyNow();
-  while (!cancel.cancelled()) {
-    bool commit_due = false;
+  // On cancel, records waiting for a retry hand their messages back at once: a
+  // revoke waiting for them (OnRevoked) ends, and so does the shutdown.
+  int wake_id = cancel.Register([this] {
     {
       MutexLock lock(mu_);
-      // Full: wait until a batch can be fetched (refill_at_), not for each free slot.
-      if (in_flight_ >= limit) {
-        cv_.wait_for(lock.native(), 200ms,
-                     [&]() REQUIRES(mu_) { return in_flight_ <= refill_at_ || cancel.cancelled(); });
+      shutting_down_ = true;
+      HandBackRetriesLocked();
+    }
+    cv_.notify_all();
+  });
+  auto last_commit = clock_.SteadyNow();
+  // Full: `limit` messages held, or too many finished ones waiting for their
+  // records. The consumer is then paused rather than left unpolled, so Poll keeps
+  // serving rebalances and commit outcomes (and max.poll.interval.ms holds however
+  // long the tasks run).
+  auto full = [&]() REQUIRES(mu_) { return in_flight_ >= limit || writing_.size() >= max_writing_; };
+  bool paused = false;
+  while (!cancel.cancelled()) {
+    bool commit_due = false, is_full = false;
+    {
+      MutexLock lock(mu_);
+      if (full()) {
+        // Until a batch can be fetched (refill_at_), not for each free slot.
+        cv_.wait_for(lock.native(), 100ms, [&]() REQUIRES(mu_) {
+          return (in_flight_ <= refill_at_ && writing_.size() < max_writing_) || cancel.cancelled();
+        });
       }
+      is_full = full();
       commit_due = finished_since_commit_ >= options_.commit_every ||
                    (finished_since_commit_ > 0 && clock_.SteadyNow() - last_commit >= options_.commit_interval);
-      if (!commit_due && (in_flight_ >= limit || cancel.cancelled())) continue;
     }
+    if (cancel.cancelled()) break;  // shutting down: fetch nothing more
     if (commit_due) {
       CommitReady(/*sync=*/false);
       last_commit = clock_.SteadyNow();
     }
-    {
-      MutexLock lock(mu_);
-      if (in_flight_ >= limit || cancel.cancelled()) continue;  // shutting down: fetch nothing more
+    if (is_full != paused || (is_full && assigned_since_pause_)) {
+      assigned_since_pause_ = false;
+      if (Status s = broker_->SetPaused(is_full); s.ok()) {
+        paused = is_full;
+      } else {
+        spdlog::warn("{}", s.ToString());
+      }
     }
-    // The poll also serves the outcomes of asynchronous commits.
-    auto polled = broker_->Poll(InFlight() > 0 ? 20ms : 200ms);
+    // The poll also serves the outcomes of asynchronous commits. A message fetched
+    // before a pause may still come; it is taken like any other.
+    auto polled = broker_->Poll(is_full ? 0ms : InFlight() > 0 ? 20ms : 200ms);
     if (!polled.ok()) {
       spdlog::warn("consume: {}", polled.status().ToString());
       continue;
@@ -493,14 +531,7 @@ Status Worker::Run(CancelToken& cancel) {
     shutting_down_ = true;
     // Records waiting for a retry are not retried now: their messages are handed
     // back (the next owner runs them again).
-    for (const auto& [due, key] : retries_) {
-      auto it = writing_.find(key);
-      if (it == writing_.end()) continue;
-      Forget(it->second.verdict.id);
-      FinishLocked(it->second.tp, it->second.offset, false);
-      writing_.erase(it);
-    }
-    retries_.clear();
+    HandBackRetriesLocked();
     cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return in_flight_ == 0 && writing_.empty(); });
     stopping_ = true;
     delivery_stop_ = true;

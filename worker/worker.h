@@ -85,6 +85,9 @@ struct WorkerOptions {
   // Messages fetched ahead of a free pool thread (handed back unstarted on a revoke
   // or shutdown), so a short task does not wait for the polling thread.
   int prefetch = 16;
+  // Finished messages whose result or dead letter is not on the broker yet, at
+  // most: beyond it (a results topic that cannot be written) fetching pauses.
+  int max_writing = 1000;
   // A result or dead letter that could not be written is retried with this
   // backoff until it is durable; the message's offset is not committed before.
   std::chrono::milliseconds record_retry{500};
@@ -192,6 +195,8 @@ class Worker final : private kafka::RebalanceListener {
   // A delivery report for writing_[key] (delivery thread).
   void OnRecordDelivered(uint64_t key, const Status& s);
   void DeliveryThread();
+  // Hands back the messages whose records wait for a retry (shutdown).
+  void HandBackRetriesLocked() REQUIRES(mu_);
   // Commits every partition whose commit point moved. Poll thread only. `sync`
   // waits for the outcome (revoke, shutdown); `only` limits it to some partitions.
   void CommitReady(bool sync, const std::vector<TopicPartition>* only = nullptr);
@@ -220,6 +225,8 @@ class Worker final : private kafka::RebalanceListener {
   // Records that failed, by when they are produced again.
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
   int refill_at_ GUARDED_BY(mu_) = 0;           // a full polling thread fetches again at this many in flight
+  size_t max_writing_ = 1000;                   // options_.max_writing, at least 1
+  bool assigned_since_pause_ = false;           // polling thread only: partitions came while paused
   bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back
   bool delivery_stop_ GUARDED_BY(mu_) = false;
   int finished_since_commit_ GUARDED_BY(mu_) = 0;

@@ -192,6 +192,7 @@ TEST(ExecHandler, ACommandWithoutShellSyntaxRunsWithoutAShell) {
   ASSERT_TRUE(forced.ok());
   EXPECT_TRUE(forced->shell);
   EXPECT_FALSE(PlanExec(" ", ExecMode::kAuto).ok());
+  EXPECT_FALSE(PlanExec("\r\v\f", ExecMode::kAuto).ok()) << "whitespace of any kind is no command";
   EXPECT_FALSE(ExecHandler("", 10s).ok());
   EXPECT_FALSE(ParseExecMode("bash").ok());
 }

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -102,6 +103,8 @@ class FakeBroker final : public TaskBroker {
   int failures_locked() const { return failures_; }
   size_t pending_locked() const { return pending_.size(); }
   bool revoking_locked() const { return revoking_; }
+  bool paused_locked() const { return paused_; }
+  size_t waiting_locked() const { return messages_.size(); }
 
   // --- the worker's side
   Status Subscribe(const std::vector<std::string>&, kafka::RebalanceListener* listener) override {
@@ -112,7 +115,7 @@ class FakeBroker final : public TaskBroker {
     std::unique_lock lock(mu_);
     ++polls_;
     cv_.notify_all();
-    auto ready = [&] { return !messages_.empty() || !revoke_.empty() || !commit_done_.empty(); };
+    auto ready = [&] { return (!paused_ && !messages_.empty()) || !revoke_.empty() || !commit_done_.empty(); };
     cv_.wait_for(lock, std::min<std::chrono::milliseconds>(timeout, 5ms), ready);
     std::vector<std::function<void()>> done;
     done.swap(commit_done_);
@@ -127,7 +130,7 @@ class FakeBroker final : public TaskBroker {
       return kafka::Polled{};
     }
     kafka::Polled p;
-    if (!messages_.empty()) {
+    if (!paused_ && !messages_.empty()) {
       p.message = std::move(messages_.front());
       messages_.pop_front();
     }
@@ -146,6 +149,13 @@ class FakeBroker final : public TaskBroker {
     for (const auto& o : offsets) commits_.push_back({o.partition, o.offset, false});
     commit_done_.push_back([done = std::move(done)] { done(Status::Ok()); });
     cv_.notify_all();
+  }
+  Status SetPaused(bool paused) override {
+    std::lock_guard lock(mu_);
+    paused_ = paused;
+    if (paused) ++pauses_;
+    cv_.notify_all();
+    return Status::Ok();
   }
   Status Close() override { return Status::Ok(); }
   Status Produce(const std::string& topic, const std::optional<std::string>&, const std::string& value,
@@ -185,8 +195,8 @@ class FakeBroker final : public TaskBroker {
   std::vector<Committed> commits_;
   std::vector<std::pair<std::string, std::function<void(Status)>>> pending_;
   std::vector<std::string> delivered_;
-  bool fail_ = false, hold_ = false;
-  int failures_ = 0, polls_ = 0;
+  bool fail_ = false, hold_ = false, paused_ = false;
+  int failures_ = 0, polls_ = 0, pauses_ = 0;
   kafka::RebalanceListener* listener_ = nullptr;
 };
 
@@ -345,6 +355,40 @@ TEST_F(WorkerBatchingTest, ADeadLetterIsWrittenOnlyAfterItsResult) {
   EXPECT_TRUE(delivered[0].starts_with("results:"));
   EXPECT_TRUE(delivered[1].starts_with("dlq:"));
   EXPECT_EQ(worker->Stats().dead_lettered, 1u);
+}
+
+// A results topic that cannot keep up: at most max_writing finished messages wait
+// for their records; then fetching pauses (the consumer is still polled), and it
+// resumes once they are written.
+TEST_F(WorkerBatchingTest, FetchingPausesWhileTooManyRecordsWaitAndResumesAfter) {
+  options.max_writing = 2;
+  options.prefetch = 0;
+  options.commit_every = 1;
+  broker.SetHoldDeliveries(true);
+  Start();
+  for (int i = 0; i < 5; ++i) broker.Add(0, i, "m" + std::to_string(i));
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.pending_locked() == 2 && broker.paused_locked(); }));
+  ASSERT_TRUE(broker.WaitPolls(3)) << "still polled while paused";
+  EXPECT_EQ(broker.produced_pending(), 2u) << "no third task ran";
+  broker.SetHoldDeliveries(false);
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.delivered_locked().size() == 5; }));
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 5; }));
+  EXPECT_TRUE(broker.WaitFor([&] { return !broker.paused_locked(); })) << "resumed";
+}
+
+// A revoke waits for the records of its partitions; when they cannot be written
+// and the worker is told to stop, their messages are handed back and the worker
+// stops instead of waiting for the broker.
+TEST_F(WorkerBatchingTest, AStopDuringARevokeWaitingForFailingRecordsHandsThemBack) {
+  broker.SetFailDeliveries(true);
+  Start();
+  broker.Add(0, 0, "a");
+  ASSERT_TRUE(WaitUntil([&] { return worker->Stats().record_failures >= 1; }));
+  broker.Revoke({{"tasks", 0}});
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
+  auto stopped = std::async(std::launch::async, [&] { Stop(); });
+  ASSERT_EQ(stopped.wait_for(20s), std::future_status::ready) << "the revoke still waits for the broker";
+  EXPECT_LE(LastCommit(broker.commits()), 0) << "offset 0 handed back, not committed";
 }
 
 }  // namespace

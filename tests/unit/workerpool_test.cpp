@@ -451,7 +451,8 @@ TEST_F(ControllerTest, APredictivePoolScalesForTheForecastBeforeAnyLag) {
   clock_.Advance(5s);
   ASSERT_TRUE(c.Reconcile("ns/p").ok());
   ASSERT_EQ(forecast.asked.size(), 1u);
-  EXPECT_EQ(forecast.asked[0], (std::pair<std::string, std::chrono::seconds>{"t", 60s}));
+  EXPECT_EQ(forecast.asked[0], (std::pair<std::string, std::chrono::seconds>{"t", 65s}))
+      << "the lead and one poll interval: a poll sees a burst at least leadSeconds ahead";
   EXPECT_EQ(ScalePatches(), std::vector<int>{4}) << "ceil(40 / 10) before the burst, with no lag yet";
   auto st = LastStatus();
   EXPECT_EQ(st.forecast_messages, 40);
@@ -471,6 +472,31 @@ TEST_F(ControllerTest, APredictivePoolScalesForTheForecastBeforeAnyLag) {
   EXPECT_THAT(events_.Lines().back(),
               HasSubstr("Normal Scaled: Scaled Deployment/workers from 4 to 6 replicas: lag 60"));
   EXPECT_EQ(LastStatus().Find("Active")->reason, "LagPresent");
+}
+
+// The first burst creates the topic: a predictive pool scales for it although no
+// lag can be measured yet (a reactive one keeps its replicas).
+TEST_F(ControllerTest, APredictivePoolScalesAheadOfATopicThatDoesNotExistYet) {
+  FakeForecaster forecast;
+  WorkerPoolController c(*client_, *pool_cache_, lag_, events_, clock_, &forecast);
+  c.SetLookupForTest([this](const std::string&) { return std::optional<WorkerPool>(pool_); });
+  lag_.result = NotFound("unknown topic t");
+  forecast.next = {30, clock_.Now() + 40s};
+  ASSERT_TRUE(c.Reconcile("ns/p").ok());
+  EXPECT_TRUE(ScalePatches().empty()) << "reactive: nothing to measure, nothing scaled";
+  pool_.spec.predictive_lead_seconds = 60;
+  clock_.Advance(5s);
+  ASSERT_TRUE(c.Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{3}) << "ceil(30 / 10), no partition cap";
+  auto st = LastStatus();
+  EXPECT_EQ(st.Find("Ready")->reason, "TopicNotFound");
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("predicted burst of 30 message(s)"));
+  EXPECT_EQ(st.forecast_messages, 30);
+  EXPECT_THAT(events_.Lines(),
+              ::testing::Contains(::testing::AllOf(
+                  HasSubstr("Normal PredictedBurst: Scaled Deployment/workers from 0 to 3 replicas: predicted burst of "
+                            "30 message(s) from"),
+                  HasSubstr("topic t not created yet"))));
 }
 
 }  // namespace
