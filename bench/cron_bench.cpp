@@ -1,7 +1,13 @@
-// Cost of Schedule::Next() for representative schedules. Run with `make bench`.
+// Cost of Schedule::Next() for representative schedules, and of one forecast pass
+// of predictive WorkerPools over many tasks. Run with `make bench`.
 #include <benchmark/benchmark.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "dispatcher/cron.h"
+#include "dispatcher/forecast.h"
 
 namespace {
 
@@ -47,6 +53,30 @@ void BM_Parse(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Parse);
+
+// One pass of the operator's ScheduleForecaster: ForecastMessages over N cached
+// tasks for its 10-minute window. Tasks fire every minute (10 times in the
+// window) or hourly, on 10 topics, as a cluster of mostly frequent tasks would.
+void BM_ForecastPass(benchmark::State& state) {
+  std::vector<cronlane::dispatcher::TaskDefinitionPtr> tasks;
+  const auto n = static_cast<int>(state.range(0));
+  for (int i = 0; i < n; ++i) {
+    auto t = std::make_shared<cronlane::dispatcher::TaskDefinition>();
+    t->id = "uid-" + std::to_string(i);
+    t->ns = "ns";
+    t->name = "t" + std::to_string(i);
+    t->schedule = i % 2 == 0 ? "* * * * *" : std::to_string(i % 60) + " * * * *";
+    t->topic = "topic-" + std::to_string(i % 10);
+    tasks.push_back(std::move(t));
+  }
+  const Instant from{std::chrono::seconds{1'800'000'000}};
+  for (auto _ : state) {
+    auto f = cronlane::dispatcher::ForecastMessages(tasks, "default", from, from + std::chrono::minutes(10));
+    benchmark::DoNotOptimize(f);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_ForecastPass)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

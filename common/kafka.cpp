@@ -534,10 +534,7 @@ Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeo
 }
 
 Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset) {
-  PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
-  std::string t(topic);
-  rd_kafka_topic_partition_list_add(list.get(), t.c_str(), partition)->offset = next_offset;
-  return FromErrorCode(rd_kafka_commit(consumer, list.get(), /*async=*/0), "committing offset of " + t);
+  return CommitOffsets(consumer, {{std::string(topic), partition, next_offset}});
 }
 
 namespace {

@@ -77,12 +77,16 @@ class KindCache {
     }
     return out;
   }
+  // Calls `fn` for every cached object without copying it (Informer::ForEach: the
+  // informer's reader lock is held during each call).
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    for (const auto& i : informers_) i->ForEach(fn);
+  }
   // A copy of every cached object.
   std::vector<T> List() const {
     std::vector<T> out;
-    for (const auto& key : Keys()) {
-      if (auto t = Get(key)) out.push_back(std::move(*t));
-    }
+    ForEach([&out](const T& t) { out.push_back(t); });
     return out;
   }
   size_t Size() const {

@@ -50,8 +50,10 @@ TopicForecast ScheduleForecaster::Forecast(const std::string& topic, std::chrono
 
 ScheduleForecaster::Definitions CachedDefinitions(const KindCache<ScheduledTask>& tasks) {
   return [&tasks] {
+    // The shared definitions only: no copy of each task's metadata and status.
     std::vector<dispatcher::TaskDefinitionPtr> defs;
-    for (auto& t : tasks.List()) defs.push_back(std::move(t.def));
+    defs.reserve(tasks.Size());
+    tasks.ForEach([&defs](const ScheduledTask& t) { defs.push_back(t.def); });
     return defs;
   };
 }

@@ -102,6 +102,13 @@ class Informer {
     if (it == cache_.end()) return std::nullopt;
     return it->second;
   }
+  // Calls `fn` for every cached object, under the reader lock: no copies, but
+  // `fn` must be quick and must not call back into this informer.
+  template <typename Fn>
+  void ForEach(Fn&& fn) const {
+    ReaderLock lock(mu_);
+    for (const auto& [_, t] : cache_) fn(t);
+  }
   std::vector<std::string> Keys() const {
     ReaderLock lock(mu_);
     std::vector<std::string> out;

@@ -76,21 +76,28 @@ struct ChildArgs {
   char* const* envp;
 };
 
-int ChildMain(void* p) {
+// SIG_DFL as the kernel's rt_sigaction takes it (a null handler, no flags).
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
+constexpr KernelSigaction kDefaultAction{};
+constexpr uint64_t kEmptyMask = 0;
+
+// Not instrumented by ThreadSanitizer: the child runs in the parent's memory, on
+// the parent thread's sanitizer state, and any access it recorded there would be
+// the parent's.
+__attribute__((no_sanitize_thread)) int ChildMain(void* p) {
   const auto* a = static_cast<const ChildArgs*>(p);
   // Raw system calls only: the child shares the parent's memory, and a libc or
   // sanitizer wrapper (ThreadSanitizer intercepts sigaction, dup2, execve ...)
   // would touch the parent thread's state. Every disposition goes back to the
   // default: handled signals would otherwise run the worker's handler in this
   // shared address space until exec, and an ignored SIGPIPE would survive exec.
-  struct {
-    void* handler;
-    unsigned long flags;
-    void* restorer;
-    uint64_t mask;
-  } dfl{};  // SIG_DFL is a null handler
   for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(uint64_t));
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &kDefaultAction, nullptr, sizeof(uint64_t));
   }
   if (a->stdin_fd == STDIN_FILENO) {
     syscall(SYS_fcntl, STDIN_FILENO, F_SETFD, 0);  // keep it open across exec
@@ -100,8 +107,7 @@ int ChildMain(void* p) {
   syscall(SYS_setpgid, 0, 0);
   syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);         // the task dies with its worker (kill -9 included)
   if (syscall(SYS_getppid) != a->parent) syscall(SYS_exit, 127);  // the worker died before the prctl
-  const uint64_t empty = 0;
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, sizeof(uint64_t));
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &kEmptyMask, nullptr, sizeof(uint64_t));
   syscall(SYS_execve, a->path, a->argv, a->envp);
   syscall(SYS_exit, 127);
   return 127;
@@ -136,16 +142,13 @@ Result<ExecMode> ParseExecMode(const std::string& s) {
 }
 
 Result<ExecPlan> PlanExec(const std::string& command, ExecMode mode) {
-  if (command.find_first_not_of(" \t\r\n\v\f") == std::string::npos) {
-    return InvalidArgument("the command is empty");
-  }
-  const ExecPlan shell{"/bin/sh", {"sh", "-c", command}, true};
-  if (mode == ExecMode::kShell) return shell;
-  const size_t special = command.find_first_of(kShellSyntax);
   std::vector<std::string> words;
   std::istringstream in(command);
   for (std::string w; in >> w;) words.push_back(w);
   if (words.empty()) return InvalidArgument("the command is empty");
+  const ExecPlan shell{"/bin/sh", {"sh", "-c", command}, true};
+  if (mode == ExecMode::kShell) return shell;
+  const size_t special = command.find_first_of(kShellSyntax);
   std::string why;
   if (special != std::string::npos) {
     why = std::string("it has shell syntax (") + (command[special] == '\n' ? "a newline" : command.substr(special, 1)) +
@@ -169,6 +172,7 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
                             ExecMode mode) {
   auto planned = PlanExec(command, mode);
   if (!planned.ok()) return planned.status();
+  spdlog::info("running each task as {}", planned->shell ? "sh -c '" + command + "'" : planned->path + " (no shell)");
   signal(SIGPIPE, SIG_IGN);  // a command that exits without reading stdin: EPIPE, not death
   auto shared = std::make_shared<const ExecPlan>(std::move(*planned));
   auto base_env = std::make_shared<const std::vector<std::string>>(BaseEnvironment());

@@ -94,8 +94,6 @@ int main(int argc, char** argv) {
       return 2;
     }
     handler = std::move(*made);
-    const auto plan = worker::PlanExec(exec, *mode);
-    spdlog::info("running each task as {}", plan->shell ? "sh -c '" + exec + "'" : plan->path + " (no shell)");
   }
   o.cancel_memory = std::chrono::seconds(control_lookback);
   worker::Worker w(o, handler, RealClock::Get());
