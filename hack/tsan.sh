@@ -23,16 +23,11 @@ mkdir -p "$reports"
 export TSAN_OPTIONS="log_path=$reports/tsan suppressions=$PWD/tests/tsan/suppressions.txt second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 
 rc=0
-# Not under TSan: the exec handler's tests and the worker integration tests (which
-# run --exec). The handler starts commands with clone(CLONE_VM | CLONE_VFORK), and
-# TSan reports races in the parent after such a child and hangs on the cancel test;
-# the worker's threads are covered here by worker_batching_test (an in-process
-# handler), and the exec path by the same tests without TSan.
-ctest --test-dir build-tsan -L unit -j2 --output-on-failure -E '^ExecHandler\.' || rc=1
+ctest --test-dir build-tsan -L unit -j2 --output-on-failure || rc=1
 if [[ $what == all ]]; then
   # -FA: the environment is already up; never start or stop it from here.
   ctest --test-dir build-tsan -FA '.*' --output-on-failure \
-    -R '^(KafkaFireSink|CheckpointFollower|DispatcherWithKafka)\.' || rc=1
+    -R '^(WorkerTest|KafkaFireSink|CheckpointFollower|DispatcherWithKafka)\.' || rc=1
 fi
 
 shopt -s nullglob

@@ -117,6 +117,17 @@ __attribute__((no_sanitize_thread)) int ChildMain(void* p) {
 // calling thread around the clone, so none is handled on the child's stack before
 // it reset the dispositions.
 pid_t Spawn(ChildArgs& args) {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer cannot follow a CLONE_VM child (it reports races in the
+  // parent that are not there, and hangs); it supports fork, which the child's
+  // raw system calls make safe in a multithreaded process.
+  const pid_t forked = fork();
+  if (forked == 0) ChildMain(&args);  // execs or exits
+  // The parent resumes at once, maybe before the child's setpgid: make the group
+  // here too (the usual idiom), so a kill of the group cannot miss it.
+  if (forked > 0) setpgid(forked, forked);
+  return forked;
+#else
   constexpr size_t kStack = size_t{64} * 1024;
   auto stack = std::make_unique<char[]>(kStack);
   sigset_t all, old;
@@ -130,6 +141,7 @@ pid_t Spawn(ChildArgs& args) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   errno = saved;
   return pid;
+#endif
 }
 
 }  // namespace
@@ -232,6 +244,10 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
         if (t.payload.empty()) close_input();
         auto deadline = clock.SteadyNow() + timeout;
         bool termed = false, aborted = false, killed = false, lost = false;
+        // The command's process group; the command alone if it has none (yet).
+        auto signal_group = [pid](int sig) {
+          if (kill(-pid, sig) != 0 && errno == ESRCH) kill(pid, sig);
+        };
         int status = 0;
         // Without a pidfd (a kernel before 5.3) the child is checked after 1, 2, 4 ...
         // ms, then every 20 ms.
@@ -258,12 +274,12 @@ Result<Handler> ExecHandler(const std::string& command, std::chrono::seconds def
           auto now = clock.SteadyNow();
           if (!termed && (now > deadline || abort.cancelled())) {
             aborted = now <= deadline;  // cancelled (concurrencyPolicy Replace), not timed out
-            kill(-pid, SIGTERM);
+            signal_group(SIGTERM);
             close_input();
             termed = true;
             deadline = now + kKillGrace;
           } else if (termed && !killed && now > deadline) {
-            kill(-pid, SIGKILL);
+            signal_group(SIGKILL);
             killed = true;
           }
           pollfd fds[3];
