@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -175,7 +176,13 @@ void RenderStatus(const json& task, const json& pools, Instant now, const Zone* 
   std::vector<const json*> serving;
   if (const json& items = Field(pools, "items"); items.is_array()) {
     for (const auto& p : items) {
-      if (!topic.empty() && Str(Field(p, "spec"), "topic") == topic) serving.push_back(&p);
+      if (topic.empty()) continue;
+      const json& pool_spec = Field(p, "spec");
+      bool consumes = Str(pool_spec, "topic") == topic;
+      if (const json& topics = Field(pool_spec, "topics"); topics.is_array()) {
+        consumes = consumes || std::find(topics.begin(), topics.end(), json(topic)) != topics.end();
+      }
+      if (consumes) serving.push_back(&p);
     }
   }
   out << "\nWorkerPool";

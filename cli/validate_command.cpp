@@ -157,9 +157,21 @@ void CheckScheduledTask(const YAML::Node& doc, const std::vector<SchemaProblem>&
   }
 }
 
-// What the WorkerPool CRD's CEL rule says, checked offline.
+// What the WorkerPool CRD's CEL rules say, checked offline.
 void CheckWorkerPool(const YAML::Node& doc, std::vector<SchemaProblem>& out) {
   const YAML::Node spec = At(doc, "spec");
+  if (!spec.IsMap()) return;
+  const YAML::Node topic = At(spec, "topic");
+  if (topic.IsDefined() == At(spec, "topics").IsDefined()) {
+    out.push_back({"spec.topic", Line(topic.IsDefined() ? topic : spec), "set exactly one of topic or topics"});
+  }
+  auto is_true = [](const YAML::Node& n) { return n.IsScalar() && n.Scalar() == "true"; };
+  if (const YAML::Node limit = At(spec, "limitToPartitionsWithLag");
+      is_true(limit) && is_true(At(spec, "allowIdleConsumers"))) {
+    out.push_back({"spec.limitToPartitionsWithLag", Line(limit),
+                   "limitToPartitionsWithLag caps replicas at the partitions with lag; allowIdleConsumers lifts the "
+                   "cap (set one)"});
+  }
   const YAML::Node min = At(spec, "minReplicas");
   const YAML::Node max = At(spec, "maxReplicas");
   if (min.IsScalar() && max.IsScalar() && ScalarJsonType(min) == "integer" && ScalarJsonType(max) == "integer") {

@@ -7,12 +7,23 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cronlane {
 
 // `s` in double quotes, for error messages that name the value they refuse.
 inline std::string Quote(std::string_view s) {
   return "\"" + std::string(s) + "\"";
+}
+
+// `parts` with `sep` between them ("a, b, c").
+inline std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
 }
 
 // ASCII case-insensitive equality (month and weekday names, "Local").

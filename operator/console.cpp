@@ -4,6 +4,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/text.h"
 #include "common/time.h"
 #include "dispatcher/task.h"
 #include "operator/object_fields.h"
@@ -165,7 +166,7 @@ std::string Console::Compute(const std::string& ns) {
       }
       pools.push_back({{"namespace", p.ns},
                        {"name", p.name},
-                       {"topic", p.spec.topic},
+                       {"topic", Join(p.spec.topics, ", ")},
                        {"consumerGroup", p.spec.consumer_group},
                        {"target", p.spec.target_kind + "/" + p.spec.target_name},
                        {"minReplicas", p.spec.min_replicas},

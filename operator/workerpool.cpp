@@ -32,7 +32,14 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
     s.target_kind = JsonString(*ref, "kind", s.target_kind);
     s.target_name = JsonString(*ref, "name");
   }
-  s.topic = JsonString(spec, "topic");
+  if (std::string topic = JsonString(spec, "topic"); !topic.empty()) s.topics.push_back(std::move(topic));
+  if (auto ts = spec.find("topics"); ts != spec.end() && ts->is_array()) {
+    for (const auto& t : *ts) {
+      if (t.is_string() && std::find(s.topics.begin(), s.topics.end(), t.get<std::string>()) == s.topics.end()) {
+        s.topics.push_back(t.get<std::string>());
+      }
+    }
+  }
   s.consumer_group = JsonString(spec, "consumerGroup");
   s.lag_threshold = std::max<int64_t>(1, JsonInt(spec, "lagThreshold", s.lag_threshold));
   s.activation_lag_threshold =
@@ -45,6 +52,14 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
   s.scale_down_stabilization_seconds = static_cast<int32_t>(std::clamp<int64_t>(
       JsonInt(spec, "scaleDownStabilizationSeconds", s.scale_down_stabilization_seconds), 0, 86400));
   s.allow_idle_consumers = JsonBool(spec, "allowIdleConsumers", false);
+  s.limit_to_partitions_with_lag = JsonBool(spec, "limitToPartitionsWithLag", false);
+  s.exclude_persistent_lag = JsonBool(spec, "excludePersistentLag", false);
+  if (auto fb = spec.find("fallback"); fb != spec.end() && fb->is_object()) {
+    WorkerPoolFallback f;
+    f.failure_threshold = static_cast<int32_t>(std::clamp<int64_t>(JsonInt(*fb, "failureThreshold", 3), 0, 1000));
+    f.replicas = static_cast<int32_t>(std::clamp<int64_t>(JsonInt(*fb, "replicas", 1), 0, 10000));
+    s.fallback = f;
+  }
   if (auto pr = spec.find("predictive"); pr != spec.end() && pr->is_object()) {
     s.predictive_lead_seconds = static_cast<int32_t>(std::clamp<int64_t>(JsonInt(*pr, "leadSeconds", 60), 0, 3600));
   }
@@ -61,6 +76,9 @@ std::optional<WorkerPool> WorkerPoolFromJson(const Json& obj) {
       ws.forecast_messages = JsonOptInt(*f, "messages");
       ws.forecast_time = JsonString(*f, "firstTime");
     }
+    ws.persistent_lag = JsonOptInt(*st, "persistentLag");
+    if (auto v = JsonOptInt(*st, "persistentPartitions")) ws.persistent_partitions = static_cast<int32_t>(*v);
+    if (auto v = JsonOptInt(*st, "failures")) ws.failures = static_cast<int32_t>(*v);
     ws.conditions = ConditionsFromJson(*st);
   }
   return p;
@@ -77,6 +95,9 @@ Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
             {"forecast", s.forecast_messages
                              ? Json{{"messages", *s.forecast_messages}, {"firstTime", JsonOrNull(s.forecast_time)}}
                              : Json(nullptr)},
+            {"persistentLag", JsonOrNull(s.persistent_lag)},
+            {"persistentPartitions", JsonOrNull(s.persistent_partitions)},
+            {"failures", JsonOrNull(s.failures)},
             {"conditions", ConditionsToJson(s.conditions)}}}};
 }
 
@@ -87,12 +108,44 @@ int32_t PredictReplicas(const WorkerPoolSpec& spec, int64_t expected, int32_t pa
   return static_cast<int32_t>(want);
 }
 
-int32_t Recommend(const WorkerPoolSpec& spec, int64_t lag, int32_t partitions, int32_t current_replicas) {
-  int64_t want = 0;
-  if (lag > 0 && (current_replicas > 0 || lag > spec.activation_lag_threshold)) {
-    want = std::max<int64_t>(1, (lag + spec.lag_threshold - 1) / spec.lag_threshold);
+LagMeasurement Measure(const WorkerPoolSpec& spec, const std::vector<TopicOffsets>& topics,
+                       const CommittedOffsets* previous) {
+  LagMeasurement m;
+  for (const TopicOffsets& t : topics) {
+    for (const kafka::PartitionOffsets& p : t.partitions) {
+      ++m.partitions;
+      const int64_t lag = LagOf(p);
+      if (lag == 0) continue;
+      PartitionId id{t.topic, p.partition};
+      bool persistent = false;
+      if (spec.exclude_persistent_lag && previous != nullptr) {
+        auto it = previous->find(id);
+        persistent = it != previous->end() && it->second == p.committed;
+      }
+      m.lagging.emplace(std::move(id), p.committed);
+      if (persistent) {
+        m.persistent_lag += lag;
+        ++m.persistent_partitions;
+      } else {
+        m.lag += lag;
+        ++m.partitions_with_lag;
+      }
+    }
   }
-  if (!spec.allow_idle_consumers && partitions > 0) want = std::min<int64_t>(want, partitions);
+  return m;
+}
+
+int32_t Recommend(const WorkerPoolSpec& spec, const LagMeasurement& m, int32_t current_replicas) {
+  int64_t want = 0;
+  const int64_t all = m.lag + m.persistent_lag;
+  if (all > 0 && (current_replicas > 0 || all > spec.activation_lag_threshold)) {
+    want = std::max<int64_t>(1, (m.lag + spec.lag_threshold - 1) / spec.lag_threshold);
+    if (!spec.allow_idle_consumers && m.partitions > 0) {
+      const int64_t cap = spec.limit_to_partitions_with_lag ? m.partitions_with_lag : m.partitions;
+      // Persistent lag alone keeps one consumer on it (never zero, never more).
+      want = std::min<int64_t>(want, std::max<int64_t>(cap, 1));
+    }
+  }
   want = std::clamp<int64_t>(want, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
   return static_cast<int32_t>(want);
 }

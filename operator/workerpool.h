@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,11 +28,21 @@ int64_t LagOf(const kafka::PartitionOffsets& p);
 // The sum over a topic's partitions.
 int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions);
 
+// spec.fallback: the replicas a pool takes once its lag could not be measured more
+// than failureThreshold times in a row (KEDA's ScaledObject fallback, "static").
+struct WorkerPoolFallback {
+  int32_t failure_threshold = 3;
+  int32_t replicas = 1;
+  bool operator==(const WorkerPoolFallback&) const = default;
+};
+
 struct WorkerPoolSpec {
   std::string target_api_version = "apps/v1";
   std::string target_kind = "Deployment";
   std::string target_name;
-  std::string topic;
+  // spec.topic, or spec.topics: every topic the workers consume (lag and partitions
+  // are summed over them). Never empty for a pool the apiserver admitted.
+  std::vector<std::string> topics;
   std::string consumer_group;
   int64_t lag_threshold = 10;
   int64_t activation_lag_threshold = 0;
@@ -40,6 +51,12 @@ struct WorkerPoolSpec {
   int32_t poll_interval_seconds = 5;
   int32_t scale_down_stabilization_seconds = 300;
   bool allow_idle_consumers = false;
+  // Cap the replicas at the partitions that have (counted) lag, not at all of them.
+  bool limit_to_partitions_with_lag = false;
+  // Do not count a partition whose committed offset stood still for a poll while
+  // the target had replicas (a message its consumer cannot get past).
+  bool exclude_persistent_lag = false;
+  std::optional<WorkerPoolFallback> fallback;
   // spec.predictive.leadSeconds: scale for the messages the schedule will put on
   // the topic within this many seconds (0: reactive only).
   int32_t predictive_lead_seconds = 0;
@@ -57,6 +74,11 @@ struct WorkerPoolStatus {
   // leadSeconds, and the first time one lands ("" = none in the window).
   std::optional<int64_t> forecast_messages;
   std::string forecast_time;
+  // Lag not counted (excludePersistentLag), and the partitions holding it.
+  std::optional<int64_t> persistent_lag;
+  std::optional<int32_t> persistent_partitions;
+  // Measurements that failed in a row (unset after one succeeds).
+  std::optional<int32_t> failures;
   std::vector<Condition> conditions;
   bool operator==(const WorkerPoolStatus&) const = default;
 
@@ -77,17 +99,53 @@ std::optional<WorkerPool> WorkerPoolFromJson(const kube::Json& object);
 // The merge patch that replaces `status` (unset optionals become null).
 kube::Json WorkerPoolStatusPatch(const WorkerPoolStatus& status);
 
+// One partition of one of a pool's topics.
+struct PartitionId {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const PartitionId&) const = default;
+};
+// Committed offsets of the partitions that had lag at a poll (-1: none committed).
+using CommittedOffsets = std::map<PartitionId, int64_t>;
+
+struct TopicOffsets {
+  std::string topic;
+  std::vector<kafka::PartitionOffsets> partitions;
+};
+
+// A pool's lag at one poll, over all its topics.
+struct LagMeasurement {
+  int64_t lag = 0;                  // counted lag
+  int32_t partitions = 0;           // every partition of every topic
+  int32_t partitions_with_lag = 0;  // partitions whose lag is counted and > 0
+  int64_t persistent_lag = 0;       // lag not counted (excludePersistentLag)
+  int32_t persistent_partitions = 0;
+  CommittedOffsets lagging;  // this poll's committed offsets of the partitions with lag
+};
+
+// Measures `topics`. With spec.exclude_persistent_lag, a partition's lag is not
+// counted (it is persistent) when `previous` (the last poll's `lagging`; nullptr
+// when the target had no replicas at that poll or has none now) holds the same
+// committed offset for it: the partition had lag at both polls and its consumers,
+// running all along, committed nothing. Without consumers an offset cannot move,
+// so nothing is persistent then.
+LagMeasurement Measure(const WorkerPoolSpec& spec, const std::vector<TopicOffsets>& topics,
+                       const CommittedOffsets* previous);
+
 // The replicas a pool wants right now, before stabilization:
 //   - no lag: minReplicas;
 //   - at zero replicas, lag <= activationLagThreshold: stays at minReplicas (0);
-//   - otherwise ceil(lag / lagThreshold), at least 1;
-// then capped at the partition count unless allowIdleConsumers (extra consumers
-// would get no partition), and clamped to [minReplicas, maxReplicas] (minReplicas
-// wins over the partition cap: the user asked for that many).
+//     (here persistent lag counts: it is work nobody has tried yet)
+//   - otherwise ceil(counted lag / lagThreshold), and at least 1;
+// then, unless allowIdleConsumers (extra consumers would get no partition), capped
+// at the partition count, or at the partitions with counted lag under
+// limitToPartitionsWithLag (though persistent lag alone keeps one replica); and
+// clamped to [minReplicas, maxReplicas] (minReplicas wins over the partition cap:
+// the user asked for that many).
 //
 // Activation only decides leaving zero: a pool that is running drains a small
 // remaining lag instead of being stranded at zero with messages waiting.
-int32_t Recommend(const WorkerPoolSpec& spec, int64_t lag, int32_t partitions, int32_t current_replicas);
+int32_t Recommend(const WorkerPoolSpec& spec, const LagMeasurement& m, int32_t current_replicas);
 
 // The replicas a predictive pool wants for `expected` messages landing within its
 // lead: ceil(expected / lagThreshold) (none for none), capped and clamped as

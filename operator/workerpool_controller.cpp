@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "common/text.h"
 #include "common/time.h"
 #include "operator/workqueue.h"
 
@@ -57,6 +58,9 @@ void WorkerPoolController::RegisterMetrics(CallbackMetrics::Scope& scope) {
                   family([](const PoolSnapshot& p) { return p.ready ? 1 : 0; }));
   scope.Add("cronlane_workerpool_scales_total", "Scale changes patched onto WorkerPool targets", T::kCounter,
             [this] { return static_cast<double>(scales()); });
+  scope.Add("cronlane_workerpool_polls_total",
+            "WorkerPool polls (target, lag, decision, status); pools x seconds / polls is the cycle achieved",
+            T::kCounter, [this] { return static_cast<double>(polls()); });
 }
 
 std::vector<PoolSnapshot> WorkerPoolController::Snapshot() const {
@@ -120,8 +124,7 @@ Result<std::optional<std::chrono::seconds>> WorkerPoolController::Reconcile(cons
     MutexLock lock(mu_);
     state = &pools_[key];
     if (state->uid != pool.uid) {
-      state->uid = pool.uid;
-      state->stabilizer = Stabilizer();
+      *state = PoolState{.uid = pool.uid, .failures = pool.status.failures.value_or(0)};
     }
   }
   Poll poll{.now = clock_.Now(),
@@ -130,7 +133,7 @@ Result<std::optional<std::chrono::seconds>> WorkerPoolController::Reconcile(cons
             .target = pool.spec.target_kind + "/" + pool.spec.target_name};
   poll.st.observed_generation = pool.generation;
   if (Status s = ReadScale(pool, poll); !s.ok()) return s;
-  MeasureLag(pool, poll);
+  MeasureLag(pool, *state, poll);
   if (Status s = Decide(key, pool, *state, poll); !s.ok()) return s;
   if (Status s = Report(key, pool, *state, poll); !s.ok()) return s;
   return std::optional<std::chrono::seconds>(std::max(1, pool.spec.poll_interval_seconds));
@@ -158,34 +161,69 @@ Status WorkerPoolController::ReadScale(const WorkerPool& pool, Poll& poll) {
   return Status::Ok();
 }
 
-void WorkerPoolController::MeasureLag(const WorkerPool& pool, Poll& poll) {
+void WorkerPoolController::MeasureLag(const WorkerPool& pool, PoolState& state, Poll& poll) {
   const WorkerPoolSpec& spec = pool.spec;
-  auto lag = lag_.Offsets(spec.consumer_group, spec.topic);
-  if (lag.ok()) {
-    poll.total = TotalLag(*lag);
-    poll.partitions = static_cast<int32_t>(lag->size());
-    poll.st.lag = poll.total;
-    poll.st.partitions = poll.partitions;
-    poll.measured = true;
-  } else if (poll.ready.status == "True") {
-    if (lag.status().code() == StatusCode::kNotFound) {
-      // A topic is created when the first task fires into it (or by whoever owns
-      // it): until then there is no work, and the pool is not broken. Ready, with
-      // the reason saying so (and a Warning Event, in case the name is a typo).
-      poll.ready = {kConditionReady,
-                    "True",
-                    kReasonTopicNotFound,
-                    "topic " + spec.topic + " does not exist yet: no lag to measure, no scaling until it does",
-                    "",
-                    pool.generation};
+  std::vector<TopicOffsets> found;
+  Status failed = Status::Ok();
+  for (const std::string& topic : spec.topics) {
+    auto offsets = lag_.Offsets(spec.consumer_group, topic);
+    if (offsets.ok()) {
+      found.push_back({topic, std::move(*offsets)});
+    } else if (offsets.status().code() == StatusCode::kNotFound) {
+      poll.missing_topics.push_back(topic);
     } else {
-      poll.ready = {kConditionReady,
-                    "False",
-                    kReasonKafkaUnavailable,
-                    "cannot measure the lag of group " + spec.consumer_group + ": " + lag.status().message(),
-                    "",
-                    pool.generation};
+      // One topic unknown is the pool's lag unknown: never a lag of 0 (KEDA #4098).
+      failed = offsets.status();
+      break;
     }
+  }
+  const bool consumers = poll.st.current_replicas.value_or(0) > 0;
+  if (failed.ok() && !found.empty()) {
+    // A topic that does not exist yet holds no work; the others are measured.
+    poll.lag = Measure(spec, found, state.had_consumers && consumers ? &state.lagging : nullptr);
+    state.lagging = poll.lag.lagging;
+    state.had_consumers = consumers;
+    state.failures = 0;
+    poll.st.lag = poll.lag.lag + poll.lag.persistent_lag;
+    poll.st.partitions = poll.lag.partitions;
+    poll.st.persistent_lag.reset();
+    poll.st.persistent_partitions.reset();
+    if (spec.exclude_persistent_lag) {
+      poll.st.persistent_lag = poll.lag.persistent_lag;
+      poll.st.persistent_partitions = poll.lag.persistent_partitions;
+    }
+    poll.measured = true;
+    return;
+  }
+  // Nothing measured: what persisted across the gap is not known.
+  state.lagging.clear();
+  state.had_consumers = false;
+  if (failed.ok()) {
+    state.failures = 0;  // the broker answered: the topics do not exist yet
+  } else {
+    ++state.failures;
+  }
+  if (poll.ready.status != "True") return;
+  if (failed.ok()) {
+    // A topic is created when the first task fires into it (or by whoever owns
+    // it): until then there is no work, and the pool is not broken. Ready, with
+    // the reason saying so (and a Warning Event, in case the name is a typo).
+    poll.ready = {
+        kConditionReady,
+        "True",
+        kReasonTopicNotFound,
+        spec.topics.size() == 1
+            ? "topic " + spec.topics[0] + " does not exist yet: no lag to measure, no scaling until it does"
+            : "topics " + Join(spec.topics, ", ") + " do not exist yet: no lag to measure, no scaling until one does",
+        "",
+        pool.generation};
+  } else {
+    poll.ready = {kConditionReady,
+                  "False",
+                  kReasonKafkaUnavailable,
+                  "cannot measure the lag of group " + spec.consumer_group + ": " + failed.message(),
+                  "",
+                  pool.generation};
   }
 }
 
@@ -201,26 +239,58 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
   poll.st.forecast_messages.reset();
   poll.st.forecast_time.clear();
   if (spec.predictive_lead_seconds > 0 && forecaster_ != nullptr) {
-    forecast = forecaster_->Forecast(
-        spec.topic, now, now + std::chrono::seconds(spec.predictive_lead_seconds + spec.poll_interval_seconds));
+    const auto to = now + std::chrono::seconds(spec.predictive_lead_seconds + spec.poll_interval_seconds);
+    forecast.emplace();
+    for (const std::string& topic : spec.topics) {
+      const TopicForecast f = forecaster_->Forecast(topic, now, to);
+      forecast->messages += f.messages;
+      if (f.first && (!forecast->first || *f.first < *forecast->first)) forecast->first = f.first;
+    }
     poll.st.forecast_messages = forecast->messages;
     if (forecast->first) {
       poll.st.forecast_time = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(*forecast->first));
     }
   }
+  // Fallback (KEDA's "static"): more than failureThreshold failed measurements in a
+  // row scale to fallback.replicas until one succeeds. A topic that does not exist
+  // yet is no failure.
+  const bool fallback = !poll.measured && spec.fallback && state.failures > spec.fallback->failure_threshold;
+  poll.st.failures.reset();
+  if (state.failures > 0) poll.st.failures = state.failures;
+  if (spec.fallback) {
+    const std::string failures = std::to_string(state.failures) + " measurement(s) in a row failed";
+    const std::string replicas = std::to_string(spec.fallback->replicas) + " replica(s)";
+    SetCondition(
+        poll.st.conditions,
+        fallback
+            ? Condition{kConditionFallback, "True", "MeasurementFailing",
+                        failures + ", more than failureThreshold " + std::to_string(spec.fallback->failure_threshold) +
+                            ": " + replicas + " until one succeeds",
+                        "", pool.generation}
+            : Condition{kConditionFallback, "False", "Measuring",
+                        (state.failures > 0 ? failures : std::string("the lag is measured")) + "; after more than " +
+                            std::to_string(spec.fallback->failure_threshold) + " in a row the pool runs " + replicas,
+                        "", pool.generation},
+        pool.status.conditions, FormatRfc3339(now));
+  } else {
+    std::erase_if(poll.st.conditions, [](const Condition& c) { return c.type == kConditionFallback; });
+  }
   if (!poll.scale) return Status::Ok();
-  // Unknown lag keeps the replicas, except for a predictive pool whose topic does
-  // not exist yet: the first burst creates it, so there is no lag before it, and
-  // the pool scales for the forecast (no partition cap: the count is unknown).
+  // Unknown lag keeps the replicas, except in fallback, and for a predictive pool
+  // whose topic does not exist yet: the first burst creates it, so there is no lag
+  // before it, and the pool scales for the forecast (no partition cap: the count is
+  // unknown).
   const bool topic_to_come = forecast && poll.ready.reason == kReasonTopicNotFound;
-  if (!poll.measured && !topic_to_come) return Status::Ok();
+  if (!poll.measured && !topic_to_come && !fallback) return Status::Ok();
   int32_t current = ReplicasAt(*poll.scale, "spec");
   if (state.stabilizer.empty()) state.stabilizer.Seed(now, current);
-  const int32_t reactive = Recommend(spec, poll.total, poll.partitions, current);
+  const int32_t reactive =
+      fallback ? std::clamp(spec.fallback->replicas, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas))
+               : Recommend(spec, poll.lag, current);
   int32_t recommended = reactive;
   std::string predicted_note;
   if (forecast) {
-    const int32_t predicted = PredictReplicas(spec, forecast->messages, poll.partitions);
+    const int32_t predicted = PredictReplicas(spec, forecast->messages, poll.lag.partitions);
     if (predicted > reactive) {
       recommended = predicted;
       predicted_note =
@@ -231,14 +301,25 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
       state.stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
   desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
   poll.st.desired_replicas = desired;
-  const std::string measured =
-      poll.measured ? "lag " + std::to_string(poll.total) + " on " + std::to_string(poll.partitions) + " partition(s)"
-                    : "topic " + spec.topic + " not created yet";
+  std::string measured;
+  if (poll.measured) {
+    measured = "lag " + std::to_string(poll.lag.lag + poll.lag.persistent_lag) + " on " +
+               std::to_string(poll.lag.partitions) + " partition(s)";
+    if (poll.lag.persistent_lag > 0) {
+      measured += ", " + std::to_string(poll.lag.persistent_lag) + " of it persistent on " +
+                  std::to_string(poll.lag.persistent_partitions) + " partition(s) and not counted";
+    }
+    if (!poll.missing_topics.empty()) measured += "; not created yet: " + Join(poll.missing_topics, ", ");
+  } else if (fallback) {
+    measured = "lag unknown for " + std::to_string(state.failures) + " poll(s), fallback";
+  } else {
+    measured = "topic " + Join(spec.topics, ", ") + " not created yet";
+  }
   if (poll.measured) {
     poll.ready.message = measured + "; " + std::to_string(desired) + " replica(s) wanted";
     if (!predicted_note.empty()) poll.ready.message += " (" + predicted_note + ")";
   } else if (!predicted_note.empty()) {
-    poll.ready.message = "topic " + spec.topic + " does not exist yet: " + predicted_note + "; " +
+    poll.ready.message = "topic " + Join(spec.topics, ", ") + " does not exist yet: " + predicted_note + "; " +
                          std::to_string(desired) + " replica(s) wanted";
   }
   if (desired != current) {
@@ -264,15 +345,20 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
                     pool.generation};
     }
   }
-  const bool waiting_for_burst = !predicted_note.empty() && poll.total == 0;
-  SetCondition(
-      poll.st.conditions,
-      {"Active", desired > 0 ? "True" : "False",
-       desired > 0 ? (waiting_for_burst ? "BurstPredicted" : "LagPresent") : "Idle",
-       desired > 0 ? (waiting_for_burst ? "the schedule's next burst is within leadSeconds" : "the pool has work")
-                   : "no lag: the pool is at minReplicas",
-       "", pool.generation},
-      pool.status.conditions, FormatRfc3339(now));
+  const bool waiting_for_burst = !predicted_note.empty() && poll.lag.lag == 0;
+  SetCondition(poll.st.conditions,
+               {"Active", desired > 0 ? "True" : "False",
+                desired > 0 ? (fallback            ? "Fallback"
+                               : waiting_for_burst ? "BurstPredicted"
+                                                   : "LagPresent")
+                            : "Idle",
+                desired > 0 ? (fallback            ? "the lag cannot be measured: the pool runs spec.fallback.replicas"
+                               : waiting_for_burst ? "the schedule's next burst is within leadSeconds"
+                                                   : "the pool has work")
+                            : (fallback ? "the lag cannot be measured: spec.fallback.replicas is 0"
+                                        : "no lag: the pool is at minReplicas"),
+                "", pool.generation},
+               pool.status.conditions, FormatRfc3339(now));
   return Status::Ok();
 }
 
@@ -289,7 +375,7 @@ Status WorkerPoolController::Report(const std::string& key, const WorkerPool& po
     MutexLock lock(mu_);
     state.snapshot = {pool.ns,
                       pool.name,
-                      poll.measured ? poll.total : -1,
+                      poll.measured ? poll.lag.lag + poll.lag.persistent_lag : -1,
                       st.partitions.value_or(0),
                       st.desired_replicas.value_or(0),
                       st.current_replicas.value_or(0),

@@ -9,7 +9,8 @@
 // Failures are reported, never fatal: a missing target, a target without /scale, a
 // missing topic or an unreachable broker each set Ready=False with a reason (and a
 // Warning Event when the reason changes) and the pool keeps its replicas until the
-// next poll succeeds.
+// next poll succeeds (or, with spec.fallback, runs its fallback replicas once more
+// than failureThreshold measurements in a row failed).
 
 #include <atomic>
 #include <map>
@@ -39,6 +40,9 @@ inline constexpr const char* kReasonTargetNotScalable = "TargetNotScalable";
 inline constexpr const char* kReasonTopicNotFound = "TopicNotFound";
 inline constexpr const char* kReasonKafkaUnavailable = "KafkaUnavailable";
 inline constexpr const char* kReasonScaleFailed = "ScaleFailed";
+// The Fallback condition (pools with spec.fallback): True while the replicas are
+// spec.fallback.replicas because the lag could not be measured.
+inline constexpr const char* kConditionFallback = "Fallback";
 
 // The schedule's forecast, for predictive pools (spec.predictive): the messages
 // the scheduled tasks will put on `topic` with a nominal fire time in [from, to).
@@ -102,6 +106,11 @@ class WorkerPoolController {
     std::string uid;
     Stabilizer stabilizer;
     PoolSnapshot snapshot;
+    // excludePersistentLag: the last poll's committed offsets of partitions with
+    // lag, and whether the target had replicas then.
+    CommittedOffsets lagging;
+    bool had_consumers = false;
+    int32_t failures = 0;  // measurements failed in a row (seeded from status)
   };
   // What one poll found and decided so far.
   struct Poll {
@@ -112,14 +121,14 @@ class WorkerPoolController {
     std::optional<kube::Json> scale;
     std::string scale_path;
     bool measured = false;  // the lag is known
-    int64_t total = 0;
-    int32_t partitions = 0;
+    LagMeasurement lag;
+    std::vector<std::string> missing_topics;  // topics that do not exist yet
   };
   // The steps of a poll: the target's /scale (and its path, through API discovery,
   // cached per kind); the lag; the replicas wanted, patched onto the target when they
   // differ; the status and Events. A non-OK Status is a Kubernetes API failure.
   Status ReadScale(const WorkerPool& pool, Poll& poll);
-  void MeasureLag(const WorkerPool& pool, Poll& poll);
+  void MeasureLag(const WorkerPool& pool, PoolState& state, Poll& poll);
   Status Decide(const std::string& key, const WorkerPool& pool, PoolState& state, Poll& poll);
   Status Report(const std::string& key, const WorkerPool& pool, PoolState& state, const Poll& poll);
   Result<std::string> ScalePath(const WorkerPool& pool);
@@ -134,9 +143,10 @@ class WorkerPoolController {
   std::optional<std::vector<std::string>> keys_override_;
 
   mutable Mutex mu_;
-  // A pool's entry is added, erased and its stabilizer used (without the lock) only
-  // by the worker polling that pool, and the WorkQueue hands a pool to one worker at
-  // a time; snapshots are written and read (metrics) under mu_.
+  // A pool's entry is added, erased and its stabilizer, lag memory and failure
+  // count used (without the lock) only by the worker polling that pool, and the
+  // WorkQueue hands a pool to one worker at a time; snapshots are written and read
+  // (metrics) under mu_.
   std::map<std::string, PoolState> pools_ GUARDED_BY(mu_);
   std::map<std::string, std::string> resource_by_kind_ GUARDED_BY(mu_);  // "apps/v1/Deployment" -> "deployments"
   std::atomic<uint64_t> scales_{0};

@@ -262,6 +262,43 @@ TEST_F(WorkerPoolE2E, MissingTargetMissingTopicAndBrokerOutageAreConditionsThatR
   EXPECT_TRUE(op_->Running()) << op_->Log();
 }
 
+// KEDA parity on the real broker: a pool on two topics scales by their summed lag,
+// and a broker outage runs spec.fallback.replicas until a measurement succeeds.
+TEST_F(WorkerPoolE2E, APoolOnTwoTopicsScalesByTheirSumAndFallsBackWhileTheBrokerIsDown) {
+  const std::string a = ns_ + ".a";
+  const std::string b = ns_ + ".b";
+  CreateTestTopic(a, 2);
+  CreateTestTopic(b, 3);
+  ApplyDeployment("workers");
+  Apply(
+      "apiVersion: cronlane.dev/v1alpha1\nkind: WorkerPool\nmetadata: {name: both}\nspec:\n"
+      "  scaleTargetRef: {name: workers}\n  topics: [" +
+      a + ", " + b + "]\n  consumerGroup: " + ns_ +
+      "\n  lagThreshold: 5\n  pollIntervalSeconds: 2\n  scaleDownStabilizationSeconds: 0\n"
+      "  fallback: {failureThreshold: 1, replicas: 2}\n");
+  ProduceFiredTasks(EnvVar("KAFKA_BOOTSTRAP"), a, std::vector<std::string>(10, "{}"), 1);
+  ProduceFiredTasks(EnvVar("KAFKA_BOOTSTRAP"), b, std::vector<std::string>(6, "{}"), 1);
+  // ceil(16 / 5) = 4 replicas, within the 5 partitions of both topics.
+  ASSERT_TRUE(WaitUntil([&] { return PoolField("both", ".status.lag") == "16" && Replicas() == 4; }, 30s))
+      << PoolField("both", ".status") << "\n"
+      << op_->Log();
+  EXPECT_EQ(PoolField("both", ".status.partitions"), "5");
+  EXPECT_EQ(PoolField("both", ".status.conditions[?(@.type==\"Fallback\")].status"), "False");
+
+  KafkaCtl("stop");
+  EXPECT_TRUE(WaitUntil([&] { return Replicas() == 2; }, 60s)) << PoolField("both", ".status") << "\n" << op_->Log();
+  EXPECT_EQ(PoolField("both", ".status.conditions[?(@.type==\"Fallback\")].status"), "True");
+  EXPECT_EQ(Reason("both"), "KafkaUnavailable");
+  EXPECT_GE(std::stoi("0" + PoolField("both", ".status.failures")), 2) << "more than failureThreshold 1";
+  KafkaCtl("start");
+  EXPECT_TRUE(WaitUntil([&] { return Reason("both") == "Measured" && Replicas() == 4; }, 90s))
+      << PoolField("both", ".status") << "\n"
+      << op_->Log();
+  EXPECT_EQ(PoolField("both", ".status.conditions[?(@.type==\"Fallback\")].status"), "False");
+  EXPECT_EQ(PoolField("both", ".status.failures"), "") << "unset after a success";
+  EXPECT_TRUE(op_->Running()) << op_->Log();
+}
+
 TEST_F(WorkerPoolE2E, ForbidWaitsForTheWorkersResultAndStatusShowsTheLastSuccess) {
   const std::string topic = ns_ + ".tasks";
   CreateTestTopic(topic, 2);

@@ -337,7 +337,10 @@ TEST(Status, RendersScheduleNextFiresRunsAndTheServingPool) {
     {"metadata": {"name": "reporters"}, "spec": {"topic": "reports"},
      "status": {"lag": 4, "currentReplicas": 1, "desiredReplicas": 2,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "Measured"}]}},
-    {"metadata": {"name": "others"}, "spec": {"topic": "other"}}]})");
+    {"metadata": {"name": "others"}, "spec": {"topic": "other"}},
+    {"metadata": {"name": "mixed"}, "spec": {"topics": ["other", "reports"]},
+     "status": {"lag": 9, "currentReplicas": 3, "desiredReplicas": 3,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Measured"}]}}]})");
   auto ny = LocateZone("America/New_York");
   ASSERT_TRUE(ny.ok());
   std::ostringstream out;
@@ -356,8 +359,9 @@ TEST(Status, RendersScheduleNextFiresRunsAndTheServingPool) {
             "\nRecent runs (newest first):\n"
             "  SCHEDULED              TRIGGER    OUTCOME    ATTEMPTS  DURATION  FINISHED\n"
             "  2026-12-01T08:00:00Z   Scheduled  Failed     3         1200ms    2026-12-01T08:00:03Z  dead-lettered\n"
-            "\nWorkerPool consuming reports:\n"
-            "  reporters: lag 4, replicas 1 (desired 2), Ready True Measured\n");
+            "\nWorkerPools consuming reports:\n"
+            "  reporters: lag 4, replicas 1 (desired 2), Ready True Measured\n"
+            "  mixed: lag 9, replicas 3 (desired 3), Ready True Measured\n");
   // A task the dispatcher would refuse says why instead of listing fires.
   auto bad = task;
   bad["spec"]["schedule"] = "0 0 30 2 *";

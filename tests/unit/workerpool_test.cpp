@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 WorkerPoolSpec Spec(int64_t threshold, int32_t min, int32_t max) {
   WorkerPoolSpec s;
   s.target_name = "workers";
-  s.topic = "t";
+  s.topics = {"t"};
   s.consumer_group = "g";
   s.lag_threshold = threshold;
   s.min_replicas = min;
@@ -34,34 +34,111 @@ WorkerPoolSpec Spec(int64_t threshold, int32_t min, int32_t max) {
   return s;
 }
 
+// `lag` counted on `partitions` partitions, `with_lag` of them with lag (default:
+// every one, when there is lag).
+LagMeasurement Lag(int64_t lag, int32_t partitions, int32_t with_lag = -1) {
+  return {.lag = lag,
+          .partitions = partitions,
+          .partitions_with_lag = with_lag >= 0 ? with_lag
+                                 : lag > 0     ? partitions
+                                               : 0};
+}
+
 TEST(Recommend, CeilOfLagOverThreshold) {
   auto s = Spec(10, 0, 100);
   s.allow_idle_consumers = true;
-  EXPECT_EQ(Recommend(s, 0, 6, 0), 0);
-  EXPECT_EQ(Recommend(s, 1, 6, 0), 1);
-  EXPECT_EQ(Recommend(s, 10, 6, 0), 1);
-  EXPECT_EQ(Recommend(s, 11, 6, 0), 2);
-  EXPECT_EQ(Recommend(s, 95, 6, 3), 10);
+  EXPECT_EQ(Recommend(s, Lag(0, 6), 0), 0);
+  EXPECT_EQ(Recommend(s, Lag(1, 6), 0), 1);
+  EXPECT_EQ(Recommend(s, Lag(10, 6), 0), 1);
+  EXPECT_EQ(Recommend(s, Lag(11, 6), 0), 2);
+  EXPECT_EQ(Recommend(s, Lag(95, 6), 3), 10);
 }
 
 TEST(Recommend, ClampsToMinMaxAndPartitions) {
   auto s = Spec(10, 0, 8);
-  EXPECT_EQ(Recommend(s, 1000, 6, 0), 6) << "capped at the partition count";
+  EXPECT_EQ(Recommend(s, Lag(1000, 6), 0), 6) << "capped at the partition count";
   s.allow_idle_consumers = true;
-  EXPECT_EQ(Recommend(s, 1000, 6, 0), 8) << "capped at maxReplicas";
+  EXPECT_EQ(Recommend(s, Lag(1000, 6), 0), 8) << "capped at maxReplicas";
   s = Spec(10, 2, 8);
-  EXPECT_EQ(Recommend(s, 0, 6, 5), 2) << "no lag: minReplicas";
+  EXPECT_EQ(Recommend(s, Lag(0, 6), 5), 2) << "no lag: minReplicas";
   s = Spec(10, 4, 8);
-  EXPECT_EQ(Recommend(s, 1000, 3, 0), 4) << "minReplicas wins over the partition cap";
+  EXPECT_EQ(Recommend(s, Lag(1000, 3), 0), 4) << "minReplicas wins over the partition cap";
 }
 
 TEST(Recommend, ActivationOnlyGovernsLeavingZero) {
   auto s = Spec(10, 0, 10);
   s.activation_lag_threshold = 5;
-  EXPECT_EQ(Recommend(s, 5, 6, 0), 0) << "at zero, lag <= activation stays at zero";
-  EXPECT_EQ(Recommend(s, 6, 6, 0), 1);
-  EXPECT_EQ(Recommend(s, 3, 6, 2), 1) << "a running pool drains a small lag instead of stranding it";
-  EXPECT_EQ(Recommend(s, 0, 6, 2), 0);
+  EXPECT_EQ(Recommend(s, Lag(5, 6), 0), 0) << "at zero, lag <= activation stays at zero";
+  EXPECT_EQ(Recommend(s, Lag(6, 6), 0), 1);
+  EXPECT_EQ(Recommend(s, Lag(3, 6), 2), 1) << "a running pool drains a small lag instead of stranding it";
+  EXPECT_EQ(Recommend(s, Lag(0, 6), 2), 0);
+}
+
+// KEDA's limitToPartitionsWithLag: a consumer beyond the partitions with lag would
+// only wait.
+TEST(Recommend, LimitToPartitionsWithLagCapsAtThePartitionsThatHaveLag) {
+  auto s = Spec(10, 0, 10);
+  EXPECT_EQ(Recommend(s, Lag(1000, 6, 2), 0), 6) << "without it: every partition";
+  s.limit_to_partitions_with_lag = true;
+  EXPECT_EQ(Recommend(s, Lag(1000, 6, 2), 0), 2);
+  EXPECT_EQ(Recommend(s, Lag(15, 6, 2), 0), 2) << "ceil(15 / 10), no rounding past the cap";
+  EXPECT_EQ(Recommend(s, Lag(0, 6, 0), 3), 0);
+  s.min_replicas = 3;
+  EXPECT_EQ(Recommend(s, Lag(1000, 6, 2), 0), 3) << "minReplicas still wins";
+}
+
+// Persistent lag (excludePersistentLag) adds no replicas but keeps one; from zero
+// it is work nobody tried yet, so activation counts it.
+TEST(Recommend, PersistentLagKeepsOneReplicaAndCountsForActivation) {
+  auto s = Spec(10, 0, 10);
+  s.activation_lag_threshold = 20;
+  LagMeasurement stuck{.lag = 0, .partitions = 6, .persistent_lag = 50, .persistent_partitions = 1};
+  EXPECT_EQ(Recommend(s, stuck, 4), 1) << "held at one, not scaled for 50";
+  EXPECT_EQ(Recommend(s, stuck, 0), 1) << "50 > activation 20";
+  s.activation_lag_threshold = 100;
+  EXPECT_EQ(Recommend(s, stuck, 0), 0) << "50 <= activation 100";
+  s.activation_lag_threshold = 0;
+  LagMeasurement mixed{
+      .lag = 100, .partitions = 6, .partitions_with_lag = 2, .persistent_lag = 1000, .persistent_partitions = 1};
+  EXPECT_EQ(Recommend(s, mixed, 1), 6) << "ceil(100 / 10) = 10, capped at 6 partitions";
+  s.limit_to_partitions_with_lag = true;
+  EXPECT_EQ(Recommend(s, mixed, 1), 2) << "the persistent partition does not count as one with lag";
+  s.limit_to_partitions_with_lag = false;
+  s.exclude_persistent_lag = true;
+  s.allow_idle_consumers = true;
+  EXPECT_EQ(Recommend(s, stuck, 2), 1);
+}
+
+TEST(Measure, SumsTopicsAndExcludesOnlyAnOffsetThatStoodStill) {
+  auto s = Spec(10, 0, 10);
+  // {partition, committed, low, high}
+  const std::vector<TopicOffsets> topics = {
+      {"a", {{0, 5, 0, 10}, {1, 3, 0, 3}}},  // a[0] lag 5, a[1] none
+      {"b", {{0, -1, 0, 4}}},                // b[0] never committed: lag 4
+  };
+  LagMeasurement m = Measure(s, topics, nullptr);
+  EXPECT_EQ(m.lag, 9);
+  EXPECT_EQ(m.partitions, 3);
+  EXPECT_EQ(m.partitions_with_lag, 2);
+  EXPECT_EQ(m.persistent_lag, 0);
+  EXPECT_EQ(m.lagging, (CommittedOffsets{{{"a", 0}, 5}, {{"b", 0}, -1}})) << "partitions without lag are not kept";
+
+  const CommittedOffsets same = m.lagging;
+  EXPECT_EQ(Measure(s, topics, &same).persistent_lag, 0) << "excludePersistentLag is off";
+  s.exclude_persistent_lag = true;
+  m = Measure(s, topics, &same);
+  EXPECT_EQ(m.lag, 0);
+  EXPECT_EQ(m.persistent_lag, 9);
+  EXPECT_EQ(m.persistent_partitions, 2) << "a consumer that never commits is stuck too";
+  EXPECT_EQ(m.partitions_with_lag, 0);
+
+  const CommittedOffsets moved = {{{"a", 0}, 4}, {{"b", 0}, -1}};
+  m = Measure(s, topics, &moved);
+  EXPECT_EQ(m.lag, 5) << "a[0] moved from 4 to 5: counted";
+  EXPECT_EQ(m.persistent_lag, 4);
+  EXPECT_EQ(m.partitions_with_lag, 1);
+  const CommittedOffsets other_topic = {{{"c", 0}, 5}};
+  EXPECT_EQ(Measure(s, topics, &other_topic).lag, 9) << "keyed by topic and partition";
 }
 
 TEST(Stabilizer, ScalesUpAtOnceAndDownAfterTheWindow) {
@@ -106,6 +183,36 @@ TEST(WorkerPoolFromJson, DecodesSpecWithDefaultsAndStatus) {
   EXPECT_TRUE(patch["status"]["currentReplicas"].is_null());
   EXPECT_EQ(patch["status"]["lag"], 12);
   EXPECT_FALSE(WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "x", "uid": "u"}})")));
+}
+
+TEST(WorkerPoolFromJson, DecodesTopicsTheKedaOptionsAndTheirStatus) {
+  auto p = WorkerPoolFromJson(Json::parse(R"({
+    "metadata": {"namespace": "ns", "name": "p", "uid": "u1"},
+    "spec": {"scaleTargetRef": {"name": "w"}, "topics": ["a", "b", "a"], "consumerGroup": "g",
+             "limitToPartitionsWithLag": true, "excludePersistentLag": true,
+             "fallback": {"failureThreshold": 2, "replicas": 4}},
+    "status": {"persistentLag": 7, "persistentPartitions": 1, "failures": 3}})"));
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->spec.topics, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(p->spec.limit_to_partitions_with_lag);
+  EXPECT_TRUE(p->spec.exclude_persistent_lag);
+  ASSERT_TRUE(p->spec.fallback);
+  EXPECT_EQ(p->spec.fallback->failure_threshold, 2);
+  EXPECT_EQ(p->spec.fallback->replicas, 4);
+  EXPECT_EQ(p->status.persistent_lag, 7);
+  EXPECT_EQ(p->status.persistent_partitions, 1);
+  EXPECT_EQ(p->status.failures, 3);
+  Json patch = WorkerPoolStatusPatch(p->status);
+  EXPECT_EQ(patch["status"]["persistentLag"], 7);
+  EXPECT_EQ(patch["status"]["failures"], 3);
+  p->status.failures.reset();
+  EXPECT_TRUE(WorkerPoolStatusPatch(p->status)["status"]["failures"].is_null()) << "removed after a success";
+
+  auto single = WorkerPoolFromJson(Json::parse(R"({"metadata": {"name": "p", "uid": "u"}, "spec": {"topic": "t"}})"));
+  EXPECT_EQ(single->spec.topics, std::vector<std::string>{"t"});
+  EXPECT_FALSE(single->spec.limit_to_partitions_with_lag);
+  EXPECT_FALSE(single->spec.exclude_persistent_lag);
+  EXPECT_FALSE(single->spec.fallback);
 }
 
 TEST(PredictReplicas, CeilOfTheForecastCappedLikeTheLagRule) {
@@ -188,8 +295,11 @@ TEST(WorkerPoolLag, CountsWhatTheGroupHasYetToRead) {
 
 class FakeLag : public LagReader {
  public:
+  // What every topic answers, unless `by_topic` names it.
   Result<std::vector<kafka::PartitionOffsets>> result = std::vector<kafka::PartitionOffsets>{};
-  Result<std::vector<kafka::PartitionOffsets>> Offsets(const std::string&, const std::string&) override {
+  std::map<std::string, Result<std::vector<kafka::PartitionOffsets>>> by_topic;
+  Result<std::vector<kafka::PartitionOffsets>> Offsets(const std::string&, const std::string& topic) override {
+    if (auto it = by_topic.find(topic); it != by_topic.end()) return it->second;
     return result;
   }
   // Partitions whose lags are `lags` (committed at 0, high watermark = lag).
@@ -348,6 +458,128 @@ TEST_F(ControllerTest, TopicAndBrokerProblemsKeepTheReplicas) {
   EXPECT_TRUE(ScalePatches().empty()) << "an unknown lag never scales";
 }
 
+TEST_F(ControllerTest, SeveralTopicsAreSummedAndOneUnreadableTopicIsAnUnknownLag) {
+  pool_.spec.topics = {"a", "b"};
+  lag_.by_topic.insert_or_assign("a", std::vector<kafka::PartitionOffsets>{{0, 0, 0, 30}});
+  lag_.by_topic.insert_or_assign("b", std::vector<kafka::PartitionOffsets>{{0, 0, 0, 25}, {1, 0, 0, 5}});
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{3}) << "60 over 3 partitions: 6 wanted, capped at 3";
+  auto st = LastStatus();
+  EXPECT_EQ(st.lag, 60);
+  EXPECT_EQ(st.partitions, 3);
+
+  // A topic not created yet holds no work; the other is measured.
+  SetScale(3, 3);
+  lag_.by_topic.insert_or_assign("b", NotFound("unknown topic b"));
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  st = LastStatus();
+  EXPECT_EQ(st.lag, 30);
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonMeasured);
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("not created yet: b"));
+
+  // One topic that cannot be read is an unknown lag, never a lag of 0 (KEDA #4098).
+  pool_.spec.scale_down_stabilization_seconds = 0;
+  lag_.by_topic.insert_or_assign("a", std::vector<kafka::PartitionOffsets>{{0, 0, 0, 0}});
+  lag_.by_topic.insert_or_assign("b", Unavailable("Local: Broker transport failure"));
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  st = LastStatus();
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonKafkaUnavailable);
+  EXPECT_EQ(st.failures, 1);
+  EXPECT_EQ(ScalePatches(), std::vector<int>{3}) << "kept at 3";
+}
+
+// excludePersistentLag: a partition whose committed offset stands still while the
+// workers run adds no replicas, but keeps one; once it moves it counts again.
+TEST_F(ControllerTest, PersistentLagIsExcludedWhileTheWorkersRunAndCountsOnceItMoves) {
+  pool_.spec.exclude_persistent_lag = true;
+  pool_.spec.scale_down_stabilization_seconds = 0;
+  auto offsets = [this](int64_t committed) {
+    lag_.result =
+        std::vector<kafka::PartitionOffsets>{{0, committed, 0, 105}, {1, 0, 0, 0}, {2, 0, 0, 0}, {3, 0, 0, 0}};
+  };
+  offsets(5);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{4}) << "100 counts, capped at 4 partitions";
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{4, 4}))
+      << "the target still runs no replica (Pods pending): an offset cannot move, nothing is persistent";
+  EXPECT_EQ(LastStatus().persistent_lag, 0);
+
+  SetScale(4, 4);
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{4, 4})) << "the last poll had no workers: nothing to compare with";
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{4, 4, 1})) << "stood still with workers: held at one";
+  auto st = LastStatus();
+  EXPECT_EQ(st.lag, 100) << "status.lag is the whole lag";
+  EXPECT_EQ(st.persistent_lag, 100);
+  EXPECT_EQ(st.persistent_partitions, 1);
+  EXPECT_THAT(st.Find("Ready")->message, HasSubstr("100 of it persistent on 1 partition(s) and not counted"));
+
+  SetScale(1, 1);
+  offsets(6);
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{4, 4, 1, 4})) << "it moved: 99 counts again";
+  EXPECT_EQ(LastStatus().persistent_lag, 0);
+}
+
+// spec.fallback (KEDA's static fallback): more than failureThreshold failed
+// measurements in a row scale to fallback.replicas; one success ends it.
+TEST_F(ControllerTest, FallbackAfterMoreThanFailureThresholdFailuresUntilOneSucceeds) {
+  pool_.spec.fallback = WorkerPoolFallback{.failure_threshold = 2, .replicas = 5};
+  pool_.spec.scale_down_stabilization_seconds = 0;
+  SetScale(1, 1);
+  lag_.result = Unavailable("Local: Broker transport failure");
+  for (int i = 1; i <= 2; ++i) {
+    ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+    auto st = LastStatus();
+    EXPECT_EQ(st.failures, i);
+    EXPECT_EQ(st.Find("Fallback")->status, "False");
+    clock_.Advance(5s);
+  }
+  EXPECT_TRUE(ScalePatches().empty()) << "within the threshold the replicas are kept";
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), std::vector<int>{5});
+  auto st = LastStatus();
+  EXPECT_EQ(st.failures, 3);
+  EXPECT_EQ(st.Find("Fallback")->status, "True");
+  EXPECT_EQ(st.Find("Fallback")->reason, "MeasurementFailing");
+  EXPECT_EQ(st.Find("Active")->reason, "Fallback");
+  EXPECT_EQ(st.Find("Ready")->reason, kReasonKafkaUnavailable);
+  EXPECT_THAT(events_.Lines(), ::testing::Contains(HasSubstr("from 1 to 5 replicas: lag unknown for 3 poll(s)")));
+
+  SetScale(5, 5);
+  lag_.Set({0});
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  st = LastStatus();
+  EXPECT_FALSE(st.failures.has_value());
+  EXPECT_EQ(st.Find("Fallback")->status, "False");
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{5, 0})) << "measured again: the lag rules";
+
+  // A new leader continues the count from status, so an outage that outlives a
+  // failover does not restart it.
+  pool_.status.failures = 7;
+  pool_.uid = "u2";
+  lag_.result = Unavailable("Local: Broker transport failure");
+  SetScale(0, 0);
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(ScalePatches(), (std::vector<int>{5, 0, 5}));
+  EXPECT_EQ(LastStatus().failures, 8);
+
+  pool_.spec.fallback.reset();
+  clock_.Advance(5s);
+  ASSERT_TRUE(controller_->Reconcile("ns/p").ok());
+  EXPECT_EQ(LastStatus().Find("Fallback"), nullptr) << "removed with spec.fallback";
+}
+
 TEST_F(ControllerTest, KindWithoutScaleIsNotScalable) {
   pool_.spec.target_kind = "ControllerRevision";
   lag_.Set({1});
@@ -405,7 +637,7 @@ TEST_F(ControllerTest, APoolWaitingForItsBrokerDoesNotDelayTheOthers) {
   WorkerPool slow = pool_;
   slow.name = "slow";
   slow.uid = "u2";
-  slow.spec.topic = "slow";
+  slow.spec.topics = {"slow"};
   c.SetLookupForTest(
       [&](const std::string& key) { return std::optional<WorkerPool>(key == "ns/slow" ? slow : pool_); });
   c.SetKeysForTest({"ns/slow", "ns/p"});  // the slow one first
