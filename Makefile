@@ -12,7 +12,7 @@ export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= true
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-scale bench-shards bench-worker lint format fuzz tsan thread-safety clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-pools bench-scale bench-shards bench-worker lint format fuzz tsan thread-safety clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,10 @@ bench-scale: deps tools ## 10k and 100k ScheduledTasks through the real apiserve
 bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k ScheduledTasks side by side, and a hand-over; about 25 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target fire_bench cronlane-operator
 	@hack/bench-shards.sh build-release
+
+bench-pools: deps tools ## 100 and 1,000 WorkerPools on one operator: poll cycle achieved, CPU, RSS, API requests, scale-up of every pool at once; about 10 min
+	@cmake --preset release >/dev/null && cmake --build --preset release --target pool_bench cronlane-operator
+	@hack/bench-pools.sh build-release
 
 bench-worker: deps tools ## One worker running 5,000 and 50,000 fired tasks (exec at concurrency 1/4/16, in-process at 1/4), beside xargs -P4 (spawn limit) and a bare consumer; about 8 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target worker_bench cronlane-worker cronlane-example-worker

@@ -280,7 +280,7 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   // 1. WorkerPools and the results replay.
   CancelToken pools_stop, results_stop, tasks_stop;
   Joined pools_thread{std::thread([&] {
-    if (pools) pools->Run(pools_stop);
+    if (pools) pools->Run(pools_stop, options_.workerpool_workers);
   })};
   Joined results_thread{std::thread([&] { results->Run(results_stop); })};
   // 2. Every cached task into the dispatcher (held until it starts).

@@ -83,6 +83,7 @@ struct LeaderTermOptions {
   int shard = 0;
   int shards = 1;
   bool workerpools = true;
+  int workerpool_workers = 16;  // pools polled at once (--workerpool-workers)
 };
 
 TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatcher::ResultsFollowerOptions& results,

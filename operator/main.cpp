@@ -65,6 +65,7 @@ struct Flags {
   int replication_factor = 1, topic_partitions = 6;
   bool create_topics = true;
   bool workerpools = true;
+  int workerpool_workers = 16;
   bool backfills = true;
   std::string results_topic = "cronlane.results";
   std::string control_topic = "cronlane.control";
@@ -134,6 +135,12 @@ int main(int argc, char** argv) {
   app.add_option("--workerpools", f.workerpools,
                  "Scale WorkerPools by consumer-group lag (needs RBAC on targets' /scale)")
       ->envname("CRONLANE_WORKERPOOLS")
+      ->capture_default_str();
+  app.add_option("--workerpool-workers", f.workerpool_workers,
+                 "WorkerPools polled at once (a poll waits on the apiserver and the broker; --kube-api-qps also "
+                 "bounds the polls per second)")
+      ->envname("CRONLANE_WORKERPOOL_WORKERS")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   app.add_option("--backfills", f.backfills,
                  "Run Backfills (needs the Backfill CRD, and RBAC on backfills and backfills/status)")
@@ -371,7 +378,8 @@ int main(int argc, char** argv) {
                                    .fire_times = {f.status_qps, f.status_burst},
                                    .conditions = {f.condition_qps, f.condition_burst},
                                    .workers = f.workers,
-                                   .kafka_description = f.kafka_bootstrap};
+                                   .kafka_description = f.kafka_bootstrap,
+                                   .workerpool_workers = f.workerpool_workers};
   std::unique_ptr<op::ShardCoordinator> shards;
   if (f.shards == 1) {
     kafka_probe->reset();
@@ -396,7 +404,7 @@ int main(int argc, char** argv) {
         op::WorkerPoolController pools(client, *manager.cache().pools, lag, events, clock, &forecaster);
         CallbackMetrics::Scope m(manager.metrics());
         pools.RegisterMetrics(m);
-        pools.Run(cancel);
+        pools.Run(cancel, f.workerpool_workers);
         return Status::Ok();
       }));
     }
