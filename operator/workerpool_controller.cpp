@@ -240,12 +240,17 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
   poll.st.forecast_time.clear();
   if (spec.predictive_lead_seconds > 0 && forecaster_ != nullptr) {
     const auto to = now + std::chrono::seconds(spec.predictive_lead_seconds + spec.poll_interval_seconds);
-    forecast.emplace();
+    // Summed over the topics; the earliest first landing (kept in plain values: GCC
+    // -O1 (the TSan build) warns of an optional inside an optional as maybe unset).
+    int64_t messages = 0;
+    auto first = std::chrono::system_clock::time_point::max();
     for (const std::string& topic : spec.topics) {
       const TopicForecast f = forecaster_->Forecast(topic, now, to);
-      forecast->messages += f.messages;
-      if (f.first && (!forecast->first || *f.first < *forecast->first)) forecast->first = f.first;
+      messages += f.messages;
+      if (f.first) first = std::min(first, *f.first);
     }
+    forecast = TopicForecast{.messages = messages};
+    if (first != std::chrono::system_clock::time_point::max()) forecast->first = first;
     poll.st.forecast_messages = forecast->messages;
     if (forecast->first) {
       poll.st.forecast_time = FormatRfc3339(std::chrono::floor<std::chrono::seconds>(*forecast->first));
