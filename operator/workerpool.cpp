@@ -9,10 +9,9 @@ int64_t LagOf(const kafka::PartitionOffsets& p) {
   return std::max<int64_t>(0, p.high - from);
 }
 
-int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions) {
-  int64_t total = 0;
-  for (const auto& p : partitions) total += LagOf(p);
-  return total;
+int32_t ClampReplicas(const WorkerPoolSpec& spec, int64_t replicas) {
+  return static_cast<int32_t>(
+      std::clamp<int64_t>(replicas, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas)));
 }
 using kube::Json;
 
@@ -104,8 +103,7 @@ Json WorkerPoolStatusPatch(const WorkerPoolStatus& s) {
 int32_t PredictReplicas(const WorkerPoolSpec& spec, int64_t expected, int32_t partitions) {
   int64_t want = expected > 0 ? std::max<int64_t>(1, (expected + spec.lag_threshold - 1) / spec.lag_threshold) : 0;
   if (!spec.allow_idle_consumers && partitions > 0) want = std::min<int64_t>(want, partitions);
-  want = std::clamp<int64_t>(want, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
-  return static_cast<int32_t>(want);
+  return ClampReplicas(spec, want);
 }
 
 LagMeasurement Measure(const WorkerPoolSpec& spec, const std::vector<TopicOffsets>& topics,
@@ -146,8 +144,7 @@ int32_t Recommend(const WorkerPoolSpec& spec, const LagMeasurement& m, int32_t c
       want = std::min<int64_t>(want, std::max<int64_t>(cap, 1));
     }
   }
-  want = std::clamp<int64_t>(want, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
-  return static_cast<int32_t>(want);
+  return ClampReplicas(spec, want);
 }
 
 void Stabilizer::Seed(TimePoint now, int32_t replicas) {

@@ -25,9 +25,6 @@ inline const kube::ResourceRef kWorkerPools{"cronlane.dev", "v1alpha1", "workerp
 // (cronlane-worker starts from the earliest offset); a commit below the low
 // watermark (deleted by retention) counts from the low watermark; never negative.
 int64_t LagOf(const kafka::PartitionOffsets& p);
-// The sum over a topic's partitions.
-int64_t TotalLag(const std::vector<kafka::PartitionOffsets>& partitions);
-
 // spec.fallback: the replicas a pool takes once its lag could not be measured more
 // than failureThreshold times in a row (KEDA's ScaledObject fallback, "static").
 struct WorkerPoolFallback {
@@ -62,6 +59,10 @@ struct WorkerPoolSpec {
   int32_t predictive_lead_seconds = 0;
   bool operator==(const WorkerPoolSpec&) const = default;
 };
+
+// `replicas` within [minReplicas, maxReplicas] (minReplicas wins when they cross:
+// the user asked for that many). Every replica count a pool sets passes through it.
+int32_t ClampReplicas(const WorkerPoolSpec& spec, int64_t replicas);
 
 struct WorkerPoolStatus {
   int64_t observed_generation = 0;

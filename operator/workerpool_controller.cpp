@@ -181,7 +181,7 @@ void WorkerPoolController::MeasureLag(const WorkerPool& pool, PoolState& state, 
   if (failed.ok() && !found.empty()) {
     // A topic that does not exist yet holds no work; the others are measured.
     poll.lag = Measure(spec, found, state.had_consumers && consumers ? &state.lagging : nullptr);
-    state.lagging = poll.lag.lagging;
+    state.lagging = std::move(poll.lag.lagging);  // only the next poll reads it
     state.had_consumers = consumers;
     state.failures = 0;
     poll.st.lag = poll.lag.lag + poll.lag.persistent_lag;
@@ -289,9 +289,7 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
   if (!poll.measured && !topic_to_come && !fallback) return Status::Ok();
   int32_t current = ReplicasAt(*poll.scale, "spec");
   if (state.stabilizer.empty()) state.stabilizer.Seed(now, current);
-  const int32_t reactive =
-      fallback ? std::clamp(spec.fallback->replicas, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas))
-               : Recommend(spec, poll.lag, current);
+  const int32_t reactive = fallback ? ClampReplicas(spec, spec.fallback->replicas) : Recommend(spec, poll.lag, current);
   int32_t recommended = reactive;
   std::string predicted_note;
   if (forecast) {
@@ -304,7 +302,7 @@ Status WorkerPoolController::Decide(const std::string& key, const WorkerPool& po
   }
   int32_t desired =
       state.stabilizer.Apply(now, recommended, std::chrono::seconds(spec.scale_down_stabilization_seconds));
-  desired = std::clamp(desired, spec.min_replicas, std::max(spec.min_replicas, spec.max_replicas));
+  desired = ClampReplicas(spec, desired);
   poll.st.desired_replicas = desired;
   std::string measured;
   if (poll.measured) {

@@ -69,7 +69,7 @@ class WorkerTest : public ::testing::Test {
     auto admin = kafka::NewConsumer(Base());
     auto offsets = kafka::GroupOffsets(admin->get(), id_, id_ + ".tasks");
     EXPECT_TRUE(offsets.ok()) << offsets.status().ToString();
-    return offsets.ok() ? op::TotalLag(*offsets) : 0;  // as a WorkerPool counts it
+    return offsets.ok() ? op::Measure({}, {{id_ + ".tasks", *offsets}}, nullptr).lag : 0;  // as a WorkerPool counts it
   }
   std::string id_;
   std::filesystem::path dir_;
@@ -377,7 +377,7 @@ TEST_F(WorkerTest, GroupLagCountsAFreshGroupAndReachesZeroOnATransactionalTopic)
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   ASSERT_EQ(fresh->size(), 3U);
   for (const auto& pl : *fresh) EXPECT_EQ(pl.committed, -1);
-  const int64_t total = op::TotalLag(*fresh);
+  const int64_t total = op::Measure({}, {{id_ + ".tasks", *fresh}}, nullptr).lag;
   EXPECT_GT(total, 6) << "markers occupy offsets";
   auto w = StartWorker("true");
   EXPECT_TRUE(WaitUntil([&] { return Lag() == 0; }, 30s)) << "lag stuck at " << Lag() << "\n" << w->Log();

@@ -289,8 +289,12 @@ TEST(WorkerPoolLag, CountsWhatTheGroupHasYetToRead) {
   EXPECT_EQ(LagOf({0, -1, 4, 10}), 6) << "no commit: everything still in the log";
   EXPECT_EQ(LagOf({0, 2, 5, 10}), 5) << "a commit retention deleted counts from the low watermark";
   EXPECT_EQ(LagOf({0, 12, 0, 10}), 0) << "never negative";
-  EXPECT_EQ(TotalLag({{0, 7, 0, 10}, {1, -1, 4, 10}, {2, 10, 0, 10}}), 9);
-  EXPECT_EQ(TotalLag({}), 0);
+  const WorkerPoolSpec spec;
+  const LagMeasurement m = Measure(spec, {{"t", {{0, 7, 0, 10}, {1, -1, 4, 10}, {2, 10, 0, 10}}}}, nullptr);
+  EXPECT_EQ(m.lag, 9);
+  EXPECT_EQ(m.partitions, 3);
+  EXPECT_EQ(m.partitions_with_lag, 2);
+  EXPECT_EQ(Measure(spec, {}, nullptr).lag, 0);
 }
 
 class FakeLag : public LagReader {
