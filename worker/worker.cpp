@@ -391,7 +391,9 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
 }
 
 void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
-  assigned_since_pause_ = true;  // a new assignment is not paused
+  // librdkafka keeps a partition's pause through a revoke and a new assignment
+  // (and a new one starts unpaused): the polling loop applies its state to them.
+  new_assignment_ = true;
   spdlog::info("assigned {} partition(s)", partitions.size());
 }
 
@@ -480,8 +482,8 @@ Status Worker::Run(CancelToken& cancel) {
       CommitReady(/*sync=*/false);
       last_commit = clock_.SteadyNow();
     }
-    if (is_full != paused || (is_full && assigned_since_pause_)) {
-      assigned_since_pause_ = false;
+    if (is_full != paused || new_assignment_) {
+      new_assignment_ = false;
       if (Status s = broker_->SetPaused(is_full); s.ok()) {
         paused = is_full;
       } else {

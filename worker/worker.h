@@ -226,7 +226,7 @@ class Worker final : private kafka::RebalanceListener {
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
   int refill_at_ GUARDED_BY(mu_) = 0;           // a full polling thread fetches again at this many in flight
   size_t max_writing_ = 1000;                   // options_.max_writing, at least 1
-  bool assigned_since_pause_ = false;           // polling thread only: partitions came while paused
+  bool new_assignment_ = false;                 // polling thread only: pause state not yet applied to it
   bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back
   bool delivery_stop_ GUARDED_BY(mu_) = false;
   int finished_since_commit_ GUARDED_BY(mu_) = 0;

@@ -179,7 +179,8 @@ TEST_F(WorkerPoolE2E, ScalesWorkerPodsFromZeroByLagDrainsOnceAndReturnsToZeroAft
   EXPECT_EQ(most_running, 4U);
   EXPECT_LT(at_scale_in, 40U) << "the scale-in came after the work was done: it tested no drain";
   ASSERT_TRUE(WaitUntil([&] { return done.ReadFor(100ms).size() >= 40; }, 120s))
-      << Kubectl("get pods -n " + ns_ + " -o wide").output;
+      << Kubectl("get pods -n " + ns_ + " -o wide").output << PoolField("pool", ".status") << "\n"
+      << Kubectl("logs -n " + ns_ + " -l app=workers --prefix --tail=60").output;
   ASSERT_TRUE(WaitUntil([&] { return PoolField("pool", ".status.lag") == "0"; }, 20s)) << op_->Log();
   // Pods go: back to 0 after the window, each Pod stopped by SIGTERM.
   ASSERT_TRUE(WaitUntil([&] { return Replicas() == 0; }, 60s)) << op_->Log();

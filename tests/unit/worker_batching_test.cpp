@@ -5,6 +5,7 @@
 // synchronously what finished; a dead letter follows its result.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -57,6 +58,11 @@ class FakeBroker final : public TaskBroker {
   void Revoke(std::vector<std::pair<std::string, int32_t>> partitions) {
     std::lock_guard lock(mu_);
     revoke_ = std::move(partitions);
+    cv_.notify_all();
+  }
+  void Assign(std::vector<std::pair<std::string, int32_t>> partitions) {
+    std::lock_guard lock(mu_);
+    assign_ = std::move(partitions);
     cv_.notify_all();
   }
   void SetFailDeliveries(bool fail) {
@@ -115,7 +121,14 @@ class FakeBroker final : public TaskBroker {
     std::unique_lock lock(mu_);
     ++polls_;
     cv_.notify_all();
-    auto ready = [&] { return (!paused_ && !messages_.empty()) || !revoke_.empty() || !commit_done_.empty(); };
+    auto next = [&] {
+      return std::find_if(messages_.begin(), messages_.end(), [&](const kafka::Message& m) {
+        return assigned_.contains(m.partition) && !paused_partitions_.contains(m.partition);
+      });
+    };
+    auto ready = [&] {
+      return next() != messages_.end() || !revoke_.empty() || !assign_.empty() || !commit_done_.empty();
+    };
     cv_.wait_for(lock, std::min<std::chrono::milliseconds>(timeout, 5ms), ready);
     std::vector<std::function<void()>> done;
     done.swap(commit_done_);
@@ -127,12 +140,23 @@ class FakeBroker final : public TaskBroker {
       lock.unlock();
       for (auto& d : done) d();
       listener_->OnRevoked(nullptr, parts);
+      lock.lock();
+      for (const auto& [_, partition] : parts) assigned_.erase(partition);
+      return kafka::Polled{};
+    }
+    if (!assign_.empty()) {
+      auto parts = std::move(assign_);
+      assign_.clear();
+      for (const auto& [_, partition] : parts) assigned_.insert(partition);
+      lock.unlock();
+      for (auto& d : done) d();
+      listener_->OnAssigned(nullptr, parts);
       return kafka::Polled{};
     }
     kafka::Polled p;
-    if (!paused_ && !messages_.empty()) {
-      p.message = std::move(messages_.front());
-      messages_.pop_front();
+    if (auto it = next(); it != messages_.end()) {
+      p.message = std::move(*it);
+      messages_.erase(it);
     }
     lock.unlock();
     for (auto& d : done) d();
@@ -150,9 +174,18 @@ class FakeBroker final : public TaskBroker {
     commit_done_.push_back([done = std::move(done)] { done(Status::Ok()); });
     cv_.notify_all();
   }
+  // As librdkafka: only the partitions assigned now, and a partition keeps its
+  // pause through a revoke and a new assignment (librdkafka #1849).
   Status SetPaused(bool paused) override {
     std::lock_guard lock(mu_);
     paused_ = paused;
+    for (int32_t partition : assigned_) {
+      if (paused) {
+        paused_partitions_.insert(partition);
+      } else {
+        paused_partitions_.erase(partition);
+      }
+    }
     if (paused) ++pauses_;
     cv_.notify_all();
     return Status::Ok();
@@ -195,7 +228,9 @@ class FakeBroker final : public TaskBroker {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<kafka::Message> messages_;
-  std::vector<std::pair<std::string, int32_t>> revoke_;
+  std::vector<std::pair<std::string, int32_t>> revoke_, assign_;
+  std::set<int32_t> assigned_{0, 1, 2, 3};
+  std::set<int32_t> paused_partitions_;
   bool revoking_ = false;
   std::vector<std::function<void()>> commit_done_;
   std::vector<Committed> commits_;
@@ -386,6 +421,32 @@ TEST_F(WorkerBatchingTest, AStopDuringARevokeWaitingForFailingRecordsHandsThemBa
   auto stopped = std::async(std::launch::async, [&] { Stop(); });
   ASSERT_EQ(stopped.wait_for(20s), std::future_status::ready) << "the revoke still waits for the broker";
   EXPECT_LE(LastCommit(broker.commits()), 0) << "offset 0 handed back, not committed";
+}
+
+// librdkafka keeps a partition's pause through a revoke and a new assignment. A
+// worker that was full (paused) when its partitions were revoked, and had room
+// again before they came back, resumes them: it applies its pause state to every
+// new assignment. (Before, it resumed the empty assignment between the two, and
+// the partitions came back paused: a scale-in left a Pod idle with lag.)
+TEST_F(WorkerBatchingTest, PartitionsRevokedWhilePausedAreFetchedAgainWhenTheyComeBack) {
+  options.concurrency = 1;
+  options.prefetch = 0;
+  options.commit_every = 1;
+  CancelToken release;
+  Start([&](const FiredTask& t, int, CancelToken&, CancelToken&) {
+    if (t.id == "slow") release.WaitFor(60s);
+    return Outcome::kSucceeded;
+  });
+  broker.Add(0, 0, "slow");
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.paused_locked(); })) << "full: paused";
+  broker.Revoke({{"tasks", 0}, {"tasks", 1}, {"tasks", 2}, {"tasks", 3}});
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
+  release.Cancel();  // the revoke finishes the running task and commits it
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 1; }));
+  ASSERT_TRUE(broker.WaitPolls(3)) << "room again, with nothing assigned";
+  broker.Add(0, 1, "after");
+  broker.Assign({{"tasks", 0}, {"tasks", 1}, {"tasks", 2}, {"tasks", 3}});
+  EXPECT_TRUE(WaitDelivered(2)) << "partition 0 came back paused and was never fetched";
 }
 
 }  // namespace
