@@ -12,7 +12,7 @@ export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= true
 
-.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-peers bench-pools bench-scale bench-shards bench-worker lint format fuzz tsan thread-safety clean image
+.PHONY: help deps tools build test unit integration demo env-up env-down env-status bench bench-burst bench-peers bench-pools bench-scale bench-shards bench-worker lint format fuzz tsan thread-safety clean image
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,10 @@ bench-shards: deps tools ## 1, 2 and 4 active replicas (--shards 16) with 100k S
 bench-pools: deps tools ## 100 and 1,000 WorkerPools on one operator: poll cycle achieved, CPU, RSS, API requests, scale-up of every pool at once; about 10 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target pool_bench cronlane-operator
 	@hack/bench-pools.sh build-release
+
+bench-burst: deps tools ## Predictive vs reactive vs fixed workers for a 400-message burst at a known time (workers start 10 s late): time to drain, worker-seconds, plot; about 6 min
+	@cmake --preset release >/dev/null && cmake --build --preset release --target pool_bench worker_bench cronlane-operator cronlane-worker
+	@hack/bench-burst.sh build-release
 
 bench-worker: deps tools ## One worker running 5,000 and 50,000 fired tasks (exec at concurrency 1/4/16, in-process at 1/4), beside xargs -P4 (spawn limit) and a bare consumer; about 8 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target worker_bench cronlane-worker cronlane-example-worker

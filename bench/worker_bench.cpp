@@ -5,7 +5,8 @@
 //            nothing per message: the consumer's limit on this machine
 //   results  waits until N results (distinct occurrences) are on a results topic
 //            and prints the span between the first and the last one written (their
-//            CreateTime), scaled to N tasks
+//            CreateTime), scaled to N tasks, the records read (repeats included)
+//            and when the last was written
 // Each prints one line of key=value pairs for the script's table.
 #include <CLI/CLI.hpp>
 
@@ -99,6 +100,7 @@ int Results(const std::string& bootstrap, const std::string& topic, int count, i
   if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
   if (Status s = kafka::AssignAll(c->get(), topic, 1, 0); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
   std::set<std::string> seen;
+  int records = 0;  // result records read, a repeated occurrence included
   std::optional<Steady::time_point> first;
   // When the worker wrote them (the records' CreateTime, set by its producer): the
   // reader may see the first ones late, in a burst, so its own clock would flatter.
@@ -110,6 +112,7 @@ int Results(const std::string& bootstrap, const std::string& topic, int count, i
     auto r = DecodeTaskResult((*m)->value);
     if (!r.ok()) continue;
     if (!first) first = Steady::now();
+    ++records;
     if (seen.insert(r->id).second && (*m)->timestamp_ms > 0) {
       first_ms = std::min(first_ms, (*m)->timestamp_ms);
       last_ms = std::max(last_ms, (*m)->timestamp_ms);
@@ -123,7 +126,8 @@ int Results(const std::string& bootstrap, const std::string& topic, int count, i
   const double span = static_cast<double>(last_ms - first_ms) / 1000.0;
   std::cout << "results=" << seen.size() << " first_after=" << std::chrono::duration<double>(*first - start).count()
             << " seconds=" << span * count / std::max(1, count - 1)
-            << " total_seconds=" << std::chrono::duration<double>(last - start).count() << "\n";
+            << " total_seconds=" << std::chrono::duration<double>(last - start).count() << " records=" << records
+            << " last_unix_ms=" << last_ms << "\n";
   return 0;
 }
 
