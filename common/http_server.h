@@ -46,7 +46,7 @@ TlsSource TlsFromFiles(const TlsFiles& files);
 using HttpQuery = std::map<std::string, std::string>;
 
 // The largest request body a POST handler gets; a larger one is answered 413.
-inline constexpr size_t kMaxRequestBody = 3 * 1024 * 1024;
+inline constexpr size_t kMaxRequestBody = size_t{3} * 1024 * 1024;
 
 class HttpServer {
  public:

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/kafka.h"
@@ -104,7 +105,9 @@ kube::Json WorkerPoolStatusPatch(const WorkerPoolStatus& status);
 struct PartitionId {
   std::string topic;
   int32_t partition = 0;
-  auto operator<=>(const PartitionId&) const = default;
+  // Spelled out: clang-tidy's modernize-use-nullptr misreads a defaulted <=>.
+  bool operator<(const PartitionId& o) const { return std::tie(topic, partition) < std::tie(o.topic, o.partition); }
+  bool operator==(const PartitionId&) const = default;
 };
 // Committed offsets of the partitions that had lag at a poll (-1: none committed).
 using CommittedOffsets = std::map<PartitionId, int64_t>;
