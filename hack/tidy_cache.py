@@ -69,9 +69,13 @@ def main():
         files = deps.stdout.replace("\\\n", " ").split(":", 1)[1].split()
         h = hashlib.sha256(config.encode())
         h.update(relative(" ".join(kept)).encode())
-        for path in sorted({os.path.realpath(os.path.join(entry["directory"], p)) for p in files}):
-            h.update(relative(path).encode())
-            h.update(content_hash(path).encode())
+        # In the order of the written-relative paths: the absolute order depends on
+        # where the clone is (/tmp/cl sorts before /usr, /work/main after it).
+        paths = {relative(path): path for path in
+                 {os.path.realpath(os.path.join(entry["directory"], p)) for p in files}}
+        for rel in sorted(paths):
+            h.update(rel.encode())
+            h.update(content_hash(paths[rel]).encode())
         return h.hexdigest()
 
     def check(source):
