@@ -259,10 +259,20 @@ class WorkerBatchingTest : public ::testing::Test {
     options.record_retry = 10ms;
     options.max_record_retry = 10ms;
   }
-  ~WorkerBatchingTest() override { Stop(); }
+  ~WorkerBatchingTest() override {
+    release.Cancel();  // a test that failed early leaves no task held
+    Stop();
+  }
   void Start(Handler h = [](const FiredTask&, int, CancelToken&, CancelToken&) { return Outcome::kSucceeded; }) {
     worker = std::make_unique<Worker>(options, std::move(h), clock, &broker);
     running = std::thread([this] { ASSERT_TRUE(worker->Run(cancel).ok()); });
+  }
+  // Every task succeeds; the one with id "slow" runs until `release` is cancelled.
+  void StartHoldingSlow() {
+    Start([this](const FiredTask& t, int, CancelToken&, CancelToken&) {
+      if (t.id == "slow") release.WaitFor(60s);
+      return Outcome::kSucceeded;
+    });
   }
   void Stop() {
     cancel.Cancel();
@@ -276,6 +286,7 @@ class WorkerBatchingTest : public ::testing::Test {
   FakeClock clock;
   FakeBroker broker;
   CancelToken cancel;
+  CancelToken release;  // StartHoldingSlow's "slow" task runs until this
   std::unique_ptr<Worker> worker;
   std::thread running;
 };
@@ -306,11 +317,7 @@ TEST_F(WorkerBatchingTest, CommitsAfterCommitEveryMessagesOrOnTheIntervalWhichev
 TEST_F(WorkerBatchingTest, NothingIsCommittedPastAnUnfinishedMessage) {
   options.concurrency = 2;
   options.commit_every = 1;
-  CancelToken release;
-  Start([&](const FiredTask& t, int, CancelToken&, CancelToken&) {
-    if (t.id == "slow") release.WaitFor(60s);
-    return Outcome::kSucceeded;
-  });
+  StartHoldingSlow();
   broker.Add(0, 0, "slow");
   broker.Add(0, 1, "fast-1");
   broker.Add(0, 2, "fast-2");
@@ -432,11 +439,7 @@ TEST_F(WorkerBatchingTest, PartitionsRevokedWhilePausedAreFetchedAgainWhenTheyCo
   options.concurrency = 1;
   options.prefetch = 0;
   options.commit_every = 1;
-  CancelToken release;
-  Start([&](const FiredTask& t, int, CancelToken&, CancelToken&) {
-    if (t.id == "slow") release.WaitFor(60s);
-    return Outcome::kSucceeded;
-  });
+  StartHoldingSlow();
   broker.Add(0, 0, "slow");
   ASSERT_TRUE(broker.WaitFor([&] { return broker.paused_locked(); })) << "full: paused";
   broker.Revoke({{"tasks", 0}, {"tasks", 1}, {"tasks", 2}, {"tasks", 3}});
