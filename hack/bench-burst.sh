@@ -168,11 +168,13 @@ kill -0 "$op" || { cat "$work/operator.log"; exit 1; }
 for r in "${readers[@]}"; do wait "$r" || true; done
 cp "$work/operator.log" "$work/harness.log" "$work/lag.txt" "$out/" 2>/dev/null || true
 
-python3 - "$work" "$at_s" "$window" "$delay" "$partitions" "$out" "${modes[@]}" <<'PY' | tee "$out/burst.txt"
+python3 - "$work" "$at_s" "$ahead" "$window" "$delay" "$partitions" "$out" "${modes[@]}" <<'PY' | tee "$out/burst.txt"
 import re, sys
-work, at, window, delay, partitions, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-modes = sys.argv[7:]
-start_w, end_w = at - 60, at + window
+work, out = sys.argv[1], sys.argv[7]
+at, ahead, window, partitions = (int(v) for v in sys.argv[2:5] + sys.argv[6:7])
+delay = float(sys.argv[5])
+modes = sys.argv[8:]
+start_w, end_w = at - ahead, at + window
 events = [l.split() for l in open(f"{work}/harness.log")]
 starts, stops = {}, {}
 for ts, name, what, val in events:
@@ -185,8 +187,7 @@ for i, mode in enumerate(modes):
     worker_s = sum(max(0.0, min(b, end_w) - max(a, start_w)) for a, b in pods)
     def up_at(t): return sum(1 for a, b in pods if a + delay <= t < b)
     full = next((t - at for t in [start_w + k / 10 for k in range((end_w - start_w) * 10)] if up_at(t) >= partitions), None)
-    series[mode] = [(k / 2, up_at(at + k / 2), sum(1 for a, b in pods if a <= at + k / 2 < b))
-                    for k in range(-120, 2 * window)]
+    series[mode] = [(k / 2, up_at(at + k / 2)) for k in range(-2 * ahead, 2 * window)]
     res = open(f"{work}/results-{i}.txt").read()
     m = dict(re.findall(r"(\w+)=([0-9.\-]+)", res))
     done = (int(m["last_unix_ms"]) / 1000 - at) if "last_unix_ms" in m else None
@@ -195,7 +196,7 @@ for i, mode in enumerate(modes):
     print(f" worker_s={worker_s:.0f} results={m.get('results', 0)} records={m.get('records', 0)}")
 with open(f"{out}/burst-workers.dat", "w") as f:
     for k in range(len(series[modes[0]])):
-        f.write(" ".join([str(series[modes[0]][k][0])] + [f"{series[m][k][1]} {series[m][k][2]}" for m in modes]) + "\n")
+        f.write(" ".join([str(series[modes[0]][k][0])] + [str(series[m][k][1]) for m in modes]) + "\n")
 lag = {}
 for l in open(f"{work}/lag.txt"):
     ts, topic, v = l.split()
@@ -216,8 +217,8 @@ set ylabel "workers running"
 set yrange [0:$((partitions + 1))]
 set title "$shards messages at t=0 onto $partitions partitions; a worker starts ${delay} s after its replica is asked for"
 plot "$out/burst-workers.dat" using 1:2 with steps lw 2 title "predictive (lead ${lead} s)", \
-     "" using 1:4 with steps lw 2 title "reactive", \
-     "" using 1:6 with steps lw 2 dt 2 title "fixed"
+     "" using 1:3 with steps lw 2 title "reactive", \
+     "" using 1:4 with steps lw 2 dt 2 title "fixed"
 set title ""
 set ylabel "lag (messages)"
 set yrange [0:*]
