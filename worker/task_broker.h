@@ -34,8 +34,10 @@ class TaskBroker {
   virtual Status Commit(const std::vector<kafka::PartitionOffset>& offsets) = 0;
   // Commits without waiting; `done` gets the outcome inside a later Poll.
   virtual void CommitAsync(const std::vector<kafka::PartitionOffset>& offsets, std::function<void(Status)> done) = 0;
-  // Pauses (or resumes) fetching from every assigned partition; Poll still serves
-  // rebalances and commit outcomes while paused.
+  // Pauses (or resumes) fetching from every partition assigned now; Poll still
+  // serves rebalances and commit outcomes while paused. A partition assigned later
+  // may come paused or not (librdkafka keeps the pause of one revoked and given
+  // back): the caller sets the state again after each assignment.
   virtual Status SetPaused(bool paused) = 0;
   // Leaves the group.
   virtual Status Close() = 0;
