@@ -3,6 +3,11 @@
 //            task each, unique ce_ids) onto a new topic of P partitions
 //   consume  a bare librdkafka consumer reading the topic to its end, doing
 //            nothing per message: the consumer's limit on this machine
+//   pipe     a bare consume-produce-commit loop: for each message one result record
+//            (its ce_id, as a worker writes it) produced without waiting, offsets
+//            committed asynchronously every 500 messages, no delivery tracking:
+//            what the two clients cost with no guarantee kept, the limit of a
+//            worker that writes results and commits (time it with `results`)
 //   results  waits until N results (distinct occurrences) are on a results topic
 //            and prints the span between the first and the last one written (their
 //            CreateTime), scaled to N tasks, the records read (repeats included)
@@ -16,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <map>
 #include <set>
 #include <string>
 
@@ -65,12 +71,18 @@ int Produce(const std::string& bootstrap, const std::string& topic, int count, i
   return 0;
 }
 
+// A consumer set up as the worker's (worker/task_broker.cpp): manual commits,
+// read_committed.
+Result<kafka::HandlePtr> BenchConsumer(const std::string& bootstrap, const std::string& group) {
+  return kafka::NewConsumer({{"bootstrap.servers", bootstrap},
+                             {"group.id", group},
+                             {"enable.auto.commit", "false"},
+                             {"auto.offset.reset", "earliest"},
+                             {"isolation.level", "read_committed"}});
+}
+
 int Consume(const std::string& bootstrap, const std::string& topic, int count, const std::string& group) {
-  auto c = kafka::NewConsumer({{"bootstrap.servers", bootstrap},
-                               {"group.id", group},
-                               {"enable.auto.commit", "false"},
-                               {"auto.offset.reset", "earliest"},
-                               {"isolation.level", "read_committed"}});
+  auto c = BenchConsumer(bootstrap, group);
   if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
   if (Status s = kafka::Subscribe(c->get(), {topic}); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
   const double cpu0 = CpuSeconds();
@@ -89,6 +101,47 @@ int Consume(const std::string& bootstrap, const std::string& topic, int count, c
   if (n < count) return std::cerr << "read " << n << " of " << count << "\n", 1;
   std::cout << "consumed=" << n << " seconds=" << std::chrono::duration<double>(last - *first).count()
             << " cpu_seconds=" << cpu << "\n";
+  return 0;
+}
+
+int Pipe(const std::string& bootstrap, const std::string& topic, const std::string& results_topic, int count,
+         const std::string& group) {
+  auto c = BenchConsumer(bootstrap, group);
+  if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
+  auto p = kafka::NewProducer({{"bootstrap.servers", bootstrap}, {"enable.idempotence", "true"}, {"linger.ms", "5"}});
+  if (!p.ok()) return std::cerr << p.status().ToString() << "\n", 1;
+  (void)kafka::PartitionCount(p->get(), results_topic, std::chrono::seconds(5));  // as the worker's WarmUp
+  if (Status s = kafka::Subscribe(c->get(), {topic}); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
+  const double cpu0 = CpuSeconds();
+  int n = 0;
+  std::map<std::pair<std::string, int32_t>, int64_t> next;  // offsets to commit
+  const auto deadline = Steady::now() + std::chrono::minutes(10);
+  while (n < count && Steady::now() < deadline) {
+    auto m = kafka::Poll(c->get(), std::chrono::milliseconds(100));
+    if (!m.ok() || !m->has_value()) continue;
+    const kafka::Message& msg = **m;
+    TaskResult r;
+    for (const auto& h : msg.headers) {
+      if (h.name == "ce_id") r.id = h.value;
+    }
+    r.outcome = RunOutcome::kSucceeded;
+    r.attempts = 1;
+    while (!kafka::Produce(p->get(), results_topic, msg.key, EncodeTaskResult(r), {}).ok()) {
+      kafka::ServeDeliveries(p->get(), std::chrono::milliseconds(10));  // local queue full
+    }
+    next[{msg.topic, msg.partition}] = msg.offset + 1;
+    if (++n % 500 == 0) {
+      std::vector<kafka::PartitionOffset> offsets;
+      offsets.reserve(next.size());
+      for (const auto& [tp, o] : next) offsets.push_back({tp.first, tp.second, o});
+      kafka::CommitOffsetsAsync(c->get(), offsets, [](const Status&) {});
+    }
+  }
+  (void)kafka::Flush(p->get(), std::chrono::seconds(60));
+  const double cpu = CpuSeconds() - cpu0;
+  (void)kafka::CloseConsumer(c->get());
+  if (n < count) return std::cerr << "read " << n << " of " << count << "\n", 1;
+  std::cout << "piped=" << n << " cpu_seconds=" << cpu << "\n";
   return 0;
 }
 
@@ -138,19 +191,29 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string bootstrap, topic, group = "bench-bare-consumer";
   int count = 5000, partitions = 4, timeout = 600;
-  auto* produce = app.add_subcommand("produce", "N fired-task CloudEvents onto a new topic");
+  auto* produce = app.add_subcommand("produce", "N fired-task CloudEvents onto a new topic (0: just the topic)");
   auto* consume = app.add_subcommand("consume", "a bare consumer reading N messages");
   auto* results = app.add_subcommand("results", "wait for N results on a results topic");
-  for (auto* s : {produce, consume, results}) {
+  auto* pipe = app.add_subcommand("pipe", "a bare consume-produce-commit loop over N messages");
+  std::string results_topic;
+  pipe->add_option("--results-topic", results_topic)->required();
+  pipe->add_option("--group", group);
+  pipe->add_option("--count", count)->check(CLI::PositiveNumber);
+  for (auto* s : {produce, consume, results, pipe}) {
     s->add_option("--bootstrap", bootstrap)->required();
     s->add_option("--topic", topic)->required();
-    s->add_option("--count", count)->check(CLI::PositiveNumber);
   }
+  // produce --count 0 only creates the topic (a results topic made before the
+  // worker starts, as a deployment has it).
+  produce->add_option("--count", count)->check(CLI::NonNegativeNumber);
+  consume->add_option("--count", count)->check(CLI::PositiveNumber);
+  results->add_option("--count", count)->check(CLI::PositiveNumber);
   produce->add_option("--partitions", partitions)->check(CLI::PositiveNumber);
   consume->add_option("--group", group);
   results->add_option("--timeout", timeout)->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   if (*produce) return Produce(bootstrap, topic, count, partitions);
   if (*consume) return Consume(bootstrap, topic, count, group);
+  if (*pipe) return Pipe(bootstrap, topic, results_topic, count, group.empty() ? topic : group);
   return Results(bootstrap, topic, count, timeout);
 }

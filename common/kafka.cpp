@@ -148,13 +148,17 @@ struct Delivery {
 
 // A message's own delivery report (ProduceAndWait, ProduceAsync): its opaque is
 // one of these, deleted after the call; such a report does not count as the
-// producer's first_error.
-using DeliveryCallback = std::function<void(rd_kafka_resp_err_t)>;
+// producer's first_error. One allocation per message: ProduceAsync's workers
+// produce one per task.
+struct DeliveryCallback {
+  virtual ~DeliveryCallback() = default;
+  virtual void Delivered(const rd_kafka_message_t& msg) = 0;
+};
 
 void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* msg, void* opaque) {
   if (msg->_private != nullptr) {
     std::unique_ptr<DeliveryCallback> done(static_cast<DeliveryCallback*>(msg->_private));
-    (*done)(msg->err);
+    done->Delivered(*msg);
     return;
   }
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR || opaque == nullptr) return;
@@ -327,13 +331,21 @@ namespace {
 Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                   std::optional<std::string_view> value, const std::vector<Header>& headers, int32_t partition,
                   void* opaque) {
-  HeadersPtr hdrs(rd_kafka_headers_new(headers.size()));
+  // No header set for a message without headers (a worker's result record).
+  HeadersPtr hdrs(headers.empty() ? nullptr : rd_kafka_headers_new(headers.size()));
   for (const auto& h : headers) {
     rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
                                                 h.value.data(), static_cast<ssize_t>(h.value.size()));
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(e, "header " + h.name);
   }
-  std::string topic_str(topic);
+  // NUL-terminated for librdkafka, on the stack: Kafka's topic names have at most
+  // 249 characters.
+  std::array<char, 256> topic_buf{};
+  if (topic.size() >= topic_buf.size()) {
+    return InvalidArgument(fmt::format("topic name of {} characters (Kafka allows 249)", topic.size()));
+  }
+  std::copy_n(topic.data(), topic.size(), topic_buf.data());
+  const std::string_view topic_str(topic_buf.data(), topic.size());
   void* key_ptr = key ? const_cast<char*>(key->data()) : nullptr;
   const size_t key_len = key ? key->size() : 0;
   void* value_ptr = value ? const_cast<char*>(value->data()) : nullptr;
@@ -345,14 +357,17 @@ Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<st
 #pragma clang diagnostic ignored "-Wgnu-statement-expression"
 #endif
   rd_kafka_resp_err_t err =
-      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_str.c_str()), RD_KAFKA_V_PARTITION(partition),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-                        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs.get()),
-                        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      hdrs ? rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_buf.data()), RD_KAFKA_V_PARTITION(partition),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+                               RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs.get()),
+                               RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
+           : rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_buf.data()), RD_KAFKA_V_PARTITION(partition),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+                               RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "producing to " + topic_str);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return FromErrorCode(err, "producing to " + std::string(topic_str));
   (void)hdrs.release();  // librdkafka owns the headers of a message it accepted
   return Status::Ok();
 }
@@ -375,11 +390,16 @@ Status ProduceTombstone(rd_kafka_t* producer, std::string_view topic, std::strin
 Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                       std::string_view value, const std::vector<Header>& headers, std::chrono::milliseconds timeout) {
   auto delivery = std::make_shared<Delivery>();
-  auto* opaque = new DeliveryCallback([delivery](rd_kafka_resp_err_t err) {
-    std::lock_guard lock(delivery->mu);
-    delivery->done = true;
-    delivery->err = err;
-  });
+  struct Waited final : DeliveryCallback {
+    explicit Waited(std::shared_ptr<Delivery> d) : delivery(std::move(d)) {}
+    void Delivered(const rd_kafka_message_t& msg) override {
+      std::lock_guard lock(delivery->mu);
+      delivery->done = true;
+      delivery->err = msg.err;
+    }
+    std::shared_ptr<Delivery> delivery;
+  };
+  auto* opaque = new Waited(delivery);
   if (Status s = ProduceOne(producer, topic, key, value, headers, RD_KAFKA_PARTITION_UA, opaque); !s.ok()) {
     delete opaque;
     return s;
@@ -403,10 +423,15 @@ Status ProduceAndWait(rd_kafka_t* producer, std::string_view topic, std::optiona
 
 Status ProduceAsync(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                     std::string_view value, const std::vector<Header>& headers, std::function<void(Status)> done) {
-  std::string t(topic);
-  auto* opaque = new DeliveryCallback([done = std::move(done), t](rd_kafka_resp_err_t err) {
-    done(err == RD_KAFKA_RESP_ERR_NO_ERROR ? Status::Ok() : FromErrorCode(err, "delivering to " + t));
-  });
+  struct Async final : DeliveryCallback {
+    explicit Async(std::function<void(Status)> d) : done(std::move(d)) {}
+    void Delivered(const rd_kafka_message_t& msg) override {
+      if (msg.err == RD_KAFKA_RESP_ERR_NO_ERROR) return done(Status::Ok());
+      done(FromErrorCode(msg.err, std::string("delivering to ") + (msg.rkt ? rd_kafka_topic_name(msg.rkt) : "?")));
+    }
+    std::function<void(Status)> done;
+  };
+  auto* opaque = new Async(std::move(done));
   Status s = ProduceOne(producer, topic, key, value, headers, RD_KAFKA_PARTITION_UA, opaque);
   if (!s.ok()) delete opaque;
   return s;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <limits>
 
 namespace cronlane {
@@ -24,19 +25,53 @@ RunOutcome ParseRunOutcome(std::string_view name) {
   return RunOutcome::kFailed;
 }
 
+namespace {
+
+// Appends `s` as a JSON string. Printable ASCII without quotes or backslashes (the
+// ids, subjects and times a worker writes) is copied as it is; anything else goes
+// through nlohmann, which escapes it and replaces invalid UTF-8 (U+FFFD): Kafka
+// headers are bytes.
+void AppendJsonString(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+}  // namespace
+
+// One record per finished task: written field by field (the fields are fixed)
+// rather than through a JSON object, in the order nlohmann would write them
+// (sorted keys), so the bytes are the same as before.
 std::string EncodeTaskResult(const TaskResult& r) {
-  nlohmann::json j = {{"id", r.id},
-                      {"subject", r.subject},
-                      {"time", r.time},
-                      {"outcome", RunOutcomeName(r.outcome)},
-                      {"attempts", r.attempts},
-                      {"durationMs", r.duration_ms},
-                      {"shardIndex", r.shard_index},
-                      {"shardCount", r.shard_count}};
-  if (r.dead_lettered) j["deadLettered"] = true;
-  // The id and subject come from Kafka headers, which are bytes: invalid UTF-8 is
-  // replaced (U+FFFD) instead of throwing.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(160 + r.id.size() + r.subject.size() + r.time.size());
+  out += "{\"attempts\":";
+  out += std::to_string(r.attempts);
+  if (r.dead_lettered) out += ",\"deadLettered\":true";
+  out += ",\"durationMs\":";
+  out += std::to_string(r.duration_ms);
+  out += ",\"id\":";
+  AppendJsonString(out, r.id);
+  out += ",\"outcome\":\"";
+  out += RunOutcomeName(r.outcome);
+  out += "\",\"shardCount\":";
+  out += std::to_string(r.shard_count);
+  out += ",\"shardIndex\":";
+  out += std::to_string(r.shard_index);
+  out += ",\"subject\":";
+  AppendJsonString(out, r.subject);
+  out += ",\"time\":";
+  AppendJsonString(out, r.time);
+  out += '}';
+  return out;
 }
 
 Result<TaskResult> DecodeTaskResult(std::string_view json) {

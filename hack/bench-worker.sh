@@ -12,9 +12,16 @@
 #   spawn       the same command spawned N times by xargs -P4, with a shell
 #               (sh -c true) and without (argv): the spawn limit
 #   consumer    a bare librdkafka consumer reading the N messages: the consumer limit
+#   pipe        a bare consume-produce-commit loop (one result record per message,
+#               no delivery tracking, no guarantee kept): the limit of anything
+#               that writes results and commits, timed like the workers
 # CPU per task is the process's user+system time, children included, over N. The
-# last column is each row's rate over its limit (exec rows: xargs -P4 true;
-# in-process rows: the bare consumer).
+# "of its limit" column is each row's rate over its limit (exec rows: xargs -P4
+# true; in-process rows: the bare consumer, the issue's yardstick); the last
+# column, for the in-process rows, is their rate over the pipe's.
+# The broker runs with its full JIT (CRONLANE_KAFKA_FULL_JIT) and is warmed up
+# with one unreported pipe run; every results topic exists before its worker
+# starts, as in a deployment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-release}
@@ -27,6 +34,7 @@ tick=$(getconf CLK_TCK)
 
 export CRONLANE_STATE_DIR=$PWD/.cronlane/bench
 export CRONLANE_WITH_NODE=${CRONLANE_WITH_NODE:-0}
+export CRONLANE_KAFKA_FULL_JIT=1
 trap 'tests/env/down.sh >/dev/null 2>&1 || true' EXIT
 tests/env/up.sh >/dev/null
 # shellcheck disable=SC1091
@@ -39,12 +47,32 @@ per_s() { awk -v n="$1" -v s="$2" 'BEGIN { print n / s }'; }
 ms_per() { awk -v c="$1" -v n="$2" 'BEGIN { print 1000 * c / n }'; }
 rows=()
 
+# A fresh topic of $1 fired tasks on 4 partitions, and its (empty) results topic.
+make_topics() {
+  "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$1" --count "$2" --partitions 4 >/dev/null
+  "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$1.results" --count 0 --partitions 1 >/dev/null
+}
+
+# The bare pipe over a fresh topic of $1 messages; sets rate and cpu.
+run_pipe() {
+  local topic=bench-worker-pipe-$1-$$-$RANDOM res piped
+  make_topics "$topic" "$1"
+  piped=$("$bench" pipe --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --results-topic "$topic.results" --count "$1")
+  res=$("$bench" results --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic.results" --count "$1" --timeout 600)
+  cpu=$(value cpu_seconds "$piped")
+  rate=$(per_s "$1" "$(value seconds "$res")")
+  echo "pipe $1: $res $piped" >&2
+}
+
+# Warm-up (the broker's JIT), not reported.
+run_pipe 50000
+
 # Runs one worker command over a fresh topic of $tasks messages; sets rate and cpu.
 run_worker() {
   local name=$1
   shift
   local topic=bench-worker-$name-$tasks-$$
-  "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
+  make_topics "$topic" "$tasks"
   "$@" --kafka-bootstrap="$KAFKA_BOOTSTRAP" --topic="$topic" --group="$topic" --results-topic="$topic.results" \
     >"$out/$name-$tasks.log" 2>&1 &
   local pid=$!
@@ -86,20 +114,26 @@ for tasks in $sizes; do
   res=$("$bench" consume --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --group "$topic")
   consumer_rate=$(per_s "$tasks" "$(value seconds "$res")")
   echo "bare consumer $tasks: $res" >&2
-  emit() {  # row "what|rate|cpu" [limit]
+  consumer_cpu=$(ms_per "$(value cpu_seconds "$res")" "$tasks")
+  run_pipe "$tasks"
+  pipe_rate=$rate pipe_cpu=$(ms_per "$cpu" "$tasks")
+  share() { awk -v r="$1" -v l="$2" 'BEGIN { printf "%.0f%%", 100 * r / l }'; }
+  emit() {  # row "what|rate|cpu" [limit] [pipe]
     IFS='|' read -r what rate cpu <<<"$1"
-    local share="—"
-    [[ -n ${2:-} ]] && share=$(awk -v r="$rate" -v l="$2" 'BEGIN { printf "%.0f%%", 100 * r / l }')
-    rows+=("$(printf '| %s | %s | %.0f | %.3f | %s |' "$what" "$tasks" "$rate" "$cpu" "$share")")
+    local of="—" of_pipe="—"
+    [[ -n ${2:-} ]] && of=$(share "$rate" "$2")
+    [[ -n ${3:-} ]] && of_pipe=$(share "$rate" "$3")
+    rows+=("$(printf '| %s | %s | %.0f | %.3f | %s | %s |' "$what" "$tasks" "$rate" "$cpu" "$of" "$of_pipe")")
   }
   for r in "${exec_rows[@]}"; do emit "$r" "$spawn_rate"; done
-  for r in "${inproc_rows[@]}"; do emit "$r" "$consumer_rate"; done
+  for r in "${inproc_rows[@]}"; do emit "$r" "$consumer_rate" "$pipe_rate"; done
   for r in "${spawn_rows[@]}"; do emit "$r"; done
-  emit "bare librdkafka consumer (consumer limit)|$consumer_rate|$(ms_per "$(value cpu_seconds "$res")" "$tasks")"
+  emit "bare librdkafka consumer (consumer limit)|$consumer_rate|$consumer_cpu"
+  emit "bare consume-produce-commit loop (pipe limit)|$pipe_rate|$pipe_cpu"
 done
 
 {
-  echo "| what | tasks | tasks/s | CPU ms per task | of its limit |"
-  echo "|---|---|---|---|---|"
+  echo "| what | tasks | tasks/s | CPU ms per task | of its limit | of the pipe |"
+  echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee "$out/worker_bench.md"

@@ -3,6 +3,8 @@
 #include <string_view>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 namespace cronlane::worker {
 namespace {
 
@@ -40,6 +42,17 @@ class KafkaTaskBroker final : public TaskBroker {
     return kafka::ProduceAsync(producer_.get(), topic, k, value, headers, std::move(done));
   }
   void ServeDeliveries(std::chrono::milliseconds timeout) override { kafka::ServeDeliveries(producer_.get(), timeout); }
+  void WarmUp(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) override {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    for (const auto& t : topics) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left <= std::chrono::milliseconds(0)) return;
+      // A metadata request on the producer: it learns the leaders (and connects).
+      if (auto n = kafka::PartitionCount(producer_.get(), t, left); !n.ok()) {
+        spdlog::info("producer not ready for {} yet ({}); the first record will wait for it", t, n.status().ToString());
+      }
+    }
+  }
 
  private:
   kafka::Properties consumer_props_;

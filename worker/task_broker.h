@@ -47,6 +47,14 @@ class TaskBroker {
                          const std::vector<kafka::Header>& headers, std::function<void(Status)> done) = 0;
   // Runs due delivery callbacks, waiting up to `timeout` for one.
   virtual void ServeDeliveries(std::chrono::milliseconds timeout) = 0;
+  // Before Subscribe, from the polling thread: readies the producer for `topics`
+  // (its connection, the topics' leaders), so the first records are not held up
+  // behind that while tasks finish. Waits at most `timeout`; best effort: a topic
+  // it cannot ready is readied by the first Produce, as without it.
+  virtual void WarmUp(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+    (void)topics;
+    (void)timeout;
+  }
 };
 
 // Over librdkafka. `consumer` gets group.id and the consumer settings the worker

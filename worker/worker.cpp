@@ -50,19 +50,54 @@ int Worker::InFlight() const {
 
 void Worker::Forget(const std::string& id) {
   MutexLock lock(seen_mu_);
-  recent_set_.erase(id);
+  auto it = recent_set_.find(id);
+  if (it == recent_set_.end()) return;
+  // Its place in recent_ goes too (a forgotten id is usually the newest one).
+  const std::string* gone = &*it;
+  for (auto r = recent_.rbegin(); r != recent_.rend(); ++r) {
+    if (*r == gone) {
+      recent_.erase(std::next(r).base());
+      break;
+    }
+  }
+  recent_set_.erase(it);
 }
 
 bool Worker::Seen(const std::string& id) {
   MutexLock lock(seen_mu_);
-  if (recent_set_.count(id) != 0) return true;
-  recent_.push_back(id);
-  recent_set_.insert(id);
+  auto [it, added] = recent_set_.insert(id);
+  if (!added) return true;
+  recent_.push_back(&*it);
   while (recent_.size() > options_.dedupe_window) {
-    recent_set_.erase(recent_.front());
+    recent_set_.erase(*recent_.front());
     recent_.pop_front();
   }
   return false;
+}
+
+void Worker::Add(Count c, WorkerStats& s) {
+  switch (c) {
+    case Count::kNone:
+      break;
+    case Count::kSucceeded:
+      ++s.succeeded;
+      break;
+    case Count::kDeadLettered:
+      ++s.dead_lettered;
+      [[fallthrough]];
+    case Count::kFailed:
+      ++s.failed;
+      break;
+    case Count::kCancelled:
+      ++s.cancelled;
+      break;
+    case Count::kDuplicate:
+      ++s.duplicates;
+      break;
+    case Count::kInvalid:
+      ++s.invalid;
+      break;
+  }
 }
 
 std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
@@ -71,7 +106,7 @@ std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcom
   TaskResult r{t.id, t.subject, t.time, outcome, attempts, took.count(), t.shard_index, t.shard_count};
   // A failure is dead-lettered right after its result is recorded (Process).
   r.dead_lettered = outcome == RunOutcome::kFailed && !options_.dead_letter_topic.empty();
-  return Record{options_.results_topic, t.subject, EncodeTaskResult(r), {}};
+  return Record{&options_.results_topic, t.subject, EncodeTaskResult(r), {}};
 }
 
 Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
@@ -80,14 +115,14 @@ Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   if (!decoded.ok()) {
     spdlog::warn("{}[{}]@{}: {}; dead-lettered", m.topic, m.partition, m.offset, decoded.status().message());
     if (!options_.dead_letter_topic.empty())
-      v.records.push_back({options_.dead_letter_topic, m.key, m.value, m.headers});
-    v.count = [](WorkerStats& s) { ++s.invalid; };
+      v.records.push_back({&options_.dead_letter_topic, m.key, m.value, m.headers});
+    v.count = Count::kInvalid;
     return v;
   }
   const FiredTask& t = *decoded;
   if (Seen(t.id)) {
     spdlog::info("{} already processed recently: skipped", t.id);
-    v.count = [](WorkerStats& s) { ++s.duplicates; };
+    v.count = Count::kDuplicate;
     return v;
   }
   v.id = t.id;
@@ -130,7 +165,7 @@ Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   auto cancelled = [&](int attempts) {
     if (auto r = ResultRecord(t, RunOutcome::kCancelled, attempts, elapsed())) v.records.push_back(std::move(*r));
     spdlog::info("{} cancelled by a newer occurrence (concurrencyPolicy Replace) after {} attempt(s)", t.id, attempts);
-    v.count = [](WorkerStats& s) { ++s.cancelled; };
+    v.count = Count::kCancelled;
     return std::move(v);
   };
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
@@ -145,7 +180,7 @@ Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
       auto took = elapsed();
       if (auto r = ResultRecord(t, RunOutcome::kSucceeded, attempt, took)) v.records.push_back(std::move(*r));
       task_duration_.Observe(std::chrono::duration<double>(took).count());
-      v.count = [](WorkerStats& s) { ++s.succeeded; };
+      v.count = Count::kSucceeded;
       return v;
     }
     if (o == Outcome::kCancelled || abort.cancelled()) return cancelled(attempt);
@@ -171,13 +206,9 @@ Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   if (!options_.dead_letter_topic.empty()) {
     auto headers = m.headers;
     headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
-    v.records.push_back({options_.dead_letter_topic, m.key, m.value, std::move(headers)});
+    v.records.push_back({&options_.dead_letter_topic, m.key, m.value, std::move(headers)});
   }
-  const bool dead_letter = !options_.dead_letter_topic.empty();
-  v.count = [dead_letter](WorkerStats& s) {
-    ++s.failed;
-    if (dead_letter) ++s.dead_lettered;
-  };
+  v.count = options_.dead_letter_topic.empty() ? Count::kFailed : Count::kDeadLettered;
   return v;
 }
 
@@ -223,14 +254,13 @@ void Worker::PoolThread(CancelToken& cancel) {
       // The polling thread waits (when full) for room for a batch of fetches, or
       // (revoke, shutdown) for nothing left: woken when one of those is reached.
       wake = in_flight_ == refill_at_ || in_flight_ == 0;
-      const TopicPartition tp{m.topic, m.partition};
       if (v.handed_back || v.records.empty()) {
-        if (!v.handed_back && v.count) v.count(stats_);
-        wake |= FinishLocked(tp, m.offset, !v.handed_back);
+        if (!v.handed_back) Add(v.count, stats_);
+        wake |= FinishLocked(*q.partition, m.offset, !v.handed_back, finished_since_commit_);
       } else {
         const uint64_t key = next_writing_++;
         PendingWrite& w = writing_[key];
-        w.tp = tp;
+        w.partition = q.partition;
         w.offset = m.offset;
         w.verdict = std::move(v);
         w.in_flight = true;
@@ -242,27 +272,28 @@ void Worker::PoolThread(CancelToken& cancel) {
   }
 }
 
-bool Worker::FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) {
-  PartitionState& p = partitions_[tp];
+bool Worker::FinishLocked(PartitionState& p, int64_t offset, bool finished, int& finished_since_commit) {
   --p.running;
   if (finished) {
     p.unfinished.erase(offset);
     p.finished_next = std::max(p.finished_next, offset + 1);
-    ++finished_since_commit_;
+    ++finished_since_commit;
   }  // a handed-back offset stays unfinished: nothing at or after it is committed
   return p.running == 0;
 }
 
 void Worker::SendRecord(uint64_t key) {
-  Record r;
+  // Produced without a copy: the record stays in writing_ (unchanged) while it is
+  // in flight, since only its delivery report (or the refusal below) takes it out.
+  const Record* r = nullptr;
   {
     MutexLock lock(mu_);
     auto it = writing_.find(key);
     if (it == writing_.end()) return;
-    r = it->second.verdict.records[it->second.next];
+    r = &it->second.verdict.records[it->second.next];
     it->second.in_flight = true;
   }
-  Status s = broker_->Produce(r.topic, r.key, r.value, r.headers,
+  Status s = broker_->Produce(*r->topic, r->key, r->value, r->headers,
                               [this, key](const Status& delivered) { OnRecordDelivered(key, delivered); });
   if (!s.ok()) OnRecordDelivered(key, s);  // not queued (a full local queue): retried like a failed delivery
 }
@@ -279,18 +310,18 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
       if (++w.next < w.verdict.records.size()) {
         next = true;  // the dead letter, after its result is on the broker
       } else {
-        if (w.verdict.count) w.verdict.count(stats_);
-        wake = FinishLocked(w.tp, w.offset, true);
+        Add(w.verdict.count, stats_);
+        wake = FinishLocked(*w.partition, w.offset, true, finished_since_commit_);
         writing_.erase(it);
       }
     } else {
       ++stats_.record_failures;
-      spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", w.verdict.records[w.next].topic,
+      spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", *w.verdict.records[w.next].topic,
                    s.ToString());
       if (shutting_down_) {
         // Shutting down: hand it back; the next owner runs it again.
         Forget(w.verdict.id);
-        wake = FinishLocked(w.tp, w.offset, false);
+        wake = FinishLocked(*w.partition, w.offset, false, finished_since_commit_);
         writing_.erase(it);
       } else {
         if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
@@ -332,7 +363,7 @@ void Worker::HandBackRetriesLocked() {
     auto it = writing_.find(key);
     if (it == writing_.end()) continue;
     Forget(it->second.verdict.id);
-    FinishLocked(it->second.tp, it->second.offset, false);
+    FinishLocked(*it->second.partition, it->second.offset, false, finished_since_commit_);
     writing_.erase(it);
   }
   retries_.clear();
@@ -406,7 +437,7 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
     for (auto it = queue_.begin(); it != queue_.end();) {
       TopicPartition tp{it->m.topic, it->m.partition};
       if (std::find(partitions.begin(), partitions.end(), tp) != partitions.end()) {
-        --partitions_[tp].running;
+        --it->partition->running;
         --in_flight_;
         it = queue_.erase(it);
       } else {
@@ -433,6 +464,13 @@ Status Worker::Run(CancelToken& cancel) {
     if (!made.ok()) return made.status();
     owned_broker_ = std::move(*made);
     broker_ = owned_broker_.get();
+  }
+  {
+    std::vector<std::string> record_topics;
+    for (const auto* t : {&options_.results_topic, &options_.dead_letter_topic}) {
+      if (!t->empty()) record_topics.push_back(*t);
+    }
+    if (!record_topics.empty()) broker_->WarmUp(record_topics, std::chrono::seconds(5));
   }
   if (Status s = broker_->Subscribe(options_.topics, this); !s.ok()) return s;
   const int concurrency = std::max(1, options_.concurrency);
@@ -500,7 +538,9 @@ Status Worker::Run(CancelToken& cancel) {
     if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
       // Every message before this end was consumed; it is committed once finished.
       MutexLock lock(mu_);
-      PartitionState& p = partitions_[{eof->topic, eof->partition}];
+      auto it = partitions_.find(PartitionView{eof->topic, eof->partition});
+      if (it == partitions_.end()) it = partitions_.try_emplace({eof->topic, eof->partition}).first;
+      PartitionState& p = it->second;
       if (eof->offset > p.end) {
         p.end = eof->offset;
         ++finished_since_commit_;  // the end moved: worth a commit at the next interval
@@ -510,11 +550,13 @@ Status Worker::Run(CancelToken& cancel) {
     {
       MutexLock lock(mu_);
       kafka::Message& m = *polled->message;
-      PartitionState& p = partitions_[{m.topic, m.partition}];
+      auto it = partitions_.find(PartitionView{m.topic, m.partition});
+      if (it == partitions_.end()) it = partitions_.try_emplace({m.topic, m.partition}).first;
+      PartitionState& p = it->second;
       p.unfinished.insert(m.offset);
       ++p.running;
       ++in_flight_;
-      queue_.push_back({std::move(m), clock_.SteadyNow()});
+      queue_.push_back({std::move(m), &p, clock_.SteadyNow()});
     }
     work_cv_.notify_one();
   }
@@ -526,7 +568,7 @@ Status Worker::Run(CancelToken& cancel) {
     // Messages not started yet are handed back: their offsets stay unfinished, so
     // the commit stops before them and the next owner runs them.
     for (const auto& q : queue_) {
-      --partitions_[{q.m.topic, q.m.partition}].running;
+      --q.partition->running;
       --in_flight_;
     }
     queue_.clear();

@@ -45,6 +45,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -139,6 +140,16 @@ class Worker final : private kafka::RebalanceListener {
 
  private:
   using TopicPartition = std::pair<std::string, int32_t>;
+  // Finds a partition by a topic name it does not copy (the polled message's).
+  struct TopicPartitionLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const std::string_view at = a.first, bt = b.first;
+      return at != bt ? at < bt : a.second < b.second;
+    }
+  };
+  using PartitionView = std::pair<std::string_view, int32_t>;
   struct PartitionState {
     std::set<int64_t> unfinished;  // consumed, not finished (running, or handed back)
     int running = 0;
@@ -150,21 +161,24 @@ class Worker final : private kafka::RebalanceListener {
 
   // A record to write before a message counts as finished.
   struct Record {
-    std::string topic;
+    const std::string* topic = nullptr;  // options_.results_topic or dead_letter_topic
     std::optional<std::string> key;
     std::string value;
     std::vector<kafka::Header> headers;
   };
+  // What a finished message adds to the stats.
+  enum class Count : uint8_t { kNone, kSucceeded, kFailed, kDeadLettered, kCancelled, kDuplicate, kInvalid };
+  static void Add(Count c, WorkerStats& s);
   // What became of a message on a pool thread.
   struct Verdict {
-    bool handed_back = false;                 // shutdown first: not finished, its offset stays back
-    std::vector<Record> records;              // written in order, each after the previous is on the broker
-    std::string id;                           // its ce_id, forgotten if the records are never written
-    std::function<void(WorkerStats&)> count;  // applied (under mu_) once it finished
+    bool handed_back = false;     // shutdown first: not finished, its offset stays back
+    std::vector<Record> records;  // written in order, each after the previous is on the broker
+    std::string id;               // its ce_id, forgotten if the records are never written
+    Count count = Count::kNone;   // added (under mu_) once it finished
   };
   // A finished message whose records are being written (delivery thread).
   struct PendingWrite {
-    TopicPartition tp;
+    PartitionState* partition = nullptr;  // partitions_ keeps it while the message runs
     int64_t offset = 0;
     Verdict verdict;
     size_t next = 0;  // the record in flight, or waiting in retries_
@@ -173,6 +187,7 @@ class Worker final : private kafka::RebalanceListener {
   };
   struct Queued {
     kafka::Message m;
+    PartitionState* partition = nullptr;       // partitions_ keeps it while the message runs
     std::chrono::steady_clock::time_point at;  // consumed
   };
 
@@ -189,7 +204,7 @@ class Worker final : private kafka::RebalanceListener {
   void PoolThread(CancelToken& cancel);
   // Marks a message finished (its offset may be committed) or handed back.
   // True when its partition has nothing running any more.
-  bool FinishLocked(const TopicPartition& tp, int64_t offset, bool finished) REQUIRES(mu_);
+  static bool FinishLocked(PartitionState& p, int64_t offset, bool finished, int& finished_since_commit);
   // Produces writing_[key]'s next record; on a refusal schedules a retry.
   void SendRecord(uint64_t key);
   // A delivery report for writing_[key] (delivery thread).
@@ -210,14 +225,15 @@ class Worker final : private kafka::RebalanceListener {
   TaskBroker* broker_;
 
   Mutex seen_mu_;
-  std::deque<std::string> recent_ GUARDED_BY(seen_mu_);
+  // The ids in recent_set_, oldest first (its elements do not move on a rehash).
+  std::deque<const std::string*> recent_ GUARDED_BY(seen_mu_);
   std::unordered_set<std::string> recent_set_ GUARDED_BY(seen_mu_);
 
   mutable Mutex mu_;
   std::condition_variable cv_;       // the polling thread waits: room to fetch, revokes, shutdown
   std::condition_variable work_cv_;  // pool threads wait: a queued message, or stopping
   WorkerStats stats_ GUARDED_BY(mu_);
-  std::map<TopicPartition, PartitionState> partitions_ GUARDED_BY(mu_);
+  std::map<TopicPartition, PartitionState, TopicPartitionLess> partitions_ GUARDED_BY(mu_);
   std::deque<Queued> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
   int in_flight_ GUARDED_BY(mu_) = 0;         // queued + running (at most concurrency + prefetch)
   std::map<uint64_t, PendingWrite> writing_ GUARDED_BY(mu_);

@@ -2,6 +2,7 @@
 #include "common/task_result.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace cronlane {
 namespace {
@@ -117,6 +118,36 @@ TEST(TaskResult, EncodesAttributesThatAreNotUtf8) {
   auto back = DecodeTaskResult(json);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->id, "\xEF\xBF\xBD\xEF\xBF\xBD") << "each invalid byte becomes U+FFFD";
+}
+
+// EncodeTaskResult writes the record field by field; its bytes are the ones a
+// nlohmann object gives (sorted keys, escaping, U+FFFD for invalid UTF-8), so
+// readers see no change.
+TEST(TaskResult, EncodesTheSameBytesAsAJsonObject) {
+  auto oracle = [](const TaskResult& r) {
+    nlohmann::json j = {{"id", r.id},
+                        {"subject", r.subject},
+                        {"time", r.time},
+                        {"outcome", RunOutcomeName(r.outcome)},
+                        {"attempts", r.attempts},
+                        {"durationMs", r.duration_ms},
+                        {"shardIndex", r.shard_index},
+                        {"shardCount", r.shard_count}};
+    if (r.dead_lettered) j["deadLettered"] = true;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  std::vector<TaskResult> cases = {
+      {"uid:1:0", "ns/t", "2027-01-15T08:00:00Z", RunOutcome::kSucceeded, 2, 1500, 1, 4},
+      {"", "", "", RunOutcome::kCancelled, 0, 0, 0, 1},
+      {"q\"uote", "back\\slash", "tab\there", RunOutcome::kFailed, 3, -7, 0, 1},
+      {"ctl\x01\x1f\x7f", "ns/n\xc3\xa9", "\xff\xfe", RunOutcome::kFailed, 2147483647, INT64_MAX, 7, 8},
+      {"line\nbreak", "\xe2\x82",
+       "a\xf0\x9f\x98\x80"
+       "b",
+       RunOutcome::kSucceeded, 1, INT64_MIN, 0, 1},
+  };
+  cases[2].dead_lettered = true;
+  for (const auto& r : cases) EXPECT_EQ(EncodeTaskResult(r), oracle(r)) << r.id;
 }
 
 // Found by tests/fuzz/task_result_fuzz.cpp: numbers outside what a worker writes

@@ -111,11 +111,25 @@ class FakeBroker final : public TaskBroker {
   bool revoking_locked() const { return revoking_; }
   bool paused_locked() const { return paused_; }
   size_t waiting_locked() const { return messages_.size(); }
+  std::vector<std::string> warmed_up() {
+    std::lock_guard lock(mu_);
+    return warmed_up_;
+  }
+  bool warmed_before_subscribe() {
+    std::lock_guard lock(mu_);
+    return warmed_before_subscribe_;
+  }
 
   // --- the worker's side
   Status Subscribe(const std::vector<std::string>&, kafka::RebalanceListener* listener) override {
+    std::lock_guard lock(mu_);
     listener_ = listener;
     return Status::Ok();
+  }
+  void WarmUp(const std::vector<std::string>& topics, std::chrono::milliseconds) override {
+    std::lock_guard lock(mu_);
+    warmed_up_ = topics;
+    warmed_before_subscribe_ = listener_ == nullptr;
   }
   Result<kafka::Polled> Poll(std::chrono::milliseconds timeout) override {
     std::unique_lock lock(mu_);
@@ -239,6 +253,8 @@ class FakeBroker final : public TaskBroker {
   bool fail_ = false, hold_ = false, paused_ = false;
   int failures_ = 0, polls_ = 0, pauses_ = 0;
   kafka::RebalanceListener* listener_ = nullptr;
+  std::vector<std::string> warmed_up_;
+  bool warmed_before_subscribe_ = false;
 };
 
 int64_t LastCommit(const std::vector<Committed>& commits, int32_t partition = 0) {
@@ -450,6 +466,34 @@ TEST_F(WorkerBatchingTest, PartitionsRevokedWhilePausedAreFetchedAgainWhenTheyCo
   broker.Add(0, 1, "after");
   broker.Assign({{"tasks", 0}, {"tasks", 1}, {"tasks", 2}, {"tasks", 3}});
   EXPECT_TRUE(WaitDelivered(2)) << "partition 0 came back paused and was never fetched";
+}
+
+TEST_F(WorkerBatchingTest, ReadiesTheProducerForItsRecordTopicsBeforeJoiningTheGroup) {
+  options.dead_letter_topic = "dead";
+  Start();
+  broker.Add(0, 0, "a");
+  ASSERT_TRUE(WaitDelivered(1));
+  EXPECT_EQ(broker.warmed_up(), (std::vector<std::string>{"results", "dead"}));
+  EXPECT_TRUE(broker.warmed_before_subscribe()) << "the first results must not wait for the producer";
+}
+
+TEST_F(WorkerBatchingTest, AnIdSeenWithinTheDedupeWindowIsSkippedAndOneOlderRunsAgain) {
+  options.dedupe_window = 2;
+  options.commit_every = 1;
+  Start();
+  broker.Add(0, 0, "a");
+  broker.Add(0, 1, "a");  // a redelivery: skipped
+  broker.Add(0, 2, "b");
+  broker.Add(0, 3, "c");  // "a" leaves the window
+  broker.Add(0, 4, "a");  // runs again
+  ASSERT_TRUE(broker.WaitFor([&] { return LastCommit(broker.commits_locked()) == 5; }));
+  ASSERT_TRUE(WaitDelivered(4));
+  const auto stats = worker->Stats();
+  EXPECT_EQ(stats.succeeded, 4u);
+  EXPECT_EQ(stats.duplicates, 1u);
+  int a = 0;
+  for (const auto& d : broker.delivered()) a += d.find("\"id\":\"a\"") != std::string::npos ? 1 : 0;
+  EXPECT_EQ(a, 2) << "one result for the redelivery skipped, one for the run after the window";
 }
 
 }  // namespace
