@@ -1,36 +1,40 @@
 #include "common/cloudevent.h"
 
 #include <charconv>
+#include <string_view>
+#include <utility>
 
 namespace cronlane {
 namespace {
 
-bool ToInt(const std::string& s, int& out) {
+bool ToInt(std::string_view s, int& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
 }
 
 }  // namespace
 
-Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
-  FiredTask t;
-  for (const auto& h : m.headers) t.headers[h.name] = h.value;
-  auto get = [&](const char* name) {
-    auto it = t.headers.find(name);
-    return it == t.headers.end() ? std::string() : it->second;
-  };
+std::optional<std::string_view> FiredTask::Header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (h.name == name) return std::string_view(h.value);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// Reads the attributes from `m`'s headers (by view: nothing is copied before the
+// message is known to be a fired task), then takes or copies the parts of `m`.
+template <typename Message>
+Result<FiredTask> Decode(Message&& m) {
+  auto get = [&](std::string_view name) { return m.HeaderValue(name).value_or(std::string_view()); };
   if (get("ce_specversion") != "1.0")
     return InvalidArgument("not a CloudEvent 1.0 (ce_specversion missing or not 1.0)");
-  t.id = get("ce_id");
-  t.source = get("ce_source");
-  t.type = get("ce_type");
-  if (t.id.empty() || t.source.empty() || t.type.empty()) {
+  const std::string_view id = get("ce_id"), source = get("ce_source"), type = get("ce_type");
+  if (id.empty() || source.empty() || type.empty()) {
     return InvalidArgument("CloudEvent without ce_id, ce_source or ce_type");
   }
-  t.time = get("ce_time");
-  t.subject = get("ce_subject");
-  t.key = m.key.value_or("");
-  t.payload = m.value;
+  FiredTask t;
   struct IntAttr {
     const char* name;
     int* out;
@@ -38,8 +42,10 @@ Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
   for (IntAttr a : {IntAttr{"ce_shardindex", &t.shard_index}, IntAttr{"ce_shardcount", &t.shard_count},
                     IntAttr{"ce_maxattempts", &t.max_attempts}, IntAttr{"ce_backoffseconds", &t.backoff_seconds},
                     IntAttr{"ce_timeoutseconds", &t.timeout_seconds}}) {
-    std::string v = get(a.name);
-    if (!v.empty() && !ToInt(v, *a.out)) return InvalidArgument(std::string(a.name) + " is not a number: " + v);
+    const std::string_view v = get(a.name);
+    if (!v.empty() && !ToInt(v, *a.out)) {
+      return InvalidArgument(std::string(a.name) + " is not a number: " + std::string(v));
+    }
   }
   if (t.max_attempts < 1) t.max_attempts = 1;
   if (t.shard_count < 1 || t.shard_index < 0 || t.shard_index >= t.shard_count) {
@@ -48,7 +54,25 @@ Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
   }
   if (t.backoff_seconds < 0) return InvalidArgument("ce_backoffseconds is negative");
   if (t.timeout_seconds < 0) return InvalidArgument("ce_timeoutseconds is negative");
+  t.id = id;
+  t.source = source;
+  t.type = type;
+  t.time = get("ce_time");
+  t.subject = get("ce_subject");
+  t.key = m.key.value_or("");
+  // Last: the views above point into these.
+  t.payload = std::forward<Message>(m).value;
+  t.headers = std::forward<Message>(m).headers;
   return t;
+}
+
+}  // namespace
+
+Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
+  return Decode(m);
+}
+Result<FiredTask> DecodeFiredTask(kafka::Message&& m) {
+  return Decode(std::move(m));
 }
 
 std::vector<kafka::Header> CancelEventHeaders(const CancelEvent& e, const std::string& time) {

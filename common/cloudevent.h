@@ -4,8 +4,9 @@
 // of concurrencyPolicy Replace on the control topic. Shared by the dispatcher and
 // workers.
 
-#include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/kafka.h"
@@ -25,16 +26,21 @@ struct FiredTask {
   int shard_count = 1;
   int max_attempts = 1;
   int backoff_seconds = 10;
-  int timeout_seconds = 0;                     // 0 = the worker's default
-  std::map<std::string, std::string> headers;  // every header as received
+  int timeout_seconds = 0;             // 0 = the worker's default
+  std::vector<kafka::Header> headers;  // every header as received, in order
 
   // The task's UID: the id up to its first ':'.
   std::string TaskId() const { return id.substr(0, id.find(':')); }
+  // The first header of that name, if any.
+  std::optional<std::string_view> Header(std::string_view name) const;
 };
 
 // InvalidArgument when a required attribute (specversion 1.0, id, source, type) is
 // missing or a number is malformed.
 Result<FiredTask> DecodeFiredTask(const kafka::Message& m);
+// The same, taking the message's value and headers instead of copying them (a
+// worker's per-task path); on an error `m` is left as it was.
+Result<FiredTask> DecodeFiredTask(kafka::Message&& m);
 
 // concurrencyPolicy Replace: a CloudEvent on the control topic, committed in the
 // same transaction as the occurrence that replaces the running one. Every

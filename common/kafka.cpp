@@ -551,6 +551,7 @@ Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeo
     const char* name = nullptr;
     const void* val = nullptr;
     size_t size = 0;
+    out.headers.reserve(rd_kafka_header_cnt(hdrs));
     for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
       out.headers.push_back({name, val != nullptr ? std::string(static_cast<const char*>(val), size) : ""});
     }

@@ -109,9 +109,9 @@ std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcom
   return Record{&options_.results_topic, t.subject, EncodeTaskResult(r), {}};
 }
 
-Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
+Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
   Verdict v;
-  auto decoded = DecodeFiredTask(m);
+  auto decoded = DecodeFiredTask(std::move(m));  // takes its value and headers (left as they were on an error)
   if (!decoded.ok()) {
     spdlog::warn("{}[{}]@{}: {}; dead-lettered", m.topic, m.partition, m.offset, decoded.status().message());
     if (!options_.dead_letter_topic.empty())
@@ -204,9 +204,10 @@ Worker::Verdict Worker::Process(const kafka::Message& m, CancelToken& cancel) {
   // The outcome is durable (result, then dead letter) before the offset may move past it.
   if (auto r = ResultRecord(t, RunOutcome::kFailed, t.max_attempts, took)) v.records.push_back(std::move(*r));
   if (!options_.dead_letter_topic.empty()) {
-    auto headers = m.headers;
+    // The message as it came (its value and headers are in `t` now).
+    auto headers = t.headers;
     headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
-    v.records.push_back({&options_.dead_letter_topic, m.key, m.value, std::move(headers)});
+    v.records.push_back({&options_.dead_letter_topic, m.key, t.payload, std::move(headers)});
   }
   v.count = options_.dead_letter_topic.empty() ? Count::kFailed : Count::kDeadLettered;
   return v;
@@ -244,7 +245,7 @@ void Worker::PoolThread(CancelToken& cancel) {
       queue_.pop_front();
     }
     queue_wait_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - q.at).count());
-    const kafka::Message& m = q.m;
+    kafka::Message& m = q.m;
     Verdict v = Process(m, cancel);
     std::optional<uint64_t> send;
     bool wake = false;

@@ -191,8 +191,9 @@ class Worker final : private kafka::RebalanceListener {
     std::chrono::steady_clock::time_point at;  // consumed
   };
 
-  // Runs the handler on one message.
-  Verdict Process(const kafka::Message& m, CancelToken& cancel);
+  // Runs the handler on one message; takes its value and headers (a message that
+  // is not a fired task keeps them, for its dead letter).
+  Verdict Process(kafka::Message& m, CancelToken& cancel);
   // The result record of an occurrence (when results are configured).
   std::optional<Record> ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
                                      std::chrono::milliseconds took) const;
