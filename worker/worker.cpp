@@ -19,7 +19,9 @@ Worker::Worker(WorkerOptions options, Handler handler, Clock& clock, TaskBroker*
 
 WorkerStats Worker::Stats() const {
   MutexLock lock(mu_);
-  return stats_;
+  WorkerStats s = stats_;
+  s.attempts = attempts_.load(std::memory_order_relaxed);
+  return s;
 }
 
 Worker::~Worker() {
@@ -140,7 +142,7 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
   const auto scheduled = ParseRfc3339(t.time);
   CancelToken abort;
   {
-    MutexLock lock(mu_);
+    MutexLock lock(cancel_mu_);
     if (scheduled.ok() && CancelledLocked(task_id, *scheduled)) abort.Cancel();
     if (scheduled.ok()) running_.emplace(task_id, Running{*scheduled, &abort});
   }
@@ -149,7 +151,7 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
     const std::string& task_id;
     const CancelToken* abort;
     ~Unlist() {
-      MutexLock lock(w.mu_);
+      MutexLock lock(w.cancel_mu_);
       auto [from, to] = w.running_.equal_range(task_id);
       for (auto it = from; it != to; ++it) {
         if (it->second.abort == abort) {
@@ -171,10 +173,7 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
     if (abort.cancelled()) return cancelled(attempt - 1);
-    {
-      MutexLock lock(mu_);
-      ++stats_.attempts;
-    }
+    attempts_.fetch_add(1, std::memory_order_relaxed);
     Outcome o = handler_(t, attempt, cancel, abort);
     if (o == Outcome::kSucceeded) {
       auto took = elapsed();
@@ -214,7 +213,7 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
 }
 
 void Worker::Cancel(const std::string& task_id, Instant before) {
-  MutexLock lock(mu_);
+  MutexLock lock(cancel_mu_);
   auto [it, added] = cancels_.try_emplace(task_id, before);
   if (!added && it->second < before) it->second = before;
   auto [from, to] = running_.equal_range(task_id);
@@ -235,41 +234,56 @@ bool Worker::CancelledLocked(const std::string& task_id, Instant scheduled) cons
 }
 
 void Worker::PoolThread(CancelToken& cancel) {
+  // A pool thread settles the message it ran and takes the next one under one
+  // lock; it waits only with nothing queued and nothing of its own to produce.
+  struct Ran {
+    PartitionState* partition;
+    int64_t offset;
+    Verdict verdict;
+  };
+  std::optional<Ran> ran;
   while (true) {
-    Queued q;
-    {
-      MutexLock lock(mu_);
-      work_cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and nothing left
-      q = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    queue_wait_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - q.at).count());
-    kafka::Message& m = q.m;
-    Verdict v = Process(m, cancel);
+    std::optional<Queued> next;
     std::optional<uint64_t> send;
+    const Record* record = nullptr;
     bool wake = false;
     {
       MutexLock lock(mu_);
-      --in_flight_;  // this pool thread is free; the partition keeps the message running until it finished
-      // The polling thread waits (when full) for room for a batch of fetches, or
-      // (revoke, shutdown) for nothing left: woken when one of those is reached.
-      wake = in_flight_ == refill_at_ || in_flight_ == 0;
-      if (v.handed_back || v.records.empty()) {
-        if (!v.handed_back) Add(v.count, stats_);
-        wake |= FinishLocked(*q.partition, m.offset, !v.handed_back, finished_since_commit_);
-      } else {
-        const uint64_t key = next_writing_++;
-        PendingWrite& w = writing_[key];
-        w.partition = q.partition;
-        w.offset = m.offset;
-        w.verdict = std::move(v);
-        w.in_flight = true;
-        send = key;
+      if (ran) {
+        Verdict& v = ran->verdict;
+        --in_flight_;  // this pool thread is free; the partition keeps the message running until it finished
+        // The polling thread waits (when full) for room for a batch of fetches, or
+        // (revoke, shutdown) for nothing left: woken when one of those is reached.
+        wake = in_flight_ == refill_at_ || in_flight_ == 0;
+        if (v.handed_back || v.records.empty()) {
+          if (!v.handed_back) Add(v.count, stats_);
+          wake |= FinishLocked(*ran->partition, ran->offset, !v.handed_back, finished_since_commit_);
+        } else {
+          const uint64_t key = next_writing_++;
+          PendingWrite& w = writing_[key];
+          w.partition = ran->partition;
+          w.offset = ran->offset;
+          w.verdict = std::move(v);
+          w.in_flight = true;
+          send = key;
+          record = &w.verdict.records[0];  // stays put while in flight (SendRecord)
+        }
+        ran.reset();
+      }
+      if (!send) work_cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
+      if (!queue_.empty()) {
+        next.emplace(std::move(queue_.front()));
+        queue_.pop_front();
+      } else if (!send) {
+        return;  // stopping and nothing left
       }
     }
     if (wake) cv_.notify_all();
-    if (send) SendRecord(*send);
+    if (send) ProduceRecord(*send, *record);
+    if (!next) continue;
+    queue_wait_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - next->at).count());
+    Verdict v = Process(next->m, cancel);
+    ran.emplace(Ran{next->partition, next->m.offset, std::move(v)});
   }
 }
 
@@ -294,7 +308,11 @@ void Worker::SendRecord(uint64_t key) {
     r = &it->second.verdict.records[it->second.next];
     it->second.in_flight = true;
   }
-  Status s = broker_->Produce(*r->topic, r->key, r->value, r->headers,
+  ProduceRecord(key, *r);
+}
+
+void Worker::ProduceRecord(uint64_t key, const Record& r) {
+  Status s = broker_->Produce(*r.topic, r.key, r.value, r.headers,
                               [this, key](const Status& delivered) { OnRecordDelivered(key, delivered); });
   if (!s.ok()) OnRecordDelivered(key, s);  // not queued (a full local queue): retried like a failed delivery
 }
@@ -422,6 +440,29 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
   }
 }
 
+void Worker::QueuePolled() {
+  if (polled_.empty()) return;
+  const auto now = clock_.SteadyNow();
+  {
+    MutexLock lock(mu_);
+    for (auto& m : polled_) {
+      auto it = partitions_.find(PartitionView{m.topic, m.partition});
+      if (it == partitions_.end()) it = partitions_.try_emplace({m.topic, m.partition}).first;
+      PartitionState& p = it->second;
+      p.unfinished.insert(m.offset);
+      ++p.running;
+      ++in_flight_;
+      queue_.push_back({std::move(m), &p, now});
+    }
+  }
+  if (polled_.size() == 1) {
+    work_cv_.notify_one();
+  } else {
+    work_cv_.notify_all();
+  }
+  polled_.clear();
+}
+
 void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
   // librdkafka keeps a partition's pause through a revoke and a new assignment
   // (and a new one starts unpaused): the polling loop applies its state to them.
@@ -432,6 +473,11 @@ void Worker::OnAssigned(rd_kafka_t* /*consumer*/, const std::vector<TopicPartiti
 void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartition>& partitions) {
   // Finish what runs on these partitions (results written included) and commit it
   // before another member starts reading them from the committed offset.
+  // Messages of theirs fetched in this burst and not queued yet are dropped: never
+  // counted, they stay uncommitted and the next owner reads them.
+  std::erase_if(polled_, [&](const kafka::Message& m) {
+    return std::find(partitions.begin(), partitions.end(), TopicPartition{m.topic, m.partition}) != partitions.end();
+  });
   {
     MutexLock lock(mu_);
     // Queued messages of revoked partitions are handed back unprocessed.
@@ -504,6 +550,7 @@ Status Worker::Run(CancelToken& cancel) {
   bool paused = false;
   while (!cancel.cancelled()) {
     bool commit_due = false, is_full = false;
+    int in_flight = 0;
     {
       MutexLock lock(mu_);
       if (full()) {
@@ -513,6 +560,7 @@ Status Worker::Run(CancelToken& cancel) {
         });
       }
       is_full = full();
+      in_flight = in_flight_;
       commit_due = finished_since_commit_ >= options_.commit_every ||
                    (finished_since_commit_ > 0 && clock_.SteadyNow() - last_commit >= options_.commit_interval);
     }
@@ -530,36 +578,35 @@ Status Worker::Run(CancelToken& cancel) {
       }
     }
     // The poll also serves the outcomes of asynchronous commits. A message fetched
-    // before a pause may still come; it is taken like any other.
-    auto polled = broker_->Poll(is_full ? 0ms : InFlight() > 0 ? 20ms : 200ms);
-    if (!polled.ok()) {
-      spdlog::warn("consume: {}", polled.status().ToString());
-      continue;
-    }
-    if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
-      // Every message before this end was consumed; it is committed once finished.
-      MutexLock lock(mu_);
-      auto it = partitions_.find(PartitionView{eof->topic, eof->partition});
-      if (it == partitions_.end()) it = partitions_.try_emplace({eof->topic, eof->partition}).first;
-      PartitionState& p = it->second;
-      if (eof->offset > p.end) {
-        p.end = eof->offset;
-        ++finished_since_commit_;  // the end moved: worth a commit at the next interval
+    // before a pause may still come; it is taken like any other. Messages already
+    // fetched are taken in a burst (up to the room left) and queued together.
+    auto timeout = is_full ? 0ms : in_flight > 0 ? 20ms : 200ms;
+    const size_t burst = static_cast<size_t>(std::clamp(limit - in_flight, 1, 64));
+    while (true) {
+      auto polled = broker_->Poll(timeout);
+      timeout = 0ms;
+      if (!polled.ok()) {
+        spdlog::warn("consume: {}", polled.status().ToString());
+        break;
       }
+      if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->offset >= 0) {
+        // Every message before this end was consumed (and is queued first, so the
+        // end is never committed past one of them); it is committed once finished.
+        QueuePolled();
+        MutexLock lock(mu_);
+        auto it = partitions_.find(PartitionView{eof->topic, eof->partition});
+        if (it == partitions_.end()) it = partitions_.try_emplace({eof->topic, eof->partition}).first;
+        PartitionState& p = it->second;
+        if (eof->offset > p.end) {
+          p.end = eof->offset;
+          ++finished_since_commit_;  // the end moved: worth a commit at the next interval
+        }
+      }
+      if (!polled->message) break;
+      polled_.push_back(std::move(*polled->message));
+      if (polled_.size() >= burst) break;
     }
-    if (!polled->message) continue;
-    {
-      MutexLock lock(mu_);
-      kafka::Message& m = *polled->message;
-      auto it = partitions_.find(PartitionView{m.topic, m.partition});
-      if (it == partitions_.end()) it = partitions_.try_emplace({m.topic, m.partition}).first;
-      PartitionState& p = it->second;
-      p.unfinished.insert(m.offset);
-      ++p.running;
-      ++in_flight_;
-      queue_.push_back({std::move(m), &p, clock_.SteadyNow()});
-    }
-    work_cv_.notify_one();
+    QueuePolled();
   }
   // Shutdown: stop fetching, let running attempts finish (a retry wait is cut
   // short and its message handed back) and their records be written (one that

@@ -33,8 +33,11 @@
 //
 // Threads: the polling thread (Run: fetch, commit, rebalance callbacks), the pool
 // threads (handler), the delivery thread (record outcomes and retries). mu_
-// guards the shared state; no lock is held across a TaskBroker call or a handler.
+// guards the shared state, cancel_mu_ the cancels, seen_mu_ the ids seen; none is
+// taken while another is held, and none is held across a TaskBroker call or a
+// handler.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -200,7 +203,7 @@ class Worker final : private kafka::RebalanceListener {
   bool Seen(const std::string& id);
   // The latest cancel of the task, if its occurrence scheduled at `scheduled` is
   // cancelled by it.
-  bool CancelledLocked(const std::string& task_id, Instant scheduled) const REQUIRES(mu_);
+  bool CancelledLocked(const std::string& task_id, Instant scheduled) const REQUIRES(cancel_mu_);
   void Forget(const std::string& id);
   void PoolThread(CancelToken& cancel);
   // Marks a message finished (its offset may be committed) or handed back.
@@ -208,6 +211,8 @@ class Worker final : private kafka::RebalanceListener {
   static bool FinishLocked(PartitionState& p, int64_t offset, bool finished, int& finished_since_commit);
   // Produces writing_[key]'s next record; on a refusal schedules a retry.
   void SendRecord(uint64_t key);
+  // Produces `r`, writing_[key]'s record in flight (no lock held).
+  void ProduceRecord(uint64_t key, const Record& r);
   // A delivery report for writing_[key] (delivery thread).
   void OnRecordDelivered(uint64_t key, const Status& s);
   void DeliveryThread();
@@ -225,6 +230,10 @@ class Worker final : private kafka::RebalanceListener {
   std::unique_ptr<TaskBroker> owned_broker_;
   TaskBroker* broker_;
 
+  // Cancels and the running occurrences they may stop (Cancel and the pool
+  // threads); apart from mu_, so a task's start and end do not wait for it.
+  Mutex cancel_mu_;
+  std::atomic<uint64_t> attempts_{0};  // WorkerStats::attempts
   Mutex seen_mu_;
   // The ids in recent_set_, oldest first (its elements do not move on a rehash).
   std::deque<const std::string*> recent_ GUARDED_BY(seen_mu_);
@@ -241,22 +250,26 @@ class Worker final : private kafka::RebalanceListener {
   uint64_t next_writing_ GUARDED_BY(mu_) = 0;
   // Records that failed, by when they are produced again.
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
-  int refill_at_ GUARDED_BY(mu_) = 0;           // a full polling thread fetches again at this many in flight
-  size_t max_writing_ = 1000;                   // options_.max_writing, at least 1
-  bool new_assignment_ = false;                 // polling thread only: pause state not yet applied to it
+  int refill_at_ GUARDED_BY(mu_) = 0;  // a full polling thread fetches again at this many in flight
+  size_t max_writing_ = 1000;          // options_.max_writing, at least 1
+  bool new_assignment_ = false;        // polling thread only: pause state not yet applied to it
+  // Polling thread only: messages fetched in this burst, not counted or queued yet.
+  std::vector<kafka::Message> polled_;
+  // Counts polled_'s messages as running and queues them for the pool.
+  void QueuePolled();
   bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back
   bool delivery_stop_ GUARDED_BY(mu_) = false;
   int finished_since_commit_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
   // Cancels by task UID: occurrences scheduled before the instant are cancelled.
-  std::unordered_map<std::string, Instant> cancels_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Instant> cancels_ GUARDED_BY(cancel_mu_);
   // Running occurrences by task UID: their scheduled time and abort token.
   struct Running {
     Instant scheduled;
     CancelToken* abort;
   };
-  std::unordered_multimap<std::string, Running> running_ GUARDED_BY(mu_);
+  std::unordered_multimap<std::string, Running> running_ GUARDED_BY(cancel_mu_);
   prometheus::Histogram task_duration_{
       prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}};
   prometheus::Histogram queue_wait_{
