@@ -33,8 +33,9 @@
 //
 // Threads: the polling thread (Run: fetch, commit, rebalance callbacks), the pool
 // threads (handler), the delivery thread (record outcomes and retries). mu_
-// guards the shared state, cancel_mu_ the cancels, seen_mu_ the ids seen; none is
-// taken while another is held, and none is held across a TaskBroker call or a
+// guards the shared state, cancel_mu_ the cancels, seen_mu_ the ids seen.
+// seen_mu_ may be taken while mu_ is held (forgetting a handed-back id), never the
+// reverse; cancel_mu_ is taken alone. None is held across a TaskBroker call or a
 // handler.
 
 #include <atomic>
