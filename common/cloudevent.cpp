@@ -71,7 +71,7 @@ Result<FiredTask> Decode(Message&& m) {
 Result<FiredTask> DecodeFiredTask(const kafka::Message& m) {
   return Decode(m);
 }
-Result<FiredTask> DecodeFiredTask(kafka::Message&& m) {
+Result<FiredTask> TakeFiredTask(kafka::Message& m) {
   return Decode(std::move(m));
 }
 

@@ -40,7 +40,7 @@ struct FiredTask {
 Result<FiredTask> DecodeFiredTask(const kafka::Message& m);
 // The same, taking the message's value and headers instead of copying them (a
 // worker's per-task path); on an error `m` is left as it was.
-Result<FiredTask> DecodeFiredTask(kafka::Message&& m);
+Result<FiredTask> TakeFiredTask(kafka::Message& m);
 
 // concurrencyPolicy Replace: a CloudEvent on the control topic, committed in the
 // same transaction as the occurrence that replaces the running one. Every

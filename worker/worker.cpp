@@ -113,7 +113,7 @@ std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcom
 
 Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
   Verdict v;
-  auto decoded = DecodeFiredTask(std::move(m));  // takes its value and headers (left as they were on an error)
+  auto decoded = TakeFiredTask(m);  // takes its value and headers (left as they were on an error)
   if (!decoded.ok()) {
     spdlog::warn("{}[{}]@{}: {}; dead-lettered", m.topic, m.partition, m.offset, decoded.status().message());
     if (!options_.dead_letter_topic.empty())
@@ -602,7 +602,10 @@ Status Worker::Run(CancelToken& cancel) {
           ++finished_since_commit_;  // the end moved: worth a commit at the next interval
         }
       }
-      if (!polled->message) break;
+      if (!polled->message) {
+        if (polled->eof) continue;  // more may be fetched (other partitions)
+        break;
+      }
       polled_.push_back(std::move(*polled->message));
       if (polled_.size() >= burst) break;
     }

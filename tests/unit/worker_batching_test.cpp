@@ -55,16 +55,29 @@ class FakeBroker final : public TaskBroker {
     messages_.push_back(std::move(m));
     cv_.notify_all();
   }
+  // The partition's end (an end-of-partition event at `offset`), in order with the
+  // messages added.
+  void AddEnd(int32_t partition, int64_t offset) {
+    kafka::Message m;
+    m.topic = "tasks";
+    m.partition = partition;
+    m.offset = offset;
+    m.timestamp_ms = kEndMarker;
+    std::lock_guard lock(mu_);
+    messages_.push_back(std::move(m));
+    cv_.notify_all();
+  }
   void Revoke(std::vector<std::pair<std::string, int32_t>> partitions) {
     std::lock_guard lock(mu_);
     revoke_ = std::move(partitions);
     cv_.notify_all();
   }
-  // The poll right after the next message revokes `partitions` (as librdkafka
-  // may, between two messages the worker takes in one burst).
-  void RevokeAfterNextMessage(std::vector<std::pair<std::string, int32_t>> partitions) {
+  // The poll right after the next `events` messages or ends revokes `partitions`
+  // (as librdkafka may, between two events the worker takes in one burst).
+  void RevokeAfterEvents(int events, std::vector<std::pair<std::string, int32_t>> partitions) {
     std::lock_guard lock(mu_);
-    revoke_after_message_ = std::move(partitions);
+    revoke_after_events_ = events;
+    revoke_after_ = std::move(partitions);
   }
   void Assign(std::vector<std::pair<std::string, int32_t>> partitions) {
     std::lock_guard lock(mu_);
@@ -175,9 +188,13 @@ class FakeBroker final : public TaskBroker {
     }
     kafka::Polled p;
     if (auto it = next(); it != messages_.end()) {
-      p.message = std::move(*it);
+      if (it->timestamp_ms == kEndMarker) {
+        p.eof = kafka::PartitionOffset{it->topic, it->partition, it->offset};
+      } else {
+        p.message = std::move(*it);
+      }
       messages_.erase(it);
-      revoke_.swap(revoke_after_message_);  // served by the next Poll, if armed
+      if (revoke_after_events_ > 0 && --revoke_after_events_ == 0) revoke_.swap(revoke_after_);  // the next Poll
     }
     lock.unlock();
     for (auto& d : done) d();
@@ -248,8 +265,10 @@ class FakeBroker final : public TaskBroker {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
+  static constexpr int64_t kEndMarker = -42;  // a timestamp no message has: AddEnd's event
   std::deque<kafka::Message> messages_;
-  std::vector<std::pair<std::string, int32_t>> revoke_, assign_, revoke_after_message_;
+  std::vector<std::pair<std::string, int32_t>> revoke_, assign_, revoke_after_;
+  int revoke_after_events_ = 0;
   std::set<int32_t> assigned_{0, 1, 2, 3};
   std::set<int32_t> paused_partitions_;
   bool revoking_ = false;
@@ -481,7 +500,7 @@ TEST_F(WorkerBatchingTest, PartitionsRevokedWhilePausedAreFetchedAgainWhenTheyCo
 TEST_F(WorkerBatchingTest, AMessageOfAPartitionRevokedWithinAPollBurstIsLeftToTheNextOwner) {
   options.commit_every = 1;
   Start();
-  broker.RevokeAfterNextMessage({{"tasks", 1}});
+  broker.RevokeAfterEvents(1, {{"tasks", 1}});
   broker.Add(1, 0, "gone");
   ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
   broker.Add(0, 0, "kept");
@@ -491,6 +510,24 @@ TEST_F(WorkerBatchingTest, AMessageOfAPartitionRevokedWithinAPollBurstIsLeftToTh
   for (const auto& d : broker.delivered()) EXPECT_EQ(d.find("gone"), std::string::npos) << d;
   EXPECT_EQ(worker->Stats().succeeded, 1u);
   EXPECT_LE(LastCommit(broker.commits(), 1), 0) << "partition 1's message was not run here";
+}
+
+// A partition's end read in the same burst as a message before it, then a revoke
+// of that partition: the message must be counted before the end is, or the
+// revoke's commit passes it (the end) while the message is dropped unrun — lost.
+TEST_F(WorkerBatchingTest, APartitionsEndInABurstIsNeverCommittedPastAMessageBeforeIt) {
+  options.commit_every = 1;
+  Start();
+  broker.RevokeAfterEvents(2, {{"tasks", 0}});
+  broker.Add(0, 0, "a");
+  broker.AddEnd(0, 1);
+  ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
+  ASSERT_TRUE(broker.WaitPolls(3));
+  const auto delivered = broker.delivered();
+  const bool ran = std::any_of(delivered.begin(), delivered.end(),
+                               [](const std::string& d) { return d.find("\"id\":\"a\"") != std::string::npos; });
+  EXPECT_TRUE(ran || LastCommit(broker.commits()) <= 0)
+      << "offset 0 neither ran here nor left for the next owner: committed " << LastCommit(broker.commits());
 }
 
 TEST_F(WorkerBatchingTest, ReadiesTheProducerForItsRecordTopicsBeforeJoiningTheGroup) {
