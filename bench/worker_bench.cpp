@@ -121,12 +121,12 @@ int Pipe(const std::string& bootstrap, const std::string& topic, const std::stri
     if (!m.ok() || !m->has_value()) continue;
     const kafka::Message& msg = **m;
     TaskResult r;
-    for (const auto& h : msg.headers) {
-      if (h.name == "ce_id") r.id = h.value;
-    }
+    r.id = msg.HeaderValue("ce_id").value_or("");
     r.outcome = RunOutcome::kSucceeded;
     r.attempts = 1;
-    while (!kafka::Produce(p->get(), results_topic, msg.key, EncodeTaskResult(r), {}).ok()) {
+    Status s;
+    while (!(s = kafka::Produce(p->get(), results_topic, msg.key, EncodeTaskResult(r), {})).ok()) {
+      if (s.code() != StatusCode::kUnavailable) return std::cerr << s.ToString() << "\n", 1;
       kafka::ServeDeliveries(p->get(), std::chrono::milliseconds(10));  // local queue full
     }
     next[{msg.topic, msg.partition}] = msg.offset + 1;
@@ -195,9 +195,9 @@ int main(int argc, char** argv) {
   auto* consume = app.add_subcommand("consume", "a bare consumer reading N messages");
   auto* results = app.add_subcommand("results", "wait for N results on a results topic");
   auto* pipe = app.add_subcommand("pipe", "a bare consume-produce-commit loop over N messages");
-  std::string results_topic;
+  std::string results_topic, pipe_group;
   pipe->add_option("--results-topic", results_topic)->required();
-  pipe->add_option("--group", group);
+  pipe->add_option("--group", pipe_group, "Consumer group (default: the topic's name)");
   pipe->add_option("--count", count)->check(CLI::PositiveNumber);
   for (auto* s : {produce, consume, results, pipe}) {
     s->add_option("--bootstrap", bootstrap)->required();
@@ -214,6 +214,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*produce) return Produce(bootstrap, topic, count, partitions);
   if (*consume) return Consume(bootstrap, topic, count, group);
-  if (*pipe) return Pipe(bootstrap, topic, results_topic, count, group.empty() ? topic : group);
+  if (*pipe) return Pipe(bootstrap, topic, results_topic, count, pipe_group.empty() ? topic : pipe_group);
   return Results(bootstrap, topic, count, timeout);
 }

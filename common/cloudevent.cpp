@@ -14,13 +14,6 @@ bool ToInt(std::string_view s, int& out) {
 
 }  // namespace
 
-std::optional<std::string_view> FiredTask::Header(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (h.name == name) return std::string_view(h.value);
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 // Reads the attributes from `m`'s headers (by view: nothing is copied before the

@@ -32,7 +32,7 @@ struct FiredTask {
   // The task's UID: the id up to its first ':'.
   std::string TaskId() const { return id.substr(0, id.find(':')); }
   // The first header of that name, if any.
-  std::optional<std::string_view> Header(std::string_view name) const;
+  std::optional<std::string_view> Header(std::string_view name) const { return kafka::FindHeader(headers, name); }
 };
 
 // InvalidArgument when a required attribute (specversion 1.0, id, source, type) is

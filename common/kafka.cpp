@@ -331,7 +331,8 @@ namespace {
 Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<std::string_view> key,
                   std::optional<std::string_view> value, const std::vector<Header>& headers, int32_t partition,
                   void* opaque) {
-  // No header set for a message without headers (a worker's result record).
+  // No header set for a message without headers (a worker's result record);
+  // librdkafka takes a null one as none.
   HeadersPtr hdrs(headers.empty() ? nullptr : rd_kafka_headers_new(headers.size()));
   for (const auto& h : headers) {
     rd_kafka_resp_err_t e = rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
@@ -357,13 +358,10 @@ Status ProduceOne(rd_kafka_t* producer, std::string_view topic, std::optional<st
 #pragma clang diagnostic ignored "-Wgnu-statement-expression"
 #endif
   rd_kafka_resp_err_t err =
-      hdrs ? rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_buf.data()), RD_KAFKA_V_PARTITION(partition),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-                               RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs.get()),
-                               RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END)
-           : rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_buf.data()), RD_KAFKA_V_PARTITION(partition),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
-                               RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+      rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_buf.data()), RD_KAFKA_V_PARTITION(partition),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+                        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs.get()),
+                        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif

@@ -36,6 +36,15 @@ struct Header {
   bool operator==(const Header&) const = default;
 };
 
+// The value of the first header with this name, if any. Inline: decoders that
+// read messages (and their fuzz targets) need no librdkafka to link.
+inline std::optional<std::string_view> FindHeader(const std::vector<Header>& headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (h.name == name) return std::string_view(h.value);
+  }
+  return std::nullopt;
+}
+
 struct Message {
   std::string topic;
   int32_t partition = 0;
@@ -45,14 +54,8 @@ struct Message {
   std::vector<Header> headers;
   int64_t timestamp_ms = -1;  // broker or producer timestamp, -1 when absent
 
-  // The value of the first header with this name, if any. Inline: decoders that
-  // read messages (and their fuzz targets) need no librdkafka to link.
-  std::optional<std::string_view> HeaderValue(std::string_view name) const {
-    for (const auto& h : headers) {
-      if (h.name == name) return std::string_view(h.value);
-    }
-    return std::nullopt;
-  }
+  // The value of the first header with this name, if any.
+  std::optional<std::string_view> HeaderValue(std::string_view name) const { return FindHeader(headers, name); }
 };
 
 // Adds "KEY=VALUE" strings (from --kafka-property) to `props`. InvalidArgument

@@ -257,7 +257,7 @@ void Worker::PoolThread(CancelToken& cancel) {
         wake = in_flight_ == refill_at_ || in_flight_ == 0;
         if (v.handed_back || v.records.empty()) {
           if (!v.handed_back) Add(v.count, stats_);
-          wake |= FinishLocked(*ran->partition, ran->offset, !v.handed_back, finished_since_commit_);
+          wake |= FinishLocked(*ran->partition, ran->offset, !v.handed_back);
         } else {
           const uint64_t key = next_writing_++;
           PendingWrite& w = writing_[key];
@@ -287,12 +287,12 @@ void Worker::PoolThread(CancelToken& cancel) {
   }
 }
 
-bool Worker::FinishLocked(PartitionState& p, int64_t offset, bool finished, int& finished_since_commit) {
+bool Worker::FinishLocked(PartitionState& p, int64_t offset, bool finished) {
   --p.running;
   if (finished) {
     p.unfinished.erase(offset);
     p.finished_next = std::max(p.finished_next, offset + 1);
-    ++finished_since_commit;
+    ++finished_since_commit_;
   }  // a handed-back offset stays unfinished: nothing at or after it is committed
   return p.running == 0;
 }
@@ -330,7 +330,7 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
         next = true;  // the dead letter, after its result is on the broker
       } else {
         Add(w.verdict.count, stats_);
-        wake = FinishLocked(*w.partition, w.offset, true, finished_since_commit_);
+        wake = FinishLocked(*w.partition, w.offset, true);
         writing_.erase(it);
       }
     } else {
@@ -340,7 +340,7 @@ void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
       if (shutting_down_) {
         // Shutting down: hand it back; the next owner runs it again.
         Forget(w.verdict.id);
-        wake = FinishLocked(*w.partition, w.offset, false, finished_since_commit_);
+        wake = FinishLocked(*w.partition, w.offset, false);
         writing_.erase(it);
       } else {
         if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
@@ -382,7 +382,7 @@ void Worker::HandBackRetriesLocked() {
     auto it = writing_.find(key);
     if (it == writing_.end()) continue;
     Forget(it->second.verdict.id);
-    FinishLocked(*it->second.partition, it->second.offset, false, finished_since_commit_);
+    FinishLocked(*it->second.partition, it->second.offset, false);
     writing_.erase(it);
   }
   retries_.clear();
@@ -440,15 +440,19 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
   }
 }
 
+Worker::PartitionState& Worker::PartitionLocked(std::string_view topic, int32_t partition) {
+  auto it = partitions_.find(PartitionView{topic, partition});
+  if (it == partitions_.end()) it = partitions_.try_emplace({std::string(topic), partition}).first;
+  return it->second;
+}
+
 void Worker::QueuePolled() {
   if (polled_.empty()) return;
   const auto now = clock_.SteadyNow();
   {
     MutexLock lock(mu_);
     for (auto& m : polled_) {
-      auto it = partitions_.find(PartitionView{m.topic, m.partition});
-      if (it == partitions_.end()) it = partitions_.try_emplace({m.topic, m.partition}).first;
-      PartitionState& p = it->second;
+      PartitionState& p = PartitionLocked(m.topic, m.partition);
       p.unfinished.insert(m.offset);
       ++p.running;
       ++in_flight_;
@@ -594,9 +598,7 @@ Status Worker::Run(CancelToken& cancel) {
         // end is never committed past one of them); it is committed once finished.
         QueuePolled();
         MutexLock lock(mu_);
-        auto it = partitions_.find(PartitionView{eof->topic, eof->partition});
-        if (it == partitions_.end()) it = partitions_.try_emplace({eof->topic, eof->partition}).first;
-        PartitionState& p = it->second;
+        PartitionState& p = PartitionLocked(eof->topic, eof->partition);
         if (eof->offset > p.end) {
           p.end = eof->offset;
           ++finished_since_commit_;  // the end moved: worth a commit at the next interval

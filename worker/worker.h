@@ -209,7 +209,10 @@ class Worker final : private kafka::RebalanceListener {
   void PoolThread(CancelToken& cancel);
   // Marks a message finished (its offset may be committed) or handed back.
   // True when its partition has nothing running any more.
-  static bool FinishLocked(PartitionState& p, int64_t offset, bool finished, int& finished_since_commit);
+  bool FinishLocked(PartitionState& p, int64_t offset, bool finished) REQUIRES(mu_);
+  // The state of a partition (made on its first message or end), found without
+  // copying the topic name.
+  PartitionState& PartitionLocked(std::string_view topic, int32_t partition) REQUIRES(mu_);
   // Produces writing_[key]'s next record; on a refusal schedules a retry.
   void SendRecord(uint64_t key);
   // Produces `r`, writing_[key]'s record in flight (no lock held).

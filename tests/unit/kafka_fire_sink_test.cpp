@@ -13,6 +13,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -93,6 +94,45 @@ class MockKafka : public ::testing::Test {
   rd_kafka_mock_cluster_t* cluster_ = nullptr;
   std::string bootstraps_;
 };
+
+// kafka::ProduceAsync, as a worker writes its results: a record without headers
+// (no header set is made) is delivered with none, and comes back as it was sent; a
+// topic name longer than Kafka allows is refused with a clear error, and its
+// callback never runs.
+TEST_F(MockKafka, AsyncRecordsWithoutHeadersArriveAndAnOverlongTopicIsRefused) {
+  auto p = kafka::NewProducer({{"bootstrap.servers", bootstraps_}, {"enable.idempotence", "true"}});
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  int delivered = 0;
+  Status outcome = Unavailable("no report yet");
+  ASSERT_TRUE(kafka::ProduceAsync(p->get(), "fired", "k", "v", {}, [&](const Status& s) {
+                ++delivered;
+                outcome = s;
+              }).ok());
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (delivered == 0 && std::chrono::steady_clock::now() < until) kafka::ServeDeliveries(p->get(), 100ms);
+  ASSERT_EQ(delivered, 1);
+  EXPECT_TRUE(outcome.ok()) << outcome.ToString();
+
+  const Status refused =
+      kafka::ProduceAsync(p->get(), std::string(300, 't'), "k", "v", {{"h", "1"}}, [&](const Status&) { ++delivered; });
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "topic name of 300 characters (Kafka allows 249)");
+  kafka::ServeDeliveries(p->get(), 100ms);
+  EXPECT_EQ(delivered, 1) << "a refused record's callback never runs";
+
+  auto c = kafka::NewConsumer({{"bootstrap.servers", bootstraps_}, {"enable.partition.eof", "true"}});
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(kafka::AssignAll(c->get(), "fired", 2).ok());
+  std::optional<kafka::Message> got;
+  while (!got && std::chrono::steady_clock::now() < until) {
+    auto polled = kafka::PollWithEof(c->get(), 100ms);
+    if (polled.ok() && polled->message) got = std::move(polled->message);
+  }
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value, "v");
+  EXPECT_EQ(got->key, "k");
+  EXPECT_TRUE(got->headers.empty());
+}
 
 TEST_F(MockKafka, CommitsMessagesAndCheckpointsTogetherAndReadsThemBack) {
   KafkaFireSink sink(Options());
