@@ -151,17 +151,20 @@ TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRot
   EXPECT_EQ(KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.type}'"), "kubernetes.io/tls");
   const std::string version =
       KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.metadata.resourceVersion}'");
+  // The fingerprint and end date a replica serves; empty while nothing listens (x509's
+  // "Could not read certificate" goes to stderr, which RunShell would capture).
   auto served = [](int p) {
     return RunShell("openssl s_client -connect 127.0.0.1:" + std::to_string(p) +
-                    " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -enddate")
+                    " </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -enddate 2>/dev/null")
         .output;
   };
+  auto serving = [&](int p) { return served(p).find("Fingerprint") != std::string::npos; };
   const std::string first = served(port);
   EXPECT_THAT(first, HasSubstr("Fingerprint"));
 
   // A second replica uses the Secret as it is.
   Process& b = StartOperator(flags(port_b, "-b"));
-  ASSERT_TRUE(WaitUntil([&] { return !served(port_b).empty(); }, 30s)) << b.Log();
+  ASSERT_TRUE(WaitUntil([&] { return serving(port_b); }, 30s)) << b.Log();
   EXPECT_EQ(served(port_b), first);
   EXPECT_EQ(KubectlGet("get secret webhook-tls -n " + ns_ + " -o jsonpath='{.metadata.resourceVersion}'"), version);
 
@@ -196,7 +199,7 @@ TEST_F(WebhookTest, WithoutCertManagerTheReplicasShareACertificateTheyMakeAndRot
   // A replica that starts now uses it as it is, and all three serve the same pair.
   const std::string renewed = secret("tls\\.crt");
   Process& c = StartOperator(flags(port_c, "-c"));
-  ASSERT_TRUE(WaitUntil([&] { return !served(port_c).empty(); }, 30s)) << c.Log();
+  ASSERT_TRUE(WaitUntil([&] { return serving(port_c); }, 30s)) << c.Log();
   EXPECT_EQ(secret("tls\\.crt"), renewed);
   EXPECT_TRUE(WaitUntil([&] { return served(port) == served(port_c) && served(port_b) == served(port_c); }, 30s))
       << served(port) << served(port_b) << served(port_c);
