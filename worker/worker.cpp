@@ -240,6 +240,7 @@ void Worker::PoolThread(CancelToken& cancel) {
     PartitionState* partition;
     int64_t offset;
     Verdict verdict;
+    std::chrono::steady_clock::duration took;
   };
   std::optional<Ran> ran;
   while (true) {
@@ -251,6 +252,9 @@ void Worker::PoolThread(CancelToken& cancel) {
       MutexLock lock(mu_);
       if (ran) {
         Verdict& v = ran->verdict;
+        // A moving average over about the last 8 messages (the first one seeds it).
+        const double ns = static_cast<double>(std::chrono::nanoseconds(ran->took).count());
+        run_ns_ = run_ns_ == 0 ? ns : run_ns_ + (ns - run_ns_) / 8;
         --in_flight_;  // this pool thread is free; the partition keeps the message running until it finished
         // The polling thread waits (when full) for room for a batch of fetches, or
         // (revoke, shutdown) for nothing left: woken when one of those is reached.
@@ -281,10 +285,21 @@ void Worker::PoolThread(CancelToken& cancel) {
     if (wake) cv_.notify_all();
     if (send) ProduceRecord(*send, *record);
     if (!next) continue;
-    queue_wait_.Observe(std::chrono::duration<double>(clock_.SteadyNow() - next->at).count());
+    const auto started = clock_.SteadyNow();
+    queue_wait_.Observe(std::chrono::duration<double>(started - next->at).count());
     Verdict v = Process(next->m, cancel);
-    ran.emplace(Ran{next->partition, next->m.offset, std::move(v)});
+    ran.emplace(Ran{next->partition, next->m.offset, std::move(v), clock_.SteadyNow() - started});
   }
+}
+
+int Worker::AheadLocked(int concurrency) const {
+  const int least = std::max(0, options_.prefetch);
+  if (run_ns_ <= 0 || options_.prefetch_time <= std::chrono::milliseconds(0)) return least;
+  // What the pool runs in prefetch_time; a message that took no measurable time
+  // counts as 1 µs.
+  const double ns = std::chrono::duration<double, std::nano>(options_.prefetch_time).count();
+  const double runs = concurrency * ns / std::max(run_ns_, 1000.0);
+  return std::max(least, static_cast<int>(std::min<double>(runs, std::max(least, options_.max_prefetch))));
 }
 
 bool Worker::FinishLocked(PartitionState& p, int64_t offset, bool finished) {
@@ -525,11 +540,18 @@ Status Worker::Run(CancelToken& cancel) {
   }
   if (Status s = broker_->Subscribe(options_.topics, this); !s.ok()) return s;
   const int concurrency = std::max(1, options_.concurrency);
-  // Messages held at once: running, and fetched ahead for the next free slot.
-  const int limit = concurrency + std::max(0, options_.prefetch);
+  // Messages held at once: running, and fetched ahead for the next free slot
+  // (AheadLocked: more when tasks are short). A full polling thread fetches again
+  // when half of those ahead were taken.
+  int limit = 0;
+  auto set_limit = [&]() REQUIRES(mu_) {
+    const int ahead = AheadLocked(concurrency);
+    limit = concurrency + ahead;
+    refill_at_ = limit - std::max(1, ahead / 2);
+  };
   {
     MutexLock lock(mu_);
-    refill_at_ = limit - std::max(1, options_.prefetch / 2);
+    set_limit();
   }
   for (int i = 0; i < concurrency; ++i) pool_.emplace_back([this, &cancel] { PoolThread(cancel); });
   std::thread delivery([this] { DeliveryThread(); });
@@ -557,6 +579,7 @@ Status Worker::Run(CancelToken& cancel) {
     int in_flight = 0;
     {
       MutexLock lock(mu_);
+      set_limit();
       if (full()) {
         // Until a batch can be fetched (refill_at_), not for each free slot.
         cv_.wait_for(lock.native(), 100ms, [&]() REQUIRES(mu_) {

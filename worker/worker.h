@@ -88,11 +88,15 @@ struct WorkerOptions {
   size_t dedupe_window = 10000;   // recently seen ce_ids remembered
   int concurrency = 1;            // messages processed at once
   // Messages fetched ahead of a free pool thread (handed back unstarted on a revoke
-  // or shutdown), so a short task does not wait for the polling thread.
+  // or shutdown), so a short task does not wait for the polling thread: at least
+  // `prefetch`; with short tasks, as many as the pool runs in `prefetch_time` at the
+  // measured time per task, at most `max_prefetch` (0 s: always `prefetch`).
   int prefetch = 16;
+  std::chrono::milliseconds prefetch_time{10};
+  int max_prefetch = 1024;
   // Finished messages whose result or dead letter is not on the broker yet, at
   // most: beyond it (a results topic that cannot be written) fetching pauses.
-  int max_writing = 1000;
+  int max_writing = 10000;
   // A result or dead letter that could not be written is retried with this
   // backoff until it is durable; the message's offset is not committed before.
   std::chrono::milliseconds record_retry{500};
@@ -255,8 +259,12 @@ class Worker final : private kafka::RebalanceListener {
   // Records that failed, by when they are produced again.
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
   int refill_at_ GUARDED_BY(mu_) = 0;  // a full polling thread fetches again at this many in flight
-  size_t max_writing_ = 1000;          // options_.max_writing, at least 1
-  bool new_assignment_ = false;        // polling thread only: pause state not yet applied to it
+  // The time a pool thread spends on a message (moving average, pool threads), and
+  // the messages fetched ahead it gives (WorkerOptions::prefetch).
+  double run_ns_ GUARDED_BY(mu_) = 0;
+  int AheadLocked(int concurrency) const REQUIRES(mu_);
+  size_t max_writing_ = 1000;    // options_.max_writing, at least 1
+  bool new_assignment_ = false;  // polling thread only: pause state not yet applied to it
   // Polling thread only: messages fetched in this burst, not counted or queued yet.
   std::vector<kafka::Message> polled_;
   // Counts polled_'s messages as running and queues them for the pool.

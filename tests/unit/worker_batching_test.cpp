@@ -558,5 +558,52 @@ TEST_F(WorkerBatchingTest, AnIdSeenWithinTheDedupeWindowIsSkippedAndOneOlderRuns
   EXPECT_EQ(a, 2) << "one result for the redelivery skipped, one for the run after the window";
 }
 
+// How many messages a worker holds ahead of its pool (running one task that does
+// not end, at concurrency 1, prefetch 2) after 8 tasks took `each` on the clock.
+class WorkerPrefetchTest : public WorkerBatchingTest {
+ protected:
+  size_t HeldAfterTasksOf(std::chrono::microseconds each) {
+    options.concurrency = 1;
+    options.prefetch = 2;
+    options.prefetch_time = 10ms;
+    Start([this, each](const FiredTask& t, int, CancelToken&, CancelToken&) {
+      if (t.id == "slow") {
+        release.WaitFor(60s);
+      } else {
+        clock.Advance(each);
+      }
+      return Outcome::kSucceeded;
+    });
+    for (int i = 0; i < 8; ++i) broker.Add(0, i, "short" + std::to_string(i));
+    EXPECT_TRUE(WaitDelivered(8));
+    broker.Add(0, 8, "slow");
+    constexpr int kMore = 300;
+    for (int i = 0; i < kMore; ++i) broker.Add(0, 9 + i, "next" + std::to_string(i));
+    EXPECT_TRUE(broker.WaitFor([&] { return broker.paused_locked(); })) << "full: paused";
+    EXPECT_TRUE(broker.WaitPolls(3));
+    return 1 + kMore - Waiting();
+  }
+  size_t Waiting() {
+    size_t n = 0;
+    broker.WaitFor([&] {
+      n = broker.waiting_locked();
+      return true;
+    });
+    return n;
+  }
+};
+
+// Ahead of short tasks the worker fetches what its pool runs in prefetch_time:
+// 10 ms at 100 µs a task is 100 messages, so it holds 101 (the running one too).
+TEST_F(WorkerPrefetchTest, AheadOfShortTasksItFetchesWhatThePoolRunsInPrefetchTime) {
+  EXPECT_EQ(HeldAfterTasksOf(100us), 101u);
+}
+
+// Ahead of long tasks (1 s each) it fetches only `prefetch` (2), so a long task
+// does not hold messages another worker of the group could run.
+TEST_F(WorkerPrefetchTest, AheadOfLongTasksItFetchesOnlyPrefetch) {
+  EXPECT_EQ(HeldAfterTasksOf(1s), 3u);
+}
+
 }  // namespace
 }  // namespace cronlane::worker
