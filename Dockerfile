@@ -38,7 +38,7 @@ LABEL org.opencontainers.image.title="cronlane" \
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libcpprest2.10 libdate-tz3 libfmt9 libprometheus-cpp-core1.0 librdkafka1 libsimdjson14 libspdlog1.10 \
-      libssl3 libyaml-cpp0.7 libsasl2-modules tzdata ca-certificates \
+      libssl3 libtcmalloc-minimal4 libyaml-cpp0.7 libsasl2-modules tzdata ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 cronlane \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cronlane

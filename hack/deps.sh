@@ -11,6 +11,7 @@ BUILD_PACKAGES=(
   libssl-dev tzdata
   libcpprest-dev libboost-system-dev libyaml-cpp-dev librdkafka-dev libspdlog-dev libfmt-dev
   nlohmann-json3-dev libhowardhinnant-date-dev prometheus-cpp-dev libcli11-dev libsimdjson-dev
+  libgoogle-perftools-dev
 )
 TEST_PACKAGES=(
   git curl openssl procps psmisc iproute2
