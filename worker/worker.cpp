@@ -35,8 +35,9 @@ Worker::~Worker() {
   for (auto& t : pool_) {
     if (t.joinable()) t.join();
   }
-  // Its delivery callbacks (records still queued, reported failed) lock mu_: it
-  // goes while the members do not.
+  // Its delivery callbacks (records still queued, reported failed) add to
+  // delivered_ (the delivery thread has ended; nothing settles them): it goes
+  // while the members do not.
   owned_broker_.reset();
 }
 
@@ -327,48 +328,73 @@ void Worker::SendRecord(uint64_t key) {
 }
 
 void Worker::ProduceRecord(uint64_t key, const Record& r) {
+  // The outcome is settled with the others served in the same ServeDeliveries
+  // (DeliveryThread), under one lock.
   Status s = broker_->Produce(*r.topic, r.key, r.value, r.headers,
-                              [this, key](const Status& delivered) { OnRecordDelivered(key, delivered); });
+                              [this, key](const Status& delivered) { delivered_.emplace_back(key, delivered); });
   if (!s.ok()) OnRecordDelivered(key, s);  // not queued (a full local queue): retried like a failed delivery
+}
+
+bool Worker::SettleLocked(uint64_t key, const Status& s, bool& next) {
+  next = false;
+  auto it = writing_.find(key);
+  if (it == writing_.end()) return false;
+  bool wake = false;
+  PendingWrite& w = it->second;
+  w.in_flight = false;
+  if (s.ok()) {
+    if (++w.next < w.verdict.records.size()) {
+      next = true;  // the dead letter, after its result is on the broker
+    } else {
+      Add(w.verdict.count, stats_);
+      wake = FinishLocked(*w.partition, w.offset, true);
+      writing_.erase(it);
+    }
+  } else {
+    ++stats_.record_failures;
+    spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", *w.verdict.records[w.next].topic,
+                 s.ToString());
+    if (shutting_down_) {
+      // Shutting down: hand it back; the next owner runs it again.
+      Forget(w.verdict.id);
+      wake = FinishLocked(*w.partition, w.offset, false);
+      writing_.erase(it);
+    } else {
+      if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
+      retries_.emplace(clock_.SteadyNow() + w.backoff->Next(), key);
+    }
+  }
+  // The polling thread may wait for the writes to drop below max_writing_.
+  return wake || writing_.empty() || writing_.size() == max_writing_ - 1;
 }
 
 void Worker::OnRecordDelivered(uint64_t key, const Status& s) {
   bool next = false, wake = false;
   {
     MutexLock lock(mu_);
-    auto it = writing_.find(key);
-    if (it == writing_.end()) return;
-    PendingWrite& w = it->second;
-    w.in_flight = false;
-    if (s.ok()) {
-      if (++w.next < w.verdict.records.size()) {
-        next = true;  // the dead letter, after its result is on the broker
-      } else {
-        Add(w.verdict.count, stats_);
-        wake = FinishLocked(*w.partition, w.offset, true);
-        writing_.erase(it);
-      }
-    } else {
-      ++stats_.record_failures;
-      spdlog::warn("writing to {}: {}; retrying (the message's offset waits)", *w.verdict.records[w.next].topic,
-                   s.ToString());
-      if (shutting_down_) {
-        // Shutting down: hand it back; the next owner runs it again.
-        Forget(w.verdict.id);
-        wake = FinishLocked(*w.partition, w.offset, false);
-        writing_.erase(it);
-      } else {
-        if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
-        retries_.emplace(clock_.SteadyNow() + w.backoff->Next(), key);
-      }
-    }
-    // The polling thread may wait for the writes to drop below max_writing_.
-    wake |= writing_.empty() || writing_.size() == max_writing_ - 1;
+    wake = SettleLocked(key, s, next);
   }
   // Only a revoke (a partition with nothing running) and the shutdown (nothing
   // being written) wait for records.
   if (wake) cv_.notify_all();
   if (next) SendRecord(key);
+}
+
+void Worker::SettleDelivered() {
+  if (delivered_.empty()) return;
+  std::vector<uint64_t> next_records;
+  bool wake = false;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [key, s] : delivered_) {
+      bool next = false;
+      wake |= SettleLocked(key, s, next);
+      if (next) next_records.push_back(key);
+    }
+  }
+  delivered_.clear();
+  if (wake) cv_.notify_all();
+  for (uint64_t key : next_records) SendRecord(key);
 }
 
 void Worker::DeliveryThread() {
@@ -389,6 +415,7 @@ void Worker::DeliveryThread() {
     }
     for (uint64_t key : due) SendRecord(key);
     broker_->ServeDeliveries(due.empty() ? wait : std::chrono::milliseconds(0));
+    SettleDelivered();
   }
 }
 

@@ -221,8 +221,15 @@ class Worker final : private kafka::RebalanceListener {
   void SendRecord(uint64_t key);
   // Produces `r`, writing_[key]'s record in flight (no lock held).
   void ProduceRecord(uint64_t key, const Record& r);
-  // A delivery report for writing_[key] (delivery thread).
+  // The outcome of writing_[key]'s record in flight: the next record is due
+  // (`next`), it finished, or it waits for a retry. True when the polling thread
+  // may be waiting for it (a revoke, the shutdown, room under max_writing_).
+  bool SettleLocked(uint64_t key, const Status& s, bool& next) REQUIRES(mu_);
+  // One outcome (a record Produce refused; the calling thread).
   void OnRecordDelivered(uint64_t key, const Status& s);
+  // The outcomes one ServeDeliveries gave (delivered_), under one lock; then the
+  // records due next. Delivery thread.
+  void SettleDelivered();
   void DeliveryThread();
   // Hands back the messages whose records wait for a retry (shutdown).
   void HandBackRetriesLocked() REQUIRES(mu_);
@@ -267,6 +274,8 @@ class Worker final : private kafka::RebalanceListener {
   bool new_assignment_ = false;  // polling thread only: pause state not yet applied to it
   // Polling thread only: messages fetched in this burst, not counted or queued yet.
   std::vector<kafka::Message> polled_;
+  // Delivery thread only: outcomes served by ServeDeliveries, not settled yet.
+  std::vector<std::pair<uint64_t, Status>> delivered_;
   // Counts polled_'s messages as running and queues them for the pool.
   void QueuePolled();
   bool shutting_down_ GUARDED_BY(mu_) = false;  // a record that fails now is handed back

@@ -114,10 +114,6 @@ class FakeBroker final : public TaskBroker {
     std::lock_guard lock(mu_);
     return delivered_;
   }
-  int failures() {
-    std::lock_guard lock(mu_);
-    return failures_;
-  }
   size_t produced_pending() {
     std::lock_guard lock(mu_);
     return pending_.size();
@@ -125,7 +121,6 @@ class FakeBroker final : public TaskBroker {
   // For predicates that run under WaitFor's lock.
   std::vector<Committed>& commits_locked() { return commits_; }
   std::vector<std::string>& delivered_locked() { return delivered_; }
-  int failures_locked() const { return failures_; }
   size_t pending_locked() const { return pending_.size(); }
   bool revoking_locked() const { return revoking_; }
   bool paused_locked() const { return paused_; }
@@ -241,10 +236,8 @@ class FakeBroker final : public TaskBroker {
     cv_.wait_for(lock, std::min<std::chrono::milliseconds>(timeout, 5ms), [&] { return !hold_ && !pending_.empty(); });
     if (hold_) return;
     std::vector<std::pair<std::function<void(Status)>, Status>> run;
-    int failed = 0;
     for (auto& [what, done] : pending_) {
       if (fail_) {
-        ++failed;
         run.emplace_back(std::move(done), Unavailable("broker down"));
       } else {
         delivered_.push_back(what);
@@ -254,12 +247,9 @@ class FakeBroker final : public TaskBroker {
     pending_.clear();
     cv_.notify_all();
     lock.unlock();
+    // The worker settles the outcomes after this call (tests wait for its
+    // WorkerStats::record_failures).
     for (auto& [done, s] : run) done(s);
-    // Counted once the worker handled them (it scheduled the retry): a test that
-    // waits for the count may then move the clock past the backoff.
-    lock.lock();
-    failures_ += failed;
-    cv_.notify_all();
   }
 
  private:
@@ -277,7 +267,7 @@ class FakeBroker final : public TaskBroker {
   std::vector<std::pair<std::string, std::function<void(Status)>>> pending_;
   std::vector<std::string> delivered_;
   bool fail_ = false, hold_ = false, paused_ = false;
-  int failures_ = 0, polls_ = 0, pauses_ = 0;
+  int polls_ = 0, pauses_ = 0;
   kafka::RebalanceListener* listener_ = nullptr;
   std::vector<std::string> warmed_up_;
   bool warmed_before_subscribe_ = false;
@@ -319,6 +309,11 @@ class WorkerBatchingTest : public ::testing::Test {
   void Stop() {
     cancel.Cancel();
     if (running.joinable()) running.join();
+  }
+  // Until the worker counted `n` failed records (and so scheduled their retries:
+  // the clock may then move past the backoff).
+  bool WaitRecordFailures(uint64_t n) {
+    return broker.WaitFor([&] { return worker->Stats().record_failures >= n; });
   }
   bool WaitDelivered(size_t n) {
     return broker.WaitFor([&] { return broker.delivered_locked().size() >= n; });
@@ -376,9 +371,9 @@ TEST_F(WorkerBatchingTest, ARecordThatFailsHoldsItsOffsetBackAndIsProducedAgain)
   broker.SetFailDeliveries(true);
   Start();
   broker.Add(0, 0, "a");
-  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 1; }));
+  ASSERT_TRUE(WaitRecordFailures(1));
   clock.Advance(1s);  // past the interval, and past the retry's backoff
-  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 2; })) << "produced again after the backoff";
+  ASSERT_TRUE(WaitRecordFailures(2)) << "produced again after the backoff";
   ASSERT_TRUE(broker.WaitPolls(3));
   EXPECT_TRUE(broker.commits().empty()) << "its result is not on the broker";
 
@@ -410,7 +405,7 @@ TEST_F(WorkerBatchingTest, ShutdownCommitsWhatFinishedAndHandsBackARecordThatCan
   ASSERT_TRUE(WaitDelivered(1));
   broker.SetFailDeliveries(true);
   broker.Add(0, 1, "b");
-  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 1; }));
+  ASSERT_TRUE(WaitRecordFailures(1));
   Stop();  // returns without waiting for the broker to come back
   auto commits = broker.commits();
   ASSERT_FALSE(commits.empty());
@@ -464,7 +459,7 @@ TEST_F(WorkerBatchingTest, AStopDuringARevokeWaitingForFailingRecordsHandsThemBa
   broker.SetFailDeliveries(true);
   Start();
   broker.Add(0, 0, "a");
-  ASSERT_TRUE(broker.WaitFor([&] { return broker.failures_locked() >= 1; }));
+  ASSERT_TRUE(WaitRecordFailures(1));
   broker.Revoke({{"tasks", 0}});
   ASSERT_TRUE(broker.WaitFor([&] { return broker.revoking_locked(); }));
   auto stopped = std::async(std::launch::async, [&] { Stop(); });
