@@ -15,6 +15,8 @@
 #   - with R >= 2, a hand-over: one replica gets SIGTERM; from its logs and the
 #     takers', per shard, the time from SIGTERM to "released" and to the taker's
 #     "dispatcher started" (Lease taken, producer fenced, checkpoints restored).
+# A row may name another operator binary, R:PATH (e.g. "4:/tmp/operator-before 4"
+# runs 4 replicas of each, one after the other, for a before/after in one run).
 # Then every replica stops (SIGTERM) before the next R. The machine runs the
 # apiserver, etcd, Kafka and all R replicas: figures are side by side, not
 # isolated. Results: one line per R (and one per hand-over) in $out/shards.txt.
@@ -35,7 +37,7 @@ trap 'tests/env/down.sh >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || 
 
 # shellcheck source=hack/bench-lib.sh
 . hack/bench-lib.sh
-lost() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk '/^cronlane_shard_handoffs_total\{direction="lost"\}/ {print $2}'; }
+handoffs() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk -v d="$2" '$1 == "cronlane_shard_handoffs_total{direction=\""d"\"}" {print $2}'; }
 
 tests/env/down.sh >/dev/null 2>&1 || true
 tests/env/up.sh >/dev/null
@@ -50,14 +52,17 @@ find "$work" -name 'tasks-*.yaml' | sort | xargs -P 8 -I{} kubectl create -n "$n
 echo "created $(kubectl get scheduledtasks -n "$ns" --no-headers 2>/dev/null | wc -l) tasks" >&2
 
 # "1x1": the baseline, one replica with --shards 1 (its own checkpoint topic).
-for r in ${SHARD_REPLICAS:-1x1 1 2 4}; do
-  s=$shards
+for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
+  r=${row%%:*} s=$shards bin=$dir/bin/cronlane-operator
+  [[ "$row" == *:* ]] && bin=${row#*:}
   if [[ "$r" == 1x1 ]]; then r=1 s=1; fi
+  tag=s$s-r$r${row#"${row%%:*}"}
+  tag=${tag//[^A-Za-z0-9.-]/_}
   declare -a pids=() ports=()
   t0=$(now)
   for ((i = 0; i < r; i++)); do
     ports[$i]=$(freeport)
-    "$dir/bin/cronlane-operator" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level info \
+    "$bin" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level info \
       --log-format text --leader-elect --leader-election-namespace "$ns" --shards "$s" \
       --metrics-bind-address "127.0.0.1:${ports[$i]}" --health-probe-bind-address 0 \
       --transactional-id "$ns-s$s" --checkpoint-topic "$ns-s$s.checkpoints" >"$work/operator-$r-$i.log" 2>&1 &
@@ -87,10 +92,10 @@ for r in ${SHARD_REPLICAS:-1x1 1 2 4}; do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/${pids[$i]}/status")
     peak=$(awk '/VmHWM/ {print $2}' "/proc/${pids[$i]}/status")
     cpm=$(echo "(${cpu1[$i]} - ${cpu0[$i]}) * 60 / $secs" | bc -l)
-    per+=" r$i:shards=$(metric_sum "${ports[$i]}" cronlane_shards_owned),tasks=$(metric_sum "${ports[$i]}" cronlane_tasks_scheduled),rss_kib=$rss,peak_kib=$peak,cpu_s_per_min=$(printf %.1f "$cpm"),lost=$(lost "${ports[$i]}")"
+    per+=" r$i:shards=$(metric_sum "${ports[$i]}" cronlane_shards_owned),tasks=$(metric_sum "${ports[$i]}" cronlane_tasks_scheduled),rss_kib=$rss,peak_kib=$peak,cpu_s_per_min=$(printf %.1f "$cpm"),acquired=$(handoffs "${ports[$i]}" acquired),lost=$(handoffs "${ports[$i]}" lost)"
   done
-  cp "$work/lag.txt" "$out/shards-lag-$n-s$s-r$r.txt"
-  line="tasks=$n shards=$s replicas=$r all_scheduled_s=$(printf %.1f "$t_sched") $lag$per"
+  cp "$work/lag.txt" "$out/shards-lag-$n-$tag.txt"
+  line="tasks=$n shards=$s replicas=$r operator=$bin all_scheduled_s=$(printf %.1f "$t_sched") $lag$per"
   echo "$line" | tee -a "$out/shards.txt"
 
   if ((r >= 2)); then
@@ -120,7 +125,7 @@ PY
   fi
   for ((i = 0; i < r; i++)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ((i = 0; i < r; i++)); do cp "$work/operator-$r-$i.log" "$out/shards-operator-$n-s$s-r$r-$i.log"; done
+  for ((i = 0; i < r; i++)); do cp "$work/operator-$r-$i.log" "$out/shards-operator-$n-$tag-$i.log"; done
 done
 rm -rf "$work"
 tests/env/down.sh >/dev/null 2>&1 || true

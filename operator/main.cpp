@@ -431,7 +431,8 @@ int main(int argc, char** argv) {
                            .shards = f.shards,
                            .lease_duration = to_ms(f.lease_duration),
                            .renew_deadline = to_ms(f.renew_deadline),
-                           .retry_period = to_ms(f.retry_period)},
+                           .retry_period = to_ms(f.retry_period),
+                           .join_grace = 2 * to_ms(f.lease_duration)},
         [&manager] { return manager.cache().Synced(); }, std::move(work));
     shards->RegisterMetrics(manager.metrics());
     op::ShardCoordinator* coordinator = shards.get();

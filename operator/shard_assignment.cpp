@@ -61,6 +61,10 @@ ShardPlan PlanShards(const ShardPlanInput& in) {
   const int n = static_cast<int>(members.size());
   const int hi = MaxShardsPerReplica(S, n);
   const int lo = MinShardsPerReplica(S, n);
+  // What may be taken leaves the joining replicas their share too.
+  std::set<std::string> all = members;
+  for (const auto& j : in.joining) all.insert(j);
+  const int hi_taking = MaxShardsPerReplica(S, static_cast<int>(all.size()));
   const int count = static_cast<int>(mine.size());
   if (count > hi) {
     // Above the ceiling: give up the least preferred at once.
@@ -70,9 +74,9 @@ ShardPlan PlanShards(const ShardPlanInput& in) {
   // Free shards go to the least loaded first: a replica takes one only when no
   // live replica holds fewer, so a shard released for a newcomer is not taken back.
   bool least = std::all_of(held.begin(), held.end(), [&](const auto& m) { return m.second >= count; });
-  if (count < hi && !free.empty() && least) {
+  if (count < hi_taking && !free.empty() && least) {
     SortByPreference(in.self, free);
-    free.resize(std::min(free.size(), static_cast<size_t>(hi - count)));
+    free.resize(std::min(free.size(), static_cast<size_t>(hi_taking - count)));
     plan.acquire = free;
     return plan;
   }

@@ -14,7 +14,12 @@
 //   4 replicas ends 3/2/2/2 rather than 3/3/3/0; one release per period in the
 //   whole installation, so the shards move the fewest times;
 // - nothing moves when every replica holds floor or ceil (no flapping);
-// - a leaving replica (SIGTERM) releases everything at once.
+// - a leaving replica (SIGTERM) releases everything at once;
+// - replicas still joining (announced, cache not synced yet) count in n for what a
+//   replica may take, so the replica whose cache syncs first takes its share and
+//   not everything; they never make anyone release (a shard released for a
+//   replica that cannot take it yet would go unfired) nor count as least loaded
+//   or starving. The coordinator counts a joining replica only for a grace period.
 // Every replica ranks shards by a stable hash of (identity, shard): it takes its
 // most preferred free shards and releases its least preferred, so replicas that
 // start together mostly reach for different shards.
@@ -33,6 +38,7 @@ struct ShardLeaseView {
 struct ShardPlanInput {
   std::string self;
   std::vector<std::string> members;    // identities of the live replicas (self is counted anyway)
+  std::vector<std::string> joining;    // announced replicas that cannot take shards yet
   std::vector<ShardLeaseView> shards;  // index = shard
   bool leaving = false;                // shutting down: give everything up
   // Shards this replica may not take this period (its own term for it is still

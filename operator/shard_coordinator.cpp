@@ -102,6 +102,10 @@ void ShardCoordinator::Observe(const std::string& name, const kube::Json& lease)
     s.changed_at = clock_.SteadyNow();
   }
   s.duration_s = spec.value("leaseDurationSeconds", 15);
+  const kube::Json& meta = lease.contains("metadata") ? lease["metadata"] : kube::Json::object();
+  const bool joining = meta.value("annotations", kube::Json::object()).value(kJoiningAnnotation, "") == "true";
+  if (joining && !s.joining) s.joining_since = clock_.SteadyNow();
+  s.joining = joining;
   s.object = lease;
 }
 
@@ -115,7 +119,7 @@ kube::Json ShardCoordinator::NewLease(const std::string& name, const std::string
           {"spec", {{"leaseTransitions", 0}}}};
 }
 
-Status ShardCoordinator::Hold(const std::string& name, const std::string& role) {
+Status ShardCoordinator::Hold(const std::string& name, const std::string& role, bool joining) {
   const std::string now = FormatMicroTime(clock_.Now());
   const int duration_s = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(config_.lease_duration).count());
   auto it = seen_.find(name);
@@ -129,11 +133,21 @@ Status ShardCoordinator::Hold(const std::string& name, const std::string& role) 
   spec["holderIdentity"] = config_.identity;
   spec["leaseDurationSeconds"] = duration_s;
   spec["renewTime"] = now;
+  kube::Json& meta = lease["metadata"];
+  if (joining) {
+    meta["annotations"][kJoiningAnnotation] = "true";
+  } else if (meta.contains("annotations") && meta["annotations"].is_object()) {
+    meta["annotations"].erase(kJoiningAnnotation);
+  }
   // Optimistic: the resourceVersion we saw makes a concurrent change fail (409).
   auto written = exists ? client_.Replace(kLeases.Path(config_.lease_namespace, name), lease)
                         : client_.Create(kLeases.Path(config_.lease_namespace), lease);
   if (!written.ok()) {
-    if (!exists && written.status().code() == StatusCode::kAlreadyExists) seen_.erase(name);
+    // Someone else made it (create it again from what the next look shows), or
+    // deleted it (our own shutdown, a replica cleaning up member Leases it saw
+    // expire): the next Hold creates it again.
+    const StatusCode code = written.status().code();
+    if ((!exists && code == StatusCode::kAlreadyExists) || (exists && code == StatusCode::kNotFound)) seen_.erase(name);
     return written.status();
   }
   Observe(name, *written);
@@ -336,7 +350,13 @@ void ShardCoordinator::Tick() {
   for (const auto& [name, seen] : seen_) {
     const std::string role = seen.object["metadata"].value("labels", kube::Json::object()).value(kLeaseRoleLabel, "");
     if (role == kMemberRole) {
-      if (!seen.holder.empty() && !Expired(seen)) in.members.push_back(seen.holder);
+      if (!seen.holder.empty() && !Expired(seen)) {
+        if (!seen.joining) {
+          in.members.push_back(seen.holder);
+        } else if (now < seen.joining_since + config_.join_grace) {
+          in.joining.push_back(seen.holder);  // left its share while its cache syncs
+        }
+      }
       // A crashed replica's member Lease: removed once it expired long ago.
       if (seen.holder != config_.identity && now > seen.changed_at + 10 * config_.lease_duration) {
         (void)client_.Delete(kLeases.Path(config_.lease_namespace, name));
@@ -428,9 +448,24 @@ void ShardCoordinator::Shutdown() {
   }
 }
 
+void ShardCoordinator::Announce() {
+  if (Status s = Hold(member_name_, kMemberRole, /*joining=*/true); !s.ok()) {
+    spdlog::warn("shards: announcing member Lease {}: {}", member_name_, s.ToString());
+  }
+}
+
 Status ShardCoordinator::Start(CancelToken& cancel) {
+  // Announced while the cache syncs, so the others leave this replica its share.
+  auto announce_at = clock_.SteadyNow();
   while (!ready_()) {
-    if (cancel.WaitFor(std::chrono::milliseconds(50))) return Status::Ok();
+    if (clock_.SteadyNow() >= announce_at) {
+      Announce();
+      announce_at = clock_.SteadyNow() + config_.retry_period;
+    }
+    if (cancel.WaitFor(std::chrono::milliseconds(50))) {
+      Shutdown();  // deletes the member Lease
+      return Status::Ok();
+    }
   }
   spdlog::info("shards: {} as {} (Leases {}-shard-0..{})", config_.shards, config_.identity, config_.lease_prefix,
                config_.shards - 1);

@@ -9,6 +9,11 @@
 // `<prefix>-member-<identity>`. Both kinds carry the label
 // cronlane.dev/lease-group=<prefix>, so one LIST a period shows everything.
 //
+// Until its cache has synced, a replica only announces itself: its member Lease
+// carries the annotation cronlane.dev/joining=true (Announce), and the others
+// leave it its share of the shards for at most `join_grace`, so the replica whose
+// cache syncs first does not take every shard only to give most of them back.
+//
 // Every retry period the coordinator: renews its member Lease; lists the group's
 // Leases (timing each from when it saw it change, as client-go does, so clock
 // offsets between replicas do not matter); renews each shard it holds, and stops a
@@ -56,6 +61,9 @@ struct ShardingConfig {
   std::chrono::milliseconds lease_duration{15000};
   std::chrono::milliseconds renew_deadline{10000};
   std::chrono::milliseconds retry_period{2000};
+  // How long the others leave a joining replica (announced, cache not synced) its
+  // share of the shards; after that it counts only once it is ready.
+  std::chrono::milliseconds join_grace{30000};
 };
 
 // The work of one held shard: runs until `cancel` fires (then OK), or ends by
@@ -68,6 +76,7 @@ std::string ShardLeaseName(const std::string& prefix, int shard);
 std::string MemberLeaseName(const std::string& prefix, const std::string& identity);
 inline constexpr const char* kLeaseGroupLabel = "cronlane.dev/lease-group";
 inline constexpr const char* kLeaseRoleLabel = "cronlane.dev/lease-role";
+inline constexpr const char* kJoiningAnnotation = "cronlane.dev/joining";
 
 class ShardCoordinator final : public Runnable {
  public:
@@ -82,6 +91,9 @@ class ShardCoordinator final : public Runnable {
 
   // One period: renew, list, plan, act. Public for tests.
   void Tick();
+  // One period before the replica is ready: renews its member Lease marked
+  // joining. Public for tests.
+  void Announce();
   // Stops every shard's work, releases its Leases, deletes the member Lease.
   void Shutdown();
 
@@ -100,6 +112,8 @@ class ShardCoordinator final : public Runnable {
     std::string renew_time;
     int duration_s = 15;
     std::chrono::steady_clock::time_point changed_at{};
+    bool joining = false;                                   // a member Lease marked joining
+    std::chrono::steady_clock::time_point joining_since{};  // when we first saw it so
     kube::Json object;
   };
   struct Term {
@@ -114,7 +128,8 @@ class ShardCoordinator final : public Runnable {
   void Observe(const std::string& name, const kube::Json& lease);
   kube::Json NewLease(const std::string& name, const std::string& role) const;
   // PUT the Lease `name` held by us (renewed now); creates it when it does not exist.
-  Status Hold(const std::string& name, const std::string& role);
+  // `joining` marks (or unmarks) our member Lease.
+  Status Hold(const std::string& name, const std::string& role, bool joining = false);
   void ReleaseLease(int shard);
   void StartTerm(int shard);
   // Stops a shard's work: cancels it, and with `wait` joins it.

@@ -24,7 +24,14 @@ class Cluster {
   }
 
   void Join(const std::string& r) {
+    joining_.erase(r);
     running_.insert(r);
+    member_renewed_[r] = round_;
+  }
+  // Announced, its cache still syncing: renews its member Lease marked joining
+  // each period, plans nothing. Join() makes it ready.
+  void Announce(const std::string& r) {
+    joining_.insert(r);
     member_renewed_[r] = round_;
   }
   void Crash(const std::string& r) { running_.erase(r); }  // stops renewing anything
@@ -43,6 +50,7 @@ class Cluster {
     ++round_;
     std::vector<std::string> order(running_.begin(), running_.end());
     std::shuffle(order.begin(), order.end(), rng_);
+    for (const auto& r : joining_) member_renewed_[r] = round_;
     for (const auto& r : order) {
       member_renewed_[r] = round_;
       for (int s = 0; s < shards_; ++s) {
@@ -114,7 +122,8 @@ class Cluster {
     ShardPlanInput in;
     in.self = r;
     for (const auto& [m, at] : member_renewed_) {
-      if (round_ - at <= lease_periods_) in.members.push_back(m);
+      if (round_ - at > lease_periods_) continue;
+      (joining_.count(m) != 0 ? in.joining : in.members).push_back(m);
     }
     for (int s = 0; s < shards_; ++s) in.shards.push_back({holder_[static_cast<size_t>(s)], Expired(s)});
     return in;
@@ -126,6 +135,7 @@ class Cluster {
   std::vector<std::string> holder_;
   std::vector<int> renewed_;
   std::set<std::string> running_;
+  std::set<std::string> joining_;
   std::map<std::string, int> member_renewed_;
   std::map<std::string, int> acquisitions_;
   int moves_ = 0, releases_ = 0;
@@ -142,6 +152,43 @@ TEST(ShardAssignment, ThreeReplicasStartingTogetherSplitEightShards3_3_2AndThenN
   for (int i = 0; i < 200; ++i) c.Step();
   EXPECT_EQ(c.moves(), moves) << "shards moved in a steady state";
   EXPECT_EQ(c.releases(), releases);
+}
+
+// Replicas started together sync their caches one after another: the first ready
+// takes its share, not every shard, and nothing is taken only to be given back.
+TEST(ShardAssignment, ReplicasWhoseCachesSyncOneByOneTakeTheirShareAndMoveNothing) {
+  Cluster c(16);
+  for (auto r : {"a", "b", "c", "d"}) c.Announce(r);
+  c.Step();
+  for (auto r : {"a", "b", "c", "d"}) {
+    c.Join(r);
+    for (int i = 0; i < 3; ++i) c.Step();
+    EXPECT_EQ(c.Counts()[r], 4) << r << " took more or less than its share while others joined";
+  }
+  c.Settle();
+  EXPECT_EQ(c.SortedCounts(), (std::vector<int>{4, 4, 4, 4}));
+  EXPECT_EQ(c.Unheld(), 0);
+  EXPECT_EQ(c.releases(), 0) << "a shard was given back";
+  EXPECT_EQ(c.moves(), 16);
+}
+
+// A joining replica cannot take a shard, so it makes no one release one: the
+// shards stay fired until it is ready, then move as for any join.
+TEST(ShardAssignment, AJoiningReplicaMakesNoOneReleaseUntilItIsReady) {
+  Cluster c(16);
+  c.Join("a");
+  c.Join("b");
+  c.Settle();
+  ASSERT_EQ(c.SortedCounts(), (std::vector<int>{8, 8}));
+  const int releases = c.releases();
+  c.Announce("c");
+  for (int i = 0; i < 20; ++i) c.Step();
+  EXPECT_EQ(c.releases(), releases);
+  EXPECT_EQ(c.Unheld(), 0);
+  c.Join("c");
+  c.Settle();
+  EXPECT_EQ(c.SortedCounts(), (std::vector<int>{6, 5, 5}));
+  EXPECT_EQ(c.Unheld(), 0);
 }
 
 TEST(ShardAssignment, EachJoinMovesTheFewestShards) {

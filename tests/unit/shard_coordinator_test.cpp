@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -87,6 +88,12 @@ class LeaseApi {
   bool Exists(const std::string& name) {
     std::lock_guard lock(mu_);
     return leases_.count(name) != 0;
+  }
+  bool Joining(const std::string& name) {
+    std::lock_guard lock(mu_);
+    auto it = leases_.find(name);
+    return it != leases_.end() &&
+           it->second["metadata"].value("annotations", Json::object()).value(kJoiningAnnotation, "") == "true";
   }
 
  private:
@@ -302,6 +309,35 @@ TEST(ShardCoordinatorWatchdog, AReplicaWhoseRequestsHangStopsItsWorkAtTheRenewDe
   run.join();
 }
 
+TEST(ShardCoordinatorJoining, AReplicaAnnouncesItselfWhileItsCacheSyncsAndLeavesNoMemberLeaseWhenStopped) {
+  LeaseApi api;
+  kube::KubeClient client(std::make_unique<Link>(api), RealClock::Get(), 1e6, 1000000);
+  testing::RecordingEvents events;
+  Works works(RealClock::Get());
+  ShardingConfig config{
+      .lease_namespace = "ns", .lease_prefix = "group", .identity = "a", .shards = 2, .retry_period = 50ms};
+  std::atomic<bool> ready{false};
+  ShardCoordinator c(
+      client, RealClock::Get(), events, config, [&] { return ready.load(); }, works.For("a"));
+  const std::string member = MemberLeaseName("group", "a");
+  {
+    CancelToken cancel;
+    std::thread run([&] { (void)c.Start(cancel); });
+    EXPECT_TRUE(WaitUntil([&] { return api.Exists(member); }, 10s)) << "not announced before the cache synced";
+    EXPECT_TRUE(c.Owned().empty());
+    cancel.Cancel();
+    run.join();
+    EXPECT_FALSE(api.Exists(member)) << "a replica stopped while joining left its member Lease";
+  }
+  CancelToken cancel;
+  std::thread run([&] { (void)c.Start(cancel); });
+  ASSERT_TRUE(WaitUntil([&] { return api.Exists(member); }, 10s));
+  ready = true;
+  EXPECT_TRUE(WaitUntil([&] { return c.Owned().size() == 2; }, 10s));
+  cancel.Cancel();
+  run.join();
+}
+
 TEST_F(ShardCoordinatorTest, ShutdownHandsEverythingOverInOnePeriod) {
   Add("a", 4);
   Add("b", 4);
@@ -338,6 +374,40 @@ TEST_F(ShardCoordinatorTest, AShardIsReleasedOnlyAfterItsWorkStoppedAndTheOthers
   EXPECT_EQ(Owned("a").size(), 2U);
   EXPECT_EQ(Owned("b").size(), 2U);
   EXPECT_EQ(replicas_["a"].coordinator->Released(), 2U);
+}
+
+// A replica whose cache is still syncing announces itself: the ready one takes only
+// its share, for the join grace (default 30 s), then takes every shard; once the
+// joiner is ready, shards move to it as for any join.
+TEST_F(ShardCoordinatorTest, AReplicaStillJoiningIsLeftItsShareForTheJoinGrace) {
+  Add("a", 4);
+  Add("b", 4);
+  auto& b = *replicas_["b"].coordinator;
+  auto periods = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      b.Announce();
+      Period({"a"});
+    }
+  };
+  periods(1);
+  ASSERT_TRUE(api_.Joining(MemberLeaseName("group", "b")));
+  periods(13);  // 28 s of the 30 s grace
+  EXPECT_EQ(Owned("a").size(), 2U) << "took the joining replica's share";
+  periods(2);  // past the grace: b no longer counts until it is ready
+  EXPECT_EQ(Owned("a").size(), 4U);
+  EXPECT_TRUE(Owned("b").empty());
+  EXPECT_FALSE(api_.Joining(MemberLeaseName("group", "a")));
+  // b ready: a stops two shards' work, releases them once it stopped (its thread
+  // ends on its own schedule), and b takes them.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        Period({"a", "b"});
+        return Owned("b").size() == 2;
+      },
+      5s));
+  EXPECT_EQ(Owned("a").size(), 2U);
+  EXPECT_EQ(Owned("b").size(), 2U);
+  EXPECT_FALSE(api_.Joining(MemberLeaseName("group", "b"))) << "a ready replica's member Lease is still marked";
 }
 
 TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {
