@@ -15,6 +15,7 @@
 #include "common/signals.h"
 #include "common/version.h"
 #include "dispatcher/kafka_fire_sink.h"
+#include "dispatcher/reshard.h"
 #include "dispatcher/results_follower.h"
 #include "dispatcher/results_hub.h"
 #include "operator/admission.h"
@@ -248,7 +249,45 @@ int main(int argc, char** argv) {
       ->envname("CRONLANE_SHARDS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  // Changing --shards: copies the checkpoints into the new layout, then exits.
+  std::string reshard_from;
+  int reshard_from_shards = 1;
+  CLI::App* reshard = app.add_subcommand(
+      "reshard-checkpoints",
+      "With every replica stopped: copy the checkpoints of the old layout (--from-checkpoint-topic, --from-shards) "
+      "into --checkpoint-topic (a new topic) for --shards, fencing the old layout's producers first and reading the "
+      "copy back; then exit (docs/operations.md, \"Changing the number of shards\")");
+  reshard->fallthrough();
+  reshard->add_option("--from-checkpoint-topic", reshard_from, "The checkpoint topic the replicas used until now")
+      ->required();
+  reshard->add_option("--from-shards", reshard_from_shards, "The --shards the replicas ran with until now")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (*reshard) {
+    kafka::Properties props{{"bootstrap.servers", f.kafka_bootstrap}};
+    Status s = kafka::AddProperties(f.kafka_properties, props);
+    if (s.ok()) s = SetupLogging(f.log_level, f.log_format, "operator");
+    if (!s.ok()) {
+      std::cerr << "cronlane-operator: " << s.message() << "\n";
+      return 2;
+    }
+    auto done = dispatcher::ReshardCheckpoints({.base = props,
+                                                .transactional_id = f.transactional_id,
+                                                .from_topic = reshard_from,
+                                                .from_shards = reshard_from_shards,
+                                                .to_topic = f.checkpoint_topic,
+                                                .to_shards = f.shards,
+                                                .replication_factor = f.replication_factor});
+    if (!done.ok()) {
+      std::cerr << "cronlane-operator reshard-checkpoints: " << done.status().ToString() << "\n";
+      return done.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    std::cout << "copied " << done->checkpoints << " checkpoint(s) and " << done->records << " record(s) from "
+              << reshard_from << " (" << reshard_from_shards << " shard(s)) to " << f.checkpoint_topic << " ("
+              << f.shards << " shard(s)), read back\n";
+    return 0;
+  }
   if (f.shards > 1 && !f.leader_elect) {
     std::cerr << "cronlane-operator: --shards above 1 needs --leader-elect (the shards are held with Leases)\n";
     return 2;

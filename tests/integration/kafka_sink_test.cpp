@@ -11,10 +11,12 @@
 #include <set>
 #include <thread>
 
+#include "common/hash.h"
 #include "common/kafka.h"
 #include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/kafka_fire_sink.h"
+#include "dispatcher/reshard.h"
 #include "tests/support/process.h"
 #include "tests/support/test_env.h"
 #include "tests/support/topic_reader.h"
@@ -291,6 +293,95 @@ TEST(DispatcherWithKafka, FiresEverySecondInRealTime) {
     EXPECT_LT(lag_ms, 2000);
   }
   EXPECT_EQ(ids.size(), got.size());
+}
+
+// Changing --shards (cronlane-operator reshard-checkpoints): every task's latest
+// checkpoint and typed record lands in its new shard's partition, tombstones stay
+// applied, the old layout's producers are fenced, and a used target is refused.
+TEST(Reshard, CopiesEveryCheckpointIntoItsNewShardAndFencesTheOldLayout) {
+  const std::string s = UniqueName("reshard");
+  KafkaSinkOptions old_layout;  // --shards 1, as the operator runs it by default
+  old_layout.base = Base();
+  old_layout.transactional_id = "txn-" + s;
+  old_layout.checkpoint_topic = "cp1-" + s;
+  KafkaFireSink old_replica(old_layout);
+  ASSERT_TRUE(old_replica.Init().ok());
+  Checkpoints expected;
+  std::vector<Checkpoint> first, later;
+  for (int n = 0; n < 200; ++n) {
+    const std::string uid = "uid-" + std::to_string(n);
+    first.push_back({uid, 1000 + n});
+    later.push_back({uid, 2000 + n});  // the latest one wins
+    expected.fired[uid] = 2000 + n;
+  }
+  ASSERT_TRUE(old_replica.Commit({}, first).ok());
+  ASSERT_TRUE(old_replica.Commit({}, later).ok());
+  ASSERT_TRUE(old_replica.Commit({}, {{"uid-3", 0, true}, {"uid-7", 0, false, "/run-now", "token-1"}}).ok());
+  expected.fired.erase("uid-3");
+  expected.records["uid-7/run-now"] = "token-1";
+
+  ReshardOptions o{.base = Base(),
+                   .transactional_id = "txn-" + s,
+                   .from_topic = "cp1-" + s,
+                   .from_shards = 1,
+                   .to_topic = "cp4-" + s,
+                   .to_shards = 4,
+                   .batch = 64};
+  auto report = ReshardCheckpoints(o);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->checkpoints, 199U);
+  EXPECT_EQ(report->records, 1U);
+  ASSERT_EQ(report->per_shard.size(), 4U);
+
+  // What each shard of the new layout restores, as the operator's shard sink reads it.
+  auto shard_reads = [&](const std::string& topic, int shards) {
+    Checkpoints merged;
+    for (int i = 0; i < shards; ++i) {
+      KafkaSinkOptions r;
+      r.base = Base();
+      r.checkpoint_topic = topic;
+      r.checkpoint_partitions = shards;
+      r.shard = i;
+      auto got = KafkaFireSink(r).ReadCheckpoints();
+      EXPECT_TRUE(got.ok()) << got.status().ToString();
+      if (!got.ok()) continue;
+      for (const auto& [uid, t] : got->fired) {
+        EXPECT_EQ(ShardOf(uid, shards), i) << uid << " restored by the wrong shard";
+        merged.fired[uid] = t;
+      }
+      for (const auto& [key, text] : got->records) {
+        EXPECT_EQ(ShardOf(CheckpointOwner(key), shards), i) << key;
+        merged.records[key] = text;
+      }
+    }
+    return merged;
+  };
+  EXPECT_EQ(shard_reads("cp4-" + s, 4), expected);
+
+  // The old layout's producer, still alive, can no longer commit.
+  EXPECT_FALSE(old_replica.Commit({}, {{"uid-1", 9999}}).ok()) << "the old layout was not fenced";
+
+  // A target that holds records is refused; so are the same topic and a wrong count.
+  auto again = ReshardCheckpoints(o);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition) << again.status().ToString();
+  auto same = o;
+  same.to_topic = same.from_topic;
+  EXPECT_EQ(ReshardCheckpoints(same).status().code(), StatusCode::kInvalidArgument);
+  auto wrong = o;
+  wrong.from_topic = "cp4-" + s;
+  wrong.from_shards = 3;  // it has 4 partitions
+  wrong.to_topic = "cpx-" + s;
+  EXPECT_FALSE(ReshardCheckpoints(wrong).ok());
+
+  // 4 shards to 2, from the sharded layout.
+  auto down = o;
+  down.from_topic = "cp4-" + s;
+  down.from_shards = 4;
+  down.to_topic = "cp2-" + s;
+  down.to_shards = 2;
+  auto halved = ReshardCheckpoints(down);
+  ASSERT_TRUE(halved.ok()) << halved.status().ToString();
+  EXPECT_EQ(shard_reads("cp2-" + s, 2), expected);
 }
 
 }  // namespace
