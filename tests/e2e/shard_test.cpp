@@ -162,5 +162,52 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
   EXPECT_LT(max_lag_ms, (kLeaseSeconds + 10) * 1000);
 }
 
+// Changing the number of shards the documented way: stop the replica, copy the
+// checkpoints into a topic laid out for the new count (cronlane-operator
+// reshard-checkpoints), start replicas with the new --shards and topic. Every
+// occurrence, including those due while nothing ran (catchUpPolicy All), fires
+// exactly once; without the copy each task would restart from its next occurrence.
+TEST_F(ShardTest, ChangingTheShardCountWithTheCheckpointCopyLosesAndRepeatsNothing) {
+  const std::string topic = ns_ + ".resharded";
+  TopicReader reader(topic);
+  const int kTasks = 50;
+  ASSERT_THAT(Apply(EverySecondTasks(kTasks, topic)), HasSubstr("t49 created"));
+
+  Process& one = StartOperator();  // --shards 1: ns.checkpoints, 3 partitions
+  ASSERT_TRUE(reader.ReadUntil(static_cast<size_t>(kTasks) * 4, 60s)) << "the single replica fires";
+  one.Signal(SIGTERM);
+  ASSERT_EQ(one.Wait(30s), std::optional<int>(0));
+
+  const std::string new_topic = ns_ + ".checkpoints4";
+  std::vector<std::string> argv = OperatorCommand(
+      ns_, {"--checkpoint-topic=" + new_topic, "--shards=4", "--from-checkpoint-topic=" + ns_ + ".checkpoints"});
+  argv.insert(argv.begin() + 1, "reshard-checkpoints");
+  std::string log = (std::filesystem::temp_directory_path() / (UniqueName("reshard") + ".log")).string();
+  logs_.push_back(log);
+  Process copy(argv, log);
+  ASSERT_EQ(copy.Wait(60s), std::optional<int>(0)) << copy.Log();
+  EXPECT_THAT(copy.Log(), HasSubstr("copied " + std::to_string(kTasks) + " checkpoint(s)"));
+
+  std::vector<std::string> sharded = {"--shards=4",
+                                      "--checkpoint-topic=" + new_topic,
+                                      "--leader-elect",
+                                      "--leader-election-namespace=" + ns_,
+                                      "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
+                                      "--leader-elect-renew-deadline=4",
+                                      "--leader-elect-retry-period=1"};
+  Process& a = StartOperator(sharded);
+  Process& b = StartOperator(sharded);
+  const size_t before = reader.messages().size();
+  ASSERT_TRUE(reader.ReadUntil(before + static_cast<size_t>(kTasks) * 6, 60s)) << "the four shards fire";
+  for (Process* p : {&a, &b}) p->Signal(SIGTERM);
+  for (Process* p : {&a, &b}) EXPECT_EQ(p->Wait(30s), std::optional<int>(0));
+  reader.ReadFor(3s);
+
+  auto [total, missing, dups] = Audit(reader.messages());
+  std::cout << "reshard 1 -> 4: " << total << " occurrences, " << missing << " missing, " << dups << " duplicated\n";
+  EXPECT_EQ(missing, 0U) << "occurrences due while no replica ran were not caught up";
+  EXPECT_EQ(dups, 0U);
+}
+
 }  // namespace
 }  // namespace cronlane::testing
