@@ -49,7 +49,7 @@ class MemoryTrimmer final : public Runnable {
  public:
   explicit MemoryTrimmer(std::chrono::milliseconds period = std::chrono::seconds(30)) : period_(period) {}
   // Call once at start-up, before the first list: allocations of 256 KiB and more
-  // (a list response, simdjson's index of it, the fire heap, hash buckets) are
+  // (the fire heap, hash buckets) are
   // mapped and unmapped on their own. By default glibc raises that threshold to the
   // size of each mapped block freed (up to 32 MiB), so after a 100k list the next
   // big buffers come from the arenas and leave holes there between long-lived task

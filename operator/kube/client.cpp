@@ -1,8 +1,8 @@
 #include "operator/kube/client.h"
 
-#include <simdjson.h>
-
 #include <cstdio>
+
+#include "operator/kube/list_stream.h"
 
 namespace cronlane::kube {
 
@@ -86,56 +86,42 @@ Result<Json> KubeClient::Get(const std::string& path) {
 }
 
 Result<KubeClient::ListMeta> KubeClient::List(const std::string& path, const std::function<void(Json& item)>& on_item) {
-  auto resp = Send("GET", path, "", "");
-  if (!resp.ok()) return resp.status();
-  std::string& body = resp->body;
-  const size_t size = body.size();
-  body.resize(size + simdjson::SIMDJSON_PADDING, ' ');  // what simdjson may read past the end
-  const auto bad = [&](const char* what) { return Internal("GET " + path + ": " + what); };
-  simdjson::ondemand::parser parser;
-  simdjson::ondemand::document doc;
-  if (parser.iterate(body.data(), size, body.size()).get(doc) != simdjson::SUCCESS) {
-    return bad("response is not JSON");
-  }
-  simdjson::ondemand::object top;
-  if (doc.get_object().get(top) != simdjson::SUCCESS) return bad("response is not a JSON object");
+  // The body is split into items as it arrives and each is parsed alone, so a
+  // large list is never held whole (ListStream).
+  limiter_.Acquire();
+  ++requests_;
+  const auto bad = [&](const std::string& what) { return Internal("GET " + path + ": " + what); };
   ListMeta meta;
-  // Fields in any order (the apiserver sorts a custom resource list's keys, so
-  // "items" comes before "metadata").
-  for (auto field : top) {
-    std::string_view key;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS) return bad("malformed key");
-    if (key == "items") {
-      simdjson::ondemand::value v;
-      simdjson::ondemand::json_type type;
-      if (field.value().get(v) != simdjson::SUCCESS || v.type().get(type) != simdjson::SUCCESS) {
-        return bad("malformed items");
-      }
-      if (type == simdjson::ondemand::json_type::null) continue;  // an empty list
-      simdjson::ondemand::array items;
-      if (v.get_array().get(items) != simdjson::SUCCESS) return bad("items is not an array");
-      for (auto item : items) {
-        simdjson::ondemand::object obj;
-        std::string_view raw;
-        if (item.get_object().get(obj) != simdjson::SUCCESS || obj.raw_json().get(raw) != simdjson::SUCCESS) {
-          return bad("an item is not a JSON object");
-        }
+  ListStream stream(
+      [&](std::string_view raw) {
         Json j = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
-        if (j.is_discarded()) return bad("malformed item");
+        if (j.is_discarded()) return Internal("malformed item");
         on_item(j);
-      }
-    } else if (key == "metadata") {
-      simdjson::ondemand::object m;
-      if (field.value().get_object().get(m) != simdjson::SUCCESS) return bad("metadata is not an object");
-      for (auto mf : m) {
-        std::string_view mkey, value;
-        if (mf.unescaped_key().get(mkey) != simdjson::SUCCESS) return bad("malformed key");
-        if (mkey != "resourceVersion" && mkey != "continue") continue;
-        if (mf.value().get_string().get(value) != simdjson::SUCCESS) continue;
-        (mkey == "continue" ? meta.continue_token : meta.resource_version) = std::string(value);
-      }
-    }
-  }
+        return Status::Ok();
+      },
+      [&](std::string_view raw) {
+        Json m = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
+        if (!m.is_object()) return Internal("malformed metadata");
+        for (const char* key : {"resourceVersion", "continue"}) {
+          auto it = m.find(key);
+          if (it == m.end() || !it->is_string()) continue;
+          (std::string_view(key) == "continue" ? meta.continue_token : meta.resource_version) = it->get<std::string>();
+        }
+        return Status::Ok();
+      });
+  Status failed;
+  std::string error_body;
+  auto status = transport_->StreamBody(
+      {"GET", path, "", ""},
+      [&](std::string_view piece) {
+        failed = stream.Feed(piece);
+        return failed.ok();
+      },
+      &error_body);
+  if (!status.ok()) return status.status();
+  if (*status < 200 || *status >= 300) return StatusFromHttp(*status, error_body, "GET " + path);
+  if (!failed.ok()) return bad(failed.message());
+  if (Status s = stream.Finish(); !s.ok()) return bad(s.message());
   return meta;
 }
 

@@ -50,9 +50,9 @@ class KubeClient {
     std::string continue_token;  // "" on the last page
   };
   // GETs a collection and hands each item to `on_item` as it is decoded, one at a
-  // time: a 100k-object response costs its body (about 1 KB an object), not a DOM
-  // of the whole list (about 7 KB an object with nlohmann::json). The response is
-  // scanned with simdjson; only one item's DOM exists at a time.
+  // time, while the response arrives (ListStream splits it into items): a
+  // 100k-object response (about 90 MB) is never held whole, and only one item's
+  // DOM exists at a time.
   Result<ListMeta> List(const std::string& path, const std::function<void(Json& item)>& on_item);
   Result<Json> Create(const std::string& path, const Json& body);
   Result<Json> Replace(const std::string& path, const Json& body);

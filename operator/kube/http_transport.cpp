@@ -44,6 +44,30 @@ class HttpTransport final : public Transport {
     }
   }
 
+  Result<int> StreamBody(const HttpRequest& req, const std::function<bool(std::string_view)>& on_data,
+                         std::string* error_body) override {
+    try {
+      http::http_response resp = client_.request(MakeMessage(req)).get();
+      int status = resp.status_code();
+      if (status < 200 || status >= 300) {
+        std::string body = resp.extract_utf8string(true).get();
+        if (error_body != nullptr) *error_body = std::move(body);
+        return status;
+      }
+      auto body = resp.body();
+      while (true) {
+        concurrency::streams::container_buffer<std::string> piece;
+        size_t n = body.read(piece, size_t{256} * 1024).get();
+        if (n == 0) break;  // the end of the body
+        // The buffer's string may be longer than what was read into it.
+        if (!on_data(std::string_view(piece.collection()).substr(0, n))) break;
+      }
+      return status;
+    } catch (const std::exception& e) {
+      return Unavailable(req.method + " " + PathOnly(req.path) + ": " + e.what());
+    }
+  }
+
   Result<int> Stream(const HttpRequest& req, const std::function<bool(std::string_view)>& on_line, CancelToken& cancel,
                      std::string* error_body) override {
     pplx::cancellation_token_source cts;

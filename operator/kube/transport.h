@@ -40,6 +40,23 @@ class Transport {
   // a non-2xx status the body is read whole into `error_body` and no line is passed.
   virtual Result<int> Stream(const HttpRequest& req, const std::function<bool(std::string_view)>& on_line,
                              CancelToken& cancel, std::string* error_body) = 0;
+
+  // Sends a request like Send, but passes the response body to `on_data` in pieces
+  // as they arrive (a LIST of 100k objects is about 90 MB) until it ends or
+  // `on_data` returns false. Returns the HTTP status; for a non-2xx status the body
+  // is read whole into `error_body` and nothing is passed. Failures as Send's. This
+  // default sends the request with Send and passes the body in one piece.
+  virtual Result<int> StreamBody(const HttpRequest& req, const std::function<bool(std::string_view)>& on_data,
+                                 std::string* error_body) {
+    auto resp = Send(req);
+    if (!resp.ok()) return resp.status();
+    if (resp->status < 200 || resp->status >= 300) {
+      if (error_body != nullptr) *error_body = std::move(resp->body);
+      return resp->status;
+    }
+    on_data(resp->body);
+    return resp->status;
+  }
 };
 
 using TransportPtr = std::unique_ptr<Transport>;
