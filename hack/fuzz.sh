@@ -23,7 +23,7 @@ case $target in
   cloudevent) srcs=(common/cloudevent.cpp common/task_result.cpp common/status.cpp) ;;
   task_result) srcs=(common/task_result.cpp common/status.cpp) ;;
   object_json)
-    srcs=(operator/scheduled_task.cpp operator/run_history.cpp operator/object_fields.cpp operator/workerpool.cpp operator/kube/client.cpp dispatcher/task.cpp dispatcher/fire_times.cpp
+    srcs=(operator/scheduled_task.cpp operator/run_history.cpp operator/object_fields.cpp operator/workerpool.cpp operator/kube/client.cpp operator/kube/list_stream.cpp dispatcher/task.cpp dispatcher/fire_times.cpp
       dispatcher/cron.cpp common/clock.cpp common/status.cpp common/time.cpp common/zone.cpp common/task_result.cpp)
     libs=(-ldate-tz -lsimdjson) ;;
   kubeconfig) srcs=(operator/kube/config.cpp common/status.cpp); libs=(-lyaml-cpp) ;;
