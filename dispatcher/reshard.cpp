@@ -26,17 +26,14 @@ KafkaSinkOptions ShardSink(const ReshardOptions& o, const std::string& topic, in
   return s;
 }
 
-// The checkpoints of `all` whose task falls in shard `shard` of `shards`.
-Checkpoints ShardPart(const Checkpoints& all, int shards, int shard) {
-  if (shards <= 1) return all;
-  Checkpoints part;
-  for (const auto& [uid, t] : all.fired) {
-    if (ShardOf(uid, shards) == shard) part.fired.emplace(uid, t);
-  }
+// `all` split by the shard (of `shards`) of each checkpoint's task, in one pass.
+std::vector<Checkpoints> ByShard(const Checkpoints& all, int shards) {
+  std::vector<Checkpoints> parts(static_cast<size_t>(shards));
+  for (const auto& [uid, t] : all.fired) parts[static_cast<size_t>(ShardOf(uid, shards))].fired.emplace(uid, t);
   for (const auto& [key, text] : all.records) {
-    if (ShardOf(CheckpointOwner(key), shards) == shard) part.records.emplace(key, text);
+    parts[static_cast<size_t>(ShardOf(CheckpointOwner(key), shards))].records.emplace(key, text);
   }
-  return part;
+  return parts;
 }
 
 std::vector<Checkpoint> AsCheckpoints(const Checkpoints& c) {
@@ -103,8 +100,9 @@ Result<ReshardReport> ReshardCheckpoints(const ReshardOptions& o) {
 
   // 4. Each target shard's part, in batches of transactions of its own producer;
   // 5. read back and compared.
+  const std::vector<Checkpoints> parts = ByShard(*source, o.to_shards);
   for (int i = 0; i < o.to_shards; ++i) {
-    const Checkpoints part = ShardPart(*source, o.to_shards, i);
+    const Checkpoints& part = parts[static_cast<size_t>(i)];
     const std::vector<Checkpoint> all = AsCheckpoints(part);
     KafkaFireSink sink(ShardSink(o, o.to_topic, o.to_shards, i));
     if (Status s = sink.Init(); !s.ok())

@@ -3,6 +3,7 @@
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <cpprest/producerconsumerstream.h>
+#include <cpprest/rawptrstream.h>
 
 #include <boost/asio/ssl.hpp>
 #include <chrono>
@@ -48,21 +49,17 @@ class HttpTransport final : public Transport {
                          std::string* error_body) override {
     try {
       http::http_response resp = client_.request(MakeMessage(req)).get();
-      int status = resp.status_code();
-      if (status < 200 || status >= 300) {
-        std::string body = resp.extract_utf8string(true).get();
-        if (error_body != nullptr) *error_body = std::move(body);
-        return status;
-      }
+      if (!Succeeded(resp, error_body)) return resp.status_code();
+      // One buffer for every piece: each read writes into it from its start.
+      std::string storage(size_t{256} * 1024, '\0');
       auto body = resp.body();
       while (true) {
-        concurrency::streams::container_buffer<std::string> piece;
-        size_t n = body.read(piece, size_t{256} * 1024).get();
+        concurrency::streams::rawptr_buffer<char> piece(storage.data(), storage.size(), std::ios::out);
+        size_t n = body.read(piece, storage.size()).get();
         if (n == 0) break;  // the end of the body
-        // The buffer's string may be longer than what was read into it.
-        if (!on_data(std::string_view(piece.collection()).substr(0, n))) break;
+        if (!on_data(std::string_view(storage.data(), n))) break;
       }
-      return status;
+      return resp.status_code();
     } catch (const std::exception& e) {
       return Unavailable(req.method + " " + PathOnly(req.path) + ": " + e.what());
     }
@@ -79,12 +76,8 @@ class HttpTransport final : public Transport {
     } unreg{cancel, reg};
     try {
       http::http_response resp = stream_client_.request(MakeMessage(req), cts.get_token()).get();
-      int status = resp.status_code();
-      if (status < 200 || status >= 300) {
-        std::string body = resp.extract_utf8string(true).get();
-        if (error_body != nullptr) *error_body = std::move(body);
-        return status;
-      }
+      const int status = resp.status_code();
+      if (!Succeeded(resp, error_body)) return status;
       auto body = resp.body();
       while (!cancel.cancelled()) {
         concurrency::streams::container_buffer<std::string> line;
@@ -104,6 +97,16 @@ class HttpTransport final : public Transport {
 
  private:
   static std::string PathOnly(const std::string& p) { return p.substr(0, p.find('?')); }
+
+  // Whether a streamed response is 2xx; otherwise its body is read whole into
+  // `error_body` (for the caller's error) and nothing of it is streamed.
+  static bool Succeeded(http::http_response& resp, std::string* error_body) {
+    const int status = resp.status_code();
+    if (status >= 200 && status < 300) return true;
+    std::string body = resp.extract_utf8string(true).get();
+    if (error_body != nullptr) *error_body = std::move(body);
+    return false;
+  }
 
   static client::http_client_config MakeConfig(const KubeConfig& cfg, int timeout_seconds) {
     client::http_client_config c;

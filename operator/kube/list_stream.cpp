@@ -98,12 +98,18 @@ Status ListStream::Byte(std::string_view data, size_t i) {
     case ']':
       --depth_;
       if (capture_ != Capture::kNone && depth_ == capture_depth_) {
-        captured_.append(data.substr(capture_from_, i + 1 - capture_from_));
-        const std::string value = std::move(captured_);
-        captured_.clear();
+        // A value within this piece is handed over where it lies; one that began
+        // in an earlier piece is completed in captured_ (whose buffer is reused).
+        std::string_view value = data.substr(capture_from_, i + 1 - capture_from_);
+        if (!captured_.empty()) {
+          captured_.append(value);
+          value = captured_;
+        }
         const Capture was = capture_;
         capture_ = Capture::kNone;
-        if (Status s = was == Capture::kItem ? on_item_(value) : on_metadata_(value); !s.ok()) return s;
+        Status s = was == Capture::kItem ? on_item_(value) : on_metadata_(value);
+        captured_.clear();
+        if (!s.ok()) return s;
       }
       if (depth_ == 1 && c == ']') in_items_ = false;
       if (depth_ == 0) done_ = true;
