@@ -4,20 +4,47 @@
 // conversion gone wrong or a hand-written client must not stop the operator. The
 // first byte picks the decoder; the rest is JSON. Any crash, sanitizer report,
 // escaping exception or broken invariant is a bug.
+//
+// The same input is also a LIST response for ListStream (the client splits a list
+// into items as it arrives): it must split it the same wherever the body is cut
+// (the first byte picks where), and every item it hands over from a body that is
+// valid JSON must be a JSON object.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "dispatcher/task.h"
+#include "operator/kube/list_stream.h"
 #include "operator/scheduled_task.h"
 #include "operator/workerpool.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cronlane::op;
   if (size < 1) return 0;
-  auto j = cronlane::kube::Json::parse(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1), nullptr,
-                                       /*allow_exceptions=*/false);
+  const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
+  auto split = [&](size_t cut) {
+    std::vector<std::string> items;
+    cronlane::kube::ListStream stream(
+        [&](std::string_view item) {
+          items.emplace_back(item);
+          return cronlane::Status::Ok();
+        },
+        [](std::string_view) { return cronlane::Status::Ok(); });
+    cronlane::Status s = stream.Feed(body.substr(0, cut));
+    if (s.ok()) s = stream.Feed(body.substr(cut));
+    if (s.ok()) s = stream.Finish();
+    return std::make_pair(s.ok(), std::move(items));
+  };
+  const auto whole = split(body.size());
+  if (split(data[0] % (body.size() + 1)) != whole) __builtin_trap();
+  auto j = cronlane::kube::Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;
+  for (const auto& item : whole.second) {
+    if (!cronlane::kube::Json::parse(item, nullptr, /*allow_exceptions=*/false).is_object()) __builtin_trap();
+  }
   if (data[0] % 2 == 0) {
     auto t = ScheduledTaskFromJson(j);
     if (!t) return 0;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "operator/kube/client.h"
@@ -89,6 +90,31 @@ TEST_F(KubeClientTest, CrudAndErrorCodes) {
   EXPECT_EQ(client_->Get(kTasks.Path(ns_, "a")).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(client_->Delete(kTasks.Path(ns_, "a")).code(), StatusCode::kNotFound);
   EXPECT_GE(client_->requests(), 8U);
+}
+
+// A LIST is decoded while it arrives (ListStream over StreamBody's pieces of 256
+// KiB): through the real apiserver, a response of several pieces whose items hold
+// strings with quotes, braces and backslashes comes back item for item, and the
+// list's resourceVersion with it.
+TEST_F(KubeClientTest, AListOfSeveralPiecesComesBackItemForItem) {
+  const ResourceRef configmaps{"", "v1", "configmaps"};
+  std::map<std::string, std::string> made;
+  for (int i = 0; i < 4; ++i) {
+    std::string value;
+    while (value.size() < 200 * 1024) value += "{\"]}[ \\ \" " + std::to_string(i) + " ";
+    const std::string name = "big-" + std::to_string(i);
+    Json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}}}, {"data", {{"v", value}}}};
+    ASSERT_TRUE(client_->Create(configmaps.Path(ns_), cm).ok());
+    made[name] = value;
+  }
+  std::map<std::string, std::string> listed;
+  auto meta = client_->List(configmaps.Path(ns_), [&](Json& item) {
+    const std::string name = item["metadata"].value("name", "");
+    if (made.count(name) != 0) listed[name] = item["data"].value("v", "");
+  });
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_FALSE(meta->resource_version.empty());
+  EXPECT_EQ(listed, made);
 }
 
 TEST_F(KubeClientTest, WatchDeliversEventsAndStopsOnCancel) {
