@@ -1,6 +1,8 @@
 #include "common/cloudevent.h"
 
+#include <array>
 #include <charconv>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -20,7 +22,42 @@ namespace {
 // message is known to be a fired task), then takes or copies the parts of `m`.
 template <typename Message>
 Result<FiredTask> Decode(Message&& m) {
-  auto get = [&](std::string_view name) { return m.HeaderValue(name).value_or(std::string_view()); };
+  // One pass over the headers (the first of a name counts, as with HeaderValue):
+  // every fired task is decoded on a worker's hot path.
+  struct Attr {
+    std::string_view name;  // without "ce_"
+    std::optional<std::string_view> value;
+  };
+  std::array<Attr, 11> attrs{{{"specversion"},
+                              {"id"},
+                              {"source"},
+                              {"type"},
+                              {"time"},
+                              {"subject"},
+                              {"shardindex"},
+                              {"shardcount"},
+                              {"maxattempts"},
+                              {"backoffseconds"},
+                              {"timeoutseconds"}}};
+  for (const auto& h : m.headers) {
+    std::string_view name = h.name;
+    if (!name.starts_with("ce_")) continue;
+    name.remove_prefix(3);
+    for (Attr& a : attrs) {
+      if (a.name == name) {
+        if (!a.value) a.value = std::string_view(h.value);
+        break;
+      }
+    }
+  }
+  // By name, among the 11 views (not the headers).
+  auto get = [&](std::string_view name) {
+    name.remove_prefix(3);
+    for (const Attr& a : attrs) {
+      if (name == a.name) return a.value.value_or(std::string_view());
+    }
+    return std::string_view();
+  };
   if (get("ce_specversion") != "1.0")
     return InvalidArgument("not a CloudEvent 1.0 (ce_specversion missing or not 1.0)");
   const std::string_view id = get("ce_id"), source = get("ce_source"), type = get("ce_type");

@@ -14,6 +14,11 @@
 
 namespace cronlane {
 
+// The task's UID within an occurrence's ce_id: the id up to its first ':'.
+inline std::string_view TaskIdOf(std::string_view occurrence_id) {
+  return occurrence_id.substr(0, occurrence_id.find(':'));
+}
+
 struct FiredTask {
   std::string id;       // ce_id: unique per occurrence (and shard)
   std::string source;   // ce_source
@@ -30,7 +35,7 @@ struct FiredTask {
   std::vector<kafka::Header> headers;  // every header as received, in order
 
   // The task's UID: the id up to its first ':'.
-  std::string TaskId() const { return id.substr(0, id.find(':')); }
+  std::string TaskId() const { return std::string(TaskIdOf(id)); }
   // The first header of that name, if any.
   std::optional<std::string_view> Header(std::string_view name) const { return kafka::FindHeader(headers, name); }
 };

@@ -13,7 +13,11 @@ namespace cronlane::worker {
 using namespace std::chrono_literals;
 
 Worker::Worker(WorkerOptions options, Handler handler, Clock& clock, TaskBroker* broker)
-    : options_(std::move(options)), handler_(std::move(handler)), clock_(clock), broker_(broker) {
+    : options_(std::move(options)),
+      handler_(std::move(handler)),
+      clock_(clock),
+      broker_(broker),
+      recent_(options_.dedupe_window) {
   max_writing_ = static_cast<size_t>(std::max(1, options_.max_writing));
 }
 
@@ -53,29 +57,12 @@ int Worker::InFlight() const {
 
 void Worker::Forget(const std::string& id) {
   MutexLock lock(seen_mu_);
-  auto it = recent_set_.find(id);
-  if (it == recent_set_.end()) return;
-  // Its place in recent_ goes too (a forgotten id is usually the newest one).
-  const std::string* gone = &*it;
-  for (auto r = recent_.rbegin(); r != recent_.rend(); ++r) {
-    if (*r == gone) {
-      recent_.erase(std::next(r).base());
-      break;
-    }
-  }
-  recent_set_.erase(it);
+  recent_.Erase(id);
 }
 
 bool Worker::Seen(const std::string& id) {
   MutexLock lock(seen_mu_);
-  auto [it, added] = recent_set_.insert(id);
-  if (!added) return true;
-  recent_.push_back(&*it);
-  while (recent_.size() > options_.dedupe_window) {
-    recent_set_.erase(*recent_.front());
-    recent_.pop_front();
-  }
-  return false;
+  return !recent_.Insert(id);
 }
 
 void Worker::Add(Count c, WorkerStats& s) {
@@ -103,16 +90,25 @@ void Worker::Add(Count c, WorkerStats& s) {
   }
 }
 
-std::optional<Worker::Record> Worker::ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
-                                                   std::chrono::milliseconds took) const {
-  if (options_.results_topic.empty()) return std::nullopt;
-  TaskResult r{t.id, t.subject, t.time, outcome, attempts, took.count(), t.shard_index, t.shard_count};
+void Worker::AddResult(FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took,
+                       Verdict& v) const {
+  if (options_.results_topic.empty()) {
+    v.id = std::move(t.id);
+    return;
+  }
+  // The id, subject and time move through the result into the record and the
+  // verdict: no copy of them per task.
+  TaskResult r{std::move(t.id), std::move(t.subject), std::move(t.time), outcome,
+               attempts,        took.count(),         t.shard_index,     t.shard_count};
   // A failure is dead-lettered right after its result is recorded (Process).
   r.dead_lettered = outcome == RunOutcome::kFailed && !options_.dead_letter_topic.empty();
-  return Record{&options_.results_topic, t.subject, EncodeTaskResult(r), {}};
+  std::string value = EncodeTaskResult(r);
+  v.records.push_back({&options_.results_topic, std::move(r.subject), std::move(value), {}});
+  v.id = std::move(r.id);
 }
 
-Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
+Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel, Running& running,
+                                std::chrono::steady_clock::time_point started) {
   Verdict v;
   auto decoded = TakeFiredTask(m);  // takes its value and headers (left as they were on an error)
   if (!decoded.ok()) {
@@ -122,69 +118,77 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
     v.count = Count::kInvalid;
     return v;
   }
-  const FiredTask& t = *decoded;
+  FiredTask& t = *decoded;
   if (Seen(t.id)) {
     spdlog::info("{} already processed recently: skipped", t.id);
     v.count = Count::kDuplicate;
     return v;
   }
-  v.id = t.id;
-  // Shutting down before the outcome: hand the message back (no commit) so
-  // another worker runs it.
-  auto hand_back = [&] {
+  const Attempts a = RunAttempts(t, cancel, running);
+  v.ended = clock_.SteadyNow();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(v.ended - started);
+  switch (a.outcome) {
+    case RunOutcome::kCancelled:
+      spdlog::info("{} cancelled by a newer occurrence (concurrencyPolicy Replace) after {} attempt(s)", t.id,
+                   a.attempts);
+      v.count = Count::kCancelled;
+      AddResult(t, RunOutcome::kCancelled, a.attempts, took, v);
+      return v;
+    case RunOutcome::kSucceeded:
+      task_duration_.Observe(std::chrono::duration<double>(took).count());
+      v.count = Count::kSucceeded;
+      AddResult(t, RunOutcome::kSucceeded, a.attempts, took, v);
+      return v;
+    default:
+      break;
+  }
+  if (a.handed_back) {
+    // Shutting down before the outcome: hand the message back (no commit) so
+    // another worker runs it.
     Forget(t.id);
     v.handed_back = true;
-    return std::move(v);
-  };
+    return v;
+  }
+  task_duration_.Observe(std::chrono::duration<double>(took).count());
+  // The outcome is durable (result, then dead letter) before the offset may move past it.
+  v.count = options_.dead_letter_topic.empty() ? Count::kFailed : Count::kDeadLettered;
+  AddResult(t, RunOutcome::kFailed, t.max_attempts, took, v);
+  if (!options_.dead_letter_topic.empty()) {
+    // The message as it came (its value and headers are in `t` now).
+    t.headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
+    v.records.push_back({&options_.dead_letter_topic, m.key, std::move(t.payload), std::move(t.headers)});
+  }
+  return v;
+}
+
+Worker::Attempts Worker::RunAttempts(const FiredTask& t, CancelToken& cancel, Running& running) {
   // concurrencyPolicy Replace: `abort` fires when a cancel event names this
   // occurrence (or already did). An occurrence without a readable ce_time is never
-  // cancelled.
-  const std::string task_id = t.TaskId();
+  // cancelled. While it runs, `running` (this pool thread's) names it to Cancel.
+  const std::string_view task_id = TaskIdOf(t.id);
   const auto scheduled = ParseRfc3339(t.time);
   CancelToken abort;
-  {
+  if (scheduled.ok()) {
     MutexLock lock(cancel_mu_);
-    if (scheduled.ok() && CancelledLocked(task_id, *scheduled)) abort.Cancel();
-    if (scheduled.ok()) running_.emplace(task_id, Running{*scheduled, &abort});
+    if (CancelledLocked(task_id, *scheduled)) abort.Cancel();
+    running = Running{task_id, *scheduled, &abort};
   }
   struct Unlist {
     Worker& w;
-    const std::string& task_id;
-    const CancelToken* abort;
+    Running& running;
     ~Unlist() {
       MutexLock lock(w.cancel_mu_);
-      auto [from, to] = w.running_.equal_range(task_id);
-      for (auto it = from; it != to; ++it) {
-        if (it->second.abort == abort) {
-          w.running_.erase(it);
-          break;
-        }
-      }
+      running.abort = nullptr;
     }
-  } unlist{*this, task_id, &abort};
-  auto started = clock_.SteadyNow();
-  auto elapsed = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - started); };
-  // The occurrence is reported Cancelled after `attempts` attempts.
-  auto cancelled = [&](int attempts) {
-    if (auto r = ResultRecord(t, RunOutcome::kCancelled, attempts, elapsed())) v.records.push_back(std::move(*r));
-    spdlog::info("{} cancelled by a newer occurrence (concurrencyPolicy Replace) after {} attempt(s)", t.id, attempts);
-    v.count = Count::kCancelled;
-    return std::move(v);
-  };
+  } unlist{*this, running};
   const RetryPolicy retry{t.max_attempts, std::chrono::seconds(t.backoff_seconds), std::chrono::seconds(0)};
   for (int attempt = 1; attempt <= t.max_attempts; ++attempt) {
-    if (abort.cancelled()) return cancelled(attempt - 1);
+    if (abort.cancelled()) return {RunOutcome::kCancelled, attempt - 1};
     attempts_.fetch_add(1, std::memory_order_relaxed);
     Outcome o = handler_(t, attempt, cancel, abort);
-    if (o == Outcome::kSucceeded) {
-      auto took = elapsed();
-      if (auto r = ResultRecord(t, RunOutcome::kSucceeded, attempt, took)) v.records.push_back(std::move(*r));
-      task_duration_.Observe(std::chrono::duration<double>(took).count());
-      v.count = Count::kSucceeded;
-      return v;
-    }
-    if (o == Outcome::kCancelled || abort.cancelled()) return cancelled(attempt);
-    if (cancel.cancelled()) return hand_back();
+    if (o == Outcome::kSucceeded) return {RunOutcome::kSucceeded, attempt};
+    if (o == Outcome::kCancelled || abort.cancelled()) return {RunOutcome::kCancelled, attempt};
+    if (cancel.cancelled()) return {RunOutcome::kFailed, attempt, /*handed_back=*/true};
     spdlog::warn("{} attempt {}/{} {}", t.id, attempt, t.max_attempts,
                  o == Outcome::kTimedOut ? "timed out" : "failed");
     if (attempt < t.max_attempts) {
@@ -195,31 +199,19 @@ Worker::Verdict Worker::Process(kafka::Message& m, CancelToken& cancel) {
       wake.WaitFor(retry.BackoffAfter(attempt));
       cancel.Unregister(on_shutdown);
       abort.Unregister(on_abort);
-      if (cancel.cancelled()) return hand_back();
+      if (cancel.cancelled()) return {RunOutcome::kFailed, attempt, /*handed_back=*/true};
     }
   }
-  if (abort.cancelled()) return cancelled(t.max_attempts);
-  auto took = elapsed();
-  task_duration_.Observe(std::chrono::duration<double>(took).count());
-  // The outcome is durable (result, then dead letter) before the offset may move past it.
-  if (auto r = ResultRecord(t, RunOutcome::kFailed, t.max_attempts, took)) v.records.push_back(std::move(*r));
-  if (!options_.dead_letter_topic.empty()) {
-    // The message as it came (its value and headers are in `t` now).
-    auto headers = t.headers;
-    headers.push_back({"cronlane_attempts", std::to_string(t.max_attempts)});
-    v.records.push_back({&options_.dead_letter_topic, m.key, t.payload, std::move(headers)});
-  }
-  v.count = options_.dead_letter_topic.empty() ? Count::kFailed : Count::kDeadLettered;
-  return v;
+  if (abort.cancelled()) return {RunOutcome::kCancelled, t.max_attempts};
+  return {RunOutcome::kFailed, t.max_attempts};
 }
 
 void Worker::Cancel(const std::string& task_id, Instant before) {
   MutexLock lock(cancel_mu_);
   auto [it, added] = cancels_.try_emplace(task_id, before);
   if (!added && it->second < before) it->second = before;
-  auto [from, to] = running_.equal_range(task_id);
-  for (auto r = from; r != to; ++r) {
-    if (r->second.scheduled < before) r->second.abort->Cancel();
+  for (const Running& r : running_) {
+    if (r.abort != nullptr && r.task_id == task_id && r.scheduled < before) r.abort->Cancel();
   }
   // Cancels of occurrences older than the memory no longer matter: their messages
   // were consumed long ago (or the next worker start replays the same window).
@@ -229,12 +221,12 @@ void Worker::Cancel(const std::string& task_id, Instant before) {
   }
 }
 
-bool Worker::CancelledLocked(const std::string& task_id, Instant scheduled) const {
+bool Worker::CancelledLocked(std::string_view task_id, Instant scheduled) const {
   auto it = cancels_.find(task_id);
   return it != cancels_.end() && scheduled < it->second;
 }
 
-void Worker::PoolThread(CancelToken& cancel) {
+void Worker::PoolThread(CancelToken& cancel, Running& running) {
   // A pool thread settles the message it ran and takes the next one under one
   // lock; it waits only with nothing queued and nothing of its own to produce.
   struct Ran {
@@ -264,8 +256,8 @@ void Worker::PoolThread(CancelToken& cancel) {
           if (!v.handed_back) Add(v.count, stats_);
           wake |= FinishLocked(*ran->partition, ran->offset, !v.handed_back);
         } else {
-          const uint64_t key = next_writing_++;
-          PendingWrite& w = writing_[key];
+          auto [key, slot] = writing_.Add();
+          PendingWrite& w = *slot;
           w.partition = ran->partition;
           w.offset = ran->offset;
           w.verdict = std::move(v);
@@ -288,9 +280,42 @@ void Worker::PoolThread(CancelToken& cancel) {
     if (!next) continue;
     const auto started = clock_.SteadyNow();
     queue_wait_.Observe(std::chrono::duration<double>(started - next->at).count());
-    Verdict v = Process(next->m, cancel);
-    ran.emplace(Ran{next->partition, next->m.offset, std::move(v), clock_.SteadyNow() - started});
+    Verdict v = Process(next->m, cancel, running, started);
+    const auto ended = v.ended != std::chrono::steady_clock::time_point{} ? v.ended : clock_.SteadyNow();
+    ran.emplace(Ran{next->partition, next->m.offset, std::move(v), ended - started});
   }
+}
+
+std::pair<uint64_t, Worker::PendingWrite*> Worker::WriteSlots::Add() {
+  uint32_t index;
+  if (free_.empty()) {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  } else {
+    index = free_.back();
+    free_.pop_back();
+  }
+  Slot& slot = slots_[index];
+  slot.live = true;
+  ++live_;
+  return {(uint64_t{slot.generation} << 32) | index, &slot.write};
+}
+
+Worker::PendingWrite* Worker::WriteSlots::Find(uint64_t key) {
+  const uint64_t index = key & 0xffffffffu;
+  if (index >= slots_.size()) return nullptr;
+  Slot& slot = slots_[index];
+  return slot.live && slot.generation == (key >> 32) ? &slot.write : nullptr;
+}
+
+void Worker::WriteSlots::Erase(uint64_t key) {
+  const auto index = static_cast<uint32_t>(key & 0xffffffffu);
+  Slot& slot = slots_[index];
+  slot.write = PendingWrite{};
+  slot.live = false;
+  ++slot.generation;
+  --live_;
+  free_.push_back(index);
 }
 
 int Worker::AheadLocked(int concurrency) const {
@@ -306,7 +331,11 @@ int Worker::AheadLocked(int concurrency) const {
 bool Worker::FinishLocked(PartitionState& p, int64_t offset, bool finished) {
   --p.running;
   if (finished) {
-    p.unfinished.erase(offset);
+    // Usually the first (or near it): found from the front.
+    if (auto it = std::lower_bound(p.unfinished.begin(), p.unfinished.end(), offset);
+        it != p.unfinished.end() && *it == offset) {
+      p.unfinished.erase(it);
+    }
     p.finished_next = std::max(p.finished_next, offset + 1);
     ++finished_since_commit_;
   }  // a handed-back offset stays unfinished: nothing at or after it is committed
@@ -319,10 +348,10 @@ void Worker::SendRecord(uint64_t key) {
   const Record* r = nullptr;
   {
     MutexLock lock(mu_);
-    auto it = writing_.find(key);
-    if (it == writing_.end()) return;
-    r = &it->second.verdict.records[it->second.next];
-    it->second.in_flight = true;
+    PendingWrite* w = writing_.Find(key);
+    if (w == nullptr) return;
+    r = &w->verdict.records[w->next];
+    w->in_flight = true;
   }
   ProduceRecord(key, *r);
 }
@@ -337,10 +366,10 @@ void Worker::ProduceRecord(uint64_t key, const Record& r) {
 
 bool Worker::SettleLocked(uint64_t key, const Status& s, bool& next) {
   next = false;
-  auto it = writing_.find(key);
-  if (it == writing_.end()) return false;
+  PendingWrite* found = writing_.Find(key);
+  if (found == nullptr) return false;
   bool wake = false;
-  PendingWrite& w = it->second;
+  PendingWrite& w = *found;
   w.in_flight = false;
   if (s.ok()) {
     if (++w.next < w.verdict.records.size()) {
@@ -348,7 +377,7 @@ bool Worker::SettleLocked(uint64_t key, const Status& s, bool& next) {
     } else {
       Add(w.verdict.count, stats_);
       wake = FinishLocked(*w.partition, w.offset, true);
-      writing_.erase(it);
+      writing_.Erase(key);
     }
   } else {
     ++stats_.record_failures;
@@ -358,7 +387,7 @@ bool Worker::SettleLocked(uint64_t key, const Status& s, bool& next) {
       // Shutting down: hand it back; the next owner runs it again.
       Forget(w.verdict.id);
       wake = FinishLocked(*w.partition, w.offset, false);
-      writing_.erase(it);
+      writing_.Erase(key);
     } else {
       if (!w.backoff) w.backoff.emplace(BackoffPolicy{options_.record_retry, options_.max_record_retry, 0.2});
       retries_.emplace(clock_.SteadyNow() + w.backoff->Next(), key);
@@ -421,11 +450,11 @@ void Worker::DeliveryThread() {
 
 void Worker::HandBackRetriesLocked() {
   for (const auto& [due, key] : retries_) {
-    auto it = writing_.find(key);
-    if (it == writing_.end()) continue;
-    Forget(it->second.verdict.id);
-    FinishLocked(*it->second.partition, it->second.offset, false);
-    writing_.erase(it);
+    PendingWrite* w = writing_.Find(key);
+    if (w == nullptr) continue;
+    Forget(w->verdict.id);
+    FinishLocked(*w->partition, w->offset, false);
+    writing_.Erase(key);
   }
   retries_.clear();
 }
@@ -437,7 +466,7 @@ void Worker::CommitReady(bool sync, const std::vector<TopicPartition>* only) {
     auto consider = [&](const TopicPartition& tp, PartitionState& p) {
       // Everything before the lowest unfinished message is done; with nothing
       // unfinished, everything up to the end last reached (markers included) is.
-      int64_t point = p.unfinished.empty() ? std::max(p.finished_next, p.end) : *p.unfinished.begin();
+      int64_t point = p.unfinished.empty() ? std::max(p.finished_next, p.end) : p.unfinished.front();
       if (point > p.committed && (sync || point > p.committing)) {
         todo.push_back({tp.first, tp.second, point});
         p.committing = std::max(p.committing, point);
@@ -495,7 +524,14 @@ void Worker::QueuePolled() {
     MutexLock lock(mu_);
     for (auto& m : polled_) {
       PartitionState& p = PartitionLocked(m.topic, m.partition);
-      p.unfinished.insert(m.offset);
+      // In order as consumed; an offset behind the last (not seen in practice) goes
+      // to its place.
+      if (p.unfinished.empty() || p.unfinished.back() < m.offset) {
+        p.unfinished.push_back(m.offset);
+      } else if (auto at = std::lower_bound(p.unfinished.begin(), p.unfinished.end(), m.offset);
+                 at == p.unfinished.end() || *at != m.offset) {
+        p.unfinished.insert(at, m.offset);
+      }
       ++p.running;
       ++in_flight_;
       queue_.push_back({std::move(m), &p, now});
@@ -580,7 +616,13 @@ Status Worker::Run(CancelToken& cancel) {
     MutexLock lock(mu_);
     set_limit();
   }
-  for (int i = 0; i < concurrency; ++i) pool_.emplace_back([this, &cancel] { PoolThread(cancel); });
+  {
+    MutexLock lock(cancel_mu_);
+    running_.assign(static_cast<size_t>(concurrency), Running{});  // before the threads that write them
+    for (Running& slot : running_) {
+      pool_.emplace_back([this, &cancel, &slot] { PoolThread(cancel, slot); });
+    }
+  }
   std::thread delivery([this] { DeliveryThread(); });
   spdlog::info("worker joined group {} on {} topic(s), concurrency {}", options_.group, options_.topics.size(),
                concurrency);

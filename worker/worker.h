@@ -47,12 +47,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <prometheus/client_metric.h>
@@ -66,6 +64,7 @@
 #include "common/task_result.h"
 #include "common/thread_annotations.h"
 #include "common/time.h"
+#include "worker/recent_ids.h"
 #include "worker/task_broker.h"
 
 namespace cronlane::worker {
@@ -159,7 +158,9 @@ class Worker final : private kafka::RebalanceListener {
   };
   using PartitionView = std::pair<std::string_view, int32_t>;
   struct PartitionState {
-    std::set<int64_t> unfinished;  // consumed, not finished (running, or handed back)
+    // Consumed, not finished (running, or handed back), in ascending order: offsets
+    // are consumed in order, and are mostly finished in order.
+    std::deque<int64_t> unfinished;
     int running = 0;
     int64_t finished_next = -1;  // highest finished offset + 1
     int64_t end = -1;            // offset of the partition's end when last reached (EOF)
@@ -179,10 +180,11 @@ class Worker final : private kafka::RebalanceListener {
   static void Add(Count c, WorkerStats& s);
   // What became of a message on a pool thread.
   struct Verdict {
-    bool handed_back = false;     // shutdown first: not finished, its offset stays back
-    std::vector<Record> records;  // written in order, each after the previous is on the broker
-    std::string id;               // its ce_id, forgotten if the records are never written
-    Count count = Count::kNone;   // added (under mu_) once it finished
+    bool handed_back = false;                       // shutdown first: not finished, its offset stays back
+    std::vector<Record> records;                    // written in order, each after the previous is on the broker
+    std::string id;                                 // its ce_id, forgotten if the records are never written
+    Count count = Count::kNone;                     // added (under mu_) once it finished
+    std::chrono::steady_clock::time_point ended{};  // when its attempts ended (not set: none ran)
   };
   // A finished message whose records are being written (delivery thread).
   struct PendingWrite {
@@ -199,18 +201,36 @@ class Worker final : private kafka::RebalanceListener {
     std::chrono::steady_clock::time_point at;  // consumed
   };
 
+  // A running occurrence, named to Cancel: its task UID (a view into its ce_id),
+  // scheduled time and abort token (null: the slot is free).
+  struct Running {
+    std::string_view task_id;
+    Instant scheduled;
+    CancelToken* abort = nullptr;
+  };
   // Runs the handler on one message; takes its value and headers (a message that
-  // is not a fired task keeps them, for its dead letter).
-  Verdict Process(kafka::Message& m, CancelToken& cancel);
-  // The result record of an occurrence (when results are configured).
-  std::optional<Record> ResultRecord(const FiredTask& t, RunOutcome outcome, int attempts,
-                                     std::chrono::milliseconds took) const;
+  // is not a fired task keeps them, for its dead letter). `running`: the calling
+  // pool thread's slot in running_.
+  // `started`: when the pool thread took it.
+  Verdict Process(kafka::Message& m, CancelToken& cancel, Running& running,
+                  std::chrono::steady_clock::time_point started);
+  // How the attempts at an occurrence ended: an outcome after `attempts`, or
+  // handed back (shutdown first).
+  struct Attempts {
+    RunOutcome outcome;
+    int attempts = 0;
+    bool handed_back = false;
+  };
+  Attempts RunAttempts(const FiredTask& t, CancelToken& cancel, Running& running);
+  // Adds the occurrence's result record to `v` (when results are configured) and
+  // moves its id into v.id; takes t's id, subject and time.
+  void AddResult(FiredTask& t, RunOutcome outcome, int attempts, std::chrono::milliseconds took, Verdict& v) const;
   bool Seen(const std::string& id);
   // The latest cancel of the task, if its occurrence scheduled at `scheduled` is
   // cancelled by it.
-  bool CancelledLocked(const std::string& task_id, Instant scheduled) const REQUIRES(cancel_mu_);
+  bool CancelledLocked(std::string_view task_id, Instant scheduled) const REQUIRES(cancel_mu_);
   void Forget(const std::string& id);
-  void PoolThread(CancelToken& cancel);
+  void PoolThread(CancelToken& cancel, Running& running);
   // Marks a message finished (its offset may be committed) or handed back.
   // True when its partition has nothing running any more.
   bool FinishLocked(PartitionState& p, int64_t offset, bool finished) REQUIRES(mu_);
@@ -250,9 +270,7 @@ class Worker final : private kafka::RebalanceListener {
   Mutex cancel_mu_;
   std::atomic<uint64_t> attempts_{0};  // WorkerStats::attempts
   Mutex seen_mu_;
-  // The ids in recent_set_, oldest first (its elements do not move on a rehash).
-  std::deque<const std::string*> recent_ GUARDED_BY(seen_mu_);
-  std::unordered_set<std::string> recent_set_ GUARDED_BY(seen_mu_);
+  RecentIds recent_ GUARDED_BY(seen_mu_);  // the dedupe window
 
   mutable Mutex mu_;
   std::condition_variable cv_;       // the polling thread waits: room to fetch, revokes, shutdown
@@ -261,8 +279,32 @@ class Worker final : private kafka::RebalanceListener {
   std::map<TopicPartition, PartitionState, TopicPartitionLess> partitions_ GUARDED_BY(mu_);
   std::deque<Queued> queue_ GUARDED_BY(mu_);  // consumed, waiting for a pool thread
   int in_flight_ GUARDED_BY(mu_) = 0;         // queued + running (at most concurrency + prefetch)
-  std::map<uint64_t, PendingWrite> writing_ GUARDED_BY(mu_);
-  uint64_t next_writing_ GUARDED_BY(mu_) = 0;
+  // The finished messages whose records are being written, by key: a slot and its
+  // generation, so a key whose write ended never finds the slot's next write, and
+  // a steady flow reuses the slots (no allocation per message). An entry stays put
+  // until erased (a record in flight is produced from where it lies).
+  class WriteSlots {
+   public:
+    // A new entry and its key.
+    std::pair<uint64_t, PendingWrite*> Add();
+    // The live entry of `key`, or null.
+    PendingWrite* Find(uint64_t key);
+    // Ends the live entry of `key` (found by Find).
+    void Erase(uint64_t key);
+    size_t size() const { return live_; }
+    bool empty() const { return live_ == 0; }
+
+   private:
+    struct Slot {
+      uint32_t generation = 0;
+      bool live = false;
+      PendingWrite write;
+    };
+    std::deque<Slot> slots_;      // a deque: growing it moves no entry
+    std::vector<uint32_t> free_;  // slots not live
+    size_t live_ = 0;
+  };
+  WriteSlots writing_ GUARDED_BY(mu_);
   // Records that failed, by when they are produced again.
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> retries_ GUARDED_BY(mu_);
   int refill_at_ GUARDED_BY(mu_) = 0;  // a full polling thread fetches again at this many in flight
@@ -284,13 +326,14 @@ class Worker final : private kafka::RebalanceListener {
   bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> pool_;  // started and joined by the poll thread only
   // Cancels by task UID: occurrences scheduled before the instant are cancelled.
-  std::unordered_map<std::string, Instant> cancels_ GUARDED_BY(cancel_mu_);
-  // Running occurrences by task UID: their scheduled time and abort token.
-  struct Running {
-    Instant scheduled;
-    CancelToken* abort;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_multimap<std::string, Running> running_ GUARDED_BY(cancel_mu_);
+  std::unordered_map<std::string, Instant, StringHash, std::equal_to<>> cancels_ GUARDED_BY(cancel_mu_);
+  // The occurrence each pool thread runs (one slot per thread, made before they
+  // start; a thread writes only its own): Cancel aborts the ones it names.
+  std::vector<Running> running_ GUARDED_BY(cancel_mu_);
   prometheus::Histogram task_duration_{
       prometheus::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600}};
   prometheus::Histogram queue_wait_{
