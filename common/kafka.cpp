@@ -23,11 +23,6 @@ struct ConfDeleter {
 };
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 
-struct MessageDeleter {
-  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
-};
-using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
-
 struct QueueDeleter {
   void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
 };
@@ -526,26 +521,26 @@ Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_
   return hi;
 }
 
-Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
-  MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
-  if (!m) return Polled{};
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    return Polled{std::nullopt,
-                  PartitionOffset{m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "", m->partition, m->offset}};
-  }
-  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return FromErrorCode(m->err, std::string("consuming: ") + rd_kafka_message_errstr(m.get()));
-  }
+void MessageDeleter::operator()(rd_kafka_message_t* m) const {
+  rd_kafka_message_destroy(m);
+}
+
+std::string_view TopicOf(const rd_kafka_message_t& m) {
+  return m.rkt != nullptr ? std::string_view(rd_kafka_topic_name(m.rkt)) : std::string_view();
+}
+
+Message ToMessage(const rd_kafka_message_t& m) {
   Message out;
-  if (m->rkt != nullptr) out.topic = rd_kafka_topic_name(m->rkt);
-  out.partition = m->partition;
-  out.offset = m->offset;
-  if (m->key != nullptr) out.key = std::string(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload != nullptr) out.value.assign(static_cast<const char*>(m->payload), m->len);
+  out.topic = TopicOf(m);
+  out.partition = m.partition;
+  out.offset = m.offset;
+  if (m.key != nullptr) out.key = std::string(static_cast<const char*>(m.key), m.key_len);
+  if (m.payload != nullptr) out.value.assign(static_cast<const char*>(m.payload), m.len);
   rd_kafka_timestamp_type_t ts_type;
-  out.timestamp_ms = rd_kafka_message_timestamp(m.get(), &ts_type);
+  out.timestamp_ms = rd_kafka_message_timestamp(&m, &ts_type);
   rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  // librdkafka parses the headers on this first call (and keeps them in `m`).
+  if (rd_kafka_message_headers(&m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name = nullptr;
     const void* val = nullptr;
     size_t size = 0;
@@ -554,7 +549,25 @@ Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeo
       out.headers.push_back({name, val != nullptr ? std::string(static_cast<const char*>(val), size) : ""});
     }
   }
-  return Polled{std::move(out), std::nullopt};
+  return out;
+}
+
+Result<Polled> PollRawWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  MessagePtr m(rd_kafka_consumer_poll(consumer, static_cast<int>(timeout.count())));
+  if (!m) return Polled{};
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    return Polled{std::nullopt, nullptr, PartitionOffset{std::string(TopicOf(*m)), m->partition, m->offset}};
+  }
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return FromErrorCode(m->err, std::string("consuming: ") + rd_kafka_message_errstr(m.get()));
+  }
+  return Polled{std::nullopt, std::move(m), std::nullopt};
+}
+
+Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout) {
+  auto polled = PollRawWithEof(consumer, timeout);
+  if (!polled.ok() || !polled->raw) return polled;
+  return Polled{ToMessage(*polled->raw), nullptr, std::nullopt};
 }
 
 Status CommitOffset(rd_kafka_t* consumer, std::string_view topic, int32_t partition, int64_t next_offset) {

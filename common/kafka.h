@@ -30,6 +30,12 @@ struct HandleDeleter {
 };
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
 
+// A consumed message as librdkafka holds it (any thread may destroy it).
+struct MessageDeleter {
+  void operator()(rd_kafka_message_t* m) const;
+};
+using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
+
 struct Header {
   std::string name;
   std::string value;
@@ -154,6 +160,9 @@ struct PartitionOffset {
 // arrived within the timeout).
 struct Polled {
   std::optional<Message> message;
+  // PollRawWithEof only, instead of `message`: the message as librdkafka holds it,
+  // copied (ToMessage) by whoever needs its parts.
+  MessagePtr raw;
   // The partition that reached its end and the offset of that end (for a
   // read_committed consumer the last stable offset, past any transaction marker).
   // Reported only with "enable.partition.eof"=true.
@@ -161,6 +170,14 @@ struct Polled {
 };
 // Like Poll(), but reports end-of-partition.
 Result<Polled> PollWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
+// Like PollWithEof, but a message comes as librdkafka holds it (Polled::raw):
+// nothing is copied and its headers are not parsed, so a polling thread can hand
+// it to the thread that runs it, which copies it there (ToMessage).
+Result<Polled> PollRawWithEof(rd_kafka_t* consumer, std::chrono::milliseconds timeout);
+// The parts of a consumed message, copied (its headers parsed).
+Message ToMessage(const rd_kafka_message_t& m);
+// The topic a consumed message came from (valid while the message lives).
+std::string_view TopicOf(const rd_kafka_message_t& m);
 
 // The high watermark (next offset to be written) of one partition, from the broker.
 Result<int64_t> HighWatermark(rd_kafka_t* client, std::string_view topic, int32_t partition,

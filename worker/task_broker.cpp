@@ -25,7 +25,8 @@ class KafkaTaskBroker final : public TaskBroker {
     return kafka::Subscribe(consumer_.get(), topics);
   }
   Result<kafka::Polled> Poll(std::chrono::milliseconds timeout) override {
-    return kafka::PollWithEof(consumer_.get(), timeout);
+    // Uncopied: the pool thread that runs a message copies it (Worker::Fetched).
+    return kafka::PollRawWithEof(consumer_.get(), timeout);
   }
   Status Commit(const std::vector<kafka::PartitionOffset>& offsets) override {
     return kafka::CommitOffsets(consumer_.get(), offsets);

@@ -28,7 +28,9 @@ class TaskBroker {
   // Joins the group on `topics`; `listener` hears of partitions assigned and
   // revoked, from inside Poll (its rd_kafka_t* is null for a fake).
   virtual Status Subscribe(const std::vector<std::string>& topics, kafka::RebalanceListener* listener) = 0;
-  // One message, a partition's end, or neither within `timeout`.
+  // One message, a partition's end, or neither within `timeout`. A message may
+  // come as librdkafka holds it (Polled::raw, uncopied; the real broker) or copied
+  // (Polled::message; a fake).
   virtual Result<kafka::Polled> Poll(std::chrono::milliseconds timeout) = 0;
   // Commits next offsets and waits for the outcome.
   virtual Status Commit(const std::vector<kafka::PartitionOffset>& offsets) = 0;

@@ -280,9 +280,13 @@ void Worker::PoolThread(CancelToken& cancel, Running& running) {
     if (!next) continue;
     const auto started = clock_.SteadyNow();
     queue_wait_.Observe(std::chrono::duration<double>(started - next->at).count());
-    Verdict v = Process(next->m, cancel, running, started);
+    if (next->m.raw) {
+      next->m.m = kafka::ToMessage(*next->m.raw);
+      next->m.raw.reset();
+    }
+    Verdict v = Process(next->m.m, cancel, running, started);
     const auto ended = v.ended != std::chrono::steady_clock::time_point{} ? v.ended : clock_.SteadyNow();
-    ran.emplace(Ran{next->partition, next->m.offset, std::move(v), ended - started});
+    ran.emplace(Ran{next->partition, next->m.offset(), std::move(v), ended - started});
   }
 }
 
@@ -523,14 +527,15 @@ void Worker::QueuePolled() {
   {
     MutexLock lock(mu_);
     for (auto& m : polled_) {
-      PartitionState& p = PartitionLocked(m.topic, m.partition);
+      PartitionState& p = PartitionLocked(m.topic(), m.partition());
+      const int64_t offset = m.offset();
       // In order as consumed; an offset behind the last (not seen in practice) goes
       // to its place.
-      if (p.unfinished.empty() || p.unfinished.back() < m.offset) {
-        p.unfinished.push_back(m.offset);
-      } else if (auto at = std::lower_bound(p.unfinished.begin(), p.unfinished.end(), m.offset);
-                 at == p.unfinished.end() || *at != m.offset) {
-        p.unfinished.insert(at, m.offset);
+      if (p.unfinished.empty() || p.unfinished.back() < offset) {
+        p.unfinished.push_back(offset);
+      } else if (auto at = std::lower_bound(p.unfinished.begin(), p.unfinished.end(), offset);
+                 at == p.unfinished.end() || *at != offset) {
+        p.unfinished.insert(at, offset);
       }
       ++p.running;
       ++in_flight_;
@@ -557,15 +562,12 @@ void Worker::OnRevoked(rd_kafka_t* /*consumer*/, const std::vector<TopicPartitio
   // before another member starts reading them from the committed offset.
   // Messages of theirs fetched in this burst and not queued yet are dropped: never
   // counted, they stay uncommitted and the next owner reads them.
-  std::erase_if(polled_, [&](const kafka::Message& m) {
-    return std::find(partitions.begin(), partitions.end(), TopicPartition{m.topic, m.partition}) != partitions.end();
-  });
+  std::erase_if(polled_, [&](const Fetched& m) { return m.In(partitions); });
   {
     MutexLock lock(mu_);
     // Queued messages of revoked partitions are handed back unprocessed.
     for (auto it = queue_.begin(); it != queue_.end();) {
-      TopicPartition tp{it->m.topic, it->m.partition};
-      if (std::find(partitions.begin(), partitions.end(), tp) != partitions.end()) {
+      if (it->m.In(partitions)) {
         --it->partition->running;
         --in_flight_;
         it = queue_.erase(it);
@@ -696,11 +698,14 @@ Status Worker::Run(CancelToken& cancel) {
           ++finished_since_commit_;  // the end moved: worth a commit at the next interval
         }
       }
-      if (!polled->message) {
+      if (polled->raw) {
+        polled_.push_back({{}, std::move(polled->raw)});
+      } else if (polled->message) {
+        polled_.push_back({std::move(*polled->message), nullptr});
+      } else {
         if (polled->eof) continue;  // more may be fetched (other partitions)
         break;
       }
-      polled_.push_back(std::move(*polled->message));
       if (polled_.size() >= burst) break;
     }
     QueuePolled();

@@ -38,6 +38,7 @@
 // reverse; cancel_mu_ is taken alone. None is held across a TaskBroker call or a
 // handler.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -195,8 +196,23 @@ class Worker final : private kafka::RebalanceListener {
     bool in_flight = false;
     std::optional<Backoff> backoff;  // made on the first failure
   };
-  struct Queued {
+  // A fetched message: librdkafka's own (the real broker; the pool thread that
+  // runs it copies its parts and parses its headers, so the polling thread only
+  // hands it over, and what a task allocates is allocated and freed on one
+  // thread) or a copy (a fake broker).
+  struct Fetched {
     kafka::Message m;
+    kafka::MessagePtr raw;
+    std::string_view topic() const { return raw ? kafka::TopicOf(*raw) : std::string_view(m.topic); }
+    int32_t partition() const { return raw ? raw->partition : m.partition; }
+    int64_t offset() const { return raw ? raw->offset : m.offset; }
+    bool In(const std::vector<std::pair<std::string, int32_t>>& partitions) const {
+      return std::any_of(partitions.begin(), partitions.end(),
+                         [&](const auto& tp) { return tp.second == partition() && tp.first == topic(); });
+    }
+  };
+  struct Queued {
+    Fetched m;
     PartitionState* partition = nullptr;       // partitions_ keeps it while the message runs
     std::chrono::steady_clock::time_point at;  // consumed
   };
@@ -315,7 +331,7 @@ class Worker final : private kafka::RebalanceListener {
   size_t max_writing_ = 1000;    // options_.max_writing, at least 1
   bool new_assignment_ = false;  // polling thread only: pause state not yet applied to it
   // Polling thread only: messages fetched in this burst, not counted or queued yet.
-  std::vector<kafka::Message> polled_;
+  std::vector<Fetched> polled_;
   // Delivery thread only: outcomes served by ServeDeliveries, not settled yet.
   std::vector<std::pair<uint64_t, Status>> delivered_;
   // Counts polled_'s messages as running and queues them for the pool.
