@@ -80,7 +80,7 @@ bench-burst: deps tools ## Predictive vs reactive vs fixed workers for a 400-mes
 	@cmake --preset release >/dev/null && cmake --build --preset release --target pool_bench worker_bench cronlane-operator cronlane-worker
 	@hack/bench-burst.sh build-release
 
-bench-worker: deps tools ## One worker running 5,000 and 50,000 fired tasks (exec at concurrency 1/4/16, in-process at 1/4), beside xargs -P4 (spawn limit) and a bare consumer; about 8 min
+bench-worker: deps tools ## One worker running 5,000 and 50,000 fired tasks (exec at concurrency 1/4/16, in-process at 1/4), beside xargs -P4 (spawn limit) and a bare consumer (fast rows: medians of 5); about 8 min
 	@cmake --preset release >/dev/null && cmake --build --preset release --target worker_bench cronlane-worker cronlane-example-worker
 	@hack/bench-worker.sh build-release
 

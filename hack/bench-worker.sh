@@ -19,6 +19,9 @@
 # "of its limit" column is each row's rate over its limit (exec rows: xargs -P4
 # true; in-process rows: the bare consumer, the issue's yardstick); the last
 # column, for the in-process rows, is their rate over the pipe's.
+# The in-process, consumer and pipe rows run WORKER_BENCH_ROUNDS times (default
+# 5), interleaved, and report their medians (ratios are of medians); the exec and
+# spawn rows, seconds long each, run once.
 # The broker runs with its full JIT (CRONLANE_KAFKA_FULL_JIT) and is warmed up
 # with one unreported pipe run; every results topic exists before its worker
 # starts, as in a deployment.
@@ -29,6 +32,7 @@ out=$dir/bench-results
 mkdir -p "$out"
 sizes=${WORKER_BENCH_TASKS:-5000 50000}
 concurrencies=${WORKER_BENCH_CONCURRENCY:-1 4 16}
+rounds=${WORKER_BENCH_ROUNDS:-5}
 bench=$dir/bench/worker_bench
 tick=$(getconf CLK_TCK)
 
@@ -45,6 +49,7 @@ cpu_of() { awk -v t="$tick" '{ print ($14 + $15 + $16 + $17) / t }' "/proc/$1/st
 value() { sed -nE "s/.*\\b$1=([0-9.]+).*/\\1/p" <<<"$2"; }
 per_s() { awk -v n="$1" -v s="$2" 'BEGIN { print n / s }'; }
 ms_per() { awk -v c="$1" -v n="$2" 'BEGIN { print 1000 * c / n }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rows=()
 
 # A fresh topic of $1 fired tasks on 4 partitions, and its (empty) results topic.
@@ -92,10 +97,6 @@ for tasks in $sizes; do
       --health-probe-bind-address=0 --log-format=text
     exec_rows+=("cronlane-worker --exec true, concurrency $n|$rate|$(ms_per "$cpu" "$tasks")")
   done
-  for n in 1 4; do
-    run_worker "inprocess-c$n" "$dir/bin/cronlane-example-worker" --concurrency="$n"
-    inproc_rows+=("in-process (cronlane-example-worker), concurrency $n|$rate|$(ms_per "$cpu" "$tasks")")
-  done
   spawn_rate=0
   spawn_rows=()
   for shape in "sh -c true" "true"; do
@@ -109,14 +110,28 @@ for tasks in $sizes; do
     spawn_rows+=("xargs -P4 $shape (spawn limit)|$spawn_rate|$(ms_per "$cpu" "$tasks")")
     echo "xargs -P4 $shape $tasks: ${secs}s cpu=${cpu}s" >&2
   done
-  topic=bench-worker-consumer-$tasks-$$
-  "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
-  res=$("$bench" consume --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --group "$topic")
-  consumer_rate=$(per_s "$tasks" "$(value seconds "$res")")
-  echo "bare consumer $tasks: $res" >&2
-  consumer_cpu=$(ms_per "$(value cpu_seconds "$res")" "$tasks")
-  run_pipe "$tasks"
-  pipe_rate=$rate pipe_cpu=$(ms_per "$cpu" "$tasks")
+  # The fast rows, interleaved for $rounds rounds: each reports its median rate
+  # and CPU (the broker shares the machine's two cores, and one run of 50,000
+  # tasks lasts a fraction of a second: single runs vary by 2x here).
+  declare -A rates=() cpus=()
+  for ((round = 1; round <= rounds; round++)); do
+    for n in 1 4; do
+      run_worker "inprocess-c$n-r$round" "$dir/bin/cronlane-example-worker" --concurrency="$n"
+      rates[inprocess-c$n]+="$rate " cpus[inprocess-c$n]+="$cpu "
+    done
+    topic=bench-worker-consumer-$tasks-$round-$$
+    "$bench" produce --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --partitions 4 >/dev/null
+    res=$("$bench" consume --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic" --count "$tasks" --group "$topic")
+    echo "bare consumer $tasks: $res" >&2
+    rates[consumer]+="$(per_s "$tasks" "$(value seconds "$res")") " cpus[consumer]+="$(value cpu_seconds "$res") "
+    run_pipe "$tasks"
+    rates[pipe]+="$rate " cpus[pipe]+="$cpu "
+  done
+  for n in 1 4; do
+    inproc_rows+=("in-process (cronlane-example-worker), concurrency $n|$(median ${rates[inprocess-c$n]})|$(ms_per "$(median ${cpus[inprocess-c$n]})" "$tasks")")
+  done
+  consumer_rate=$(median ${rates[consumer]}) consumer_cpu=$(ms_per "$(median ${cpus[consumer]})" "$tasks")
+  pipe_rate=$(median ${rates[pipe]}) pipe_cpu=$(ms_per "$(median ${cpus[pipe]})" "$tasks")
   share() { awk -v r="$1" -v l="$2" 'BEGIN { printf "%.0f%%", 100 * r / l }'; }
   emit() {  # row "what|rate|cpu" [limit] [pipe]
     IFS='|' read -r what rate cpu <<<"$1"
