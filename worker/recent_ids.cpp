@@ -1,11 +1,12 @@
 #include "worker/recent_ids.h"
 
+#include <algorithm>
 #include <bit>
 #include <functional>
 
 namespace cronlane::worker {
 
-RecentIds::RecentIds(size_t capacity) : capacity_(capacity) {
+RecentIds::RecentIds(size_t capacity) : capacity_(std::min(capacity, kMaxCapacity)) {
   if (capacity_ == 0) return;
   ring_.resize(capacity_);
   ring_hash_.resize(capacity_);

@@ -21,8 +21,10 @@ namespace cronlane::worker {
 
 class RecentIds {
  public:
-  // Remembers up to `capacity` ids (0: none).
+  // Remembers up to `capacity` ids (0: none; at most kMaxCapacity, beyond which it
+  // is cut to that: a ring index is 32 bits).
   explicit RecentIds(size_t capacity);
+  static constexpr size_t kMaxCapacity = size_t{1} << 30;
 
   // Adds `id` and returns true, or returns false when it is remembered already.
   // Beyond `capacity`, the oldest id is forgotten.

@@ -85,7 +85,7 @@ struct WorkerOptions {
   std::vector<std::string> topics;
   std::string dead_letter_topic;  // "" = none: failed tasks are logged and committed
   std::string results_topic;      // "" = no results
-  size_t dedupe_window = 10000;   // recently seen ce_ids remembered
+  size_t dedupe_window = 10000;   // recently seen ce_ids remembered (at most 2^30)
   int concurrency = 1;            // messages processed at once
   // Messages fetched ahead of a free pool thread (handed back unstarted on a revoke
   // or shutdown), so a short task does not wait for the polling thread: at least
