@@ -10,14 +10,10 @@
 #include <vector>
 
 #include "common/kafka.h"
+#include "common/occurrence_id.h"
 #include "common/status.h"
 
 namespace cronlane {
-
-// The task's UID within an occurrence's ce_id: the id up to its first ':'.
-inline std::string_view TaskIdOf(std::string_view occurrence_id) {
-  return occurrence_id.substr(0, occurrence_id.find(':'));
-}
 
 struct FiredTask {
   std::string id;       // ce_id: unique per occurrence (and shard)

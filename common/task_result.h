@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/occurrence_id.h"
 #include "common/status.h"
 
 namespace cronlane {
@@ -38,7 +39,7 @@ struct TaskResult {
   bool succeeded() const { return outcome == RunOutcome::kSucceeded; }
 
   // The task's UID: the id up to its first ':'.
-  std::string TaskId() const { return id.substr(0, id.find(':')); }
+  std::string TaskId() const { return std::string(TaskIdOf(id)); }
 };
 
 std::string EncodeTaskResult(const TaskResult& r);

@@ -1,5 +1,7 @@
 #include "dispatcher/dispatcher.h"
 
+#include "common/occurrence_id.h"
+
 #include <algorithm>
 #include <charconv>
 #include <deque>
@@ -77,7 +79,7 @@ std::string BackfillOccurrenceId(const std::string& task_id, const std::string& 
 ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
   ParsedOccurrenceId out;
   const auto first = id.find(':');
-  out.task_id = std::string(id.substr(0, first));
+  out.task_id = std::string(TaskIdOf(id));
   if (first == std::string_view::npos) {
     out.base = out.task_id;
     return out;
