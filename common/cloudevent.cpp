@@ -24,57 +24,50 @@ template <typename Message>
 Result<FiredTask> Decode(Message&& m) {
   // One pass over the headers (the first of a name counts, as with HeaderValue):
   // every fired task is decoded on a worker's hot path.
-  struct Attr {
-    std::string_view name;  // without "ce_"
-    std::optional<std::string_view> value;
+  enum Attr {
+    kSpecVersion,
+    kId,
+    kSource,
+    kType,
+    kTime,
+    kSubject,
+    kShardIndex,
+    kShardCount,
+    kMaxAttempts,
+    kBackoffSeconds,
+    kTimeoutSeconds,
+    kAttrs
   };
-  std::array<Attr, 11> attrs{{{"specversion"},
-                              {"id"},
-                              {"source"},
-                              {"type"},
-                              {"time"},
-                              {"subject"},
-                              {"shardindex"},
-                              {"shardcount"},
-                              {"maxattempts"},
-                              {"backoffseconds"},
-                              {"timeoutseconds"}}};
+  static constexpr std::array<std::string_view, kAttrs> kNames{
+      "ce_specversion", "ce_id",         "ce_source",      "ce_type",           "ce_time",          "ce_subject",
+      "ce_shardindex",  "ce_shardcount", "ce_maxattempts", "ce_backoffseconds", "ce_timeoutseconds"};
+  std::array<std::optional<std::string_view>, kAttrs> attrs;
   for (const auto& h : m.headers) {
-    std::string_view name = h.name;
-    if (!name.starts_with("ce_")) continue;
-    name.remove_prefix(3);
-    for (Attr& a : attrs) {
-      if (a.name == name) {
-        if (!a.value) a.value = std::string_view(h.value);
+    if (!std::string_view(h.name).starts_with("ce_")) continue;
+    for (int a = 0; a < kAttrs; ++a) {
+      if (h.name == kNames[a]) {
+        if (!attrs[a]) attrs[a] = std::string_view(h.value);
         break;
       }
     }
   }
-  // By name, among the 11 views (not the headers).
-  auto get = [&](std::string_view name) {
-    name.remove_prefix(3);
-    for (const Attr& a : attrs) {
-      if (name == a.name) return a.value.value_or(std::string_view());
-    }
-    return std::string_view();
-  };
-  if (get("ce_specversion") != "1.0")
-    return InvalidArgument("not a CloudEvent 1.0 (ce_specversion missing or not 1.0)");
-  const std::string_view id = get("ce_id"), source = get("ce_source"), type = get("ce_type");
+  auto get = [&](Attr a) { return attrs[a].value_or(std::string_view()); };
+  if (get(kSpecVersion) != "1.0") return InvalidArgument("not a CloudEvent 1.0 (ce_specversion missing or not 1.0)");
+  const std::string_view id = get(kId), source = get(kSource), type = get(kType);
   if (id.empty() || source.empty() || type.empty()) {
     return InvalidArgument("CloudEvent without ce_id, ce_source or ce_type");
   }
   FiredTask t;
   struct IntAttr {
-    const char* name;
+    Attr attr;
     int* out;
   };
-  for (IntAttr a : {IntAttr{"ce_shardindex", &t.shard_index}, IntAttr{"ce_shardcount", &t.shard_count},
-                    IntAttr{"ce_maxattempts", &t.max_attempts}, IntAttr{"ce_backoffseconds", &t.backoff_seconds},
-                    IntAttr{"ce_timeoutseconds", &t.timeout_seconds}}) {
-    const std::string_view v = get(a.name);
+  for (IntAttr a : {IntAttr{kShardIndex, &t.shard_index}, IntAttr{kShardCount, &t.shard_count},
+                    IntAttr{kMaxAttempts, &t.max_attempts}, IntAttr{kBackoffSeconds, &t.backoff_seconds},
+                    IntAttr{kTimeoutSeconds, &t.timeout_seconds}}) {
+    const std::string_view v = get(a.attr);
     if (!v.empty() && !ToInt(v, *a.out)) {
-      return InvalidArgument(std::string(a.name) + " is not a number: " + std::string(v));
+      return InvalidArgument(std::string(kNames[a.attr]) + " is not a number: " + std::string(v));
     }
   }
   if (t.max_attempts < 1) t.max_attempts = 1;
@@ -87,8 +80,8 @@ Result<FiredTask> Decode(Message&& m) {
   t.id = id;
   t.source = source;
   t.type = type;
-  t.time = get("ce_time");
-  t.subject = get("ce_subject");
+  t.time = get(kTime);
+  t.subject = get(kSubject);
   t.key = m.key.value_or("");
   // Last: the views above point into these.
   t.payload = std::forward<Message>(m).value;

@@ -29,6 +29,10 @@ TEST(CloudEvent, DecodesWhatTheDispatcherWrites) {
                                 {"team", "x"}}));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->id, "uid:1800000000:2");
+  EXPECT_EQ(t->source, "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks/t");
+  EXPECT_EQ(t->type, "dev.cronlane.task.fired");
+  EXPECT_EQ(t->time, "2027-01-15T08:00:00Z");
+  EXPECT_EQ(t->TaskId(), "uid");
   EXPECT_EQ(t->subject, "ns/t");
   EXPECT_EQ(t->shard_index, 2);
   EXPECT_EQ(t->shard_count, 4);
@@ -45,6 +49,14 @@ TEST(CloudEvent, DecodesWhatTheDispatcherWrites) {
 
 // The worker's path takes the message's value and headers; a message that is not
 // a fired task keeps them (its dead letter is the message as it came).
+TEST(CloudEvent, TheFirstHeaderOfANameCounts) {
+  auto t = DecodeFiredTask(
+      Msg({{"ce_specversion", "1.0"}, {"ce_id", "first"}, {"ce_source", "s"}, {"ce_type", "t"}, {"ce_id", "second"}}));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->id, "first");
+  EXPECT_EQ(t->headers.size(), 5u);
+}
+
 TEST(CloudEvent, TakeFiredTaskTakesTheMessageOnlyWhenItIsAFiredTask) {
   kafka::Message good = Msg({{"ce_specversion", "1.0"}, {"ce_id", "a"}, {"ce_source", "s"}, {"ce_type", "t"}});
   good.value = std::string(1000, 'p');
