@@ -1,7 +1,5 @@
 #include "dispatcher/dispatcher.h"
 
-#include "common/occurrence_id.h"
-
 #include <algorithm>
 #include <charconv>
 #include <deque>
@@ -17,6 +15,7 @@
 #include "common/backoff.h"
 #include "common/cloudevent.h"
 #include "common/hash.h"
+#include "common/occurrence_id.h"
 #include "common/retry_policy.h"
 
 namespace cronlane::dispatcher {
@@ -78,13 +77,13 @@ std::string BackfillOccurrenceId(const std::string& task_id, const std::string& 
 
 ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
   ParsedOccurrenceId out;
-  const auto first = id.find(':');
-  out.task_id = std::string(TaskIdOf(id));
-  if (first == std::string_view::npos) {
+  const std::string_view task = TaskIdOf(id);
+  out.task_id = std::string(task);
+  if (task.size() == id.size()) {  // no ':'
     out.base = out.task_id;
     return out;
   }
-  std::string_view rest = id.substr(first + 1);
+  std::string_view rest = id.substr(task.size() + 1);
   constexpr std::string_view kManual = "run-now:";
   constexpr std::string_view kBackfill = "bf-";
   if (rest.substr(0, kManual.size()) == kManual) {

@@ -47,8 +47,7 @@ TEST(CloudEvent, DecodesWhatTheDispatcherWrites) {
   EXPECT_EQ(t->Header("absent"), std::nullopt);
 }
 
-// The worker's path takes the message's value and headers; a message that is not
-// a fired task keeps them (its dead letter is the message as it came).
+// A header repeated: the first of the name is the attribute, and every header is kept.
 TEST(CloudEvent, TheFirstHeaderOfANameCounts) {
   auto t = DecodeFiredTask(
       Msg({{"ce_specversion", "1.0"}, {"ce_id", "first"}, {"ce_source", "s"}, {"ce_type", "t"}, {"ce_id", "second"}}));
@@ -57,6 +56,8 @@ TEST(CloudEvent, TheFirstHeaderOfANameCounts) {
   EXPECT_EQ(t->headers.size(), 5u);
 }
 
+// The worker's path takes the message's value and headers; a message that is not
+// a fired task keeps them (its dead letter is the message as it came).
 TEST(CloudEvent, TakeFiredTaskTakesTheMessageOnlyWhenItIsAFiredTask) {
   kafka::Message good = Msg({{"ce_specversion", "1.0"}, {"ce_id", "a"}, {"ce_source", "s"}, {"ce_type", "t"}});
   good.value = std::string(1000, 'p');

@@ -1003,6 +1003,13 @@ TEST(OccurrenceIds, ManualIdsNeverLookLikeScheduledOnesAndParseBack) {
   EXPECT_EQ(s.task_id, "uid");
   EXPECT_EQ(s.token, "");
   EXPECT_EQ(s.base, "uid:1767225600");
+  // Not an id cronlane writes (a result from elsewhere): the whole of it is the task.
+  auto bare = ParseOccurrenceId("uid");
+  EXPECT_EQ(bare.task_id, "uid");
+  EXPECT_EQ(bare.base, "uid");
+  auto empty_rest = ParseOccurrenceId("uid:");
+  EXPECT_EQ(empty_rest.task_id, "uid");
+  EXPECT_EQ(empty_rest.base, "uid:");
   EXPECT_TRUE(ValidRunToken("20261201T120000Z-a1b2c3"));
   EXPECT_TRUE(ValidRunToken("1"));
   for (const char* bad : {"", "-x", "a:b", "a b", "a/b", "ä"}) EXPECT_FALSE(ValidRunToken(bad)) << bad;
