@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
   shard_cmd->add_option("--shards", shard.shards, "The operator's --shards")->required();
   shard_cmd->add_option("--lease-prefix", shard.lease_prefix, "The operator's --leader-election-id")
       ->capture_default_str();
+  shard_cmd->add_option("--shard-layout", shard.layout, "The operator's shard layout (range, or modulo)")
+      ->capture_default_str();
   shard_cmd->add_option("uids", shard.uids, "Task UIDs (metadata.uid); none or - reads them from stdin");
 
   cronlane::cli::TriggerOptions trigger;

@@ -1,6 +1,7 @@
 #include "cli/shard_command.h"
 
 #include <istream>
+#include <optional>
 #include <ostream>
 
 #include "common/hash.h"
@@ -10,6 +11,11 @@ namespace cronlane::cli {
 int RunShard(const ShardOptions& opts, std::istream& in, std::ostream& out, std::ostream& err) {
   if (opts.shards < 1) {
     err << "cronlane shard: --shards must be at least 1 (the operator's --shards)\n";
+    return 2;
+  }
+  const std::optional<ShardLayout> layout = ParseShardLayout(opts.layout);
+  if (!layout) {
+    err << "cronlane shard: --shard-layout must be range or modulo (the operator's), not \"" << opts.layout << "\"\n";
     return 2;
   }
   std::vector<std::string> uids;
@@ -29,7 +35,7 @@ int RunShard(const ShardOptions& opts, std::istream& in, std::ostream& out, std:
     }
   }
   for (const auto& uid : uids) {
-    const int shard = ShardOf(uid, opts.shards);
+    const int shard = ShardOf(uid, opts.shards, *layout);
     out << uid << " " << shard << " " << opts.lease_prefix << "-shard-" << shard << "\n";
   }
   return 0;

@@ -51,6 +51,11 @@ uint64_t CheckpointFollower::Invalid() const {
   return invalid_;
 }
 
+CheckpointPlacement CheckpointFollower::Placement() const {
+  MutexLock lock(mu_);
+  return placement_;
+}
+
 void CheckpointFollower::Run(CancelToken& cancel) {
   Backoff backoff({options_.retry, options_.max_retry, 0.2});
   while (!cancel.cancelled()) {
@@ -100,6 +105,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
   {
     MutexLock lock(mu_);
     checkpoints_ = Checkpoints{};  // every attempt reads from the beginning
+    placement_ = CheckpointPlacement{};
   }
   // How far each partition has been read: past the last record seen, or to the
   // end a partition-EOF reported (for read_committed, past transaction markers).
@@ -165,6 +171,17 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
         }
       }
       ++records_;
+      if (options_.shards > 1 && m->key) {
+        ++placement_.checked;
+        const std::string_view owner = CheckpointOwner(*m->key);
+        for (ShardLayout l : {ShardLayout::kModulo, ShardLayout::kRange}) {
+          if (ShardOf(owner, options_.shards, l) == m->partition) continue;
+          const auto at = static_cast<size_t>(l);
+          if (placement_.misplaced[at]++ == 0) {
+            placement_.example[at] = "key " + *m->key + " in partition " + std::to_string(m->partition);
+          }
+        }
+      }
     }
     if (const auto& eof = polled->eof; eof && eof->partition >= 0 && eof->partition < *parts) {
       auto& r = read[static_cast<size_t>(eof->partition)];

@@ -11,6 +11,7 @@
 // TakeOver() and Size() from any other thread. One mutex guards the map and the
 // hand-over; Kafka calls are made without it.
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "common/hash.h"
 #include "common/kafka.h"
 #include "common/logging.h"
 #include "common/status.h"
@@ -40,6 +42,22 @@ struct CheckpointFollowerOptions {
   bool once = false;
   // Only this partition (a shard's checkpoints, --shards > 1); -1: every partition.
   int32_t partition = -1;
+  // Above 1: check where each record sits against both shard layouts of this many
+  // shards (Placement()).
+  int shards = 0;
+};
+
+// Where the records read sit (CheckpointFollowerOptions::shards > 1): a record of
+// task T in partition p is misplaced for a layout that puts T in another shard. A
+// topic written with one layout has no record misplaced for it; for the other,
+// almost every record is (all but about 1 in S).
+struct CheckpointPlacement {
+  uint64_t checked = 0;                 // keyed records
+  std::array<uint64_t, 2> misplaced{};  // by ShardLayout (static_cast<size_t>)
+  std::array<std::string, 2> example;   // the first misplaced record per layout: "key <k> in partition <p>"
+
+  uint64_t Misplaced(ShardLayout l) const { return misplaced[static_cast<size_t>(l)]; }
+  const std::string& Example(ShardLayout l) const { return example[static_cast<size_t>(l)]; }
 };
 
 // Applies one record of the checkpoint topic: a value is the unix time of the
@@ -71,6 +89,9 @@ class CheckpointFollower {
   uint64_t Records() const;
   // Records that were not checkpoints, since start.
   uint64_t Invalid() const;
+  // Where the records of the current (or handed-over) read sit; empty unless
+  // options.shards > 1.
+  CheckpointPlacement Placement() const;
 
  private:
   // One attempt: consumer, assignment from the beginning, follow. Returns OK when
@@ -83,6 +104,7 @@ class CheckpointFollower {
   Checkpoints checkpoints_ GUARDED_BY(mu_);
   uint64_t records_ GUARDED_BY(mu_) = 0;
   uint64_t invalid_ GUARDED_BY(mu_) = 0;
+  CheckpointPlacement placement_ GUARDED_BY(mu_);
   LogThrottle invalid_log_ GUARDED_BY(mu_);
   bool requested_ GUARDED_BY(mu_) = false;                     // a TakeOver() waits
   std::optional<Result<Checkpoints>> result_ GUARDED_BY(mu_);  // what Run() hands to the waiting TakeOver()

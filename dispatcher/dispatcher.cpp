@@ -105,7 +105,7 @@ ParsedOccurrenceId ParseOccurrenceId(std::string_view id) {
 
 std::chrono::seconds JitterFor(const std::string& task_id, Instant scheduled, int jitter_seconds) {
   if (jitter_seconds <= 0) return seconds{0};
-  uint64_t h = Fnv1a(Unix(scheduled), Fnv1a(task_id));
+  uint64_t h = Fnv1a(Unix(scheduled), Fnv1a(task_id, kLegacyFnvSeed));  // as ever: jitter never moves
   return seconds{static_cast<int64_t>(h % static_cast<uint64_t>(jitter_seconds + 1))};
 }
 

@@ -89,6 +89,54 @@ Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, i
   return PartitionsFitShards(topic, *parts, shards);
 }
 
+namespace {
+
+// A record misplaced for `layout` (`p` says where): what to do about it.
+Status Misplaced(const std::string& topic, int shards, ShardLayout layout, const CheckpointPlacement& p) {
+  const ShardLayout other = layout == ShardLayout::kRange ? ShardLayout::kModulo : ShardLayout::kRange;
+  std::string fix = p.Misplaced(other) == 0
+                        ? "it was written with --shard-layout " + std::string(ShardLayoutName(other)) +
+                              ": run with that, or copy it to a new topic with `cronlane-operator reshard-checkpoints "
+                              "--shard-layout " +
+                              std::string(ShardLayoutName(layout)) + "` (docs/operations.md, \"Shard layouts\")"
+                        : "it fits neither layout: was it written by another program or another --shards?";
+  return FailedPrecondition("the checkpoint topic " + topic + " does not fit --shards " + std::to_string(shards) +
+                            " --shard-layout " + std::string(ShardLayoutName(layout)) + ": " +
+                            std::to_string(p.Misplaced(layout)) + " of " + std::to_string(p.checked) +
+                            " record(s) sit in another shard's partition (first: " + p.Example(layout) + "); " + fix);
+}
+
+// Reads `options`' topic (or partition) once from its beginning.
+Result<std::pair<Checkpoints, CheckpointPlacement>> ReadOnce(CheckpointFollowerOptions options,
+                                                             std::chrono::milliseconds timeout) {
+  options.once = true;
+  CheckpointFollower cold(std::move(options));
+  CancelToken stop;
+  std::thread reader([&] { cold.Run(stop); });
+  auto out = cold.TakeOver(timeout);
+  stop.Cancel();
+  reader.join();
+  if (!out.ok()) return out.status();
+  return std::make_pair(std::move(*out), cold.Placement());
+}
+
+}  // namespace
+
+Result<ShardLayout> CheckCheckpointLayout(const kafka::Properties& base, const std::string& topic, int shards,
+                                          std::optional<ShardLayout> wanted, std::chrono::milliseconds timeout) {
+  auto read = ReadOnce({.base = base, .topic = topic, .shards = shards}, timeout);
+  if (!read.ok() && read.status().code() == StatusCode::kNotFound) return wanted.value_or(ShardLayout::kRange);
+  if (!read.ok()) return Status(read.status().code(), "checkpoint topic " + topic + ": " + read.status().message());
+  const CheckpointPlacement& p = read->second;
+  if (wanted) {
+    if (p.Misplaced(*wanted) != 0) return Misplaced(topic, shards, *wanted, p);
+    return *wanted;
+  }
+  if (p.Misplaced(ShardLayout::kRange) == 0) return ShardLayout::kRange;
+  if (p.Misplaced(ShardLayout::kModulo) == 0) return ShardLayout::kModulo;
+  return Misplaced(topic, shards, ShardLayout::kRange, p);
+}
+
 Status KafkaFireSink::Fail(const Status& why) {
   rd_kafka_t* rk = producer_.get();
   std::array<char, 256> buf{};
@@ -210,14 +258,19 @@ Result<Checkpoints> KafkaFireSink::ReadCheckpoints() {
     spdlog::warn("checkpoints from the follower: {}; reading {} from its beginning", warm.status().ToString(),
                  options_.checkpoint_topic);
   }
-  CheckpointFollower cold(
-      {.base = options_.base, .topic = options_.checkpoint_topic, .once = true, .partition = options_.shard});
-  CancelToken stop;
-  std::thread reader([&] { cold.Run(stop); });
-  auto out = cold.TakeOver(options_.read_timeout);
-  stop.Cancel();
-  reader.join();
-  return out;
+  const bool sharded = options_.shard >= 0 && options_.checkpoint_partitions > 1;
+  auto read = ReadOnce({.base = options_.base,
+                        .topic = options_.checkpoint_topic,
+                        .partition = options_.shard,
+                        .shards = sharded ? options_.checkpoint_partitions : 0},
+                       options_.read_timeout);
+  if (!read.ok()) return read.status();
+  // A partition holding another layout's checkpoints means this shard's tasks have
+  // theirs elsewhere, and it would fire them as if never fired before: refused.
+  if (sharded && read->second.Misplaced(options_.layout) != 0) {
+    return Misplaced(options_.checkpoint_topic, options_.checkpoint_partitions, options_.layout, read->second);
+  }
+  return std::move(read->first);
 }
 
 }  // namespace cronlane::dispatcher

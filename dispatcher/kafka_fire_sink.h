@@ -7,10 +7,12 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/kafka.h"
 #include "dispatcher/checkpoint_follower.h"
 #include "dispatcher/fire_sink.h"
@@ -40,6 +42,9 @@ struct KafkaSinkOptions {
   // with another count) and the shard's checkpoints live in partition `shard`, so
   // restoring a shard reads only that partition. -1: unsharded.
   int shard = -1;
+  // A shard's layout (--shard-layout, common/hash.h): ReadCheckpoints() refuses a
+  // partition holding a record of a task this layout puts in another shard.
+  ShardLayout layout = ShardLayout::kRange;
 };
 
 // The configuration the checkpoint topic is created with: compacted, in segments
@@ -52,6 +57,19 @@ kafka::Properties CheckpointTopicConfig();
 // change S) when it has another count; OK when it has S or does not exist yet;
 // the error when asking failed. Used at start-up and by each shard's Init().
 Status CheckCheckpointPartitions(rd_kafka_t* client, const std::string& topic, int shards);
+
+// With --shards S > 1: the shard layout to run with, from where the checkpoint
+// topic's records sit (read whole, read_committed, within `timeout`). `wanted`
+// (--shard-layout range or modulo) when no record is misplaced for it; nullopt
+// (--shard-layout auto) picks range when no record is misplaced for it (so a new
+// or empty topic, or one resharded to range), else modulo when none is misplaced
+// for that (a topic written before --shard-layout existed). FailedPrecondition,
+// naming a misplaced record and what to do, when the records fit no layout allowed;
+// the error when reading failed (Unavailable, DeadlineExceeded). Called at
+// start-up, on the calling thread (and a reader thread of its own, joined).
+Result<ShardLayout> CheckCheckpointLayout(const kafka::Properties& base, const std::string& topic, int shards,
+                                          std::optional<ShardLayout> wanted,
+                                          std::chrono::milliseconds timeout = std::chrono::milliseconds(60000));
 
 class KafkaFireSink final : public FireSink {
  public:

@@ -20,19 +20,21 @@ KafkaSinkOptions ShardSink(const ReshardOptions& o, const std::string& topic, in
     s.transactional_id = o.transactional_id + "-" + std::to_string(shard);
     s.checkpoint_partitions = shards;
     s.shard = shard;
+    s.layout = o.to_layout;  // only the target's sinks read back (and check) a partition
   } else {
     s.transactional_id = o.transactional_id;
   }
   return s;
 }
 
-// `all` split by the shard (of `shards`) of each checkpoint's task, in one pass.
-std::vector<Checkpoints> ByShard(const Checkpoints& all, int shards) {
+// `all` split by the shard (of `shards`, by `layout`) of each checkpoint's task.
+std::vector<Checkpoints> ByShard(const Checkpoints& all, int shards, ShardLayout layout) {
   std::vector<Checkpoints> parts(static_cast<size_t>(shards));
-  for (const auto& [uid, t] : all.fired) parts[static_cast<size_t>(ShardOf(uid, shards))].fired.emplace(uid, t);
-  for (const auto& [key, text] : all.records) {
-    parts[static_cast<size_t>(ShardOf(CheckpointOwner(key), shards))].records.emplace(key, text);
-  }
+  auto part = [&](std::string_view uid) -> Checkpoints& {
+    return parts[static_cast<size_t>(ShardOf(uid, shards, layout))];
+  };
+  for (const auto& [uid, t] : all.fired) part(uid).fired.emplace(uid, t);
+  for (const auto& [key, text] : all.records) part(CheckpointOwner(key)).records.emplace(key, text);
   return parts;
 }
 
@@ -100,7 +102,7 @@ Result<ReshardReport> ReshardCheckpoints(const ReshardOptions& o) {
 
   // 4. Each target shard's part, in batches of transactions of its own producer;
   // 5. read back and compared.
-  const std::vector<Checkpoints> parts = ByShard(*source, o.to_shards);
+  const std::vector<Checkpoints> parts = ByShard(*source, o.to_shards, o.to_layout);
   for (int i = 0; i < o.to_shards; ++i) {
     const Checkpoints& part = parts[static_cast<size_t>(i)];
     const std::vector<Checkpoint> all = AsCheckpoints(part);

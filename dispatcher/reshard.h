@@ -12,8 +12,8 @@
 //  3. reads the source topic from its beginning (read_committed) into the latest
 //     checkpoint and typed record of every task, tombstones applied;
 //  4. writes each into the target topic as the target layout's shard would (with
-//     `to_shards` > 1: partition ShardOf(owner uid, to_shards), one transaction per
-//     batch under the target shard's transactional.id);
+//     `to_shards` > 1: partition ShardOf(owner uid, to_shards, to_layout), one
+//     transaction per batch under the target shard's transactional.id);
 //  5. reads the target back and compares it with what it read: any difference is an
 //     error (Internal), never a silent partial copy.
 // Runs on the calling thread (and one reader thread of its own, joined before it
@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/hash.h"
 #include "common/kafka.h"
 #include "common/status.h"
 
@@ -35,6 +36,7 @@ struct ReshardOptions {
   int from_shards = 1;
   std::string to_topic;
   int to_shards = 1;
+  ShardLayout to_layout = ShardLayout::kRange;  // the source's needs no saying: it is read whole
   int replication_factor = 1;
   std::chrono::milliseconds timeout{120000};  // each read of a whole topic
   size_t batch = 10000;                       // checkpoints per transaction

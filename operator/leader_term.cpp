@@ -50,10 +50,11 @@ dispatcher::KafkaSinkOptions ShardSinkOptions(dispatcher::KafkaSinkOptions base,
   return base;
 }
 
-LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards) {
+LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards, ShardLayout layout) {
   auto split = [shards](StatusBudget b) { return StatusBudget{b.qps / shards, std::max(1, b.burst / shards)}; };
   base.shard = shard;
   base.shards = shards;
+  base.layout = layout;
   base.workerpools = false;
   base.fire_times = split(base.fire_times);
   base.conditions = split(base.conditions);
@@ -177,8 +178,12 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   fire_options.event_source = [](const dispatcher::TaskDefinition& t) { return kScheduledTasks.Path(t.ns, t.name); };
   dispatcher::Dispatcher dispatcher(clock_, *sink, &writer, fire_options);
   const int shard = options_.shard, shards = options_.shards;
-  TaskFilter owns;  // null: every task
-  if (shards > 1) owns = [shard, shards](const std::string& uid) { return ShardOf(uid, shards) == shard; };
+  TaskReconciler::ShardOfTask shard_of;  // null: not sharded
+  TaskFilter owns;                       // null: every task
+  if (shards > 1) {
+    shard_of = [shards, layout = options_.layout](const std::string& uid) { return ShardOf(uid, shards, layout); };
+    owns = [shard, shard_of](const std::string& uid) { return shard_of(uid) == shard; };
+  }
   std::unique_ptr<dispatcher::ResultsSource> results = world_.results(
       owns,
       [&dispatcher](const std::string& id, dispatcher::Instant at, const std::string& token) {
@@ -202,7 +207,7 @@ Status LeaderTerm::RunOnce(CancelToken& leading) {
   ScheduledTaskController::Owns owns_task;
   if (owns) owns_task = [owns](const ScheduledTask& t) { return owns(t.uid); };
   ScheduledTaskController tasks(cache_.tasks, dispatcher, writer, aggregated, clock_, options_.workers, owns_task,
-                                shards);
+                                shard_of);
   writer.SetOnCompleted([&tasks](const std::string& key) { tasks.Requeue(key); });
   TtlCleaner ttl(cache_.tasks, client_, clock_, owns_task);
   std::unique_ptr<BackfillController> backfills;

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/kafka.h"
 #include "common/metrics.h"
 #include "dispatcher/dispatcher.h"
@@ -77,11 +78,12 @@ struct LeaderTermOptions {
   int fenced_restarts = 3;
   std::string kafka_description;  // for logs: the bootstrap servers
   // A shard's term (--shards > 1, run by the ShardCoordinator): only the tasks of
-  // shard `shard` of `shards` are scheduled, results of other shards' tasks are
-  // ignored, the term's metrics carry a shard label, and the WorkerPool controller
-  // runs elsewhere (workerpools = false).
+  // shard `shard` of `shards` (by `layout`, common/hash.h) are scheduled, results
+  // of other shards' tasks are ignored, the term's metrics carry a shard label, and
+  // the WorkerPool controller runs elsewhere (workerpools = false).
   int shard = 0;
   int shards = 1;
+  ShardLayout layout = ShardLayout::kRange;
   bool workerpools = true;
   int workerpool_workers = 16;  // pools polled at once (--workerpool-workers)
 };
@@ -94,7 +96,7 @@ TermWorld KafkaTermWorld(const dispatcher::KafkaSinkOptions& sink, const dispatc
 // checkpoint topic of `shards` partitions, 1/shards of each status budget, no
 // WorkerPool controller (the leader Lease's), and results from the replica's hub.
 dispatcher::KafkaSinkOptions ShardSinkOptions(dispatcher::KafkaSinkOptions base, int shard, int shards);
-LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards);
+LeaderTermOptions ShardTermOptions(LeaderTermOptions base, int shard, int shards, ShardLayout layout);
 TermWorld ShardTermWorld(const dispatcher::KafkaSinkOptions& shard_sink,
                          const std::shared_ptr<dispatcher::ResultsHub>& hub);
 

@@ -6,10 +6,13 @@
 
 #include <atomic>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
+#include "common/backoff.h"
 #include "common/cancel.h"
+#include "common/hash.h"
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/signals.h"
@@ -74,6 +77,7 @@ struct Flags {
   int forbid_running_limit = 3600;
   std::vector<std::string> kafka_properties;
   int shards = 1;
+  std::string shard_layout = "auto";
 };
 
 }  // namespace
@@ -249,14 +253,23 @@ int main(int argc, char** argv) {
       ->envname("CRONLANE_SHARDS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--shard-layout", f.shard_layout,
+                 "With --shards: how a task's UID picks its shard. range (hash ranges, which a Kubernetes 1.36 "
+                 "apiserver can filter by), modulo (before this flag existed), or auto: what the checkpoint topic was "
+                 "written with, range for a new topic. A value the topic does not fit stops the start-up "
+                 "(docs/operations.md, \"Shard layouts\")")
+      ->envname("CRONLANE_SHARD_LAYOUT")
+      ->check(CLI::IsMember({"auto", "range", "modulo"}))
+      ->capture_default_str();
   // Changing --shards: copies the checkpoints into the new layout, then exits.
   std::string reshard_from;
   int reshard_from_shards = 1;
   CLI::App* reshard = app.add_subcommand(
       "reshard-checkpoints",
       "With every replica stopped: copy the checkpoints of the old layout (--from-checkpoint-topic, --from-shards) "
-      "into --checkpoint-topic (a new topic) for --shards, fencing the old layout's producers first and reading the "
-      "copy back; then exit (docs/operations.md, \"Changing the number of shards\")");
+      "into --checkpoint-topic (a new topic) for --shards and --shard-layout (auto: range), fencing the old layout's "
+      "producers first and reading the copy back; then exit (docs/operations.md, \"Changing the number of "
+      "shards\")");
   reshard->fallthrough();
   reshard->add_option("--from-checkpoint-topic", reshard_from, "The checkpoint topic the replicas used until now")
       ->required();
@@ -272,12 +285,14 @@ int main(int argc, char** argv) {
       std::cerr << "cronlane-operator: " << s.message() << "\n";
       return 2;
     }
+    const ShardLayout to_layout = ParseShardLayout(f.shard_layout).value_or(ShardLayout::kRange);
     auto done = dispatcher::ReshardCheckpoints({.base = props,
                                                 .transactional_id = f.transactional_id,
                                                 .from_topic = reshard_from,
                                                 .from_shards = reshard_from_shards,
                                                 .to_topic = f.checkpoint_topic,
                                                 .to_shards = f.shards,
+                                                .to_layout = to_layout,
                                                 .replication_factor = f.replication_factor});
     if (!done.ok()) {
       std::cerr << "cronlane-operator reshard-checkpoints: " << done.status().ToString() << "\n";
@@ -285,7 +300,8 @@ int main(int argc, char** argv) {
     }
     std::cout << "copied " << done->checkpoints << " checkpoint(s) and " << done->records << " record(s) from "
               << reshard_from << " (" << reshard_from_shards << " shard(s)) to " << f.checkpoint_topic << " ("
-              << f.shards << " shard(s)), read back\n";
+              << f.shards << " shard(s)"
+              << (f.shards > 1 ? ", " + std::string(ShardLayoutName(to_layout)) + " layout" : "") << "), read back\n";
     return 0;
   }
   if (f.shards > 1 && !f.leader_elect) {
@@ -308,6 +324,8 @@ int main(int argc, char** argv) {
   }
 
   TerminationSignals signals;
+  CancelToken shutdown;  // SIGTERM, SIGINT
+  signals.CancelOnSignal(shutdown, "shutting down");
 
   // librdkafka checks some settings only when a client is made (a CA or key file
   // that cannot be read, an unknown property, a mechanism it lacks). Those never
@@ -433,6 +451,33 @@ int main(int argc, char** argv) {
       return 2;
     }
     kafka_probe->reset();
+    // The layout every replica must agree on, from where the checkpoints sit. With
+    // auto it cannot be guessed, so Kafka being unreachable is waited out; with a
+    // given layout each shard's take-over checks its partition again.
+    const std::optional<ShardLayout> wanted = ParseShardLayout(f.shard_layout);
+    Backoff backoff({std::chrono::seconds(1), std::chrono::seconds(30), 0.2});
+    for (;;) {
+      auto layout = dispatcher::CheckCheckpointLayout(kafka_props, f.checkpoint_topic, f.shards, wanted);
+      if (layout.ok()) {
+        sink.layout = *layout;
+        break;
+      }
+      if (layout.status().code() == StatusCode::kFailedPrecondition) {
+        spdlog::error("{}", layout.status().message());
+        return 2;
+      }
+      if (wanted) {
+        spdlog::warn(
+            "--shard-layout {}: not checked against the checkpoint topic ({}); each shard checks its own "
+            "partition when taken",
+            f.shard_layout, layout.status().ToString());
+        sink.layout = *wanted;
+        break;
+      }
+      spdlog::warn("--shard-layout auto: {}; trying again (or give --shard-layout)", layout.status().ToString());
+      if (shutdown.WaitFor(backoff.Next())) return 0;
+    }
+    spdlog::info("{} shards, {} layout (--shard-layout {})", f.shards, ShardLayoutName(sink.layout), f.shard_layout);
     if (f.workerpools) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
       manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {
@@ -459,7 +504,7 @@ int main(int argc, char** argv) {
     op::ShardWork work = [&, sink, term, hub](int shard, CancelToken& cancel) {
       op::LeaderTerm t(client, manager.cache(), events, clock, manager.metrics(),
                        op::ShardTermWorld(op::ShardSinkOptions(sink, shard, f.shards), hub),
-                       op::ShardTermOptions(term, shard, f.shards));
+                       op::ShardTermOptions(term, shard, f.shards, sink.layout));
       return t.Start(cancel);
     };
     shards = std::make_unique<op::ShardCoordinator>(
@@ -580,11 +625,9 @@ int main(int argc, char** argv) {
     spdlog::info("console serving http://{}/", f.console_addr);
   }
 
-  CancelToken cancel;
-  signals.CancelOnSignal(cancel, "shutting down");
   spdlog::info("cronlane-operator {} starting: API {} ({}), namespaces {}, Kafka {}", kVersion, cfg->server,
                cfg->source, f.namespaces.empty() ? "all" : f.namespaces, f.kafka_bootstrap);
-  Status s = manager.Run(cancel);
+  Status s = manager.Run(shutdown);
   if (s.ok()) {
     spdlog::info("stopped");
     return 0;

@@ -9,7 +9,7 @@ namespace cronlane::op {
 
 ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink,
                                                  StatusWriter& status, EventRecorder& events, Clock& clock, int workers,
-                                                 Owns owns, int shards)
+                                                 Owns owns, TaskReconciler::ShardOfTask shard_of)
     : cache_(cache),
       owns_(std::move(owns)),
       workers_(std::max(1, workers)),
@@ -20,7 +20,7 @@ ScheduledTaskController::ScheduledTaskController(KindCache<ScheduledTask>& cache
             if (t && owns_ && !owns_(*t)) return std::nullopt;
             return t;
           },
-          sink, status, events, clock, shards),
+          sink, status, events, clock, std::move(shard_of)),
       clock_(clock) {}
 
 ScheduledTaskController::~ScheduledTaskController() = default;

@@ -31,9 +31,10 @@ class ScheduledTaskController {
   // another shard) as deleted. Called on the cache's and the workers' threads.
   using Owns = std::function<bool(const ScheduledTask&)>;
 
-  // `events` should not block (an EventAggregator).
+  // `events` should not block (an EventAggregator). `shard_of`: see TaskReconciler.
   ScheduledTaskController(KindCache<ScheduledTask>& cache, dispatcher::TaskSink& sink, StatusWriter& status,
-                          EventRecorder& events, Clock& clock, int workers, Owns owns = nullptr, int shards = 1);
+                          EventRecorder& events, Clock& clock, int workers, Owns owns = nullptr,
+                          TaskReconciler::ShardOfTask shard_of = nullptr);
   ~ScheduledTaskController();
 
   // Subscribes to the cache, queues every cached key, and reconciles until

@@ -1,7 +1,5 @@
 #include "operator/task_reconciler.h"
 
-#include "common/hash.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,8 +10,13 @@ namespace cronlane::op {
 namespace {}  // namespace
 
 TaskReconciler::TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events,
-                               Clock& clock, int shards)
-    : lookup_(std::move(lookup)), sink_(sink), status_(status), events_(events), clock_(clock), shards_(shards) {}
+                               Clock& clock, ShardOfTask shard_of)
+    : lookup_(std::move(lookup)),
+      sink_(sink),
+      status_(status),
+      events_(events),
+      clock_(clock),
+      shard_of_(std::move(shard_of)) {}
 
 bool TaskReconciler::NeedsReconcile(const ScheduledTask* old, const ScheduledTask* now) {
   if (GenerationChanged(old, now)) return true;
@@ -108,7 +111,7 @@ Status TaskReconciler::Reconcile(const std::string& key) {
   // Fire times alone are not worth a write here: the status writer keeps them
   // current under its budget. This keeps a restart with 100k Ready tasks from
   // writing 100k statuses.
-  const int32_t shard = shards_ > 1 ? ShardOf(t.uid, shards_) : -1;
+  const int32_t shard = shard_of_ ? shard_of_(t.uid) : -1;
   const bool changed = t.status.observed_generation != t.generation || conditions != t.status.Conditions() ||
                        (!t.status.next_schedule_time && next) || t.status.shard != shard;
   if (!changed) return Status::Ok();

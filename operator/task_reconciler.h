@@ -7,12 +7,13 @@
 // the cache knows it. Level-triggered and idempotent: any number of calls for the
 // same state hand over (and so write) at most once.
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
-#include <functional>
-#include <optional>
 #include "common/clock.h"
 #include "common/thread_annotations.h"
 #include "dispatcher/task.h"
@@ -33,10 +34,14 @@ class TaskReconciler {
   // Reads the cached object for a key ("namespace/name"); nullopt when absent.
   using Lookup = std::function<std::optional<ScheduledTask>(const std::string& key)>;
 
-  // `events` should not block (an EventAggregator). With `shards` > 1 the status
+  // The shard of a task UID (--shards > 1: ShardOf with the installation's count
+  // and layout, common/hash.h); null when the tasks are not sharded.
+  using ShardOfTask = std::function<int32_t(const std::string& uid)>;
+
+  // `events` should not block (an EventAggregator). With `shard_of` the status
   // also says which shard fires the task (status.shard).
   TaskReconciler(Lookup lookup, dispatcher::TaskSink& sink, StatusWriter& status, EventRecorder& events, Clock& clock,
-                 int shards = 1);
+                 ShardOfTask shard_of = nullptr);
 
   // OK: converged (the caller forgets the key's backoff). An error: retry later
   // with backoff (the dispatcher failed; a task it refuses is converged, with
@@ -63,7 +68,7 @@ class TaskReconciler {
   StatusWriter& status_;
   EventRecorder& events_;
   Clock& clock_;
-  const int shards_;
+  const ShardOfTask shard_of_;
   struct Known {
     // The definition last handed to the sink (its id is the UID), shared with the
     // cache and the dispatcher rather than a copy of the UID.

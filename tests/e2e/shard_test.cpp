@@ -100,7 +100,7 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
     EXPECT_TRUE(WaitUntil(
         [&] {
           return Kubectl("get st " + name + " -n " + ns_ + " -o jsonpath='{.status.shard}'").output ==
-                 std::to_string(ShardOf(uid, kShards));
+                 std::to_string(ShardOf(uid, kShards, ShardLayout::kRange));  // auto, a new topic
         },
         30s))
         << name;
@@ -187,6 +187,7 @@ TEST_F(ShardTest, ChangingTheShardCountWithTheCheckpointCopyLosesAndRepeatsNothi
   Process copy(argv, log);
   ASSERT_EQ(copy.Wait(60s), std::optional<int>(0)) << copy.Log();
   EXPECT_THAT(copy.Log(), HasSubstr("copied " + std::to_string(kTasks) + " checkpoint(s)"));
+  EXPECT_THAT(copy.Log(), HasSubstr("(4 shard(s), range layout), read back"));
 
   std::vector<std::string> sharded = {"--shards=4",
                                       "--checkpoint-topic=" + new_topic,
@@ -195,6 +196,13 @@ TEST_F(ShardTest, ChangingTheShardCountWithTheCheckpointCopyLosesAndRepeatsNothi
                                       "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
                                       "--leader-elect-renew-deadline=4",
                                       "--leader-elect-retry-period=1"};
+  // The copy is in the range layout: a replica told otherwise does not start.
+  std::vector<std::string> modulo = sharded;
+  modulo.push_back("--shard-layout=modulo");
+  Process& wrong = StartOperator(modulo);
+  ASSERT_EQ(wrong.Wait(60s), std::optional<int>(2)) << wrong.Log();
+  EXPECT_THAT(wrong.Log(), HasSubstr("written with --shard-layout range"));
+
   Process& a = StartOperator(sharded);
   Process& b = StartOperator(sharded);
   const size_t before = reader.messages().size();

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <set>
@@ -295,6 +296,50 @@ TEST(DispatcherWithKafka, FiresEverySecondInRealTime) {
   EXPECT_EQ(ids.size(), got.size());
 }
 
+// A UUID-shaped UID, as the apiserver gives (random in every position): FNV-1a's
+// top bits, which pick a range shard, barely depend on a UID's last character,
+// so "uid-0".."uid-9" would all land in one range shard.
+std::string UuidFor(uint64_t n) {
+  auto mix = [](uint64_t z) {  // splitmix64
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  const uint64_t a = mix(n), b = mix(a);
+  char out[40];
+  std::snprintf(out, sizeof out, "%08x-%04x-4%03x-a%03x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+                static_cast<unsigned>(b >> 52), static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return out;
+}
+
+// What each shard of a layout restores, as the operator's shard sink reads it;
+// every checkpoint must be read by its own shard.
+Checkpoints ShardReads(const std::string& topic, int shards, ShardLayout layout) {
+  Checkpoints merged;
+  for (int i = 0; i < shards; ++i) {
+    KafkaSinkOptions r;
+    r.base = Base();
+    r.checkpoint_topic = topic;
+    r.checkpoint_partitions = shards;
+    r.shard = i;
+    r.layout = layout;
+    auto got = KafkaFireSink(r).ReadCheckpoints();
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    if (!got.ok()) continue;
+    for (const auto& [uid, t] : got->fired) {
+      EXPECT_EQ(ShardOf(uid, shards, layout), i) << uid << " restored by the wrong shard";
+      merged.fired[uid] = t;
+    }
+    for (const auto& [key, text] : got->records) {
+      EXPECT_EQ(ShardOf(CheckpointOwner(key), shards, layout), i) << key;
+      merged.records[key] = text;
+    }
+  }
+  return merged;
+}
+
 // Changing --shards (cronlane-operator reshard-checkpoints): every task's latest
 // checkpoint and typed record lands in its new shard's partition, tombstones stay
 // applied, the old layout's producers are fenced, and a used target is refused.
@@ -309,16 +354,16 @@ TEST(Reshard, CopiesEveryCheckpointIntoItsNewShardAndFencesTheOldLayout) {
   Checkpoints expected;
   std::vector<Checkpoint> first, later;
   for (int n = 0; n < 200; ++n) {
-    const std::string uid = "uid-" + std::to_string(n);
+    const std::string uid = UuidFor(n);
     first.push_back({uid, 1000 + n});
     later.push_back({uid, 2000 + n});  // the latest one wins
     expected.fired[uid] = 2000 + n;
   }
   ASSERT_TRUE(old_replica.Commit({}, first).ok());
   ASSERT_TRUE(old_replica.Commit({}, later).ok());
-  ASSERT_TRUE(old_replica.Commit({}, {{"uid-3", 0, true}, {"uid-7", 0, false, "/run-now", "token-1"}}).ok());
-  expected.fired.erase("uid-3");
-  expected.records["uid-7/run-now"] = "token-1";
+  ASSERT_TRUE(old_replica.Commit({}, {{UuidFor(3), 0, true}, {UuidFor(7), 0, false, "/run-now", "token-1"}}).ok());
+  expected.fired.erase(UuidFor(3));
+  expected.records[UuidFor(7) + "/run-now"] = "token-1";
 
   ReshardOptions o{.base = Base(),
                    .transactional_id = "txn-" + s,
@@ -332,34 +377,13 @@ TEST(Reshard, CopiesEveryCheckpointIntoItsNewShardAndFencesTheOldLayout) {
   EXPECT_EQ(report->checkpoints, 199U);
   EXPECT_EQ(report->records, 1U);
   ASSERT_EQ(report->per_shard.size(), 4U);
+  for (size_t n : report->per_shard) EXPECT_GT(n, 25U) << "200 tasks over 4 shards";
 
   // What each shard of the new layout restores, as the operator's shard sink reads it.
-  auto shard_reads = [&](const std::string& topic, int shards) {
-    Checkpoints merged;
-    for (int i = 0; i < shards; ++i) {
-      KafkaSinkOptions r;
-      r.base = Base();
-      r.checkpoint_topic = topic;
-      r.checkpoint_partitions = shards;
-      r.shard = i;
-      auto got = KafkaFireSink(r).ReadCheckpoints();
-      EXPECT_TRUE(got.ok()) << got.status().ToString();
-      if (!got.ok()) continue;
-      for (const auto& [uid, t] : got->fired) {
-        EXPECT_EQ(ShardOf(uid, shards), i) << uid << " restored by the wrong shard";
-        merged.fired[uid] = t;
-      }
-      for (const auto& [key, text] : got->records) {
-        EXPECT_EQ(ShardOf(CheckpointOwner(key), shards), i) << key;
-        merged.records[key] = text;
-      }
-    }
-    return merged;
-  };
-  EXPECT_EQ(shard_reads("cp4-" + s, 4), expected);
+  EXPECT_EQ(ShardReads("cp4-" + s, 4, ShardLayout::kRange), expected);
 
   // The old layout's producer, still alive, can no longer commit.
-  EXPECT_FALSE(old_replica.Commit({}, {{"uid-1", 9999}}).ok()) << "the old layout was not fenced";
+  EXPECT_FALSE(old_replica.Commit({}, {{UuidFor(1), 9999}}).ok()) << "the old layout was not fenced";
 
   // A target that holds records is refused; so are the same topic and a wrong count.
   auto again = ReshardCheckpoints(o);
@@ -381,7 +405,111 @@ TEST(Reshard, CopiesEveryCheckpointIntoItsNewShardAndFencesTheOldLayout) {
   down.to_shards = 2;
   auto halved = ReshardCheckpoints(down);
   ASSERT_TRUE(halved.ok()) << halved.status().ToString();
-  EXPECT_EQ(shard_reads("cp2-" + s, 2), expected);
+  EXPECT_EQ(ShardReads("cp2-" + s, 2, ShardLayout::kRange), expected);
+}
+
+// --shard-layout: the checkpoint topic says which layout wrote it (where its
+// records sit); auto follows it, a layout it does not fit is refused at start-up
+// and by a shard's take-over, and reshard-checkpoints moves between layouts.
+TEST(ShardLayout, TheCheckpointTopicSaysWhichLayoutWroteIt) {
+  const std::string s = UniqueName("layout");
+  using L = ShardLayout;
+  // Nothing there yet: auto starts the range layout; a given layout is kept.
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpnone-" + s, 4, std::nullopt).value(), L::kRange);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpnone-" + s, 4, L::kModulo).value(), L::kModulo);
+
+  Checkpoints expected;
+  {
+    KafkaSinkOptions one;  // --shards 1
+    one.base = Base();
+    one.transactional_id = "txn1-" + s;
+    one.checkpoint_topic = "cp1-" + s;
+    KafkaFireSink sink(one);
+    ASSERT_TRUE(sink.Init().ok());
+    std::vector<Checkpoint> cps;
+    for (int n = 0; n < 100; ++n) {
+      cps.push_back({UuidFor(n), 1000 + n});
+      expected.fired[UuidFor(n)] = 1000 + n;
+    }
+    cps.push_back({UuidFor(5), 0, false, "/run-now", "token-5"});
+    expected.records[UuidFor(5) + "/run-now"] = "token-5";
+    ASSERT_TRUE(sink.Commit({}, cps).ok());
+  }
+  // 4 shards, modulo: as a replica from before --shard-layout wrote it.
+  ReshardOptions o{.base = Base(),
+                   .transactional_id = "txn1-" + s,
+                   .from_topic = "cp1-" + s,
+                   .to_topic = "cpm-" + s,
+                   .to_shards = 4,
+                   .to_layout = L::kModulo};
+  ASSERT_TRUE(ReshardCheckpoints(o).ok());
+  EXPECT_EQ(ShardReads("cpm-" + s, 4, L::kModulo), expected);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpm-" + s, 4, std::nullopt).value(), L::kModulo);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpm-" + s, 4, L::kModulo).value(), L::kModulo);
+  auto refused = CheckCheckpointLayout(Base(), "cpm-" + s, 4, L::kRange);
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("written with --shard-layout modulo"));
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("reshard-checkpoints --shard-layout range"));
+  // A shard of the range layout taking over a partition the modulo layout wrote:
+  // refused (its tasks' checkpoints are elsewhere), for every shard but one whose
+  // tasks happen to agree.
+  int refused_takeovers = 0;
+  for (int i = 0; i < 4; ++i) {
+    KafkaSinkOptions r{.base = Base(), .checkpoint_topic = "cpm-" + s, .checkpoint_partitions = 4, .shard = i};
+    r.layout = L::kRange;
+    auto got = KafkaFireSink(r).ReadCheckpoints();
+    if (!got.ok()) {
+      EXPECT_EQ(got.status().code(), StatusCode::kFailedPrecondition) << got.status().ToString();
+      ++refused_takeovers;
+    }
+  }
+  EXPECT_EQ(refused_takeovers, 4) << "100 tasks: every partition holds some the range layout puts elsewhere";
+
+  // modulo -> range, same S, a new topic: auto now says range.
+  o.from_topic = "cpm-" + s;
+  o.from_shards = 4;
+  o.to_topic = "cpr-" + s;
+  o.to_layout = L::kRange;
+  ASSERT_TRUE(ReshardCheckpoints(o).ok());
+  EXPECT_EQ(ShardReads("cpr-" + s, 4, L::kRange), expected);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpr-" + s, 4, std::nullopt).value(), L::kRange);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpr-" + s, 4, L::kModulo).status().code(), StatusCode::kFailedPrecondition);
+
+  // Records both layouts put where they are: auto takes range.
+  std::string both;
+  for (int n = 0; both.empty(); ++n) {
+    const std::string uid = UuidFor(2000 + n);
+    if (ShardOf(uid, 4, L::kRange) == 1 && ShardOf(uid, 4, L::kModulo) == 1) both = uid;
+  }
+  KafkaSinkOptions one{.base = Base(),
+                       .transactional_id = "txnb-" + s,
+                       .checkpoint_topic = "cpb-" + s,
+                       .checkpoint_partitions = 4,
+                       .shard = 1};
+  KafkaFireSink agreeing(one);
+  ASSERT_TRUE(agreeing.Init().ok());
+  ASSERT_TRUE(agreeing.Commit({}, {{both, 5}}).ok());
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpb-" + s, 4, std::nullopt).value(), L::kRange);
+  EXPECT_EQ(CheckCheckpointLayout(Base(), "cpb-" + s, 4, L::kModulo).value(), L::kModulo);
+
+  // A record no layout puts where it is: refused whatever is asked.
+  std::string stray;
+  for (int n = 0; stray.empty(); ++n) {
+    const std::string uid = UuidFor(1000 + n);
+    if (ShardOf(uid, 4, L::kRange) != 0 && ShardOf(uid, 4, L::kModulo) != 0) stray = uid;
+  }
+  KafkaSinkOptions w{.base = Base(),
+                     .transactional_id = "txnw-" + s,
+                     .checkpoint_topic = "cpr-" + s,
+                     .checkpoint_partitions = 4,
+                     .shard = 0};
+  KafkaFireSink writer(w);
+  ASSERT_TRUE(writer.Init().ok());
+  ASSERT_TRUE(writer.Commit({}, {{stray, 77}}).ok());
+  auto neither = CheckCheckpointLayout(Base(), "cpr-" + s, 4, std::nullopt);
+  EXPECT_EQ(neither.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(neither.status().message(), ::testing::HasSubstr("fits neither layout"));
+  EXPECT_THAT(neither.status().message(), ::testing::HasSubstr("key " + stray + " in partition 0"));
 }
 
 }  // namespace

@@ -58,22 +58,34 @@ TEST(CliNext, InvalidInputIsOneLineAndExitTwo) {
 }
 
 TEST(CliShard, PrintsTheShardTheOperatorComputes) {
-  // Expected values from an independent FNV-1a (Python) of the UIDs, mod 16.
+  // Expected values from an independent FNV-1a (Python) of the UIDs: the range
+  // layout (the default) and the modulo one.
   std::ostringstream out, err;
   std::istringstream in;
   ShardOptions o{.shards = 16, .uids = {"abc", "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d"}};
   EXPECT_EQ(RunShard(o, in, out, err), 0);
   EXPECT_EQ(out.str(),
+            "abc 14 cronlane-operator-shard-14\n"
+            "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 6 cronlane-operator-shard-6\n");
+  EXPECT_EQ(err.str(), "");
+  std::ostringstream out2;
+  o.layout = "modulo";
+  EXPECT_EQ(RunShard(o, in, out2, err), 0);
+  EXPECT_EQ(out2.str(),
             "abc 13 cronlane-operator-shard-13\n"
             "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 5 cronlane-operator-shard-5\n");
-  EXPECT_EQ(err.str(), "");
+  std::ostringstream out3, err3;
+  o.layout = "hash";
+  EXPECT_EQ(RunShard(o, in, out3, err3), 2);
+  EXPECT_EQ(out3.str(), "");
+  EXPECT_THAT(err3.str(), ::testing::HasSubstr("--shard-layout must be range or modulo"));
 }
 
 TEST(CliShard, ReadsUidsFromStdinAndRefusesBadInput) {
   std::ostringstream out, err;
   std::istringstream in("abc\r\n\n5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d\n");
   EXPECT_EQ(RunShard({.shards = 8, .uids = {}, .lease_prefix = "x"}, in, out, err), 0);
-  EXPECT_EQ(out.str(), "abc 5 x-shard-5\n5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 5 x-shard-5\n");
+  EXPECT_EQ(out.str(), "abc 7 x-shard-7\n5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d 3 x-shard-3\n");
   std::ostringstream out2, err2;
   std::istringstream none;
   EXPECT_EQ(RunShard({.shards = 0, .uids = {"abc"}}, none, out2, err2), 2);

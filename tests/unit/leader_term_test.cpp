@@ -254,9 +254,11 @@ TEST(ShardTerm, AShardsTermGetsItsOwnTransactionalIdPartitionAndBudgetShare) {
   EXPECT_EQ(sink.checkpoint_partitions, 8);
   EXPECT_EQ(sink.follower, nullptr);
 
-  LeaderTermOptions term = ShardTermOptions({.fire_times = {10, 20}, .conditions = {20, 50}}, 3, 8);
+  LeaderTermOptions term =
+      ShardTermOptions({.fire_times = {10, 20}, .conditions = {20, 50}}, 3, 8, ShardLayout::kModulo);
   EXPECT_EQ(term.shard, 3);
   EXPECT_EQ(term.shards, 8);
+  EXPECT_EQ(term.layout, ShardLayout::kModulo);
   EXPECT_FALSE(term.workerpools);
   EXPECT_DOUBLE_EQ(term.fire_times.qps, 1.25);
   EXPECT_EQ(term.fire_times.burst, 2);
