@@ -164,6 +164,13 @@ Result<Next> BackfillController::Reconcile(const std::string& key) {
 
   std::optional<ScheduledTask> task = lookup_task_ ? lookup_task_(b->TaskKey()) : tasks_.Get(b->TaskKey());
   if (st.task_uid.empty()) {
+    if (!task && owns_ && reports) {
+      // A shard's cache need not hold every task (docs/architecture.md, "Shards"):
+      // the apiserver says whether it exists. If it does, its own shard pins it.
+      auto there = client_.Get(kScheduledTasks.Path(b->ns, b->spec.task_name));
+      if (there.ok()) return Next{};
+      if (there.status().code() != StatusCode::kNotFound) return there.status();
+    }
     if (!task) {
       if (!reports) return Next{};
       // Not Stalled: a task and its Backfill applied together (a GitOps commit) may

@@ -21,7 +21,9 @@
 // - Status is built from what this controller last wrote (the cache may lag behind
 //   it), so no field it wrote is lost; startTime and completionTime never move.
 // - With shards, a Backfill's pinned task decides its shard; before the pin, the
-//   shard of the Backfill's own UID reports a missing task or a bad range.
+//   shard of the Backfill's own UID reports a missing task or a bad range. A task
+//   its cache lacks is looked up in the API first (one GET): a replica caches only
+//   its own shards' tasks, so only a 404 means the task is missing.
 // - Progress (status.fired) is written at most every `progress_period` per
 //   Backfill, and at once when it completes (Complete=True, completionTime). A
 //   complete Backfill is terminal: it is never handed over again (its record in the

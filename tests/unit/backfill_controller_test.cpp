@@ -200,6 +200,32 @@ TEST_F(BackfillControllerTest, AMissingTaskWaitsUnpinnedAndStartsWhenCreated) {
   EXPECT_EQ(st.Find(kConditionStalled), nullptr);
 }
 
+// With shards, the shard of the Backfill's UID reports a missing task, but its cache
+// holds only its own shards' tasks: the API decides whether the task is missing.
+TEST_F(BackfillControllerTest, AShardAsksTheApiBeforeCallingATaskMissing) {
+  BackfillController sharded(*client_, *backfills_, *tasks_, sink_, events_, clock_,
+                             [](const std::string& uid) { return uid == "bf-uid"; });
+  sharded.SetLookupsForTest([this](const std::string&) -> std::optional<Backfill> { return backfill_; },
+                            [](const std::string&) -> std::optional<ScheduledTask> { return std::nullopt; });
+  const std::string task_path = kScheduledTasks.Path("ns", "report");
+  transport_->Route("GET " + task_path, {200, R"({"metadata": {"namespace": "ns", "name": "report", "uid": "t-9"}})"});
+  auto r = sharded.Reconcile("ns/fill");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(transport_->Sent("GET", task_path).size(), 1U);
+  EXPECT_EQ(Writes(), 0U) << "the task exists in another replica's shard: its shard pins it";
+  EXPECT_TRUE(events_.Lines().empty());
+
+  transport_->Route("GET " + task_path, {500, R"({"kind":"Status","message":"etcd is slow"})"});
+  EXPECT_FALSE(sharded.Reconcile("ns/fill").ok()) << "an unanswered question is retried, not a missing task";
+  EXPECT_EQ(Writes(), 0U);
+
+  transport_->Route("GET " + task_path,
+                    {404, R"({"kind":"Status","reason":"NotFound","message":"scheduledtasks \"report\" not found"})"});
+  r = sharded.Reconcile("ns/fill");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Ready(LastStatus()), "False TaskNotFound");
+}
+
 TEST_F(BackfillControllerTest, AStaleCacheLosesNoFieldAndCompleteStaysTerminal) {
   // The cache never shows our writes here (the watch is behind).
   Reconcile();
