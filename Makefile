@@ -6,6 +6,10 @@ PRESET ?= dev
 BUILD_DIR := $(if $(filter dev,$(PRESET)),build,build-$(PRESET))
 CTEST_ARGS ?=
 export CRONLANE_CACHE ?= $(HOME)/.cache/cronlane
+# kubectl of the test environment's Kubernetes (tests/env/versions.sh) comes first:
+# Debian's is out of the env's version skew.
+KUBE_VERSION := $(shell sed -n 's/^KUBE_VERSION=\([^ ]*\).*/\1/p' tests/env/versions.sh)
+export PATH := $(CRONLANE_CACHE)/kubernetes-$(KUBE_VERSION)/bin:$(PATH)
 # One compiler cache for every clone of the repo (CI builds a fresh clone): paths
 # under the checkout are hashed relative to it, and the build directory is not
 # hashed, so a clone elsewhere reuses the objects of this one.

@@ -12,7 +12,7 @@ work=$(mktemp -d "$CRONLANE_CACHE/etcd-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # Go modules, build cache and the pinned toolchain live under the cronlane cache too.
 export GOMODCACHE=${CRONLANE_GOMODCACHE:-$CRONLANE_CACHE/go/mod} GOCACHE=${CRONLANE_GOCACHE:-$CRONLANE_CACHE/go/build}
-export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0 GOTOOLCHAIN=${ETCD_GO_TOOLCHAIN:-$KUBE_GO_TOOLCHAIN}
+export GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0 GOTOOLCHAIN=${ETCD_GO_TOOLCHAIN:-$TOOLS_GO_TOOLCHAIN}
 
 # The server module's own go.mod replaces its siblings with ../ paths; a wrapper
 # module pins all of them to the same release instead.

@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 REPO=$(cd "$ENV_DIR/../.." && pwd)
 
-key=$( (echo "$KUBE_SCORE_VERSION $CLI_UTILS_VERSION $FLUX_KUSTOMIZE_VERSION $FLUX_SOURCE_VERSION $KUBE_GO_TOOLCHAIN"
+key=$( (echo "$KUBE_SCORE_VERSION $CLI_UTILS_VERSION $FLUX_KUSTOMIZE_VERSION $FLUX_SOURCE_VERSION $TOOLS_GO_TOOLCHAIN"
   cat "$REPO/tests/gitops/kstatus/main.go") | sha256sum | cut -c1-12)
 out="$CRONLANE_CACHE/gitops-$key"
 if [[ -x "$out/bin/kube-score" && -x "$out/bin/kstatus" && -f "$out/crds/.complete" ]]; then
@@ -21,8 +21,8 @@ mkdir -p "$out/bin" "$out/crds"
 work=$(mktemp -d "$CRONLANE_CACHE/gitops-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export GOMODCACHE=${CRONLANE_GOMODCACHE:-$CRONLANE_CACHE/go/mod} GOCACHE=${CRONLANE_GOCACHE:-$CRONLANE_CACHE/go/build}
-# The toolchain Kubernetes is built with, or a newer one if a module asks for it.
-export GOTOOLCHAIN=$KUBE_GO_TOOLCHAIN+auto GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0
+# The toolchain of the env's tools, or a newer one if a module asks for it.
+export GOTOOLCHAIN=$TOOLS_GO_TOOLCHAIN+auto GOFLAGS="-mod=mod -modcacherw" CGO_ENABLED=0
 
 if [[ ! -x "$out/bin/kube-score" ]]; then
   run_logged "go build kube-score $KUBE_SCORE_VERSION (first run only)" "$out/build-kube-score.log" \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the control plane (kube-apiserver, kube-controller-manager, kube-scheduler)
-# and the node (kubelet, kube-proxy) of Kubernetes $KUBE_VERSION from the Go module
-# proxy into $CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin. A no-op when cached.
+# and kubectl of Kubernetes $KUBE_VERSION, and the node (kubelet, kube-proxy) of
+# $KUBE_NODE_VERSION, from the Go module proxy into
+# $CRONLANE_CACHE/kubernetes-<version>/bin. A no-op when cached.
+# `build-kube.sh VERSION TOOLCHAIN BINARY...` builds just those binaries.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod requires the staging modules
 # at v0.0.0 and replaces them with local paths. We build from a throwaway wrapper
@@ -10,8 +12,14 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+if [[ $# -lt 3 ]]; then
+  "$0" "$KUBE_VERSION" "$KUBE_GO_TOOLCHAIN" kube-apiserver kube-controller-manager kube-scheduler kubectl
+  exec "$0" "$KUBE_NODE_VERSION" "$KUBE_NODE_GO_TOOLCHAIN" kubelet kube-proxy
+fi
+KUBE_VERSION=$1 KUBE_GO_TOOLCHAIN=$2
+shift 2
+bins=("$@")
 out="$CRONLANE_CACHE/kubernetes-$KUBE_VERSION"
-bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 have_all=1
 for b in "${bins[@]}"; do [[ -x "$out/bin/$b" ]] || have_all=0; done
 [[ $have_all == 1 ]] && exit 0
@@ -59,4 +67,4 @@ for b in "${bins[@]}"; do
     go build -trimpath -tags=selinux,notest -ldflags "$ldflags" -o "$out/bin/$b.tmp" "k8s.io/kubernetes/cmd/$b"
   mv "$out/bin/$b.tmp" "$out/bin/$b"
 done
-"$out/bin/kube-apiserver" --version >&2
+"$out/bin/${bins[0]}" --version >&2

@@ -43,7 +43,7 @@ if [[ -n "${CRONLANE_NODE:-}" ]]; then
     name=$(tr 'A-Z_' 'a-z-' <<<"$c")
     ours "${!pid_var:-}" || died+=("$name:$CRONLANE_LOG_DIR/$name.log")
   done
-  KUBE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin node_down
+  KUBE_NODE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_NODE_VERSION/bin node_down
 fi
 stop kafka "${KAFKA_PID:-}" "${KAFKA_LOG:-}"
 stop kube-controller-manager "${KCM_PID:-}" "${KCM_LOG:-}"

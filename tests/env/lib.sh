@@ -2,6 +2,8 @@
 ENV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.sh
 . "$ENV_DIR/versions.sh"
+# kubectl of the control plane's version (tests/env/build-kube.sh), before any other.
+export PATH="$CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin:$PATH"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -127,8 +127,8 @@ node_clear() {
   # kube-proxy's rules (its own cleanup, when its binary is there), then the chains
   # the kubelet and kube-proxy leave (KUBE-FIREWALL, KUBE-*-CANARY, KUBE-IPTABLES-HINT,
   # ...): every jump to a KUBE-* chain, then the chains.
-  if [[ -x "${KUBE_BIN:-}/kube-proxy" ]] && iptables -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
-    "$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  if [[ -x "${KUBE_NODE_BIN:-}/kube-proxy" ]] && iptables -t nat -S KUBE-SERVICES >/dev/null 2>&1; then
+    "$KUBE_NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
   local ipt table rule chain
   for ipt in iptables ip6tables; do
@@ -292,7 +292,7 @@ podLogsDir: $NODE_DIR/pod-logs
 resolvConf: ""
 serializeImagePulls: false
 YAML
-  KUBELET_PID=$(start kubelet "$LOGS/kubelet.log" "$KUBE_BIN/kubelet" --config "$NODE_DIR/kubelet.yaml" \
+  KUBELET_PID=$(start kubelet "$LOGS/kubelet.log" "$KUBE_NODE_BIN/kubelet" --config "$NODE_DIR/kubelet.yaml" \
     --kubeconfig "$NODE_DIR/kubelet.kubeconfig" --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP")
   write_env
@@ -312,7 +312,7 @@ nodePortAddresses: ["$NODE_SUBNET"]
 # Leave the machine's conntrack settings alone.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 YAML
-  KUBE_PROXY_PID=$(start kube-proxy "$LOGS/kube-proxy.log" "$KUBE_BIN/kube-proxy" --config "$NODE_DIR/kube-proxy.yaml")
+  KUBE_PROXY_PID=$(start kube-proxy "$LOGS/kube-proxy.log" "$KUBE_NODE_BIN/kube-proxy" --config "$NODE_DIR/kube-proxy.yaml")
   write_env
 
   # --- kube-scheduler ---

@@ -40,6 +40,7 @@ WITH_KCM=${CRONLANE_WITH_KCM:-0}
 "$ENV_DIR/build-kube.sh"
 "$ENV_DIR/fetch-kafka.sh"
 KUBE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_VERSION/bin
+KUBE_NODE_BIN=$CRONLANE_CACHE/kubernetes-$KUBE_NODE_VERSION/bin
 ETCD_BIN=$CRONLANE_CACHE/etcd-$ETCD_VERSION/bin/etcd
 KAFKA_LIBS=$CRONLANE_CACHE/kafka-$KAFKA_VERSION/libs
 command -v kubectl >/dev/null || die "kubectl is not on PATH"
@@ -189,6 +190,7 @@ APISERVER_CMD=("$KUBE_BIN/kube-apiserver" \
   --service-account-key-file "$CERTS/sa.pub" --service-account-signing-key-file "$CERTS/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
   --enable-priority-and-fairness=false \
+  --feature-gates ShardedListAndWatch=true \
   --event-ttl 1h)
 if [[ $WITH_NODE == 1 ]]; then
   # A real node: the Node authorizer and NodeRestriction for the kubelet, Pods'
@@ -237,7 +239,7 @@ if [[ $WITH_KCM == 1 ]]; then
     --controllers "${CRONLANE_KCM_CONTROLLERS:-cronjob-controller,job-controller,replicaset-controller,deployment-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller,endpointslice-mirroring-controller,pod-garbage-collector-controller}")
   write_env
   wait_for kube-controller-manager "$LOGS/kube-controller-manager.log" "$KCM_PID" 60 \
-    grep -q "Started controller" "$LOGS/kube-controller-manager.log"
+    grep -qE "Started controller|Caches are synced" "$LOGS/kube-controller-manager.log"  # 1.33 | 1.36 logs
 fi
 
 # --- the node --------------------------------------------------------------------

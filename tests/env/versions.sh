@@ -1,7 +1,17 @@
 # Pinned versions of the local test environment. Sourced by the scripts here.
 # Bumping one of these builds/downloads a new cache entry; old ones stay until removed.
-KUBE_VERSION=v1.33.13          # kube-apiserver + kube-controller-manager (kubectl 1.32 supports 1.31-1.33)
-KUBE_GO_TOOLCHAIN=go1.24.13    # the Go release line Kubernetes 1.33 is built with
+# The control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and
+# kubectl: 1.36 for server-side sharded list and watch (the ShardedListAndWatch
+# gate, on in this environment). kubectl comes from the same module, on PATH for
+# the env scripts and `make` (Debian's 1.32 is out of skew: kubectl supports its
+# own minor +-1).
+KUBE_VERSION=v1.36.3
+KUBE_GO_TOOLCHAIN=go1.26.8     # the machine's own Go (1.36's go.mod accepts it)
+# The node (kubelet, kube-proxy): a kubelet may be 3 minors older than the
+# apiserver, and 1.35+ kubelets refuse cgroup v1, which these machines have.
+KUBE_NODE_VERSION=v1.33.13
+KUBE_NODE_GO_TOOLCHAIN=go1.24.13
+TOOLS_GO_TOOLCHAIN=go1.24.13   # etcd and the GitOps tools (unchanged, so their caches hold)
 ETCD_VERSION=v3.5.21
 KAFKA_VERSION=3.9.1            # org.apache.kafka:kafka_2.13 from Maven Central
 KAFKA_SCALA=2.13

@@ -55,7 +55,7 @@ class KubeClientTest : public ::testing::Test {
 TEST_F(KubeClientTest, VersionOverTlsWithClientCertificate) {
   auto v = client_->Get("/version");
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_THAT((*v)["gitVersion"].get<std::string>(), HasSubstr("v1.33"));
+  EXPECT_THAT((*v)["gitVersion"].get<std::string>(), HasSubstr("v1.36"));
 }
 
 TEST_F(KubeClientTest, CrudAndErrorCodes) {
