@@ -7,8 +7,14 @@
 // The cache keeps only what `Transform` extracts (no JSON DOMs, no managedFields),
 // which is what keeps memory per object small at 100k objects.
 //
+// A scope narrows what is listed and watched (a replica's held shards): a query
+// parameter sent with every list and watch (the apiserver's shardSelector) and a
+// filter applied here too, since a server may ignore the parameter. SetScope()
+// ends the current watch; Run() then lists again with the new scope and replaces
+// the cache (handlers see what left as deletes and what came as adds).
+//
 // Threading: Run() blocks on the calling thread and calls handlers there. Get(),
-// Keys() and HasSynced() are safe from any thread.
+// Keys(), HasSynced(), SetScope() and SyncedGeneration() are safe from any thread.
 
 #include <algorithm>
 #ifdef __GLIBC__
@@ -42,6 +48,13 @@ struct InformerOptions {
   std::chrono::milliseconds max_backoff{30000};
 };
 
+// What an informer lists and watches. Default: everything.
+struct InformerScope {
+  std::string query;                      // appended to lists and watches ("shardSelector=..."), "" = none
+  std::function<bool(const Json&)> keep;  // null keeps all; an object it refuses is dropped and counted
+  bool nothing = false;                   // list nothing: an empty cache, synced at once, no watch
+};
+
 template <typename T>
 class Informer {
  public:
@@ -65,21 +78,61 @@ class Informer {
 
   void AddHandler(Handler h) { handlers_.push_back(std::move(h)); }
 
+  // Replaces the scope and returns its generation (the first SetScope returns 1;
+  // before any, generation 0 is "everything"). Ends the current watch or wait so
+  // that Run() lists with it. Any thread.
+  uint64_t SetScope(InformerScope scope) {
+    MutexLock lock(scope_mu_);
+    scope_ = std::make_shared<const InformerScope>(std::move(scope));
+    ++scope_generation_;
+    if (interrupt_ != nullptr) interrupt_->Cancel();
+    return scope_generation_;
+  }
+  // The generation of the scope the cache reflects: every object of that scope
+  // was listed (and what was outside it dropped). 0 until the first list.
+  uint64_t SyncedGeneration() const { return synced_generation_.load(); }
+  // Objects the server sent that the scope's filter dropped (the server ignored
+  // the query), since start.
+  uint64_t out_of_scope() const { return out_of_scope_.load(); }
+
   // Lists and watches until `cancel` fires.
   void Run(CancelToken& cancel) {
     Backoff backoff({options_.initial_backoff, options_.max_backoff, 0.5});
     while (!cancel.cancelled()) {
-      Status s = ListAndReplace(cancel);
+      auto [scope, generation] = CurrentScope();
+      Status s = ListAndReplace(cancel, *scope, generation);
       if (!s.ok()) {
         last_error_ = s;
         ++errors_;
         if (cancel.WaitFor(backoff.Next())) return;
         continue;
       }
+      if (cancel.cancelled()) return;
+      synced_generation_ = generation;
       backoff.Reset();
-      // Watch until the resourceVersion expires, then relist.
+      // Watch until the resourceVersion expires or the scope changes, then relist.
       while (!cancel.cancelled()) {
-        Status w = WatchOnce(cancel);
+        CancelToken interrupt;  // cancelled by `cancel` and by SetScope()
+        const int link = cancel.Register([&interrupt] { interrupt.Cancel(); });
+        bool current = false;
+        {
+          MutexLock lock(scope_mu_);
+          current = scope_generation_ == generation;
+          if (current) interrupt_ = &interrupt;
+        }
+        Status w = Status::Ok();
+        if (current && scope->nothing) {
+          interrupt.WaitFor(std::chrono::hours(24));  // nothing to watch
+        } else if (current) {
+          w = WatchOnce(interrupt, *scope);
+        }
+        {
+          MutexLock lock(scope_mu_);
+          interrupt_ = nullptr;
+          current = scope_generation_ == generation;
+        }
+        cancel.Unregister(link);
+        if (!current) break;  // a new scope: list it
         if (w.ok()) {
           backoff.Reset();
           continue;  // the server closed the watch at its timeout: watch again from rv_
@@ -140,13 +193,16 @@ class Informer {
   // from etcd; client-go's reflector does the same), and any staleness is what the
   // watch from the list's resourceVersion catches up on. A relist after 410 Gone
   // reads the latest state, paged (`limit` + `continue`), from etcd.
-  Status ListAndReplace(CancelToken& cancel) {
+  Status ListAndReplace(CancelToken& cancel, const InformerScope& scope, uint64_t generation) {
     std::map<std::string, T> fresh;
     std::string cont;
     std::string rv;
-    const bool from_cache = !synced_.load();
+    // The first list, and the first of each new scope, from the watch cache.
+    const bool from_cache = !synced_.load() || listed_generation_ != generation;
     do {
+      if (scope.nothing) break;
       std::string path = resource_.Path(ns_) + "?limit=" + std::to_string(options_.page_size);
+      if (!scope.query.empty()) path += "&" + scope.query;
       if (!cont.empty()) {
         path += "&continue=" + kube::UrlEscape(cont);
       } else if (from_cache) {
@@ -155,6 +211,10 @@ class Informer {
       // Items are decoded one at a time: a 100k list from the watch cache is one
       // response, whose DOM would be about 700 MiB.
       auto page = client_.List(path, [&](Json& item) {
+        if (scope.keep && !scope.keep(item)) {
+          ++out_of_scope_;
+          return;
+        }
         std::string key = KeyOf(item);
         std::optional<T> obj;
         {
@@ -185,6 +245,7 @@ class Informer {
       rv_ = rv;
     }
     synced_ = true;
+    listed_generation_ = generation;
 #ifdef __GLIBC__
     // The list's JSON pages are gone: give their memory back (a 100k list peaks at
     // hundreds of MiB that malloc would otherwise keep as resident).
@@ -201,17 +262,21 @@ class Informer {
     return Status::Ok();
   }
 
-  Status WatchOnce(CancelToken& cancel) {
+  Status WatchOnce(CancelToken& cancel, const InformerScope& scope) {
     std::uniform_int_distribution<int64_t> dist(options_.min_watch_timeout.count(),
                                                 2 * options_.min_watch_timeout.count() - 1);
     std::string path = resource_.Path(ns_) +
                        "?watch=1&allowWatchBookmarks=true&resourceVersion=" + kube::UrlEscape(ResourceVersion()) +
                        "&timeoutSeconds=" + std::to_string(dist(rng_));
+    if (!scope.query.empty()) path += "&" + scope.query;
     return client_.Watch(
         path,
-        [this](std::string_view type, Json& object) {
+        [this, &scope](std::string_view type, Json& object) {
           std::string rv = object["metadata"].value("resourceVersion", "");
-          if (type == "BOOKMARK") {
+          if (type == "BOOKMARK" || (scope.keep && !scope.keep(object))) {
+            // Outside the scope (an object's UID, and so its shard, never changes,
+            // so it was never cached): only the resourceVersion counts.
+            if (type != "BOOKMARK") ++out_of_scope_;
             WriterLock lock(mu_);
             if (!rv.empty()) rv_ = rv;
             return true;
@@ -251,6 +316,11 @@ class Informer {
     for (auto& h : handlers_) h(key, old, now);
   }
 
+  std::pair<std::shared_ptr<const InformerScope>, uint64_t> CurrentScope() const {
+    MutexLock lock(scope_mu_);
+    return {scope_, scope_generation_};
+  }
+
   kube::KubeClient& client_;
   const kube::ResourceRef resource_;
   const std::string ns_;
@@ -268,6 +338,14 @@ class Informer {
   std::atomic<uint64_t> errors_{0};
   std::atomic<uint64_t> decode_errors_{0};
   Status last_error_;
+
+  mutable Mutex scope_mu_;
+  std::shared_ptr<const InformerScope> scope_ GUARDED_BY(scope_mu_) = std::make_shared<const InformerScope>();
+  uint64_t scope_generation_ GUARDED_BY(scope_mu_) = 0;
+  CancelToken* interrupt_ GUARDED_BY(scope_mu_) = nullptr;  // the running watch's (or wait's)
+  uint64_t listed_generation_ = 0;                          // Run()'s thread only: the scope last listed
+  std::atomic<uint64_t> synced_generation_{0};
+  std::atomic<uint64_t> out_of_scope_{0};
 };
 
 }  // namespace cronlane::op

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "tests/support/process.h"
 
@@ -94,6 +96,161 @@ TEST(Informer, FirstListFromTheWatchCacheRelistAfterGoneReadsTheLatest) {
   EXPECT_EQ(informer.Keys(), (std::vector<std::string>{"ns/a", "ns/c"}));
   std::lock_guard lock(mu);
   EXPECT_THAT(changes, ::testing::UnorderedElementsAre("+ns/a", "+ns/b", "ns/b gone", "ns/a", "+ns/c"));
+}
+
+// Lists answer by the shardSelector they carry (or, `ignore_selector`, like a
+// server without the gate: everything); each watch sends `watch_events` lines, then
+// stays open until cancelled.
+class ScopedLists : public kube::Transport {
+ public:
+  explicit ScopedLists(bool ignore_selector) : ignore_selector_(ignore_selector) {}
+  Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
+    std::lock_guard lock(mu_);
+    lists_.push_back(req.path);
+    std::vector<std::string> names = {"a1", "b1", "c1"};
+    std::string items;
+    for (const auto& n : names) {
+      const bool asked = req.path.find("shardSelector=") == std::string::npos || ignore_selector_ ||
+                         req.path.find("shardSelector=" + std::string(1, n[0])) != std::string::npos ||
+                         (req.path.find("shardSelector=ab") != std::string::npos && n[0] != 'c');
+      if (!asked) continue;
+      if (!items.empty()) items += ",";
+      items += R"({"metadata":{"namespace":"ns","name":")" + n + R"("}})";
+    }
+    return kube::HttpResponse{200, R"({"items":[)" + items + R"(],"metadata":{"resourceVersion":"10"}})"};
+  }
+  Result<int> Stream(const kube::HttpRequest& req, const std::function<bool(std::string_view)>& on_line,
+                     CancelToken& cancel, std::string*) override {
+    std::vector<std::string> events;
+    {
+      std::lock_guard lock(mu_);
+      watches_.push_back(req.path);
+      events = watch_events_;
+    }
+    for (const auto& e : events) on_line(e);
+    while (!cancel.WaitFor(1h)) {
+    }
+    return 200;
+  }
+  void SendOnWatch(std::vector<std::string> events) {
+    std::lock_guard lock(mu_);
+    watch_events_ = std::move(events);
+  }
+  std::vector<std::string> lists() const {
+    std::lock_guard lock(mu_);
+    return lists_;
+  }
+  std::vector<std::string> watches() const {
+    std::lock_guard lock(mu_);
+    return watches_;
+  }
+
+ private:
+  const bool ignore_selector_;
+  mutable std::mutex mu_;
+  std::vector<std::string> lists_, watches_, watch_events_;
+};
+
+InformerScope Only(const std::string& prefixes) {
+  return {.query = "shardSelector=" + prefixes, .keep = [prefixes](const Json& o) {
+            return prefixes.find(o["metadata"]["name"].get<std::string>()[0]) != std::string::npos;
+          }};
+}
+
+class InformerScopes : public ::testing::Test {
+ protected:
+  void Start(bool ignore_selector) {
+    auto t = std::make_unique<ScopedLists>(ignore_selector);
+    transport_ = t.get();
+    client_ = std::make_unique<kube::KubeClient>(std::move(t), RealClock::Get(), 0, 1);
+    informer_ = std::make_unique<Informer<Named>>(
+        *client_, kube::ResourceRef{"cronlane.dev", "v1alpha1", "scheduledtasks"}, "ns",
+        [](const kube::Json& o, const Named*) { return std::optional<Named>(Named{o["metadata"]["name"]}); },
+        RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms});
+    informer_->AddHandler([this](const std::string& key, const Named* old, const Named* now) {
+      std::lock_guard lock(mu_);
+      changes_.push_back((old ? "" : "+") + key + (now ? "" : " gone"));
+    });
+  }
+  void Run() {
+    runner_ = std::thread([this] { informer_->Run(cancel_); });
+  }
+  // Sets `scope` and waits until the cache reflects it.
+  void Scope(InformerScope scope) {
+    const uint64_t gen = informer_->SetScope(std::move(scope));
+    ASSERT_TRUE(WaitUntil([&] { return informer_->SyncedGeneration() == gen; }, 10s)) << "generation " << gen;
+  }
+  std::vector<std::string> TakeChanges() {
+    std::lock_guard lock(mu_);
+    return std::exchange(changes_, {});
+  }
+  void TearDown() override {
+    cancel_.Cancel();
+    if (runner_.joinable()) runner_.join();
+  }
+
+  ScopedLists* transport_ = nullptr;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<Informer<Named>> informer_;
+  CancelToken cancel_;
+  std::thread runner_;
+  std::mutex mu_;
+  std::vector<std::string> changes_;
+};
+
+TEST_F(InformerScopes, EachNewScopeIsListedFromTheWatchCacheAndReplacesTheCache) {
+  Start(false);
+  informer_->SetScope({.nothing = true});  // a replica that holds no shard yet
+  Run();
+  ASSERT_TRUE(WaitUntil([&] { return informer_->SyncedGeneration() == 1; }, 10s));
+  EXPECT_TRUE(informer_->HasSynced());
+  EXPECT_TRUE(informer_->Keys().empty());
+  EXPECT_TRUE(transport_->lists().empty()) << "nothing in scope: nothing listed";
+  EXPECT_TRUE(transport_->watches().empty()) << "and nothing watched";
+
+  Scope(Only("a"));
+  EXPECT_EQ(informer_->Keys(), (std::vector<std::string>{"ns/a1"}));
+  EXPECT_EQ(transport_->lists().back(),
+            "/apis/cronlane.dev/v1alpha1/namespaces/ns/scheduledtasks?limit=500&shardSelector=a&resourceVersion=0");
+  ASSERT_TRUE(WaitUntil([&] { return !transport_->watches().empty(); }, 10s));
+  EXPECT_THAT(transport_->watches().back(), ::testing::HasSubstr("resourceVersion=10&"));
+  EXPECT_THAT(transport_->watches().back(), ::testing::EndsWith("&shardSelector=a"));
+  EXPECT_THAT(TakeChanges(), ::testing::ElementsAre("+ns/a1"));
+
+  Scope(Only("ab"));  // another shard taken
+  EXPECT_EQ(informer_->Keys(), (std::vector<std::string>{"ns/a1", "ns/b1"}));
+  EXPECT_THAT(TakeChanges(), ::testing::UnorderedElementsAre("ns/a1", "+ns/b1"));
+  EXPECT_EQ(transport_->lists().size(), 2U);
+
+  Scope(Only("b"));  // one given up
+  EXPECT_EQ(informer_->Keys(), (std::vector<std::string>{"ns/b1"}));
+  EXPECT_THAT(TakeChanges(), ::testing::UnorderedElementsAre("ns/a1 gone", "ns/b1"));
+  EXPECT_THAT(transport_->lists().back(), ::testing::HasSubstr("shardSelector=b&resourceVersion=0"));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto w = transport_->watches();
+        return !w.empty() && w.back().find("shardSelector=b") != std::string::npos;
+      },
+      10s));
+  EXPECT_EQ(informer_->out_of_scope(), 0U);
+
+  Scope({.nothing = true});
+  EXPECT_TRUE(informer_->Keys().empty());
+  EXPECT_THAT(TakeChanges(), ::testing::ElementsAre("ns/b1 gone"));
+  EXPECT_EQ(transport_->lists().size(), 3U);
+}
+
+TEST_F(InformerScopes, WhatAServerIgnoringTheSelectorSendsIsDroppedAndCounted) {
+  Start(true);
+  transport_->SendOnWatch(
+      {R"({"type":"ADDED","object":{"metadata":{"namespace":"ns","name":"c2","resourceVersion":"11"}}})",
+       R"({"type":"ADDED","object":{"metadata":{"namespace":"ns","name":"a2","resourceVersion":"12"}}})"});
+  informer_->SetScope(Only("a"));
+  Run();
+  ASSERT_TRUE(WaitUntil([&] { return informer_->Size() == 2; }, 10s));
+  EXPECT_EQ(informer_->Keys(), (std::vector<std::string>{"ns/a1", "ns/a2"}));
+  EXPECT_EQ(informer_->out_of_scope(), 3U) << "b1 and c1 listed, c2 watched";
+  EXPECT_EQ(informer_->ResourceVersion(), "12");
 }
 
 }  // namespace
