@@ -12,6 +12,8 @@
 // thread. Unsubscribe() returns only after no call of that handler is running, so
 // a controller may destroy what its handler uses right after it.
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -54,6 +56,26 @@ class KindCache {
     std::vector<std::thread> threads;
     for (auto& inf : informers_) threads.emplace_back([&inf, &cancel] { inf->Run(cancel); });
     for (auto& t : threads) t.join();
+  }
+
+  // Sets every informer's scope (Informer::SetScope) and returns its generation,
+  // the same for all of them: call it from one thread (the shard coordinator's).
+  uint64_t SetScope(const InformerScope& scope) {
+    uint64_t generation = 0;
+    for (auto& i : informers_) generation = i->SetScope(scope);
+    return generation;
+  }
+  // The scope generation every informer's cache reflects (the least of them).
+  uint64_t SyncedGeneration() const {
+    uint64_t least = UINT64_MAX;
+    for (const auto& i : informers_) least = std::min(least, i->SyncedGeneration());
+    return least;
+  }
+  // Objects outside the scope the server sent anyway, summed over the informers.
+  uint64_t OutOfScope() const {
+    uint64_t n = 0;
+    for (const auto& i : informers_) n += i->out_of_scope();
+    return n;
   }
 
   // True once every informer has listed.

@@ -31,4 +31,17 @@ std::string ShardRangeSelector(const std::set<int>& held, int shards) {
   return out;
 }
 
+InformerScope ShardScope(const std::set<int>& held, int shards, ShardLayout layout) {
+  if (held.empty()) return {.nothing = true};
+  if (shards <= 1 || static_cast<int>(held.size()) >= shards) return {};
+  InformerScope scope;
+  if (layout == ShardLayout::kRange) scope.query = "shardSelector=" + kube::UrlEscape(ShardRangeSelector(held, shards));
+  scope.keep = [held, shards, layout](const kube::Json& object) {
+    const auto& m = object["metadata"];
+    auto uid = m.find("uid");
+    return uid != m.end() && uid->is_string() && held.count(ShardOf(uid->get<std::string>(), shards, layout)) != 0;
+  };
+  return scope;
+}
+
 }  // namespace cronlane::op

@@ -8,6 +8,9 @@
 #include <set>
 #include <string>
 
+#include "common/hash.h"
+#include "operator/informer.h"
+
 namespace cronlane::op {
 
 // `shardRange(object.metadata.uid, '0x<start>', '0x<end>')` for each run of
@@ -16,5 +19,11 @@ namespace cronlane::op {
 // shard, which is '0x10000000000000000' (2^64). Empty for no shards, and for all
 // of them (nothing to filter).
 std::string ShardRangeSelector(const std::set<int>& held, int shards);
+
+// The tasks informer's scope for a replica holding `held` of `shards` range
+// shards: the selector above, and a filter on the same shards (for a server that
+// ignores the selector); nothing for no shards; everything for all of them. The
+// modulo layout has no ranges: only the filter.
+InformerScope ShardScope(const std::set<int>& held, int shards, ShardLayout layout);
 
 }  // namespace cronlane::op

@@ -29,5 +29,28 @@ TEST(ShardRangeSelector, NothingToFilterIsEmpty) {
   EXPECT_EQ(ShardRangeSelector({0}, 1), "");
 }
 
+TEST(ShardScope, SelectorAndFilterAgreeAndTheEdgesNeedNeither) {
+  const kube::Json a = {{"metadata", {{"uid", "abc"}}}};  // range shard 14 of 16, modulo 13
+  const kube::Json b = {{"metadata", {{"uid", "5f1c7a2e-3b1d-4c55-9d2a-0c6e8f1b2a3d"}}}};  // range 6, modulo 5
+  const InformerScope range = ShardScope({14, 15}, 16, ShardLayout::kRange);
+  EXPECT_EQ(range.query, "shardSelector=" + kube::UrlEscape(ShardRangeSelector({14, 15}, 16)));
+  ASSERT_TRUE(range.keep);
+  EXPECT_TRUE(range.keep(a));
+  EXPECT_FALSE(range.keep(b));
+  EXPECT_FALSE(range.keep(kube::Json{{"metadata", kube::Json::object()}})) << "no UID: not ours";
+  EXPECT_FALSE(range.nothing);
+
+  const InformerScope modulo = ShardScope({5}, 16, ShardLayout::kModulo);
+  EXPECT_EQ(modulo.query, "") << "modulo shards are no ranges: the apiserver cannot select them";
+  EXPECT_FALSE(modulo.keep(a));
+  EXPECT_TRUE(modulo.keep(b));
+
+  EXPECT_TRUE(ShardScope({}, 16, ShardLayout::kRange).nothing);
+  const InformerScope all = ShardScope({0, 1, 2, 3}, 4, ShardLayout::kRange);
+  EXPECT_FALSE(all.nothing);
+  EXPECT_EQ(all.query, "");
+  EXPECT_FALSE(all.keep);
+}
+
 }  // namespace
 }  // namespace cronlane::op
