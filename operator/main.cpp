@@ -478,6 +478,11 @@ int main(int argc, char** argv) {
       if (shutdown.WaitFor(backoff.Next())) return 0;
     }
     spdlog::info("{} shards, {} layout (--shard-layout {})", f.shards, ShardLayoutName(sink.layout), f.shard_layout);
+    manager.metrics().AddFamily(
+        "cronlane_shard_layout", "With --shards: 1, labelled with the shard layout this replica runs (range, modulo)",
+        CallbackMetrics::Type::kGauge, [layout = sink.layout] {
+          return std::vector<CallbackMetrics::Sample>{{{{"layout", std::string(ShardLayoutName(layout))}}, 1.0}};
+        });
     if (f.workerpools) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
       manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {

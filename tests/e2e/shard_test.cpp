@@ -203,8 +203,18 @@ TEST_F(ShardTest, ChangingTheShardCountWithTheCheckpointCopyLosesAndRepeatsNothi
   ASSERT_EQ(wrong.Wait(60s), std::optional<int>(2)) << wrong.Log();
   EXPECT_THAT(wrong.Log(), HasSubstr("written with --shard-layout range"));
 
-  Process& a = StartOperator(sharded);
+  const int metrics_port = FreePort();
+  std::vector<std::string> with_metrics = sharded;
+  with_metrics.push_back("--metrics-bind-address=127.0.0.1:" + std::to_string(metrics_port));
+  Process& a = StartOperator(with_metrics);
   Process& b = StartOperator(sharded);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return HttpGet(metrics_port, "/metrics").find("cronlane_shard_layout{layout=\"range\"} 1") != std::string::npos;
+      },
+      30s))
+      << "the layout the copy was written in, as a metric";
+  EXPECT_THAT(a.Log(), HasSubstr("4 shards, range layout (--shard-layout auto)"));
   const size_t before = reader.messages().size();
   ASSERT_TRUE(reader.ReadUntil(before + static_cast<size_t>(kTasks) * 6, 60s)) << "the four shards fire";
   for (Process* p : {&a, &b}) p->Signal(SIGTERM);
