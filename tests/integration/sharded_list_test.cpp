@@ -123,17 +123,27 @@ TEST_F(ShardedListAndWatch, TheApiserverSendsExactlyTheTasksOfTheRangesAsked) {
   });
   applied = cronlane::testing::KubectlApply(ns_, Tasks("u", 40));
   ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  // A last task, created after the 40, that lands in shard 1: a watch delivers
+  // events in resourceVersion order, so once its ADDED arrived, everything the
+  // watch would send about the 40 has arrived too (no sleep).
+  std::string marker;
+  for (int i = 0; marker.empty() && i < 40; ++i) {
+    const std::string name = "z" + std::to_string(i);
+    applied = cronlane::testing::KubectlApply(ns_, Tasks(name, 1));
+    ASSERT_EQ(applied.exit_code, 0) << applied.output;
+    const std::string uid = Kubectl("get st " + name + "0 -n " + ns_ + " -o jsonpath='{.metadata.uid}'").output;
+    if (ShardOf(uid, kShards, ShardLayout::kRange) == 1) marker = uid;
+  }
+  ASSERT_FALSE(marker.empty()) << "40 tasks, none in shard 1 of 4";
   std::map<std::string, std::string> fresh = List("");
   for (const auto& [uid, _] : all) fresh.erase(uid);
-  ASSERT_EQ(fresh.size(), 40U);
-  const std::set<std::string> want = InShards(fresh, {1});
+  const std::set<std::string> want = InShards(fresh, {1});  // the 40's and the markers' in shard 1
   EXPECT_TRUE(WaitUntil(
       [&] {
         std::lock_guard lock(mu);
-        return added.size() >= want.size();
+        return added.count(marker) != 0;
       },
       20s));
-  std::this_thread::sleep_for(2s);  // anything else the watch would send
   cancel.Cancel();
   watcher.join();
   std::lock_guard lock(mu);
