@@ -58,4 +58,14 @@ ScheduleForecaster::Definitions CachedDefinitions(const KindCache<ScheduledTask>
   };
 }
 
+ScheduleForecaster::Definitions ListedDefinitions(TaskListing& listing) {
+  return [&listing] {
+    auto tasks = listing.Get();
+    std::vector<dispatcher::TaskDefinitionPtr> defs;
+    defs.reserve(tasks->size());
+    for (const auto& [key, t] : *tasks) defs.push_back(t.def);
+    return defs;
+  };
+}
+
 }  // namespace cronlane::op

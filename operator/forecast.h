@@ -17,6 +17,7 @@
 #include "dispatcher/forecast.h"
 #include "operator/cache.h"
 #include "operator/scheduled_task.h"
+#include "operator/task_listing.h"
 #include "operator/workerpool_controller.h"
 
 namespace cronlane::op {
@@ -48,5 +49,8 @@ class ScheduleForecaster final : public Forecaster {
 // Every task's definition in `tasks` (the operator's shared cache), for the
 // forecaster; `tasks` must outlive the returned function.
 ScheduleForecaster::Definitions CachedDefinitions(const KindCache<ScheduledTask>& tasks);
+// Every task's definition from `listing` (with --shards, where the cache holds only
+// the replica's shards); `listing` must outlive the returned function.
+ScheduleForecaster::Definitions ListedDefinitions(TaskListing& listing);
 
 }  // namespace cronlane::op

@@ -29,6 +29,8 @@
 #include "operator/leader_term.h"
 #include "operator/manager.h"
 #include "operator/shard_coordinator.h"
+#include "operator/shard_selector.h"
+#include "operator/task_listing.h"
 #include "operator/webhook_certs.h"
 #include "operator/workerpool_controller.h"
 
@@ -438,6 +440,7 @@ int main(int argc, char** argv) {
                                    .kafka_description = f.kafka_bootstrap,
                                    .workerpool_workers = f.workerpool_workers};
   std::unique_ptr<op::ShardCoordinator> shards;
+  std::unique_ptr<op::TaskListing> console_tasks, forecast_tasks;  // with --shards
   if (f.shards == 1) {
     kafka_probe->reset();
     manager.Add(std::make_unique<op::LeaderTerm>(client, manager.cache(), events, clock, manager.metrics(),
@@ -483,13 +486,46 @@ int main(int argc, char** argv) {
         CallbackMetrics::Type::kGauge, [layout = sink.layout] {
           return std::vector<CallbackMetrics::Sample>{{{{"layout", std::string(ShardLayoutName(layout))}}, 1.0}};
         });
+    // The task cache holds only the held shards' tasks (the coordinator scopes it);
+    // the readers of every task list them instead: the console (10 s old at most)
+    // and the forecast of predictive pools (a minute: one LIST a minute on the
+    // leader-Lease replica, only while a predictive pool forecasts).
+    console_tasks =
+        std::make_unique<op::TaskListing>(client, SplitComma(f.namespaces), clock, std::chrono::seconds(10));
+    forecast_tasks =
+        std::make_unique<op::TaskListing>(client, SplitComma(f.namespaces), clock, std::chrono::minutes(1));
+    manager.Add(std::make_unique<op::FuncRunnable>("shard-cache-upkeep", false, [&](CancelToken& cancel) {
+      bool warned = false;
+      while (!cancel.WaitFor(std::chrono::seconds(10))) {
+        console_tasks->Trim();
+        forecast_tasks->Trim();
+        // With the range layout the apiserver sends only the held shards' tasks,
+        // if it can: one that ignores shardSelector costs every replica the
+        // whole stream (each still caches only its own).
+        const uint64_t outside = manager.cache().tasks.OutOfScope();
+        if (!warned && outside > 0 && sink.layout == ShardLayout::kRange) {
+          warned = true;
+          spdlog::warn(
+              "the apiserver sent {} ScheduledTask(s) of shards this replica does not hold: it ignores "
+              "shardSelector (Kubernetes 1.36+ with --feature-gates ShardedListAndWatch=true filters them); every "
+              "replica receives every task, and caches only its own",
+              outside);
+        }
+      }
+      return Status::Ok();
+    }));
+    manager.metrics().Add("cronlane_shard_cache_out_of_scope_total",
+                          "With --shards: ScheduledTasks the apiserver sent that belong to shards this replica does "
+                          "not hold, dropped (it ignores shardSelector, or the modulo layout)",
+                          CallbackMetrics::Type::kCounter,
+                          [&manager] { return static_cast<double>(manager.cache().tasks.OutOfScope()); });
     if (f.workerpools) {
       // WorkerPools are not sharded: the holder of the leader Lease scales them all.
       manager.Add(std::make_unique<op::FuncRunnable>("workerpool-controller", true, [&](CancelToken& cancel) {
         op::KafkaLagReader lag(kafka_props);
-        // Predictive pools forecast from every cached task (all shards': the cache
-        // holds them all), whichever replica fires them.
-        op::ScheduleForecaster forecaster(op::CachedDefinitions(manager.cache().tasks), f.default_topic, clock);
+        // Predictive pools forecast from every task (all shards'), whichever
+        // replica fires them.
+        op::ScheduleForecaster forecaster(op::ListedDefinitions(*forecast_tasks), f.default_topic, clock);
         op::WorkerPoolController pools(client, *manager.cache().pools, lag, events, clock, &forecaster);
         CallbackMetrics::Scope m(manager.metrics());
         pools.RegisterMetrics(m);
@@ -522,7 +558,12 @@ int main(int argc, char** argv) {
                            .renew_deadline = to_ms(f.renew_deadline),
                            .retry_period = to_ms(f.retry_period),
                            .join_grace = 2 * to_ms(f.lease_duration)},
-        [&manager] { return manager.cache().Synced(); }, std::move(work));
+        [&manager] { return manager.cache().Synced(); }, std::move(work),
+        op::ShardCacheScope{.scope =
+                                [&manager, n = f.shards, layout = sink.layout](const std::set<int>& held) {
+                                  return manager.cache().tasks.SetScope(op::ShardScope(held, n, layout));
+                                },
+                            .synced = [&manager] { return manager.cache().tasks.SyncedGeneration(); }});
     shards->RegisterMetrics(manager.metrics());
     op::ShardCoordinator* coordinator = shards.get();
     manager.Add(std::make_unique<op::FuncRunnable>("shard-coordinator", false,
@@ -605,13 +646,28 @@ int main(int argc, char** argv) {
   HttpServer console_server(f.console_addr);
   if (!console_server.disabled()) {
     op::Cache& cache = manager.cache();
-    console = std::make_unique<op::Console>(
-        op::ConsoleSource{
-            .task_keys = [&cache] { return cache.tasks.Keys(); },
-            .task = [&cache](const std::string& key) { return cache.tasks.Get(key); },
-            .pools = [&cache] { return cache.pools ? cache.pools->List() : std::vector<op::WorkerPool>{}; },
-            .backfills = [&cache] { return cache.backfills ? cache.backfills->List() : std::vector<op::Backfill>{}; }},
-        clock, op::ConsoleOptions{.replica = identity});
+    op::ConsoleSource source{
+        .task_keys = [&cache] { return cache.tasks.Keys(); },
+        .task = [&cache](const std::string& key) { return cache.tasks.Get(key); },
+        .pools = [&cache] { return cache.pools ? cache.pools->List() : std::vector<op::WorkerPool>{}; },
+        .backfills = [&cache] { return cache.backfills ? cache.backfills->List() : std::vector<op::Backfill>{}; }};
+    if (console_tasks) {  // the cache holds only this replica's shards
+      op::TaskListing* listing = console_tasks.get();
+      source.task_keys = [listing] {
+        auto tasks = listing->Get();
+        std::vector<std::string> keys;
+        keys.reserve(tasks->size());
+        for (const auto& [key, t] : *tasks) keys.push_back(key);
+        return keys;
+      };
+      source.task = [listing](const std::string& key) -> std::optional<op::ScheduledTask> {
+        auto tasks = listing->Get();
+        auto it = tasks->find(key);
+        if (it == tasks->end()) return std::nullopt;
+        return it->second;
+      };
+    }
+    console = std::make_unique<op::Console>(std::move(source), clock, op::ConsoleOptions{.replica = identity});
     op::Console* c = console.get();
     console_server.AllowHosts(SplitComma(f.console_allowed_hosts));
     console_server.Handle("/", [] {

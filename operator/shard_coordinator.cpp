@@ -41,14 +41,18 @@ std::string MemberLeaseName(const std::string& prefix, const std::string& identi
 }
 
 ShardCoordinator::ShardCoordinator(kube::KubeClient& client, Clock& clock, EventRecorder& events, ShardingConfig config,
-                                   std::function<bool()> ready, ShardWork work)
+                                   std::function<bool()> ready, ShardWork work, ShardCacheScope cache_scope)
     : client_(client),
       clock_(clock),
       events_(events),
       config_(std::move(config)),
       ready_(std::move(ready)),
       work_(std::move(work)),
-      member_name_(MemberLeaseName(config_.lease_prefix, config_.identity)) {}
+      cache_scope_(std::move(cache_scope)),
+      member_name_(MemberLeaseName(config_.lease_prefix, config_.identity)) {
+  // Before the cache's first list: a replica caches nothing until it holds a shard.
+  if (cache_scope_.scope) scope_generation_ = cache_scope_.scope({});
+}
 
 ShardCoordinator::~ShardCoordinator() {
   for (auto& [shard, t] : terms_) {
@@ -77,6 +81,13 @@ void ShardCoordinator::RegisterMetrics(CallbackMetrics& metrics) {
                           {{{"direction", "released"}}, static_cast<double>(Released())},
                           {{{"direction", "lost"}}, static_cast<double>(Lost())}};
                     });
+  if (!cache_scope_.scope) return;
+  metrics.Add("cronlane_shard_cache_syncs_total",
+              "Shards taken whose work waited for the task cache to list their tasks", T::kCounter,
+              [this] { return static_cast<double>(CacheSyncs()); });
+  metrics.Add("cronlane_shard_cache_sync_seconds_total",
+              "Time taken shards waited for the task cache to list their tasks, summed", T::kCounter,
+              [this] { return CacheSyncSeconds(); });
 }
 
 ObjectRef ShardCoordinator::LeaseRef(const std::string& name) const {
@@ -158,12 +169,37 @@ void ShardCoordinator::StartTerm(int shard) {
   auto term = std::make_shared<Term>();
   term->shard = shard;
   Term* t = term.get();
-  term->thread = std::thread([this, t] {
-    Status s = work_(t->shard, t->cancel);
+  term->thread = std::thread([this, t, generation = scope_generation_] {
+    // Cancelled while the cache lists: nothing ran, nothing to report.
+    Status s = WaitForCache(t->shard, generation, t->cancel) ? work_(t->shard, t->cancel) : Status::Ok();
     t->result = s;
     t->done.store(true);
   });
   terms_[shard] = std::move(term);
+}
+
+bool ShardCoordinator::WaitForCache(int shard, uint64_t generation, CancelToken& cancel) const {
+  if (!cache_scope_.synced) return true;
+  const auto start = clock_.SteadyNow();
+  while (cache_scope_.synced() < generation) {
+    if (cancel.WaitFor(std::chrono::milliseconds(20))) return false;
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - start);
+  ++cache_waits_;
+  cache_wait_ms_ += static_cast<uint64_t>(took.count());
+  spdlog::info("shard {}: the cache holds its tasks ({} ms)", shard, took.count());
+  return true;
+}
+
+void ShardCoordinator::Rescope(const std::set<int>& adding) {
+  if (!cache_scope_.scope) return;
+  std::set<int> wanted = adding;
+  for (const auto& [shard, at] : last_renew_) wanted.insert(shard);
+  for (const auto& [shard, t] : terms_) wanted.insert(shard);
+  if (wanted == scoped_) return;
+  scope_generation_ = cache_scope_.scope(wanted);
+  spdlog::info("shards: caching the tasks of {} shard(s) (scope {})", wanted.size(), scope_generation_);
+  scoped_ = std::move(wanted);
 }
 
 void ShardCoordinator::StopTerm(int shard, bool wait) {
@@ -337,6 +373,7 @@ void ShardCoordinator::Tick() {
     }
   }
   if (!list.ok()) {
+    Rescope();  // shards whose work stopped leave the cache
     MutexLock lock(mu_);
     owned_.clear();
     for (const auto& [shard, at] : last_renew_) owned_.push_back(shard);
@@ -401,7 +438,9 @@ void ShardCoordinator::Tick() {
     releasing_.insert(shard);
     spdlog::info("shard {}: releasing (stopping its work)", shard);
   }
-  // 6. Take: the Lease first, then the work (which fences earlier holders).
+  // 6. Take: the Lease first, then the cache's scope, then the work (which fences
+  // earlier holders, once the cache holds the shard's tasks).
+  std::map<int, std::chrono::steady_clock::time_point> taken;
   for (int shard : plan.acquire) {
     const std::string name = ShardLeaseName(config_.lease_prefix, shard);
     const auto sent = clock_.SteadyNow();
@@ -414,6 +453,12 @@ void ShardCoordinator::Tick() {
     spdlog::info("shard {}: acquired", shard);
     events_.Record(LeaseRef(name), "Normal", "ShardAcquired", "Acquire",
                    config_.identity + " acquired shard " + std::to_string(shard));
+    taken[shard] = sent;
+  }
+  std::set<int> adding;
+  for (const auto& [shard, sent] : taken) adding.insert(shard);
+  Rescope(adding);  // and narrowed for shards whose work stopped
+  for (const auto& [shard, sent] : taken) {
     StartTerm(shard);
     Renewed(shard, sent);
   }

@@ -24,6 +24,12 @@
 // work. On shutdown it stops every shard's work, releases every Lease and deletes
 // its member Lease, so the others take the shards at once.
 //
+// What the replica caches follows the shards it holds (ShardCacheScope): the
+// task cache starts empty; a taken shard is added to its scope before the
+// shard's work starts, and that work waits until the cache reflects the scope
+// (it reads the shard's tasks from it, and would take a task missing from it for
+// deleted); a shard leaves the scope only once its work has stopped.
+//
 // Threads: Start() runs the loop on the Manager's thread, and a watchdog thread
 // that stops a held shard's work at its renew deadline even while the loop hangs
 // in a request; each held shard's work runs on a thread of its own. Owned(),
@@ -71,6 +77,17 @@ struct ShardingConfig {
 // error). Called on a thread of its own; several shards' work runs at once.
 using ShardWork = std::function<Status(int shard, CancelToken& cancel)>;
 
+// The shared task cache's scope, as the coordinator sets it (KindCache::SetScope
+// with ShardScope in the operator). Both empty: the cache holds every task.
+struct ShardCacheScope {
+  // Scopes the cache to `shards` (those whose work runs, starts or stops) and
+  // returns the scope's generation. Called on the coordinator's thread only (and
+  // once by its constructor, with no shards).
+  std::function<uint64_t(const std::set<int>& shards)> scope;
+  // The scope generation the cache reflects now. Called on shards' work threads.
+  std::function<uint64_t()> synced;
+};
+
 // The Lease names; `identity` is made a valid name (lowercase, [a-z0-9-]).
 std::string ShardLeaseName(const std::string& prefix, int shard);
 std::string MemberLeaseName(const std::string& prefix, const std::string& identity);
@@ -82,7 +99,7 @@ class ShardCoordinator final : public Runnable {
  public:
   // `ready`: the replica may take shards (its cache has synced).
   ShardCoordinator(kube::KubeClient& client, Clock& clock, EventRecorder& events, ShardingConfig config,
-                   std::function<bool()> ready, ShardWork work);
+                   std::function<bool()> ready, ShardWork work, ShardCacheScope cache_scope = {});
   ~ShardCoordinator() override;
 
   Status Start(CancelToken& cancel) override;
@@ -102,6 +119,10 @@ class ShardCoordinator final : public Runnable {
   uint64_t Acquired() const { return acquired_.load(); }
   uint64_t Released() const { return released_.load(); }
   uint64_t Lost() const { return lost_.load(); }
+  // Shards whose work waited for the cache to hold their tasks, and the time that
+  // took in all (cronlane_shard_cache_syncs_total, ..._seconds_total).
+  uint64_t CacheSyncs() const { return cache_waits_.load(); }
+  double CacheSyncSeconds() const { return static_cast<double>(cache_wait_ms_.load()) / 1000.0; }
   // cronlane_shards_owned, cronlane_shard_members, cronlane_shard_handoffs_total.
   void RegisterMetrics(CallbackMetrics& metrics);
 
@@ -132,6 +153,12 @@ class ShardCoordinator final : public Runnable {
   Status Hold(const std::string& name, const std::string& role, bool joining = false);
   void ReleaseLease(int shard);
   void StartTerm(int shard);
+  // Scopes the cache to the shards held or with work still running, plus `adding`,
+  // when that set changed (narrowing once a shard's work has stopped).
+  void Rescope(const std::set<int>& adding = {});
+  // On a shard's work thread: waits until the cache reflects scope generation
+  // `generation`; false when `cancel` fired first.
+  bool WaitForCache(int shard, uint64_t generation, CancelToken& cancel) const;
   // Stops a shard's work: cancels it, and with `wait` joins it.
   void StopTerm(int shard, bool wait);
   // Joins terms that ended; a term that ended by itself gives its shard up.
@@ -157,6 +184,7 @@ class ShardCoordinator final : public Runnable {
   const ShardingConfig config_;
   const std::function<bool()> ready_;
   const ShardWork work_;
+  const ShardCacheScope cache_scope_;
   const std::string member_name_;
 
   // The coordinator thread's own state.
@@ -165,6 +193,8 @@ class ShardCoordinator final : public Runnable {
   std::map<int, std::chrono::steady_clock::time_point> last_renew_;  // held shards
   std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
   std::set<int> releasing_;  // held, work stopping; the Lease is released once it stopped
+  std::set<int> scoped_;     // the shards the cache was last scoped to
+  uint64_t scope_generation_ = 0;
 
   mutable Mutex mu_;
   std::vector<int> owned_ GUARDED_BY(mu_);  // a copy of last_renew_'s keys for other threads
@@ -178,6 +208,7 @@ class ShardCoordinator final : public Runnable {
   bool watchdog_stop_ GUARDED_BY(mu_) = false;
   std::atomic<size_t> members_{0};
   std::atomic<uint64_t> acquired_{0}, released_{0}, lost_{0};
+  mutable std::atomic<uint64_t> cache_waits_{0}, cache_wait_ms_{0};
 };
 
 }  // namespace cronlane::op

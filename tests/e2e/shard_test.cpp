@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "common/hash.h"
@@ -30,11 +31,69 @@ constexpr int kLeaseSeconds = 6;
 class ShardTest : public OperatorFixture {
  protected:
   ShardTest() : OperatorFixture("shard") {}
-  Process& StartShardedOperator() {
-    return StartOperator({"--shards=" + std::to_string(kShards), "--leader-elect", "--leader-election-namespace=" + ns_,
-                          "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
-                          "--leader-elect-renew-deadline=4", "--leader-elect-retry-period=1"});
+  Process& StartShardedOperator(std::vector<std::string> extra = {}) {
+    const int port = FreePort();
+    std::vector<std::string> args = {"--shards=" + std::to_string(kShards),
+                                     "--leader-elect",
+                                     "--leader-election-namespace=" + ns_,
+                                     "--leader-elect-lease-duration=" + std::to_string(kLeaseSeconds),
+                                     "--leader-elect-renew-deadline=4",
+                                     "--leader-elect-retry-period=1",
+                                     "--metrics-bind-address=127.0.0.1:" + std::to_string(port)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Process& p = StartOperator(args);
+    metrics_ports_[p.pid()] = port;
+    return p;
   }
+  // Each task's shard, from its UID (as the operator computes it: range layout).
+  std::map<std::string, int> TaskShards() {
+    auto out =
+        Kubectl("get st -n " + ns_ + " -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid}{\"\\n\"}{end}'")
+            .output;
+    std::map<std::string, int> shards;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos)
+        shards[line.substr(0, eq)] = ShardOf(line.substr(eq + 1), kShards, ShardLayout::kRange);
+    }
+    return shards;
+  }
+  // Whether every running operator caches exactly the tasks of the shards it
+  // holds (its cronlane_tasks_cached against the Leases); `why` says what differs.
+  bool CachesHoldOnlyTheirShards(const std::map<std::string, int>& task_shards, std::string& why) {
+    auto out = Kubectl("get leases -n " + ns_ +
+                       " -l cronlane.dev/lease-role=shard -o jsonpath='{range .items[*]}{.metadata.name}={.spec."
+                       "holderIdentity}{\"\\n\"}{end}'")
+                   .output;
+    std::map<pid_t, std::set<int>> held;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      auto eq = line.find('=');
+      auto dash = line.rfind("-shard-", eq);
+      if (eq == std::string::npos || dash == std::string::npos) continue;
+      const int shard = std::stoi(line.substr(dash + 7, eq - dash - 7));
+      for (auto& op : ops_) {
+        if (op->Running() && line.find("_" + std::to_string(op->pid()) + "_", eq) != std::string::npos) {
+          held[op->pid()].insert(shard);
+        }
+      }
+    }
+    why.clear();
+    for (auto& op : ops_) {
+      if (!op->Running() || metrics_ports_.count(op->pid()) == 0) continue;
+      size_t want = 0;
+      for (const auto& [name, shard] : task_shards) want += held[op->pid()].count(shard);
+      auto cached = MetricValue(HttpGet(metrics_ports_[op->pid()], "/metrics"), "cronlane_tasks_cached");
+      if (!cached || static_cast<size_t>(*cached) != want) {
+        why += "pid " + std::to_string(op->pid()) + " holds " + std::to_string(held[op->pid()].size()) +
+               " shard(s) with " + std::to_string(want) + " task(s) but caches " +
+               (cached ? std::to_string(static_cast<size_t>(*cached)) : "?") + "; ";
+      }
+    }
+    return why.empty();
+  }
+  std::map<pid_t, int> metrics_ports_;
   // Shards held per running operator (by the pid in the holder identity), and
   // how many shards no running operator holds.
   std::pair<std::map<pid_t, int>, int> Holdings() {
@@ -88,11 +147,23 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
   ASSERT_THAT(Apply(EverySecondTasks(kTasks, topic)), HasSubstr("t199 created"));
 
   // Three replicas split the eight shards 3/3/2.
-  Process& a = StartShardedOperator();
+  const int console_port = FreePort();
+  Process& a = StartShardedOperator({"--console-bind-address=127.0.0.1:" + std::to_string(console_port)});
   Process& b = StartShardedOperator();
   Process& c = StartShardedOperator();
   WaitForCounts({3, 3, 2}, 60s);
   ASSERT_TRUE(reader.ReadUntil(static_cast<size_t>(kTasks) * 5, 60s)) << "every shard fires";
+  // Each replica caches only its shards' tasks (the apiserver filters by
+  // shardSelector), and they are every task between them.
+  const std::map<std::string, int> task_shards = TaskShards();
+  ASSERT_EQ(task_shards.size(), static_cast<size_t>(kTasks));
+  std::string why;
+  EXPECT_TRUE(WaitUntil([&] { return CachesHoldOnlyTheirShards(task_shards, why); }, 30s)) << why;
+  // The console still shows every task, whichever replica fires it.
+  const std::string overview = HttpGet(console_port, "/api/v1/overview");
+  const size_t total_at = overview.find("\"tasksTotal\":");
+  ASSERT_NE(total_at, std::string::npos) << overview.substr(0, 300);
+  EXPECT_EQ(std::atoi(overview.c_str() + total_at + 13), kTasks) << "the console of a replica holding 3 of 8 shards";
 
   // Each task's status says its shard, as `cronlane shard` computes it.
   for (std::string name : {"t0", "t1", "t2"}) {
@@ -109,6 +180,8 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
   // A fourth joins: 2/2/2/2.
   Process& d = StartShardedOperator();
   auto join = WaitForCounts({2, 2, 2, 2}, 60s);
+  // The shards given up left their old holders' caches.
+  EXPECT_TRUE(WaitUntil([&] { return CachesHoldOnlyTheirShards(task_shards, why); }, 30s)) << why;
   reader.ReadFor(2s);
 
   // kill -9 one: its shards are taken once their Leases expire.
@@ -140,6 +213,7 @@ TEST_F(ShardTest, ShardsSpreadAndMoveOnJoinCrashLeaveAndPauseFiringEveryOccurren
   a.Signal(SIGCONT);
   WaitForCounts({4, 4}, 60s);
   EXPECT_TRUE(a.Running()) << "a replica that lost shards keeps running";
+  EXPECT_TRUE(WaitUntil([&] { return CachesHoldOnlyTheirShards(task_shards, why); }, 30s)) << why;
   reader.ReadFor(3s);
 
   for (Process* p : {&a, &d}) p->Signal(SIGTERM);

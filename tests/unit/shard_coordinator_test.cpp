@@ -206,13 +206,13 @@ class ShardCoordinatorTest : public ::testing::Test {
     std::unique_ptr<kube::KubeClient> client;
     std::unique_ptr<ShardCoordinator> coordinator;
   };
-  Replica& Add(const std::string& who, int shards, std::set<int> fail = {}) {
+  Replica& Add(const std::string& who, int shards, std::set<int> fail = {}, ShardCacheScope scope = {}) {
     auto link = std::make_unique<Link>(api_);
     Link* l = link.get();
     auto client = std::make_unique<kube::KubeClient>(std::move(link), clock_, 1e6, 1000000);
     ShardingConfig config{.lease_namespace = "ns", .lease_prefix = "group", .identity = who, .shards = shards};
     auto c = std::make_unique<ShardCoordinator>(
-        *client, clock_, events_, config, [] { return true; }, works_.For(who, std::move(fail)));
+        *client, clock_, events_, config, [] { return true; }, works_.For(who, std::move(fail)), std::move(scope));
     replicas_[who] = Replica{l, std::move(client), std::move(c)};
     return replicas_[who];
   }
@@ -434,6 +434,105 @@ TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {
   }
   Period({"a"});
   EXPECT_EQ(Owned("a"), (std::set<int>{0, 1}));
+}
+
+// The task cache's scope as a KindCache keeps it: each SetScope a new generation;
+// the test says when the cache has listed one (Sync).
+class FakeScope {
+ public:
+  ShardCacheScope Seam() {
+    return {.scope =
+                [this](const std::set<int>& shards) {
+                  std::lock_guard lock(mu_);
+                  scopes_.push_back(shards);
+                  return static_cast<uint64_t>(scopes_.size());
+                },
+            .synced = [this] { return synced_.load(); }};
+  }
+  // The cache reflects the latest scope.
+  void Sync() {
+    std::lock_guard lock(mu_);
+    synced_ = scopes_.size();
+  }
+  std::vector<std::set<int>> Scopes() {
+    std::lock_guard lock(mu_);
+    return scopes_;
+  }
+  std::set<int> Latest() {
+    std::lock_guard lock(mu_);
+    return scopes_.empty() ? std::set<int>{-1} : scopes_.back();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::set<int>> scopes_;
+  std::atomic<uint64_t> synced_{0};
+};
+
+// A replica caches only the tasks of the shards it holds: none before it holds
+// any; a taken shard's work starts only once the cache has listed the widened
+// scope (a shard's work reads its tasks from the cache, and takes a task missing
+// from it for deleted); a shard given up leaves the scope only after its work
+// stopped.
+TEST_F(ShardCoordinatorTest, TheCacheIsScopedToTheHeldShardsBeforeTheirWorkStartsAndAfterItStops) {
+  FakeScope scope;
+  Add("a", 4, {}, scope.Seam());
+  ASSERT_EQ(scope.Scopes(), (std::vector<std::set<int>>{{}})) << "a new replica caches nothing";
+  Period({"a"});
+  EXPECT_EQ(Owned("a"), (std::set<int>{0, 1, 2, 3}));
+  EXPECT_EQ(scope.Latest(), (std::set<int>{0, 1, 2, 3}));
+  EXPECT_EQ(scope.Scopes().size(), 2U) << "the shards taken in one period widen the scope once";
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(works_.Running("a").empty()) << "work started before the cache listed its shard's tasks";
+  scope.Sync();
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 4; }, 5s));
+  EXPECT_EQ(replicas_["a"].coordinator->CacheSyncs(), 4U);
+
+  // b joins: a gives two shards up, whose work is slow to stop: they stay cached.
+  works_.SetSlowStop(true);
+  Add("b", 4);
+  Period({"a", "b"});
+  Period({"a", "b"});
+  EXPECT_EQ(works_.Running("a").size(), 4U);
+  EXPECT_EQ(scope.Latest(), (std::set<int>{0, 1, 2, 3})) << "narrowed while the given-up shards' work still ran";
+  works_.SetSlowStop(false);
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 2; }, 5s));
+  Period({"a", "b"});  // a reaps, releases and narrows
+  EXPECT_EQ(scope.Latest(), Owned("a"));
+  EXPECT_EQ(Owned("a").size(), 2U);
+  const size_t scopes = scope.Scopes().size();
+  Period({"a", "b"});
+  EXPECT_EQ(scope.Scopes().size(), scopes) << "an unchanged set of shards set the scope again";
+}
+
+TEST_F(ShardCoordinatorTest, ALostShardStaysCachedUntilItsWorkStopped) {
+  FakeScope scope;
+  Add("a", 2, {}, scope.Seam());
+  Period({"a"});
+  scope.Sync();
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 2; }, 5s));
+  works_.SetSlowStop(true);
+  replicas_["a"].link->down = true;  // renewals fail: both shards lost at the renew deadline
+  for (int i = 0; i < 8; ++i) Period({"a"});
+  ASSERT_EQ(replicas_["a"].coordinator->Lost(), 2U);
+  EXPECT_EQ(works_.Running("a").size(), 2U);
+  EXPECT_EQ(scope.Latest(), (std::set<int>{0, 1})) << "a lost shard left the cache while its work still ran";
+  works_.SetSlowStop(false);
+  ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").empty(); }, 5s));
+  Period({"a"});
+  EXPECT_EQ(scope.Latest(), (std::set<int>{}));
+}
+
+TEST_F(ShardCoordinatorTest, AShardGivenUpWhileTheCacheListsStartsNoWork) {
+  FakeScope scope;
+  Add("a", 2, {}, scope.Seam());
+  Period({"a"});
+  ASSERT_EQ(Owned("a").size(), 2U);
+  replicas_["a"].coordinator->Shutdown();  // before the cache listed
+  EXPECT_TRUE(works_.Running("a").empty());
+  EXPECT_FALSE(works_.Started("a", 0).has_value());
+  EXPECT_FALSE(works_.Started("a", 1).has_value());
+  EXPECT_EQ(replicas_["a"].coordinator->CacheSyncs(), 0U);
 }
 
 TEST(ShardLeaseNames, AreValidObjectNamesWhateverTheIdentity) {
