@@ -24,6 +24,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "common/kafka.h"
 #include "common/task_result.h"
@@ -145,12 +146,25 @@ int Pipe(const std::string& bootstrap, const std::string& topic, const std::stri
   return 0;
 }
 
-int Results(const std::string& bootstrap, const std::string& topic, int count, int timeout_s) {
+int Results(const std::string& bootstrap, const std::string& topic, int count, int timeout_s, bool wait_written) {
   auto c = kafka::NewConsumer({{"bootstrap.servers", bootstrap},
                                {"group.id", "bench-results-reader"},
                                {"enable.auto.commit", "false"},
                                {"auto.offset.reset", "earliest"}});
   if (!c.ok()) return std::cerr << c.status().ToString() << "\n", 1;
+  if (wait_written) {
+    // Read only once `count` records are written: decoding them while a worker
+    // runs would take CPU from it on this 2-core machine (the pipe's reader runs
+    // after the pipe, the consumer row reads alone). The watermark costs one
+    // request per 50 ms.
+    const auto until = Steady::now() + std::chrono::seconds(timeout_s);
+    for (;;) {
+      auto high = kafka::HighWatermark(c->get(), topic, 0);
+      if (high.ok() && *high >= count) break;
+      if (Steady::now() >= until) return std::cerr << "results: fewer than " << count << " written\n", 1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   if (Status s = kafka::AssignAll(c->get(), topic, 1, 0); !s.ok()) return std::cerr << s.ToString() << "\n", 1;
   std::set<std::string> seen;
   int records = 0;  // result records read, a repeated occurrence included
@@ -211,9 +225,13 @@ int main(int argc, char** argv) {
   produce->add_option("--partitions", partitions)->check(CLI::PositiveNumber);
   consume->add_option("--group", group);
   results->add_option("--timeout", timeout)->check(CLI::PositiveNumber);
+  bool wait_written = false;
+  results->add_flag("--wait-written", wait_written,
+                    "Start reading once COUNT records are written (the topic's high watermark), so the reader takes "
+                    "no CPU from the writer while it runs");
   CLI11_PARSE(app, argc, argv);
   if (*produce) return Produce(bootstrap, topic, count, partitions);
   if (*consume) return Consume(bootstrap, topic, count, group);
   if (*pipe) return Pipe(bootstrap, topic, results_topic, count, pipe_group.empty() ? topic : pipe_group);
-  return Results(bootstrap, topic, count, timeout);
+  return Results(bootstrap, topic, count, timeout, wait_written);
 }

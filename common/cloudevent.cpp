@@ -82,7 +82,7 @@ Result<FiredTask> Decode(Message&& m) {
   t.type = type;
   t.time = get(kTime);
   t.subject = get(kSubject);
-  t.key = m.key.value_or("");
+  t.key = std::forward<Message>(m).key.value_or("");  // moved when taken
   // Last: the views above point into these.
   t.payload = std::forward<Message>(m).value;
   t.headers = std::forward<Message>(m).headers;

@@ -4,10 +4,11 @@ now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # One unlabelled sample of a metric from 127.0.0.1:PORT/metrics.
-metric() { curl -s --max-time 5 "127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }
+# A replica not listening yet (still starting) reads as no sample.
+metric() { { curl -s --max-time 5 "127.0.0.1:$1/metrics" || true; } | awk -v m="$2" '$1==m {print $2}'; }
 # The sum of every sample of a metric (all label sets), as an integer.
 metric_sum() {
-  curl -s --max-time 5 "127.0.0.1:$1/metrics" |
+  { curl -s --max-time 5 "127.0.0.1:$1/metrics" || true; } |
     awk -v m="$2" 'index($1, m) == 1 && (length($1) == length(m) || substr($1, length(m) + 1, 1) == "{") {s += $2}
                    END {printf "%d\n", s}'
 }

@@ -51,7 +51,8 @@ write_tasks "$n" spread "$topic" "$work"
 find "$work" -name 'tasks-*.yaml' | sort | xargs -P 8 -I{} kubectl create -n "$ns" -f {} -o name >/dev/null
 echo "created $(kubectl get scheduledtasks -n "$ns" --no-headers 2>/dev/null | wc -l) tasks" >&2
 
-# "1x1": the baseline, one replica with --shards 1 (its own checkpoint topic).
+# "1x1": the baseline, one replica with --shards 1. Each row is a fresh installation:
+# its own checkpoint topic and transactional.id (rows of one count compare fairly).
 for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
   r=${row%%:*} s=$shards bin=$dir/bin/cronlane-operator
   [[ "$row" == *:* ]] && bin=${row#*:}
@@ -65,7 +66,7 @@ for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
     "$bin" --kafka-bootstrap "$KAFKA_BOOTSTRAP" --namespaces "$ns" --log-level info \
       --log-format text --leader-elect --leader-election-namespace "$ns" --shards "$s" \
       --metrics-bind-address "127.0.0.1:${ports[$i]}" --health-probe-bind-address 0 \
-      --transactional-id "$ns-s$s" --checkpoint-topic "$ns-s$s.checkpoints" >"$work/operator-$r-$i.log" 2>&1 &
+      --transactional-id "$ns-$tag" --checkpoint-topic "$ns-$tag.checkpoints" >"$work/operator-$tag-$i.log" 2>&1 &
     pids[$i]=$!
   done
   t_sched=""
@@ -73,7 +74,7 @@ for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
     sleep 0.5
     total=0 owned=0
     for ((i = 0; i < r; i++)); do
-      kill -0 "${pids[$i]}" || { tail -50 "$work/operator-$r-$i.log"; exit 1; }
+      kill -0 "${pids[$i]}" || { tail -50 "$work/operator-$tag-$i.log"; exit 1; }
       total=$((total + $(metric_sum "${ports[$i]}" cronlane_tasks_scheduled)))
       owned=$((owned + $(metric_sum "${ports[$i]}" cronlane_shards_owned)))
     done
@@ -104,7 +105,7 @@ for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
     kill -TERM "${pids[0]}"
     wait "${pids[0]}" || true
     sleep $((4 + 2))
-    python3 - "$term_ms" "$work/operator-$r-0.log" "$work"/operator-"$r"-[1-9]*.log <<'PY' | tee -a "$out/shards.txt"
+    python3 - "$term_ms" "$work/operator-$tag-0.log" "$work"/operator-"$tag"-[1-9]*.log <<'PY' | tee -a "$out/shards.txt"
 import re, sys, datetime
 term_ms = int(sys.argv[1])
 def ms(line):
@@ -125,7 +126,7 @@ PY
   fi
   for ((i = 0; i < r; i++)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ((i = 0; i < r; i++)); do cp "$work/operator-$r-$i.log" "$out/shards-operator-$n-$tag-$i.log"; done
+  for ((i = 0; i < r; i++)); do cp "$work/operator-$tag-$i.log" "$out/shards-operator-$n-$tag-$i.log"; done
 done
 rm -rf "$work"
 tests/env/down.sh >/dev/null 2>&1 || true

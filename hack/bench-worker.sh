@@ -82,7 +82,10 @@ run_worker() {
     >"$out/$name-$tasks.log" 2>&1 &
   local pid=$!
   local res
-  res=$("$bench" results --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic.results" --count "$tasks" --timeout 1800)
+  # The reader starts once every result is written (the pipe's reader runs after
+  # the pipe too): the rate is the span of the results' CreateTimes.
+  res=$("$bench" results --bootstrap "$KAFKA_BOOTSTRAP" --topic "$topic.results" --count "$tasks" --timeout 1800 \
+    --wait-written)
   cpu=$(cpu_of "$pid")
   kill -TERM "$pid"
   wait "$pid" || true
