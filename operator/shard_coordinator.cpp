@@ -500,9 +500,14 @@ void ShardCoordinator::Announce() {
 }
 
 Status ShardCoordinator::Start(CancelToken& cancel) {
-  // Announced while the cache syncs, so the others leave this replica its share.
+  // Announced while the cache syncs, so the others leave this replica its share;
+  // and for one retry period at least, so replicas started together see each
+  // other before any takes shards (a cache scoped to the held shards syncs at
+  // once: without it, the first to look would take every shard, list every task,
+  // and give most of them back).
+  const auto earliest = clock_.SteadyNow() + config_.retry_period;
   auto announce_at = clock_.SteadyNow();
-  while (!ready_()) {
+  while (!ready_() || clock_.SteadyNow() < earliest) {
     if (clock_.SteadyNow() >= announce_at) {
       Announce();
       announce_at = clock_.SteadyNow() + config_.retry_period;

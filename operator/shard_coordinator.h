@@ -9,7 +9,8 @@
 // `<prefix>-member-<identity>`. Both kinds carry the label
 // cronlane.dev/lease-group=<prefix>, so one LIST a period shows everything.
 //
-// Until its cache has synced, a replica only announces itself: its member Lease
+// Until its cache has synced, and for one retry period at least, a replica only
+// announces itself: its member Lease
 // carries the annotation cronlane.dev/joining=true (Announce), and the others
 // leave it its share of the shards for at most `join_grace`, so the replica whose
 // cache syncs first does not take every shard only to give most of them back.

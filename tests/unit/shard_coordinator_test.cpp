@@ -350,6 +350,33 @@ TEST_F(ShardCoordinatorTest, ShutdownHandsEverythingOverInOnePeriod) {
   EXPECT_EQ(Owned("b").size(), 4U);
 }
 
+// Replicas whose caches sync at once (scoped to the shards they hold, so empty at
+// start) and that start together each take their share: none takes every shard
+// first only to give most back.
+TEST(ShardCoordinatorJoining, ReplicasStartedTogetherTakeOnlyTheirShare) {
+  LeaseApi api;
+  testing::RecordingEvents events;
+  Works works(RealClock::Get());
+  std::vector<std::unique_ptr<kube::KubeClient>> clients;
+  std::vector<std::unique_ptr<ShardCoordinator>> coordinators;
+  for (const std::string who : {"a", "b"}) {
+    clients.push_back(std::make_unique<kube::KubeClient>(std::make_unique<Link>(api), RealClock::Get(), 1e6, 1000000));
+    ShardingConfig config{
+        .lease_namespace = "ns", .lease_prefix = "group", .identity = who, .shards = 4, .retry_period = 300ms};
+    coordinators.push_back(std::make_unique<ShardCoordinator>(
+        *clients.back(), RealClock::Get(), events, config, [] { return true; }, works.For(who)));
+  }
+  CancelToken cancel;
+  std::vector<std::thread> runs;
+  for (auto& c : coordinators) runs.emplace_back([&c, &cancel] { (void)c->Start(cancel); });
+  EXPECT_TRUE(
+      WaitUntil([&] { return coordinators[0]->Owned().size() == 2 && coordinators[1]->Owned().size() == 2; }, 10s));
+  EXPECT_EQ(coordinators[0]->Acquired(), 2U) << "a took shards it then gave to b";
+  EXPECT_EQ(coordinators[1]->Acquired(), 2U) << "b took shards it then gave to a";
+  cancel.Cancel();
+  for (auto& t : runs) t.join();
+}
+
 TEST_F(ShardCoordinatorTest, AShardIsReleasedOnlyAfterItsWorkStoppedAndTheOthersStayRenewedMeanwhile) {
   Add("a", 4);
   Period({"a"});
