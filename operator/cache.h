@@ -6,16 +6,26 @@
 // Controllers do not own informers: they read objects with Get()/Keys() and
 // Subscribe() to changes for as long as they run.
 //
-// Threading: Run() blocks its caller and runs one thread per informer; change
-// handlers are called on those threads, never with the cache's lock held.
-// Get(), Keys(), Size(), Synced(), Subscribe() and Unsubscribe() are safe from any
-// thread. Unsubscribe() returns only after no call of that handler is running, so
-// a controller may destroy what its handler uses right after it.
+// With shards in the range layout (SetShards), the cache holds one informer per
+// watched namespace per held shard, each listing and watching only its shard's
+// range, added and removed while the cache runs: taking a shard lists only that
+// shard's objects, and giving one up drops its informers (no delete events: only
+// the shard's stopped work cared about them).
+//
+// Threading: Run() blocks its caller and runs one thread per informer (a shard's
+// informers run on threads SetShards starts); change handlers are called on those
+// threads, never with the cache's locks held. Get(), Keys(), Size(), Synced(),
+// ShardSynced(), Subscribe() and Unsubscribe() are safe from any thread;
+// SetShards() and SetScope() are called from one thread (the shard coordinator's).
+// Unsubscribe() returns only after no call of that handler is running, so a
+// controller may destroy what its handler uses right after it.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -36,26 +46,79 @@ class KindCache {
 
   // `namespaces` empty = all namespaces.
   KindCache(kube::KubeClient& client, const kube::ResourceRef& resource, const std::vector<std::string>& namespaces,
-            typename Informer<T>::Transform transform, Clock& clock, InformerOptions options = {}) {
-    std::vector<std::string> nss = namespaces;
-    if (nss.empty()) nss.push_back("");
-    for (const auto& ns : nss) {
-      auto inf = std::make_unique<Informer<T>>(client, resource, ns, transform, clock, options);
-      inf->AddHandler([this](const std::string& key, const T* old, const T* now) {
-        ReaderLock lock(handlers_mu_);
-        for (auto& [id, h] : handlers_) h(key, old, now);
-      });
-      informers_.push_back(std::move(inf));
-    }
+            typename Informer<T>::Transform transform, Clock& clock, InformerOptions options = {})
+      : client_(client),
+        resource_(resource),
+        namespaces_(namespaces.empty() ? std::vector<std::string>{""} : namespaces),
+        transform_(std::move(transform)),
+        clock_(clock),
+        options_(options) {
+    for (const auto& ns : namespaces_) informers_.push_back(NewInformer(ns));
   }
   KindCache(const KindCache&) = delete;
   KindCache& operator=(const KindCache&) = delete;
+  ~KindCache() { StopShards(); }
 
-  // Lists and watches until `cancel` fires.
+  // Lists and watches until `cancel` fires; then stops the shards' informers too.
   void Run(CancelToken& cancel) {
     std::vector<std::thread> threads;
     for (auto& inf : informers_) threads.emplace_back([&inf, &cancel] { inf->Run(cancel); });
     for (auto& t : threads) t.join();
+    StopShards();
+  }
+
+  // Caches the objects of `shards` only (the range layout: `scope_of(shard)` is
+  // the shard's scope, ShardScope({shard}, ...)): starts the informers of shards
+  // new here, stops and drops those of shards no longer held, and scopes the
+  // informers made at construction to nothing (the first call). Returns at once:
+  // ShardSynced() says when a new shard's objects are listed.
+  void SetShards(const std::set<int>& shards, const std::function<InformerScope(int shard)>& scope_of) {
+    if (!sharded_) {
+      sharded_ = true;
+      SetScope(InformerScope{.nothing = true});
+    }
+    std::vector<std::unique_ptr<ShardInformer>> dropped;
+    {
+      WriterLock lock(shards_mu_);
+      if (shards_stopped_) return;
+      for (auto it = shards_.begin(); it != shards_.end();) {
+        if (shards.count(it->first) != 0) {
+          ++it;
+          continue;
+        }
+        for (auto& si : it->second) dropped.push_back(std::move(si));
+        it = shards_.erase(it);
+      }
+      for (int shard : shards) {
+        if (shards_.count(shard) != 0) continue;
+        auto& group = shards_[shard];
+        for (const auto& ns : namespaces_) {
+          auto si = std::make_unique<ShardInformer>();
+          si->informer = NewInformer(ns);
+          si->informer->SetScope(scope_of(shard));
+          Informer<T>* inf = si->informer.get();
+          CancelToken* stop = &si->stop;
+          si->thread = std::thread([inf, stop] { inf->Run(*stop); });
+          group.push_back(std::move(si));
+        }
+      }
+    }
+    // Outside the lock: a stopping informer's last handler call may read the cache.
+    for (auto& si : dropped) si->stop.Cancel();
+    for (auto& si : dropped) {
+      si->thread.join();
+      dropped_out_of_scope_ += si->informer->out_of_scope();
+    }
+  }
+  // Whether `shard`'s informers have listed (false for a shard not set).
+  bool ShardSynced(int shard) const {
+    ReaderLock lock(shards_mu_);
+    auto it = shards_.find(shard);
+    if (it == shards_.end()) return false;
+    for (const auto& si : it->second) {
+      if (!si->informer->HasSynced()) return false;
+    }
+    return true;
   }
 
   // Sets every informer's scope (Informer::SetScope) and returns its generation,
@@ -74,8 +137,8 @@ class KindCache {
   // Objects outside the scope the server sent anyway, summed over the informers.
   uint64_t OutOfScope() const {
     uint64_t n = 0;
-    for (const auto& i : informers_) n += i->out_of_scope();
-    return n;
+    EachInformer([&](const Informer<T>& i) { n += i.out_of_scope(); });
+    return n + dropped_out_of_scope_.load();
   }
 
   // True once every informer has listed.
@@ -86,24 +149,25 @@ class KindCache {
     return true;
   }
   std::optional<T> Get(const std::string& key) const {
-    for (const auto& i : informers_) {
-      if (auto t = i->Get(key)) return t;
-    }
-    return std::nullopt;
+    std::optional<T> found;
+    EachInformer([&](const Informer<T>& i) {
+      if (!found) found = i.Get(key);
+    });
+    return found;
   }
   std::vector<std::string> Keys() const {
     std::vector<std::string> out;
-    for (const auto& i : informers_) {
-      auto k = i->Keys();
+    EachInformer([&](const Informer<T>& i) {
+      auto k = i.Keys();
       out.insert(out.end(), k.begin(), k.end());
-    }
+    });
     return out;
   }
   // Calls `fn` for every cached object without copying it (Informer::ForEach: the
   // informer's reader lock is held during each call).
   template <typename Fn>
   void ForEach(Fn&& fn) const {
-    for (const auto& i : informers_) i->ForEach(fn);
+    EachInformer([&](const Informer<T>& i) { i.ForEach(fn); });
   }
   // A copy of every cached object.
   std::vector<T> List() const {
@@ -113,7 +177,7 @@ class KindCache {
   }
   size_t Size() const {
     size_t n = 0;
-    for (const auto& i : informers_) n += i->Size();
+    EachInformer([&](const Informer<T>& i) { n += i.Size(); });
     return n;
   }
 
@@ -129,7 +193,59 @@ class KindCache {
   }
 
  private:
+  struct ShardInformer {
+    std::unique_ptr<Informer<T>> informer;
+    CancelToken stop;
+    std::thread thread;
+  };
+
+  std::unique_ptr<Informer<T>> NewInformer(const std::string& ns) {
+    auto inf = std::make_unique<Informer<T>>(client_, resource_, ns, transform_, clock_, options_);
+    inf->AddHandler([this](const std::string& key, const T* old, const T* now) {
+      ReaderLock lock(handlers_mu_);
+      for (auto& [id, h] : handlers_) h(key, old, now);
+    });
+    return inf;
+  }
+  // The informers made at construction, then every shard's.
+  template <typename Fn>
+  void EachInformer(Fn&& fn) const {
+    for (const auto& i : informers_) fn(*i);
+    ReaderLock lock(shards_mu_);
+    for (const auto& [shard, group] : shards_) {
+      for (const auto& si : group) fn(*si->informer);
+    }
+  }
+  void StopShards() {
+    std::map<int, std::vector<std::unique_ptr<ShardInformer>>> all;
+    {
+      WriterLock lock(shards_mu_);
+      shards_stopped_ = true;
+      all.swap(shards_);
+    }
+    for (auto& [shard, group] : all) {
+      for (auto& si : group) si->stop.Cancel();
+    }
+    for (auto& [shard, group] : all) {
+      for (auto& si : group) {
+        si->thread.join();
+        dropped_out_of_scope_ += si->informer->out_of_scope();
+      }
+    }
+  }
+
+  kube::KubeClient& client_;
+  const kube::ResourceRef resource_;
+  const std::vector<std::string> namespaces_;
+  const typename Informer<T>::Transform transform_;
+  Clock& clock_;
+  const InformerOptions options_;
   std::vector<std::unique_ptr<Informer<T>>> informers_;
+  bool sharded_ = false;  // SetShards' thread only
+  mutable SharedMutex shards_mu_;
+  std::map<int, std::vector<std::unique_ptr<ShardInformer>>> shards_ GUARDED_BY(shards_mu_);
+  bool shards_stopped_ GUARDED_BY(shards_mu_) = false;
+  std::atomic<uint64_t> dropped_out_of_scope_{0};
   mutable SharedMutex handlers_mu_;
   std::map<int, Handler> handlers_ GUARDED_BY(handlers_mu_);
   int next_id_ GUARDED_BY(handlers_mu_) = 0;

@@ -548,6 +548,26 @@ int main(int argc, char** argv) {
                        op::ShardTermOptions(term, shard, f.shards, sink.layout));
       return t.Start(cancel);
     };
+    // What the replica caches follows the shards it holds. Range layout: an
+    // informer per held shard, listing only its range (a take lists one shard).
+    // Modulo: the apiserver cannot select its shards, so one informer whose
+    // filter follows the held shards (each change re-lists everything).
+    op::ShardCacheScope cache_scope;
+    op::KindCache<op::ScheduledTask>& task_cache = manager.cache().tasks;
+    if (sink.layout == ShardLayout::kRange) {
+      cache_scope.scope = [&task_cache, n = f.shards](const std::set<int>& held) {
+        task_cache.SetShards(held, [n](int shard) { return op::ShardScope({shard}, n, ShardLayout::kRange); });
+      };
+      cache_scope.synced = [&task_cache](int shard) { return task_cache.ShardSynced(shard); };
+    } else {
+      auto generation = std::make_shared<std::atomic<uint64_t>>(0);
+      cache_scope.scope = [&task_cache, n = f.shards, generation](const std::set<int>& held) {
+        generation->store(task_cache.SetScope(op::ShardScope(held, n, ShardLayout::kModulo)));
+      };
+      cache_scope.synced = [&task_cache, generation](int) {
+        return task_cache.SyncedGeneration() >= generation->load();
+      };
+    }
     shards = std::make_unique<op::ShardCoordinator>(
         *lease_client, clock, events,
         op::ShardingConfig{.lease_namespace = mo_lease_namespace,
@@ -558,12 +578,7 @@ int main(int argc, char** argv) {
                            .renew_deadline = to_ms(f.renew_deadline),
                            .retry_period = to_ms(f.retry_period),
                            .join_grace = 2 * to_ms(f.lease_duration)},
-        [&manager] { return manager.cache().Synced(); }, std::move(work),
-        op::ShardCacheScope{.scope =
-                                [&manager, n = f.shards, layout = sink.layout](const std::set<int>& held) {
-                                  return manager.cache().tasks.SetScope(op::ShardScope(held, n, layout));
-                                },
-                            .synced = [&manager] { return manager.cache().tasks.SyncedGeneration(); }});
+        [&manager] { return manager.cache().Synced(); }, std::move(work), std::move(cache_scope));
     shards->RegisterMetrics(manager.metrics());
     op::ShardCoordinator* coordinator = shards.get();
     manager.Add(std::make_unique<op::FuncRunnable>("shard-coordinator", false,

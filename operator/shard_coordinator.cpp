@@ -51,7 +51,7 @@ ShardCoordinator::ShardCoordinator(kube::KubeClient& client, Clock& clock, Event
       cache_scope_(std::move(cache_scope)),
       member_name_(MemberLeaseName(config_.lease_prefix, config_.identity)) {
   // Before the cache's first list: a replica caches nothing until it holds a shard.
-  if (cache_scope_.scope) scope_generation_ = cache_scope_.scope({});
+  if (cache_scope_.scope) cache_scope_.scope({});
 }
 
 ShardCoordinator::~ShardCoordinator() {
@@ -169,19 +169,19 @@ void ShardCoordinator::StartTerm(int shard) {
   auto term = std::make_shared<Term>();
   term->shard = shard;
   Term* t = term.get();
-  term->thread = std::thread([this, t, generation = scope_generation_] {
+  term->thread = std::thread([this, t] {
     // Cancelled while the cache lists: nothing ran, nothing to report.
-    Status s = WaitForCache(t->shard, generation, t->cancel) ? work_(t->shard, t->cancel) : Status::Ok();
+    Status s = WaitForCache(t->shard, t->cancel) ? work_(t->shard, t->cancel) : Status::Ok();
     t->result = s;
     t->done.store(true);
   });
   terms_[shard] = std::move(term);
 }
 
-bool ShardCoordinator::WaitForCache(int shard, uint64_t generation, CancelToken& cancel) const {
+bool ShardCoordinator::WaitForCache(int shard, CancelToken& cancel) const {
   if (!cache_scope_.synced) return true;
   const auto start = clock_.SteadyNow();
-  while (cache_scope_.synced() < generation) {
+  while (!cache_scope_.synced(shard)) {
     if (cancel.WaitFor(std::chrono::milliseconds(20))) return false;
   }
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SteadyNow() - start);
@@ -197,8 +197,8 @@ void ShardCoordinator::Rescope(const std::set<int>& adding) {
   for (const auto& [shard, at] : last_renew_) wanted.insert(shard);
   for (const auto& [shard, t] : terms_) wanted.insert(shard);
   if (wanted == scoped_) return;
-  scope_generation_ = cache_scope_.scope(wanted);
-  spdlog::info("shards: caching the tasks of {} shard(s) (scope {})", wanted.size(), scope_generation_);
+  cache_scope_.scope(wanted);
+  spdlog::info("shards: caching the tasks of {} shard(s)", wanted.size());
   scoped_ = std::move(wanted);
 }
 

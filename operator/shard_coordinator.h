@@ -81,12 +81,12 @@ using ShardWork = std::function<Status(int shard, CancelToken& cancel)>;
 // The shared task cache's scope, as the coordinator sets it (KindCache::SetScope
 // with ShardScope in the operator). Both empty: the cache holds every task.
 struct ShardCacheScope {
-  // Scopes the cache to `shards` (those whose work runs, starts or stops) and
-  // returns the scope's generation. Called on the coordinator's thread only (and
-  // once by its constructor, with no shards).
-  std::function<uint64_t(const std::set<int>& shards)> scope;
-  // The scope generation the cache reflects now. Called on shards' work threads.
-  std::function<uint64_t()> synced;
+  // Scopes the cache to `shards` (those whose work runs, starts or stops). Called
+  // on the coordinator's thread only (and once by its constructor, with none).
+  std::function<void(const std::set<int>& shards)> scope;
+  // Whether the cache holds `shard`'s tasks, as of the latest scope() including
+  // it. Called on shards' work threads.
+  std::function<bool(int shard)> synced;
 };
 
 // The Lease names; `identity` is made a valid name (lowercase, [a-z0-9-]).
@@ -157,9 +157,9 @@ class ShardCoordinator final : public Runnable {
   // Scopes the cache to the shards held or with work still running, plus `adding`,
   // when that set changed (narrowing once a shard's work has stopped).
   void Rescope(const std::set<int>& adding = {});
-  // On a shard's work thread: waits until the cache reflects scope generation
-  // `generation`; false when `cancel` fired first.
-  bool WaitForCache(int shard, uint64_t generation, CancelToken& cancel) const;
+  // On a shard's work thread: waits until the cache holds the shard's tasks;
+  // false when `cancel` fired first.
+  bool WaitForCache(int shard, CancelToken& cancel) const;
   // Stops a shard's work: cancels it, and with `wait` joins it.
   void StopTerm(int shard, bool wait);
   // Joins terms that ended; a term that ended by itself gives its shard up.
@@ -195,7 +195,6 @@ class ShardCoordinator final : public Runnable {
   std::map<int, std::chrono::steady_clock::time_point> cooldown_;    // not to be taken before
   std::set<int> releasing_;  // held, work stopping; the Lease is released once it stopped
   std::set<int> scoped_;     // the shards the cache was last scoped to
-  uint64_t scope_generation_ = 0;
 
   mutable Mutex mu_;
   std::vector<int> owned_ GUARDED_BY(mu_);  // a copy of last_renew_'s keys for other threads

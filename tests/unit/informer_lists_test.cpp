@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "operator/cache.h"
 #include "tests/support/process.h"
 
 namespace cronlane::op {
@@ -251,6 +252,57 @@ TEST_F(InformerScopes, WhatAServerIgnoringTheSelectorSendsIsDroppedAndCounted) {
   EXPECT_EQ(informer_->Keys(), (std::vector<std::string>{"ns/a1", "ns/a2"}));
   EXPECT_EQ(informer_->out_of_scope(), 3U) << "b1 and c1 listed, c2 watched";
   EXPECT_EQ(informer_->ResourceVersion(), "12");
+}
+
+// A cache of held shards (range layout): an informer per shard, so taking a
+// shard lists only that shard, and giving one up lists nothing.
+TEST(KindCacheShards, ATakeListsOnlyTheTakenShardAndAGiveUpListsNothing) {
+  auto t = std::make_unique<ScopedLists>(false);
+  ScopedLists* transport = t.get();
+  kube::KubeClient client(std::move(t), RealClock::Get(), 0, 1);
+  KindCache<Named> cache(
+      client, kube::ResourceRef{"cronlane.dev", "v1alpha1", "scheduledtasks"}, {"ns"},
+      [](const kube::Json& o, const Named*) { return std::optional<Named>(Named{o["metadata"]["name"]}); },
+      RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms});
+  auto scope_of = [](int shard) { return Only(std::string(1, static_cast<char>('a' + shard))); };
+  std::mutex mu;
+  std::vector<std::string> added;
+  cache.Subscribe([&](const std::string& key, const Named* old, const Named*) {
+    std::lock_guard lock(mu);
+    if (!old) added.push_back(key);
+  });
+  cache.SetShards({}, scope_of);  // before Run: the replica holds nothing yet
+  CancelToken cancel;
+  std::thread run([&] { cache.Run(cancel); });
+  ASSERT_TRUE(WaitUntil([&] { return cache.Synced(); }, 10s));
+  EXPECT_TRUE(transport->lists().empty()) << "a replica holding no shard listed";
+
+  cache.SetShards({0}, scope_of);
+  ASSERT_TRUE(WaitUntil([&] { return cache.ShardSynced(0); }, 10s));
+  EXPECT_EQ(cache.Keys(), (std::vector<std::string>{"ns/a1"}));
+  ASSERT_EQ(transport->lists().size(), 1U);
+  EXPECT_THAT(transport->lists().back(), ::testing::HasSubstr("shardSelector=a&"));
+
+  cache.SetShards({0, 1}, scope_of);
+  EXPECT_FALSE(cache.ShardSynced(2));
+  ASSERT_TRUE(WaitUntil([&] { return cache.ShardSynced(1); }, 10s));
+  EXPECT_EQ(cache.Size(), 2U);
+  ASSERT_EQ(transport->lists().size(), 2U) << "taking shard 1 listed shard 0 again";
+  EXPECT_THAT(transport->lists().back(), ::testing::HasSubstr("shardSelector=b&"));
+  EXPECT_EQ(cache.Get("ns/b1")->name, "b1");
+
+  cache.SetShards({1}, scope_of);
+  EXPECT_FALSE(cache.ShardSynced(0));
+  EXPECT_EQ(cache.Keys(), (std::vector<std::string>{"ns/b1"}));
+  EXPECT_FALSE(cache.Get("ns/a1").has_value());
+  EXPECT_EQ(transport->lists().size(), 2U) << "giving a shard up listed";
+  {
+    std::lock_guard lock(mu);
+    EXPECT_THAT(added, ::testing::ElementsAre("ns/a1", "ns/b1"));
+  }
+  cancel.Cancel();
+  run.join();
+  EXPECT_EQ(cache.Size(), 0U) << "the shards' informers outlived Run";
 }
 
 }  // namespace

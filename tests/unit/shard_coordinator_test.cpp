@@ -463,8 +463,8 @@ TEST_F(ShardCoordinatorTest, WorkThatEndsByItselfGivesItsShardUp) {
   EXPECT_EQ(Owned("a"), (std::set<int>{0, 1}));
 }
 
-// The task cache's scope as a KindCache keeps it: each SetScope a new generation;
-// the test says when the cache has listed one (Sync).
+// The task cache's scope as a KindCache keeps it: the test says when the cache
+// has listed the shards of the latest scope (Sync).
 class FakeScope {
  public:
   ShardCacheScope Seam() {
@@ -472,14 +472,18 @@ class FakeScope {
                 [this](const std::set<int>& shards) {
                   std::lock_guard lock(mu_);
                   scopes_.push_back(shards);
-                  return static_cast<uint64_t>(scopes_.size());
+                  std::erase_if(synced_, [&](int s) { return shards.count(s) == 0; });
                 },
-            .synced = [this] { return synced_.load(); }};
+            .synced =
+                [this](int shard) {
+                  std::lock_guard lock(mu_);
+                  return synced_.count(shard) != 0;
+                }};
   }
-  // The cache reflects the latest scope.
+  // The cache holds the shards of the latest scope.
   void Sync() {
     std::lock_guard lock(mu_);
-    synced_ = scopes_.size();
+    if (!scopes_.empty()) synced_ = scopes_.back();
   }
   std::vector<std::set<int>> Scopes() {
     std::lock_guard lock(mu_);
@@ -493,7 +497,7 @@ class FakeScope {
  private:
   std::mutex mu_;
   std::vector<std::set<int>> scopes_;
-  std::atomic<uint64_t> synced_{0};
+  std::set<int> synced_;
 };
 
 // A replica caches only the tasks of the shards it holds: none before it holds
