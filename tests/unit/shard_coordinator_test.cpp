@@ -477,8 +477,14 @@ class FakeScope {
             .synced =
                 [this](int shard) {
                   std::lock_guard lock(mu_);
+                  asked_.insert(shard);
                   return synced_.count(shard) != 0;
                 }};
+  }
+  // The shards whose work has asked whether the cache holds their tasks.
+  std::set<int> Asked() {
+    std::lock_guard lock(mu_);
+    return asked_;
   }
   // The cache holds the shards of the latest scope.
   void Sync() {
@@ -497,7 +503,7 @@ class FakeScope {
  private:
   std::mutex mu_;
   std::vector<std::set<int>> scopes_;
-  std::set<int> synced_;
+  std::set<int> synced_, asked_;
 };
 
 // A replica caches only the tasks of the shards it holds: none before it holds
@@ -513,7 +519,13 @@ TEST_F(ShardCoordinatorTest, TheCacheIsScopedToTheHeldShardsBeforeTheirWorkStart
   EXPECT_EQ(Owned("a"), (std::set<int>{0, 1, 2, 3}));
   EXPECT_EQ(scope.Latest(), (std::set<int>{0, 1, 2, 3}));
   EXPECT_EQ(scope.Scopes().size(), 2U) << "the shards taken in one period widen the scope once";
-  std::this_thread::sleep_for(100ms);
+  // Every shard's work is waiting on the cache (it asked, and was told no).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return scope.Asked() == std::set<int>{0, 1, 2, 3};
+      },
+      5s))
+      << "a shard's work did not wait for the cache";
   EXPECT_TRUE(works_.Running("a").empty()) << "work started before the cache listed its shard's tasks";
   scope.Sync();
   ASSERT_TRUE(WaitUntil([&] { return works_.Running("a").size() == 4; }, 5s));
