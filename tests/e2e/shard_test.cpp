@@ -59,63 +59,54 @@ class ShardTest : public OperatorFixture {
     }
     return shards;
   }
-  // Whether every running operator caches exactly the tasks of the shards it
-  // holds (its cronlane_tasks_cached against the Leases); `why` says what differs.
-  bool CachesHoldOnlyTheirShards(const std::map<std::string, int>& task_shards, std::string& why) {
+  // The shards each running operator holds, by the pid in the Leases' holder
+  // identity (every running operator has an entry, maybe empty).
+  std::map<pid_t, std::set<int>> ShardsHeld() {
     auto out = Kubectl("get leases -n " + ns_ +
                        " -l cronlane.dev/lease-role=shard -o jsonpath='{range .items[*]}{.metadata.name}={.spec."
                        "holderIdentity}{\"\\n\"}{end}'")
                    .output;
     std::map<pid_t, std::set<int>> held;
+    for (auto& op : ops_) {
+      if (op->Running()) held[op->pid()];
+    }
     std::istringstream lines(out);
     for (std::string line; std::getline(lines, line);) {
       auto eq = line.find('=');
       auto dash = line.rfind("-shard-", eq);
       if (eq == std::string::npos || dash == std::string::npos) continue;
       const int shard = std::stoi(line.substr(dash + 7, eq - dash - 7));
-      for (auto& op : ops_) {
-        if (op->Running() && line.find("_" + std::to_string(op->pid()) + "_", eq) != std::string::npos) {
-          held[op->pid()].insert(shard);
-        }
+      for (auto& [pid, shards] : held) {
+        if (line.find("_" + std::to_string(pid) + "_", eq) != std::string::npos) shards.insert(shard);
       }
     }
+    return held;
+  }
+  // Whether every running operator caches exactly the tasks of the shards it
+  // holds (its cronlane_tasks_cached against the Leases); `why` says what differs.
+  bool CachesHoldOnlyTheirShards(const std::map<std::string, int>& task_shards, std::string& why) {
     why.clear();
-    for (auto& op : ops_) {
-      if (!op->Running() || metrics_ports_.count(op->pid()) == 0) continue;
+    for (const auto& [pid, shards] : ShardsHeld()) {
+      if (metrics_ports_.count(pid) == 0) continue;
       size_t want = 0;
-      for (const auto& [name, shard] : task_shards) want += held[op->pid()].count(shard);
-      auto cached = MetricValue(HttpGet(metrics_ports_[op->pid()], "/metrics"), "cronlane_tasks_cached");
+      for (const auto& [name, shard] : task_shards) want += shards.count(shard);
+      auto cached = MetricValue(HttpGet(metrics_ports_[pid], "/metrics"), "cronlane_tasks_cached");
       if (!cached || static_cast<size_t>(*cached) != want) {
-        why += "pid " + std::to_string(op->pid()) + " holds " + std::to_string(held[op->pid()].size()) +
-               " shard(s) with " + std::to_string(want) + " task(s) but caches " +
+        why += "pid " + std::to_string(pid) + " holds " + std::to_string(shards.size()) + " shard(s) with " +
+               std::to_string(want) + " task(s) but caches " +
                (cached ? std::to_string(static_cast<size_t>(*cached)) : "?") + "; ";
       }
     }
     return why.empty();
   }
   std::map<pid_t, int> metrics_ports_;
-  // Shards held per running operator (by the pid in the holder identity), and
-  // how many shards no running operator holds.
+  // Shards held per running operator, and how many shards no running operator holds.
   std::pair<std::map<pid_t, int>, int> Holdings() {
-    auto out = Kubectl("get leases -n " + ns_ +
-                       " -l cronlane.dev/lease-role=shard -o jsonpath='{range .items[*]}{.metadata.name}={.spec."
-                       "holderIdentity}{\"\\n\"}{end}'")
-                   .output;
     std::map<pid_t, int> held;
-    for (auto& op : ops_) {
-      if (op->Running()) held[op->pid()] = 0;
-    }
-    int leases = 0, by_running = 0;
-    std::istringstream lines(out);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.find('=') == std::string::npos) continue;
-      ++leases;
-      for (auto& [pid, n] : held) {
-        if (line.find("_" + std::to_string(pid) + "_") != std::string::npos) {
-          ++n;
-          ++by_running;
-        }
-      }
+    int by_running = 0;
+    for (const auto& [pid, shards] : ShardsHeld()) {
+      held[pid] = static_cast<int>(shards.size());
+      by_running += held[pid];
     }
     return {held, kShards - by_running};
   }
