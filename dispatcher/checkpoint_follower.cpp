@@ -161,7 +161,7 @@ Status CheckpointFollower::Follow(CancelToken& cancel) {
     if (const auto& m = polled->message; m && m->partition >= 0 && m->partition < *parts) {
       auto& r = read[static_cast<size_t>(m->partition)];
       r = std::max(r, m->offset + 1);
-      if (!ApplyCheckpointRecord(checkpoints_, *m)) {
+      if (options_.keep && !ApplyCheckpointRecord(checkpoints_, *m)) {
         ++invalid_;
         if (auto n = invalid_log_.Allow()) {
           spdlog::warn(

@@ -45,6 +45,9 @@ struct CheckpointFollowerOptions {
   // Above 1: check where each record sits against both shard layouts of this many
   // shards (Placement()).
   int shards = 0;
+  // False: only Placement() is wanted (CheckCheckpointLayout); records are read
+  // but not kept, and TakeOver() returns no checkpoints.
+  bool keep = true;
 };
 
 // Where the records read sit (CheckpointFollowerOptions::shards > 1): a record of

@@ -124,7 +124,7 @@ Result<std::pair<Checkpoints, CheckpointPlacement>> ReadOnce(CheckpointFollowerO
 
 Result<ShardLayout> CheckCheckpointLayout(const kafka::Properties& base, const std::string& topic, int shards,
                                           std::optional<ShardLayout> wanted, std::chrono::milliseconds timeout) {
-  auto read = ReadOnce({.base = base, .topic = topic, .shards = shards}, timeout);
+  auto read = ReadOnce({.base = base, .topic = topic, .shards = shards, .keep = false}, timeout);
   if (!read.ok() && read.status().code() == StatusCode::kNotFound) return wanted.value_or(ShardLayout::kRange);
   if (!read.ok()) return Status(read.status().code(), "checkpoint topic " + topic + ": " + read.status().message());
   const CheckpointPlacement& p = read->second;

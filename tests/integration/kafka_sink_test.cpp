@@ -450,6 +450,21 @@ TEST(ShardLayout, TheCheckpointTopicSaysWhichLayoutWroteIt) {
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("written with --shard-layout modulo"));
   EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("reshard-checkpoints --shard-layout range"));
+  {
+    // What the layout check reads: where each record sits, keeping none of them
+    // (at 100k tasks the map would be megabytes, built and thrown away at start).
+    CheckpointFollower placement_only({.base = Base(), .topic = "cpm-" + s, .once = true, .shards = 4, .keep = false});
+    CancelToken stop;
+    std::thread reader([&] { placement_only.Run(stop); });
+    auto got = placement_only.TakeOver(30s);
+    stop.Cancel();
+    reader.join();
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->size(), 0u);
+    EXPECT_EQ(placement_only.Placement().checked, 101u);
+    EXPECT_EQ(placement_only.Placement().Misplaced(L::kModulo), 0u);
+    EXPECT_GT(placement_only.Placement().Misplaced(L::kRange), 0u);
+  }
   // A shard of the range layout taking over a partition the modulo layout wrote:
   // refused (its tasks' checkpoints are elsewhere), for every shard but one whose
   // tasks happen to agree.
