@@ -10,7 +10,8 @@
 // watched namespace per held shard, each listing and watching only its shard's
 // range, added and removed while the cache runs: taking a shard lists only that
 // shard's objects, and giving one up drops its informers (no delete events: only
-// the shard's stopped work cared about them).
+// the shard's stopped work cared about them). The shards' informers list two at a
+// time (a ListGate), so of shards taken together the first is listed first.
 //
 // Threading: Run() blocks its caller and runs one thread per informer (a shard's
 // informers run on threads SetShards starts); change handlers are called on those
@@ -29,6 +30,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/thread_annotations.h"
@@ -52,7 +54,7 @@ class KindCache {
         namespaces_(namespaces.empty() ? std::vector<std::string>{""} : namespaces),
         transform_(std::move(transform)),
         clock_(clock),
-        options_(options) {
+        options_(std::move(options)) {
     for (const auto& ns : namespaces_) informers_.push_back(NewInformer(ns));
   }
   KindCache(const KindCache&) = delete;
@@ -94,7 +96,7 @@ class KindCache {
         auto& group = shards_[shard];
         for (const auto& ns : namespaces_) {
           auto si = std::make_unique<ShardInformer>();
-          si->informer = NewInformer(ns);
+          si->informer = NewInformer(ns, shard_lists_);
           si->informer->SetScope(scope_of(shard));
           Informer<T>* inf = si->informer.get();
           CancelToken* stop = &si->stop;
@@ -199,8 +201,10 @@ class KindCache {
     std::thread thread;
   };
 
-  std::unique_ptr<Informer<T>> NewInformer(const std::string& ns) {
-    auto inf = std::make_unique<Informer<T>>(client_, resource_, ns, transform_, clock_, options_);
+  std::unique_ptr<Informer<T>> NewInformer(const std::string& ns, std::shared_ptr<ListGate> gate = nullptr) {
+    InformerOptions options = options_;
+    if (gate) options.list_gate = std::move(gate);
+    auto inf = std::make_unique<Informer<T>>(client_, resource_, ns, transform_, clock_, options);
     inf->AddHandler([this](const std::string& key, const T* old, const T* now) {
       ReaderLock lock(handlers_mu_);
       for (auto& [id, h] : handlers_) h(key, old, now);
@@ -241,6 +245,11 @@ class KindCache {
   Clock& clock_;
   const InformerOptions options_;
   std::vector<std::unique_ptr<Informer<T>>> informers_;
+  // The shards' informers list two at a time: shards taken together are listed
+  // one after another (two cores here; a list is the apiserver encoding and this
+  // process decoding), so each one's work starts once its own list is in.
+  static constexpr int kShardListsAtOnce = 2;
+  const std::shared_ptr<ListGate> shard_lists_ = std::make_shared<ListGate>(kShardListsAtOnce);
   bool sharded_ = false;  // SetShards' thread only
   mutable SharedMutex shards_mu_;
   std::map<int, std::vector<std::unique_ptr<ShardInformer>>> shards_ GUARDED_BY(shards_mu_);
@@ -262,7 +271,7 @@ std::optional<T> DecodeIgnoringPrevious(const kube::Json& object, const T*) {
 // (--backfills=false), so no RBAC on them is needed then.
 struct Cache {
   Cache(kube::KubeClient& client, const std::vector<std::string>& namespaces, Clock& clock, bool workerpools,
-        InformerOptions options = {}, bool with_backfills = false)
+        const InformerOptions& options = {}, bool with_backfills = false)
       : tasks(
             client, kScheduledTasks, namespaces,
             [](const kube::Json& o, const ScheduledTask* previous) { return ScheduledTaskFromJson(o, previous); },

@@ -7,7 +7,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -152,6 +156,42 @@ class ScopedLists : public kube::Transport {
   std::vector<std::string> lists_, watches_, watch_events_;
 };
 
+// ScopedLists whose lists wait inside Send until Release() lets them answer, and
+// which records how many were waiting at once.
+class HeldLists : public ScopedLists {
+ public:
+  HeldLists() : ScopedLists(false) {}
+  Result<kube::HttpResponse> Send(const kube::HttpRequest& req) override {
+    {
+      std::unique_lock lock(mu_);
+      ++in_flight_;
+      max_in_flight_ = std::max(max_in_flight_, in_flight_);
+      cv_.wait(lock, [&] { return released_ > 0; });
+      --released_;
+      --in_flight_;
+    }
+    return ScopedLists::Send(req);
+  }
+  void Release(int n) {
+    std::lock_guard lock(mu_);
+    released_ += n;
+    cv_.notify_all();
+  }
+  int in_flight() const {
+    std::lock_guard lock(mu_);
+    return in_flight_;
+  }
+  int max_in_flight() const {
+    std::lock_guard lock(mu_);
+    return max_in_flight_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0, max_in_flight_ = 0, released_ = 0;
+};
+
 InformerScope Only(const std::string& prefixes) {
   return {.query = "shardSelector=" + prefixes, .keep = [prefixes](const Json& o) {
             return prefixes.find(o["metadata"]["name"].get<std::string>()[0]) != std::string::npos;
@@ -254,36 +294,45 @@ TEST_F(InformerScopes, WhatAServerIgnoringTheSelectorSendsIsDroppedAndCounted) {
   EXPECT_EQ(informer_->ResourceVersion(), "12");
 }
 
+// A cache of tasks in namespace "ns" by name, for SetShards with ShardNamed.
+std::unique_ptr<KindCache<Named>> ShardedCache(kube::KubeClient& client) {
+  return std::make_unique<KindCache<Named>>(
+      client, kube::ResourceRef{"cronlane.dev", "v1alpha1", "scheduledtasks"}, std::vector<std::string>{"ns"},
+      [](const kube::Json& o, const Named*) { return std::optional<Named>(Named{o["metadata"]["name"]}); },
+      RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms});
+}
+// Shard i holds the tasks whose name starts with 'a' + i.
+InformerScope ShardNamed(int shard) {
+  return Only(std::string(1, static_cast<char>('a' + shard)));
+}
+
 // A cache of held shards (range layout): an informer per shard, so taking a
 // shard lists only that shard, and giving one up lists nothing.
 TEST(KindCacheShards, ATakeListsOnlyTheTakenShardAndAGiveUpListsNothing) {
   auto t = std::make_unique<ScopedLists>(false);
   ScopedLists* transport = t.get();
   kube::KubeClient client(std::move(t), RealClock::Get(), 0, 1);
-  KindCache<Named> cache(
-      client, kube::ResourceRef{"cronlane.dev", "v1alpha1", "scheduledtasks"}, {"ns"},
-      [](const kube::Json& o, const Named*) { return std::optional<Named>(Named{o["metadata"]["name"]}); },
-      RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms});
-  auto scope_of = [](int shard) { return Only(std::string(1, static_cast<char>('a' + shard))); };
+  auto owned = ShardedCache(client);
+  KindCache<Named>& cache = *owned;
   std::mutex mu;
   std::vector<std::string> added;
   cache.Subscribe([&](const std::string& key, const Named* old, const Named*) {
     std::lock_guard lock(mu);
     if (!old) added.push_back(key);
   });
-  cache.SetShards({}, scope_of);  // before Run: the replica holds nothing yet
+  cache.SetShards({}, ShardNamed);  // before Run: the replica holds nothing yet
   CancelToken cancel;
   std::thread run([&] { cache.Run(cancel); });
   ASSERT_TRUE(WaitUntil([&] { return cache.Synced(); }, 10s));
   EXPECT_TRUE(transport->lists().empty()) << "a replica holding no shard listed";
 
-  cache.SetShards({0}, scope_of);
+  cache.SetShards({0}, ShardNamed);
   ASSERT_TRUE(WaitUntil([&] { return cache.ShardSynced(0); }, 10s));
   EXPECT_EQ(cache.Keys(), (std::vector<std::string>{"ns/a1"}));
   ASSERT_EQ(transport->lists().size(), 1U);
   EXPECT_THAT(transport->lists().back(), ::testing::HasSubstr("shardSelector=a&"));
 
-  cache.SetShards({0, 1}, scope_of);
+  cache.SetShards({0, 1}, ShardNamed);
   EXPECT_FALSE(cache.ShardSynced(2));
   ASSERT_TRUE(WaitUntil([&] { return cache.ShardSynced(1); }, 10s));
   EXPECT_EQ(cache.Size(), 2U);
@@ -291,7 +340,7 @@ TEST(KindCacheShards, ATakeListsOnlyTheTakenShardAndAGiveUpListsNothing) {
   EXPECT_THAT(transport->lists().back(), ::testing::HasSubstr("shardSelector=b&"));
   EXPECT_EQ(cache.Get("ns/b1")->name, "b1");
 
-  cache.SetShards({1}, scope_of);
+  cache.SetShards({1}, ShardNamed);
   EXPECT_FALSE(cache.ShardSynced(0));
   EXPECT_EQ(cache.Keys(), (std::vector<std::string>{"ns/b1"}));
   EXPECT_FALSE(cache.Get("ns/a1").has_value());
@@ -303,6 +352,66 @@ TEST(KindCacheShards, ATakeListsOnlyTheTakenShardAndAGiveUpListsNothing) {
   cancel.Cancel();
   run.join();
   EXPECT_EQ(cache.Size(), 0U) << "the shards' informers outlived Run";
+}
+
+// Shards taken together list two at a time: the third waits for a slot and
+// lists once one of the first two is in.
+TEST(KindCacheShards, ShardsTakenTogetherListTwoAtATime) {
+  auto t = std::make_unique<HeldLists>();
+  HeldLists* transport = t.get();
+  kube::KubeClient client(std::move(t), RealClock::Get(), 0, 1);
+  auto owned = ShardedCache(client);
+  KindCache<Named>& cache = *owned;
+  CancelToken cancel;
+  cache.SetShards({}, ShardNamed);
+  std::thread run([&] { cache.Run(cancel); });
+  cache.SetShards({0, 1, 2}, ShardNamed);
+  ASSERT_TRUE(WaitUntil([&] { return transport->in_flight() == 2; }, 10s));
+  // Were the third not held back, it would be waiting in Send by now too.
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(transport->in_flight(), 2);
+  transport->Release(1);
+  ASSERT_TRUE(WaitUntil([&] { return cache.Size() == 1 && transport->in_flight() == 2; }, 10s))
+      << "one list answered, and the third began";
+  transport->Release(2);
+  ASSERT_TRUE(WaitUntil([&] { return cache.ShardSynced(0) && cache.ShardSynced(1) && cache.ShardSynced(2); }, 10s));
+  EXPECT_EQ(cache.Size(), 3U);
+  EXPECT_EQ(transport->max_in_flight(), 2);
+  transport->Release(100);  // no later list waits
+  cancel.Cancel();
+  run.join();
+}
+
+// The gate's slots: a third Enter waits until a Leave, and a cancel ends a wait
+// without taking a slot.
+TEST(ListGate, ATakerWaitsForASlotAndACancelEndsTheWait) {
+  ListGate gate(2);
+  CancelToken never;
+  ASSERT_TRUE(gate.Enter(never));
+  ASSERT_TRUE(gate.Enter(never));
+  EXPECT_EQ(gate.Free(), 0);
+  std::atomic<bool> entered{false};
+  std::thread third([&] { entered = gate.Enter(never); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(entered.load()) << "a third entered two slots";
+  gate.Leave();
+  third.join();
+  EXPECT_TRUE(entered.load());
+  EXPECT_EQ(gate.Free(), 0);
+
+  CancelToken cancel;
+  std::atomic<int> result{-1};
+  std::thread waiting([&] { result = gate.Enter(cancel) ? 1 : 0; });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(result.load(), -1);
+  cancel.Cancel();
+  waiting.join();
+  EXPECT_EQ(result.load(), 0);
+  EXPECT_FALSE(gate.Enter(cancel)) << "a cancelled token takes no slot";
+  EXPECT_EQ(gate.Free(), 0);
+  gate.Leave();
+  gate.Leave();
+  EXPECT_EQ(gate.Free(), 2);
 }
 
 }  // namespace
