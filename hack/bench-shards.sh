@@ -14,7 +14,8 @@
 #   - per replica: RSS, peak RSS, CPU seconds per minute over that window;
 #   - with R >= 2, a hand-over: one replica gets SIGTERM; from its logs and the
 #     takers', per shard, the time from SIGTERM to "released" and to the taker's
-#     "dispatcher started" (Lease taken, producer fenced, checkpoints restored).
+#     "dispatcher started" (Lease taken, cache listed, producer fenced, checkpoints
+#     restored), waiting up to 30 s for the others to hold every shard.
 # A row may name another operator binary, R:PATH (e.g. "4:/tmp/operator-before 4"
 # runs 4 replicas of each, one after the other, for a before/after in one run).
 # Then every replica stops (SIGTERM) before the next R. The machine runs the
@@ -101,12 +102,9 @@ for row in ${SHARD_REPLICAS:-1x1 1 2 4}; do
 
   if ((r >= 2)); then
     # Hand-over: SIGTERM replica 0; its shards move to the others.
-    term_ms=$(date +%s%3N)
-    kill -TERM "${pids[0]}"
-    wait "${pids[0]}" || true
-    sleep $((4 + 2))
-    python3 - "$term_ms" "$work/operator-$tag-0.log" "$work"/operator-"$tag"-[1-9]*.log <<'PY' | tee -a "$out/shards.txt"
-import re, sys, datetime
+    # From the logs: per moved shard, SIGTERM -> the taker's "dispatcher started".
+    cat >"$work/handover.py" <<'PY'
+import datetime, os, re, sys
 term_ms = int(sys.argv[1])
 def ms(line):
     t = datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
@@ -120,9 +118,17 @@ for path in sys.argv[3:]:
         m = re.search(r"shard (\d+): dispatcher started", line)
         if m and ms(line) >= term_ms: started[int(m.group(1))] = ms(line) - term_ms
 vals = sorted(started.values())
-print(f"handover replicas={len(sys.argv) - 2} shards_moved={len(vals)} released_ms={released.get('all', -1)} "
+print(f"handover replicas={len(sys.argv) - 2} shards_to_move={os.environ['MOVING']} shards_moved={len(vals)} released_ms={released.get('all', -1)} "
       f"first_started_ms={vals[0] if vals else -1} last_started_ms={vals[-1] if vals else -1}")
 PY
+    moving=$(metric_sum "${ports[0]}" cronlane_shards_owned)
+    term_ms=$(date +%s%3N)
+    kill -TERM "${pids[0]}"
+    wait "${pids[0]}" || true
+    # Until every moved shard fires again on its taker, at most 30 s.
+    handover() { MOVING=$moving python3 "$work/handover.py" "$term_ms" "$work/operator-$tag-0.log" "$work"/operator-"$tag"-[1-9]*.log; }
+    while (($(date +%s%3N) - term_ms < 30000)) && [[ "$(handover)" != *" shards_moved=$moving "* ]]; do sleep 0.5; done
+    handover | tee -a "$out/shards.txt"
   fi
   for ((i = 0; i < r; i++)); do kill -TERM "${pids[$i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
