@@ -249,7 +249,8 @@ class KindCache {
   // one after another (two cores here; a list is the apiserver encoding and this
   // process decoding), so each one's work starts once its own list is in.
   static constexpr int kShardListsAtOnce = 2;
-  const std::shared_ptr<ListGate> shard_lists_ = std::make_shared<ListGate>(kShardListsAtOnce);
+  const std::shared_ptr<ListGate> shard_lists_ =
+      options_.list_gate ? options_.list_gate : std::make_shared<ListGate>(kShardListsAtOnce);
   bool sharded_ = false;  // SetShards' thread only
   mutable SharedMutex shards_mu_;
   std::map<int, std::vector<std::unique_ptr<ShardInformer>>> shards_ GUARDED_BY(shards_mu_);

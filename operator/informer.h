@@ -60,7 +60,9 @@ class ListGate {
     bool entered = false;
     {
       MutexLock lock(mu_);
+      ++waiting_;
       cv_.wait(lock.native(), [&]() REQUIRES(mu_) { return free_ > 0 || cancel.cancelled(); });
+      --waiting_;
       if (!cancel.cancelled()) {
         --free_;
         entered = true;
@@ -80,11 +82,17 @@ class ListGate {
     MutexLock lock(mu_);
     return free_;
   }
+  // Enter calls waiting for a slot now (for tests).
+  int Waiting() const {
+    MutexLock lock(mu_);
+    return waiting_;
+  }
 
  private:
   mutable Mutex mu_;
   std::condition_variable cv_;
   int free_ GUARDED_BY(mu_);
+  int waiting_ GUARDED_BY(mu_) = 0;
 };
 
 struct InformerOptions {
@@ -92,7 +100,8 @@ struct InformerOptions {
   std::chrono::seconds min_watch_timeout{300};  // a watch lasts a random time in [min, 2*min)
   std::chrono::milliseconds initial_backoff{800};
   std::chrono::milliseconds max_backoff{30000};
-  // Shared with other informers: each list (every page of it) holds a slot. Null: no bound.
+  // Shared with other informers: each list (every page of it) holds a slot. Null:
+  // no bound (KindCache gives its shards' informers one of two slots unless set).
   std::shared_ptr<ListGate> list_gate;
 };
 

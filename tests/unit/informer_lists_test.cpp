@@ -295,11 +295,11 @@ TEST_F(InformerScopes, WhatAServerIgnoringTheSelectorSendsIsDroppedAndCounted) {
 }
 
 // A cache of tasks in namespace "ns" by name, for SetShards with ShardNamed.
-std::unique_ptr<KindCache<Named>> ShardedCache(kube::KubeClient& client) {
+std::unique_ptr<KindCache<Named>> ShardedCache(kube::KubeClient& client, std::shared_ptr<ListGate> gate = nullptr) {
   return std::make_unique<KindCache<Named>>(
       client, kube::ResourceRef{"cronlane.dev", "v1alpha1", "scheduledtasks"}, std::vector<std::string>{"ns"},
       [](const kube::Json& o, const Named*) { return std::optional<Named>(Named{o["metadata"]["name"]}); },
-      RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms});
+      RealClock::Get(), InformerOptions{.initial_backoff = 1ms, .max_backoff = 1ms, .list_gate = std::move(gate)});
 }
 // Shard i holds the tasks whose name starts with 'a' + i.
 InformerScope ShardNamed(int shard) {
@@ -354,22 +354,21 @@ TEST(KindCacheShards, ATakeListsOnlyTheTakenShardAndAGiveUpListsNothing) {
   EXPECT_EQ(cache.Size(), 0U) << "the shards' informers outlived Run";
 }
 
-// Shards taken together list two at a time: the third waits for a slot and
-// lists once one of the first two is in.
+// Shards taken together list two at a time: the third waits for a slot (the
+// gate's waiting count says it got there) and lists once one of the first two is in.
 TEST(KindCacheShards, ShardsTakenTogetherListTwoAtATime) {
   auto t = std::make_unique<HeldLists>();
   HeldLists* transport = t.get();
   kube::KubeClient client(std::move(t), RealClock::Get(), 0, 1);
-  auto owned = ShardedCache(client);
+  auto gate = std::make_shared<ListGate>(2);
+  auto owned = ShardedCache(client, gate);
   KindCache<Named>& cache = *owned;
   CancelToken cancel;
   cache.SetShards({}, ShardNamed);
   std::thread run([&] { cache.Run(cancel); });
   cache.SetShards({0, 1, 2}, ShardNamed);
-  ASSERT_TRUE(WaitUntil([&] { return transport->in_flight() == 2; }, 10s));
-  // Were the third not held back, it would be waiting in Send by now too.
-  std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(transport->in_flight(), 2);
+  ASSERT_TRUE(WaitUntil([&] { return transport->in_flight() == 2 && gate->Waiting() == 1; }, 10s))
+      << "in flight " << transport->in_flight() << ", waiting for a slot " << gate->Waiting();
   transport->Release(1);
   ASSERT_TRUE(WaitUntil([&] { return cache.Size() == 1 && transport->in_flight() == 2; }, 10s))
       << "one list answered, and the third began";
@@ -392,7 +391,7 @@ TEST(ListGate, ATakerWaitsForASlotAndACancelEndsTheWait) {
   EXPECT_EQ(gate.Free(), 0);
   std::atomic<bool> entered{false};
   std::thread third([&] { entered = gate.Enter(never); });
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(WaitUntil([&] { return gate.Waiting() == 1; }, 10s));
   EXPECT_FALSE(entered.load()) << "a third entered two slots";
   gate.Leave();
   third.join();
@@ -402,7 +401,7 @@ TEST(ListGate, ATakerWaitsForASlotAndACancelEndsTheWait) {
   CancelToken cancel;
   std::atomic<int> result{-1};
   std::thread waiting([&] { result = gate.Enter(cancel) ? 1 : 0; });
-  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(WaitUntil([&] { return gate.Waiting() == 1; }, 10s));
   EXPECT_EQ(result.load(), -1);
   cancel.Cancel();
   waiting.join();
